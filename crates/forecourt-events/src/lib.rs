@@ -1,0 +1,88 @@
+//! The events that flow through the agent: sources (dispensers, cameras) produce them, the matcher
+//! consumes them, and the outbox stores what leaves the station. No I/O here.
+
+mod decimal;
+
+pub use decimal::{Decimal, DecimalError};
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch (UTC). Every event carries the time it happened at its source.
+pub type UnixMillis = i64;
+
+/// Wall-clock now in [`UnixMillis`].
+pub fn now_millis() -> UnixMillis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as UnixMillis)
+        .unwrap_or(0)
+}
+
+/// A fuelling point (one dispenser side) as the station numbers it: 1..=32.
+pub type FpNumber = u8;
+
+/// What a dispenser driver reports. Money and volume are exact decimals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DispenserEvent {
+    NozzleOut { t: UnixMillis, fp: FpNumber, nozzle: u8 },
+    NozzleIn { t: UnixMillis, fp: FpNumber, nozzle: u8 },
+    SaleCompleted(Sale),
+    PumpOnline { t: UnixMillis, fp: FpNumber },
+    PumpOffline { t: UnixMillis, fp: FpNumber },
+}
+
+impl DispenserEvent {
+    pub fn time(&self) -> UnixMillis {
+        match self {
+            DispenserEvent::NozzleOut { t, .. }
+            | DispenserEvent::NozzleIn { t, .. }
+            | DispenserEvent::PumpOnline { t, .. }
+            | DispenserEvent::PumpOffline { t, .. } => *t,
+            DispenserEvent::SaleCompleted(sale) => sale.t,
+        }
+    }
+}
+
+/// One completed fill as the pump reported it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sale {
+    /// When the pump reported the sale complete.
+    pub t: UnixMillis,
+    pub fp: FpNumber,
+    pub nozzle: u8,
+    /// When the nozzle was lifted for this fill, if the driver saw it.
+    pub nozzle_out_t: Option<UnixMillis>,
+    pub grade: Option<String>,
+    pub volume: Decimal,
+    pub amount: Decimal,
+    pub price: Decimal,
+}
+
+/// One plate read on one frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlateRead {
+    pub text: String,
+    /// Recogniser confidence for the whole text, 0..1.
+    pub confidence: f32,
+    /// Box in normalised image coordinates: x1, y1, x2, y2 in 0..1.
+    pub bbox: [f32; 4],
+}
+
+/// All plates read on one frame of one camera (possibly none).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FramePlates {
+    /// Capture time of the frame, stamped at grab.
+    pub t: UnixMillis,
+    pub camera: String,
+    pub plates: Vec<PlateRead>,
+}
+
+/// The matcher's verdict for one sale: a plate with a confidence, or none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SaleMatch {
+    pub plate: Option<String>,
+    /// 0..1; 0 when no plate is given.
+    pub confidence: f32,
+    /// Why this verdict, in a few words (for HQ engineers reading the data).
+    pub reason: String,
+}
