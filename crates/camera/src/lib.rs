@@ -1,1 +1,39 @@
+//! Camera sources through OpenCV videoio (RTSP, file or USB). Each camera runs on its own thread,
+//! stamps every frame with its capture time at grab, and hands over only the latest frame so a slow
+//! consumer drops frames instead of falling behind. Failures reconnect with exponential backoff.
 
+mod slot;
+mod source;
+
+pub use slot::{CameraStats, FrameSlot};
+pub use source::{spawn_camera, CameraConfig, CameraHandle, SourceKind};
+
+use forecourt_events::UnixMillis;
+
+/// One decoded frame, BGR.
+pub struct Frame {
+    pub camera: String,
+    /// Wall-clock time at grab.
+    pub t: UnixMillis,
+    /// Counts frames grabbed by this camera since start (gaps mean drops).
+    pub seq: u64,
+    pub image: opencv::core::Mat,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CameraError {
+    #[error("camera {camera}: cannot open {url}")]
+    Open { camera: String, url: String },
+    #[error("camera {camera}: {source}")]
+    OpenCv {
+        camera: String,
+        #[source]
+        source: opencv::Error,
+    },
+    #[error("camera {camera}: bad source {url:?}: {reason}")]
+    BadSource {
+        camera: String,
+        url: String,
+        reason: String,
+    },
+}

@@ -1,1 +1,44 @@
+//! Licence plate reading with ONNX models through `ort` (ONNX Runtime loaded at run time):
+//! detector (box + 4 corners) -> perspective rectification -> CTC recogniser -> text + confidence.
 
+mod detector;
+mod grammar;
+mod image;
+mod pipeline;
+mod recogniser;
+mod runtime;
+
+pub use detector::{Detection, PlateDetector};
+pub use grammar::is_valid_plate;
+pub use image::{bgr_to_chw, rectify_plate};
+pub use pipeline::{PipelineConfig, PlatePipeline, PlateReading};
+pub use recogniser::{PlateRecogniser, Recognition};
+pub use runtime::load_onnx_runtime;
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlateError {
+    #[error("cannot load ONNX Runtime from {path}: {reason}")]
+    Runtime { path: PathBuf, reason: String },
+    #[error("cannot load model {path}: {reason}")]
+    Model { path: PathBuf, reason: String },
+    #[error("cannot read dictionary {path}: {reason}")]
+    Dictionary { path: PathBuf, reason: String },
+    #[error("model {model} output is not what was expected: {reason}")]
+    Output { model: &'static str, reason: String },
+    #[error("inference failed in {model}: {source}")]
+    Inference {
+        model: &'static str,
+        #[source]
+        source: ort::Error,
+    },
+    #[error("bad image: {0}")]
+    Image(String),
+}
+
+impl From<opencv::Error> for PlateError {
+    fn from(e: opencv::Error) -> Self {
+        PlateError::Image(e.to_string())
+    }
+}

