@@ -74,8 +74,10 @@ pub fn spawn_camera(config: CameraConfig) -> Result<CameraHandle, CameraError> {
         .name(format!("camera-{}", config.name))
         .spawn({
             let (slot, stop, name) = (slot.clone(), stop.clone(), config.name.clone());
-            move || capture_loop(config, &slot, &stop)
-                .unwrap_or_else(|e| warn!(camera = %name, error = %e, "camera thread ended"))
+            move || {
+                capture_loop(config, &slot, &stop)
+                    .unwrap_or_else(|e| warn!(camera = %name, error = %e, "camera thread ended"))
+            }
         })
         .map_err(|e| CameraError::BadSource {
             camera: name.clone(),
@@ -96,7 +98,9 @@ fn open(config: &CameraConfig) -> Result<VideoCapture, CameraError> {
         source,
     };
     let cap = match &config.source {
-        SourceKind::Stream(url) => VideoCapture::from_file(url, videoio::CAP_FFMPEG).map_err(ocv)?,
+        SourceKind::Stream(url) => {
+            VideoCapture::from_file(url, videoio::CAP_FFMPEG).map_err(ocv)?
+        }
         SourceKind::File(path) => {
             VideoCapture::from_file(path.as_os_str(), videoio::CAP_FFMPEG).map_err(ocv)?
         }
@@ -118,6 +122,10 @@ fn capture_loop(
 ) -> Result<(), CameraError> {
     let mut backoff = Duration::from_millis(250);
     let mut seq = 0u64;
+    // Paced files count frames from one fixed start across loops, so a looping demo video keeps
+    // step with wall-clock time (the pump simulator's schedule) instead of drifting each loop.
+    let mut epoch = Instant::now();
+    let mut paced = 0u32;
     while !stop.load(Ordering::Relaxed) {
         let mut cap = match open(&config) {
             Ok(cap) => cap,
@@ -140,14 +148,13 @@ fn capture_loop(
                 .map(|fps| Duration::from_secs_f64(1.0 / fps)),
             _ => None,
         };
-        let started = Instant::now();
         let mut in_run = 0u32;
         loop {
             if stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
             if let Some(period) = pace {
-                let due = started + period * in_run;
+                let due = epoch + period * paced;
                 if let Some(wait) = due.checked_duration_since(Instant::now()) {
                     std::thread::sleep(wait);
                 }
@@ -159,6 +166,7 @@ fn capture_loop(
                 break;
             }
             in_run += 1;
+            paced += 1;
             seq += 1;
             backoff = Duration::from_millis(250);
             slot.put(Frame {
@@ -173,6 +181,7 @@ fn capture_loop(
             continue; // end of the demo video: start it again
         }
         warn!(camera = %config.name, frames = in_run, "camera stream ended; reconnecting");
+        (epoch, paced) = (Instant::now(), 0);
         slot.stats.reconnects.fetch_add(1, Ordering::Relaxed);
         sleep_unless_stopped(backoff, stop);
         backoff = (backoff * 2).min(config.max_backoff);
@@ -202,7 +211,10 @@ mod tests {
             SourceKind::Stream("rtsp://10.0.0.5/live".into())
         );
         assert_eq!(SourceKind::parse("usb:0").unwrap(), SourceKind::Usb(0));
-        assert_eq!(SourceKind::parse("/dev/video2").unwrap(), SourceKind::Usb(2));
+        assert_eq!(
+            SourceKind::parse("/dev/video2").unwrap(),
+            SourceKind::Usb(2)
+        );
         assert_eq!(
             SourceKind::parse("demo.mp4").unwrap(),
             SourceKind::File("demo.mp4".into())

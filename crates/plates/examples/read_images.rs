@@ -31,7 +31,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         let texts: Vec<String> = readings
             .iter()
-            .map(|r| format!("{} {:.2} det={:.2} valid={}", r.text, r.confidence, r.detection_score, r.valid))
+            .map(|r| {
+                format!(
+                    "{} {:.2} det={:.2} valid={}",
+                    r.text, r.confidence, r.detection_score, r.valid
+                )
+            })
             .collect();
         println!("{arg}\t{ms:.1}ms\t{}", texts.join(" | "));
     }

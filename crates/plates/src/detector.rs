@@ -72,10 +72,12 @@ impl PlateDetector {
             imgproc::INTER_AREA,
         )?;
         let chw = bgr_to_chw(&input, MEAN_BGR, [1.0; 3])?;
-        let tensor = Tensor::from_array(([1usize, 3, ih as usize, iw as usize], chw))
-            .map_err(|source| PlateError::Inference {
-                model: "detector",
-                source,
+        let tensor =
+            Tensor::from_array(([1usize, 3, ih as usize, iw as usize], chw)).map_err(|source| {
+                PlateError::Inference {
+                    model: "detector",
+                    source,
+                }
             })?;
         let outputs = self
             .session

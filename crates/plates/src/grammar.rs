@@ -37,14 +37,31 @@ mod tests {
 
     #[test]
     fn accepts_real_shapes() {
-        for p in ["苏E05EV8", "京A12345", "浙AD12345", "粤B1234学", "沪A1234警", "使123456", "粤Z1234港"] {
+        for p in [
+            "苏E05EV8",
+            "京A12345",
+            "浙AD12345",
+            "粤B1234学",
+            "沪A1234警",
+            "使123456",
+            "粤Z1234港",
+        ] {
             assert!(is_valid_plate(p), "{p}");
         }
     }
 
     #[test]
     fn rejects_non_plates() {
-        for p in ["", "A12345", "苏E05EV", "苏e05EV8", "苏EO5EV8", "苏E05EV8X9", "X京12345", "京A1234学5"] {
+        for p in [
+            "",
+            "A12345",
+            "苏E05EV",
+            "苏e05EV8",
+            "苏EO5EV8",
+            "苏E05EV8X9",
+            "X京12345",
+            "京A1234学5",
+        ] {
             assert!(!is_valid_plate(p), "{p}");
         }
     }

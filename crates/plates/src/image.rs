@@ -47,7 +47,10 @@ pub fn rectify_plate(
     let src: Vector<Point2f> = corners.iter().map(|p| Point2f::new(p[0], p[1])).collect();
     let (w, h) = (width as f32, height as f32);
     // Map the trimmed inner rectangle onto the output: the plate corners land outside it.
-    let (dx, dy) = (w * trim_x / (1.0 - 2.0 * trim_x), h * trim_y / (1.0 - 2.0 * trim_y));
+    let (dx, dy) = (
+        w * trim_x / (1.0 - 2.0 * trim_x),
+        h * trim_y / (1.0 - 2.0 * trim_y),
+    );
     let dst: Vector<Point2f> = [
         Point2f::new(-dx, -dy),
         Point2f::new(w + dx, -dy),

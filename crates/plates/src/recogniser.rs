@@ -70,13 +70,13 @@ impl PlateRecogniser {
                 model: "recogniser",
                 source,
             })?;
-        let outputs = self
-            .session
-            .run(ort::inputs![tensor])
-            .map_err(|source| PlateError::Inference {
-                model: "recogniser",
-                source,
-            })?;
+        let outputs =
+            self.session
+                .run(ort::inputs![tensor])
+                .map_err(|source| PlateError::Inference {
+                    model: "recogniser",
+                    source,
+                })?;
         let (shape, probs) =
             outputs[0]
                 .try_extract_tensor::<f32>()
