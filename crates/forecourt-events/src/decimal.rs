@@ -137,7 +137,16 @@ mod tests {
 
     #[test]
     fn parse_rejects_garbage() {
-        for s in ["", "1.", ".5", "1.2.3", "abc", "1e5", "- 1", "99999999999999999999"] {
+        for s in [
+            "",
+            "1.",
+            ".5",
+            "1.2.3",
+            "abc",
+            "1e5",
+            "- 1",
+            "99999999999999999999",
+        ] {
             assert!(s.parse::<Decimal>().is_err(), "{s:?} accepted");
         }
     }

@@ -24,11 +24,25 @@ pub type FpNumber = u8;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DispenserEvent {
-    NozzleOut { t: UnixMillis, fp: FpNumber, nozzle: u8 },
-    NozzleIn { t: UnixMillis, fp: FpNumber, nozzle: u8 },
+    NozzleOut {
+        t: UnixMillis,
+        fp: FpNumber,
+        nozzle: u8,
+    },
+    NozzleIn {
+        t: UnixMillis,
+        fp: FpNumber,
+        nozzle: u8,
+    },
     SaleCompleted(Sale),
-    PumpOnline { t: UnixMillis, fp: FpNumber },
-    PumpOffline { t: UnixMillis, fp: FpNumber },
+    PumpOnline {
+        t: UnixMillis,
+        fp: FpNumber,
+    },
+    PumpOffline {
+        t: UnixMillis,
+        fp: FpNumber,
+    },
 }
 
 impl DispenserEvent {

@@ -1,0 +1,33 @@
+//! A stored message, and the JSON envelope HQ receives.
+
+use forecourt_events::UnixMillis;
+use serde::Serialize;
+use uuid::Uuid;
+
+/// One message waiting for HQ's acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Position in the outbox: increases with every append and is never reused.
+    pub rowid: i64,
+    /// Stable id HQ deduplicates on (a record may be delivered more than once).
+    pub id: Uuid,
+    pub stream: String,
+    /// 1, 2, 3… per stream, without gaps, so HQ can see what it is missing.
+    pub seq: u64,
+    /// MQTT topic to publish on.
+    pub topic: String,
+    /// The bytes to publish: the JSON [`Envelope`].
+    pub payload: Vec<u8>,
+    /// When it was appended.
+    pub created: UnixMillis,
+}
+
+/// The payload as HQ sees it. Field order is the order written.
+#[derive(Serialize)]
+pub(crate) struct Envelope<'a> {
+    pub id: &'a Uuid,
+    pub seq: u64,
+    pub stream: &'a str,
+    pub t: UnixMillis,
+    pub body: &'a serde_json::Value,
+}

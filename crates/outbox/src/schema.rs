@@ -1,0 +1,64 @@
+//! Schema migrations, applied in order and recorded in `PRAGMA user_version`.
+//! Never edit a shipped migration: append a new one.
+
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::OutboxError;
+
+/// `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: records and per-stream sequence counters.
+    //
+    // `pos` is AUTOINCREMENT so a position is never reused, even after the table was emptied:
+    // the uplink reads "everything after position N", and a reused N would be skipped.
+    // `sequences` keeps the last number handed out per stream, so deleting (acking) records
+    // never makes a sequence number come back.
+    "CREATE TABLE sequences (
+         stream   TEXT PRIMARY KEY NOT NULL,
+         last_seq INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     CREATE TABLE records (
+         pos     INTEGER PRIMARY KEY AUTOINCREMENT,
+         id      TEXT NOT NULL,
+         stream  TEXT NOT NULL,
+         seq     INTEGER NOT NULL,
+         topic   TEXT NOT NULL,
+         payload BLOB NOT NULL,
+         created INTEGER NOT NULL,
+         UNIQUE (stream, seq)
+     );",
+];
+
+/// The schema version this build writes.
+pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the schema up to [`SCHEMA_VERSION`]; each step is its own transaction.
+pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), OutboxError> {
+    let err = |op, e| OutboxError::sqlite(path, op, e);
+    let found: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(|e| err("read the schema version", e))?;
+    if found > SCHEMA_VERSION {
+        return Err(OutboxError::SchemaTooNew {
+            path: path.to_path_buf(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (from, sql) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
+        let to = from as i64 + 1;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| err("begin a migration", e))?;
+        tx.execute_batch(sql)
+            .map_err(|e| err("apply a schema migration", e))?;
+        // PRAGMA takes no bound parameters; `to` is our own integer.
+        tx.execute_batch(&format!("PRAGMA user_version = {to}"))
+            .map_err(|e| err("record the schema version", e))?;
+        tx.commit().map_err(|e| err("commit a migration", e))?;
+        tracing::info!(path = %path.display(), version = to, "outbox schema migrated");
+    }
+    Ok(())
+}

@@ -1,0 +1,228 @@
+//! Behaviour of one outbox file: numbering, acking, reopening, bad files.
+
+use outbox::{Outbox, OutboxError};
+use serde_json::json;
+
+fn temp_outbox() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    (dir, path)
+}
+
+#[test]
+fn payload_is_the_envelope_with_id_seq_stream_time_and_body() {
+    let (_dir, path) = temp_outbox();
+    let outbox = Outbox::open(&path).unwrap();
+    let rec = outbox
+        .append("sale", "forecourt/ST1/events/sale", &json!({"fp": 3}))
+        .unwrap();
+    let payload: serde_json::Value = serde_json::from_slice(&rec.payload).unwrap();
+    assert_eq!(
+        payload,
+        json!({"id": rec.id.to_string(), "seq": 1, "stream": "sale", "t": rec.created, "body": {"fp": 3}})
+    );
+    assert_eq!(rec.id.get_version_num(), 4);
+    let stored = outbox.pending(None, 10).unwrap();
+    assert_eq!(stored, vec![rec]);
+}
+
+#[test]
+fn sequences_are_gap_free_per_stream_across_acks_and_reopen() {
+    let (_dir, path) = temp_outbox();
+    {
+        let outbox = Outbox::open(&path).unwrap();
+        for _ in 0..3 {
+            outbox.append("sale", "t/sale", &json!({})).unwrap();
+        }
+        outbox.append("plate", "t/plate", &json!({})).unwrap();
+        // Acking everything must not make numbers come back.
+        let all: Vec<i64> = outbox
+            .pending(None, 100)
+            .unwrap()
+            .iter()
+            .map(|r| r.rowid)
+            .collect();
+        assert_eq!(outbox.ack_many(&all).unwrap(), 4);
+        assert_eq!(outbox.depth().unwrap(), 0);
+    }
+    let outbox = Outbox::open(&path).unwrap();
+    let sale = outbox.append("sale", "t/sale", &json!({})).unwrap();
+    let plate = outbox.append("plate", "t/plate", &json!({})).unwrap();
+    let new_stream = outbox.append("status", "t/status", &json!({})).unwrap();
+    assert_eq!((sale.seq, plate.seq, new_stream.seq), (4, 2, 1));
+}
+
+#[test]
+fn positions_are_never_reused_after_the_outbox_was_emptied() {
+    // The uplink reads "after position N"; a reused N would be skipped.
+    let (_dir, path) = temp_outbox();
+    let outbox = Outbox::open(&path).unwrap();
+    let first = outbox.append("s", "t", &json!(1)).unwrap();
+    outbox.ack(first.rowid).unwrap();
+    drop(outbox);
+    let outbox = Outbox::open(&path).unwrap();
+    let second = outbox.append("s", "t", &json!(2)).unwrap();
+    assert!(second.rowid > first.rowid);
+    assert_eq!(outbox.pending(Some(first.rowid), 10).unwrap(), vec![second]);
+}
+
+#[test]
+fn ack_deletes_only_that_record() {
+    let (_dir, path) = temp_outbox();
+    let outbox = Outbox::open(&path).unwrap();
+    let recs: Vec<_> = (0..5)
+        .map(|n| outbox.append("s", "t", &json!(n)).unwrap())
+        .collect();
+    assert!(outbox.ack(recs[2].rowid).unwrap());
+    assert!(
+        !outbox.ack(recs[2].rowid).unwrap(),
+        "second ack finds nothing"
+    );
+    assert!(!outbox.ack(9999).unwrap());
+    let left: Vec<u64> = outbox
+        .pending(None, 10)
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(left, vec![1, 2, 4, 5]);
+    assert_eq!(outbox.depth().unwrap(), 4);
+    assert_eq!(outbox.oldest_created().unwrap(), Some(recs[0].created));
+}
+
+#[test]
+fn pending_pages_in_insertion_order() {
+    let (_dir, path) = temp_outbox();
+    let outbox = Outbox::open(&path).unwrap();
+    for n in 0..10 {
+        outbox
+            .append(if n % 2 == 0 { "a" } else { "b" }, "t", &json!(n))
+            .unwrap();
+    }
+    let first = outbox.pending(None, 4).unwrap();
+    let rest = outbox
+        .pending(Some(first.last().unwrap().rowid), 100)
+        .unwrap();
+    assert_eq!((first.len(), rest.len()), (4, 6));
+    let bodies: Vec<i64> = first
+        .iter()
+        .chain(&rest)
+        .map(|r| {
+            serde_json::from_slice::<serde_json::Value>(&r.payload).unwrap()["body"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(bodies, (0..10).collect::<Vec<_>>());
+    assert!(outbox.pending(None, 0).unwrap().is_empty());
+}
+
+#[test]
+fn records_survive_drop_without_close() {
+    let (_dir, path) = temp_outbox();
+    let written = {
+        let outbox = Outbox::open(&path).unwrap();
+        let recs: Vec<_> = (0..20)
+            .map(|n| outbox.append("s", "topic/x", &json!({"n": n})).unwrap())
+            .collect();
+        // Leak a clone so the connection is never closed (no checkpoint on close).
+        std::mem::forget(outbox.clone());
+        recs
+    };
+    let reopened = Outbox::open(&path).unwrap();
+    assert_eq!(reopened.pending(None, 100).unwrap(), written);
+}
+
+#[test]
+fn clones_share_the_outbox_across_threads() {
+    let (_dir, path) = temp_outbox();
+    let outbox = Outbox::open(&path).unwrap();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let outbox = outbox.clone();
+            std::thread::spawn(move || {
+                for n in 0..25 {
+                    outbox.append(&format!("w{w}"), "t", &json!(n)).unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let recs = outbox.pending(None, 1000).unwrap();
+    assert_eq!(recs.len(), 100);
+    for w in 0..4 {
+        let seqs: Vec<u64> = recs
+            .iter()
+            .filter(|r| r.stream == format!("w{w}"))
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(seqs, (1..=25).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn a_garbage_file_is_an_error_naming_the_file() {
+    let (_dir, path) = temp_outbox();
+    std::fs::write(&path, vec![0x42u8; 8192]).unwrap();
+    let err = Outbox::open(&path).unwrap_err();
+    assert!(matches!(err, OutboxError::Corrupt { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&path.display().to_string()) && msg.contains("corrupt"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_directory_in_place_of_the_file_is_an_error_naming_it() {
+    let (dir, _) = temp_outbox();
+    let err = Outbox::open(dir.path()).unwrap_err();
+    assert!(
+        err.to_string().contains(&dir.path().display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unwritable_directory_is_an_error_naming_the_file() {
+    let (dir, _) = temp_outbox();
+    let blocker = dir.path().join("not-a-dir");
+    std::fs::write(&blocker, b"x").unwrap();
+    let path = blocker.join("outbox.db");
+    let err = Outbox::open(&path).unwrap_err();
+    assert!(matches!(err, OutboxError::CreateDir { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let (_dir, path) = temp_outbox();
+    drop(Outbox::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("PRAGMA user_version = 99").unwrap();
+    drop(conn);
+    let err = Outbox::open(&path).unwrap_err();
+    assert!(
+        matches!(err, OutboxError::SchemaTooNew { found: 99, .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn opening_sets_wal_and_full_sync() {
+    let (_dir, path) = temp_outbox();
+    drop(Outbox::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!((mode.as_str(), version), ("wal", 1));
+}

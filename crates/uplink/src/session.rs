@@ -1,0 +1,330 @@
+//! One connection to the broker, from CONNECT until it fails or the agent shuts down.
+//!
+//! Each session starts a fresh rumqttc event loop and reads the outbox from its start, so
+//! everything not acknowledged in an earlier session is published again (HQ dedupes by id).
+//! The event loop runs in its own task and forwards events over a channel: rumqttc's `poll`
+//! must not be cancelled mid-write, and this task also waits on wake-ups and the shutdown flag.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use outbox::{Outbox, OutboxError, Record};
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, NetworkOptions, Outgoing, Packet,
+    QoS,
+};
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::JoinHandle;
+
+use crate::health::UplinkHealth;
+use crate::inflight::{InflightTracker, Sent};
+use crate::status::StationStatus;
+use crate::UplinkConfig;
+
+/// Events handled before acknowledged records are deleted in one transaction.
+const ACK_BATCH: usize = 256;
+/// How long a clean shutdown waits for the broker to acknowledge the offline status.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// What a session needs and keeps across sessions.
+pub(crate) struct Shared {
+    pub config: UplinkConfig,
+    pub mqtt_options: MqttOptions,
+    pub outbox: Outbox,
+    pub wake: Arc<Notify>,
+    pub health: Arc<UplinkHealth>,
+    pub status: StationStatus,
+}
+
+pub(crate) enum SessionEnd {
+    Shutdown,
+    Lost { was_connected: bool, why: String },
+}
+
+/// Runs one session to its end.
+pub(crate) async fn run_session(
+    shared: &Shared,
+    shutdown: &mut watch::Receiver<bool>,
+    ever_connected: &mut bool,
+) -> SessionEnd {
+    let max_inflight = usize::from(shared.config.max_inflight);
+    // Room for every record in flight plus two status messages and the DISCONNECT, so
+    // `try_publish` never finds the request channel full.
+    let (client, mut eventloop) = AsyncClient::new(shared.mqtt_options.clone(), max_inflight + 4);
+    let mut network = NetworkOptions::new();
+    network.set_connection_timeout(shared.config.connect_timeout_s.max(1));
+    eventloop.set_network_options(network);
+    let (events_tx, events) = mpsc::channel(1024);
+    let _driver = AbortOnDrop(tokio::spawn(drive(eventloop, events_tx)));
+
+    let mut session = Session {
+        shared,
+        client,
+        events,
+        tracker: InflightTracker::default(),
+        connected: false,
+        cursor: None,
+        caught_up: false,
+        acked: Vec::new(),
+    };
+    let end = session.run(shutdown, ever_connected).await;
+    shared.health.set_connected(false);
+    end
+}
+
+struct Session<'a> {
+    shared: &'a Shared,
+    client: AsyncClient,
+    events: mpsc::Receiver<Result<Event, ConnectionError>>,
+    tracker: InflightTracker,
+    /// CONNACK received.
+    connected: bool,
+    /// Last outbox position handed to the client in this session.
+    cursor: Option<i64>,
+    /// The last outbox read returned everything there was: wait for a wake-up or the tick.
+    caught_up: bool,
+    /// Acknowledged records not yet deleted.
+    acked: Vec<i64>,
+}
+
+impl Session<'_> {
+    async fn run(
+        &mut self,
+        shutdown: &mut watch::Receiver<bool>,
+        ever_connected: &mut bool,
+    ) -> SessionEnd {
+        let mut tick = tokio::time::interval(self.shared.config.poll_interval());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if let Err(why) = self.publish_pending().await {
+                return self.lost(why);
+            }
+            tokio::select! {
+                biased;
+                () = shutdown_requested(shutdown) => return self.shut_down().await,
+                event = self.events.recv() => {
+                    let mut next = event;
+                    // Take what is already queued too, so one delete covers many acks.
+                    for _ in 0..ACK_BATCH {
+                        match next {
+                            Some(Ok(event)) => {
+                                if let Err(why) = self.handle(event, ever_connected) {
+                                    self.delete_acked().await;
+                                    return self.lost(why);
+                                }
+                            }
+                            Some(Err(e)) => {
+                                self.delete_acked().await;
+                                return self.lost(e.to_string());
+                            }
+                            None => return self.lost("MQTT event loop stopped".into()),
+                        }
+                        match self.events.try_recv() {
+                            Ok(more) => next = Some(more),
+                            Err(_) => break,
+                        }
+                    }
+                    self.delete_acked().await;
+                }
+                () = self.shared.wake.notified() => self.caught_up = false,
+                _ = tick.tick() => self.caught_up = false,
+            }
+        }
+    }
+
+    fn handle(&mut self, event: Event, ever_connected: &mut bool) -> Result<(), String> {
+        match event {
+            Event::Incoming(Packet::ConnAck(ack)) => {
+                tracing::info!(
+                    session_present = ack.session_present,
+                    "connected to HQ broker"
+                );
+                let health = &self.shared.health;
+                if *ever_connected {
+                    UplinkHealth::add(&health.reconnects, 1);
+                }
+                *ever_connected = true;
+                self.connected = true;
+                health.set_connected(true);
+                let online = self.shared.status.online();
+                self.publish_status(online)?;
+            }
+            Event::Outgoing(Outgoing::Publish(pkid)) => self.tracker.written(pkid),
+            Event::Incoming(Packet::PubAck(ack)) => match self.tracker.acked(ack.pkid) {
+                Some(Sent::Record(rowid)) => self.acked.push(rowid),
+                Some(Sent::Status) => {}
+                None => tracing::warn!(pkid = ack.pkid, "PUBACK for an unknown packet id"),
+            },
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Hands records to the client until `max_inflight` are unacknowledged or none are left.
+    async fn publish_pending(&mut self) -> Result<(), String> {
+        let max_inflight = usize::from(self.shared.config.max_inflight);
+        while self.connected && !self.caught_up {
+            let room = max_inflight.saturating_sub(self.tracker.records());
+            if room == 0 {
+                return Ok(());
+            }
+            let outbox = self.shared.outbox.clone();
+            let after = self.cursor;
+            let batch = match blocking(move || outbox.pending(after, room)).await {
+                Ok(batch) => batch,
+                Err(e) => {
+                    // Retried on the next tick; records stay where they are.
+                    tracing::error!("uplink cannot read the outbox: {e}");
+                    UplinkHealth::add(&self.shared.health.outbox_errors, 1);
+                    self.caught_up = true;
+                    return Ok(());
+                }
+            };
+            self.caught_up = batch.len() < room;
+            for record in batch {
+                self.cursor = Some(record.rowid);
+                if let Some(why) = unsendable(&record, self.shared.config.max_packet_bytes) {
+                    // Kept in the outbox (it shows in its depth and age), skipped here: one bad
+                    // record must not stop everything behind it.
+                    tracing::error!(rowid = record.rowid, id = %record.id, "record not sent: {why}");
+                    continue;
+                }
+                let rowid = record.rowid;
+                self.client
+                    .try_publish(record.topic, QoS::AtLeastOnce, false, record.payload)
+                    .map_err(|e| format!("MQTT client refused a publish: {e}"))?;
+                self.tracker.handed_over(Sent::Record(rowid));
+                UplinkHealth::add(&self.shared.health.published, 1);
+            }
+        }
+        Ok(())
+    }
+
+    fn publish_status(&mut self, payload: Vec<u8>) -> Result<(), String> {
+        self.client
+            .try_publish(
+                self.shared.config.status_topic(),
+                QoS::AtLeastOnce,
+                true,
+                payload,
+            )
+            .map_err(|e| format!("MQTT client refused the status publish: {e}"))?;
+        self.tracker.handed_over(Sent::Status);
+        Ok(())
+    }
+
+    /// Deletes the acknowledged records; on failure they stay and are sent again next session.
+    async fn delete_acked(&mut self) {
+        if self.acked.is_empty() {
+            return;
+        }
+        let rowids = std::mem::take(&mut self.acked);
+        let count = rowids.len() as u64;
+        let outbox = self.shared.outbox.clone();
+        match blocking(move || outbox.ack_many(&rowids)).await {
+            Ok(_) => UplinkHealth::add(&self.shared.health.acked, count),
+            Err(e) => {
+                tracing::error!("uplink cannot delete acknowledged records: {e}");
+                UplinkHealth::add(&self.shared.health.outbox_errors, 1);
+            }
+        }
+    }
+
+    /// Says offline (a clean DISCONNECT discards the will), waits briefly for the broker to
+    /// take it, then disconnects.
+    async fn shut_down(&mut self) -> SessionEnd {
+        if self.connected
+            && self
+                .publish_status(self.shared.status.offline_shutdown())
+                .is_ok()
+        {
+            let grace = tokio::time::sleep(SHUTDOWN_GRACE);
+            tokio::pin!(grace);
+            let mut disconnecting = false;
+            loop {
+                tokio::select! {
+                    _ = &mut grace => break,
+                    event = self.events.recv() => match event {
+                        Some(Ok(Event::Outgoing(Outgoing::Disconnect))) => break,
+                        Some(Ok(event)) => {
+                            let mut ever_connected = true;
+                            let _ = self.handle(event, &mut ever_connected);
+                        }
+                        _ => break,
+                    },
+                }
+                if !disconnecting && !self.tracker.awaiting(Sent::Status) {
+                    self.delete_acked().await;
+                    disconnecting = self.client.try_disconnect().is_ok();
+                    if !disconnecting {
+                        break;
+                    }
+                }
+            }
+            self.delete_acked().await;
+        }
+        tracing::info!("uplink stopped");
+        SessionEnd::Shutdown
+    }
+
+    fn lost(&mut self, why: String) -> SessionEnd {
+        SessionEnd::Lost {
+            was_connected: self.connected,
+            why,
+        }
+    }
+}
+
+/// Why a record cannot be published at all, if it cannot.
+fn unsendable(record: &Record, max_packet_bytes: usize) -> Option<String> {
+    let topic = &record.topic;
+    if topic.is_empty() || topic.contains(['+', '#', '\0']) {
+        return Some(format!("invalid topic {topic:?}"));
+    }
+    // PUBLISH variable header: 2-byte topic length, topic, 2-byte packet id.
+    let size = 2 + topic.len() + 2 + record.payload.len();
+    (size > max_packet_bytes)
+        .then(|| format!("{size} bytes exceed max_packet_bytes {max_packet_bytes}"))
+}
+
+/// Resolves once shutdown is requested (or the agent dropped the sender).
+async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
+    loop {
+        if *shutdown.borrow_and_update() {
+            return;
+        }
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Polls the event loop, forwarding every event, until the connection fails.
+async fn drive(mut eventloop: EventLoop, events: mpsc::Sender<Result<Event, ConnectionError>>) {
+    loop {
+        let event = eventloop.poll().await;
+        let failed = event.is_err();
+        if events.send(event).await.is_err() || failed {
+            return; // Dropping the event loop closes the socket.
+        }
+    }
+}
+
+/// Runs a short outbox call off the async threads.
+async fn blocking<T: Send + 'static>(
+    call: impl FnOnce() -> Result<T, OutboxError> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(call).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("outbox call panicked: {e}")),
+    }
+}
+
+/// Stops the event-loop task when the session ends, however it ends.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
