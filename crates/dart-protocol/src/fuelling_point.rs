@@ -1,0 +1,568 @@
+//! Fuelling-point state machine: turns the pump's DC transactions into [`DispenserEvent`]s and
+//! tells the master which command the pump needs next. Pure: the caller passes `now`.
+//!
+//! Nozzle debounce rule: a nozzle change seen in DC3 is reported only once it has persisted for
+//! `nozzle_debounce_ms` (checked on every `apply` and `tick`), or at once when the pump confirms
+//! it (status FILLING confirms a nozzle out; a completed fill confirms whatever is pending). A
+//! nozzle that comes out and goes back within the debounce window produces no events at all.
+//! Events carry the time the change was first seen, not the time it was confirmed.
+
+use forecourt_events::{Decimal, DispenserEvent, FpNumber, Sale, UnixMillis};
+
+use crate::transaction::{Command, PumpStatus, PumpTransaction};
+
+/// Default debounce: longer than one poll round of a busy bus, short enough not to delay the
+/// authorization noticeably.
+pub const NOZZLE_DEBOUNCE_MS: i64 = 300;
+
+/// A command the pump still needs is re-requested after this long without effect.
+const COMMAND_RETRY_MS: i64 = 1_000;
+
+/// Decimal places used on the wire by one pump (DPVOL, DPAMO, DPUNP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decimals {
+    pub volume: u8,
+    pub amount: u8,
+    pub price: u8,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FuellingPointConfig {
+    pub fp: FpNumber,
+    pub decimals: Decimals,
+    /// Grade name per logical nozzle: index 0 = nozzle 1.
+    pub grades: Vec<String>,
+    pub nozzle_debounce_ms: i64,
+}
+
+impl FuellingPointConfig {
+    pub fn new(fp: FpNumber, decimals: Decimals, grades: Vec<String>) -> Self {
+        FuellingPointConfig {
+            fp,
+            decimals,
+            grades,
+            nozzle_debounce_ms: NOZZLE_DEBOUNCE_MS,
+        }
+    }
+}
+
+/// A nozzle state seen on the wire but not yet reported. `out` = the lifted nozzle, None = all in.
+#[derive(Debug, Clone, Copy)]
+struct PendingNozzle {
+    out: Option<u8>,
+    since: UnixMillis,
+}
+
+/// What we know about the fill in progress.
+#[derive(Debug, Clone, Default)]
+struct Fill {
+    /// A fill started (nozzle out confirmed or pump authorized/filling): a completion is a sale.
+    armed: bool,
+    nozzle: Option<u8>,
+    nozzle_out_t: Option<UnixMillis>,
+    volume: Option<u64>,
+    amount: Option<u64>,
+    /// Completed but no DC2 seen: the sale waits for RETURN FILLING INFO.
+    awaiting_filling_info: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct FuellingPoint {
+    cfg: FuellingPointConfig,
+    status: Option<PumpStatus>,
+    /// Our status may be out of date (after connect or a line fault): ask RETURN STATUS.
+    status_stale: bool,
+    /// Debounced nozzle state, as reported in events.
+    reported_out: Option<u8>,
+    /// Latest nozzle state on the wire.
+    raw_out: Option<u8>,
+    pending: Option<PendingNozzle>,
+    price: Option<u64>,
+    last_dc3_nozzle: Option<u8>,
+    fill: Fill,
+    last_command: Option<(Command, UnixMillis)>,
+}
+
+impl FuellingPoint {
+    pub fn new(cfg: FuellingPointConfig) -> Self {
+        FuellingPoint {
+            cfg,
+            status: None,
+            status_stale: true,
+            reported_out: None,
+            raw_out: None,
+            pending: None,
+            price: None,
+            last_dc3_nozzle: None,
+            fill: Fill::default(),
+            last_command: None,
+        }
+    }
+
+    pub fn fp(&self) -> FpNumber {
+        self.cfg.fp
+    }
+
+    pub fn config(&self) -> &FuellingPointConfig {
+        &self.cfg
+    }
+
+    /// Last status the pump reported (None before the first DC1).
+    pub fn status(&self) -> Option<PumpStatus> {
+        self.status
+    }
+
+    /// The (debounced) nozzle that is out, if any.
+    pub fn nozzle_out(&self) -> Option<u8> {
+        self.reported_out
+    }
+
+    /// A nozzle is lifted (raw, not debounced: authorizing on a flap is harmless, delaying a
+    /// customer is not) and the pump is idle.
+    pub fn needs_authorize(&self) -> bool {
+        self.raw_out.is_some() && self.status == Some(PumpStatus::Reset)
+    }
+
+    /// The fill is over and recorded: the pump waits for RESET to go back to idle.
+    pub fn needs_reset(&self) -> bool {
+        self.status.is_some_and(PumpStatus::is_completed) && !self.fill.awaiting_filling_info
+    }
+
+    /// A completed fill's totals were not seen: ask RETURN FILLING INFO.
+    pub fn needs_filling_info(&self) -> bool {
+        self.fill.awaiting_filling_info
+    }
+
+    /// The line failed (timeouts, port lost): state may be stale, ask for status again.
+    pub fn line_fault(&mut self) {
+        self.status_stale = true;
+    }
+
+    /// The command the master should send next, if any, throttled so one that has not taken
+    /// effect yet is repeated at most every second.
+    pub fn wanted_command(&self, now: UnixMillis, auto_authorize: bool) -> Option<Command> {
+        let wanted = if self.status_stale {
+            Command::ReturnStatus
+        } else if self.needs_filling_info() {
+            Command::ReturnFillingInfo
+        } else if self.needs_reset() {
+            Command::Reset
+        } else if auto_authorize && self.needs_authorize() {
+            Command::Authorize
+        } else {
+            return None;
+        };
+        match self.last_command {
+            Some((c, t)) if c == wanted && now - t < COMMAND_RETRY_MS => None,
+            _ => Some(wanted),
+        }
+    }
+
+    pub fn note_command_sent(&mut self, cmd: Command, now: UnixMillis) {
+        self.last_command = Some((cmd, now));
+    }
+
+    /// Confirms a pending nozzle change once it is old enough. Call once per poll cycle.
+    pub fn tick(&mut self, now: UnixMillis) -> Vec<DispenserEvent> {
+        let mut events = Vec::new();
+        self.confirm_if_due(now, &mut events);
+        events
+    }
+
+    /// Feeds one transaction from the pump.
+    pub fn apply(&mut self, now: UnixMillis, tx: &PumpTransaction) -> Vec<DispenserEvent> {
+        let mut events = Vec::new();
+        self.confirm_if_due(now, &mut events);
+        match tx {
+            PumpTransaction::Status(st) => self.on_status(now, *st, &mut events),
+            PumpTransaction::FillingInfo { volume, amount } => {
+                self.fill.volume = Some(*volume);
+                self.fill.amount = Some(*amount);
+                if self.fill.awaiting_filling_info {
+                    self.complete_sale(now, &mut events);
+                }
+            }
+            PumpTransaction::PriceNozzle {
+                price,
+                nozzle,
+                nozzle_out,
+            } => {
+                self.price = Some(*price);
+                self.last_dc3_nozzle = Some(*nozzle);
+                self.on_nozzle(now, nozzle_out.then_some(*nozzle));
+                self.confirm_if_due(now, &mut events);
+            }
+            _ => {}
+        }
+        events
+    }
+
+    fn on_nozzle(&mut self, now: UnixMillis, out: Option<u8>) {
+        self.raw_out = out;
+        if out == self.reported_out {
+            // Flipped back before it was confirmed: a flap, forget it.
+            self.pending = None;
+        } else if self.pending.map(|p| p.out) != Some(out) {
+            self.pending = Some(PendingNozzle { out, since: now });
+        }
+    }
+
+    fn confirm_if_due(&mut self, now: UnixMillis, events: &mut Vec<DispenserEvent>) {
+        if let Some(p) = self.pending {
+            if now - p.since >= self.cfg.nozzle_debounce_ms {
+                self.confirm_pending(events);
+            }
+        }
+    }
+
+    fn confirm_pending(&mut self, events: &mut Vec<DispenserEvent>) {
+        let Some(p) = self.pending.take() else {
+            return;
+        };
+        let fp = self.cfg.fp;
+        if let Some(old) = self.reported_out {
+            events.push(DispenserEvent::NozzleIn {
+                t: p.since,
+                fp,
+                nozzle: old,
+            });
+            // Lifted and hung up without the pump starting: nothing was sold.
+            if matches!(
+                self.status,
+                Some(PumpStatus::Reset | PumpStatus::Authorized)
+            ) {
+                self.fill = Fill::default();
+            }
+        }
+        if let Some(new) = p.out {
+            events.push(DispenserEvent::NozzleOut {
+                t: p.since,
+                fp,
+                nozzle: new,
+            });
+            self.fill = Fill {
+                armed: true,
+                nozzle: Some(new),
+                nozzle_out_t: Some(p.since),
+                ..Fill::default()
+            };
+        }
+        self.reported_out = p.out;
+    }
+
+    fn on_status(&mut self, now: UnixMillis, st: PumpStatus, events: &mut Vec<DispenserEvent>) {
+        let prev = self.status;
+        self.status_stale = false;
+        match st {
+            PumpStatus::Filling => {
+                if self.pending.is_some_and(|p| p.out.is_some()) {
+                    self.confirm_pending(events);
+                }
+                self.fill.armed = true;
+            }
+            s if s.is_completed() => {
+                self.confirm_pending(events);
+                let newly = !prev.is_some_and(PumpStatus::is_completed);
+                // A completion seen as the very first status is not reported: we cannot tell
+                // whether it was reported before a restart (totalizers catch missed sales).
+                if newly && self.fill.armed && prev.is_some() {
+                    self.status = Some(st);
+                    if self.fill.volume.is_some() {
+                        self.complete_sale(now, events);
+                    } else {
+                        self.fill.awaiting_filling_info = true;
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.status = Some(st);
+    }
+
+    fn complete_sale(&mut self, now: UnixMillis, events: &mut Vec<DispenserEvent>) {
+        let fill = std::mem::take(&mut self.fill);
+        let dec = self.cfg.decimals;
+        let nozzle = fill.nozzle.or(self.last_dc3_nozzle).unwrap_or(0);
+        let grade = usize::from(nozzle)
+            .checked_sub(1)
+            .and_then(|i| self.cfg.grades.get(i))
+            .cloned();
+        let raw = |v: Option<u64>| i64::try_from(v.unwrap_or(0)).unwrap_or(i64::MAX);
+        events.push(DispenserEvent::SaleCompleted(Sale {
+            t: now,
+            fp: self.cfg.fp,
+            nozzle,
+            nozzle_out_t: fill.nozzle_out_t,
+            grade,
+            volume: Decimal::new(raw(fill.volume), dec.volume),
+            amount: Decimal::new(raw(fill.amount), dec.amount),
+            price: Decimal::new(raw(self.price), dec.price),
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transaction::parse_pump_transactions;
+
+    fn fp() -> FuellingPoint {
+        FuellingPoint::new(FuellingPointConfig::new(
+            3,
+            Decimals {
+                volume: 2,
+                amount: 2,
+                price: 3,
+            },
+            vec!["95".into(), "Diesel".into()],
+        ))
+    }
+
+    fn feed(
+        fp: &mut FuellingPoint,
+        now: UnixMillis,
+        txs: &[PumpTransaction],
+    ) -> Vec<DispenserEvent> {
+        txs.iter().flat_map(|t| fp.apply(now, t)).collect()
+    }
+
+    fn nozzle(n: u8, out: bool) -> PumpTransaction {
+        PumpTransaction::PriceNozzle {
+            price: 1539,
+            nozzle: n,
+            nozzle_out: out,
+        }
+    }
+
+    fn status(code: u8) -> PumpTransaction {
+        PumpTransaction::Status(PumpStatus::from_code(code))
+    }
+
+    fn sale(t: UnixMillis, nozzle_out_t: Option<UnixMillis>) -> DispenserEvent {
+        DispenserEvent::SaleCompleted(Sale {
+            t,
+            fp: 3,
+            nozzle: 2,
+            nozzle_out_t,
+            grade: Some("Diesel".into()),
+            volume: Decimal::new(1211, 2),
+            amount: Decimal::new(18637, 2),
+            price: Decimal::new(1539, 3),
+        })
+    }
+
+    /// Lift, authorize, fill, hang up: events and the commands a master would send.
+    #[test]
+    fn scripted_sale() {
+        let mut p = fp();
+        assert_eq!(p.wanted_command(0, true), Some(Command::ReturnStatus));
+        assert!(feed(&mut p, 0, &[status(1)]).is_empty());
+        assert_eq!(p.wanted_command(10, true), None);
+
+        assert!(feed(&mut p, 1_000, &[nozzle(2, true)]).is_empty());
+        assert!(p.needs_authorize());
+        assert_eq!(p.wanted_command(1_000, true), Some(Command::Authorize));
+        assert_eq!(p.wanted_command(1_000, false), None);
+        p.note_command_sent(Command::Authorize, 1_000);
+        assert_eq!(p.wanted_command(1_100, true), None);
+
+        let ev = feed(&mut p, 1_100, &[status(2)]);
+        assert!(ev.is_empty(), "still debouncing: {ev:?}");
+        assert_eq!(
+            p.tick(1_400),
+            vec![DispenserEvent::NozzleOut {
+                t: 1_000,
+                fp: 3,
+                nozzle: 2
+            }]
+        );
+        assert!(feed(&mut p, 1_500, &[status(4)]).is_empty());
+        for (i, v) in [100u64, 500, 1000].iter().enumerate() {
+            let ev = feed(
+                &mut p,
+                2_000 + i as i64 * 500,
+                &[PumpTransaction::FillingInfo {
+                    volume: *v,
+                    amount: v * 15,
+                }],
+            );
+            assert!(ev.is_empty());
+        }
+        // Final block as a pump sends it: DC2, DC3 nozzle in, DC1 5.
+        let ev = feed(
+            &mut p,
+            9_000,
+            &[
+                PumpTransaction::FillingInfo {
+                    volume: 1211,
+                    amount: 18637,
+                },
+                nozzle(2, false),
+                status(5),
+            ],
+        );
+        assert_eq!(
+            ev,
+            vec![
+                DispenserEvent::NozzleIn {
+                    t: 9_000,
+                    fp: 3,
+                    nozzle: 2
+                },
+                sale(9_000, Some(1_000)),
+            ]
+        );
+        assert!(p.needs_reset());
+        assert_eq!(p.wanted_command(9_010, true), Some(Command::Reset));
+        // A repeated status 5 (e.g. answer to RETURN STATUS) is not a second sale.
+        assert!(feed(&mut p, 9_050, &[status(5)]).is_empty());
+        assert!(feed(&mut p, 9_100, &[status(1)]).is_empty());
+        assert!(!p.needs_reset());
+        assert!(p.tick(20_000).is_empty());
+    }
+
+    #[test]
+    fn two_identical_sales_are_two_sales() {
+        let mut p = fp();
+        feed(&mut p, 0, &[status(1)]);
+        let mut sales = 0;
+        for k in 0..2 {
+            let t0 = 10_000 * k;
+            let mut ev = feed(&mut p, t0, &[nozzle(2, true), status(2), status(4)]);
+            ev.extend(feed(
+                &mut p,
+                t0 + 5_000,
+                &[
+                    PumpTransaction::FillingInfo {
+                        volume: 1211,
+                        amount: 18637,
+                    },
+                    nozzle(2, false),
+                    status(5),
+                ],
+            ));
+            ev.extend(feed(&mut p, t0 + 6_000, &[status(1)]));
+            assert_eq!(
+                ev,
+                vec![
+                    DispenserEvent::NozzleOut {
+                        t: t0,
+                        fp: 3,
+                        nozzle: 2
+                    },
+                    DispenserEvent::NozzleIn {
+                        t: t0 + 5_000,
+                        fp: 3,
+                        nozzle: 2
+                    },
+                    sale(t0 + 5_000, Some(t0)),
+                ]
+            );
+            sales += 1;
+        }
+        assert_eq!(sales, 2);
+    }
+
+    #[test]
+    fn nozzle_flap_produces_nothing() {
+        let mut p = fp();
+        feed(&mut p, 0, &[status(1)]);
+        assert!(feed(&mut p, 1_000, &[nozzle(1, true)]).is_empty());
+        assert!(feed(&mut p, 1_100, &[nozzle(1, false)]).is_empty());
+        assert!(p.tick(5_000).is_empty());
+        assert_eq!(p.nozzle_out(), None);
+    }
+
+    #[test]
+    fn lift_without_fill_is_out_and_in_without_sale() {
+        let mut p = fp();
+        feed(&mut p, 0, &[status(1)]);
+        feed(&mut p, 1_000, &[nozzle(1, true)]);
+        assert_eq!(p.tick(1_300).len(), 1);
+        feed(&mut p, 3_000, &[nozzle(1, false)]);
+        assert_eq!(
+            p.tick(3_300),
+            vec![DispenserEvent::NozzleIn {
+                t: 3_000,
+                fp: 3,
+                nozzle: 1
+            }]
+        );
+        // A later completion without a fill armed is not a sale.
+        assert!(feed(&mut p, 4_000, &[status(5)])
+            .iter()
+            .all(|e| !matches!(e, DispenserEvent::SaleCompleted(_))));
+    }
+
+    #[test]
+    fn missing_dc2_asks_for_filling_info() {
+        let mut p = fp();
+        feed(&mut p, 0, &[status(1)]);
+        assert_eq!(
+            feed(&mut p, 1_000, &[nozzle(2, true), status(2), status(4)]).len(),
+            1
+        );
+        let ev = feed(&mut p, 5_000, &[nozzle(2, false), status(5)]);
+        assert_eq!(
+            ev,
+            vec![DispenserEvent::NozzleIn {
+                t: 5_000,
+                fp: 3,
+                nozzle: 2
+            }]
+        );
+        assert_eq!(
+            p.wanted_command(5_000, false),
+            Some(Command::ReturnFillingInfo)
+        );
+        assert!(!p.needs_reset());
+        let ev = feed(
+            &mut p,
+            5_100,
+            &[PumpTransaction::FillingInfo {
+                volume: 1211,
+                amount: 18637,
+            }],
+        );
+        assert_eq!(ev, vec![sale(5_100, Some(1_000))]);
+        assert_eq!(p.wanted_command(5_100, false), Some(Command::Reset));
+    }
+
+    #[test]
+    fn worked_frame_through_state_machine() {
+        // The fact sheet's frame: DC2 12.11 / 1.86 (amount with 2 dp), price 15.39, status 5.
+        let block = [
+            0x02, 0x08, 0x00, 0x00, 0x12, 0x11, 0x00, 0x00, 0x01, 0x86, 0x03, 0x04, 0x00, 0x15,
+            0x39, 0x00, 0x01, 0x01, 0x05,
+        ];
+        let mut p = FuellingPoint::new(FuellingPointConfig::new(
+            1,
+            Decimals {
+                volume: 2,
+                amount: 2,
+                price: 2,
+            },
+            vec![],
+        ));
+        feed(&mut p, 0, &[status(4)]);
+        let ev = feed(&mut p, 100, &parse_pump_transactions(&block).unwrap());
+        let DispenserEvent::SaleCompleted(s) = &ev[0] else {
+            panic!("{ev:?}")
+        };
+        assert_eq!(s.volume, Decimal::new(1211, 2));
+        assert_eq!(s.amount, Decimal::new(186, 2));
+        assert_eq!(s.price, Decimal::new(1539, 2));
+        assert_eq!(s.nozzle_out_t, None);
+    }
+
+    #[test]
+    fn line_fault_asks_status_again() {
+        let mut p = fp();
+        feed(&mut p, 0, &[status(1)]);
+        p.line_fault();
+        assert_eq!(p.wanted_command(10, false), Some(Command::ReturnStatus));
+        p.note_command_sent(Command::ReturnStatus, 10);
+        assert_eq!(p.wanted_command(500, false), None);
+        assert_eq!(p.wanted_command(1_010, false), Some(Command::ReturnStatus));
+    }
+}

@@ -1,0 +1,365 @@
+//! DART bus master: polls every configured FP round robin, ACKs pump data per the TX# rules,
+//! sends the commands the fuelling-point state machines ask for, and emits events.
+//!
+//! Policies:
+//! - One silent FP costs one `response_timeout_ms` per round and never stalls the others; after
+//!   `offline_after_timeouts` consecutive silences it is reported offline, on the next answer
+//!   online again, and its status is re-requested (CD1 RETURN STATUS) after connect and faults.
+//! - After a sale is reported the master sends CD1 RESET at once: the agent does not gate
+//!   payment, it records sales, and a pump left in "filling completed" blocks the next customer.
+//! - With `auto_authorize` a lifted nozzle on an idle pump is answered with CD1 AUTHORIZE.
+//! - If the port cannot be opened or fails, retry with backoff (1 s doubling to 30 s) forever.
+
+use std::io;
+use std::time::Duration;
+
+use dart_protocol::{
+    encode, encode_master_transactions, parse_pump_transactions, Frame, FrameDecoder, FrameKind,
+    FuellingPoint, MasterTransaction, RxVerdict, TxReceiver, TxSender,
+};
+use forecourt_events::{now_millis, DispenserEvent, FpNumber};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_serial::{SerialPortBuilderExt, SerialStream};
+
+use crate::config::DartConfig;
+use crate::driver::{DispenserDriver, DispenserError};
+
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// After this many NAKs for one of our blocks, restart the line (TX# 0) per the spec.
+const MAX_NAKS: u8 = 3;
+
+pub struct DartMaster {
+    cfg: DartConfig,
+    links: Vec<FpLink>,
+}
+
+/// Line state of one FP, kept across port reconnects so a fill in progress is not lost.
+struct FpLink {
+    address: u8,
+    fp: FuellingPoint,
+    tx: TxSender,
+    rx: TxReceiver,
+    /// None until the first answer or the first offline verdict.
+    online: Option<bool>,
+    timeouts: u32,
+    outgoing: Option<OutgoingBlock>,
+}
+
+struct OutgoingBlock {
+    tx: u8,
+    payload: Vec<u8>,
+    naks: u8,
+}
+
+/// Why a session with an open port ended.
+enum SessionEnd {
+    Shutdown,
+    PortLost(io::Error),
+}
+
+impl DartMaster {
+    pub fn new(cfg: DartConfig) -> Result<Self, DispenserError> {
+        cfg.validate()?;
+        let links = cfg
+            .fps
+            .iter()
+            .map(|f| FpLink {
+                address: f.address,
+                fp: FuellingPoint::new(f.fuelling_point_config(cfg.nozzle_debounce_ms)),
+                tx: TxSender::new(),
+                rx: TxReceiver::new(),
+                online: None,
+                timeouts: 0,
+                outgoing: None,
+            })
+            .collect();
+        Ok(DartMaster { cfg, links })
+    }
+
+    fn open_port(&self) -> Result<SerialStream, tokio_serial::Error> {
+        tokio_serial::new(self.cfg.port.to_string_lossy(), self.cfg.baud)
+            .data_bits(tokio_serial::DataBits::Eight)
+            .parity(tokio_serial::Parity::Odd)
+            .stop_bits(tokio_serial::StopBits::One)
+            .open_native_async()
+    }
+
+    async fn run_inner(
+        mut self,
+        events: mpsc::Sender<DispenserEvent>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), DispenserError> {
+        let mut backoff = BACKOFF_MIN;
+        let port_name = self.cfg.port.display().to_string();
+        loop {
+            if is_shutdown(&shutdown) {
+                return Ok(());
+            }
+            match self.open_port() {
+                Ok(port) => {
+                    tracing::info!(port = %port_name, fps = self.links.len(), "DART line open");
+                    backoff = BACKOFF_MIN;
+                    match self.session(port, &events, &mut shutdown).await? {
+                        SessionEnd::Shutdown => return Ok(()),
+                        SessionEnd::PortLost(e) => {
+                            tracing::warn!(port = %port_name, error = %e, "DART line lost");
+                            self.all_offline(&events).await?;
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(port = %port_name, error = %e, retry_s = backoff.as_secs(), "cannot open DART line");
+                }
+            }
+            if sleep_or_shutdown(backoff, &mut shutdown).await {
+                return Ok(());
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    async fn all_offline(
+        &mut self,
+        events: &mpsc::Sender<DispenserEvent>,
+    ) -> Result<(), DispenserError> {
+        for link in &mut self.links {
+            link.fp.line_fault();
+            link.timeouts = 0;
+            if link.online != Some(false) {
+                link.online = Some(false);
+                let ev = DispenserEvent::PumpOffline {
+                    t: now_millis(),
+                    fp: link.fp.fp(),
+                };
+                events
+                    .send(ev)
+                    .await
+                    .map_err(|_| DispenserError::EventsClosed)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Polls round robin until shutdown or a port error.
+    async fn session(
+        &mut self,
+        port: SerialStream,
+        events: &mpsc::Sender<DispenserEvent>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<SessionEnd, DispenserError> {
+        let mut line = Line {
+            port,
+            decoder: FrameDecoder::new(),
+            timeout: Duration::from_millis(self.cfg.response_timeout_ms),
+        };
+        // New connection: both sides' numbering starts over and every status is re-read.
+        for link in &mut self.links {
+            link.tx.restart();
+            link.rx.reset();
+            link.outgoing = None;
+            link.fp.line_fault();
+        }
+        let round = Duration::from_millis(self.cfg.poll_interval_ms);
+        loop {
+            let round_start = Instant::now();
+            for i in 0..self.links.len() {
+                if is_shutdown(shutdown) {
+                    return Ok(SessionEnd::Shutdown);
+                }
+                let out = serve(&mut self.links[i], &mut line, &self.cfg).await;
+                match out {
+                    Ok(evs) => {
+                        for ev in evs {
+                            events
+                                .send(ev)
+                                .await
+                                .map_err(|_| DispenserError::EventsClosed)?;
+                        }
+                    }
+                    Err(e) => return Ok(SessionEnd::PortLost(e)),
+                }
+            }
+            let rest = round.saturating_sub(round_start.elapsed());
+            if sleep_or_shutdown(rest, shutdown).await {
+                return Ok(SessionEnd::Shutdown);
+            }
+        }
+    }
+}
+
+impl DispenserDriver for DartMaster {
+    fn run(
+        self,
+        events: mpsc::Sender<DispenserEvent>,
+        shutdown: watch::Receiver<bool>,
+    ) -> impl std::future::Future<Output = Result<(), DispenserError>> + Send {
+        self.run_inner(events, shutdown)
+    }
+}
+
+/// The open port plus its decoder.
+struct Line {
+    port: SerialStream,
+    decoder: FrameDecoder,
+    timeout: Duration,
+}
+
+impl Line {
+    async fn send(&mut self, frame: &Frame) -> io::Result<()> {
+        self.port.write_all(&encode(frame)).await
+    }
+
+    /// The next valid frame from `addr` within the response timeout. Frames from other
+    /// addresses (late answers) and bad-CRC frames are dropped: a bad frame is no answer.
+    async fn reply_from(&mut self, addr: u8) -> io::Result<Option<Frame>> {
+        let deadline = Instant::now() + self.timeout;
+        let mut buf = [0u8; 256];
+        loop {
+            while let Some(r) = self.decoder.next_frame() {
+                match r {
+                    Ok(f) if f.addr == addr => return Ok(Some(f)),
+                    Ok(f) => tracing::trace!(?f, "ignoring frame for another address"),
+                    Err(e) => tracing::debug!(error = %e, "bad frame"),
+                }
+            }
+            match tokio::time::timeout_at(deadline, self.port.read(&mut buf)).await {
+                Err(_) => return Ok(None),
+                Ok(Ok(0)) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(Ok(n)) => self.decoder.push(&buf[..n]),
+                Ok(Err(e)) => return Err(e),
+            }
+        }
+    }
+}
+
+/// One turn for one FP: send a pending command block if any, then POLL and handle the answer.
+async fn serve(
+    link: &mut FpLink,
+    line: &mut Line,
+    cfg: &DartConfig,
+) -> io::Result<Vec<DispenserEvent>> {
+    let fp_no = link.fp.fp();
+    let mut events = link.fp.tick(now_millis());
+
+    if link.outgoing.is_none() {
+        let now = now_millis();
+        if let Some(cmd) = link.fp.wanted_command(now, cfg.auto_authorize) {
+            tracing::debug!(fp = fp_no, ?cmd, "command");
+            link.fp.note_command_sent(cmd, now);
+            link.outgoing = Some(OutgoingBlock {
+                tx: link.tx.next_block(),
+                payload: encode_master_transactions(&[MasterTransaction::Command(cmd)]),
+                naks: 0,
+            });
+        }
+    }
+    if let Some(mut out) = link.outgoing.take() {
+        let frame = Frame::new(
+            link.address,
+            FrameKind::Data {
+                tx: out.tx,
+                payload: out.payload.clone(),
+            },
+        );
+        line.send(&frame).await?;
+        let Some(reply) = line.reply_from(link.address).await? else {
+            // Retried next round with the same TX#.
+            link.outgoing = Some(out);
+            on_silence(link, fp_no, cfg, &mut events);
+            return Ok(events);
+        };
+        on_answer(link, fp_no, &mut events);
+        match reply.kind {
+            FrameKind::Ack { .. } => {}
+            FrameKind::Nak { .. } => {
+                out.naks += 1;
+                if out.naks >= MAX_NAKS {
+                    tracing::warn!(fp = fp_no, "3 NAKs: restarting line numbering");
+                    link.tx.restart();
+                    out.tx = link.tx.next_block();
+                    out.naks = 0;
+                }
+                link.outgoing = Some(out);
+            }
+            other => {
+                tracing::debug!(fp = fp_no, ?other, "unexpected answer to DATA");
+                link.outgoing = Some(out);
+            }
+        }
+    }
+
+    line.send(&Frame::new(link.address, FrameKind::Poll))
+        .await?;
+    let Some(reply) = line.reply_from(link.address).await? else {
+        on_silence(link, fp_no, cfg, &mut events);
+        return Ok(events);
+    };
+    on_answer(link, fp_no, &mut events);
+    if let FrameKind::Data { tx, payload } = reply.kind {
+        let verdict = link.rx.check(tx);
+        let ack = match verdict {
+            RxVerdict::Accept | RxVerdict::Duplicate => FrameKind::Ack { tx },
+            RxVerdict::Reject => FrameKind::Nak { tx },
+        };
+        line.send(&Frame::new(link.address, ack)).await?;
+        if verdict == RxVerdict::Accept {
+            match parse_pump_transactions(&payload) {
+                Ok(txs) => {
+                    let now = now_millis();
+                    for t in &txs {
+                        tracing::trace!(fp = fp_no, ?t, "pump transaction");
+                        events.extend(link.fp.apply(now, t));
+                    }
+                }
+                Err(e) => tracing::warn!(fp = fp_no, error = %e, "malformed pump block"),
+            }
+        }
+    }
+    Ok(events)
+}
+
+fn on_answer(link: &mut FpLink, fp: FpNumber, events: &mut Vec<DispenserEvent>) {
+    link.timeouts = 0;
+    if link.online != Some(true) {
+        tracing::info!(fp, address = link.address, "pump online");
+        link.online = Some(true);
+        link.fp.line_fault();
+        events.push(DispenserEvent::PumpOnline {
+            t: now_millis(),
+            fp,
+        });
+    }
+}
+
+fn on_silence(link: &mut FpLink, fp: FpNumber, cfg: &DartConfig, events: &mut Vec<DispenserEvent>) {
+    link.timeouts = link.timeouts.saturating_add(1);
+    if link.timeouts >= cfg.offline_after_timeouts && link.online != Some(false) {
+        tracing::warn!(fp, address = link.address, "pump offline");
+        link.online = Some(false);
+        link.fp.line_fault();
+        // The pump will number from 0 after a restart; we accept whatever comes first.
+        link.rx.reset();
+        events.push(DispenserEvent::PumpOffline {
+            t: now_millis(),
+            fp,
+        });
+    }
+}
+
+fn is_shutdown(shutdown: &watch::Receiver<bool>) -> bool {
+    *shutdown.borrow()
+}
+
+/// Sleeps; true if shutdown was requested (or its sender dropped) meanwhile.
+async fn sleep_or_shutdown(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+    if is_shutdown(shutdown) {
+        return true;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => is_shutdown(shutdown),
+        changed = shutdown.changed() => changed.is_err() || is_shutdown(shutdown),
+    }
+}

@@ -1,0 +1,196 @@
+//! DART pump simulator: one or more fuelling points answering as DART slaves on a serial port or
+//! pty. [`Simulator`] is the I/O-free core (bytes in, bytes out); [`run`] drives it on a port.
+
+pub mod pump;
+pub mod scenario;
+pub mod schedule;
+pub mod slave;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use dart_protocol::{encode, FrameDecoder};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+use tokio_serial::SerialPortBuilderExt;
+
+pub use pump::SimPump;
+pub use scenario::{CarSpec, DecimalsSpec, FillSpec, PumpSpec, Scenario};
+pub use schedule::{Lift, RandomCustomers, Rng, Schedule};
+pub use slave::SlaveLink;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("scenario: {0}")]
+    Scenario(String),
+    #[error("cannot open {port}: {source}")]
+    Open {
+        port: String,
+        source: tokio_serial::Error,
+    },
+    #[error("port closed")]
+    PortClosed,
+    #[error("port i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Faults to inject on the line. Room for more (delays, corrupted CRCs, silent FPs).
+#[derive(Debug, Clone, Default)]
+pub struct FaultOptions {
+    /// Probability (0..1) to drop each outgoing frame.
+    pub drop_rate: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    pub port: PathBuf,
+    pub baud: u32,
+    pub scenario: Scenario,
+    /// Add random customers on every pump, besides the scripted ones.
+    pub random: bool,
+    pub seed: u64,
+    pub faults: FaultOptions,
+}
+
+impl SimOptions {
+    pub fn new(port: impl Into<PathBuf>, scenario: Scenario) -> Self {
+        SimOptions {
+            port: port.into(),
+            baud: 9600,
+            scenario,
+            random: false,
+            seed: 1,
+            faults: FaultOptions::default(),
+        }
+    }
+}
+
+/// The simulated pumps and their line state, without I/O. Time is seconds since sim start.
+#[derive(Debug)]
+pub struct Simulator {
+    pumps: Vec<(SimPump, SlaveLink)>,
+    schedule: Schedule,
+    random: Option<RandomCustomers>,
+    faults: FaultOptions,
+    fault_rng: Rng,
+    decoder: FrameDecoder,
+}
+
+impl Simulator {
+    pub fn new(opts: &SimOptions) -> Self {
+        let mut scenario = opts.scenario.clone();
+        scenario.complete();
+        let pumps: Vec<_> = scenario
+            .pumps
+            .iter()
+            .map(|p| (SimPump::new(p), SlaveLink::new()))
+            .collect();
+        let fps: Vec<u8> = pumps.iter().map(|(p, _)| p.fp).collect();
+        Simulator {
+            schedule: Schedule::from_scenario(&scenario),
+            random: opts.random.then(|| RandomCustomers::new(opts.seed, &fps)),
+            faults: opts.faults.clone(),
+            fault_rng: Rng::new(opts.seed ^ 0x9E37_79B9_7F4A_7C15),
+            decoder: FrameDecoder::new(),
+            pumps,
+        }
+    }
+
+    pub fn pumps(&self) -> impl Iterator<Item = &SimPump> {
+        self.pumps.iter().map(|(p, _)| p)
+    }
+
+    /// Starts due customers and advances filling progress.
+    pub fn tick(&mut self, now_s: f64) {
+        let mut lifts = self.schedule.due(now_s);
+        if let Some(random) = self.random.as_mut() {
+            for (p, _) in &self.pumps {
+                let d = p.decimals();
+                if let Some(l) = random.due(now_s, p.fp, p.is_free(), p.nozzle_count(), d.volume) {
+                    lifts.push(l);
+                }
+            }
+        }
+        for lift in lifts {
+            if let Some((pump, _)) = self.pumps.iter_mut().find(|(p, _)| p.fp == lift.fp) {
+                if pump.lift(now_s, lift.nozzle, lift.end_s, lift.volume) {
+                    tracing::debug!(fp = lift.fp, nozzle = lift.nozzle, "nozzle out");
+                } else {
+                    tracing::warn!(fp = lift.fp, "pump busy, scripted fill skipped");
+                }
+            }
+        }
+        for (pump, _) in &mut self.pumps {
+            pump.tick(now_s);
+        }
+    }
+
+    /// Feeds bytes from the line; returns the bytes to send back.
+    pub fn on_bytes(&mut self, bytes: &[u8], now_s: f64) -> Vec<u8> {
+        self.tick(now_s);
+        self.decoder.push(bytes);
+        let mut out = Vec::new();
+        while let Some(result) = self.decoder.next_frame() {
+            // A slave never answers a frame with a CRC error: silence.
+            let Ok(frame) = result else { continue };
+            let Some((pump, link)) = self.pumps.iter_mut().find(|(p, _)| p.address == frame.addr)
+            else {
+                continue;
+            };
+            if let Some(answer) = link.on_frame(&frame, pump, now_s) {
+                if self.faults.drop_rate > 0.0 && self.fault_rng.unit() < self.faults.drop_rate {
+                    tracing::debug!(?answer, "fault injection: frame dropped");
+                    continue;
+                }
+                out.extend(encode(&answer));
+            }
+        }
+        out
+    }
+}
+
+/// Runs the simulator on `opts.port` until `shutdown` turns true (or its sender is dropped).
+pub async fn run(opts: SimOptions, mut shutdown: watch::Receiver<bool>) -> Result<(), SimError> {
+    let port_name = opts.port.to_string_lossy().into_owned();
+    let mut port = tokio_serial::new(&port_name, opts.baud)
+        .data_bits(tokio_serial::DataBits::Eight)
+        .parity(tokio_serial::Parity::Odd)
+        .stop_bits(tokio_serial::StopBits::One)
+        .open_native_async()
+        .map_err(|source| SimError::Open {
+            port: port_name.clone(),
+            source,
+        })?;
+    let mut sim = Simulator::new(&opts);
+    let addrs: Vec<String> = sim
+        .pumps()
+        .map(|p| format!("fp {} @0x{:02X}", p.fp, p.address))
+        .collect();
+    tracing::info!(port = %port_name, pumps = ?addrs, "pump simulator running");
+    let started = tokio::time::Instant::now();
+    let mut ticker = tokio::time::interval(Duration::from_millis(100));
+    let mut buf = [0u8; 256];
+    loop {
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        tokio::select! {
+            changed = shutdown.changed() => {
+                if changed.is_err() {
+                    return Ok(());
+                }
+            }
+            n = port.read(&mut buf) => {
+                let n = n?;
+                if n == 0 {
+                    return Err(SimError::PortClosed);
+                }
+                let answer = sim.on_bytes(&buf[..n], started.elapsed().as_secs_f64());
+                if !answer.is_empty() {
+                    port.write_all(&answer).await?;
+                }
+            }
+            _ = ticker.tick() => sim.tick(started.elapsed().as_secs_f64()),
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! One simulated fuelling point at the application level: status, nozzles, filling progress and
+//! totalizers. Driven by the schedule (lift/hang-up) and by the master's CD transactions; what it
+//! has to say queues up as DC transactions for the next POLL. Time is seconds since sim start.
+
+use dart_protocol::{Command, Decimals, MasterTransaction, PumpStatus, PumpTransaction};
+use forecourt_events::Decimal;
+
+use crate::scenario::{to_raw, PumpSpec};
+
+/// DC2 progress is reported this often while filling.
+const PROGRESS_EVERY_S: f64 = 0.5;
+
+/// Price used for a nozzle the scenario gives no price for: 1.00 per litre.
+const DEFAULT_PRICE: Decimal = Decimal::new(100, 2);
+
+#[derive(Debug, Clone)]
+struct ActiveFill {
+    nozzle: u8,
+    end_s: f64,
+    target_volume: u64,
+    /// When fuel started flowing (after authorization).
+    flow_start_s: Option<f64>,
+    /// Fuel no longer flows (completed by STOP); the nozzle is still out until `end_s`.
+    finished: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimPump {
+    pub fp: u8,
+    pub address: u8,
+    decimals: Decimals,
+    prices: Vec<u64>,
+    self_authorize: bool,
+    status: PumpStatus,
+    nozzle_out: Option<u8>,
+    fill: Option<ActiveFill>,
+    volume: u64,
+    amount: u64,
+    last_progress_s: f64,
+    /// Volume totalizer per logical nozzle (index 0 = nozzle 1), raw volume units.
+    totals: Vec<u64>,
+    outbox: Vec<PumpTransaction>,
+}
+
+impl SimPump {
+    pub fn new(spec: &PumpSpec) -> Self {
+        let d = spec.decimals;
+        let prices: Vec<u64> = if spec.prices.is_empty() {
+            vec![DEFAULT_PRICE]
+        } else {
+            spec.prices.clone()
+        }
+        .into_iter()
+        .map(|p| to_raw(p, d.price).unwrap_or(0))
+        .collect();
+        SimPump {
+            fp: spec.fp,
+            address: spec.address(),
+            decimals: Decimals {
+                volume: d.volume,
+                amount: d.amount,
+                price: d.price,
+            },
+            totals: vec![0; prices.len().max(1)],
+            prices,
+            self_authorize: spec.self_authorize,
+            status: PumpStatus::Reset,
+            nozzle_out: None,
+            fill: None,
+            volume: 0,
+            amount: 0,
+            last_progress_s: 0.0,
+            outbox: Vec::new(),
+        }
+    }
+
+    pub fn status(&self) -> PumpStatus {
+        self.status
+    }
+
+    pub fn nozzle_count(&self) -> u8 {
+        self.prices.len() as u8
+    }
+
+    pub fn decimals(&self) -> Decimals {
+        self.decimals
+    }
+
+    /// Idle and nobody at the pump: a new customer may lift a nozzle.
+    pub fn is_free(&self) -> bool {
+        self.fill.is_none() && self.status == PumpStatus::Reset
+    }
+
+    /// DC transactions waiting for the next POLL.
+    pub fn take_outbox(&mut self) -> Vec<PumpTransaction> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    pub fn has_output(&self) -> bool {
+        !self.outbox.is_empty()
+    }
+
+    fn price(&self, nozzle: u8) -> u64 {
+        let i = usize::from(nozzle.max(1) - 1);
+        self.prices.get(i).copied().unwrap_or(0)
+    }
+
+    fn dc3(&self, nozzle: u8, out: bool) -> PumpTransaction {
+        PumpTransaction::PriceNozzle {
+            price: self.price(nozzle),
+            nozzle,
+            nozzle_out: out,
+        }
+    }
+
+    fn set_status(&mut self, st: PumpStatus) {
+        self.status = st;
+        self.outbox.push(PumpTransaction::Status(st));
+    }
+
+    /// Amount for a volume at the nozzle's price, rounded half up to the amount decimals.
+    pub fn amount_for(&self, volume: u64, nozzle: u8) -> u64 {
+        let d = self.decimals;
+        let product = u128::from(volume) * u128::from(self.price(nozzle));
+        let from = i32::from(d.volume) + i32::from(d.price);
+        let shift = from - i32::from(d.amount);
+        let v = if shift >= 0 {
+            let div = 10u128.pow(shift as u32);
+            (product + div / 2) / div
+        } else {
+            product * 10u128.pow((-shift) as u32)
+        };
+        u64::try_from(v).unwrap_or(u64::MAX)
+    }
+
+    /// A customer lifts `nozzle`; the fill delivers `volume` (raw) by `end_s` if authorized.
+    /// Returns false if the pump is busy with another customer.
+    pub fn lift(&mut self, now_s: f64, nozzle: u8, end_s: f64, volume: u64) -> bool {
+        if self.fill.is_some() {
+            return false;
+        }
+        self.fill = Some(ActiveFill {
+            nozzle,
+            end_s,
+            target_volume: volume,
+            flow_start_s: None,
+            finished: false,
+        });
+        self.nozzle_out = Some(nozzle);
+        self.outbox.push(self.dc3(nozzle, true));
+        self.outbox.push(PumpTransaction::Status(self.status));
+        if self.status == PumpStatus::Authorized {
+            self.start_flow(now_s);
+        } else if self.self_authorize && self.status == PumpStatus::Reset {
+            self.set_status(PumpStatus::Authorized);
+            self.start_flow(now_s);
+        }
+        true
+    }
+
+    fn start_flow(&mut self, now_s: f64) {
+        let Some(fill) = self.fill.as_mut() else {
+            return;
+        };
+        fill.flow_start_s = Some(now_s);
+        self.volume = 0;
+        self.amount = 0;
+        self.last_progress_s = now_s;
+        self.set_status(PumpStatus::Filling);
+        self.outbox.push(PumpTransaction::FillingInfo {
+            volume: 0,
+            amount: 0,
+        });
+    }
+
+    /// Advances filling progress and hangs up at the fill's end time.
+    pub fn tick(&mut self, now_s: f64) {
+        let Some(fill) = self.fill.clone() else {
+            return;
+        };
+        if now_s >= fill.end_s {
+            self.hang_up();
+            return;
+        }
+        if let (Some(start), false) = (fill.flow_start_s, fill.finished) {
+            if now_s - self.last_progress_s >= PROGRESS_EVERY_S {
+                self.last_progress_s = now_s;
+                let span = (fill.end_s - start).max(1e-3);
+                let frac = ((now_s - start) / span).clamp(0.0, 1.0);
+                self.volume = (fill.target_volume as f64 * frac) as u64;
+                self.amount = self.amount_for(self.volume, fill.nozzle);
+                // Only the latest progress matters if the master has not polled meanwhile.
+                self.outbox
+                    .retain(|t| !matches!(t, PumpTransaction::FillingInfo { .. }));
+                self.outbox.push(PumpTransaction::FillingInfo {
+                    volume: self.volume,
+                    amount: self.amount,
+                });
+            }
+        }
+    }
+
+    fn hang_up(&mut self) {
+        let Some(fill) = self.fill.take() else {
+            return;
+        };
+        self.nozzle_out = None;
+        if fill.flow_start_s.is_some() && !fill.finished {
+            self.volume = fill.target_volume;
+            self.amount = self.amount_for(self.volume, fill.nozzle);
+            self.outbox.push(PumpTransaction::FillingInfo {
+                volume: self.volume,
+                amount: self.amount,
+            });
+            self.outbox.push(self.dc3(fill.nozzle, false));
+            self.finish_sale(fill.nozzle);
+        } else {
+            self.outbox.push(self.dc3(fill.nozzle, false));
+        }
+    }
+
+    fn finish_sale(&mut self, nozzle: u8) {
+        let i = usize::from(nozzle.max(1) - 1);
+        if let Some(t) = self.totals.get_mut(i) {
+            *t += self.volume;
+        }
+        self.set_status(PumpStatus::FillingCompleted);
+        let d = self.decimals;
+        tracing::info!(
+            fp = self.fp,
+            nozzle,
+            volume = %Decimal::new(self.volume as i64, d.volume),
+            amount = %Decimal::new(self.amount as i64, d.amount),
+            price = %Decimal::new(self.price(nozzle) as i64, d.price),
+            "sale"
+        );
+    }
+
+    /// Applies one master transaction.
+    pub fn handle(&mut self, now_s: f64, tx: &MasterTransaction) {
+        match tx {
+            MasterTransaction::Command(c) => self.command(now_s, *c),
+            MasterTransaction::Prices(p) if !p.is_empty() => {
+                self.prices = p.clone();
+                self.totals.resize(self.prices.len(), 0);
+            }
+            MasterTransaction::RequestTotals { nozzle } => {
+                let total = self
+                    .totals
+                    .get(usize::from(nozzle.max(&1) - 1))
+                    .copied()
+                    .unwrap_or(0);
+                self.outbox.push(PumpTransaction::VolumeTotals {
+                    nozzle: *nozzle,
+                    total,
+                    total1: total,
+                    total2: 0,
+                });
+            }
+            other => tracing::debug!(fp = self.fp, ?other, "ignored master transaction"),
+        }
+    }
+
+    fn command(&mut self, now_s: f64, c: Command) {
+        match c {
+            Command::ReturnStatus => {
+                if let Some(n) = self.nozzle_out {
+                    self.outbox.push(self.dc3(n, true));
+                }
+                self.outbox.push(PumpTransaction::Status(self.status));
+            }
+            Command::ReturnFillingInfo => self.outbox.push(PumpTransaction::FillingInfo {
+                volume: self.volume,
+                amount: self.amount,
+            }),
+            Command::ReturnIdentity => self.outbox.push(PumpTransaction::Identity(
+                1_000_000_000 + u64::from(self.fp),
+            )),
+            Command::Authorize => {
+                if self.status == PumpStatus::Reset {
+                    self.set_status(PumpStatus::Authorized);
+                    if self.fill.as_ref().is_some_and(|f| f.flow_start_s.is_none()) {
+                        self.start_flow(now_s);
+                    }
+                }
+            }
+            Command::Reset => {
+                // A real pump refuses RESET while fuel flows.
+                if self.status != PumpStatus::Filling && self.status != PumpStatus::Reset {
+                    self.set_status(PumpStatus::Reset);
+                }
+            }
+            Command::Stop => {
+                if self.status == PumpStatus::Filling {
+                    let nozzle = self.fill.as_ref().map_or(1, |f| f.nozzle);
+                    if let Some(f) = self.fill.as_mut() {
+                        f.finished = true;
+                    }
+                    self.outbox.push(PumpTransaction::FillingInfo {
+                        volume: self.volume,
+                        amount: self.amount,
+                    });
+                    self.finish_sale(nozzle);
+                }
+            }
+            Command::SwitchOff => self.set_status(PumpStatus::SwitchedOff),
+            other => tracing::debug!(fp = self.fp, ?other, "ignored command"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{DecimalsSpec, PumpSpec};
+
+    fn pump(self_authorize: bool) -> SimPump {
+        SimPump::new(&PumpSpec {
+            fp: 1,
+            address: Some(0x50),
+            decimals: DecimalsSpec::default(),
+            prices: vec![Decimal::new(785, 2), Decimal::new(832, 2)],
+            self_authorize,
+        })
+    }
+
+    #[test]
+    fn amount_rounds_half_up() {
+        let p = pump(false);
+        assert_eq!(p.amount_for(3000, 1), 23550);
+        // 0.01 l * 7.85 = 0.0785 -> 0.08
+        assert_eq!(p.amount_for(1, 1), 8);
+        assert_eq!(p.amount_for(2, 1), 16); // 0.157 -> 0.16
+    }
+
+    #[test]
+    fn authorized_fill_ends_completed_with_exact_totals() {
+        let mut p = pump(false);
+        assert!(p.lift(0.0, 1, 10.0, 3000));
+        p.handle(0.1, &MasterTransaction::Command(Command::Authorize));
+        assert_eq!(p.status(), PumpStatus::Filling);
+        p.tick(5.0);
+        p.take_outbox();
+        p.tick(10.0);
+        assert_eq!(
+            p.take_outbox(),
+            vec![
+                PumpTransaction::FillingInfo {
+                    volume: 3000,
+                    amount: 23550
+                },
+                PumpTransaction::PriceNozzle {
+                    price: 785,
+                    nozzle: 1,
+                    nozzle_out: false
+                },
+                PumpTransaction::Status(PumpStatus::FillingCompleted),
+            ]
+        );
+        p.handle(10.1, &MasterTransaction::Command(Command::Reset));
+        assert_eq!(p.status(), PumpStatus::Reset);
+        p.handle(10.2, &MasterTransaction::RequestTotals { nozzle: 1 });
+        assert!(p.take_outbox().contains(&PumpTransaction::VolumeTotals {
+            nozzle: 1,
+            total: 3000,
+            total1: 3000,
+            total2: 0
+        }));
+    }
+
+    #[test]
+    fn unauthorized_lift_sells_nothing() {
+        let mut p = pump(false);
+        p.lift(0.0, 2, 3.0, 1000);
+        p.tick(3.0);
+        assert_eq!(p.status(), PumpStatus::Reset);
+        assert!(p.is_free());
+    }
+
+    #[test]
+    fn self_authorize_fills() {
+        let mut p = pump(true);
+        p.lift(0.0, 2, 3.0, 1000);
+        p.tick(3.0);
+        assert_eq!(p.status(), PumpStatus::FillingCompleted);
+    }
+}

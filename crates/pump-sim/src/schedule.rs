@@ -1,0 +1,202 @@
+//! When customers lift and hang up: scripted fills from the scenario (optionally looping) and
+//! random customers.
+
+use crate::scenario::{to_raw, Scenario};
+
+/// A lift to perform now: the FP's nozzle comes out, hangs up at `end_s` having sold `volume`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lift {
+    pub fp: u8,
+    pub nozzle: u8,
+    pub end_s: f64,
+    /// Raw volume units in the pump's volume decimals.
+    pub volume: u64,
+}
+
+#[derive(Debug, Clone)]
+struct ScriptedFill {
+    fp: u8,
+    nozzle: u8,
+    start_s: f64,
+    end_s: f64,
+    volume: u64,
+    /// Loop cycle of the next occurrence; None once done (no loop).
+    next_cycle: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    loop_s: Option<f64>,
+    fills: Vec<ScriptedFill>,
+}
+
+impl Schedule {
+    pub fn from_scenario(s: &Scenario) -> Self {
+        let fills = s
+            .cars
+            .iter()
+            .filter_map(|car| {
+                let f = car.fill.as_ref()?;
+                let dec = s
+                    .pumps
+                    .iter()
+                    .find(|p| p.fp == car.fp)
+                    .map_or(2, |p| p.decimals.volume);
+                Some(ScriptedFill {
+                    fp: car.fp,
+                    nozzle: f.nozzle,
+                    start_s: f.start_s,
+                    end_s: f.end_s,
+                    volume: to_raw(f.volume, dec)?,
+                    next_cycle: Some(0),
+                })
+            })
+            .collect();
+        Schedule {
+            loop_s: s.loop_s,
+            fills,
+        }
+    }
+
+    /// Lifts due at `now_s` (seconds since sim start). Each occurrence fires once; one whose end
+    /// has already passed (e.g. the sim was stalled) is skipped.
+    pub fn due(&mut self, now_s: f64) -> Vec<Lift> {
+        let mut lifts = Vec::new();
+        for f in &mut self.fills {
+            let Some(cycle) = f.next_cycle else { continue };
+            let offset = self.loop_s.map_or(0.0, |l| l * cycle as f64);
+            if now_s < f.start_s + offset {
+                continue;
+            }
+            if now_s < f.end_s + offset {
+                lifts.push(Lift {
+                    fp: f.fp,
+                    nozzle: f.nozzle,
+                    end_s: f.end_s + offset,
+                    volume: f.volume,
+                });
+            }
+            f.next_cycle = self.loop_s.map(|_| cycle + 1);
+        }
+        lifts
+    }
+}
+
+/// Tiny xorshift PRNG: enough for customers and fault injection, no extra crate.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.max(1))
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    pub fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.unit()
+    }
+}
+
+/// Random customers: when a pump is free, one arrives after a pause and buys 5..60 litres at
+/// about 0.6 l/s.
+#[derive(Debug, Clone)]
+pub struct RandomCustomers {
+    rng: Rng,
+    /// Per FP: earliest time the next customer may lift.
+    next_s: Vec<(u8, f64)>,
+}
+
+impl RandomCustomers {
+    pub fn new(seed: u64, fps: &[u8]) -> Self {
+        let mut rng = Rng::new(seed);
+        let next_s = fps.iter().map(|fp| (*fp, rng.range(1.0, 5.0))).collect();
+        RandomCustomers { rng, next_s }
+    }
+
+    /// A lift for `fp` if it is free and its customer is due.
+    pub fn due(
+        &mut self,
+        now_s: f64,
+        fp: u8,
+        free: bool,
+        nozzles: u8,
+        volume_decimals: u8,
+    ) -> Option<Lift> {
+        let slot = self.next_s.iter_mut().find(|(f, _)| *f == fp)?;
+        if !free || now_s < slot.1 {
+            return None;
+        }
+        let litres = self.rng.range(5.0, 60.0);
+        let duration = litres / 0.6;
+        slot.1 = now_s + duration + self.rng.range(5.0, 20.0);
+        let nozzle = 1 + (self.rng.next_u64() % u64::from(nozzles.max(1))) as u8;
+        Some(Lift {
+            fp,
+            nozzle,
+            end_s: now_s + duration,
+            volume: (litres * 10f64.powi(i32::from(volume_decimals))) as u64,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(loop_s: Option<f64>) -> Scenario {
+        let mut text = String::new();
+        if let Some(l) = loop_s {
+            text.push_str(&format!("loop_s = {l}\n"));
+        }
+        text.push_str("[[car]]\nfp = 1\n[car.fill]\nnozzle = 2\nstart_s = 5.0\nend_s = 15.0\nvolume = \"30.00\"\n");
+        Scenario::from_toml(&text).unwrap()
+    }
+
+    #[test]
+    fn fires_once_without_loop() {
+        let mut s = Schedule::from_scenario(&scenario(None));
+        assert!(s.due(4.9).is_empty());
+        assert_eq!(
+            s.due(5.0),
+            vec![Lift {
+                fp: 1,
+                nozzle: 2,
+                end_s: 15.0,
+                volume: 3000
+            }]
+        );
+        assert!(s.due(5.1).is_empty());
+        assert!(s.due(65.0).is_empty());
+    }
+
+    #[test]
+    fn repeats_with_loop() {
+        let mut s = Schedule::from_scenario(&scenario(Some(60.0)));
+        assert_eq!(s.due(5.0).len(), 1);
+        assert!(s.due(64.0).is_empty());
+        assert_eq!(s.due(65.0)[0].end_s, 75.0);
+    }
+
+    #[test]
+    fn random_customer_when_free() {
+        let mut r = RandomCustomers::new(7, &[1]);
+        assert!(r.due(100.0, 1, false, 2, 2).is_none());
+        let lift = r.due(100.0, 1, true, 2, 2).unwrap();
+        assert!((1..=2).contains(&lift.nozzle));
+        assert!(lift.volume >= 500 && lift.volume <= 6000);
+        assert!(r.due(100.0, 1, true, 2, 2).is_none());
+    }
+}
