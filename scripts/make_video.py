@@ -44,8 +44,8 @@ def render_plate(text, style, out_png):
     for i, ch in enumerate(text):
         # Render each glyph in its own cell and squeeze it into the plate's narrow slot.
         big = "\u4e00" <= ch <= "\u9fff"
-        cell = "120x120" if big else "64x100"
-        size = 104 if big else 110
+        cell = "100x104" if big else "64x100"
+        size = 100 if big else 110
         inputs += ["-f", "lavfi", "-i", f"color=c={bg}:s={cell}"]
         graph.append(
             f"[{i + 1}]drawtext=fontfile={FONT}:text='{esc(ch)}':fontcolor={fg}:fontsize={size}"

@@ -64,6 +64,13 @@ pub enum OutboxError {
         why: String,
     },
 
+    #[error("outbox {path}: held item {key} is malformed: {why}")]
+    MalformedHeld {
+        path: PathBuf,
+        key: String,
+        why: String,
+    },
+
     #[error("outbox {path}: cannot encode the message: {source}")]
     Encode {
         path: PathBuf,

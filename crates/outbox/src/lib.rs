@@ -82,14 +82,96 @@ impl Outbox {
         topic: &str,
         body: &serde_json::Value,
     ) -> Result<Record, OutboxError> {
-        let path = self.path();
-        let err = |op, e| OutboxError::sqlite(path, op, e);
         let mut conn = self.lock();
+        let tx = self.begin(&mut conn, "begin an append")?;
+        let record = self.append_in(&tx, stream, topic, body)?;
+        tx.commit()
+            .map_err(|e| OutboxError::sqlite(self.path(), "commit an append", e))?;
+        Ok(record)
+    }
+
+    /// Keeps `body` under `key` until [`Outbox::release`]: durable when this returns. Holding the
+    /// same key again replaces its body.
+    pub fn hold(&self, key: &str, body: &serde_json::Value) -> Result<(), OutboxError> {
+        let path = self.path();
+        let bytes = serde_json::to_vec(body).map_err(|source| OutboxError::Encode {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.lock()
+            .execute(
+                "INSERT INTO held (key, body, created) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET body = excluded.body",
+                params![key, bytes, now_millis()],
+            )
+            .map_err(|e| OutboxError::sqlite(path, "hold an item", e))?;
+        Ok(())
+    }
+
+    /// Everything held, oldest first (after a restart: what was not released before the stop).
+    pub fn held(&self) -> Result<Vec<(String, serde_json::Value)>, OutboxError> {
+        let path = self.path();
+        let err = |e| OutboxError::sqlite(path, "read held items", e);
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT key, body FROM held ORDER BY created, key")
+            .map_err(err)?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?))
+            })
+            .map_err(err)?;
+        rows.map(|row| {
+            let (key, bytes) = row.map_err(err)?;
+            let body = serde_json::from_slice(&bytes).map_err(|e| OutboxError::MalformedHeld {
+                path: path.to_path_buf(),
+                key: key.clone(),
+                why: e.to_string(),
+            })?;
+            Ok((key, body))
+        })
+        .collect()
+    }
+
+    /// Appends a record and forgets the held item `key`, in one transaction: the fact is never in
+    /// both places, nor in neither. Releasing a key that is not held just appends.
+    pub fn release(
+        &self,
+        key: &str,
+        stream: &str,
+        topic: &str,
+        body: &serde_json::Value,
+    ) -> Result<Record, OutboxError> {
+        let mut conn = self.lock();
+        let tx = self.begin(&mut conn, "begin a release")?;
+        tx.execute("DELETE FROM held WHERE key = ?1", params![key])
+            .map_err(|e| OutboxError::sqlite(self.path(), "forget a held item", e))?;
+        let record = self.append_in(&tx, stream, topic, body)?;
+        tx.commit()
+            .map_err(|e| OutboxError::sqlite(self.path(), "commit a release", e))?;
+        Ok(record)
+    }
+
+    fn begin<'c>(
+        &self,
+        conn: &'c mut Connection,
+        op: &'static str,
+    ) -> Result<rusqlite::Transaction<'c>, OutboxError> {
         // IMMEDIATE takes the write lock up front: another process writing the same file makes
         // us wait (busy timeout) instead of failing halfway on a lock upgrade.
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| err("begin an append", e))?;
+        conn.transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| OutboxError::sqlite(self.path(), op, e))
+    }
+
+    fn append_in(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        stream: &str,
+        topic: &str,
+        body: &serde_json::Value,
+    ) -> Result<Record, OutboxError> {
+        let path = self.path();
+        let err = |op, e| OutboxError::sqlite(path, op, e);
         let seq: i64 = tx
             .query_row(
                 "INSERT INTO sequences (stream, last_seq) VALUES (?1, 1)
@@ -118,10 +200,8 @@ impl Outbox {
             params![id.to_string(), stream, seq, topic, payload, created],
         )
         .map_err(|e| err("insert a record", e))?;
-        let rowid = tx.last_insert_rowid();
-        tx.commit().map_err(|e| err("commit an append", e))?;
         Ok(Record {
-            rowid,
+            rowid: tx.last_insert_rowid(),
             id,
             stream: stream.to_owned(),
             seq: seq as u64,

@@ -29,6 +29,13 @@ const MIGRATIONS: &[&str] = &[
          created INTEGER NOT NULL,
          UNIQUE (stream, seq)
      );",
+    // 2: held items: facts that must survive a crash but are not ready to leave yet (a sale
+    // waiting for its plate match). `release` turns one into a record in one transaction.
+    "CREATE TABLE held (
+         key     TEXT PRIMARY KEY NOT NULL,
+         body    BLOB NOT NULL,
+         created INTEGER NOT NULL
+     );",
 ];
 
 /// The schema version this build writes.

@@ -166,6 +166,10 @@ impl UplinkConfig {
             (None, None) => {}
         }
         if let Some(tls) = &self.tls {
+            // rumqttc is built without a crypto provider (ring instead of aws-lc: smaller and
+            // cross-compiles cleanly); rustls needs one installed for the process. An earlier
+            // install, by us or anyone, is as good.
+            let _ = rustls::crypto::ring::default_provider().install_default();
             opts.set_transport(Transport::tls_with_config(tls.load()?));
         }
         Ok(opts)

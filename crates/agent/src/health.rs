@@ -1,0 +1,65 @@
+//! A periodic health line in the log: cameras, plate reader, outbox and uplink at a glance.
+//! (The MQTT health topic for HQ builds on the same counters.)
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use camera::FrameSlot;
+use outbox::Outbox;
+use tokio::sync::watch;
+use tracing::info;
+use uplink::UplinkHealth;
+
+use crate::vision::VisionStats;
+
+pub async fn log_health(
+    every: Duration,
+    cameras: Vec<(String, Arc<FrameSlot>)>,
+    vision: Arc<VisionStats>,
+    uplink: Arc<UplinkHealth>,
+    outbox: Outbox,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    let mut last_frames: Vec<u64> = vec![0; cameras.len()];
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        for (i, (name, slot)) in cameras.iter().enumerate() {
+            let s = &slot.stats;
+            let frames = s.frames.load(Ordering::Relaxed);
+            info!(
+                camera = %name,
+                fps = (frames - last_frames[i]) as f64 / every.as_secs_f64(),
+                dropped = s.dropped.load(Ordering::Relaxed),
+                reconnects = s.reconnects.load(Ordering::Relaxed),
+                connected = s.connected.load(Ordering::Relaxed),
+                "health: camera"
+            );
+            last_frames[i] = frames;
+        }
+        let outbox = outbox.clone();
+        let (depth, oldest) = tokio::task::spawn_blocking(move || {
+            (outbox.depth().ok(), outbox.oldest_created().ok().flatten())
+        })
+        .await
+        .unwrap_or((None, None));
+        let up = uplink.snapshot();
+        info!(
+            frames_read = vision.frames_read.load(Ordering::Relaxed),
+            read_errors = vision.read_errors.load(Ordering::Relaxed),
+            read_ms = vision.read_us.load(Ordering::Relaxed) as f64 / 1000.0,
+            outbox_depth = depth,
+            outbox_oldest_age_s = oldest.map(|t| (forecourt_events::now_millis() - t) / 1000),
+            uplink_connected = up.connected,
+            published = up.published,
+            acked = up.acked,
+            reconnects = up.reconnects,
+            "health"
+        );
+    }
+}

@@ -1,0 +1,69 @@
+//! Held items: a sale waiting for its plate match survives a restart, and leaves the held table
+//! only by becoming a record, in one transaction.
+
+use outbox::Outbox;
+use serde_json::json;
+
+#[test]
+fn held_items_survive_reopen_until_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    {
+        let outbox = Outbox::open(&path).unwrap();
+        outbox.hold("sale:1:1000", &json!({"fp": 1})).unwrap();
+        outbox.hold("sale:2:2000", &json!({"fp": 2})).unwrap();
+        // Holding again replaces the body, not a second item.
+        outbox
+            .hold("sale:1:1000", &json!({"fp": 1, "v": 2}))
+            .unwrap();
+    }
+    let outbox = Outbox::open(&path).unwrap();
+    let held = outbox.held().unwrap();
+    assert_eq!(
+        held,
+        vec![
+            ("sale:1:1000".to_string(), json!({"fp": 1, "v": 2})),
+            ("sale:2:2000".to_string(), json!({"fp": 2})),
+        ]
+    );
+    assert_eq!(outbox.depth().unwrap(), 0, "held items are not records");
+
+    let rec = outbox
+        .release(
+            "sale:1:1000",
+            "sale",
+            "t/sale",
+            &json!({"fp": 1, "plate": null}),
+        )
+        .unwrap();
+    assert_eq!(rec.seq, 1);
+    assert_eq!(outbox.held().unwrap().len(), 1);
+    assert_eq!(outbox.depth().unwrap(), 1);
+
+    // Releasing an unknown key still appends: the record is what matters.
+    outbox
+        .release("nope", "sale", "t/sale", &json!({}))
+        .unwrap();
+    assert_eq!(outbox.depth().unwrap(), 2);
+    assert_eq!(outbox.held().unwrap().len(), 1);
+}
+
+#[test]
+fn schema_upgrade_from_version_1_keeps_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    {
+        let outbox = Outbox::open(&path).unwrap();
+        outbox.append("sale", "t/sale", &json!({"n": 1})).unwrap();
+    }
+    // Wind the file back to schema 1, as an older agent left it.
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("DROP TABLE held; PRAGMA user_version = 1;")
+            .unwrap();
+    }
+    let outbox = Outbox::open(&path).unwrap();
+    assert_eq!(outbox.depth().unwrap(), 1);
+    outbox.hold("k", &json!({})).unwrap();
+    assert_eq!(outbox.held().unwrap().len(), 1);
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every test: set-up first (idempotent), then the whole workspace's tests, including the
+# system tests in tests/ that run the real agent, pump simulator, mosquitto and models.
+# Prints the time of each stage. `.ci/run` runs exactly this.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+stage_start=$(date +%s)
+total_start=$stage_start
+stage() {
+  local now; now=$(date +%s)
+  printf '== stage %-28s %4ds\n' "$1" $((now - stage_start)) >&2
+  stage_start=$now
+}
+
+scripts/setup.sh
+stage "setup (apt, ORT, models, build)"
+
+# Release profile: the tests reuse the set-up's release build instead of a second debug build.
+cargo test --release --workspace --no-fail-fast 2>&1
+stage "cargo test --release"
+
+printf '== total %ds\n' $(( $(date +%s) - total_start )) >&2

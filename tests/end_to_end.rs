@@ -1,0 +1,165 @@
+//! The whole chain with real parts: a generated video with two cars read by the real ONNX models,
+//! a simulated DART pump on a socat pty polled by the agent, a real mosquitto. Each sale must reach
+//! the broker with the plate of the car that stood at its fuelling point, and leave the outbox.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::*;
+
+const SCENARIO: &str = r#"
+loop_s = 40.0
+[video]
+width = 1280
+height = 720
+fps = 10
+[[pump]]
+fp = 1
+address = 0x50
+decimals = { volume = 2, amount = 2, price = 2 }
+prices = ["7.85", "8.32"]
+[[pump]]
+fp = 2
+address = 0x51
+decimals = { volume = 2, amount = 2, price = 2 }
+prices = ["7.85", "8.32"]
+[[car]]
+plate = "苏E05EV8"
+fp = 1
+arrive_s = 0.5
+depart_s = 21.0
+fill = { nozzle = 1, start_s = 5.0, end_s = 13.0, volume = "35.21" }
+[[car]]
+plate = "京A12345"
+fp = 2
+arrive_s = 1.5
+depart_s = 23.0
+fill = { nozzle = 2, start_s = 6.0, end_s = 15.0, volume = "20.00" }
+"#;
+
+fn agent_config(dir: &std::path::Path, video: &std::path::Path, pty: &std::path::Path, port: u16) -> String {
+    let root = repo_root();
+    format!(
+        r#"
+station_id = "e2e"
+data_dir = "{data}"
+[plates]
+models_dir = "{models}"
+[[camera]]
+name = "cam1"
+url = "{video}"
+max_fps = 4.0
+[[dispenser]]
+protocol = "dart"
+port = "{pty}"
+auto_authorize = true
+response_timeout_ms = 150
+fps = [
+  {{ fp = 1, address = 0x50, decimals = {{ volume = 2, amount = 2, price = 2 }}, grades = ["92#", "95#"] }},
+  {{ fp = 2, address = 0x51, decimals = {{ volume = 2, amount = 2, price = 2 }}, grades = ["92#", "95#"] }},
+]
+[[fp]]
+fp = 1
+zones = [{{ camera = "cam1", polygon = [[0.0, 0.2], [0.5, 0.2], [0.5, 1.0], [0.0, 1.0]] }}]
+[[fp]]
+fp = 2
+zones = [{{ camera = "cam1", polygon = [[0.5, 0.2], [1.0, 0.2], [1.0, 1.0], [0.5, 1.0]] }}]
+[matcher]
+grace_s = 2.0
+[uplink]
+host = "127.0.0.1"
+port = {port}
+"#,
+        data = dir.join("data").display(),
+        models = root.join("models").display(),
+        video = video.display(),
+        pty = pty.display(),
+    )
+}
+
+#[test]
+fn sale_reaches_the_broker_with_the_plate_of_the_car_at_the_pump() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("scenario.toml");
+    std::fs::write(&scenario, SCENARIO).unwrap();
+    let video = dir.path().join("video.mp4");
+    make_video(&scenario, &video);
+
+    let (_broker, port) = start_mosquitto(dir.path());
+    let (_socat, sim_end, agent_end) = pty_pair(dir.path());
+    let config = dir.path().join("agent.toml");
+    std::fs::write(&config, agent_config(dir.path(), &video, &agent_end, port)).unwrap();
+
+    // HQ: wait for both sales (or give up after 120 s).
+    let mut hq = Proc::spawn(
+        "mosquitto_sub",
+        Command::new("mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-t", "forecourt/e2e/events/sale", "-q", "1", "-C", "2", "-W", "120"])
+            .stdout(Stdio::piped()),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let _sim = Proc::spawn(
+        "dart-pump-sim",
+        Command::new(binary("dart-pump-sim"))
+            .arg("--port")
+            .arg(&sim_end)
+            .arg("--scenario")
+            .arg(&scenario)
+            .stderr(Stdio::null()),
+    );
+    let mut agent = Proc::spawn(
+        "forecourt-agent",
+        Command::new(binary("forecourt-agent"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .stderr(std::fs::File::create(dir.path().join("agent.log")).unwrap()),
+    );
+
+    let status = hq.wait_for_exit(Duration::from_secs(130));
+    let out = BufReader::new(hq.child.stdout.take().unwrap());
+    let sales: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(&l.unwrap()).expect("sale message is JSON"))
+        .collect();
+    let log = || std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default();
+    assert!(
+        status.is_some_and(|s| s.success()) && sales.len() == 2,
+        "expected 2 sales at the broker, got {sales:?}\nagent log:\n{}",
+        log()
+    );
+
+    let mut by_fp: Vec<&Value> = sales.iter().collect();
+    by_fp.sort_by_key(|m| m["body"]["fp"].as_u64());
+    for (m, (fp, plate, volume, amount)) in by_fp.iter().zip([
+        (1, "苏E05EV8", "35.21", "276.40"),
+        (2, "京A12345", "20.00", "166.40"),
+    ]) {
+        let body = &m["body"];
+        assert_eq!(body["fp"], fp, "{m}");
+        assert_eq!(body["plate"], plate, "wrong plate for fp {fp}: {m}\nagent log:\n{}", log());
+        assert_eq!(body["volume"], volume, "{m}");
+        assert_eq!(body["amount"], amount, "{m}");
+        assert!(body["plate_confidence"].as_f64().unwrap() >= 0.6, "{m}");
+        assert!(m["id"].as_str().is_some_and(|id| id.len() == 36), "{m}");
+        assert_eq!(m["stream"], "sale");
+    }
+    // Sequence numbers of the sale stream: 1 and 2, no gap.
+    let mut seqs: Vec<u64> = sales.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    seqs.sort();
+    assert_eq!(seqs, vec![1, 2]);
+
+    // Stopped cleanly, with nothing left unacknowledged in the outbox.
+    assert!(
+        agent.terminate(Duration::from_secs(15)).is_some_and(|s| s.success()),
+        "agent did not stop cleanly:\n{}",
+        log()
+    );
+    let outbox = outbox::Outbox::open(dir.path().join("data/outbox.sqlite")).unwrap();
+    let left = outbox.pending(None, 100).unwrap();
+    assert!(left.is_empty(), "records left in the outbox after a clean stop: {left:?}");
+}
