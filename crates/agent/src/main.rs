@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use tokio::sync::{mpsc, watch, Notify};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::config::{AgentConfig, DispenserSection};
 use crate::station::Station;
@@ -52,6 +52,8 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // journald and log files get plain text; a terminal gets colours.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -63,7 +65,7 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            error!("{e:#}");
+            // stderr reaches journald too; one copy of the message is enough.
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }

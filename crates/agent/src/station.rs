@@ -137,6 +137,18 @@ impl Station {
                 warn!(fp, "pump offline");
                 ("pump", json!({"t": t, "fp": fp, "state": "offline"}))
             }
+            DispenserEvent::SaleGap {
+                t,
+                fp,
+                nozzle,
+                missing_volume,
+            } => {
+                warn!(fp, nozzle, %missing_volume, "totalizer shows fuel sold without a reported sale");
+                (
+                    "sale_gap",
+                    json!({"t": t, "fp": fp, "nozzle": nozzle, "missing_volume": missing_volume}),
+                )
+            }
             // Sales leave the station with their match, in `decide`.
             DispenserEvent::SaleCompleted(_) => return Ok(()),
         };

@@ -43,6 +43,15 @@ pub enum DispenserEvent {
         t: UnixMillis,
         fp: FpNumber,
     },
+    /// The nozzle's volume totalizer advanced more than the sales reported since the previous
+    /// reading: `missing_volume` was sold without the driver seeing the sale (line faults, pump
+    /// restart mid-fill). One event may cover several missed sales.
+    SaleGap {
+        t: UnixMillis,
+        fp: FpNumber,
+        nozzle: u8,
+        missing_volume: Decimal,
+    },
 }
 
 impl DispenserEvent {
@@ -51,7 +60,8 @@ impl DispenserEvent {
             DispenserEvent::NozzleOut { t, .. }
             | DispenserEvent::NozzleIn { t, .. }
             | DispenserEvent::PumpOnline { t, .. }
-            | DispenserEvent::PumpOffline { t, .. } => *t,
+            | DispenserEvent::PumpOffline { t, .. }
+            | DispenserEvent::SaleGap { t, .. } => *t,
             DispenserEvent::SaleCompleted(sale) => sale.t,
         }
     }

