@@ -116,11 +116,8 @@ pub fn locate(text: &str, path: &[Seg]) -> Option<usize> {
     let mut array: Option<&DeArray> = None;
     for seg in path {
         let value = match (seg, table, array) {
-            (Seg::Key(k), Some(t), _) => match t.get_key_value(k.as_str()) {
-                Some((key, value)) => {
-                    best = Some(key.span().start);
-                    value
-                }
+            (Seg::Key(k), Some(t), _) => match t.get(k.as_str()) {
+                Some(value) => value,
                 None => return best,
             },
             (Seg::Index(i), _, Some(a)) => match a.get(*i) {
