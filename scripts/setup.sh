@@ -18,7 +18,7 @@ APT_PACKAGES=(
   mosquitto mosquitto-clients                           # local broker for the demo and the tests
   socat                                                 # pty pairs for the simulated pumps
   ffmpeg fonts-wqy-zenhei                               # demo/test videos with rendered Chinese plates
-  unzip ca-certificates
+  unzip ca-certificates systemd                        # systemd-analyze checks the unit in tests
 )
 
 step() { printf '\n== setup: %s\n' "$*" >&2; }
