@@ -51,6 +51,11 @@ impl FrameDecoder {
         self.scanned = 0;
     }
 
+    /// Bytes held that do not form a complete frame yet.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     pub fn push(&mut self, bytes: &[u8]) {
         self.buf.extend(bytes);
     }

@@ -6,9 +6,18 @@
 //! it (status FILLING confirms a nozzle out; a completed fill confirms whatever is pending). A
 //! nozzle that comes out and goes back within the debounce window produces no events at all.
 //! Events carry the time the change was first seen, not the time it was confirmed.
+//!
+//! Totalizers: the FP asks for each nozzle's volume totals (CD101) at start, after every line
+//! fault, after every sale and every `totals_interval_ms`, only while the pump is idle (a reading
+//! taken mid-fill cannot be compared). A totalizer that advanced more than the reported sales
+//! yields [`DispenserEvent::SaleGap`]. A pump that never answers CD101 is asked
+//! [`TOTALS_MAX_TRIES`] times per round, then left alone until the next round.
+
+use std::collections::BTreeMap;
 
 use forecourt_events::{Decimal, DispenserEvent, FpNumber, Sale, UnixMillis};
 
+use crate::totals::{TotalsTracker, TotalsVerdict};
 use crate::transaction::{Command, PumpStatus, PumpTransaction};
 
 /// Default debounce: longer than one poll round of a busy bus, short enough not to delay the
@@ -17,6 +26,13 @@ pub const NOZZLE_DEBOUNCE_MS: i64 = 300;
 
 /// A command the pump still needs is re-requested after this long without effect.
 const COMMAND_RETRY_MS: i64 = 1_000;
+
+/// Default period of totalizer readings: short enough to report a missed sale within minutes.
+pub const TOTALS_INTERVAL_MS: i64 = 300_000;
+
+/// Unanswered CD101 requests per nozzle and round before giving up until the next round
+/// (totalizer support differs between firmware variants).
+pub const TOTALS_MAX_TRIES: u8 = 3;
 
 /// Decimal places used on the wire by one pump (DPVOL, DPAMO, DPUNP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +49,10 @@ pub struct FuellingPointConfig {
     /// Grade name per logical nozzle: index 0 = nozzle 1.
     pub grades: Vec<String>,
     pub nozzle_debounce_ms: i64,
+    /// Logical nozzles 1..=nozzles whose totalizers are read (nozzles seen on the wire are added).
+    pub nozzles: u8,
+    /// Period of totalizer readings; 0 = only at start, after faults and after sales.
+    pub totals_interval_ms: i64,
 }
 
 impl FuellingPointConfig {
@@ -40,8 +60,10 @@ impl FuellingPointConfig {
         FuellingPointConfig {
             fp,
             decimals,
+            nozzles: u8::try_from(grades.len()).unwrap_or(u8::MAX).max(1),
             grades,
             nozzle_debounce_ms: NOZZLE_DEBOUNCE_MS,
+            totals_interval_ms: TOTALS_INTERVAL_MS,
         }
     }
 }
@@ -81,12 +103,18 @@ pub struct FuellingPoint {
     last_dc3_nozzle: Option<u8>,
     fill: Fill,
     last_command: Option<(Command, UnixMillis)>,
+    totals: TotalsTracker,
+    /// Nozzles whose totalizer we want to read, with the requests sent so far this round.
+    totals_due: BTreeMap<u8, u8>,
+    last_totals_request: Option<(u8, UnixMillis)>,
+    next_periodic_totals: Option<UnixMillis>,
+    /// Nozzles known to exist: configured plus seen on the wire.
+    known_nozzles: std::collections::BTreeSet<u8>,
 }
 
 impl FuellingPoint {
     pub fn new(cfg: FuellingPointConfig) -> Self {
         FuellingPoint {
-            cfg,
             status: None,
             status_stale: true,
             reported_out: None,
@@ -96,6 +124,12 @@ impl FuellingPoint {
             last_dc3_nozzle: None,
             fill: Fill::default(),
             last_command: None,
+            totals: TotalsTracker::new(),
+            totals_due: (1..=cfg.nozzles).map(|n| (n, 0)).collect(),
+            last_totals_request: None,
+            next_periodic_totals: None,
+            known_nozzles: (1..=cfg.nozzles).collect(),
+            cfg,
         }
     }
 
@@ -136,6 +170,52 @@ impl FuellingPoint {
     /// The line failed (timeouts, port lost): state may be stale, ask for status again.
     pub fn line_fault(&mut self) {
         self.status_stale = true;
+        // Sales may have passed unseen: compare the totalizers again.
+        self.all_totals_due();
+    }
+
+    fn all_totals_due(&mut self) {
+        for &n in &self.known_nozzles {
+            self.totals_due.insert(n, 0);
+        }
+    }
+
+    /// Idle with nothing in flight: a totalizer read now covers exactly the reported sales.
+    fn totals_readable(&self) -> bool {
+        !self.status_stale
+            && self.status == Some(PumpStatus::Reset)
+            && !self.fill.armed
+            && !self.fill.awaiting_filling_info
+            && self.raw_out.is_none()
+            && self.pending.is_none()
+    }
+
+    /// The nozzle whose totalizer (CD101) the master should request now, if any. Throttled
+    /// like commands; ask only when [`Self::wanted_command`] has nothing to send.
+    pub fn wanted_totals_request(&self, now: UnixMillis) -> Option<u8> {
+        if !self.totals_readable() {
+            return None;
+        }
+        let (&nozzle, _) = self
+            .totals_due
+            .iter()
+            .find(|(_, &tries)| tries < TOTALS_MAX_TRIES)?;
+        match self.last_totals_request {
+            Some((n, t)) if n == nozzle && now - t < COMMAND_RETRY_MS => None,
+            _ => Some(nozzle),
+        }
+    }
+
+    pub fn note_totals_requested(&mut self, nozzle: u8, now: UnixMillis) {
+        self.last_totals_request = Some((nozzle, now));
+        if let Some(tries) = self.totals_due.get_mut(&nozzle) {
+            *tries = tries.saturating_add(1);
+        }
+    }
+
+    /// Last totalizer reading per nozzle (raw volume units), for diagnostics.
+    pub fn totals_baseline(&self, nozzle: u8) -> Option<u64> {
+        self.totals.baseline(nozzle)
     }
 
     /// The command the master should send next, if any, throttled so one that has not taken
@@ -166,6 +246,16 @@ impl FuellingPoint {
     pub fn tick(&mut self, now: UnixMillis) -> Vec<DispenserEvent> {
         let mut events = Vec::new();
         self.confirm_if_due(now, &mut events);
+        if self.cfg.totals_interval_ms > 0 {
+            match self.next_periodic_totals {
+                None => self.next_periodic_totals = Some(now + self.cfg.totals_interval_ms),
+                Some(due) if now >= due => {
+                    self.next_periodic_totals = Some(now + self.cfg.totals_interval_ms);
+                    self.all_totals_due();
+                }
+                Some(_) => {}
+            }
+        }
         events
     }
 
@@ -189,12 +279,49 @@ impl FuellingPoint {
             } => {
                 self.price = Some(*price);
                 self.last_dc3_nozzle = Some(*nozzle);
+                if *nozzle > 0 && self.known_nozzles.insert(*nozzle) {
+                    self.totals_due.insert(*nozzle, 0);
+                }
                 self.on_nozzle(now, nozzle_out.then_some(*nozzle));
                 self.confirm_if_due(now, &mut events);
+            }
+            PumpTransaction::VolumeTotals { nozzle, total, .. } => {
+                self.on_totals(now, *nozzle, *total, &mut events)
             }
             _ => {}
         }
         events
+    }
+
+    fn on_totals(
+        &mut self,
+        now: UnixMillis,
+        nozzle: u8,
+        total: u64,
+        events: &mut Vec<DispenserEvent>,
+    ) {
+        if !self.totals_readable() {
+            // A fill started since the request: read again when idle.
+            self.totals_due.insert(nozzle, 0);
+            return;
+        }
+        self.totals_due.remove(&nozzle);
+        self.known_nozzles.insert(nozzle);
+        match self.totals.on_reading(nozzle, total) {
+            TotalsVerdict::Gap { missing } => events.push(DispenserEvent::SaleGap {
+                t: now,
+                fp: self.cfg.fp,
+                nozzle,
+                missing_volume: Decimal::new(
+                    i64::try_from(missing).unwrap_or(i64::MAX),
+                    self.cfg.decimals.volume,
+                ),
+            }),
+            TotalsVerdict::Baseline | TotalsVerdict::Consistent => {}
+            TotalsVerdict::Excess { .. } | TotalsVerdict::CounterReset => {
+                // Nothing was missed; the reading is the new baseline.
+            }
+        }
     }
 
     fn on_nozzle(&mut self, now: UnixMillis, out: Option<u8>) {
@@ -272,7 +399,23 @@ impl FuellingPoint {
                     } else {
                         self.fill.awaiting_filling_info = true;
                     }
+                } else if newly {
+                    // A fill we did not follow: let the totalizers tell what it sold.
+                    self.all_totals_due();
                 }
+            }
+            PumpStatus::Reset
+                if self.fill.armed
+                    && matches!(prev, Some(PumpStatus::Filling | PumpStatus::Authorized)) =>
+            {
+                // Back to idle without completing (pump restarted mid-fill): whatever flowed is
+                // only visible in the totalizers.
+                let keep_nozzle = self.fill.nozzle.is_some() && self.reported_out.is_some();
+                self.fill = Fill {
+                    nozzle: self.fill.nozzle.filter(|_| keep_nozzle),
+                    ..Fill::default()
+                };
+                self.all_totals_due();
             }
             _ => {}
         }
@@ -288,6 +431,10 @@ impl FuellingPoint {
             .and_then(|i| self.cfg.grades.get(i))
             .cloned();
         let raw = |v: Option<u64>| i64::try_from(v.unwrap_or(0)).unwrap_or(i64::MAX);
+        if nozzle > 0 {
+            self.totals.on_sale(nozzle, fill.volume.unwrap_or(0));
+            self.totals_due.insert(nozzle, 0);
+        }
         events.push(DispenserEvent::SaleCompleted(Sale {
             t: now,
             fp: self.cfg.fp,
@@ -564,5 +711,160 @@ mod tests {
         p.note_command_sent(Command::ReturnStatus, 10);
         assert_eq!(p.wanted_command(500, false), None);
         assert_eq!(p.wanted_command(1_010, false), Some(Command::ReturnStatus));
+    }
+
+    fn totals(nozzle: u8, total: u64) -> PumpTransaction {
+        PumpTransaction::VolumeTotals {
+            nozzle,
+            total,
+            total1: total,
+            total2: 0,
+        }
+    }
+
+    fn full_sale(p: &mut FuellingPoint, t0: UnixMillis, volume: u64) -> Vec<DispenserEvent> {
+        let mut ev = feed(p, t0, &[nozzle(2, true), status(2), status(4)]);
+        ev.extend(feed(
+            p,
+            t0 + 5_000,
+            &[
+                PumpTransaction::FillingInfo {
+                    volume,
+                    amount: volume * 15,
+                },
+                nozzle(2, false),
+                status(5),
+            ],
+        ));
+        ev.extend(feed(p, t0 + 6_000, &[status(1)]));
+        ev
+    }
+
+    fn gaps(ev: &[DispenserEvent]) -> Vec<(u8, Decimal)> {
+        ev.iter()
+            .filter_map(|e| match e {
+                DispenserEvent::SaleGap {
+                    nozzle,
+                    missing_volume,
+                    ..
+                } => Some((*nozzle, *missing_volume)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn totals_asked_at_start_after_sale_and_periodically() {
+        let mut p = fp();
+        // Not before the status is known.
+        assert_eq!(p.wanted_totals_request(0), None);
+        feed(&mut p, 0, &[status(1)]);
+        assert_eq!(p.wanted_totals_request(10), Some(1));
+        p.note_totals_requested(1, 10);
+        assert_eq!(p.wanted_totals_request(20), None, "throttled");
+        assert!(feed(&mut p, 30, &[totals(1, 1_000)]).is_empty());
+        assert_eq!(p.wanted_totals_request(40), Some(2));
+        assert!(feed(&mut p, 50, &[totals(2, 7_000)]).is_empty());
+        assert_eq!(p.wanted_totals_request(60), None);
+
+        let ev = full_sale(&mut p, 1_000, 1211);
+        assert_eq!(sales_in(&ev), 1);
+        // Not while filling; after the sale, nozzle 2 again.
+        assert_eq!(p.wanted_totals_request(7_100), Some(2));
+        assert!(gaps(&feed(&mut p, 7_200, &[totals(2, 8_211)])).is_empty());
+        assert_eq!(p.totals_baseline(2), Some(8_211));
+
+        p.tick(7_300);
+        assert_eq!(p.wanted_totals_request(7_300), None);
+        p.tick(7_300 + TOTALS_INTERVAL_MS);
+        assert_eq!(p.wanted_totals_request(7_300 + TOTALS_INTERVAL_MS), Some(1));
+    }
+
+    fn sales_in(ev: &[DispenserEvent]) -> usize {
+        ev.iter()
+            .filter(|e| matches!(e, DispenserEvent::SaleCompleted(_)))
+            .count()
+    }
+
+    #[test]
+    fn unseen_fill_is_a_sale_gap() {
+        let mut p = fp();
+        feed(&mut p, 0, &[status(1), totals(2, 5_000)]);
+        p.line_fault();
+        // After the fault the pump reports a completion we never saw start.
+        let ev = feed(&mut p, 10_000, &[status(5)]);
+        assert_eq!(sales_in(&ev), 0);
+        assert_eq!(p.wanted_command(10_000, false), Some(Command::Reset));
+        feed(&mut p, 10_100, &[status(1)]);
+        assert_eq!(p.wanted_totals_request(10_200), Some(1));
+        let ev = feed(&mut p, 10_300, &[totals(2, 5_000 + 2_345)]);
+        assert_eq!(gaps(&ev), vec![(2, Decimal::new(2_345, 2))]);
+        let DispenserEvent::SaleGap { fp, t, .. } = ev[0] else {
+            unreachable!()
+        };
+        assert_eq!((fp, t), (3, 10_300));
+    }
+
+    #[test]
+    fn reported_sales_leave_no_gap_and_identical_sales_count_twice() {
+        let mut p = fp();
+        feed(&mut p, 0, &[status(1), totals(2, 0)]);
+        let mut ev = full_sale(&mut p, 1_000, 1211);
+        ev.extend(full_sale(&mut p, 10_000, 1211));
+        assert_eq!(sales_in(&ev), 2);
+        assert!(gaps(&feed(&mut p, 20_000, &[totals(2, 2_422)])).is_empty());
+    }
+
+    #[test]
+    fn restart_mid_fill_disarms_and_reads_totals() {
+        let mut p = fp();
+        feed(&mut p, 0, &[status(1), totals(1, 0), totals(2, 100)]);
+        feed(&mut p, 1_000, &[nozzle(2, true), status(2), status(4)]);
+        feed(
+            &mut p,
+            2_000,
+            &[PumpTransaction::FillingInfo {
+                volume: 300,
+                amount: 4500,
+            }],
+        );
+        assert_eq!(p.wanted_totals_request(2_000), None);
+        // The pump restarts: idle, nozzle in, no completion.
+        let ev = feed(&mut p, 3_000, &[nozzle(2, false), status(1)]);
+        assert_eq!(sales_in(&ev), 0);
+        // A later completion is not a sale of the aborted fill.
+        p.tick(3_500);
+        assert_eq!(p.wanted_totals_request(3_500), Some(1));
+        feed(&mut p, 3_600, &[totals(1, 0)]);
+        let ev = feed(&mut p, 3_700, &[totals(2, 400)]);
+        assert_eq!(gaps(&ev), vec![(2, Decimal::new(300, 2))]);
+    }
+
+    #[test]
+    fn reading_during_a_fill_is_not_compared() {
+        let mut p = fp();
+        feed(&mut p, 0, &[status(1), totals(2, 0)]);
+        feed(&mut p, 1_000, &[nozzle(2, true), status(2), status(4)]);
+        // An answer to a request sent before the lift, carrying part of the fill.
+        assert!(gaps(&feed(&mut p, 2_000, &[totals(2, 50)])).is_empty());
+        let ev = full_sale(&mut p, 1_000, 1211);
+        assert_eq!(sales_in(&ev), 1);
+        assert!(gaps(&feed(&mut p, 9_000, &[totals(2, 1211)])).is_empty());
+    }
+
+    #[test]
+    fn silent_firmware_is_asked_a_bounded_number_of_times() {
+        let mut p = fp();
+        feed(&mut p, 0, &[status(1), totals(2, 0)]);
+        let mut asked = 0;
+        for k in 0..20 {
+            let now = 1_000 + k * COMMAND_RETRY_MS;
+            if let Some(n) = p.wanted_totals_request(now) {
+                assert_eq!(n, 1);
+                p.note_totals_requested(n, now);
+                asked += 1;
+            }
+        }
+        assert_eq!(asked, usize::from(TOTALS_MAX_TRIES));
     }
 }

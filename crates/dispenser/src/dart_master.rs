@@ -8,6 +8,9 @@
 //! - After a sale is reported the master sends CD1 RESET at once: the agent does not gate
 //!   payment, it records sales, and a pump left in "filling completed" blocks the next customer.
 //! - With `auto_authorize` a lifted nozzle on an idle pump is answered with CD1 AUTHORIZE.
+//! - Volume totals (CD101) are requested for each nozzle when the FP state machine asks (idle
+//!   pump: at start, after faults and sales, periodically); a totalizer that advanced more than
+//!   the reported sales becomes a `SaleGap` event.
 //! - If the port cannot be opened or fails, retry with backoff (1 s doubling to 30 s) forever.
 
 use std::io;
@@ -23,7 +26,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_serial::{SerialPortBuilderExt, SerialStream};
 
-use crate::config::DartConfig;
+use crate::config::{DartConfig, DartMode};
 use crate::driver::{DispenserDriver, DispenserError};
 
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
@@ -63,12 +66,20 @@ enum SessionEnd {
 impl DartMaster {
     pub fn new(cfg: DartConfig) -> Result<Self, DispenserError> {
         cfg.validate()?;
+        if cfg.mode != DartMode::Master {
+            // A second master breaks a bus that another controller already polls.
+            return Err(DispenserError::Config(
+                "mode = \"listen\": use DartListener (or DartDriver), never a polling master"
+                    .into(),
+            ));
+        }
+        let totals_ms = i64::try_from(cfg.totals_interval_s.saturating_mul(1000)).unwrap_or(0);
         let links = cfg
             .fps
             .iter()
             .map(|f| FpLink {
                 address: f.address,
-                fp: FuellingPoint::new(f.fuelling_point_config(cfg.nozzle_debounce_ms)),
+                fp: FuellingPoint::new(f.fuelling_point_config(cfg.nozzle_debounce_ms, totals_ms)),
                 tx: TxSender::new(),
                 rx: TxReceiver::new(),
                 online: None,
@@ -252,6 +263,14 @@ async fn serve(
             link.outgoing = Some(OutgoingBlock {
                 tx: link.tx.next_block(),
                 payload: encode_master_transactions(&[MasterTransaction::Command(cmd)]),
+                naks: 0,
+            });
+        } else if let Some(nozzle) = link.fp.wanted_totals_request(now) {
+            tracing::debug!(fp = fp_no, nozzle, "request totals");
+            link.fp.note_totals_requested(nozzle, now);
+            link.outgoing = Some(OutgoingBlock {
+                tx: link.tx.next_block(),
+                payload: encode_master_transactions(&[MasterTransaction::RequestTotals { nozzle }]),
                 naks: 0,
             });
         }

@@ -109,6 +109,7 @@ async fn master_and_simulator_over_pty() {
                 address: 0x50,
                 decimals: DecimalsConfig::default(),
                 grades: vec!["95".into(), "Diesel".into()],
+                nozzles: None,
             },
             // Nobody answers at 0x51: must go offline without stalling FP 1.
             FpConfig {
@@ -116,6 +117,7 @@ async fn master_and_simulator_over_pty() {
                 address: 0x51,
                 decimals: DecimalsConfig::default(),
                 grades: vec![],
+                nozzles: None,
             },
         ],
     );
@@ -202,6 +204,7 @@ async fn master_waits_for_missing_port() {
             address: 0x50,
             decimals: DecimalsConfig::default(),
             grades: vec![],
+            nozzles: None,
         }],
     );
     let (ev_tx, _ev_rx) = mpsc::channel(16);

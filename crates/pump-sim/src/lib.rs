@@ -1,6 +1,7 @@
 //! DART pump simulator: one or more fuelling points answering as DART slaves on a serial port or
 //! pty. [`Simulator`] is the I/O-free core (bytes in, bytes out); [`run`] drives it on a port.
 
+pub mod faults;
 pub mod pump;
 pub mod scenario;
 pub mod schedule;
@@ -14,9 +15,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio_serial::SerialPortBuilderExt;
 
-pub use pump::SimPump;
+pub use faults::{FaultInjector, FaultOptions, FaultStats};
+pub use pump::{SimPump, SimRecord, SimRecordKind};
 pub use scenario::{CarSpec, DecimalsSpec, FillSpec, PumpSpec, Scenario};
-pub use schedule::{Lift, RandomCustomers, Rng, Schedule};
+pub use schedule::{CustomerProfile, Lift, RandomCustomers, Rng, Schedule};
 pub use slave::SlaveLink;
 
 #[derive(Debug, thiserror::Error)]
@@ -34,13 +36,6 @@ pub enum SimError {
     Io(#[from] std::io::Error),
 }
 
-/// Faults to inject on the line. Room for more (delays, corrupted CRCs, silent FPs).
-#[derive(Debug, Clone, Default)]
-pub struct FaultOptions {
-    /// Probability (0..1) to drop each outgoing frame.
-    pub drop_rate: f64,
-}
-
 #[derive(Debug, Clone)]
 pub struct SimOptions {
     pub port: PathBuf,
@@ -50,6 +45,12 @@ pub struct SimOptions {
     pub random: bool,
     pub seed: u64,
     pub faults: FaultOptions,
+    /// How random customers behave (with `random`).
+    pub customers: CustomerProfile,
+    /// Make sure FPs 1..=fps exist (default pumps for those the scenario lacks).
+    pub fps: u8,
+    /// Append every sale (and fill lost to a restart) as a JSON line: the ground truth.
+    pub sales_log: Option<PathBuf>,
 }
 
 impl SimOptions {
@@ -61,6 +62,9 @@ impl SimOptions {
             random: false,
             seed: 1,
             faults: FaultOptions::default(),
+            customers: CustomerProfile::default(),
+            fps: 0,
+            sales_log: None,
         }
     }
 }
@@ -71,14 +75,19 @@ pub struct Simulator {
     pumps: Vec<(SimPump, SlaveLink)>,
     schedule: Schedule,
     random: Option<RandomCustomers>,
-    faults: FaultOptions,
-    fault_rng: Rng,
+    faults: FaultInjector,
     decoder: FrameDecoder,
+    records: Vec<SimRecord>,
 }
 
 impl Simulator {
     pub fn new(opts: &SimOptions) -> Self {
         let mut scenario = opts.scenario.clone();
+        for fp in 1..=opts.fps {
+            if !scenario.pumps.iter().any(|p| p.fp == fp) {
+                scenario.pumps.push(scenario::PumpSpec::default_for(fp));
+            }
+        }
         scenario.complete();
         let pumps: Vec<_> = scenario
             .pumps
@@ -88,10 +97,12 @@ impl Simulator {
         let fps: Vec<u8> = pumps.iter().map(|(p, _)| p.fp).collect();
         Simulator {
             schedule: Schedule::from_scenario(&scenario),
-            random: opts.random.then(|| RandomCustomers::new(opts.seed, &fps)),
-            faults: opts.faults.clone(),
-            fault_rng: Rng::new(opts.seed ^ 0x9E37_79B9_7F4A_7C15),
+            random: opts
+                .random
+                .then(|| RandomCustomers::with_profile(opts.seed, &fps, opts.customers.clone())),
+            faults: FaultInjector::new(opts.faults.clone(), opts.seed),
             decoder: FrameDecoder::new(),
+            records: Vec::new(),
             pumps,
         }
     }
@@ -100,8 +111,29 @@ impl Simulator {
         self.pumps.iter().map(|(p, _)| p)
     }
 
+    /// What was injected so far.
+    pub fn fault_stats(&self) -> FaultStats {
+        self.faults.stats()
+    }
+
+    /// Ground-truth sales (and fills lost to restarts) since the last call.
+    pub fn take_records(&mut self) -> Vec<SimRecord> {
+        std::mem::take(&mut self.records)
+    }
+
+    /// How long to hold back the answer about to be written (fault injection), if at all.
+    pub fn answer_delay(&mut self, now_s: f64) -> Option<Duration> {
+        self.faults.answer_delay(now_s)
+    }
+
     /// Starts due customers and advances filling progress.
     pub fn tick(&mut self, now_s: f64) {
+        let dt = self.faults.tick(now_s);
+        for (pump, link) in &mut self.pumps {
+            if pump.is_flowing() && self.faults.restart_now(now_s, dt) && pump.restart(now_s) {
+                link.restart();
+            }
+        }
         let mut lifts = self.schedule.due(now_s);
         if let Some(random) = self.random.as_mut() {
             for (p, _) in &self.pumps {
@@ -122,13 +154,20 @@ impl Simulator {
         }
         for (pump, _) in &mut self.pumps {
             pump.tick(now_s);
+            self.records.extend(pump.take_records());
         }
     }
 
     /// Feeds bytes from the line; returns the bytes to send back.
     pub fn on_bytes(&mut self, bytes: &[u8], now_s: f64) -> Vec<u8> {
         self.tick(now_s);
-        self.decoder.push(bytes);
+        if self.faults.silent(now_s) {
+            // Powered off as far as the line is concerned: hears nothing, says nothing.
+            self.decoder.clear();
+            return Vec::new();
+        }
+        let bytes = self.faults.mangle(bytes, now_s);
+        self.decoder.push(&bytes);
         let mut out = Vec::new();
         while let Some(result) = self.decoder.next_frame() {
             // A slave never answers a frame with a CRC error: silence.
@@ -138,14 +177,15 @@ impl Simulator {
                 continue;
             };
             if let Some(answer) = link.on_frame(&frame, pump, now_s) {
-                if self.faults.drop_rate > 0.0 && self.fault_rng.unit() < self.faults.drop_rate {
+                self.records.extend(pump.take_records());
+                if self.faults.drop_frame(now_s) {
                     tracing::debug!(?answer, "fault injection: frame dropped");
                     continue;
                 }
                 out.extend(encode(&answer));
             }
         }
-        out
+        self.faults.mangle(&out, now_s)
     }
 }
 
@@ -161,6 +201,16 @@ pub async fn run(opts: SimOptions, mut shutdown: watch::Receiver<bool>) -> Resul
             port: port_name.clone(),
             source,
         })?;
+    opts.faults.validate().map_err(SimError::Scenario)?;
+    let mut sales_log = match &opts.sales_log {
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?,
+        ),
+        None => None,
+    };
     let mut sim = Simulator::new(&opts);
     let addrs: Vec<String> = sim
         .pumps()
@@ -185,12 +235,24 @@ pub async fn run(opts: SimOptions, mut shutdown: watch::Receiver<bool>) -> Resul
                 if n == 0 {
                     return Err(SimError::PortClosed);
                 }
-                let answer = sim.on_bytes(&buf[..n], started.elapsed().as_secs_f64());
+                let now_s = started.elapsed().as_secs_f64();
+                let answer = sim.on_bytes(&buf[..n], now_s);
                 if !answer.is_empty() {
+                    if let Some(d) = sim.answer_delay(now_s) {
+                        tokio::time::sleep(d).await;
+                    }
                     port.write_all(&answer).await?;
                 }
             }
             _ = ticker.tick() => sim.tick(started.elapsed().as_secs_f64()),
+        }
+        // Drained even without a log, so a long run does not accumulate them.
+        let records = sim.take_records();
+        if let Some(log) = sales_log.as_mut() {
+            for r in records {
+                use std::io::Write;
+                writeln!(log, "{}", r.to_json())?;
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use pump_sim::{FaultOptions, Scenario, SimOptions};
+use pump_sim::{CustomerProfile, FaultOptions, Scenario, SimOptions};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
@@ -23,9 +23,42 @@ struct Args {
     /// Random customers on every pump.
     #[arg(long)]
     random: bool,
+    /// Make sure FPs 1..=N exist (default pumps at 0x50.. for those the scenario lacks).
+    #[arg(long, default_value_t = 0)]
+    fps: u8,
+    /// Random customers' flow rate, litres per second (speed it up for soak tests).
+    #[arg(long, default_value_t = 0.6)]
+    flow_lps: f64,
+    /// Random customers' pause between customers, seconds: "MIN,MAX".
+    #[arg(long, default_value = "5,20")]
+    pause_s: String,
+    /// Append each sale (and fill lost to a restart) as a JSON line: the ground truth.
+    #[arg(long)]
+    sales_log: Option<PathBuf>,
     /// Probability (0..1) to drop each outgoing frame.
     #[arg(long, default_value_t = 0.0)]
     drop_rate: f64,
+    /// Probability (0..1) per byte, both directions, to corrupt it.
+    #[arg(long, default_value_t = 0.0)]
+    corrupt_rate: f64,
+    /// Probability (0..1) per byte, both directions, to lose it.
+    #[arg(long, default_value_t = 0.0)]
+    byte_drop_rate: f64,
+    /// Delay answers by this many milliseconds.
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
+    /// Probability (0..1) that an answer is delayed (0 = every answer, when --delay-ms is set).
+    #[arg(long, default_value_t = 0.0)]
+    delay_rate: f64,
+    /// Expected silent periods per minute (the whole line answers nothing).
+    #[arg(long, default_value_t = 0.0)]
+    silences_per_min: f64,
+    /// Length of a silent period, seconds.
+    #[arg(long, default_value_t = 5.0)]
+    silence_s: f64,
+    /// Expected restarts per minute of a filling pump (TX# back to 0, the fill lost).
+    #[arg(long, default_value_t = 0.0)]
+    restarts_per_min: f64,
     /// Seed for random customers and fault injection.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -39,10 +72,31 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let args = Args::parse();
+    let faults = FaultOptions {
+        drop_rate: args.drop_rate,
+        corrupt_rate: args.corrupt_rate,
+        byte_drop_rate: args.byte_drop_rate,
+        delay_ms: args.delay_ms,
+        delay_rate: args.delay_rate,
+        silences_per_min: args.silences_per_min,
+        silence_s: args.silence_s,
+        restarts_per_min: args.restarts_per_min,
+        until_s: None,
+    };
+    faults
+        .validate()
+        .map_err(|e| anyhow::anyhow!("fault options: {e}"))?;
+    let pause: Vec<f64> = args
+        .pause_s
+        .split(',')
+        .map(|v| v.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("--pause-s {:?}: {e}", args.pause_s))?;
     anyhow::ensure!(
-        (0.0..=1.0).contains(&args.drop_rate),
-        "--drop-rate must be within 0..1"
+        pause.len() == 2 && 0.0 <= pause[0] && pause[0] <= pause[1],
+        "--pause-s must be MIN,MAX with 0 <= MIN <= MAX"
     );
+    anyhow::ensure!(args.flow_lps > 0.0, "--flow-lps must be > 0");
     let scenario = match &args.scenario {
         Some(path) => Scenario::load(path)?,
         None => Scenario::default(),
@@ -53,9 +107,14 @@ async fn main() -> anyhow::Result<()> {
         scenario,
         random: args.random,
         seed: args.seed,
-        faults: FaultOptions {
-            drop_rate: args.drop_rate,
+        faults,
+        customers: CustomerProfile {
+            flow_lps: args.flow_lps,
+            pause_s: (pause[0], pause[1]),
+            ..CustomerProfile::default()
         },
+        fps: args.fps,
+        sales_log: args.sales_log,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

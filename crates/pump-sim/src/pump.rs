@@ -13,6 +13,43 @@ const PROGRESS_EVERY_S: f64 = 0.5;
 /// Price used for a nozzle the scenario gives no price for: 1.00 per litre.
 const DEFAULT_PRICE: Decimal = Decimal::new(100, 2);
 
+/// Ground truth of what a pump sold, for tests and field checks to compare a master's report with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimRecord {
+    pub t_s: f64,
+    pub fp: u8,
+    pub nozzle: u8,
+    pub kind: SimRecordKind,
+    pub volume: Decimal,
+    pub amount: Decimal,
+    pub price: Decimal,
+    /// The nozzle's volume totalizer after this record.
+    pub total: Decimal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimRecordKind {
+    /// A completed fill, reported to the master as a sale.
+    Sale,
+    /// Fuel that flowed before the pump restarted mid-fill: counted by the totalizer, never
+    /// reported as a sale.
+    LostFill,
+}
+
+impl SimRecord {
+    /// One JSON object, no newline.
+    pub fn to_json(&self) -> String {
+        let kind = match self.kind {
+            SimRecordKind::Sale => "sale",
+            SimRecordKind::LostFill => "lost_fill",
+        };
+        format!(
+            r#"{{"kind":"{kind}","t_s":{:.3},"fp":{},"nozzle":{},"volume":"{}","amount":"{}","price":"{}","total":"{}"}}"#,
+            self.t_s, self.fp, self.nozzle, self.volume, self.amount, self.price, self.total
+        )
+    }
+}
+
 #[derive(Debug, Clone)]
 struct ActiveFill {
     nozzle: u8,
@@ -40,6 +77,7 @@ pub struct SimPump {
     /// Volume totalizer per logical nozzle (index 0 = nozzle 1), raw volume units.
     totals: Vec<u64>,
     outbox: Vec<PumpTransaction>,
+    records: Vec<SimRecord>,
 }
 
 impl SimPump {
@@ -71,6 +109,7 @@ impl SimPump {
             amount: 0,
             last_progress_s: 0.0,
             outbox: Vec::new(),
+            records: Vec::new(),
         }
     }
 
@@ -89,6 +128,69 @@ impl SimPump {
     /// Idle and nobody at the pump: a new customer may lift a nozzle.
     pub fn is_free(&self) -> bool {
         self.fill.is_none() && self.status == PumpStatus::Reset
+    }
+
+    /// Ground-truth records since the last call.
+    pub fn take_records(&mut self) -> Vec<SimRecord> {
+        std::mem::take(&mut self.records)
+    }
+
+    /// Fuel is flowing (a restart now loses a fill).
+    pub fn is_flowing(&self) -> bool {
+        self.fill
+            .as_ref()
+            .is_some_and(|f| f.flow_start_s.is_some() && !f.finished)
+    }
+
+    /// Power blip: the pump forgets the fill in progress and comes back idle, nozzle in. The
+    /// fuel that flowed stays counted in the totalizer (the meter turned) but is never reported
+    /// as a sale. Returns false (and does nothing) if no fuel is flowing.
+    pub fn restart(&mut self, now_s: f64) -> bool {
+        if !self.is_flowing() {
+            return false;
+        }
+        let Some(fill) = self.fill.take() else {
+            return false;
+        };
+        let start = fill.flow_start_s.unwrap_or(now_s);
+        let frac = ((now_s - start) / (fill.end_s - start).max(1e-3)).clamp(0.0, 1.0);
+        let flowed = ((fill.target_volume as f64 * frac) as u64).max(self.volume);
+        self.volume = flowed;
+        self.amount = self.amount_for(flowed, fill.nozzle);
+        self.record(now_s, fill.nozzle, SimRecordKind::LostFill);
+        self.volume = 0;
+        self.amount = 0;
+        self.nozzle_out = None;
+        self.status = PumpStatus::Reset;
+        // State lost: what was queued for the master is gone; a restarted pump reports itself.
+        self.outbox.clear();
+        self.outbox.push(self.dc3(fill.nozzle, false));
+        self.outbox.push(PumpTransaction::Status(PumpStatus::Reset));
+        tracing::info!(
+            fp = self.fp,
+            nozzle = fill.nozzle,
+            "pump restarted mid-fill"
+        );
+        true
+    }
+
+    fn record(&mut self, now_s: f64, nozzle: u8, kind: SimRecordKind) {
+        let i = usize::from(nozzle.max(1) - 1);
+        if let Some(t) = self.totals.get_mut(i) {
+            *t += self.volume;
+        }
+        let d = self.decimals;
+        let dec = |v: u64, scale: u8| Decimal::new(i64::try_from(v).unwrap_or(i64::MAX), scale);
+        self.records.push(SimRecord {
+            t_s: now_s,
+            fp: self.fp,
+            nozzle,
+            kind,
+            volume: dec(self.volume, d.volume),
+            amount: dec(self.amount, d.amount),
+            price: dec(self.price(nozzle), d.price),
+            total: dec(self.totals.get(i).copied().unwrap_or(0), d.volume),
+        });
     }
 
     /// DC transactions waiting for the next POLL.
@@ -179,7 +281,7 @@ impl SimPump {
             return;
         };
         if now_s >= fill.end_s {
-            self.hang_up();
+            self.hang_up(now_s);
             return;
         }
         if let (Some(start), false) = (fill.flow_start_s, fill.finished) {
@@ -200,7 +302,7 @@ impl SimPump {
         }
     }
 
-    fn hang_up(&mut self) {
+    fn hang_up(&mut self, now_s: f64) {
         let Some(fill) = self.fill.take() else {
             return;
         };
@@ -213,17 +315,14 @@ impl SimPump {
                 amount: self.amount,
             });
             self.outbox.push(self.dc3(fill.nozzle, false));
-            self.finish_sale(fill.nozzle);
+            self.finish_sale(now_s, fill.nozzle);
         } else {
             self.outbox.push(self.dc3(fill.nozzle, false));
         }
     }
 
-    fn finish_sale(&mut self, nozzle: u8) {
-        let i = usize::from(nozzle.max(1) - 1);
-        if let Some(t) = self.totals.get_mut(i) {
-            *t += self.volume;
-        }
+    fn finish_sale(&mut self, now_s: f64, nozzle: u8) {
+        self.record(now_s, nozzle, SimRecordKind::Sale);
         self.set_status(PumpStatus::FillingCompleted);
         let d = self.decimals;
         tracing::info!(
@@ -300,7 +399,7 @@ impl SimPump {
                         volume: self.volume,
                         amount: self.amount,
                     });
-                    self.finish_sale(nozzle);
+                    self.finish_sale(now_s, nozzle);
                 }
             }
             Command::SwitchOff => self.set_status(PumpStatus::SwitchedOff),
@@ -383,5 +482,60 @@ mod tests {
         p.lift(0.0, 2, 3.0, 1000);
         p.tick(3.0);
         assert_eq!(p.status(), PumpStatus::FillingCompleted);
+    }
+
+    #[test]
+    fn restart_mid_fill_counts_fuel_but_reports_no_sale() {
+        let mut p = pump(true);
+        p.lift(0.0, 1, 10.0, 3000);
+        p.tick(4.0);
+        p.take_outbox();
+        assert!(p.restart(5.0));
+        assert_eq!(
+            p.take_outbox(),
+            vec![
+                PumpTransaction::PriceNozzle {
+                    price: 785,
+                    nozzle: 1,
+                    nozzle_out: false
+                },
+                PumpTransaction::Status(PumpStatus::Reset),
+            ]
+        );
+        assert!(p.is_free());
+        let rec = p.take_records();
+        assert_eq!(rec.len(), 1);
+        assert_eq!(rec[0].kind, SimRecordKind::LostFill);
+        assert_eq!(rec[0].volume, Decimal::new(1500, 2));
+        assert_eq!(rec[0].total, Decimal::new(1500, 2));
+        assert!(!p.restart(6.0), "nothing flows any more");
+        p.handle(6.0, &MasterTransaction::RequestTotals { nozzle: 1 });
+        assert!(p.take_outbox().contains(&PumpTransaction::VolumeTotals {
+            nozzle: 1,
+            total: 1500,
+            total1: 1500,
+            total2: 0
+        }));
+        assert!(rec[0]
+            .to_json()
+            .starts_with(r#"{"kind":"lost_fill","t_s":5.000,"fp":1"#));
+    }
+
+    #[test]
+    fn sales_are_recorded() {
+        let mut p = pump(true);
+        p.lift(0.0, 2, 3.0, 1000);
+        p.tick(3.0);
+        let rec = p.take_records();
+        assert_eq!(rec.len(), 1);
+        assert_eq!(rec[0].kind, SimRecordKind::Sale);
+        assert_eq!(
+            (rec[0].volume, rec[0].amount, rec[0].price),
+            (
+                Decimal::new(1000, 2),
+                Decimal::new(8320, 2),
+                Decimal::new(832, 2)
+            )
+        );
     }
 }

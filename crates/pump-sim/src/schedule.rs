@@ -110,20 +110,57 @@ impl Rng {
     }
 }
 
-/// Random customers: when a pump is free, one arrives after a pause and buys 5..60 litres at
-/// about 0.6 l/s.
+/// How random customers behave. The default is a real forecourt; tests speed it up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerProfile {
+    /// Litres bought, uniform in this range.
+    pub litres: (f64, f64),
+    /// Flow rate in litres per second.
+    pub flow_lps: f64,
+    /// Pause after a customer before the next one lifts, seconds, uniform in this range.
+    pub pause_s: (f64, f64),
+    /// The first customer at each FP lifts at a time uniform in this range (seconds).
+    pub first_lift_s: (f64, f64),
+    /// No new customer lifts after this time (seconds since start).
+    pub until_s: Option<f64>,
+}
+
+impl Default for CustomerProfile {
+    fn default() -> Self {
+        CustomerProfile {
+            litres: (5.0, 60.0),
+            flow_lps: 0.6,
+            pause_s: (5.0, 20.0),
+            first_lift_s: (1.0, 5.0),
+            until_s: None,
+        }
+    }
+}
+
+/// Random customers: when a pump is free, one arrives after a pause and buys some litres
+/// (by default 5..60 litres at about 0.6 l/s, see [`CustomerProfile`]).
 #[derive(Debug, Clone)]
 pub struct RandomCustomers {
     rng: Rng,
+    profile: CustomerProfile,
     /// Per FP: earliest time the next customer may lift.
     next_s: Vec<(u8, f64)>,
 }
 
 impl RandomCustomers {
     pub fn new(seed: u64, fps: &[u8]) -> Self {
+        Self::with_profile(seed, fps, CustomerProfile::default())
+    }
+
+    pub fn with_profile(seed: u64, fps: &[u8], profile: CustomerProfile) -> Self {
         let mut rng = Rng::new(seed);
-        let next_s = fps.iter().map(|fp| (*fp, rng.range(1.0, 5.0))).collect();
-        RandomCustomers { rng, next_s }
+        let (lo, hi) = profile.first_lift_s;
+        let next_s = fps.iter().map(|fp| (*fp, rng.range(lo, hi))).collect();
+        RandomCustomers {
+            rng,
+            profile,
+            next_s,
+        }
     }
 
     /// A lift for `fp` if it is free and its customer is due.
@@ -136,12 +173,13 @@ impl RandomCustomers {
         volume_decimals: u8,
     ) -> Option<Lift> {
         let slot = self.next_s.iter_mut().find(|(f, _)| *f == fp)?;
-        if !free || now_s < slot.1 {
+        if !free || now_s < slot.1 || self.profile.until_s.is_some_and(|u| now_s >= u) {
             return None;
         }
-        let litres = self.rng.range(5.0, 60.0);
-        let duration = litres / 0.6;
-        slot.1 = now_s + duration + self.rng.range(5.0, 20.0);
+        let p = &self.profile;
+        let litres = self.rng.range(p.litres.0, p.litres.1);
+        let duration = litres / p.flow_lps.max(1e-3);
+        slot.1 = now_s + duration + self.rng.range(p.pause_s.0, p.pause_s.1);
         let nozzle = 1 + (self.rng.next_u64() % u64::from(nozzles.max(1))) as u8;
         Some(Lift {
             fp,

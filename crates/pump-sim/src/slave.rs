@@ -72,6 +72,11 @@ impl SlaveLink {
         }
     }
 
+    /// The pump restarted: both numberings start over, the unacknowledged block is gone.
+    pub fn restart(&mut self) {
+        *self = Self::default();
+    }
+
     fn acknowledged(&mut self) {
         self.unacked = None;
         self.naks = 0;
