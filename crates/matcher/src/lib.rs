@@ -1,8 +1,19 @@
-//! Which car was at the pump: fuelling-point zones, plate sightings, and the sale-to-plate matcher.
-//! Pure logic: time comes in with the events, so the same events always give the same verdicts.
+//! Which car was at the pump: fuelling-point zones, plate tracks, and the sale-to-plate matcher.
+//! The tracker and the matcher are pure logic: time comes in with the events, so the same events
+//! always give the same verdicts. `trace` and `replay` read and write a caller's streams.
 
+mod assign;
 mod layout;
 mod matcher;
+pub mod replay;
+pub mod trace;
+pub mod tracker;
+pub mod vote;
 
 pub use layout::{FpLayout, Layout, LayoutError, Zone};
 pub use matcher::{MatchedSale, Matcher, MatcherConfig};
+pub use replay::{
+    eval_match, replay, replay_with, EvalReport, ReplayError, ReplayedSale, TruthLine,
+};
+pub use trace::{NozzleState, TraceError, TracePlate, TraceReader, TraceRecord, TraceWriter};
+pub use tracker::{Track, TrackRead, Tracker, TrackerConfig};

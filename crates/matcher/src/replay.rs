@@ -1,0 +1,324 @@
+//! Replays a recorded trace through the matcher, and scores a replay against ground truth.
+//! Same trace, same output, byte for byte: the matcher is deterministic and so is the printing.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::{BufRead, Write};
+
+use forecourt_events::{FpNumber, UnixMillis};
+use serde::{Deserialize, Serialize};
+
+use crate::matcher::{MatchedSale, Matcher, MatcherConfig};
+use crate::trace::{TraceError, TraceReader, TraceRecord};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Trace(#[from] TraceError),
+    #[error("trace line {line}: a second layout record")]
+    SecondLayout { line: usize },
+    #[error("writing the replay output: {0}")]
+    Output(std::io::Error),
+    #[error("ground truth line {line}: {message}")]
+    BadTruth { line: usize, message: String },
+    #[error("ground truth i/o: {0}")]
+    TruthIo(std::io::Error),
+}
+
+/// One line of replay output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplayedSale {
+    #[serde(rename = "ref")]
+    pub sale_ref: Option<String>,
+    pub fp: FpNumber,
+    pub nozzle: u8,
+    pub plate: Option<String>,
+    /// Rounded to 3 decimals.
+    pub confidence: f64,
+    /// When the pump reported the sale (identifies it when the trace gave no `ref`).
+    pub t: UnixMillis,
+}
+
+/// Feeds every record of `trace` to a matcher, in file order, and hands each decided sale to
+/// `on_sale` in the order the matcher decides them. The clock is the newest `t` seen; at the end
+/// every sale still waiting is decided.
+pub fn replay_with(
+    trace: impl BufRead,
+    config: &MatcherConfig,
+    is_well_formed: fn(&str) -> bool,
+    mut on_sale: impl FnMut(ReplayedSale, &MatchedSale) -> Result<(), ReplayError>,
+) -> Result<usize, ReplayError> {
+    let (layout, mut reader) = TraceReader::open(trace)?;
+    let mut matcher = Matcher::new(layout, config.clone(), is_well_formed);
+    let mut refs: BTreeMap<(FpNumber, u8, UnixMillis), Option<String>> = BTreeMap::new();
+    let mut clock = UnixMillis::MIN;
+    let mut decided = 0;
+    let mut emit = |sales: Vec<MatchedSale>,
+                    refs: &mut BTreeMap<(FpNumber, u8, UnixMillis), Option<String>>|
+     -> Result<(), ReplayError> {
+        for m in sales {
+            let key = (m.sale.fp, m.sale.nozzle, m.sale.t);
+            let line = ReplayedSale {
+                sale_ref: refs.remove(&key).flatten(),
+                fp: m.sale.fp,
+                nozzle: m.sale.nozzle,
+                plate: m.verdict.plate.clone(),
+                confidence: (f64::from(m.verdict.confidence) * 1000.0).round() / 1000.0,
+                t: m.sale.t,
+            };
+            decided += 1;
+            on_sale(line, &m)?;
+        }
+        Ok(())
+    };
+    while let Some(record) = reader.next_record()? {
+        let Some(t) = record.time() else {
+            return Err(ReplayError::SecondLayout {
+                line: reader.line_number(),
+            });
+        };
+        if t > clock {
+            clock = t;
+            emit(matcher.poll(clock), &mut refs)?;
+        }
+        if let TraceRecord::Sale {
+            t,
+            fp,
+            nozzle,
+            sale_ref,
+            ..
+        } = &record
+        {
+            refs.insert((*fp, *nozzle, *t), sale_ref.clone());
+        }
+        if let Some(frame) = record.to_frame() {
+            matcher.observe_frame(&frame);
+        } else if let Some(event) = record.to_dispenser() {
+            matcher.observe_dispenser(&event);
+        }
+    }
+    emit(matcher.poll(UnixMillis::MAX), &mut refs)?;
+    Ok(decided)
+}
+
+/// Replays `trace` and prints one JSON line per sale:
+/// `{"ref":"s17","fp":1,"nozzle":2,"plate":"苏E05EV8","confidence":0.93,"t":...}`
+/// (`plate` null when the matcher abstains). Returns the number of sales.
+pub fn replay(
+    trace: impl BufRead,
+    mut out: impl Write,
+    config: &MatcherConfig,
+    is_well_formed: fn(&str) -> bool,
+) -> Result<usize, ReplayError> {
+    let decided = replay_with(trace, config, is_well_formed, |line, _| {
+        let text = serde_json::to_string(&line).unwrap_or_default();
+        writeln!(out, "{text}").map_err(ReplayError::Output)
+    })?;
+    out.flush().map_err(ReplayError::Output)?;
+    Ok(decided)
+}
+
+/// One line of ground truth, as the scenario generator writes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TruthLine {
+    #[serde(rename = "ref")]
+    pub sale_ref: String,
+    /// The plate of the car that bought, `null` when it had none (motorbike, jerry can).
+    pub plate: Option<String>,
+    /// Whether the car showed its plate readably (counts toward recall).
+    pub readable: bool,
+    /// The hard cases this sale belongs to.
+    #[serde(default)]
+    pub cases: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CaseStats {
+    pub sales: usize,
+    pub readable: usize,
+    pub emitted: usize,
+    pub correct: usize,
+    pub correct_readable: usize,
+}
+
+impl CaseStats {
+    fn add(&mut self, other: &CaseStats) {
+        self.sales += other.sales;
+        self.readable += other.readable;
+        self.emitted += other.emitted;
+        self.correct += other.correct;
+        self.correct_readable += other.correct_readable;
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ReliabilityBin {
+    pub emitted: usize,
+    pub correct: usize,
+    pub confidence_sum: f64,
+}
+
+/// Precision, recall and calibration of a replay against ground truth. Reports add up.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EvalReport {
+    pub all: CaseStats,
+    /// Sales in the trace with no ground-truth line, and the reverse.
+    pub without_truth: usize,
+    pub without_verdict: usize,
+    /// Emitted plates by confidence decile (0.0-0.1 .. 0.9-1.0).
+    pub deciles: [ReliabilityBin; 10],
+    pub cases: BTreeMap<String, CaseStats>,
+}
+
+impl EvalReport {
+    /// Correct plates / plates emitted (1 when nothing was emitted).
+    pub fn precision(&self) -> f64 {
+        ratio(self.all.correct, self.all.emitted)
+    }
+
+    /// Correct plates / sales whose car showed a readable plate.
+    pub fn recall(&self) -> f64 {
+        ratio(self.all.correct_readable, self.all.readable)
+    }
+
+    /// The largest gap between a decile's mean confidence and its observed accuracy, over deciles
+    /// with at least `min_emitted` plates.
+    pub fn worst_calibration_gap(&self, min_emitted: usize) -> f64 {
+        self.deciles
+            .iter()
+            .filter(|b| b.emitted >= min_emitted.max(1))
+            .map(|b| (b.confidence_sum / b.emitted as f64 - ratio(b.correct, b.emitted)).abs())
+            .fold(0.0, f64::max)
+    }
+
+    pub fn merge(&mut self, other: &EvalReport) {
+        self.all.add(&other.all);
+        self.without_truth += other.without_truth;
+        self.without_verdict += other.without_verdict;
+        for (mine, theirs) in self.deciles.iter_mut().zip(&other.deciles) {
+            mine.emitted += theirs.emitted;
+            mine.correct += theirs.correct;
+            mine.confidence_sum += theirs.confidence_sum;
+        }
+        for (case, stats) in &other.cases {
+            self.cases.entry(case.clone()).or_default().add(stats);
+        }
+    }
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 {
+        1.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+impl fmt::Display for EvalReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let a = &self.all;
+        writeln!(
+            f,
+            "sales {}  readable {}  plates emitted {}  correct {}  wrong {}",
+            a.sales,
+            a.readable,
+            a.emitted,
+            a.correct,
+            a.emitted - a.correct
+        )?;
+        writeln!(
+            f,
+            "precision {:.4}%  recall {:.4}%",
+            self.precision() * 100.0,
+            self.recall() * 100.0
+        )?;
+        if self.without_truth + self.without_verdict > 0 {
+            writeln!(
+                f,
+                "sales without ground truth {}, ground truth without a sale {}",
+                self.without_truth, self.without_verdict
+            )?;
+        }
+        writeln!(f, "confidence   emitted  mean conf  accuracy")?;
+        for (i, bin) in self.deciles.iter().enumerate() {
+            if bin.emitted == 0 {
+                continue;
+            }
+            writeln!(
+                f,
+                "{:.1}-{:.1}    {:>8}  {:>9.4}  {:>8.4}",
+                i as f64 / 10.0,
+                (i + 1) as f64 / 10.0,
+                bin.emitted,
+                bin.confidence_sum / bin.emitted as f64,
+                ratio(bin.correct, bin.emitted)
+            )?;
+        }
+        writeln!(
+            f,
+            "case                    sales  readable  emitted  wrong  recall"
+        )?;
+        for (case, s) in &self.cases {
+            writeln!(
+                f,
+                "{case:<22} {:>6}  {:>8}  {:>7}  {:>5}  {:>6.2}%",
+                s.sales,
+                s.readable,
+                s.emitted,
+                s.emitted - s.correct,
+                ratio(s.correct_readable, s.readable) * 100.0
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Replays `trace` and scores it against `truth` (JSON Lines of [`TruthLine`], matched by `ref`).
+pub fn eval_match(
+    trace: impl BufRead,
+    truth: impl BufRead,
+    config: &MatcherConfig,
+    is_well_formed: fn(&str) -> bool,
+) -> Result<EvalReport, ReplayError> {
+    let mut expected: BTreeMap<String, TruthLine> = BTreeMap::new();
+    for (index, line) in truth.lines().enumerate() {
+        let line = line.map_err(ReplayError::TruthIo)?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed: TruthLine = serde_json::from_str(&line).map_err(|e| ReplayError::BadTruth {
+            line: index + 1,
+            message: e.to_string(),
+        })?;
+        expected.insert(parsed.sale_ref.clone(), parsed);
+    }
+    let mut report = EvalReport::default();
+    replay_with(trace, config, is_well_formed, |sale, _| {
+        let Some(truth) = sale.sale_ref.as_ref().and_then(|r| expected.remove(r)) else {
+            report.without_truth += 1;
+            return Ok(());
+        };
+        let emitted = sale.plate.is_some();
+        let correct = emitted && sale.plate == truth.plate;
+        let stats = CaseStats {
+            sales: 1,
+            readable: usize::from(truth.readable),
+            emitted: usize::from(emitted),
+            correct: usize::from(correct),
+            correct_readable: usize::from(correct && truth.readable),
+        };
+        report.all.add(&stats);
+        for case in &truth.cases {
+            report.cases.entry(case.clone()).or_default().add(&stats);
+        }
+        if emitted {
+            let bin = &mut report.deciles[((sale.confidence * 10.0) as usize).min(9)];
+            bin.emitted += 1;
+            bin.correct += usize::from(correct);
+            bin.confidence_sum += sale.confidence;
+        }
+        Ok(())
+    })?;
+    report.without_verdict = expected.len();
+    Ok(report)
+}

@@ -1,0 +1,440 @@
+//! The record-and-replay trace: JSON Lines, UTF-8, one record per line, `t` in integer ms since
+//! the epoch. The first line is the layout; then frames, nozzle changes and sales, sorted by `t`.
+//! Reading and writing go through `BufRead`/`Write` given by the caller, so this module opens no
+//! files itself.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+
+use forecourt_events::{
+    Decimal, DispenserEvent, FpNumber, FramePlates, PlateRead, Sale, UnixMillis,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::layout::{FpLayout, Layout, LayoutError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error("trace line {line}: {message}")]
+    BadLine { line: usize, message: String },
+    #[error("trace line {line}: the first record must be the layout")]
+    LayoutFirst { line: usize },
+    #[error("trace line {line}: {source}")]
+    BadLayout { line: usize, source: LayoutError },
+    #[error("trace i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A nozzle change as the trace records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NozzleState {
+    Out,
+    In,
+}
+
+/// One plate read in a trace `frame` record (field names as the trace spells them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracePlate {
+    pub text: String,
+    pub conf: f32,
+    #[serde(rename = "box")]
+    pub bbox: [f32; 4],
+}
+
+/// One line of a trace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TraceRecord {
+    Layout {
+        fps: Vec<FpLayout>,
+    },
+    Frame {
+        t: UnixMillis,
+        camera: String,
+        plates: Vec<TracePlate>,
+    },
+    Nozzle {
+        t: UnixMillis,
+        fp: FpNumber,
+        nozzle: u8,
+        state: NozzleState,
+    },
+    Sale {
+        t: UnixMillis,
+        fp: FpNumber,
+        nozzle: u8,
+        volume: Decimal,
+        amount: Decimal,
+        price: Decimal,
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        sale_ref: Option<String>,
+    },
+}
+
+impl TraceRecord {
+    pub fn time(&self) -> Option<UnixMillis> {
+        match self {
+            TraceRecord::Layout { .. } => None,
+            TraceRecord::Frame { t, .. }
+            | TraceRecord::Nozzle { t, .. }
+            | TraceRecord::Sale { t, .. } => Some(*t),
+        }
+    }
+
+    pub fn from_frame(frame: &FramePlates) -> Self {
+        TraceRecord::Frame {
+            t: frame.t,
+            camera: frame.camera.clone(),
+            plates: frame
+                .plates
+                .iter()
+                .map(|p| TracePlate {
+                    text: p.text.clone(),
+                    conf: p.confidence,
+                    bbox: p.bbox,
+                })
+                .collect(),
+        }
+    }
+
+    /// `None` for events the matcher does not use (pump online/offline, ...).
+    pub fn from_dispenser(event: &DispenserEvent, sale_ref: Option<&str>) -> Option<Self> {
+        Some(match event {
+            DispenserEvent::NozzleOut { t, fp, nozzle } => TraceRecord::Nozzle {
+                t: *t,
+                fp: *fp,
+                nozzle: *nozzle,
+                state: NozzleState::Out,
+            },
+            DispenserEvent::NozzleIn { t, fp, nozzle } => TraceRecord::Nozzle {
+                t: *t,
+                fp: *fp,
+                nozzle: *nozzle,
+                state: NozzleState::In,
+            },
+            DispenserEvent::SaleCompleted(sale) => TraceRecord::Sale {
+                t: sale.t,
+                fp: sale.fp,
+                nozzle: sale.nozzle,
+                volume: sale.volume,
+                amount: sale.amount,
+                price: sale.price,
+                sale_ref: sale_ref.map(str::to_string),
+            },
+            // Pump status and the like play no part in matching.
+            _ => return None,
+        })
+    }
+
+    /// The frame for a `frame` record.
+    pub fn to_frame(&self) -> Option<FramePlates> {
+        match self {
+            TraceRecord::Frame { t, camera, plates } => Some(FramePlates {
+                t: *t,
+                camera: camera.clone(),
+                plates: plates
+                    .iter()
+                    .map(|p| PlateRead {
+                        text: p.text.clone(),
+                        confidence: p.conf,
+                        bbox: p.bbox,
+                    })
+                    .collect(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The dispenser event for a `nozzle` or `sale` record.
+    pub fn to_dispenser(&self) -> Option<DispenserEvent> {
+        match self {
+            TraceRecord::Nozzle {
+                t,
+                fp,
+                nozzle,
+                state,
+            } => Some(match state {
+                NozzleState::Out => DispenserEvent::NozzleOut {
+                    t: *t,
+                    fp: *fp,
+                    nozzle: *nozzle,
+                },
+                NozzleState::In => DispenserEvent::NozzleIn {
+                    t: *t,
+                    fp: *fp,
+                    nozzle: *nozzle,
+                },
+            }),
+            TraceRecord::Sale {
+                t,
+                fp,
+                nozzle,
+                volume,
+                amount,
+                price,
+                ..
+            } => Some(DispenserEvent::SaleCompleted(Sale {
+                t: *t,
+                fp: *fp,
+                nozzle: *nozzle,
+                nozzle_out_t: None,
+                grade: None,
+                volume: *volume,
+                amount: *amount,
+                price: *price,
+            })),
+            _ => None,
+        }
+    }
+}
+
+/// Reads a trace line by line: the layout first, then the records, each error naming its line.
+pub struct TraceReader<R> {
+    input: R,
+    line_number: usize,
+    buffer: String,
+}
+
+impl<R: BufRead> TraceReader<R> {
+    /// Reads and checks the layout line.
+    pub fn open(input: R) -> Result<(Layout, Self), TraceError> {
+        let mut reader = TraceReader {
+            input,
+            line_number: 0,
+            buffer: String::new(),
+        };
+        let line = reader.line_number + 1;
+        match reader.next_record()? {
+            Some(TraceRecord::Layout { fps }) => {
+                let layout = Layout { fps };
+                layout
+                    .validate()
+                    .map_err(|source| TraceError::BadLayout { line, source })?;
+                Ok((layout, reader))
+            }
+            _ => Err(TraceError::LayoutFirst { line }),
+        }
+    }
+
+    /// The line number of the record last returned (1-based).
+    pub fn line_number(&self) -> usize {
+        self.line_number
+    }
+
+    /// The next record, skipping blank lines; `None` at the end.
+    pub fn next_record(&mut self) -> Result<Option<TraceRecord>, TraceError> {
+        loop {
+            self.buffer.clear();
+            self.line_number += 1;
+            let read = self.input.read_line(&mut self.buffer).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::InvalidData {
+                    TraceError::BadLine {
+                        line: self.line_number,
+                        message: "not UTF-8".into(),
+                    }
+                } else {
+                    TraceError::Io(e)
+                }
+            })?;
+            if read == 0 {
+                return Ok(None);
+            }
+            let text = self.buffer.trim();
+            if text.is_empty() {
+                continue;
+            }
+            return serde_json::from_str(text)
+                .map(Some)
+                .map_err(|e| TraceError::BadLine {
+                    line: self.line_number,
+                    message: e.to_string(),
+                });
+        }
+    }
+}
+
+/// Writes the trace the live agent records. Sources arrive slightly out of time order (plate
+/// reading lags the camera), so records wait up to `reorder_ms` and leave sorted by `t`.
+/// A record older than one already written is written anyway (replay tolerates it).
+pub struct TraceWriter<W: Write> {
+    out: W,
+    reorder_ms: i64,
+    /// (t, arrival number) -> line: sorted by time, ties in arrival order.
+    waiting: BTreeMap<(UnixMillis, u64), String>,
+    arrivals: u64,
+    newest_t: UnixMillis,
+}
+
+impl<W: Write> TraceWriter<W> {
+    /// Writes the layout line at once. A `reorder_ms` of 2000 covers plate-reader lag.
+    pub fn new(mut out: W, layout: &Layout, reorder_ms: i64) -> Result<Self, TraceError> {
+        let record = TraceRecord::Layout {
+            fps: layout.fps.clone(),
+        };
+        writeln!(out, "{}", to_line(&record))?;
+        Ok(TraceWriter {
+            out,
+            reorder_ms: reorder_ms.max(0),
+            waiting: BTreeMap::new(),
+            arrivals: 0,
+            newest_t: UnixMillis::MIN,
+        })
+    }
+
+    pub fn write_frame(&mut self, frame: &FramePlates) -> Result<(), TraceError> {
+        self.push(TraceRecord::from_frame(frame))
+    }
+
+    /// Pump online/offline are not recorded.
+    pub fn write_dispenser(&mut self, event: &DispenserEvent) -> Result<(), TraceError> {
+        match TraceRecord::from_dispenser(event, None) {
+            Some(record) => self.push(record),
+            None => Ok(()),
+        }
+    }
+
+    /// A sale with the reference replay prints back (e.g. the outbox key).
+    pub fn write_sale(&mut self, sale: &Sale, sale_ref: &str) -> Result<(), TraceError> {
+        let event = DispenserEvent::SaleCompleted(sale.clone());
+        match TraceRecord::from_dispenser(&event, Some(sale_ref)) {
+            Some(record) => self.push(record),
+            None => Ok(()),
+        }
+    }
+
+    pub fn push(&mut self, record: TraceRecord) -> Result<(), TraceError> {
+        let Some(t) = record.time() else {
+            return Ok(()); // a second layout has no place in a trace
+        };
+        self.arrivals += 1;
+        self.waiting.insert((t, self.arrivals), to_line(&record));
+        self.newest_t = self.newest_t.max(t);
+        let horizon = self.newest_t.saturating_sub(self.reorder_ms);
+        while let Some(entry) = self.waiting.first_entry() {
+            if entry.key().0 > horizon {
+                break;
+            }
+            writeln!(self.out, "{}", entry.remove())?;
+        }
+        Ok(())
+    }
+
+    /// Writes everything still waiting and flushes.
+    pub fn flush(&mut self) -> Result<(), TraceError> {
+        for (_, line) in std::mem::take(&mut self.waiting) {
+            writeln!(self.out, "{line}")?;
+        }
+        self.out.flush()?;
+        Ok(())
+    }
+
+    /// Flushes and gives the output back.
+    pub fn finish(mut self) -> Result<W, TraceError> {
+        self.flush()?;
+        Ok(self.out)
+    }
+}
+
+fn to_line(record: &TraceRecord) -> String {
+    // Serialising plain data to a String cannot fail.
+    serde_json::to_string(record).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::Zone;
+
+    fn layout() -> Layout {
+        Layout {
+            fps: vec![FpLayout {
+                fp: 1,
+                zones: vec![Zone {
+                    camera: "cam1".into(),
+                    polygon: vec![[0.0, 0.0], [0.5, 0.0], [0.5, 1.0]],
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn spec_lines_parse() {
+        let text = r#"{"type":"layout","fps":[{"fp":1,"zones":[{"camera":"cam1","polygon":[[0,0],[1,0],[1,1]]}]}]}
+{"type":"frame","t":1000,"camera":"cam1","plates":[{"text":"苏E05EV8","conf":0.97,"box":[0.1,0.2,0.2,0.25]}]}
+{"type":"frame","t":1200,"camera":"cam1","plates":[]}
+{"type":"nozzle","t":1300,"fp":1,"nozzle":2,"state":"out"}
+
+{"type":"sale","t":9000,"fp":1,"nozzle":2,"volume":"35.21","amount":"276.40","price":"7.85","ref":"s17"}
+{"type":"sale","t":9500,"fp":1,"nozzle":2,"volume":"1.00","amount":"7.85","price":"7.85"}
+"#;
+        let (layout, mut reader) = TraceReader::open(text.as_bytes()).unwrap();
+        assert_eq!(layout.fps[0].fp, 1);
+        let mut records = Vec::new();
+        while let Some(r) = reader.next_record().unwrap() {
+            records.push(r);
+        }
+        assert_eq!(records.len(), 5);
+        assert!(matches!(&records[3], TraceRecord::Sale { sale_ref: Some(r), .. } if r == "s17"));
+        assert!(matches!(
+            &records[4],
+            TraceRecord::Sale { sale_ref: None, .. }
+        ));
+        let frame = records[0].to_frame().unwrap();
+        assert_eq!(frame.plates[0].text, "苏E05EV8");
+    }
+
+    #[test]
+    fn bad_lines_name_their_line() {
+        let text = "{\"type\":\"layout\",\"fps\":[]}\n{\"type\":\"frame\",\"t\":1}\n";
+        let (_, mut reader) = TraceReader::open(text.as_bytes()).unwrap();
+        let err = reader.next_record().unwrap_err().to_string();
+        assert!(err.starts_with("trace line 2:"), "{err}");
+        let err = TraceReader::open("{\"type\":\"nozzle\"}".as_bytes())
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("line 1"), "{err}");
+        let bad_utf8: &[u8] = b"{\"type\":\"layout\",\"fps\":[]}\n\xff\xfe\n";
+        let (_, mut reader) = TraceReader::open(bad_utf8).unwrap();
+        assert!(reader
+            .next_record()
+            .unwrap_err()
+            .to_string()
+            .contains("line 2"));
+    }
+
+    #[test]
+    fn writer_sorts_within_the_reorder_window_and_round_trips() {
+        let mut writer = TraceWriter::new(Vec::new(), &layout(), 1000).unwrap();
+        let frame = |t| FramePlates {
+            t,
+            camera: "cam1".into(),
+            plates: vec![PlateRead {
+                text: "苏E05EV8".into(),
+                confidence: 0.9,
+                bbox: [0.1, 0.1, 0.2, 0.15],
+            }],
+        };
+        writer.write_frame(&frame(1500)).unwrap();
+        writer
+            .write_dispenser(&DispenserEvent::NozzleOut {
+                t: 1000,
+                fp: 1,
+                nozzle: 1,
+            })
+            .unwrap();
+        writer.write_frame(&frame(3000)).unwrap();
+        writer
+            .write_dispenser(&DispenserEvent::PumpOnline { t: 3100, fp: 1 })
+            .unwrap();
+        let bytes = writer.finish().unwrap();
+        let (read_layout, mut reader) = TraceReader::open(bytes.as_slice()).unwrap();
+        assert_eq!(read_layout, layout());
+        let mut times = Vec::new();
+        while let Some(r) = reader.next_record().unwrap() {
+            times.push(r.time().unwrap());
+        }
+        assert_eq!(times, vec![1000, 1500, 3000]);
+    }
+}

@@ -1,0 +1,264 @@
+//! Per camera, joins the plate reads of successive frames into tracks, one per car: a read joins
+//! the track whose last box is near enough for the time that passed and whose recent texts are
+//! close to its own. Pure: frames come in, tracks are read out.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use forecourt_events::{FramePlates, UnixMillis};
+
+use crate::vote::text_distance;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackerConfig {
+    /// A car unseen this long starts a new track when it is read again (long occlusions).
+    pub max_gap_ms: i64,
+    /// How far a box centre may move between frames at once (normalised units)...
+    pub base_gate: f32,
+    /// ...plus this much per second of gap (moving cars)...
+    pub gate_per_second: f32,
+    /// ...but never more than this.
+    pub max_gate: f32,
+    /// Reads further than this (in characters) from all of a track's recent texts start a new one.
+    pub max_text_distance: usize,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        TrackerConfig {
+            max_gap_ms: 5 * 60_000,
+            base_gate: 0.04,
+            gate_per_second: 0.3,
+            max_gate: 0.25,
+            max_text_distance: 2,
+        }
+    }
+}
+
+/// One read as a track keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackRead {
+    pub t: UnixMillis,
+    /// Box centre, normalised.
+    pub x: f32,
+    pub y: f32,
+    pub text: String,
+    pub confidence: f32,
+    pub well_formed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Track {
+    /// Unique per tracker, increasing in creation order.
+    pub id: u64,
+    pub camera: String,
+    /// In time order.
+    pub reads: Vec<TrackRead>,
+}
+
+impl Track {
+    pub fn first_t(&self) -> UnixMillis {
+        self.reads.first().map_or(0, |r| r.t)
+    }
+
+    pub fn last_t(&self) -> UnixMillis {
+        self.reads.last().map_or(0, |r| r.t)
+    }
+}
+
+/// How many of a track's latest texts a new read is compared with (one misread must not split it).
+const RECENT_TEXTS: usize = 6;
+
+#[derive(Debug, Default)]
+struct CameraTracks {
+    /// In creation order; old ones are dropped by [`Tracker::forget_before`].
+    tracks: VecDeque<Track>,
+}
+
+#[derive(Debug)]
+pub struct Tracker {
+    config: TrackerConfig,
+    cameras: BTreeMap<String, CameraTracks>,
+    next_id: u64,
+    is_well_formed: fn(&str) -> bool,
+}
+
+impl Tracker {
+    pub fn new(config: TrackerConfig, is_well_formed: fn(&str) -> bool) -> Self {
+        Tracker {
+            config,
+            cameras: BTreeMap::new(),
+            next_id: 1,
+            is_well_formed,
+        }
+    }
+
+    pub fn observe(&mut self, frame: &FramePlates) {
+        let config = self.config.clone();
+        let is_well_formed = self.is_well_formed;
+        let camera = self.cameras.entry(frame.camera.clone()).or_default();
+        let reads: Vec<TrackRead> = frame
+            .plates
+            .iter()
+            .filter(|p| !p.text.is_empty() && p.bbox.iter().all(|v| v.is_finite()))
+            .map(|p| TrackRead {
+                t: frame.t,
+                x: (p.bbox[0] + p.bbox[2]) / 2.0,
+                y: (p.bbox[1] + p.bbox[3]) / 2.0,
+                text: p.text.clone(),
+                confidence: if p.confidence.is_finite() {
+                    p.confidence.clamp(0.0, 1.0)
+                } else {
+                    0.0
+                },
+                well_formed: is_well_formed(&p.text),
+            })
+            .collect();
+        // Every admissible (read, track) pair with its cost; cheapest pairs are joined first.
+        let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
+        for (ri, read) in reads.iter().enumerate() {
+            for (ti, track) in camera.tracks.iter().enumerate() {
+                let Some(last) = track.reads.last() else {
+                    continue;
+                };
+                let gap = read.t - last.t;
+                if gap <= 0 || gap > config.max_gap_ms {
+                    continue;
+                }
+                let gate = (config.base_gate + config.gate_per_second * gap as f32 / 1000.0)
+                    .min(config.max_gate);
+                let distance = ((read.x - last.x).powi(2) + (read.y - last.y).powi(2)).sqrt();
+                if distance > gate {
+                    continue;
+                }
+                let text = track
+                    .reads
+                    .iter()
+                    .rev()
+                    .take(RECENT_TEXTS)
+                    .map(|r| text_distance(&r.text, &read.text))
+                    .min()
+                    .unwrap_or(usize::MAX);
+                if text > config.max_text_distance {
+                    continue;
+                }
+                pairs.push((distance / gate + text as f32 * 0.5, ri, ti));
+            }
+        }
+        pairs.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        let mut read_taken = vec![false; reads.len()];
+        let mut track_taken = vec![false; camera.tracks.len()];
+        let mut joined: Vec<Option<usize>> = vec![None; reads.len()];
+        for (_, ri, ti) in pairs {
+            if !read_taken[ri] && !track_taken[ti] {
+                read_taken[ri] = true;
+                track_taken[ti] = true;
+                joined[ri] = Some(ti);
+            }
+        }
+        for (read, track) in reads.into_iter().zip(joined) {
+            match track {
+                Some(ti) => camera.tracks[ti].reads.push(read),
+                None => {
+                    camera.tracks.push_back(Track {
+                        id: self.next_id,
+                        camera: frame.camera.clone(),
+                        reads: vec![read],
+                    });
+                    self.next_id += 1;
+                }
+            }
+        }
+    }
+
+    /// Tracks of `camera` with a read in `from..=to`.
+    pub fn tracks_between<'a>(
+        &'a self,
+        camera: &str,
+        from: UnixMillis,
+        to: UnixMillis,
+    ) -> impl Iterator<Item = &'a Track> + 'a {
+        self.cameras
+            .get(camera)
+            .into_iter()
+            .flat_map(|c| c.tracks.iter())
+            .filter(move |t| t.first_t() <= to && t.last_t() >= from)
+    }
+
+    /// Drops tracks last seen before `horizon`.
+    pub fn forget_before(&mut self, horizon: UnixMillis) {
+        for camera in self.cameras.values_mut() {
+            camera.tracks.retain(|t| t.last_t() >= horizon);
+        }
+    }
+
+    pub fn track_count(&self) -> usize {
+        self.cameras.values().map(|c| c.tracks.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use forecourt_events::PlateRead;
+
+    use super::*;
+
+    fn frame(t: i64, plates: &[(&str, f32, f32)]) -> FramePlates {
+        FramePlates {
+            t,
+            camera: "cam1".into(),
+            plates: plates
+                .iter()
+                .map(|(text, x, y)| PlateRead {
+                    text: text.to_string(),
+                    confidence: 0.9,
+                    bbox: [x - 0.05, y - 0.02, x + 0.05, y + 0.02],
+                })
+                .collect(),
+        }
+    }
+
+    fn tracker() -> Tracker {
+        Tracker::new(TrackerConfig::default(), |t| t.chars().count() == 7)
+    }
+
+    #[test]
+    fn misreads_and_occlusions_stay_on_one_track() {
+        let mut tracker = tracker();
+        tracker.observe(&frame(0, &[("苏E05EV8", 0.3, 0.7)]));
+        tracker.observe(&frame(500, &[("苏ED5EVB", 0.3, 0.7)]));
+        tracker.observe(&frame(1000, &[]));
+        // Two minutes hidden, then read again where it stood.
+        tracker.observe(&frame(121_000, &[("苏E05EV8", 0.31, 0.71)]));
+        assert_eq!(tracker.track_count(), 1);
+        let track = tracker.tracks_between("cam1", 0, 200_000).next().unwrap();
+        assert_eq!(track.reads.len(), 3);
+    }
+
+    #[test]
+    fn two_cars_side_by_side_get_two_tracks() {
+        let mut tracker = tracker();
+        for i in 0..10 {
+            let y = 0.3 + 0.04 * i as f32; // the second car drives up next to the first
+            tracker.observe(&frame(
+                i * 500,
+                &[("苏E05EV8", 0.3, 0.7), ("京A12345", 0.35, y)],
+            ));
+        }
+        assert_eq!(tracker.track_count(), 2);
+        for track in tracker.tracks_between("cam1", 0, 10_000) {
+            assert_eq!(track.reads.len(), 10);
+            let first = &track.reads[0].text;
+            assert!(track.reads.iter().all(|r| &r.text == first));
+        }
+    }
+
+    #[test]
+    fn a_different_plate_in_the_same_place_is_a_new_car() {
+        let mut tracker = tracker();
+        tracker.observe(&frame(0, &[("苏E05EV8", 0.3, 0.7)]));
+        tracker.observe(&frame(5_000, &[("京A12345", 0.3, 0.7)]));
+        assert_eq!(tracker.track_count(), 2);
+        tracker.forget_before(1_000);
+        assert_eq!(tracker.track_count(), 1);
+    }
+}

@@ -1,0 +1,147 @@
+//! Votes one plate text out of many per-frame reads of the same car: first the length, then each
+//! character, weighting every read by its confidence and by whether it obeys the plate grammar.
+
+use std::collections::BTreeMap;
+
+/// A read as the vote sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Ballot<'a> {
+    pub text: &'a str,
+    pub confidence: f32,
+    pub well_formed: bool,
+}
+
+/// The voted text and how sure the vote is of every character.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VotedText {
+    pub text: String,
+    /// Probability-like certainty that every character is right (0..1).
+    pub certainty: f32,
+    /// Reads of the winning length that agree with the voted text exactly.
+    pub exact_reads: usize,
+    /// Reads that took part.
+    pub reads: usize,
+}
+
+/// Malformed reads still say something about single characters, but little.
+const MALFORMED_WEIGHT: f32 = 0.2;
+/// Log-odds one full-confidence read adds for its character: misreads of one character happen
+/// in a few percent of reads, so one agreeing read is worth about e^2.5 : 1.
+const LOG_ODDS_PER_READ: f32 = 2.5;
+
+pub fn vote<'a>(ballots: impl IntoIterator<Item = Ballot<'a>>) -> Option<VotedText> {
+    let ballots: Vec<Ballot> = ballots.into_iter().filter(|b| !b.text.is_empty()).collect();
+    // Squared: a recogniser's confident reads are right far more often than its hesitant ones.
+    let weight = |b: &Ballot| {
+        b.confidence.clamp(0.0, 1.0).powi(2) * if b.well_formed { 1.0 } else { MALFORMED_WEIGHT }
+    };
+    let mut by_length: BTreeMap<usize, f32> = BTreeMap::new();
+    for b in &ballots {
+        *by_length.entry(b.text.chars().count()).or_default() += weight(b);
+    }
+    // Highest weight; ties go to the shorter length (BTreeMap order, first max wins).
+    let length = by_length
+        .iter()
+        .fold(None::<(usize, f32)>, |best, (&len, &w)| match best {
+            Some((_, bw)) if bw >= w => best,
+            _ => Some((len, w)),
+        })?
+        .0;
+    let same_length: Vec<(Vec<char>, f32)> = ballots
+        .iter()
+        .filter(|b| b.text.chars().count() == length)
+        .map(|b| (b.text.chars().collect(), weight(b)))
+        .collect();
+    let mut text = String::new();
+    let mut certainty = 1.0f32;
+    for position in 0..length {
+        let mut tally: BTreeMap<char, f32> = BTreeMap::new();
+        for (chars, w) in &same_length {
+            *tally.entry(chars[position]).or_default() += w;
+        }
+        let mut ranked: Vec<(char, f32)> = tally.into_iter().collect();
+        // Highest weight first; equal weights by character so the result never depends on order.
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let (winner, first) = ranked[0];
+        let second = ranked.get(1).map_or(0.0, |r| r.1);
+        text.push(winner);
+        let margin = (first - second) * LOG_ODDS_PER_READ;
+        // Many reads make a margin large even when a character is misread systematically (dirt,
+        // a bolt); a close split stays doubtful however many reads there are.
+        let share = first / (first + second).max(f32::EPSILON);
+        let split = ((share - 0.5) / 0.2).clamp(0.0, 1.0);
+        certainty *= split.min(1.0 / (1.0 + (-margin).exp()));
+    }
+    let exact_reads = ballots.iter().filter(|b| b.text == text).count();
+    Some(VotedText {
+        text,
+        certainty,
+        exact_reads,
+        reads: ballots.len(),
+    })
+}
+
+/// Levenshtein distance in characters (plates are short).
+pub fn text_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        current[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ballots<'a>(reads: &[(&'a str, f32)]) -> Vec<Ballot<'a>> {
+        reads
+            .iter()
+            .map(|(text, confidence)| Ballot {
+                text,
+                confidence: *confidence,
+                well_formed: text.chars().count() == 7,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn characters_vote_separately() {
+        // No read is right as a whole, but each character is right in most reads.
+        let v = vote(ballots(&[
+            ("苏E05EV8", 0.9),
+            ("苏ED5EV8", 0.8),
+            ("苏E05EVB", 0.8),
+            ("赣E05EV8", 0.7),
+            ("苏E05EV8", 0.9),
+            ("苏E05EV", 0.9),
+        ]))
+        .unwrap();
+        assert_eq!(v.text, "苏E05EV8");
+        assert_eq!(v.exact_reads, 2);
+        assert!(v.certainty > 0.9, "{v:?}");
+    }
+
+    #[test]
+    fn a_split_vote_is_uncertain() {
+        let v = vote(ballots(&[("苏E05EV8", 0.9), ("苏E05EVB", 0.9)])).unwrap();
+        assert!(v.certainty < 0.6, "{v:?}");
+        assert!(vote(ballots(&[])).is_none());
+    }
+
+    #[test]
+    fn distance() {
+        assert_eq!(text_distance("苏E05EV8", "苏E05EV8"), 0);
+        assert_eq!(text_distance("苏E05EV8", "苏ED5EVB"), 2);
+        assert_eq!(text_distance("苏E05EV8", "苏E05EV"), 1);
+        assert_eq!(text_distance("", "abc"), 3);
+    }
+}
