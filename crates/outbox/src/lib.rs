@@ -6,10 +6,12 @@
 //! nor a power cut loses it. Delivery is at-least-once: HQ deduplicates on [`Record::id`].
 
 mod error;
+mod limits;
 mod record;
 mod schema;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -18,6 +20,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use uuid::Uuid;
 
 pub use error::OutboxError;
+pub use limits::{CapState, LimitReport, OutboxLimits, OutboxUsage};
 pub use record::Record;
 
 use record::Envelope;
@@ -35,6 +38,11 @@ pub struct Outbox {
 struct Inner {
     path: PathBuf,
     conn: Mutex<Connection>,
+    limits: OutboxLimits,
+    /// [`CapState`] as of the last `enforce_limits`.
+    cap_state: AtomicU8,
+    /// Low-value records dropped over the cap since open.
+    dropped: AtomicU64,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -46,8 +54,17 @@ impl std::fmt::Debug for Outbox {
 }
 
 impl Outbox {
-    /// Opens (creating if needed) the outbox at `path` and brings its schema up to date.
+    /// Opens (creating if needed) the outbox at `path` and brings its schema up to date, with
+    /// the default [`OutboxLimits`].
     pub fn open(path: impl AsRef<Path>) -> Result<Outbox, OutboxError> {
+        Outbox::open_with_limits(path, OutboxLimits::default())
+    }
+
+    /// [`Outbox::open`] with the given caps and archive retention.
+    pub fn open_with_limits(
+        path: impl AsRef<Path>,
+        limits: OutboxLimits,
+    ) -> Result<Outbox, OutboxError> {
         let path = path.as_ref().to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| OutboxError::CreateDir {
@@ -65,6 +82,9 @@ impl Outbox {
             inner: Arc::new(Inner {
                 path,
                 conn: Mutex::new(conn),
+                limits,
+                cap_state: AtomicU8::new(CapState::Ok.to_u8()),
+                dropped: AtomicU64::new(0),
             }),
         })
     }
@@ -88,6 +108,23 @@ impl Outbox {
         tx.commit()
             .map_err(|e| OutboxError::sqlite(self.path(), "commit an append", e))?;
         Ok(record)
+    }
+
+    /// Appends several messages `(stream, topic, body)` in one transaction: one disk sync for
+    /// all of them (bulk loads, benchmarks). All or nothing.
+    pub fn append_batch(
+        &self,
+        messages: &[(&str, &str, serde_json::Value)],
+    ) -> Result<Vec<Record>, OutboxError> {
+        let mut conn = self.lock();
+        let tx = self.begin(&mut conn, "begin a batch append")?;
+        let records = messages
+            .iter()
+            .map(|(stream, topic, body)| self.append_in(&tx, stream, topic, body))
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.commit()
+            .map_err(|e| OutboxError::sqlite(self.path(), "commit a batch append", e))?;
+        Ok(records)
     }
 
     /// Keeps `body` under `key` until [`Outbox::release`]: durable when this returns. Holding the
@@ -245,8 +282,8 @@ impl Outbox {
         Ok(self.ack_many(&[rowid])? == 1)
     }
 
-    /// Deletes several acknowledged records in one transaction (one disk sync for all).
-    /// Returns how many were still there.
+    /// Deletes several acknowledged records in one transaction (one disk sync for all), moving
+    /// them to the archive when it is enabled. Returns how many were still there.
     pub fn ack_many(&self, rowids: &[i64]) -> Result<usize, OutboxError> {
         if rowids.is_empty() {
             return Ok(0);
@@ -259,11 +296,30 @@ impl Outbox {
             .map_err(err)?;
         let mut deleted = 0;
         {
-            let mut stmt = tx
+            let mut archive = if self.inner.limits.archive_enabled() {
+                // REPLACE: a record sent again by `resend` and acknowledged again replaces its
+                // earlier copy (same stream and seq), with the new ack time.
+                Some(
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO archive
+                             (id, stream, seq, topic, payload, created, acked)
+                         SELECT id, stream, seq, topic, payload, created, ?2
+                         FROM records WHERE pos = ?1",
+                    )
+                    .map_err(err)?,
+                )
+            } else {
+                None
+            };
+            let mut delete = tx
                 .prepare_cached("DELETE FROM records WHERE pos = ?1")
                 .map_err(err)?;
+            let now = now_millis();
             for rowid in rowids {
-                deleted += stmt.execute(params![rowid]).map_err(err)?;
+                if let Some(archive) = archive.as_mut() {
+                    archive.execute(params![rowid, now]).map_err(err)?;
+                }
+                deleted += delete.execute(params![rowid]).map_err(err)?;
             }
         }
         tx.commit().map_err(err)?;
@@ -293,6 +349,199 @@ impl Outbox {
         .map_err(|e| OutboxError::sqlite(self.path(), "read the oldest record", e))
     }
 
+    /// The caps and archive retention this outbox was opened with.
+    pub fn limits(&self) -> &OutboxLimits {
+        &self.inner.limits
+    }
+
+    /// Puts archived records of `stream` with `seq >= from_seq` back in the queue, in seq order,
+    /// with their original id, seq and payload (HQ dedupes by id). They get new positions, so
+    /// the uplink sends them after what it has already read. Returns how many were re-queued.
+    pub fn resend(&self, stream: &str, from_seq: u64) -> Result<u64, OutboxError> {
+        let path = self.path();
+        let err = |e| OutboxError::sqlite(path, "re-queue archived records", e);
+        let from_seq = i64::try_from(from_seq).unwrap_or(i64::MAX);
+        let mut conn = self.lock();
+        let tx = self.begin(&mut conn, "begin a resend")?;
+        let mut requeued = 0u64;
+        {
+            let mut select = tx
+                .prepare_cached(
+                    "SELECT rowid FROM archive WHERE stream = ?1 AND seq >= ?2 ORDER BY seq",
+                )
+                .map_err(err)?;
+            let rowids = select
+                .query_map(params![stream, from_seq], |row| row.get::<_, i64>(0))
+                .map_err(err)?
+                .collect::<Result<Vec<i64>, _>>()
+                .map_err(err)?;
+            // IGNORE: a record with that (stream, seq) still waiting is not duplicated; its
+            // archive copy then stays where it is.
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO records (id, stream, seq, topic, payload, created)
+                     SELECT id, stream, seq, topic, payload, created FROM archive WHERE rowid = ?1",
+                )
+                .map_err(err)?;
+            let mut delete = tx
+                .prepare_cached("DELETE FROM archive WHERE rowid = ?1")
+                .map_err(err)?;
+            for rowid in rowids {
+                if insert.execute(params![rowid]).map_err(err)? == 1 {
+                    delete.execute(params![rowid]).map_err(err)?;
+                    requeued += 1;
+                }
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(requeued)
+    }
+
+    /// Sizes of the queue and the archive (scans both: call it every few seconds, not per
+    /// append).
+    pub fn usage(&self) -> Result<OutboxUsage, OutboxError> {
+        let conn = self.lock();
+        self.usage_in(&conn)
+    }
+
+    fn usage_in(&self, conn: &Connection) -> Result<OutboxUsage, OutboxError> {
+        let err = |e| OutboxError::sqlite(self.path(), "measure the outbox", e);
+        // length() of a BLOB reads its size from the row header, not the blob itself.
+        let (records, bytes, oldest_created): (i64, i64, Option<i64>) = conn
+            .query_row(
+                "SELECT COUNT(*), COALESCE(SUM(length(payload)), 0), MIN(created) FROM records",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .map_err(err)?;
+        let (archive_records, archive_bytes): (i64, i64) = conn
+            .query_row(
+                "SELECT COUNT(*), COALESCE(SUM(length(payload)), 0) FROM archive",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .map_err(err)?;
+        Ok(OutboxUsage {
+            records: records as u64,
+            bytes: bytes as u64,
+            oldest_created,
+            archive_records: archive_records as u64,
+            archive_bytes: archive_bytes as u64,
+        })
+    }
+
+    /// The cap state as of the last [`Outbox::enforce_limits`] (cheap: for health reports).
+    pub fn cap_state(&self) -> CapState {
+        CapState::from_u8(self.inner.cap_state.load(Ordering::Relaxed))
+    }
+
+    /// Low-value records dropped over the cap since this outbox was opened.
+    pub fn dropped_total(&self) -> u64 {
+        self.inner.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Applies the archive retention and the overflow policy (see [`OutboxLimits`]): prunes the
+    /// archive by age and size, then drops the oldest low-value records while over a cap.
+    /// The uplink calls this periodically, online or not.
+    pub fn enforce_limits(&self) -> Result<LimitReport, OutboxError> {
+        self.enforce_limits_at(now_millis())
+    }
+
+    /// [`Outbox::enforce_limits`] as if the time were `now` (tests).
+    pub fn enforce_limits_at(&self, now: UnixMillis) -> Result<LimitReport, OutboxError> {
+        let limits = &self.inner.limits;
+        let path = self.path();
+        let err = |e| OutboxError::sqlite(path, "enforce the outbox limits", e);
+        let mut conn = self.lock();
+        let tx = self.begin(&mut conn, "begin enforcing the outbox limits")?;
+        let mut report = LimitReport::default();
+
+        // The archive first: it is only a convenience for HQ.
+        if limits.archive_enabled() {
+            let max_age_ms =
+                i64::try_from(limits.archive_max_age_s.saturating_mul(1000)).unwrap_or(i64::MAX);
+            report.archive_pruned += tx
+                .execute(
+                    "DELETE FROM archive WHERE acked < ?1",
+                    params![now.saturating_sub(max_age_ms)],
+                )
+                .map_err(err)? as u64;
+        } else {
+            report.archive_pruned += tx.execute("DELETE FROM archive", []).map_err(err)? as u64;
+        }
+        let mut usage = self.usage_in(&tx)?;
+        if limits.archive_enabled() && usage.archive_bytes > limits.archive_max_bytes {
+            let excess = usage.archive_bytes - limits.archive_max_bytes;
+            // Oldest acknowledged first: rowid grows with the ack time.
+            let cut = oldest_archived_covering(&tx, excess).map_err(err)?;
+            for rowid in &cut {
+                tx.execute("DELETE FROM archive WHERE rowid = ?1", params![rowid])
+                    .map_err(err)?;
+            }
+            report.archive_pruned += cut.len() as u64;
+        }
+
+        // Then the queue.
+        let mut state = CapState::Ok;
+        if limits.over(usage.records, usage.bytes) {
+            let excess_records = if limits.max_records > 0 {
+                usage.records.saturating_sub(limits.max_records)
+            } else {
+                0
+            };
+            let excess_bytes = if limits.max_bytes > 0 {
+                usage.bytes.saturating_sub(limits.max_bytes)
+            } else {
+                0
+            };
+            let cut = droppable_prefix(&tx, limits, excess_records, excess_bytes).map_err(err)?;
+            for rowid in &cut {
+                tx.execute("DELETE FROM records WHERE pos = ?1", params![rowid])
+                    .map_err(err)?;
+            }
+            report.dropped = cut.len() as u64;
+            usage = self.usage_in(&tx)?;
+            state = if limits.over(usage.records, usage.bytes) {
+                CapState::OverCapProtected
+            } else {
+                CapState::Dropping
+            };
+        } else if limits.near(usage.records, usage.bytes) {
+            state = CapState::NearFull;
+        }
+        usage = self.usage_in(&tx)?;
+        tx.commit().map_err(err)?;
+
+        match state {
+            CapState::Ok => {}
+            CapState::NearFull => tracing::warn!(
+                records = usage.records,
+                bytes = usage.bytes,
+                "outbox near its cap: HQ has not taken records for a while"
+            ),
+            CapState::Dropping => tracing::warn!(
+                dropped = report.dropped,
+                records = usage.records,
+                bytes = usage.bytes,
+                "outbox over its cap: dropped the oldest low-value records (HQ sees seq gaps)"
+            ),
+            CapState::OverCapProtected => tracing::error!(
+                dropped = report.dropped,
+                records = usage.records,
+                bytes = usage.bytes,
+                "outbox over its cap with only protected records (sales) left: keeping them all; \
+                 the disk is the limit now"
+            ),
+        }
+        self.inner.cap_state.store(state.to_u8(), Ordering::Relaxed);
+        self.inner
+            .dropped
+            .fetch_add(report.dropped, Ordering::Relaxed);
+        report.state = state;
+        report.usage = usage;
+        Ok(report)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave a half-done write: an open transaction
         // rolls back when dropped. So a poisoned lock is safe to keep using.
@@ -301,6 +550,44 @@ impl Outbox {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// The oldest records of unprotected streams whose removal takes away at least
+/// `excess_records` records and `excess_bytes` bytes (fewer if there are not enough).
+fn droppable_prefix(
+    conn: &Connection,
+    limits: &OutboxLimits,
+    excess_records: u64,
+    excess_bytes: u64,
+) -> rusqlite::Result<Vec<i64>> {
+    let mut stmt = conn.prepare("SELECT pos, length(payload), stream FROM records ORDER BY pos")?;
+    let mut rows = stmt.query([])?;
+    let mut cut = Vec::new();
+    let mut freed = 0u64;
+    while (cut.len() as u64) < excess_records || freed < excess_bytes {
+        let Some(row) = rows.next()? else { break };
+        let stream: String = row.get(2)?;
+        if limits.is_protected(&stream) {
+            continue;
+        }
+        cut.push(row.get::<_, i64>(0)?);
+        freed += row.get::<_, i64>(1)? as u64;
+    }
+    Ok(cut)
+}
+
+/// The oldest-acknowledged archive rows whose payloads add up to at least `bytes`.
+fn oldest_archived_covering(conn: &Connection, bytes: u64) -> rusqlite::Result<Vec<i64>> {
+    let mut stmt = conn.prepare("SELECT rowid, length(payload) FROM archive ORDER BY rowid")?;
+    let mut rows = stmt.query([])?;
+    let mut cut = Vec::new();
+    let mut freed = 0u64;
+    while freed < bytes {
+        let Some(row) = rows.next()? else { break };
+        cut.push(row.get::<_, i64>(0)?);
+        freed += row.get::<_, i64>(1)? as u64;
+    }
+    Ok(cut)
 }
 
 /// Connection settings that make an append survive power loss.

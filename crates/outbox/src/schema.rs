@@ -36,6 +36,21 @@ const MIGRATIONS: &[&str] = &[
          body    BLOB NOT NULL,
          created INTEGER NOT NULL
      );",
+    // 3: the archive: records HQ acknowledged, kept for a bounded time so HQ can ask for them
+    // again (`resend`). A record lives in exactly one of `records` and `archive`; it keeps its
+    // id and seq in both. `rowid` grows with the time of the ack, so pruning by size deletes
+    // from the low end. `UNIQUE (stream, seq)` is also the index `resend` reads.
+    "CREATE TABLE archive (
+         id      TEXT NOT NULL,
+         stream  TEXT NOT NULL,
+         seq     INTEGER NOT NULL,
+         topic   TEXT NOT NULL,
+         payload BLOB NOT NULL,
+         created INTEGER NOT NULL,
+         acked   INTEGER NOT NULL,
+         UNIQUE (stream, seq)
+     );
+     CREATE INDEX archive_by_ack_time ON archive (acked);",
 ];
 
 /// The schema version this build writes.

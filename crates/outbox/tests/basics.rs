@@ -224,6 +224,6 @@ fn opening_sets_wal_and_full_sync() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    // Schema 2: records, sequences, held items.
-    assert_eq!((mode.as_str(), version), ("wal", 2));
+    // Schema 3: records, sequences, held items, archive.
+    assert_eq!((mode.as_str(), version), ("wal", 3));
 }

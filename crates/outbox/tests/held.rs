@@ -59,7 +59,7 @@ fn schema_upgrade_from_version_1_keeps_records() {
     // Wind the file back to schema 1, as an older agent left it.
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch("DROP TABLE held; PRAGMA user_version = 1;")
+        conn.execute_batch("DROP TABLE archive; DROP TABLE held; PRAGMA user_version = 1;")
             .unwrap();
     }
     let outbox = Outbox::open(&path).unwrap();

@@ -8,6 +8,9 @@ use serde::Deserialize;
 
 use crate::UplinkError;
 
+/// In-flight slots beyond `max_inflight`: status, command replies.
+pub(crate) const EXTRA_INFLIGHT: u16 = 16;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UplinkConfig {
@@ -47,6 +50,15 @@ pub struct UplinkConfig {
     /// Largest MQTT packet we send or accept. A record that does not fit is kept, not sent.
     #[serde(default = "default_max_packet_bytes")]
     pub max_packet_bytes: usize,
+    /// How often the health message goes to `<prefix>/<station_id>/health`; 0: never.
+    #[serde(default = "default_health_interval_s")]
+    pub health_interval_s: u64,
+    /// How often the outbox caps and archive retention are applied (online or not).
+    #[serde(default = "default_limits_interval_s")]
+    pub limits_interval_s: u64,
+    /// How long the agent has to answer a command before HQ gets a timeout error.
+    #[serde(default = "default_command_timeout_s")]
+    pub command_timeout_s: u64,
 }
 
 /// PEM files for a TLS connection. Client cert and key go together (mutual TLS) or not at all.
@@ -87,6 +99,15 @@ fn default_connect_timeout_s() -> u64 {
 fn default_max_packet_bytes() -> usize {
     1024 * 1024
 }
+fn default_health_interval_s() -> u64 {
+    60
+}
+fn default_limits_interval_s() -> u64 {
+    30
+}
+fn default_command_timeout_s() -> u64 {
+    30
+}
 
 impl UplinkConfig {
     /// A config with every default, for `host` and `station_id`.
@@ -107,6 +128,9 @@ impl UplinkConfig {
             backoff_max_ms: default_backoff_max_ms(),
             connect_timeout_s: default_connect_timeout_s(),
             max_packet_bytes: default_max_packet_bytes(),
+            health_interval_s: default_health_interval_s(),
+            limits_interval_s: default_limits_interval_s(),
+            command_timeout_s: default_command_timeout_s(),
         }
     }
 
@@ -119,6 +143,17 @@ impl UplinkConfig {
     /// `<prefix>/<station_id>/status`, retained: online/offline.
     pub fn status_topic(&self) -> String {
         format!("{}/{}/status", self.prefix, self.station_id)
+    }
+
+    /// `<prefix>/<station_id>/health`: the periodic health message.
+    pub fn health_topic(&self) -> String {
+        format!("{}/{}/health", self.prefix, self.station_id)
+    }
+
+    /// `<prefix>/<station_id>/cmd`: commands arrive on `<cmd root>/<name>`, replies go to
+    /// `<cmd root>/<name>/reply`.
+    pub fn command_root(&self) -> String {
+        format!("{}/{}/cmd", self.prefix, self.station_id)
     }
 
     pub(crate) fn poll_interval(&self) -> Duration {
@@ -138,8 +173,20 @@ impl UplinkConfig {
                 self.station_id
             ));
         }
-        if self.max_inflight == 0 || self.max_inflight == u16::MAX {
-            return invalid("max_inflight must be between 1 and 65534".into());
+        if self.max_inflight == 0 || self.max_inflight > u16::MAX - EXTRA_INFLIGHT {
+            return invalid(format!(
+                "max_inflight must be between 1 and {}",
+                u16::MAX - EXTRA_INFLIGHT
+            ));
+        }
+        if self.prefix.is_empty() || self.prefix.contains(['+', '#']) {
+            return invalid(format!(
+                "prefix {:?} must be non-empty and contain no '+' or '#'",
+                self.prefix
+            ));
+        }
+        if self.limits_interval_s == 0 || self.command_timeout_s == 0 {
+            return invalid("limits_interval_s and command_timeout_s must be > 0".into());
         }
         if self.backoff_min_ms == 0 || self.backoff_max_ms < self.backoff_min_ms {
             return invalid("backoff_min_ms must be > 0 and <= backoff_max_ms".into());
@@ -149,8 +196,8 @@ impl UplinkConfig {
         opts.set_keep_alive(Duration::from_secs(self.keep_alive_s));
         // Persistent session: the broker keeps our session across reconnects.
         opts.set_clean_session(false);
-        // +1: the status message is in flight next to the records.
-        opts.set_inflight(self.max_inflight + 1);
+        // Room for status messages and command replies in flight next to the records.
+        opts.set_inflight(self.max_inflight.saturating_add(EXTRA_INFLIGHT));
         opts.set_max_packet_size(self.max_packet_bytes, self.max_packet_bytes);
         opts.set_last_will(LastWill::new(
             self.status_topic(),

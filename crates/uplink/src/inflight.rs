@@ -10,10 +10,13 @@ use std::collections::{HashMap, VecDeque};
 /// What a publish carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Sent {
-    /// An outbox record, by rowid: delete it when acknowledged.
-    Record(i64),
+    /// An outbox record, by rowid: delete it when acknowledged. `created` gives the delivery
+    /// lag for the health report.
+    Record { rowid: i64, created: i64 },
     /// A status message: nothing to delete.
     Status,
+    /// A command reply or a health report: nothing to delete.
+    Notice,
 }
 
 #[derive(Debug, Default)]
@@ -62,7 +65,7 @@ impl InflightTracker {
         self.queued
             .iter()
             .chain(self.awaiting_ack.values())
-            .filter(|s| matches!(s, Sent::Record(_)))
+            .filter(|s| matches!(s, Sent::Record { .. }))
             .count()
     }
 
@@ -75,20 +78,24 @@ impl InflightTracker {
 mod tests {
     use super::*;
 
+    fn rec(rowid: i64) -> Sent {
+        Sent::Record { rowid, created: 0 }
+    }
+
     #[test]
     fn acks_map_to_what_was_handed_over_in_order() {
         let mut t = InflightTracker::default();
         t.handed_over(Sent::Status);
-        t.handed_over(Sent::Record(10));
-        t.handed_over(Sent::Record(11));
+        t.handed_over(rec(10));
+        t.handed_over(rec(11));
         t.written(1);
         t.written(2);
         assert_eq!(t.len(), 3);
         assert_eq!(t.records(), 2);
-        assert_eq!(t.acked(2), Some(Sent::Record(10)));
+        assert_eq!(t.acked(2), Some(rec(10)));
         assert_eq!(t.acked(2), None, "a duplicate ack finds nothing");
         t.written(1); // id 1 still awaiting its ack: replaced, warned
-        assert_eq!(t.acked(1), Some(Sent::Record(11)));
+        assert_eq!(t.acked(1), Some(rec(11)));
         assert_eq!(t.len(), 0);
     }
 

@@ -2,14 +2,22 @@
 //! once the broker acknowledged it. Reconnects with backoff and re-sends whatever was not
 //! acknowledged; HQ deduplicates on the record id.
 //!
+//! It also takes commands from HQ (see [`commands`]), answers `ping` and `resend` itself and
+//! hands the others to the agent, publishes a periodic health message, and applies the
+//! outbox's caps and archive retention.
+//!
 //! ```ignore
 //! let wake = Arc::new(Notify::new());
-//! let uplink = Uplink::new(config, outbox.clone(), wake.clone())?;
+//! let mut uplink = Uplink::new(config, outbox.clone(), wake.clone())?;
 //! let health = uplink.health();
+//! let mut commands = uplink.commands(16);   // CommandRequest { command, reply }
+//! let health_publisher = uplink.health_publisher();
 //! tokio::spawn(uplink.run(shutdown_rx));
 //! // after each outbox.append(..): wake.notify_one();
+//! // health_publisher.set(json!({...}));   // the agent's part of the health message
 //! ```
 
+pub mod commands;
 mod config;
 mod health;
 mod inflight;
@@ -22,12 +30,13 @@ use std::time::Duration;
 
 use forecourt_events::now_millis;
 use outbox::Outbox;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 
+pub use commands::{Command, CommandAction, CommandError, CommandReply, CommandRequest};
 pub use config::{TlsFiles, UplinkConfig};
-pub use health::{HealthSnapshot, UplinkHealth};
+pub use health::{HealthPublisher, HealthSnapshot, UplinkHealth};
 
-use session::{run_session, SessionEnd, Shared};
+use session::{run_session, SessionEnd, SessionIo, Shared};
 use status::StationStatus;
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +49,8 @@ pub enum UplinkError {
 
 pub struct Uplink {
     shared: Shared,
+    replies: mpsc::UnboundedReceiver<(String, Vec<u8>)>,
+    agent_health: watch::Sender<serde_json::Value>,
 }
 
 impl Uplink {
@@ -57,16 +68,42 @@ impl Uplink {
             started: now_millis(),
         };
         let mqtt_options = config.mqtt_options(status.offline_will())?;
+        let (replies_tx, replies) = mpsc::unbounded_channel();
+        let (agent_health, agent_health_rx) = watch::channel(serde_json::Value::Null);
         Ok(Uplink {
             shared: Shared {
                 config,
                 mqtt_options,
                 outbox,
                 wake,
-                health: Arc::new(UplinkHealth::default()),
+                health: Arc::new(UplinkHealth::new()),
                 status,
+                commands: None,
+                replies_tx,
+                agent_health: agent_health_rx,
             },
+            replies,
+            agent_health,
         })
+    }
+
+    /// The commands for the agent (`reload_config`, `plate_correction`, `record_trace`), at
+    /// most `capacity` waiting; more are refused with a "busy" reply. Answer each on its
+    /// `reply` within `command_timeout_s`. Without this call those commands are refused
+    /// ("not supported"). `ping` and `resend` are answered by the uplink and never show here.
+    /// Calling it again replaces the earlier receiver.
+    pub fn commands(&mut self, capacity: usize) -> mpsc::Receiver<CommandRequest> {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        self.shared.commands = Some(tx);
+        rx
+    }
+
+    /// Where the agent puts its part (cameras, plate reader, ...) of the periodic health
+    /// message; the uplink adds its own figures and the outbox's.
+    pub fn health_publisher(&self) -> HealthPublisher {
+        HealthPublisher {
+            agent: self.agent_health.clone(),
+        }
     }
 
     /// Counters for the agent's health report; stays valid after `run` returns.
@@ -76,7 +113,11 @@ impl Uplink {
 
     /// Publishes until `shutdown` becomes true (or its sender is dropped), reconnecting as
     /// needed. On shutdown, says offline on the status topic if connected, then returns.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), UplinkError> {
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), UplinkError> {
+        let _limits = AbortOnDrop(tokio::spawn(enforce_limits_periodically(
+            self.shared.outbox.clone(),
+            Duration::from_secs(self.shared.config.limits_interval_s.max(1)),
+        )));
         let config = &self.shared.config;
         let min = Duration::from_millis(config.backoff_min_ms);
         let max = Duration::from_millis(config.backoff_max_ms);
@@ -84,7 +125,12 @@ impl Uplink {
         let mut ever_connected = false;
         tracing::info!(host = %config.host, port = config.port, client_id = %config.client_id(), "uplink starting");
         loop {
-            match run_session(&self.shared, &mut shutdown, &mut ever_connected).await {
+            let io = SessionIo {
+                shutdown: &mut shutdown,
+                replies: &mut self.replies,
+                ever_connected: &mut ever_connected,
+            };
+            match run_session(&self.shared, io).await {
                 SessionEnd::Shutdown => return Ok(()),
                 SessionEnd::Lost { was_connected, why } => {
                     if was_connected {
@@ -121,4 +167,29 @@ fn with_jitter(delay: Duration) -> Duration {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     delay + delay.mul_f64(f64::from(nanos % 1000) / 4000.0)
+}
+
+/// Applies the outbox caps and archive retention every `every`, connected or not (offline is
+/// when the outbox grows). Errors are logged; the next round tries again.
+async fn enforce_limits_periodically(outbox: Outbox, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let outbox = outbox.clone();
+        match tokio::task::spawn_blocking(move || outbox.enforce_limits()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!("cannot apply the outbox limits: {e}"),
+            Err(e) => tracing::error!("outbox limits task failed: {e}"),
+        }
+    }
+}
+
+/// Stops a background task when the uplink stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

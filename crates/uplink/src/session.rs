@@ -13,16 +13,22 @@ use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, NetworkOptions, Outgoing, Packet,
     QoS,
 };
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 
-use crate::health::UplinkHealth;
+use crate::commands::{
+    command_name, correlation_id, parse_command, reply_payload, CommandAction, CommandReply,
+    CommandRequest,
+};
+use crate::health::{health_payload, OutboxFigures, UplinkHealth};
 use crate::inflight::{InflightTracker, Sent};
 use crate::status::StationStatus;
 use crate::UplinkConfig;
 
 /// Events handled before acknowledged records are deleted in one transaction.
 const ACK_BATCH: usize = 256;
+/// Request-channel slots beyond `max_inflight` (see `run_session`).
+const REQUEST_HEADROOM: usize = 64;
 /// How long a clean shutdown waits for the broker to acknowledge the offline status.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -34,6 +40,19 @@ pub(crate) struct Shared {
     pub wake: Arc<Notify>,
     pub health: Arc<UplinkHealth>,
     pub status: StationStatus,
+    /// Where valid agent commands go; `None` if the agent did not ask for them.
+    pub commands: Option<mpsc::Sender<CommandRequest>>,
+    /// Replies finished off the session task (agent answers, resends): `(topic, payload)`.
+    pub replies_tx: mpsc::UnboundedSender<(String, Vec<u8>)>,
+    /// The agent's part of the health message.
+    pub agent_health: watch::Receiver<serde_json::Value>,
+}
+
+/// What a session borrows mutably from the uplink for its lifetime.
+pub(crate) struct SessionIo<'a> {
+    pub shutdown: &'a mut watch::Receiver<bool>,
+    pub replies: &'a mut mpsc::UnboundedReceiver<(String, Vec<u8>)>,
+    pub ever_connected: &'a mut bool,
 }
 
 pub(crate) enum SessionEnd {
@@ -42,15 +61,12 @@ pub(crate) enum SessionEnd {
 }
 
 /// Runs one session to its end.
-pub(crate) async fn run_session(
-    shared: &Shared,
-    shutdown: &mut watch::Receiver<bool>,
-    ever_connected: &mut bool,
-) -> SessionEnd {
+pub(crate) async fn run_session(shared: &Shared, io: SessionIo<'_>) -> SessionEnd {
     let max_inflight = usize::from(shared.config.max_inflight);
-    // Room for every record in flight plus two status messages and the DISCONNECT, so
-    // `try_publish` never finds the request channel full.
-    let (client, mut eventloop) = AsyncClient::new(shared.mqtt_options.clone(), max_inflight + 4);
+    // Room for every record in flight plus status messages, the subscription, replies, health
+    // and the DISCONNECT, so `try_publish` of a record never finds the request channel full.
+    let (client, mut eventloop) =
+        AsyncClient::new(shared.mqtt_options.clone(), max_inflight + REQUEST_HEADROOM);
     let mut network = NetworkOptions::new();
     network.set_connection_timeout(shared.config.connect_timeout_s.max(1));
     eventloop.set_network_options(network);
@@ -67,7 +83,7 @@ pub(crate) async fn run_session(
         caught_up: false,
         acked: Vec::new(),
     };
-    let end = session.run(shutdown, ever_connected).await;
+    let end = session.run(io).await;
     shared.health.set_connected(false);
     end
 }
@@ -88,13 +104,17 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
-    async fn run(
-        &mut self,
-        shutdown: &mut watch::Receiver<bool>,
-        ever_connected: &mut bool,
-    ) -> SessionEnd {
+    async fn run(&mut self, io: SessionIo<'_>) -> SessionEnd {
+        let SessionIo {
+            shutdown,
+            replies,
+            ever_connected,
+        } = io;
         let mut tick = tokio::time::interval(self.shared.config.poll_interval());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let health_every = self.shared.config.health_interval_s;
+        let mut health_tick = tokio::time::interval(Duration::from_secs(health_every.max(1)));
+        health_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if let Err(why) = self.publish_pending().await {
                 return self.lost(why);
@@ -127,6 +147,12 @@ impl Session<'_> {
                     self.delete_acked().await;
                 }
                 () = self.shared.wake.notified() => self.caught_up = false,
+                Some((topic, payload)) = replies.recv(), if self.connected => {
+                    self.publish_notice(topic, QoS::AtLeastOnce, payload);
+                }
+                _ = health_tick.tick(), if self.connected && health_every > 0 => {
+                    self.publish_health().await;
+                }
                 _ = tick.tick() => self.caught_up = false,
             }
         }
@@ -148,11 +174,26 @@ impl Session<'_> {
                 health.set_connected(true);
                 let online = self.shared.status.online();
                 self.publish_status(online)?;
+                // Also on a resumed session: subscribing again is harmless, and a broker that
+                // lost our session would otherwise leave us deaf to HQ.
+                let filter = format!("{}/+", self.shared.config.command_root());
+                self.client
+                    .try_subscribe(filter, QoS::AtLeastOnce)
+                    .map_err(|e| format!("MQTT client refused the command subscription: {e}"))?;
+            }
+            Event::Incoming(Packet::Publish(publish)) => {
+                self.on_command(&publish.topic, publish.retain, &publish.payload);
             }
             Event::Outgoing(Outgoing::Publish(pkid)) => self.tracker.written(pkid),
             Event::Incoming(Packet::PubAck(ack)) => match self.tracker.acked(ack.pkid) {
-                Some(Sent::Record(rowid)) => self.acked.push(rowid),
-                Some(Sent::Status) => {}
+                Some(Sent::Record { rowid, created }) => {
+                    self.acked.push(rowid);
+                    self.shared.health.last_ack_lag_ms.store(
+                        (forecourt_events::now_millis() - created).max(0),
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
+                }
+                Some(Sent::Status | Sent::Notice) => {}
                 None => tracing::warn!(pkid = ack.pkid, "PUBACK for an unknown packet id"),
             },
             _ => {}
@@ -189,11 +230,14 @@ impl Session<'_> {
                     tracing::error!(rowid = record.rowid, id = %record.id, "record not sent: {why}");
                     continue;
                 }
-                let rowid = record.rowid;
+                let sent = Sent::Record {
+                    rowid: record.rowid,
+                    created: record.created,
+                };
                 self.client
                     .try_publish(record.topic, QoS::AtLeastOnce, false, record.payload)
                     .map_err(|e| format!("MQTT client refused a publish: {e}"))?;
-                self.tracker.handed_over(Sent::Record(rowid));
+                self.tracker.handed_over(sent);
                 UplinkHealth::add(&self.shared.health.published, 1);
             }
         }
@@ -211,6 +255,136 @@ impl Session<'_> {
             .map_err(|e| format!("MQTT client refused the status publish: {e}"))?;
         self.tracker.handed_over(Sent::Status);
         Ok(())
+    }
+
+    /// A command reply or health report. Not worth a reconnect if it cannot be queued: HQ
+    /// asks again, and the next report comes anyway.
+    fn publish_notice(&mut self, topic: String, qos: QoS, payload: Vec<u8>) {
+        match self.client.try_publish(topic, qos, false, payload) {
+            Ok(()) => self.tracker.handed_over(Sent::Notice),
+            Err(e) => tracing::warn!("reply or health message dropped: {e}"),
+        }
+    }
+
+    async fn publish_health(&mut self) {
+        let outbox = self.shared.outbox.clone();
+        let figures = OutboxFigures {
+            usage: blocking(move || outbox.usage()).await.ok(),
+            cap: self.shared.outbox.cap_state(),
+            dropped: self.shared.outbox.dropped_total(),
+        };
+        let agent = self.shared.agent_health.borrow().clone();
+        let payload = health_payload(
+            &self.shared.config.station_id,
+            self.shared.status.started,
+            &self.shared.health.snapshot(),
+            &figures,
+            &agent,
+        );
+        self.publish_notice(self.shared.config.health_topic(), QoS::AtMostOnce, payload);
+        UplinkHealth::add(&self.shared.health.health_reports, 1);
+    }
+
+    /// A message on the command topics: checked here; a bad one is answered here and goes
+    /// no further. Answers that take time come back through `replies_tx`.
+    fn on_command(&mut self, topic: &str, retain: bool, payload: &[u8]) {
+        let cmd_root = self.shared.config.command_root();
+        let Some(name) = command_name(&cmd_root, topic) else {
+            tracing::warn!(topic, "message on a topic we did not subscribe to; ignored");
+            return;
+        };
+        let reply_topic = format!("{topic}/reply");
+        let health = &self.shared.health;
+        if retain {
+            // A retained command would run again at every reconnect.
+            tracing::warn!(
+                topic,
+                "retained command ignored (HQ must not retain commands)"
+            );
+            UplinkHealth::add(&health.commands_refused, 1);
+            return;
+        }
+        let command = match parse_command(name, payload) {
+            Ok(command) => command,
+            Err(e) => {
+                tracing::warn!(topic, "command refused: {e}");
+                UplinkHealth::add(&health.commands_refused, 1);
+                let id = correlation_id(payload);
+                let reply = CommandReply::Failed(e.to_string());
+                self.publish_notice(
+                    reply_topic,
+                    QoS::AtLeastOnce,
+                    reply_payload(id.as_deref(), &reply),
+                );
+                return;
+            }
+        };
+        tracing::info!(id = %command.id, command = command.action.name(), "command from HQ");
+        UplinkHealth::add(&health.commands, 1);
+        let id = command.id.clone();
+        let replies = self.shared.replies_tx.clone();
+        let send_reply = move |reply: CommandReply| {
+            let _ = replies.send((reply_topic, reply_payload(Some(&id), &reply)));
+        };
+        match &command.action {
+            CommandAction::Ping => send_reply(CommandReply::Done(serde_json::json!({
+                "station": self.shared.config.station_id,
+                "version": self.shared.status.version,
+                "started": self.shared.status.started,
+                "t": forecourt_events::now_millis(),
+            }))),
+            CommandAction::Resend { stream, from_seq } => {
+                let (outbox, wake) = (self.shared.outbox.clone(), self.shared.wake.clone());
+                let (stream, from_seq) = (stream.clone(), *from_seq);
+                tokio::spawn(async move {
+                    let reply = match blocking(move || outbox.resend(&stream, from_seq)).await {
+                        Ok(requeued) => {
+                            wake.notify_one();
+                            CommandReply::Done(serde_json::json!({"requeued": requeued}))
+                        }
+                        Err(e) => CommandReply::Failed(format!("cannot re-queue: {e}")),
+                    };
+                    send_reply(reply);
+                });
+            }
+            _ => {
+                let Some(commands) = &self.shared.commands else {
+                    UplinkHealth::add(&health.commands_refused, 1);
+                    send_reply(CommandReply::Failed(
+                        "command not supported by this station".into(),
+                    ));
+                    return;
+                };
+                let (reply_tx, reply_rx) = oneshot::channel();
+                let request = CommandRequest {
+                    command,
+                    reply: reply_tx,
+                };
+                if let Err(e) = commands.try_send(request) {
+                    UplinkHealth::add(&health.commands_refused, 1);
+                    let why = match e {
+                        mpsc::error::TrySendError::Full(_) => "station busy; try again later",
+                        mpsc::error::TrySendError::Closed(_) => "station is not taking commands",
+                    };
+                    send_reply(CommandReply::Failed(why.into()));
+                    return;
+                }
+                let timeout = Duration::from_secs(self.shared.config.command_timeout_s);
+                tokio::spawn(async move {
+                    let reply = match tokio::time::timeout(timeout, reply_rx).await {
+                        Ok(Ok(reply)) => reply,
+                        Ok(Err(_)) => {
+                            CommandReply::Failed("the station dropped the command".into())
+                        }
+                        Err(_) => CommandReply::Failed(format!(
+                            "no answer from the station within {} s",
+                            timeout.as_secs()
+                        )),
+                    };
+                    send_reply(reply);
+                });
+            }
+        }
     }
 
     /// Deletes the acknowledged records; on failure they stay and are sent again next session.

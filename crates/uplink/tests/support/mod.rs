@@ -23,17 +23,13 @@ impl Broker {
     /// Starts a broker on a free port. With `persistent`, it saves sessions and queued
     /// messages to its directory on a graceful stop and loads them on restart.
     pub fn start(dir: &std::path::Path, persistent: bool) -> Broker {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut broker = Broker {
-            port,
-            dir: dir.to_path_buf(),
-            child: None,
-        };
+        let port = free_port();
         let persistence = if persistent {
+            // mosquitto started as root drops to its own user before saving its persistence
+            // file; in a private (0700) temp dir that save fails and a restart forgets every
+            // session (and what it acknowledged for them). Let it write.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
             format!(
                 "persistence true\npersistence_location {}/\n",
                 dir.display()
@@ -41,11 +37,21 @@ impl Broker {
         } else {
             "persistence false\n".to_string()
         };
-        std::fs::write(
-            dir.join("mosquitto.conf"),
+        Broker::start_with_config(
+            dir,
+            port,
             format!("listener {port} 127.0.0.1\nallow_anonymous true\n{persistence}"),
         )
-        .unwrap();
+    }
+
+    /// Starts a broker with the given config file text; `port` is the one to wait for.
+    pub fn start_with_config(dir: &std::path::Path, port: u16, config: String) -> Broker {
+        let mut broker = Broker {
+            port,
+            dir: dir.to_path_buf(),
+            child: None,
+        };
+        std::fs::write(dir.join("mosquitto.conf"), config).unwrap();
         broker.spawn();
         broker
     }
@@ -101,6 +107,40 @@ impl Drop for Broker {
             let _ = child.wait();
         }
     }
+}
+
+/// A localhost port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Publishes one message with `mosquitto_pub` (QoS 1), as HQ would.
+pub fn mosquitto_pub(port: u16, topic: &str, payload: &[u8]) {
+    let status = Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-q",
+            "1",
+            "-t",
+            topic,
+            "-s",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(payload)?;
+            child.wait()
+        })
+        .expect("mosquitto_pub runs");
+    assert!(status.success(), "mosquitto_pub failed: {status}");
 }
 
 /// A message as the subscriber got it.

@@ -1,0 +1,179 @@
+//! Acknowledged records move to a bounded archive, and `resend` puts them back in the queue with
+//! their original id and seq.
+
+use outbox::{Outbox, OutboxLimits, Record};
+use serde_json::json;
+
+fn temp_outbox(limits: OutboxLimits) -> (tempfile::TempDir, Outbox) {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open_with_limits(dir.path().join("outbox.db"), limits).unwrap();
+    (dir, outbox)
+}
+
+fn ack_all(outbox: &Outbox) {
+    let rowids: Vec<i64> = outbox
+        .pending(None, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|r| r.rowid)
+        .collect();
+    outbox.ack_many(&rowids).unwrap();
+}
+
+#[test]
+fn resend_requeues_acknowledged_records_with_their_original_id_and_seq() {
+    let (_dir, outbox) = temp_outbox(OutboxLimits::default());
+    let sales: Vec<Record> = (0..5)
+        .map(|n| outbox.append("sale", "t/sale", &json!({"n": n})).unwrap())
+        .collect();
+    outbox.append("nozzle", "t/nozzle", &json!({})).unwrap();
+    ack_all(&outbox);
+    assert_eq!(outbox.depth().unwrap(), 0);
+    let usage = outbox.usage().unwrap();
+    assert_eq!((usage.records, usage.archive_records), (0, 6));
+
+    // The uplink has read everything up to here; re-queued records must come after it.
+    let cursor = sales.last().unwrap().rowid + 1;
+    assert_eq!(outbox.resend("sale", 3).unwrap(), 3);
+    let again = outbox.pending(Some(cursor), 100).unwrap();
+    assert_eq!(again.len(), 3);
+    for (got, want) in again.iter().zip(&sales[2..]) {
+        assert_eq!(
+            (
+                got.id,
+                got.seq,
+                &got.stream,
+                &got.topic,
+                &got.payload,
+                got.created
+            ),
+            (
+                want.id,
+                want.seq,
+                &want.stream,
+                &want.topic,
+                &want.payload,
+                want.created
+            )
+        );
+        assert!(got.rowid > cursor, "a new position, after the cursor");
+    }
+    // A record lives in one place at a time.
+    let usage = outbox.usage().unwrap();
+    assert_eq!((usage.records, usage.archive_records), (3, 3));
+    // Asking again finds nothing more to re-queue; another stream is untouched.
+    assert_eq!(outbox.resend("sale", 1).unwrap(), 2);
+    assert_eq!(outbox.resend("sale", 1).unwrap(), 0);
+    assert_eq!(outbox.resend("nope", 1).unwrap(), 0);
+    assert_eq!(outbox.depth().unwrap(), 5);
+
+    // Acknowledged again: back in the archive, once.
+    ack_all(&outbox);
+    let usage = outbox.usage().unwrap();
+    assert_eq!((usage.records, usage.archive_records), (0, 6));
+    // Numbering goes on where it was.
+    assert_eq!(outbox.append("sale", "t", &json!({})).unwrap().seq, 6);
+}
+
+#[test]
+fn resend_never_duplicates_a_record_still_waiting() {
+    let (_dir, outbox) = temp_outbox(OutboxLimits::default());
+    let a = outbox.append("sale", "t", &json!(1)).unwrap();
+    outbox.append("sale", "t", &json!(2)).unwrap();
+    outbox.ack(a.rowid).unwrap();
+    assert_eq!(outbox.resend("sale", 1).unwrap(), 1);
+    let seqs: Vec<u64> = outbox
+        .pending(None, 10)
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(seqs, vec![2, 1]);
+}
+
+#[test]
+fn the_archive_is_pruned_by_age_and_by_size() {
+    let limits = OutboxLimits {
+        archive_max_age_s: 60,
+        archive_max_bytes: 2_000,
+        ..OutboxLimits::default()
+    };
+    let (_dir, outbox) = temp_outbox(limits);
+    let pad = "x".repeat(100);
+    for n in 0..30 {
+        outbox
+            .append("nozzle", "t", &json!({"n": n, "pad": pad}))
+            .unwrap();
+    }
+    ack_all(&outbox);
+    let before = outbox.usage().unwrap();
+    assert_eq!(before.archive_records, 30);
+    assert!(before.archive_bytes > 2_000);
+
+    // Size: the oldest acknowledged go first, until under the cap.
+    let report = outbox.enforce_limits().unwrap();
+    assert!(report.usage.archive_bytes <= 2_000, "{report:?}");
+    assert!(report.archive_pruned > 0);
+    let kept = report.usage.archive_records;
+    assert_eq!(kept + report.archive_pruned, 30);
+    // What is left is the newest: resend from 1 brings back only the tail.
+    assert_eq!(outbox.resend("nozzle", 1).unwrap(), kept);
+    let seqs: Vec<u64> = outbox
+        .pending(None, 100)
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(seqs, ((30 - kept + 1)..=30).collect::<Vec<_>>());
+    ack_all(&outbox);
+
+    // Age: a minute later, everything is gone.
+    let later = forecourt_now() + 61_000;
+    let report = outbox.enforce_limits_at(later).unwrap();
+    assert_eq!(report.usage.archive_records, 0);
+    assert_eq!(outbox.resend("nozzle", 1).unwrap(), 0);
+}
+
+#[test]
+fn no_archive_when_retention_is_zero() {
+    let limits = OutboxLimits {
+        archive_max_age_s: 0,
+        ..OutboxLimits::default()
+    };
+    let (_dir, outbox) = temp_outbox(limits);
+    outbox.append("sale", "t", &json!({})).unwrap();
+    ack_all(&outbox);
+    assert_eq!(outbox.usage().unwrap().archive_records, 0);
+    assert_eq!(outbox.resend("sale", 1).unwrap(), 0);
+}
+
+#[test]
+fn the_archive_survives_reopen_and_upgrade_from_schema_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    {
+        let outbox = Outbox::open(&path).unwrap();
+        outbox.append("sale", "t", &json!({"n": 1})).unwrap();
+        outbox.hold("k", &json!({})).unwrap();
+    }
+    // Wind the file back to schema 2, as the previous agent left it.
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("DROP TABLE archive; PRAGMA user_version = 2;")
+            .unwrap();
+    }
+    let outbox = Outbox::open(&path).unwrap();
+    assert_eq!(outbox.depth().unwrap(), 1);
+    assert_eq!(outbox.held().unwrap().len(), 1);
+    ack_all(&outbox);
+    drop(outbox);
+    let outbox = Outbox::open(&path).unwrap();
+    assert_eq!(outbox.resend("sale", 1).unwrap(), 1);
+}
+
+fn forecourt_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}

@@ -1,0 +1,652 @@
+//! Commands from HQ on `<prefix>/<station_id>/cmd/<name>`, and their replies on
+//! `<prefix>/<station_id>/cmd/<name>/reply`.
+//!
+//! [`parse_command`] is pure: bytes in, a checked [`Command`] or a [`CommandError`] out. Anything
+//! that is not exactly a known command with valid values is refused before it reaches the agent,
+//! so a bad payload changes nothing on the station.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// Largest command payload accepted; HQ's commands are a few hundred bytes.
+pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
+/// Longest correlation id accepted.
+pub const MAX_ID_CHARS: usize = 128;
+/// Longest plate accepted in a correction.
+pub const MAX_PLATE_CHARS: usize = 16;
+/// Longest stream name accepted in a resend.
+pub const MAX_STREAM_CHARS: usize = 64;
+/// Longest `by` (who corrected a plate) accepted.
+pub const MAX_BY_CHARS: usize = 128;
+/// `record_trace` minutes, inclusive.
+pub const TRACE_MINUTES: std::ops::RangeInclusive<u16> = 1..=120;
+
+/// A checked command from HQ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    /// HQ's correlation id, echoed in the reply.
+    pub id: String,
+    pub action: CommandAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandAction {
+    /// Are you there? Answered by the uplink itself.
+    Ping,
+    /// Re-read the config file.
+    ReloadConfig,
+    /// HQ (a person) says the sale `sale_id` was really `plate`.
+    PlateCorrection {
+        /// The record id of the sale message (`id` in its envelope).
+        sale_id: Uuid,
+        plate: String,
+        by: Option<String>,
+    },
+    /// Send archived records of `stream` again from `from_seq` on. Handled by the uplink itself.
+    Resend { stream: String, from_seq: u64 },
+    /// Record a diagnostic trace for this many minutes.
+    RecordTrace { minutes: u16 },
+}
+
+impl CommandAction {
+    /// The command name: the last level of its topic.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CommandAction::Ping => "ping",
+            CommandAction::ReloadConfig => "reload_config",
+            CommandAction::PlateCorrection { .. } => "plate_correction",
+            CommandAction::Resend { .. } => "resend",
+            CommandAction::RecordTrace { .. } => "record_trace",
+        }
+    }
+}
+
+/// Why a command was refused. The text goes back to HQ in the error reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("payload is {size} bytes, more than the {max} accepted")]
+    TooLarge { size: usize, max: usize },
+    #[error("payload is not UTF-8")]
+    NotUtf8,
+    #[error("payload is not a JSON object: {0}")]
+    NotAnObject(String),
+    #[error("\"id\" is missing or not a string")]
+    MissingId,
+    #[error("\"id\" must be 1 to {MAX_ID_CHARS} printable characters")]
+    BadId,
+    #[error("unknown command {0:?}")]
+    UnknownCommand(String),
+    /// Unknown or duplicate fields, missing fields, wrong types.
+    #[error("bad fields: {0}")]
+    BadFields(String),
+    #[error("{field}: {why}")]
+    BadValue { field: &'static str, why: String },
+}
+
+/// What the agent answers to a command.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommandReply {
+    /// Done; `result` (any JSON, often `{}`) goes back to HQ.
+    Done(Value),
+    /// Not done, and why.
+    Failed(String),
+}
+
+/// A checked command handed to the agent, with where to send its answer. Dropping `reply`
+/// unanswered sends HQ an error reply.
+#[derive(Debug)]
+pub struct CommandRequest {
+    pub command: Command,
+    pub reply: oneshot::Sender<CommandReply>,
+}
+
+/// The command name in `topic` if it is `<cmd_root>/<name>` (and not a reply topic).
+pub fn command_name<'t>(cmd_root: &str, topic: &'t str) -> Option<&'t str> {
+    let name = topic.strip_prefix(cmd_root)?.strip_prefix('/')?;
+    (!name.is_empty() && !name.contains('/')).then_some(name)
+}
+
+/// Checks a command payload for the command `name` (the last topic level).
+pub fn parse_command(name: &str, payload: &[u8]) -> Result<Command, CommandError> {
+    if payload.len() > MAX_COMMAND_BYTES {
+        return Err(CommandError::TooLarge {
+            size: payload.len(),
+            max: MAX_COMMAND_BYTES,
+        });
+    }
+    let text = std::str::from_utf8(payload).map_err(|_| CommandError::NotUtf8)?;
+    // First as a plain object, to give the id check its own clear error.
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| CommandError::NotAnObject(e.to_string()))?;
+    let Value::Object(object) = &value else {
+        return Err(CommandError::NotAnObject(format!("got {}", kind(&value))));
+    };
+    let id = match object.get("id") {
+        Some(Value::String(id)) => id.clone(),
+        _ => return Err(CommandError::MissingId),
+    };
+    if !valid_id(&id) {
+        return Err(CommandError::BadId);
+    }
+    // Then strictly into the command's own shape: unknown and duplicate fields are errors.
+    // From the text, not the Value: a Value would already have merged duplicate keys.
+    let action = match name {
+        "ping" => {
+            fields::<IdOnly>(text)?;
+            CommandAction::Ping
+        }
+        "reload_config" => {
+            fields::<IdOnly>(text)?;
+            CommandAction::ReloadConfig
+        }
+        "plate_correction" => {
+            let f = fields::<PlateCorrectionFields>(text)?;
+            let sale_id = Uuid::parse_str(&f.sale_id)
+                .ok()
+                // The hyphenated form only, as HQ received it in the sale's envelope.
+                .filter(|u| u.hyphenated().to_string() == f.sale_id.to_ascii_lowercase())
+                .ok_or_else(|| CommandError::BadValue {
+                    field: "sale_id",
+                    why: "must be a hyphenated UUID".into(),
+                })?;
+            let plate_chars = f.plate.chars().count();
+            if plate_chars == 0
+                || plate_chars > MAX_PLATE_CHARS
+                || f.plate.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(CommandError::BadValue {
+                    field: "plate",
+                    why: format!("must be 1 to {MAX_PLATE_CHARS} characters, no spaces"),
+                });
+            }
+            if let Some(by) = &f.by {
+                if by.chars().count() > MAX_BY_CHARS || by.chars().any(char::is_control) {
+                    return Err(CommandError::BadValue {
+                        field: "by",
+                        why: format!("must be at most {MAX_BY_CHARS} printable characters"),
+                    });
+                }
+            }
+            CommandAction::PlateCorrection {
+                sale_id,
+                plate: f.plate,
+                by: f.by,
+            }
+        }
+        "resend" => {
+            let f = fields::<ResendFields>(text)?;
+            let stream_ok = (1..=MAX_STREAM_CHARS).contains(&f.stream.len())
+                && f.stream
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !stream_ok {
+                return Err(CommandError::BadValue {
+                    field: "stream",
+                    why: format!("must be 1 to {MAX_STREAM_CHARS} of [A-Za-z0-9_-]"),
+                });
+            }
+            // Sequence numbers are stored as SQLite integers (i64).
+            if f.from_seq == 0 || f.from_seq > i64::MAX as u64 {
+                return Err(CommandError::BadValue {
+                    field: "from_seq",
+                    why: "must be at least 1 (seq counts from 1)".into(),
+                });
+            }
+            CommandAction::Resend {
+                stream: f.stream,
+                from_seq: f.from_seq,
+            }
+        }
+        "record_trace" => {
+            let f = fields::<RecordTraceFields>(text)?;
+            if !TRACE_MINUTES.contains(&f.minutes) {
+                return Err(CommandError::BadValue {
+                    field: "minutes",
+                    why: format!(
+                        "must be {} to {}",
+                        TRACE_MINUTES.start(),
+                        TRACE_MINUTES.end()
+                    ),
+                });
+            }
+            CommandAction::RecordTrace { minutes: f.minutes }
+        }
+        other => {
+            let shown: String = other.chars().take(64).collect();
+            return Err(CommandError::UnknownCommand(shown));
+        }
+    };
+    Ok(Command { id, action })
+}
+
+/// The correlation id of a payload, if it has a usable one: for error replies to payloads
+/// that failed other checks.
+pub fn correlation_id(payload: &[u8]) -> Option<String> {
+    if payload.len() > MAX_COMMAND_BYTES {
+        return None;
+    }
+    let value: Value = serde_json::from_slice(payload).ok()?;
+    let id = value.get("id")?.as_str()?;
+    valid_id(id).then(|| id.to_string())
+}
+
+/// The reply payload: `{"id", "ok": true, "result"}` or `{"id", "ok": false, "error"}`.
+pub fn reply_payload(id: Option<&str>, reply: &CommandReply) -> Vec<u8> {
+    let msg = match reply {
+        CommandReply::Done(result) => json!({"id": id, "ok": true, "result": result}),
+        CommandReply::Failed(error) => json!({"id": id, "ok": false, "error": error}),
+    };
+    msg.to_string().into_bytes()
+}
+
+fn valid_id(id: &str) -> bool {
+    let chars = id.chars().count();
+    (1..=MAX_ID_CHARS).contains(&chars) && !id.chars().any(char::is_control)
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn fields<'de, T: Deserialize<'de>>(text: &'de str) -> Result<T, CommandError> {
+    serde_json::from_str(text).map_err(|e| CommandError::BadFields(e.to_string()))
+}
+
+// `id` is in every shape so that `deny_unknown_fields` accepts it; it was checked above.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct IdOnly {
+    id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct PlateCorrectionFields {
+    id: String,
+    sale_id: String,
+    plate: String,
+    #[serde(default)]
+    by: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct ResendFields {
+    id: String,
+    stream: String,
+    from_seq: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct RecordTraceFields {
+    id: String,
+    minutes: u16,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SALE: &str = "6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f";
+
+    fn ok(name: &str, payload: &str) -> Command {
+        parse_command(name, payload.as_bytes()).unwrap_or_else(|e| panic!("{name} {payload}: {e}"))
+    }
+
+    fn bad(name: &str, payload: &[u8]) -> CommandError {
+        match parse_command(name, payload) {
+            Ok(c) => panic!(
+                "{name} {:?} accepted as {c:?}",
+                String::from_utf8_lossy(payload)
+            ),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn every_command_parses() {
+        assert_eq!(ok("ping", r#"{"id":"a"}"#).action, CommandAction::Ping);
+        assert_eq!(
+            ok("reload_config", r#"{"id":"a"}"#).action,
+            CommandAction::ReloadConfig
+        );
+        assert_eq!(
+            ok(
+                "plate_correction",
+                &format!(r#"{{"id":"c1","sale_id":"{SALE}","plate":"京A12345","by":"ops"}}"#)
+            ),
+            Command {
+                id: "c1".into(),
+                action: CommandAction::PlateCorrection {
+                    sale_id: SALE.parse().unwrap(),
+                    plate: "京A12345".into(),
+                    by: Some("ops".into()),
+                }
+            }
+        );
+        assert!(matches!(
+            ok(
+                "plate_correction",
+                &format!(r#"{{"id":"c1","sale_id":"{SALE}","plate":"粤B12345D"}}"#)
+            )
+            .action,
+            CommandAction::PlateCorrection { by: None, .. }
+        ));
+        assert_eq!(
+            ok("resend", r#"{"id":"r","stream":"sale","from_seq":17}"#).action,
+            CommandAction::Resend {
+                stream: "sale".into(),
+                from_seq: 17
+            }
+        );
+        for minutes in [1u16, 120] {
+            assert_eq!(
+                ok(
+                    "record_trace",
+                    &format!(r#"{{"id":"t","minutes":{minutes}}}"#)
+                )
+                .action,
+                CommandAction::RecordTrace { minutes }
+            );
+        }
+    }
+
+    #[test]
+    fn bad_payloads_are_refused_with_the_reason() {
+        use CommandError::*;
+        type Case = (&'static str, Vec<u8>, fn(&CommandError) -> bool);
+        let cases: Vec<Case> = vec![
+            ("ping", vec![b' '; MAX_COMMAND_BYTES + 1], |e| {
+                matches!(e, TooLarge { .. })
+            }),
+            ("ping", vec![0xff, 0xfe, b'{'], |e| *e == NotUtf8),
+            ("ping", b"".to_vec(), |e| matches!(e, NotAnObject(_))),
+            ("ping", b"{".to_vec(), |e| matches!(e, NotAnObject(_))),
+            ("ping", b"[]".to_vec(), |e| matches!(e, NotAnObject(_))),
+            ("ping", b"null".to_vec(), |e| matches!(e, NotAnObject(_))),
+            ("ping", b"\"id\"".to_vec(), |e| matches!(e, NotAnObject(_))),
+            ("ping", br#"{"id":"a"} trailing"#.to_vec(), |e| {
+                matches!(e, NotAnObject(_))
+            }),
+            ("ping", b"{}".to_vec(), |e| *e == MissingId),
+            ("ping", br#"{"id":7}"#.to_vec(), |e| *e == MissingId),
+            ("ping", br#"{"id":null}"#.to_vec(), |e| *e == MissingId),
+            ("ping", br#"{"id":""}"#.to_vec(), |e| *e == BadId),
+            ("ping", br#"{"id":"a\u0000b"}"#.to_vec(), |e| *e == BadId),
+            (
+                "ping",
+                format!(r#"{{"id":"{}"}}"#, "x".repeat(129)).into_bytes(),
+                |e| *e == BadId,
+            ),
+            ("ping", br#"{"id":"a","extra":1}"#.to_vec(), |e| {
+                matches!(e, BadFields(_))
+            }),
+            ("ping", br#"{"id":"a","id":"b"}"#.to_vec(), |e| {
+                matches!(e, BadFields(_))
+            }),
+            ("reboot", br#"{"id":"a"}"#.to_vec(), |e| {
+                matches!(e, UnknownCommand(_))
+            }),
+            ("", br#"{"id":"a"}"#.to_vec(), |e| {
+                matches!(e, UnknownCommand(_))
+            }),
+            ("PING", br#"{"id":"a"}"#.to_vec(), |e| {
+                matches!(e, UnknownCommand(_))
+            }),
+            (
+                "plate_correction",
+                br#"{"id":"a","plate":"A1"}"#.to_vec(),
+                |e| matches!(e, BadFields(_)),
+            ),
+            (
+                "plate_correction",
+                format!(r#"{{"id":"a","sale_id":"{SALE}"}}"#).into_bytes(),
+                |e| matches!(e, BadFields(_)),
+            ),
+            (
+                "plate_correction",
+                br#"{"id":"a","sale_id":"nope","plate":"A1"}"#.to_vec(),
+                |e| {
+                    matches!(
+                        e,
+                        BadValue {
+                            field: "sale_id",
+                            ..
+                        }
+                    )
+                },
+            ),
+            (
+                "plate_correction",
+                br#"{"id":"a","sale_id":"6f1c2d3e4a5b4c6d8e7f9a0b1c2d3e4f","plate":"A1"}"#.to_vec(),
+                |e| {
+                    matches!(
+                        e,
+                        BadValue {
+                            field: "sale_id",
+                            ..
+                        }
+                    )
+                },
+            ),
+            (
+                "plate_correction",
+                format!(r#"{{"id":"a","sale_id":"{SALE}","plate":""}}"#).into_bytes(),
+                |e| matches!(e, BadValue { field: "plate", .. }),
+            ),
+            (
+                "plate_correction",
+                format!(r#"{{"id":"a","sale_id":"{SALE}","plate":"A 1"}}"#).into_bytes(),
+                |e| matches!(e, BadValue { field: "plate", .. }),
+            ),
+            (
+                "plate_correction",
+                format!(
+                    r#"{{"id":"a","sale_id":"{SALE}","plate":"{}"}}"#,
+                    "A".repeat(17)
+                )
+                .into_bytes(),
+                |e| matches!(e, BadValue { field: "plate", .. }),
+            ),
+            (
+                "plate_correction",
+                format!(r#"{{"id":"a","sale_id":"{SALE}","plate":7}}"#).into_bytes(),
+                |e| matches!(e, BadFields(_)),
+            ),
+            (
+                "plate_correction",
+                format!(r#"{{"id":"a","sale_id":"{SALE}","plate":"A1","by":"x\ny"}}"#).into_bytes(),
+                |e| matches!(e, BadValue { field: "by", .. }),
+            ),
+            (
+                "plate_correction",
+                format!(r#"{{"id":"a","sale_id":"{SALE}","plate":"A1","fp":1}}"#).into_bytes(),
+                |e| matches!(e, BadFields(_)),
+            ),
+            (
+                "resend",
+                br#"{"id":"a","stream":"sale","from_seq":0}"#.to_vec(),
+                |e| {
+                    matches!(
+                        e,
+                        BadValue {
+                            field: "from_seq",
+                            ..
+                        }
+                    )
+                },
+            ),
+            (
+                "resend",
+                br#"{"id":"a","stream":"sale","from_seq":-1}"#.to_vec(),
+                |e| matches!(e, BadFields(_)),
+            ),
+            (
+                "resend",
+                br#"{"id":"a","stream":"sale","from_seq":1.5}"#.to_vec(),
+                |e| matches!(e, BadFields(_)),
+            ),
+            (
+                "resend",
+                br#"{"id":"a","stream":"sale","from_seq":"1"}"#.to_vec(),
+                |e| matches!(e, BadFields(_)),
+            ),
+            (
+                "resend",
+                br#"{"id":"a","stream":"sale","from_seq":18446744073709551615}"#.to_vec(),
+                |e| {
+                    matches!(
+                        e,
+                        BadValue {
+                            field: "from_seq",
+                            ..
+                        }
+                    )
+                },
+            ),
+            (
+                "resend",
+                br#"{"id":"a","stream":"sale","from_seq":18446744073709551616}"#.to_vec(),
+                |e| matches!(e, BadFields(_)),
+            ),
+            (
+                "resend",
+                br#"{"id":"a","stream":"","from_seq":1}"#.to_vec(),
+                |e| {
+                    matches!(
+                        e,
+                        BadValue {
+                            field: "stream",
+                            ..
+                        }
+                    )
+                },
+            ),
+            (
+                "resend",
+                br#"{"id":"a","stream":"a/b","from_seq":1}"#.to_vec(),
+                |e| {
+                    matches!(
+                        e,
+                        BadValue {
+                            field: "stream",
+                            ..
+                        }
+                    )
+                },
+            ),
+            ("resend", br#"{"id":"a","stream":"sale"}"#.to_vec(), |e| {
+                matches!(e, BadFields(_))
+            }),
+            ("record_trace", br#"{"id":"a","minutes":0}"#.to_vec(), |e| {
+                matches!(
+                    e,
+                    BadValue {
+                        field: "minutes",
+                        ..
+                    }
+                )
+            }),
+            (
+                "record_trace",
+                br#"{"id":"a","minutes":121}"#.to_vec(),
+                |e| {
+                    matches!(
+                        e,
+                        BadValue {
+                            field: "minutes",
+                            ..
+                        }
+                    )
+                },
+            ),
+            (
+                "record_trace",
+                br#"{"id":"a","minutes":70000}"#.to_vec(),
+                |e| matches!(e, BadFields(_)),
+            ),
+            (
+                "record_trace",
+                br#"{"id":"a","minutes":null}"#.to_vec(),
+                |e| matches!(e, BadFields(_)),
+            ),
+            ("record_trace", br#"{"id":"a"}"#.to_vec(), |e| {
+                matches!(e, BadFields(_))
+            }),
+        ];
+        for (name, payload, expected) in cases {
+            let err = bad(name, &payload);
+            assert!(
+                expected(&err),
+                "{name} {:?}: got {err:?}",
+                String::from_utf8_lossy(&payload[..payload.len().min(80)])
+            );
+            assert!(!err.to_string().is_empty());
+        }
+    }
+
+    #[test]
+    fn deep_nesting_and_random_bytes_never_panic() {
+        let deep = format!(
+            r#"{{"id":"a","x":{}{}}}"#,
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        assert!(parse_command("ping", deep.as_bytes()).is_err());
+        // xorshift: a deterministic spray of short byte strings, some JSON-looking.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let alphabet = br#"{}[]":,0123456789.-eE tfnulrsaid\u"#;
+        for round in 0..20_000 {
+            let mut payload = Vec::new();
+            let len = (round % 48) + 1;
+            for _ in 0..len {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let b = if round % 3 == 0 {
+                    state as u8
+                } else {
+                    alphabet[(state % alphabet.len() as u64) as usize]
+                };
+                payload.push(b);
+            }
+            for name in ["ping", "plate_correction", "resend", "record_trace", "x"] {
+                let _ = parse_command(name, &payload);
+                let _ = correlation_id(&payload);
+            }
+        }
+    }
+
+    #[test]
+    fn topics_and_replies() {
+        assert_eq!(command_name("f/S1/cmd", "f/S1/cmd/ping"), Some("ping"));
+        assert_eq!(command_name("f/S1/cmd", "f/S1/cmd/ping/reply"), None);
+        assert_eq!(command_name("f/S1/cmd", "f/S1/cmd/"), None);
+        assert_eq!(command_name("f/S1/cmd", "f/S2/cmd/ping"), None);
+        assert_eq!(command_name("f/S1/cmd", "f/S1/cmdx/ping"), None);
+        assert_eq!(correlation_id(br#"{"id":"x","bad":1}"#), Some("x".into()));
+        assert_eq!(correlation_id(br#"{"id":""}"#), None);
+        let done: Value =
+            serde_json::from_slice(&reply_payload(Some("x"), &CommandReply::Done(json!({}))))
+                .unwrap();
+        assert_eq!(done, json!({"id": "x", "ok": true, "result": {}}));
+        let failed: Value =
+            serde_json::from_slice(&reply_payload(None, &CommandReply::Failed("no".into())))
+                .unwrap();
+        assert_eq!(failed, json!({"id": null, "ok": false, "error": "no"}));
+    }
+}

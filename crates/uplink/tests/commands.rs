@@ -1,0 +1,260 @@
+//! HQ commands and the health message, against a real mosquitto, with HQ played by
+//! `mosquitto_pub` and a subscriber.
+
+mod support;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use outbox::Outbox;
+use serde_json::json;
+use support::{mosquitto_pub, wait_until, Broker, Subscriber};
+use tokio::sync::{mpsc, watch, Notify};
+use uplink::{CommandAction, CommandReply, CommandRequest, Uplink, UplinkConfig};
+
+const CMD: &str = "forecourt/ST1/cmd";
+const SALE_TOPIC: &str = "forecourt/ST1/events/sale";
+
+async fn bounded<F: Future<Output = ()>>(limit: Duration, test: F) {
+    tokio::time::timeout(limit, test)
+        .await
+        .unwrap_or_else(|_| panic!("test did not finish within {limit:?}"));
+}
+
+fn config(port: u16) -> UplinkConfig {
+    let mut config = UplinkConfig::new("127.0.0.1", "ST1");
+    config.port = port;
+    config.backoff_min_ms = 100;
+    config.backoff_max_ms = 500;
+    config.poll_interval_ms = 200;
+    config.connect_timeout_s = 2;
+    config.health_interval_s = 1;
+    config.command_timeout_s = 2;
+    config
+}
+
+async fn hq_sends(port: u16, name: &str, payload: &str) {
+    let (topic, payload) = (format!("{CMD}/{name}"), payload.as_bytes().to_vec());
+    tokio::task::spawn_blocking(move || mosquitto_pub(port, &topic, &payload))
+        .await
+        .unwrap();
+}
+
+/// The next reply, with its topic.
+async fn reply(replies: &mut Subscriber) -> (String, serde_json::Value) {
+    let msg = replies.next(Duration::from_secs(10)).await;
+    assert!(!msg.retain);
+    (msg.topic, msg.json)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_are_checked_answered_and_handed_to_the_agent() {
+    bounded(Duration::from_secs(60), async {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::start(dir.path(), false);
+        let outbox = Outbox::open(dir.path().join("outbox.db")).unwrap();
+        let mut replies = Subscriber::start(broker.port, &format!("{CMD}/+/reply"), None).await;
+        let mut health_sub = Subscriber::start(broker.port, "forecourt/ST1/health", None).await;
+
+        let wake = Arc::new(Notify::new());
+        let mut uplink = Uplink::new(config(broker.port), outbox.clone(), wake.clone()).unwrap();
+        let mut commands: mpsc::Receiver<CommandRequest> = uplink.commands(4);
+        let health_publisher = uplink.health_publisher();
+        health_publisher.set(json!({"cameras": {"cam1": {"fps": 5.0}}}));
+        let health = uplink.health();
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(uplink.run(stop_rx));
+        wait_until("connected", Duration::from_secs(10), || {
+            health.snapshot().connected
+        })
+        .await;
+
+        // The subscription follows the CONNACK: ping until it is in place.
+        let mut pong = None;
+        for attempt in 0..20 {
+            hq_sends(broker.port, "ping", &format!(r#"{{"id":"p{attempt}"}}"#)).await;
+            if let Ok(msg) =
+                tokio::time::timeout(Duration::from_millis(500), replies.messages.recv()).await
+            {
+                pong = msg;
+                break;
+            }
+        }
+        let pong = pong.expect("no reply to ping");
+        assert_eq!(pong.topic, format!("{CMD}/ping/reply"));
+        assert_eq!(pong.json["ok"], true);
+        assert_eq!(pong.json["result"]["station"], "ST1");
+        assert!(pong.json["id"].as_str().unwrap().starts_with('p'));
+
+        // Bad payloads: an error reply straight from the uplink, nothing reaches the agent.
+        hq_sends(broker.port, "ping", r#"{"id":"b1","bogus":1}"#).await;
+        let (topic, msg) = reply(&mut replies).await;
+        assert_eq!(topic, format!("{CMD}/ping/reply"));
+        assert_eq!(
+            (msg["id"].as_str(), msg["ok"].as_bool()),
+            (Some("b1"), Some(false))
+        );
+        assert!(msg["error"].as_str().unwrap().contains("bogus"), "{msg}");
+        hq_sends(broker.port, "plate_correction", "not json at all").await;
+        let (topic, msg) = reply(&mut replies).await;
+        assert_eq!(topic, format!("{CMD}/plate_correction/reply"));
+        assert_eq!(msg, json!({"id": null, "ok": false, "error": msg["error"]}));
+        hq_sends(broker.port, "self_destruct", r#"{"id":"x"}"#).await;
+        let (_, msg) = reply(&mut replies).await;
+        assert_eq!(
+            (msg["id"].as_str(), msg["ok"].as_bool()),
+            (Some("x"), Some(false))
+        );
+        hq_sends(broker.port, "record_trace", r#"{"id":"t0","minutes":121}"#).await;
+        let (_, msg) = reply(&mut replies).await;
+        assert_eq!(
+            (msg["id"].as_str(), msg["ok"].as_bool()),
+            (Some("t0"), Some(false))
+        );
+        assert!(
+            commands.try_recv().is_err(),
+            "nothing bad reached the agent"
+        );
+
+        // A good one goes to the agent, and the agent's answer goes back to HQ.
+        let sale_id = "6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f";
+        hq_sends(
+            broker.port,
+            "plate_correction",
+            &format!(r#"{{"id":"c1","sale_id":"{sale_id}","plate":"京A12345","by":"ops"}}"#),
+        )
+        .await;
+        let request = tokio::time::timeout(Duration::from_secs(10), commands.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(request.command.id, "c1");
+        assert_eq!(
+            request.command.action,
+            CommandAction::PlateCorrection {
+                sale_id: sale_id.parse().unwrap(),
+                plate: "京A12345".into(),
+                by: Some("ops".into()),
+            }
+        );
+        request
+            .reply
+            .send(CommandReply::Done(json!({"corrected": true})))
+            .unwrap();
+        let (topic, msg) = reply(&mut replies).await;
+        assert_eq!(topic, format!("{CMD}/plate_correction/reply"));
+        assert_eq!(
+            msg,
+            json!({"id": "c1", "ok": true, "result": {"corrected": true}})
+        );
+
+        // An agent that does not answer: HQ gets a timeout error, not silence.
+        hq_sends(broker.port, "reload_config", r#"{"id":"r1"}"#).await;
+        let unanswered = commands.recv().await.unwrap();
+        let (_, msg) = reply(&mut replies).await;
+        assert_eq!(
+            (msg["id"].as_str(), msg["ok"].as_bool()),
+            (Some("r1"), Some(false))
+        );
+        drop(unanswered);
+
+        // Health: periodic, not retained, the uplink's figures and the agent's part.
+        // Reports queued since the start show older counters: take the first recent one.
+        let report = loop {
+            let report = health_sub.next(Duration::from_secs(5)).await;
+            assert!(!report.retain);
+            if report.json["uplink"]["commands"].as_u64() >= Some(3) {
+                break report;
+            }
+        };
+        let h = &report.json;
+        assert_eq!(h["station"], "ST1");
+        assert_eq!(h["uplink"]["connected"], true);
+        assert!(h["uplink"]["commands"].as_u64().unwrap() >= 3, "{h}");
+        assert!(
+            h["uplink"]["commands_refused"].as_u64().unwrap() >= 4,
+            "{h}"
+        );
+        assert_eq!(h["outbox"]["depth"], 0);
+        assert_eq!(h["outbox"]["cap"], "ok");
+        assert_eq!(h["sync_lag_s"], 0);
+        assert_eq!(h["agent"]["cameras"]["cam1"]["fps"], 5.0);
+        let snapshot = health.snapshot();
+        assert!(snapshot.health_reports >= 1);
+
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resend_sends_acknowledged_records_again_with_their_ids() {
+    bounded(Duration::from_secs(60), async {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::start(dir.path(), false);
+        let outbox = Outbox::open(dir.path().join("outbox.db")).unwrap();
+        let mut events = Subscriber::start(broker.port, "forecourt/ST1/events/#", None).await;
+        let mut replies = Subscriber::start(broker.port, &format!("{CMD}/+/reply"), None).await;
+        let wake = Arc::new(Notify::new());
+        // No `commands()` receiver: resend and ping still work, agent commands are refused.
+        let uplink = Uplink::new(config(broker.port), outbox.clone(), wake.clone()).unwrap();
+        let health = uplink.health();
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(uplink.run(stop_rx));
+
+        let mut first = Vec::new();
+        for n in 0..5 {
+            outbox.append("sale", SALE_TOPIC, &json!({"n": n})).unwrap();
+        }
+        wake.notify_one();
+        for _ in 0..5 {
+            first.push(events.next(Duration::from_secs(10)).await.json);
+        }
+        wait_until("all acknowledged", Duration::from_secs(10), || {
+            outbox.depth().unwrap() == 0 && health.snapshot().acked == 5
+        })
+        .await;
+        assert!(health.snapshot().last_ack_lag_ms.is_some());
+
+        hq_sends(broker.port, "reload_config", r#"{"id":"r"}"#).await;
+        let (_, msg) = reply(&mut replies).await;
+        assert_eq!(
+            (msg["id"].as_str(), msg["ok"].as_bool()),
+            (Some("r"), Some(false))
+        );
+
+        hq_sends(
+            broker.port,
+            "resend",
+            r#"{"id":"rs1","stream":"sale","from_seq":3}"#,
+        )
+        .await;
+        let (topic, msg) = reply(&mut replies).await;
+        assert_eq!(topic, format!("{CMD}/resend/reply"));
+        assert_eq!(
+            msg,
+            json!({"id": "rs1", "ok": true, "result": {"requeued": 3}})
+        );
+        for want in &first[2..] {
+            let again = events.next(Duration::from_secs(10)).await.json;
+            assert_eq!(&again, want, "same id, seq, time and body");
+        }
+        wait_until("acknowledged again", Duration::from_secs(10), || {
+            outbox.depth().unwrap() == 0
+        })
+        .await;
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    })
+    .await;
+}
