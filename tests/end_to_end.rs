@@ -47,6 +47,7 @@ fn agent_config(dir: &std::path::Path, video: &std::path::Path, pty: &std::path:
         r#"
 station_id = "e2e"
 data_dir = "{data}"
+trace_file = "{trace}"
 [plates]
 models_dir = "{models}"
 [[camera]]
@@ -75,6 +76,7 @@ host = "127.0.0.1"
 port = {port}
 "#,
         data = dir.join("data").display(),
+        trace = dir.join("trace.jsonl").display(),
         models = root.join("models").display(),
         video = video.display(),
         pty = pty.display(),
@@ -162,4 +164,25 @@ fn sale_reaches_the_broker_with_the_plate_of_the_car_at_the_pump() {
     let outbox = outbox::Outbox::open(dir.path().join("data/outbox.sqlite")).unwrap();
     let left = outbox.pending(None, 100).unwrap();
     assert!(left.is_empty(), "records left in the outbox after a clean stop: {left:?}");
+
+    // The trace the agent recorded, replayed, gives the same verdicts as live.
+    let replayed = Command::new(binary("forecourt-agent"))
+        .arg("replay")
+        .arg(dir.path().join("trace.jsonl"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(replayed.status.success(), "{}", String::from_utf8_lossy(&replayed.stderr));
+    let mut replayed: Vec<(u64, Value)> = String::from_utf8_lossy(&replayed.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|v| (v["fp"].as_u64().unwrap(), v["plate"].clone()))
+        .collect();
+    replayed.sort_by_key(|(fp, _)| *fp);
+    let live: Vec<(u64, Value)> = by_fp
+        .iter()
+        .map(|m| (m["body"]["fp"].as_u64().unwrap(), m["body"]["plate"].clone()))
+        .collect();
+    assert_eq!(replayed, live, "replay of the recorded trace differs from live");
 }

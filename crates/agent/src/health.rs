@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use camera::FrameSlot;
 use outbox::Outbox;
+use serde_json::json;
 use tokio::sync::watch;
 use tracing::info;
-use uplink::UplinkHealth;
+use uplink::{HealthPublisher, UplinkHealth};
 
 use crate::vision::VisionStats;
 
@@ -18,6 +19,7 @@ pub async fn log_health(
     cameras: Vec<(String, Arc<FrameSlot>)>,
     vision: Arc<VisionStats>,
     uplink: Arc<UplinkHealth>,
+    publisher: HealthPublisher,
     outbox: Outbox,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -29,19 +31,32 @@ pub async fn log_health(
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
+        let mut camera_reports = Vec::new();
         for (i, (name, slot)) in cameras.iter().enumerate() {
             let s = &slot.stats;
             let frames = s.frames.load(Ordering::Relaxed);
-            info!(
-                camera = %name,
-                fps = (frames - last_frames[i]) as f64 / every.as_secs_f64(),
-                dropped = s.dropped.load(Ordering::Relaxed),
-                reconnects = s.reconnects.load(Ordering::Relaxed),
-                connected = s.connected.load(Ordering::Relaxed),
-                "health: camera"
+            let fps = (frames - last_frames[i]) as f64 / every.as_secs_f64();
+            let (dropped, reconnects, connected) = (
+                s.dropped.load(Ordering::Relaxed),
+                s.reconnects.load(Ordering::Relaxed),
+                s.connected.load(Ordering::Relaxed),
             );
+            info!(camera = %name, fps, dropped, reconnects, connected, "health: camera");
+            camera_reports.push(json!({
+                "name": name, "fps": fps, "dropped": dropped,
+                "reconnects": reconnects, "connected": connected,
+            }));
             last_frames[i] = frames;
         }
+        let read_ms = vision.read_us.load(Ordering::Relaxed) as f64 / 1000.0;
+        publisher.set(json!({
+            "cameras": camera_reports,
+            "plates": {
+                "frames_read": vision.frames_read.load(Ordering::Relaxed),
+                "read_errors": vision.read_errors.load(Ordering::Relaxed),
+                "model_latency_ms": read_ms,
+            },
+        }));
         let outbox = outbox.clone();
         let (depth, oldest) = tokio::task::spawn_blocking(move || {
             (outbox.depth().ok(), outbox.oldest_created().ok().flatten())
@@ -52,7 +67,7 @@ pub async fn log_health(
         info!(
             frames_read = vision.frames_read.load(Ordering::Relaxed),
             read_errors = vision.read_errors.load(Ordering::Relaxed),
-            read_ms = vision.read_us.load(Ordering::Relaxed) as f64 / 1000.0,
+            read_ms,
             outbox_depth = depth,
             outbox_oldest_age_s = oldest.map(|t| (forecourt_events::now_millis() - t) / 1000),
             uplink_connected = up.connected,

@@ -2,8 +2,10 @@
 //! of the car being fuelled, keeps everything in SQLite until HQ has it, and syncs to HQ over MQTT.
 //! This binary only wires the crates together; each noun lives in its own crate.
 
+mod commands;
 mod config;
 mod health;
+mod liveness;
 mod station;
 mod vision;
 
@@ -43,6 +45,32 @@ enum Command {
     },
     /// Load and check a config file, print what is wrong, and exit.
     CheckConfig { config: PathBuf },
+    /// Run the tracker and matcher over a recorded trace; one JSON line per sale.
+    Replay {
+        trace: PathBuf,
+        /// Take the matcher settings from this agent config (default: built-in defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Replay generated traces against their ground truth: precision, recall, calibration.
+    EvalMatch { trace: PathBuf, truth: PathBuf },
+    /// Wayne DART tools for field technicians.
+    Dart {
+        #[command(subcommand)]
+        command: DartCommand,
+    },
+    /// Print the version.
+    Version,
+}
+
+#[derive(Subcommand)]
+enum DartCommand {
+    /// Decode hex frames (one per line, bytes separated by spaces) from stdin into JSON lines.
+    Decode {
+        /// Who sent the frames.
+        #[arg(long, value_parser = ["pump", "master"])]
+        from: String,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -61,6 +89,15 @@ fn main() -> std::process::ExitCode {
         Command::CheckConfig { config } => AgentConfig::load(&config).map(|_| {
             println!("{}: ok", config.display());
         }),
+        Command::Dart {
+            command: DartCommand::Decode { from },
+        } => dart_decode(&from),
+        Command::Replay { trace, config } => replay(&trace, config.as_deref()),
+        Command::EvalMatch { trace, truth } => eval_match(&trace, &truth),
+        Command::Version => {
+            println!("forecourt-agent {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -72,26 +109,77 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+fn open_buffered(path: &std::path::Path) -> Result<std::io::BufReader<std::fs::File>> {
+    Ok(std::io::BufReader::new(
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
+    ))
+}
+
+fn replay(trace: &std::path::Path, config: Option<&std::path::Path>) -> Result<()> {
+    let matcher_config = match config {
+        Some(c) => AgentConfig::load(c)?.matcher_config(),
+        None => matcher::MatcherConfig::default(),
+    };
+    let out = std::io::stdout().lock();
+    matcher::replay(
+        open_buffered(trace)?,
+        out,
+        &matcher_config,
+        plates::is_valid_plate,
+    )
+    .with_context(|| format!("replaying {}", trace.display()))?;
+    Ok(())
+}
+
+fn eval_match(trace: &std::path::Path, truth: &std::path::Path) -> Result<()> {
+    let report = matcher::eval_match(
+        open_buffered(trace)?,
+        open_buffered(truth)?,
+        &matcher::MatcherConfig::default(),
+        plates::is_valid_plate,
+    )?;
+    println!("{report}");
+    Ok(())
+}
+
+fn dart_decode(from: &str) -> Result<()> {
+    let from: dart_protocol::decode_tool::Direction =
+        from.parse().map_err(|e| anyhow::anyhow!("--from: {e}"))?;
+    let stdin = std::io::stdin().lock();
+    let mut stdout = std::io::stdout().lock();
+    dart_protocol::decode_tool::decode_lines(stdin, from, &mut stdout)?;
+    Ok(())
+}
+
 fn run(config_path: &std::path::Path, seconds: Option<u64>) -> Result<()> {
     let config = AgentConfig::load(config_path)?;
+    let loaded = commands::LoadedConfig::read(config_path.to_path_buf())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(run_agent(config, seconds))
+    runtime.block_on(run_agent(config, loaded, seconds))
 }
 
-async fn run_agent(config: AgentConfig, seconds: Option<u64>) -> Result<()> {
+async fn run_agent(
+    config: AgentConfig,
+    loaded: commands::LoadedConfig,
+    seconds: Option<u64>,
+) -> Result<()> {
     info!(station = %config.station_id, "forecourt-agent {} starting", env!("CARGO_PKG_VERSION"));
     let (shutdown_tx, shutdown) = watch::channel(false);
 
     let data_dir = config.resolve(&config.data_dir);
-    let outbox = outbox::Outbox::open(data_dir.join("outbox.sqlite"))?;
+    let outbox =
+        outbox::Outbox::open_with_limits(data_dir.join("outbox.sqlite"), config.outbox.clone())?;
     let wake_uplink = Arc::new(Notify::new());
     let uplink_config = config.uplink_config()?;
     let topic_root = format!("{}/{}", uplink_config.prefix, uplink_config.station_id);
-    let uplink = uplink::Uplink::new(uplink_config, outbox.clone(), wake_uplink.clone())?;
+    let mut uplink = uplink::Uplink::new(uplink_config, outbox.clone(), wake_uplink.clone())?;
     let uplink_health = uplink.health();
+    let health_publisher = uplink.health_publisher();
+    let hq_commands = uplink.commands(16);
+    let station_commands = forward_commands(hq_commands, shutdown.clone());
     let uplink_task = tokio::spawn(uplink.run(shutdown.clone()));
 
     let (pump_tx, pump_rx) = mpsc::channel(256);
@@ -101,9 +189,9 @@ async fn run_agent(config: AgentConfig, seconds: Option<u64>) -> Result<()> {
             DispenserSection::Dart(dart) => {
                 let mut dart = dart.clone();
                 dart.port = config.resolve(&dart.port);
-                let master = dispenser::DartMaster::new(dart)?;
+                let driver = dispenser::DartDriver::new(dart)?;
                 dispenser_tasks.push(tokio::spawn(dispenser::DispenserDriver::run(
-                    master,
+                    driver,
                     pump_tx.clone(),
                     shutdown.clone(),
                 )));
@@ -112,18 +200,40 @@ async fn run_agent(config: AgentConfig, seconds: Option<u64>) -> Result<()> {
     }
     drop(pump_tx);
 
+    let liveness = Arc::new(liveness::Liveness::default());
     let (frame_tx, frame_rx) = mpsc::channel(64);
-    let vision = Vision::start(&config, frame_tx)?;
+    let vision = Vision::start(&config, frame_tx, &liveness)?;
 
     let health_task = tokio::spawn(health::log_health(
         Duration::from_secs(60),
         vision.camera_slots(),
         vision.stats.clone(),
         uplink_health,
+        health_publisher,
         outbox.clone(),
         shutdown.clone(),
     ));
+    let trace = match &config.trace_file {
+        Some(path) => {
+            let path = config.resolve(path);
+            let file = std::fs::File::create(&path)
+                .with_context(|| format!("cannot create trace file {}", path.display()))?;
+            info!(trace = %path.display(), "recording a trace");
+            // Plate reads arrive after the pump events of the same moment: 2 s puts them in order.
+            Some(matcher::TraceWriter::new(
+                std::io::BufWriter::new(file),
+                &config.layout(),
+                station::TRACE_REORDER_MS,
+            )?)
+        }
+        None => None,
+    };
     let mut station = Station {
+        trace,
+        trace_until: None,
+        trace_dir: data_dir.join("traces"),
+        config: Some(loaded),
+        layout: config.layout(),
         matcher: matcher::Matcher::new(
             config.layout(),
             config.matcher_config(),
@@ -140,12 +250,19 @@ async fn run_agent(config: AgentConfig, seconds: Option<u64>) -> Result<()> {
             "sales held from before the last stop go to the matcher again"
         );
     }
-    let watchdog = systemd_watchdog();
-    let station_task = tokio::spawn(station.run(frame_rx, pump_rx, shutdown.clone(), move || {
-        if watchdog {
-            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
-        }
-    }));
+    let station_heartbeat = liveness.register("station");
+    let station_task = tokio::spawn(station.run(
+        frame_rx,
+        pump_rx,
+        station_commands,
+        shutdown.clone(),
+        move || station_heartbeat.beat(),
+    ));
+    tokio::spawn(liveness::run_watchdog(
+        liveness.clone(),
+        Duration::from_secs_f64(config.watchdog_stall_s),
+        shutdown.clone(),
+    ));
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     info!("agent running");
 
@@ -180,9 +297,45 @@ async fn run_agent(config: AgentConfig, seconds: Option<u64>) -> Result<()> {
     Ok(())
 }
 
-fn systemd_watchdog() -> bool {
-    let mut usec = 0;
-    sd_notify::watchdog_enabled(false, &mut usec)
+/// HQ's commands and the operator's SIGHUP (a reload) in one queue for the station.
+fn forward_commands(
+    mut hq: mpsc::Receiver<uplink::CommandRequest>,
+    mut shutdown: watch::Receiver<bool>,
+) -> mpsc::Receiver<uplink::CommandRequest> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                warn!("no SIGHUP handler: {e}");
+                None
+            }
+        };
+        loop {
+            let request = tokio::select! {
+                Some(r) = hq.recv() => r,
+                Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                    let (reply, answer) = tokio::sync::oneshot::channel();
+                    tokio::spawn(async move {
+                        if let Ok(r) = answer.await {
+                            info!("SIGHUP reload: {r:?}");
+                        }
+                    });
+                    uplink::CommandRequest {
+                        command: uplink::Command { id: "sighup".into(), action: uplink::CommandAction::ReloadConfig },
+                        reply,
+                    }
+                }
+                _ = shutdown.changed() => return,
+                else => return,
+            };
+            if tx.send(request).await.is_err() {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 async fn shutdown_signal() {

@@ -12,10 +12,24 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch, Notify};
 use tracing::{info, warn};
 
+/// Plate reads arrive after the pump events of the same moment: 2 s puts a trace in time order.
+pub const TRACE_REORDER_MS: i64 = 2_000;
+
+pub type TraceFile = matcher::TraceWriter<std::io::BufWriter<std::fs::File>>;
+
 pub struct Station {
     pub matcher: Matcher,
+    /// When recording: everything the matcher sees, for `forecourt-agent replay`.
+    pub trace: Option<TraceFile>,
+    /// When a recording asked for by HQ ends.
+    pub trace_until: Option<UnixMillis>,
+    /// Where `record_trace` writes its files.
+    pub trace_dir: std::path::PathBuf,
+    /// The config file as loaded, for reloads.
+    pub config: Option<crate::commands::LoadedConfig>,
     pub outbox: Outbox,
     pub wake_uplink: Arc<Notify>,
+    pub layout: matcher::Layout,
     /// `<prefix>/<station_id>`
     pub topic_root: String,
 }
@@ -54,6 +68,7 @@ impl Station {
         mut self,
         mut frames: mpsc::Receiver<FramePlates>,
         mut pumps: mpsc::Receiver<DispenserEvent>,
+        mut commands: mpsc::Receiver<uplink::CommandRequest>,
         mut shutdown: watch::Receiver<bool>,
         mut alive: impl FnMut(),
     ) -> Result<()> {
@@ -61,17 +76,28 @@ impl Station {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                Some(f) = frames.recv() => self.matcher.observe_frame(&f),
+                Some(f) = frames.recv() => {
+                    self.record(|t| t.write_frame(&f));
+                    self.matcher.observe_frame(&f);
+                }
                 Some(e) = pumps.recv() => {
                     if let DispenserEvent::SaleCompleted(sale) = &e {
                         // Durable before anything else happens to it.
                         self.hold(sale).await?;
+                        self.record(|t| t.write_sale(sale, &held_key(sale)));
+                    } else {
+                        self.record(|t| t.write_dispenser(&e));
                     }
                     self.matcher.observe_dispenser(&e);
                     self.publish_dispenser_event(&e).await?;
                 }
+                Some(request) = commands.recv() => self.handle_command(request).await,
                 _ = tick.tick() => {
-                    self.decide(now_millis()).await?;
+                    let now = now_millis();
+                    self.decide(now).await?;
+                    if self.trace_until.is_some_and(|until| now >= until) {
+                        self.stop_trace_recording();
+                    }
                     alive();
                 }
                 _ = shutdown.changed() => break,
@@ -79,7 +105,49 @@ impl Station {
         }
         // Decide what is still in its grace period now, with what was seen: a sale must not be
         // lost because the agent was asked to stop.
-        self.decide(UnixMillis::MAX).await
+        self.decide(UnixMillis::MAX).await?;
+        self.stop_trace_recording();
+        Ok(())
+    }
+
+    /// Starts recording a trace for `minutes` (HQ's record_trace); returns the file.
+    pub fn start_trace_recording(&mut self, minutes: u16) -> Result<std::path::PathBuf> {
+        if self.trace.is_some() && self.trace_until.is_none() {
+            anyhow::bail!("already recording to the configured trace_file");
+        }
+        self.stop_trace_recording();
+        std::fs::create_dir_all(&self.trace_dir)
+            .with_context(|| format!("cannot create {}", self.trace_dir.display()))?;
+        let path = self.trace_dir.join(format!("trace-{}.jsonl", now_millis()));
+        let file = std::fs::File::create(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        self.trace = Some(matcher::TraceWriter::new(
+            std::io::BufWriter::new(file),
+            &self.layout,
+            TRACE_REORDER_MS,
+        )?);
+        self.trace_until = Some(now_millis() + i64::from(minutes) * 60_000);
+        info!(file = %path.display(), minutes, "recording a trace for HQ");
+        Ok(path)
+    }
+
+    fn stop_trace_recording(&mut self) {
+        self.trace_until = None;
+        if let Some(trace) = self.trace.take() {
+            if let Err(e) = trace.finish() {
+                warn!(error = %e, "could not finish the trace file");
+            }
+        }
+    }
+
+    /// Writes to the trace when recording; a failing trace stops recording, never the station.
+    fn record(&mut self, write: impl FnOnce(&mut TraceFile) -> Result<(), matcher::TraceError>) {
+        if let Some(trace) = self.trace.as_mut() {
+            if let Err(e) = write(trace) {
+                warn!(error = %e, "trace recording failed; recording stopped");
+                self.trace = None;
+            }
+        }
     }
 
     async fn decide(&mut self, now: UnixMillis) -> Result<()> {
@@ -156,15 +224,19 @@ impl Station {
     }
 
     async fn append(&self, stream: &'static str, body: Value) -> Result<()> {
+        self.append_record(stream, body).await.map(|_| ())
+    }
+
+    pub async fn append_record(&self, stream: &'static str, body: Value) -> Result<outbox::Record> {
         let outbox = self.outbox.clone();
         let topic = self.topic(stream);
         // SQLite fsyncs: keep it off the async workers.
-        tokio::task::spawn_blocking(move || outbox.append(stream, &topic, &body))
+        let record = tokio::task::spawn_blocking(move || outbox.append(stream, &topic, &body))
             .await
             .context("outbox task")?
             .context("writing to the outbox")?;
         self.wake_uplink.notify_one();
-        Ok(())
+        Ok(record)
     }
 }
 

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::config::AgentConfig;
+use crate::liveness::Liveness;
 
 #[derive(Default)]
 pub struct VisionStats {
@@ -33,7 +34,11 @@ pub struct Vision {
 }
 
 impl Vision {
-    pub fn start(config: &AgentConfig, out: mpsc::Sender<FramePlates>) -> Result<Vision> {
+    pub fn start(
+        config: &AgentConfig,
+        out: mpsc::Sender<FramePlates>,
+        liveness: &Liveness,
+    ) -> Result<Vision> {
         let lib = config.find_onnxruntime()?;
         plates::load_onnx_runtime(&lib)?;
         let mut pipeline =
@@ -56,11 +61,13 @@ impl Vision {
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(VisionStats::default());
         let slots: Vec<_> = cameras.iter().map(|c| c.slot.clone()).collect();
+        let heartbeat = liveness.register("plate-reader");
         let reader = std::thread::Builder::new().name("plate-reader".into()).spawn({
             let (stop, stats) = (stop.clone(), stats.clone());
             move || {
                 let mut last: Vec<Option<Instant>> = vec![None; slots.len()];
                 while !stop.load(Ordering::Relaxed) {
+                    heartbeat.beat();
                     let mut worked = false;
                     for (i, slot) in slots.iter().enumerate() {
                         if last[i].is_some_and(|t| t.elapsed() < min_gap[i]) {

@@ -217,6 +217,19 @@ impl Matcher {
         decided
     }
 
+    /// New thresholds from a config reload. The tracker keeps the settings it started with
+    /// (its tracks were built with them); those need a restart.
+    pub fn set_config(&mut self, config: MatcherConfig) {
+        self.config = MatcherConfig {
+            tracker: self.config.tracker.clone(),
+            ..config
+        };
+    }
+
+    pub fn config(&self) -> &MatcherConfig {
+        &self.config
+    }
+
     /// Sales waiting for their grace period.
     pub fn pending(&self) -> usize {
         self.pending.len()

@@ -22,6 +22,14 @@ pub struct AgentConfig {
     /// `libonnxruntime.so`; by default looked up beside the installed binary (see `find_onnxruntime`).
     #[serde(default)]
     pub onnxruntime_lib: Option<PathBuf>,
+    /// Record every frame's plates, nozzle event and sale to this JSON Lines trace (overwritten at
+    /// start) so a field problem can be replayed exactly with `forecourt-agent replay`.
+    #[serde(default)]
+    pub trace_file: Option<PathBuf>,
+    /// A main loop silent this long counts as stuck: the systemd watchdog stops being pinged.
+    /// Keep it below the unit's WatchdogSec.
+    #[serde(default = "default_watchdog_stall_s")]
+    pub watchdog_stall_s: f64,
     #[serde(default)]
     pub plates: PlatesSection,
     #[serde(default, rename = "camera")]
@@ -33,6 +41,9 @@ pub struct AgentConfig {
     pub fps: Vec<FpLayout>,
     #[serde(default)]
     pub matcher: MatcherSection,
+    /// Outbox caps and the archive kept for HQ's `resend` (see the outbox crate).
+    #[serde(default)]
+    pub outbox: outbox::OutboxLimits,
     /// The MQTT uplink to HQ (see the uplink crate); `station_id` is filled in from above.
     pub uplink: toml::Table,
     /// Set when loaded: the folder relative paths are taken from.
@@ -75,6 +86,10 @@ pub struct CameraSection {
     /// Frames per second given to the plate reader; the rest are dropped.
     #[serde(default = "default_max_fps")]
     pub max_fps: f32,
+}
+
+fn default_watchdog_stall_s() -> f64 {
+    20.0
 }
 
 fn default_max_fps() -> f32 {
@@ -201,7 +216,7 @@ impl AgentConfig {
                 Err(e) => {
                     out.push(Problem::new(at("url"), e).hint("rtsp://..., a video file, or usb:N"))
                 }
-                Ok(camera::SourceKind::File(f)) if !self.resolve(&f).is_file() => out.push(
+                Ok(camera::SourceKind::File(f)) if !self.resolve(&f).exists() => out.push(
                     Problem::new(
                         at("url"),
                         format!("video file {} not found", self.resolve(&f).display()),
@@ -261,6 +276,12 @@ impl AgentConfig {
                     );
                 }
             }
+        }
+        if !(self.watchdog_stall_s >= 1.0 && self.watchdog_stall_s <= 3600.0) {
+            out.push(Problem::new(
+                vec![key("watchdog_stall_s")],
+                "watchdog_stall_s must be in 1..3600 seconds",
+            ));
         }
         if !(0.0..=1.0).contains(&self.matcher.min_confidence) {
             out.push(Problem::new(

@@ -1,0 +1,81 @@
+//! The agent's command line as a technician uses it: check-config and dart decode.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use support::*;
+
+fn agent(args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut child = Command::new(binary("forecourt-agent"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_config_accepts_the_demo_and_rejects_a_broken_file_with_its_line() {
+    let demo = repo_root().join("config/demo.toml");
+    let (ok, stdout, stderr) = agent(&["check-config", demo.to_str().unwrap()], "");
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains(": ok"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.toml");
+    let text = std::fs::read_to_string(&demo)
+        .unwrap()
+        .replace("max_fps = 4.0", "max_fps = \"fast\"");
+    std::fs::write(&broken, &text).unwrap();
+    let line = text.lines().position(|l| l.contains("\"fast\"")).unwrap() + 1;
+    let (ok, _, stderr) = agent(&["check-config", broken.to_str().unwrap()], "");
+    assert!(!ok, "a broken config must exit non-zero");
+    assert!(
+        stderr.contains(&format!("broken.toml:{line}:")) && stderr.contains("invalid type"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn run_refuses_an_invalid_config_with_the_same_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("agent.toml");
+    std::fs::write(&broken, "station_id = \"x\"\ndata_dir = \"d\"\nbogus = 1\n[uplink]\nhost = \"h\"\n").unwrap();
+    let (ok, _, stderr) = agent(&["run", "--config", broken.to_str().unwrap()], "");
+    assert!(!ok);
+    assert!(stderr.contains("agent.toml:3:1: unknown field `bogus`"), "{stderr}");
+}
+
+#[test]
+fn dart_decode_prints_the_fact_sheet_frames_as_json() {
+    let (ok, stdout, stderr) = agent(
+        &["dart", "decode", "--from", "pump"],
+        "53 30 02 08 00 00 12 11 00 00 01 86 03 04 00 15 39 00 01 01 05 AA CF 03 FA\n50 70 FA\nnot hex\n",
+    );
+    assert!(ok, "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert_eq!(lines[0]["crc_ok"], true);
+    assert_eq!(lines[0]["transactions"][0]["volume"]["raw"], 1211);
+    assert_eq!(lines[0]["transactions"][2]["status"]["name"], "filling_completed");
+    assert_eq!(lines[1]["frame"], "eot");
+    assert!(lines[2]["error"].is_string());
+}
