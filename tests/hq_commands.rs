@@ -1,0 +1,110 @@
+//! HQ commands to a running agent over a real mosquitto: a plate correction becomes a
+//! `sale_correction` event, a reload applies matcher changes live and names what needs a restart,
+//! and bad commands get an error reply and change nothing.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::*;
+
+fn config_text(dir: &std::path::Path, port: u16, grace: &str, prefix: &str) -> String {
+    format!(
+        "station_id = \"cmd\"\ndata_dir = \"{}\"\n[plates]\nmodels_dir = \"{}\"\n[matcher]\ngrace_s = {grace}\n[uplink]\nhost = \"127.0.0.1\"\nport = {port}\nprefix = \"{prefix}\"\n",
+        dir.join("data").display(),
+        repo_root().join("models").display(),
+    )
+}
+
+/// Publishes one command and waits for its reply.
+fn command(port: u16, name: &str, payload: &str) -> Value {
+    let port = port.to_string();
+    let mut sub = Proc::spawn(
+        "mosquitto_sub",
+        Command::new("mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", &port, "-C", "1", "-W", "20"])
+            .args(["-t", &format!("forecourt/cmd/cmd/{name}/reply")])
+            .stdout(Stdio::piped()),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let status = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port, "-q", "1"])
+        .args(["-t", &format!("forecourt/cmd/cmd/{name}"), "-m", payload])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(sub.wait_for_exit(Duration::from_secs(25)).is_some_and(|s| s.success()), "no reply to {name}");
+    let out = std::io::read_to_string(sub.child.stdout.take().unwrap()).unwrap();
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+#[test]
+fn commands_do_what_they_say_and_bad_ones_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, port) = start_mosquitto(dir.path());
+    let config = dir.path().join("agent.toml");
+    std::fs::write(&config, config_text(dir.path(), port, "3.0", "forecourt")).unwrap();
+    let mut hq = Proc::spawn(
+        "mosquitto_sub",
+        Command::new("mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-C", "1", "-W", "60"])
+            .args(["-t", "forecourt/cmd/events/sale_correction"])
+            .stdout(Stdio::piped()),
+    );
+    let _agent = Proc::spawn(
+        "forecourt-agent",
+        Command::new(binary("forecourt-agent"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .stderr(std::fs::File::create(dir.path().join("agent.log")).unwrap()),
+    );
+    let log = || std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default();
+    wait_until(Duration::from_secs(20), "agent online", || log().contains("agent running"));
+
+    let ping = command(port, "ping", r#"{"id":"p1"}"#);
+    assert_eq!(ping["ok"], true, "{ping}");
+
+    // Bad commands: an error reply each.
+    for (name, payload) in [
+        ("plate_correction", r#"{"id":"b1","sale_id":"not-a-uuid","plate":"苏E05EV8"}"#),
+        ("plate_correction", r#"{"id":"b2","sale_id":"6f1c1d3e-0000-4000-8000-000000000001","plate":"NOTAPLATE"}"#),
+        ("record_trace", r#"{"id":"b3","minutes":0}"#),
+        ("reload_config", "not json"),
+    ] {
+        let reply = command(port, name, payload);
+        assert_eq!(reply["ok"], false, "{name} {payload} -> {reply}");
+        assert!(reply["error"].as_str().is_some_and(|e| !e.is_empty()), "{reply}");
+    }
+
+    let fixed = command(
+        port,
+        "plate_correction",
+        r#"{"id":"c1","sale_id":"6f1c1d3e-0000-4000-8000-000000000001","plate":"苏E05EV8","by":"hq-desk"}"#,
+    );
+    assert_eq!(fixed["ok"], true, "{fixed}\n{}", log());
+    assert!(hq.wait_for_exit(Duration::from_secs(20)).is_some(), "no sale_correction event");
+    let event: Value =
+        serde_json::from_str(std::io::read_to_string(hq.child.stdout.take().unwrap()).unwrap().trim())
+            .unwrap();
+    assert_eq!(event["body"]["plate"], "苏E05EV8");
+    assert_eq!(event["body"]["sale_id"], "6f1c1d3e-0000-4000-8000-000000000001");
+    assert_eq!(event["seq"], 1);
+
+    // An invalid config file is refused and changes nothing.
+    std::fs::write(&config, "station_id = [").unwrap();
+    let refused = command(port, "reload_config", r#"{"id":"r0"}"#);
+    assert_eq!(refused["ok"], false, "{refused}");
+
+    // A valid one: the matcher change applies live, the prefix change needs a restart.
+    std::fs::write(&config, config_text(dir.path(), port, "5.0", "elsewhere")).unwrap();
+    let reloaded = command(port, "reload_config", r#"{"id":"r1"}"#);
+    assert_eq!(reloaded["ok"], true, "{reloaded}");
+    assert_eq!(reloaded["result"]["applied"], serde_json::json!(["matcher"]), "{reloaded}");
+    assert_eq!(reloaded["result"]["needs_restart"], serde_json::json!(["uplink"]), "{reloaded}");
+
+    let trace = command(port, "record_trace", r#"{"id":"t1","minutes":1}"#);
+    assert_eq!(trace["ok"], true, "{trace}");
+    assert!(trace["result"]["file"].as_str().is_some_and(|f| std::path::Path::new(f).exists()), "{trace}");
+}
