@@ -1,12 +1,15 @@
 //! Camera sources through OpenCV videoio (RTSP, file or USB). Each camera runs on its own thread,
 //! stamps every frame with its capture time at grab, and hands over only the latest frame so a slow
-//! consumer drops frames instead of falling behind. Failures reconnect with exponential backoff.
+//! consumer drops frames instead of falling behind. Failures reconnect with exponential backoff,
+//! and a watchdog replaces a capture thread that hangs inside OpenCV.
 
 mod slot;
 mod source;
 
 pub use slot::{CameraStats, FrameSlot};
-pub use source::{spawn_camera, CameraConfig, CameraHandle, SourceKind};
+pub use source::{
+    spawn_camera, spawn_camera_watched, CameraConfig, CameraHandle, SourceKind, WatchdogConfig,
+};
 
 use forecourt_events::UnixMillis;
 

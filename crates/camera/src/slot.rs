@@ -13,6 +13,12 @@ pub struct CameraStats {
     /// Frames overwritten before anyone took them.
     pub dropped: AtomicU64,
     pub reconnects: AtomicU64,
+    /// Failed attempts to open the source (missing file, unreachable stream, garbage data).
+    pub open_failures: AtomicU64,
+    /// Capture threads the watchdog gave up on because they hung (in `read()` or `open()`).
+    pub stalls: AtomicU64,
+    /// Of those, how many are still blocked.
+    pub abandoned_alive: AtomicU64,
     pub connected: AtomicBool,
     /// Capture time of the last frame grabbed (ms since the epoch), 0 before the first.
     pub last_frame_t: AtomicU64,

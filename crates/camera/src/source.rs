@@ -1,4 +1,4 @@
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -49,6 +49,28 @@ pub struct CameraConfig {
     pub max_backoff: Duration,
 }
 
+/// Restarts a capture that stops making progress. A blocked OpenCV `read()` or `open()` cannot be
+/// interrupted, so the stuck thread is abandoned (it exits on its own if it ever returns, without
+/// delivering frames) and a fresh one takes over.
+#[derive(Debug, Clone)]
+pub struct WatchdogConfig {
+    /// No frame, open attempt or backoff tick for this long means the capture is hung.
+    pub stall_timeout: Duration,
+    /// Most abandoned threads left blocked at once; beyond this no new capture is started until
+    /// one of them returns, so a source that always hangs cannot pile up threads.
+    pub max_abandoned: usize,
+}
+
+impl Default for WatchdogConfig {
+    fn default() -> Self {
+        WatchdogConfig {
+            // Longer than an RTSP open (~3 s) plus a few frame periods of a slow camera.
+            stall_timeout: Duration::from_secs(10),
+            max_abandoned: 4,
+        }
+    }
+}
+
 pub struct CameraHandle {
     pub name: String,
     pub slot: Arc<FrameSlot>,
@@ -57,6 +79,8 @@ pub struct CameraHandle {
 }
 
 impl CameraHandle {
+    /// Stops the camera. Returns within about a second even when a capture thread is stuck in
+    /// OpenCV (that thread is left to exit on its own).
     pub fn stop(mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
@@ -65,20 +89,60 @@ impl CameraHandle {
     }
 }
 
-/// Starts the camera's capture thread. It runs until [`CameraHandle::stop`], reconnecting forever.
+/// State shared by the supervisor and the capture threads of one camera.
+struct Shared {
+    slot: Arc<FrameSlot>,
+    stop: Arc<AtomicBool>,
+    /// Milliseconds since `started` when the current capture thread last made progress.
+    heartbeat_ms: AtomicU64,
+    /// Frame counter kept across capture threads so `seq` never repeats.
+    seq: AtomicU64,
+    started: Instant,
+}
+
+impl Shared {
+    fn beat(&self) {
+        self.heartbeat_ms
+            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn since_beat(&self) -> Duration {
+        let last = Duration::from_millis(self.heartbeat_ms.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(last)
+    }
+}
+
+/// One capture thread and the flag that tells it it has been replaced.
+struct Capture {
+    thread: JoinHandle<()>,
+    abandoned: Arc<AtomicBool>,
+}
+
+/// Starts the camera with the default watchdog. It runs until [`CameraHandle::stop`],
+/// reconnecting forever.
 pub fn spawn_camera(config: CameraConfig) -> Result<CameraHandle, CameraError> {
+    spawn_camera_watched(config, WatchdogConfig::default())
+}
+
+/// Starts the camera: a supervisor thread that runs the capture thread and restarts it when it
+/// hangs for longer than `watchdog.stall_timeout`.
+pub fn spawn_camera_watched(
+    config: CameraConfig,
+    watchdog: WatchdogConfig,
+) -> Result<CameraHandle, CameraError> {
     let name = config.name.clone();
     let slot = Arc::new(FrameSlot::default());
     let stop = Arc::new(AtomicBool::new(false));
+    let shared = Arc::new(Shared {
+        slot: slot.clone(),
+        stop: stop.clone(),
+        heartbeat_ms: AtomicU64::new(0),
+        seq: AtomicU64::new(0),
+        started: Instant::now(),
+    });
     let thread = std::thread::Builder::new()
         .name(format!("camera-{}", config.name))
-        .spawn({
-            let (slot, stop, name) = (slot.clone(), stop.clone(), config.name.clone());
-            move || {
-                capture_loop(config, &slot, &stop)
-                    .unwrap_or_else(|e| warn!(camera = %name, error = %e, "camera thread ended"))
-            }
-        })
+        .spawn(move || supervise(config, watchdog, shared))
         .map_err(|e| CameraError::BadSource {
             camera: name.clone(),
             url: String::new(),
@@ -90,6 +154,74 @@ pub fn spawn_camera(config: CameraConfig) -> Result<CameraHandle, CameraError> {
         stop,
         thread: Some(thread),
     })
+}
+
+fn start_capture(config: &CameraConfig, shared: &Arc<Shared>) -> Option<Capture> {
+    let abandoned = Arc::new(AtomicBool::new(false));
+    shared.beat();
+    let spawned = std::thread::Builder::new()
+        .name(format!("capture-{}", config.name))
+        .spawn({
+            let (config, shared, abandoned) = (config.clone(), shared.clone(), abandoned.clone());
+            move || {
+                let name = config.name.clone();
+                capture_loop(config, &shared, &abandoned)
+                    .unwrap_or_else(|e| warn!(camera = %name, error = %e, "capture thread ended"))
+            }
+        });
+    match spawned {
+        Ok(thread) => Some(Capture { thread, abandoned }),
+        Err(e) => {
+            warn!(camera = %config.name, error = %e, "cannot start capture thread");
+            None
+        }
+    }
+}
+
+fn supervise(config: CameraConfig, watchdog: WatchdogConfig, shared: Arc<Shared>) {
+    let stats = &shared.slot.stats;
+    let tick =
+        (watchdog.stall_timeout / 4).clamp(Duration::from_millis(20), Duration::from_millis(500));
+    let mut current = start_capture(&config, &shared);
+    let mut abandoned: Vec<Capture> = Vec::new();
+    while !shared.stop.load(Ordering::Relaxed) {
+        std::thread::sleep(tick);
+        abandoned.retain(|c| !c.thread.is_finished());
+        stats
+            .abandoned_alive
+            .store(abandoned.len() as u64, Ordering::Relaxed);
+        let hung = shared.since_beat() > watchdog.stall_timeout;
+        let ended = current.as_ref().is_none_or(|c| c.thread.is_finished());
+        if !hung && !ended {
+            continue;
+        }
+        if let Some(c) = current.take() {
+            if hung && !c.thread.is_finished() {
+                warn!(camera = %config.name, stalled_s = shared.since_beat().as_secs(), "capture hung; abandoning it and starting another");
+                c.abandoned.store(true, Ordering::Relaxed);
+                stats.stalls.fetch_add(1, Ordering::Relaxed);
+                stats.connected.store(false, Ordering::Relaxed);
+                abandoned.push(c);
+            }
+        }
+        if abandoned.len() >= watchdog.max_abandoned.max(1) {
+            // Wait for a stuck thread to return before adding another; check again later.
+            shared.beat();
+            continue;
+        }
+        stats.reconnects.fetch_add(1, Ordering::Relaxed);
+        current = start_capture(&config, &shared);
+    }
+    // Give a healthy capture thread a moment to notice the stop; a stuck one is left behind.
+    if let Some(c) = current {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while !c.thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if c.thread.is_finished() {
+            let _ = c.thread.join();
+        }
+    }
 }
 
 fn open(config: &CameraConfig) -> Result<VideoCapture, CameraError> {
@@ -115,28 +247,38 @@ fn open(config: &CameraConfig) -> Result<VideoCapture, CameraError> {
     Ok(cap)
 }
 
+/// Runs one capture thread until stop or until the supervisor replaces it (`abandoned`).
 fn capture_loop(
     config: CameraConfig,
-    slot: &FrameSlot,
-    stop: &AtomicBool,
+    shared: &Shared,
+    abandoned: &AtomicBool,
 ) -> Result<(), CameraError> {
+    let slot = &shared.slot;
+    let quit = || shared.stop.load(Ordering::Relaxed) || abandoned.load(Ordering::Relaxed);
     let mut backoff = Duration::from_millis(250);
-    let mut seq = 0u64;
     // Paced files count frames from one fixed start across loops, so a looping demo video keeps
     // step with wall-clock time (the pump simulator's schedule) instead of drifting each loop.
     let mut epoch = Instant::now();
     let mut paced = 0u32;
-    while !stop.load(Ordering::Relaxed) {
+    while !quit() {
+        shared.beat();
         let mut cap = match open(&config) {
             Ok(cap) => cap,
             Err(e) => {
+                if quit() {
+                    return Ok(());
+                }
                 warn!(camera = %config.name, error = %e, backoff_ms = backoff.as_millis() as u64, "camera open failed");
-                sleep_unless_stopped(backoff, stop);
+                slot.stats.open_failures.fetch_add(1, Ordering::Relaxed);
+                sleep_unless_stopped(backoff, shared, abandoned);
                 backoff = (backoff * 2).min(config.max_backoff);
                 slot.stats.reconnects.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
         };
+        if quit() {
+            return Ok(());
+        }
         info!(camera = %config.name, source = ?config.source, "camera opened");
         slot.stats.connected.store(true, Ordering::Relaxed);
         // Files are paced at their own frame rate so they behave like a live camera.
@@ -150,7 +292,7 @@ fn capture_loop(
         };
         let mut in_run = 0u32;
         loop {
-            if stop.load(Ordering::Relaxed) {
+            if quit() {
                 return Ok(());
             }
             if let Some(period) = pace {
@@ -159,20 +301,25 @@ fn capture_loop(
                     std::thread::sleep(wait);
                 }
             }
+            shared.beat();
             let mut image = opencv::core::Mat::default();
             let ok = cap.read(&mut image).unwrap_or(false);
             let t = now_millis();
+            if quit() {
+                // Replaced while blocked in read(): the new capture owns the slot now.
+                return Ok(());
+            }
             if !ok || image.empty() {
                 break;
             }
+            shared.beat();
             in_run += 1;
             paced += 1;
-            seq += 1;
             backoff = Duration::from_millis(250);
             slot.put(Frame {
                 camera: config.name.clone(),
                 t,
-                seq,
+                seq: shared.seq.fetch_add(1, Ordering::Relaxed) + 1,
                 image,
             });
         }
@@ -183,15 +330,17 @@ fn capture_loop(
         warn!(camera = %config.name, frames = in_run, "camera stream ended; reconnecting");
         (epoch, paced) = (Instant::now(), 0);
         slot.stats.reconnects.fetch_add(1, Ordering::Relaxed);
-        sleep_unless_stopped(backoff, stop);
+        sleep_unless_stopped(backoff, shared, abandoned);
         backoff = (backoff * 2).min(config.max_backoff);
     }
     Ok(())
 }
 
-fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
+/// Sleeps `d` in short steps, stamping the heartbeat (waiting out a backoff is not a hang).
+fn sleep_unless_stopped(d: Duration, shared: &Shared, abandoned: &AtomicBool) {
     let until = Instant::now() + d;
-    while !stop.load(Ordering::Relaxed) {
+    while !shared.stop.load(Ordering::Relaxed) && !abandoned.load(Ordering::Relaxed) {
+        shared.beat();
         let now = Instant::now();
         if now >= until {
             return;

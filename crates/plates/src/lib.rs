@@ -2,18 +2,20 @@
 //! detector (box + 4 corners) -> perspective rectification -> CTC recogniser -> text + confidence.
 
 mod detector;
+mod detector_y5fu;
+pub mod eval;
 mod grammar;
 mod image;
 mod pipeline;
 mod recogniser;
 mod runtime;
 
-pub use detector::{Detection, PlateDetector};
+pub use detector::{Detection, DetectorKind, PlateDetector};
 pub use grammar::is_valid_plate;
-pub use image::{bgr_to_chw, rectify_plate};
+pub use image::{bgr_to_chw, pad_right, quad_aspect, rectify_plate};
 pub use pipeline::{PipelineConfig, PlatePipeline, PlateReading};
 pub use recogniser::{PlateRecogniser, Recognition};
-pub use runtime::load_onnx_runtime;
+pub use runtime::{load_onnx_runtime, open_session};
 
 use std::path::PathBuf;
 
@@ -33,6 +35,8 @@ pub enum PlateError {
         #[source]
         source: ort::Error,
     },
+    #[error("cannot use manifest {path}: {reason}")]
+    Manifest { path: PathBuf, reason: String },
     #[error("bad image: {0}")]
     Image(String),
 }

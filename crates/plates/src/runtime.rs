@@ -31,10 +31,9 @@ pub fn load_onnx_runtime(path: &Path) -> Result<(), PlateError> {
     Ok(())
 }
 
-pub(crate) fn open_session(
-    path: &Path,
-    threads: usize,
-) -> Result<ort::session::Session, PlateError> {
+/// Opens a model on the process-wide ONNX Runtime (for tools and benchmarks that run a model
+/// without the pipeline around it).
+pub fn open_session(path: &Path, threads: usize) -> Result<ort::session::Session, PlateError> {
     let err = |reason: String| PlateError::Model {
         path: path.to_path_buf(),
         reason,
