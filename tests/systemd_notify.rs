@@ -1,6 +1,7 @@
 //! The sd_notify protocol as systemd sees it, on a socket the test provides (NOTIFY_SOCKET):
-//! READY=1 after start-up, WATCHDOG=1 while the main loops run, STOPPING=1 on SIGTERM; and no
-//! more WATCHDOG=1 once a main loop is stuck (a camera whose stream blocks forever in open()).
+//! READY=1 after start-up, WATCHDOG=1 while the main loops run, STOPPING=1 on SIGTERM; and a
+//! camera whose stream blocks forever in open() is restarted inside the agent (its capture
+//! thread abandoned), so the pings go on.
 
 mod support;
 
@@ -107,7 +108,7 @@ fn ready_then_watchdog_pings_then_stopping() {
 }
 
 #[test]
-fn pings_stop_when_a_camera_loop_is_stuck() {
+fn a_stuck_camera_is_restarted_inside_and_pings_go_on() {
     let dir = tempfile::tempdir().unwrap();
     // Opening a FIFO with no writer blocks forever: a camera stream that hangs in open().
     let fifo = dir.path().join("stuck.mp4");
@@ -115,11 +116,15 @@ fn pings_stop_when_a_camera_loop_is_stuck() {
     let config = config(dir.path(), &fifo);
     let (_agent, socket) = start(dir.path(), &config);
 
-    let msgs = collect(&socket, Duration::from_secs(12));
     let log = || std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default();
-    assert_eq!(count(&msgs, "READY=1"), 1, "{msgs:?}\n{}", log());
-    // The stall limit is 3 s; after it, no more pings.
-    let tail = collect(&socket, Duration::from_secs(3));
-    assert_eq!(count(&tail, "WATCHDOG=1"), 0, "still pinging while stuck: {tail:?}\n{}", log());
-    assert!(log().contains("main loop stalled"), "{}", log());
+    let first = collect(&socket, Duration::from_secs(8));
+    assert_eq!(count(&first, "READY=1"), 1, "{first:?}\n{}", log());
+    // The camera watchdog notices the stall after 10 s and abandons the thread; the agent as a
+    // whole stays healthy: pings all along.
+    let later = collect(&socket, Duration::from_secs(10));
+    assert!(count(&later, "WATCHDOG=1") >= 15, "pings stopped: {later:?}\n{}", log());
+    wait_until(Duration::from_secs(10), "the camera watchdog to act", || {
+        log().to_lowercase().contains("stall")
+    });
+    assert!(!log().contains("panicked"), "{}", log());
 }
