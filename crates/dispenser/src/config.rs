@@ -34,6 +34,7 @@ pub enum DartMode {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DartConfig {
     pub port: PathBuf,
     #[serde(default)]
@@ -67,6 +68,7 @@ pub struct DartConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FpConfig {
     pub fp: FpNumber,
     /// Bus address, 0x50..=0x6F.
@@ -83,6 +85,7 @@ pub struct FpConfig {
 
 /// Decimal places used on the wire by a pump; they differ between pumps on one site.
 #[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DecimalsConfig {
     #[serde(default = "two")]
     pub volume: u8,

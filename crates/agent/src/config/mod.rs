@@ -471,6 +471,19 @@ mod tests {
         let c = AgentConfig::load(&config_dir.join("demo.toml")).unwrap();
         assert_eq!(c.fps.len(), 2);
         assert_eq!(c.cameras.len(), 1);
+        // The documented example names files of an installed station, which this machine lacks:
+        // every key must still parse, and the only problems be those missing files.
+        let path = config_dir.join("agent.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let example: AgentConfig = toml::from_str(&text).unwrap();
+        assert_eq!(example.dispensers.len(), 1);
+        let problems = example.problems();
+        assert!(
+            problems
+                .iter()
+                .all(|p| p.message.contains("not found") || p.message.contains("cannot read")),
+            "{problems:?}"
+        );
     }
 
     /// Each broken config reports the right line:column and says what is wrong.
