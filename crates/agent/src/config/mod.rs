@@ -182,13 +182,13 @@ impl AgentConfig {
                 .hint("letters, digits, '-' or '_' only: it is an MQTT topic level"),
             );
         }
-        if let Some(lib) = &self.onnxruntime_lib {
-            if !self.resolve(lib).is_file() {
-                out.push(
-                    Problem::new(vec![key("onnxruntime_lib")], format!("{} not found", self.resolve(lib).display()))
-                        .hint("run scripts/setup.sh, or remove the key to use the library beside the binary"),
-                );
-            }
+        match self.find_onnxruntime() {
+            Ok(lib) if lib.is_file() => {}
+            Ok(lib) => out.push(
+                Problem::new(vec![key("onnxruntime_lib")], format!("{} not found", lib.display()))
+                    .hint("run scripts/setup.sh, or remove the key to use the library beside the binary"),
+            ),
+            Err(e) => out.push(Problem::new(vec![], format!("{e:#}"))),
         }
         let pipeline = self.pipeline_config();
         for model in [

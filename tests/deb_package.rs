@@ -1,0 +1,54 @@
+//! The .deb: built from the release build by scripts/package-deb.sh, it lists the expected files,
+//! and the packaged binary finds its packaged ONNX Runtime and models when unpacked.
+
+mod support;
+
+use std::process::Command;
+
+use support::*;
+
+#[test]
+fn deb_holds_the_agent_its_runtime_models_unit_and_config() {
+    let out = Command::new(repo_root().join("scripts/package-deb.sh")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let deb = String::from_utf8_lossy(&out.stdout).trim().to_string();
+
+    let listing = Command::new("dpkg").arg("-c").arg(&deb).output().unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    for file in [
+        "./usr/bin/forecourt-agent",
+        "./usr/bin/dart-pump-sim",
+        "./usr/lib/forecourt-agent/libonnxruntime.so.1.31.1",
+        "./usr/lib/forecourt-agent/libonnxruntime.so -> libonnxruntime.so.1.31.1",
+        "./lib/systemd/system/forecourt-agent.service",
+        "./etc/forecourt-agent/agent.toml",
+        "./usr/share/forecourt-agent/models/clp_det.onnx",
+        "./usr/share/forecourt-agent/models/clp_v2_c_rec.onnx",
+        "./usr/share/forecourt-agent/models/clp_dict.txt",
+    ] {
+        assert!(listing.contains(file), "{file} not in the package:\n{listing}");
+    }
+    let info = Command::new("dpkg-deb").args(["-f", &deb, "Package", "Depends"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&info.stdout).contains("libopencv-videoio406"));
+    let conffiles = Command::new("dpkg-deb").args(["-e", &deb]).arg(tempfile::tempdir().unwrap().path().join("ctl")).status().unwrap();
+    assert!(conffiles.success());
+
+    // Unpacked as it would be installed: the binary finds the packaged runtime and models.
+    let root = tempfile::tempdir().unwrap();
+    assert!(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(root.path()).status().unwrap().success());
+    let config = root.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "station_id = \"deb\"\ndata_dir = \"data\"\n[plates]\nmodels_dir = \"{}\"\n[uplink]\nhost = \"127.0.0.1\"\n",
+            root.path().join("usr/share/forecourt-agent/models").display()
+        ),
+    )
+    .unwrap();
+    let check = Command::new(root.path().join("usr/bin/forecourt-agent"))
+        .arg("check-config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+}
