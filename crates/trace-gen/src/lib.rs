@@ -433,13 +433,54 @@ fn tag_cross_cases(visits: &mut [Visit]) {
     }
 }
 
+/// One fill of a [`TruthVisit`], exactly as the trace's nozzle and sale records give it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TruthFill {
+    pub nozzle: u8,
+    pub nozzle_out_t: UnixMillis,
+    pub nozzle_in_t: UnixMillis,
+    pub sale_t: UnixMillis,
+    pub volume: Decimal,
+    pub amount: Decimal,
+}
+
+/// Ground truth for one customer at one fuelling point (for edge analytics): when it came, was
+/// served and left, in trace time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TruthVisit {
+    pub fp: FpNumber,
+    /// `None` for motorbikes and jerry cans.
+    pub plate: Option<String>,
+    /// First visible at the queue position (equals `approach_t` when nobody was ahead).
+    pub queue_t: UnixMillis,
+    /// Starts driving up to the pump.
+    pub approach_t: UnixMillis,
+    /// Stands at the pump.
+    pub stop_t: UnixMillis,
+    /// Starts pulling out.
+    pub leave_t: UnixMillis,
+    /// Out of every camera's view.
+    pub gone_t: UnixMillis,
+    /// In time order.
+    pub fills: Vec<TruthFill>,
+}
+
 /// Writes one scenario: the trace (layout first, records sorted by time) and one ground-truth
 /// line per sale (`matcher::TruthLine`, `ref` s1, s2, ... in sale order).
 pub fn generate(
     config: &ScenarioConfig,
     trace: impl Write,
-    mut truth: impl Write,
+    truth: impl Write,
 ) -> io::Result<ScenarioSummary> {
+    generate_with_visits(config, trace, truth).map(|(summary, _)| summary)
+}
+
+/// [`generate`], also giving every visit (customer) of the scenario, sorted by `queue_t` then FP.
+pub fn generate_with_visits(
+    config: &ScenarioConfig,
+    trace: impl Write,
+    mut truth: impl Write,
+) -> io::Result<(ScenarioSummary, Vec<TruthVisit>)> {
     let mut rng = Rng::new(config.seed);
     let views = views();
     let start_ms: UnixMillis = 1_700_000_000_000 + (config.seed % 1000) as i64 * 86_400_000;
@@ -679,7 +720,31 @@ pub fn generate(
         .finish()
         .map_err(|e| io::Error::other(e.to_string()))?;
     truth.flush()?;
-    Ok(summary)
+    let truth_visits = visits
+        .iter()
+        .map(|v| TruthVisit {
+            fp: v.fp,
+            plate: v.plate.clone(),
+            queue_t: to_ms(v.queue_s),
+            approach_t: to_ms(v.approach_s),
+            stop_t: to_ms(v.stop_s),
+            leave_t: to_ms(v.leave_s),
+            gone_t: to_ms(v.gone_s),
+            fills: v
+                .sales
+                .iter()
+                .map(|s| TruthFill {
+                    nozzle: s.nozzle,
+                    nozzle_out_t: to_ms(s.out_s),
+                    nozzle_in_t: to_ms(s.in_s),
+                    sale_t: to_ms(s.sale_s),
+                    volume: Decimal::new(s.volume_centilitres, 2),
+                    amount: Decimal::new((s.volume_centilitres * 785 + 50) / 100, 2),
+                })
+                .collect(),
+        })
+        .collect();
+    Ok((summary, truth_visits))
 }
 
 #[cfg(test)]

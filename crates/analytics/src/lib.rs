@@ -1,0 +1,792 @@
+//! Edge analytics, computed from the event stream alone (pure: time comes in with the events and
+//! with `poll(now)`, so replaying a trace gives the same output):
+//!
+//! - `arrival`: a car's plate read with enough confidence in a fuelling point's zone (or by an
+//!   entrance camera), once per visit, as soon as the reads allow;
+//! - `visit`: when a visit ends, its arrival, nozzle-out, nozzle-in, departure, waiting and
+//!   service time, and its sales;
+//! - `hourly`: per fuelling point and per nozzle, lifts, sales, volume, amount, vehicles served,
+//!   waiting time, utilisation, a volume histogram and the fill-up rate; the last
+//!   `keep_hours` summaries stay available on demand ([`Analytics::hour_json`]).
+//!
+//! Feed it what the station loop sees: [`Analytics::observe_frame`],
+//! [`Analytics::observe_dispenser`], and the matcher's decided sales
+//! ([`Analytics::observe_matched`], which ties sales to cars); then [`Analytics::poll`].
+
+mod hourly;
+pub mod replay;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use forecourt_events::{Decimal, DispenserEvent, FpNumber, FramePlates, Sale, UnixMillis};
+use matcher::vote::{text_distance, vote, Ballot};
+use matcher::{Layout, MatchedSale};
+use serde::{Deserialize, Serialize};
+
+use hourly::HourAcc;
+pub use hourly::{
+    hour_of, DecimalSum, FillEnd, FpHourJson, HourSummary, MetricsJson, NozzleHourJson, HOUR_MS,
+    VOLUME_BIN_NAMES,
+};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnalyticsConfig {
+    /// Cameras whose every read counts as an arrival (no zone; the event has no FP).
+    pub entrance_cameras: Vec<String>,
+    /// Reads below this recogniser confidence are ignored.
+    pub min_read_confidence: f32,
+    /// An arrival needs this many such reads of one car within `window_ms`...
+    pub min_reads: usize,
+    pub window_ms: i64,
+    /// ...whose voted text is a well-formed plate with at least this vote certainty.
+    pub min_certainty: f32,
+    /// Reads this close (characters) to a car's text are that car.
+    pub max_text_distance: usize,
+    /// A visit ends when its car was not read (nor sold to) for this long; its departure is the
+    /// last read. Covers occlusions.
+    pub depart_after_ms: i64,
+    /// A sale whose nozzle-out follows the previous fill at the same FP this closely is the same
+    /// vehicle (a second nozzle) unless the matcher says another plate.
+    pub same_vehicle_gap_ms: i64,
+    /// An hour is closed and published this long after it ends. Must exceed the matcher's
+    /// `grace_ms` (sales are tied to cars after it).
+    pub close_delay_ms: i64,
+    /// Hourly summaries kept for [`Analytics::hour_json`] (168 = 7 days).
+    pub keep_hours: usize,
+}
+
+impl Default for AnalyticsConfig {
+    fn default() -> Self {
+        AnalyticsConfig {
+            entrance_cameras: Vec::new(),
+            min_read_confidence: 0.85,
+            min_reads: 3,
+            window_ms: 10_000,
+            min_certainty: 0.9,
+            max_text_distance: 2,
+            depart_after_ms: 180_000,
+            same_vehicle_gap_ms: 20_000,
+            close_delay_ms: 60_000,
+            keep_hours: 168,
+        }
+    }
+}
+
+/// The `arrival` stream body: a car was read with enough confidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Arrival {
+    /// Visit key, shared with the `visit` record that closes it.
+    pub visit: String,
+    /// When the read that made it sure was taken (the event's time).
+    pub t: UnixMillis,
+    pub plate: String,
+    /// Vote certainty over the reads so far, 0..1, 3 decimals.
+    pub confidence: f64,
+    /// Camera of the deciding read.
+    pub camera: String,
+    /// Fuelling point whose zone the car was read in; null at an entrance camera.
+    pub fp: Option<FpNumber>,
+    /// First of the reads it was decided on.
+    pub first_seen_t: UnixMillis,
+    pub reads: usize,
+}
+
+/// One sale of a visit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VisitSale {
+    pub fp: FpNumber,
+    pub nozzle: u8,
+    pub volume: Decimal,
+    pub amount: Decimal,
+    pub nozzle_out_t: Option<UnixMillis>,
+    pub nozzle_in_t: UnixMillis,
+    pub completed_t: UnixMillis,
+    /// The matcher's verdict for it (null: abstained).
+    pub plate: Option<String>,
+}
+
+/// The `visit` stream body: one car's (or one plate-less customer's) stay, when it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VisitRecord {
+    pub visit: String,
+    /// null: no plate (the matcher abstained on every sale and no arrival was read).
+    pub plate: Option<String>,
+    pub fp: Option<FpNumber>,
+    /// First confident read (null: never read well enough for an arrival).
+    pub arrival_t: Option<UnixMillis>,
+    /// First nozzle-out and last nozzle-in of its sales (null: none known / no sale).
+    pub nozzle_out_t: Option<UnixMillis>,
+    pub nozzle_in_t: Option<UnixMillis>,
+    /// Last read (or, without reads, the last nozzle-in).
+    pub departure_t: UnixMillis,
+    /// `nozzle_out_t - arrival_t` (0 when the nozzle was lifted before the car was read).
+    pub waiting_ms: Option<i64>,
+    /// `nozzle_in_t - nozzle_out_t`.
+    pub service_ms: Option<i64>,
+    pub sales: Vec<VisitSale>,
+}
+
+/// What [`Analytics::poll`] hands out, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnalyticsEvent {
+    Arrival(Arrival),
+    Visit(VisitRecord),
+    Hourly(HourSummary),
+}
+
+impl AnalyticsEvent {
+    /// The outbox stream: `arrival`, `visit` or `hourly`.
+    pub fn stream(&self) -> &'static str {
+        match self {
+            AnalyticsEvent::Arrival(_) => "arrival",
+            AnalyticsEvent::Visit(_) => "visit",
+            AnalyticsEvent::Hourly(_) => "hourly",
+        }
+    }
+
+    /// The outbox body.
+    pub fn body(&self) -> serde_json::Value {
+        let value = match self {
+            AnalyticsEvent::Arrival(a) => serde_json::to_value(a),
+            AnalyticsEvent::Visit(v) => serde_json::to_value(v),
+            AnalyticsEvent::Hourly(h) => serde_json::to_value(h),
+        };
+        // Plain data with string keys always serialises.
+        value.unwrap_or(serde_json::Value::Null)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Read {
+    t: UnixMillis,
+    text: String,
+    confidence: f32,
+    well_formed: bool,
+    camera: String,
+    fp: Option<FpNumber>,
+}
+
+#[derive(Debug, Clone)]
+struct Visit {
+    key: String,
+    plate: Option<String>,
+    arrival_t: Option<UnixMillis>,
+    last_seen: Option<UnixMillis>,
+    /// Reads per FP (the car's FP is the most read one); `None`: entrance.
+    fp_reads: BTreeMap<Option<FpNumber>, u32>,
+    sales: Vec<VisitSale>,
+    /// Counted in an hour's `vehicles` already.
+    counted: bool,
+}
+
+impl Visit {
+    fn fp(&self) -> Option<FpNumber> {
+        if let Some(s) = self.sales.first() {
+            return Some(s.fp);
+        }
+        self.fp_reads
+            .iter()
+            .filter(|(fp, _)| fp.is_some())
+            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+            .and_then(|(fp, _)| *fp)
+    }
+
+    fn last_activity(&self) -> UnixMillis {
+        let sold = self.sales.iter().map(|s| s.nozzle_in_t.max(s.completed_t));
+        self.last_seen.into_iter().chain(sold).max().unwrap_or(0)
+    }
+
+    fn last_fill_end_at(&self, fp: FpNumber) -> Option<UnixMillis> {
+        self.sales
+            .iter()
+            .filter(|s| s.fp == fp)
+            .map(|s| s.nozzle_in_t)
+            .max()
+    }
+
+    fn first_out(&self) -> Option<UnixMillis> {
+        self.sales.iter().filter_map(|s| s.nozzle_out_t).min()
+    }
+
+    fn waiting_ms(&self) -> Option<i64> {
+        Some((self.first_out()? - self.arrival_t?).max(0))
+    }
+
+    fn record(&self) -> VisitRecord {
+        let nozzle_out_t = self.first_out();
+        let nozzle_in_t = self.sales.iter().map(|s| s.nozzle_in_t).max();
+        VisitRecord {
+            visit: self.key.clone(),
+            plate: self.plate.clone(),
+            fp: self.fp(),
+            arrival_t: self.arrival_t,
+            nozzle_out_t,
+            nozzle_in_t,
+            departure_t: self.last_seen.or(nozzle_in_t).unwrap_or(0),
+            waiting_ms: self.waiting_ms(),
+            service_ms: nozzle_out_t.zip(nozzle_in_t).map(|(o, i)| (i - o).max(0)),
+            sales: self.sales.clone(),
+        }
+    }
+}
+
+/// A nozzle or an FP with a nozzle out, since when.
+#[derive(Debug, Clone, Default)]
+struct OpenSince {
+    nozzles: BTreeMap<u8, UnixMillis>,
+    /// When the FP last went from no nozzle out to one out.
+    fp: Option<UnixMillis>,
+}
+
+pub struct Analytics {
+    config: AnalyticsConfig,
+    layout: Layout,
+    is_well_formed: fn(&str) -> bool,
+    /// Confident reads not yet tied to a visit, grouped by car (similar texts).
+    candidates: Vec<Vec<Read>>,
+    visits: Vec<Visit>,
+    out: VecDeque<AnalyticsEvent>,
+    open: BTreeMap<FpNumber, OpenSince>,
+    hours: BTreeMap<UnixMillis, HourAcc>,
+    /// The oldest hour not yet closed (None before the first event).
+    next_hour: Option<UnixMillis>,
+    newest_t: UnixMillis,
+    late_events: u32,
+    known: BTreeMap<FpNumber, BTreeSet<u8>>,
+    /// Closed hours, newest last, at most `keep_hours`.
+    history: VecDeque<HourSummary>,
+}
+
+impl Analytics {
+    /// `is_well_formed` is the plate grammar (as for the matcher).
+    pub fn new(layout: Layout, config: AnalyticsConfig, is_well_formed: fn(&str) -> bool) -> Self {
+        let known = layout.fps.iter().map(|f| (f.fp, BTreeSet::new())).collect();
+        Analytics {
+            config,
+            layout,
+            is_well_formed,
+            candidates: Vec::new(),
+            visits: Vec::new(),
+            out: VecDeque::new(),
+            open: BTreeMap::new(),
+            hours: BTreeMap::new(),
+            next_hour: None,
+            newest_t: UnixMillis::MIN,
+            late_events: 0,
+            known,
+            history: VecDeque::new(),
+        }
+    }
+
+    pub fn config(&self) -> &AnalyticsConfig {
+        &self.config
+    }
+
+    /// Plate reads: may decide an arrival (handed out by the next [`Self::poll`]; call it right
+    /// after this for the lowest latency).
+    pub fn observe_frame(&mut self, frame: &FramePlates) {
+        self.seen(frame.t);
+        let entrance = self.config.entrance_cameras.contains(&frame.camera);
+        for p in &frame.plates {
+            if p.text.is_empty()
+                || !p.confidence.is_finite()
+                || p.confidence < self.config.min_read_confidence
+                || !p.bbox.iter().all(|v| v.is_finite())
+            {
+                continue;
+            }
+            let (x, y) = ((p.bbox[0] + p.bbox[2]) / 2.0, (p.bbox[1] + p.bbox[3]) / 2.0);
+            let fp = if entrance {
+                None
+            } else {
+                match self.layout.fps_at(&frame.camera, x, y).next() {
+                    Some(fp) => Some(fp),
+                    None => continue, // neither in a zone nor at the entrance
+                }
+            };
+            self.on_read(Read {
+                t: frame.t,
+                text: p.text.clone(),
+                confidence: p.confidence,
+                well_formed: (self.is_well_formed)(&p.text),
+                camera: frame.camera.clone(),
+                fp,
+            });
+        }
+    }
+
+    /// Dispenser events: nozzle lifts and utilisation, sales, volumes, totalizer gaps. The fill
+    /// end (DART status 5 or 6) is not in [`Sale`] yet: see [`Self::observe_sale_end`].
+    pub fn observe_dispenser(&mut self, event: &DispenserEvent) {
+        self.observe_dispenser_with_end(event, None);
+    }
+
+    /// [`Self::observe_dispenser`] with how a sale's fill ended (ignored for other events).
+    pub fn observe_dispenser_with_end(&mut self, event: &DispenserEvent, end: Option<FillEnd>) {
+        let t = event.time();
+        self.seen(t);
+        match event {
+            DispenserEvent::NozzleOut { t, fp, nozzle } => {
+                self.know(*fp, *nozzle);
+                if let Some(acc) = self.acc(*t) {
+                    let fpa = acc.fp(*fp);
+                    fpa.all.lifts += 1;
+                    fpa.nozzles.entry(*nozzle).or_default().lifts += 1;
+                }
+                // A lift without the previous hang-up: that fill ended now.
+                self.close_nozzle(*fp, *nozzle, *t);
+                let open = self.open.entry(*fp).or_default();
+                if open.nozzles.is_empty() {
+                    open.fp = Some(*t);
+                }
+                open.nozzles.insert(*nozzle, *t);
+            }
+            DispenserEvent::NozzleIn { t, fp, nozzle } => self.close_nozzle(*fp, *nozzle, *t),
+            DispenserEvent::SaleCompleted(sale) => self.on_sale(sale, end),
+            DispenserEvent::PumpOffline { t, fp } => {
+                let nozzles: Vec<u8> = self
+                    .open
+                    .get(fp)
+                    .map(|o| o.nozzles.keys().copied().collect())
+                    .unwrap_or_default();
+                for n in nozzles {
+                    self.close_nozzle(*fp, n, *t);
+                }
+            }
+            DispenserEvent::PumpOnline { .. } => {}
+            DispenserEvent::SaleGap {
+                t,
+                fp,
+                nozzle,
+                missing_volume,
+            } => {
+                self.know(*fp, *nozzle);
+                if let Some(acc) = self.acc(*t) {
+                    let fpa = acc.fp(*fp);
+                    for c in [&mut fpa.all, fpa.nozzles.entry(*nozzle).or_default()] {
+                        c.sale_gaps += 1;
+                        c.missing_volume.add(*missing_volume);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A sale as [`Self::observe_dispenser`] takes it, with its fill end.
+    pub fn observe_sale_end(&mut self, sale: &Sale, end: Option<FillEnd>) {
+        self.observe_dispenser_with_end(&DispenserEvent::SaleCompleted(sale.clone()), end);
+    }
+
+    /// The matcher's decided sale: ties the sale to a car's visit (by plate), or to a plate-less
+    /// visit at its fuelling point.
+    pub fn observe_matched(&mut self, m: &MatchedSale) {
+        let sale = VisitSale {
+            fp: m.sale.fp,
+            nozzle: m.sale.nozzle,
+            volume: m.sale.volume,
+            amount: m.sale.amount,
+            nozzle_out_t: m.fill_start,
+            nozzle_in_t: m.fill_end,
+            completed_t: m.sale.t,
+            plate: m.verdict.plate.clone(),
+        };
+        let fp = sale.fp;
+        let start = sale.nozzle_out_t.unwrap_or(sale.nozzle_in_t);
+        let gap = self.config.same_vehicle_gap_ms;
+        // A visit at this FP whose previous fill ended just before this one started.
+        let follows = |v: &Visit| v.last_fill_end_at(fp).is_some_and(|e| start - e <= gap);
+        let target = match &m.verdict.plate {
+            Some(plate) => {
+                let found = self.find_visit(plate, Some(fp));
+                let i = found.unwrap_or_else(|| {
+                    self.visits.push(Visit {
+                        key: format!("{}:{plate}", start),
+                        plate: Some(plate.clone()),
+                        arrival_t: None,
+                        last_seen: None,
+                        fp_reads: BTreeMap::new(),
+                        sales: Vec::new(),
+                        counted: false,
+                    });
+                    self.visits.len() - 1
+                });
+                // A plate-less visit just before at this FP was this car's other nozzle.
+                if let Some(j) = self
+                    .visits
+                    .iter()
+                    .position(|v| v.plate.is_none() && !v.counted && follows(v))
+                {
+                    if j != i {
+                        let anon = self.visits.remove(j);
+                        let i = if j < i { i - 1 } else { i };
+                        self.visits[i].sales.extend(anon.sales);
+                        self.visits[i].sales.sort_by_key(|s| s.completed_t);
+                        self.visits[i].sales.push(sale);
+                        return;
+                    }
+                }
+                i
+            }
+            None => {
+                let by_gap = (0..self.visits.len())
+                    .rev()
+                    .find(|&i| follows(&self.visits[i]));
+                // Else the one car read in this FP's zones during the fill that bought nothing.
+                let by_zone = || {
+                    let mut standing = (0..self.visits.len()).filter(|&i| {
+                        let v = &self.visits[i];
+                        v.plate.is_some()
+                            && v.sales.is_empty()
+                            && v.fp() == Some(fp)
+                            && v.arrival_t.is_some_and(|a| a <= sale.nozzle_in_t)
+                            && v.last_seen.is_some_and(|l| l >= start)
+                    });
+                    match (standing.next(), standing.next()) {
+                        (Some(i), None) => Some(i),
+                        _ => None,
+                    }
+                };
+                match by_gap.or_else(by_zone) {
+                    Some(i) => i,
+                    None => {
+                        self.visits.push(Visit {
+                            key: format!("{start}:fp{fp}"),
+                            plate: None,
+                            arrival_t: None,
+                            last_seen: None,
+                            fp_reads: BTreeMap::new(),
+                            sales: Vec::new(),
+                            counted: false,
+                        });
+                        self.visits.len() - 1
+                    }
+                }
+            }
+        };
+        self.visits[target].sales.push(sale);
+    }
+
+    /// Everything due at `now`: arrivals already decided, visits that ended, hours closed.
+    pub fn poll(&mut self, now: UnixMillis) -> Vec<AnalyticsEvent> {
+        // Reads too old to make an arrival.
+        let horizon = now.saturating_sub(self.config.window_ms);
+        self.candidates
+            .retain(|c| c.last().is_some_and(|r| r.t >= horizon));
+        // Visits that ended; those whose first sale falls in an hour not closed yet wait for it.
+        let depart = self.config.depart_after_ms;
+        let mut i = 0;
+        while i < self.visits.len() {
+            if self.visits[i].last_activity().saturating_add(depart) <= now {
+                let v = self.visits.remove(i);
+                self.out.push_back(AnalyticsEvent::Visit(v.record()));
+                self.count_vehicle(&v);
+            } else {
+                i += 1;
+            }
+        }
+        self.close_hours(now);
+        self.out.drain(..).collect()
+    }
+
+    /// The `hourly` body of a closed hour still held (`hour` is any time within it).
+    pub fn hour_json(&self, hour: UnixMillis) -> Option<serde_json::Value> {
+        let hour = hour_of(hour);
+        self.history
+            .iter()
+            .find(|h| h.hour == hour)
+            .and_then(|h| serde_json::to_value(h).ok())
+    }
+
+    /// Closed hours held, oldest first.
+    pub fn hours_held(&self) -> impl Iterator<Item = UnixMillis> + '_ {
+        self.history.iter().map(|h| h.hour)
+    }
+
+    /// Puts a summary back (e.g. from the outbox archive after a restart), keeping the bound.
+    pub fn restore_hour(&mut self, summary: HourSummary) {
+        if self.history.iter().any(|h| h.hour == summary.hour) {
+            return;
+        }
+        let at = self.history.partition_point(|h| h.hour < summary.hour);
+        self.history.insert(at, summary);
+        while self.history.len() > self.config.keep_hours {
+            self.history.pop_front();
+        }
+    }
+
+    /// Open visits and pending candidates (for health reporting and the bound tests).
+    pub fn open_visits(&self) -> usize {
+        self.visits.len()
+    }
+
+    fn seen(&mut self, t: UnixMillis) {
+        self.newest_t = self.newest_t.max(t);
+        if self.next_hour.is_none() {
+            self.next_hour = Some(hour_of(t));
+        }
+    }
+
+    fn know(&mut self, fp: FpNumber, nozzle: u8) {
+        self.known.entry(fp).or_default().insert(nozzle);
+    }
+
+    /// The counters of `t`'s hour; `None` (counted late) when that hour is closed.
+    fn acc(&mut self, t: UnixMillis) -> Option<&mut HourAcc> {
+        let hour = hour_of(t);
+        if self.next_hour.is_some_and(|next| hour < next) {
+            self.late_events += 1;
+            return None;
+        }
+        Some(self.hours.entry(hour).or_default())
+    }
+
+    fn on_sale(&mut self, sale: &Sale, end: Option<FillEnd>) {
+        self.know(sale.fp, sale.nozzle);
+        // A sale closes its fill even when the hang-up was not seen.
+        self.close_nozzle(sale.fp, sale.nozzle, sale.t);
+        if let Some(acc) = self.acc(sale.t) {
+            let fpa = acc.fp(sale.fp);
+            fpa.all.add_sale(sale.volume, sale.amount, end);
+            fpa.nozzles
+                .entry(sale.nozzle)
+                .or_default()
+                .add_sale(sale.volume, sale.amount, end);
+        }
+    }
+
+    fn close_nozzle(&mut self, fp: FpNumber, nozzle: u8, t: UnixMillis) {
+        let Some(open) = self.open.get_mut(&fp) else {
+            return;
+        };
+        let Some(since) = open.nozzles.remove(&nozzle) else {
+            return;
+        };
+        let fp_since = if open.nozzles.is_empty() {
+            open.fp.take()
+        } else {
+            None
+        };
+        self.credit(fp, Some(nozzle), since, t);
+        if let Some(s) = fp_since {
+            self.credit(fp, None, s, t);
+        }
+    }
+
+    /// Adds `from..to` to the nozzle-out time of the open hours it overlaps (closed hours were
+    /// credited up to their end when they closed).
+    fn credit(&mut self, fp: FpNumber, nozzle: Option<u8>, from: UnixMillis, to: UnixMillis) {
+        let first_open = self.next_hour.unwrap_or(UnixMillis::MIN);
+        let mut h = hour_of(from).max(first_open);
+        while h < to {
+            let (s, e) = (from.max(h), to.min(h + HOUR_MS));
+            if e > s {
+                let fpa = self.hours.entry(h).or_default().fp(fp);
+                match nozzle {
+                    Some(n) => fpa.nozzles.entry(n).or_default().nozzle_out_ms += e - s,
+                    None => fpa.all.nozzle_out_ms += e - s,
+                }
+            }
+            h += HOUR_MS;
+        }
+    }
+
+    fn on_read(&mut self, read: Read) {
+        let max = self.config.max_text_distance;
+        // A car already arrived: its visit goes on.
+        let visit = self
+            .visits
+            .iter_mut()
+            .filter(|v| {
+                v.plate
+                    .as_deref()
+                    .is_some_and(|p| text_distance(p, &read.text) <= max)
+            })
+            .max_by_key(|v| v.last_seen);
+        if let Some(v) = visit {
+            v.last_seen = Some(v.last_seen.map_or(read.t, |l| l.max(read.t)));
+            if v.arrival_t.is_none() {
+                // Created by a matched sale before its car was read well enough.
+                v.arrival_t = Some(read.t);
+            }
+            *v.fp_reads.entry(read.fp).or_default() += 1;
+            return;
+        }
+        let horizon = read.t - self.config.window_ms;
+        let group = self.candidates.iter().position(|c| {
+            c.iter()
+                .rev()
+                .take(6)
+                .any(|r| text_distance(&r.text, &read.text) <= max)
+        });
+        let gi = match group {
+            Some(gi) => {
+                self.candidates[gi].retain(|r| r.t >= horizon);
+                self.candidates[gi].push(read);
+                gi
+            }
+            None => {
+                self.candidates.push(vec![read]);
+                self.candidates.len() - 1
+            }
+        };
+        let reads = &self.candidates[gi];
+        if reads.len() < self.config.min_reads {
+            return;
+        }
+        let Some(voted) = vote(reads.iter().map(|r| Ballot {
+            text: &r.text,
+            confidence: r.confidence,
+            well_formed: r.well_formed,
+        })) else {
+            return;
+        };
+        if !(self.is_well_formed)(&voted.text) || voted.certainty < self.config.min_certainty {
+            return;
+        }
+        let reads = self.candidates.remove(gi);
+        let last = reads.last().cloned().expect("at least min_reads reads");
+        let first_seen_t = reads.iter().map(|r| r.t).min().unwrap_or(last.t);
+        let mut fp_reads: BTreeMap<Option<FpNumber>, u32> = BTreeMap::new();
+        for r in &reads {
+            *fp_reads.entry(r.fp).or_default() += 1;
+        }
+        let mut visit = Visit {
+            key: format!("{first_seen_t}:{}", voted.text),
+            plate: Some(voted.text.clone()),
+            arrival_t: Some(first_seen_t),
+            last_seen: Some(last.t),
+            fp_reads,
+            sales: Vec::new(),
+            counted: false,
+        };
+        let fp = visit.fp();
+        // The matcher may have tied a sale to this plate before it was read well enough here.
+        if let Some(i) = self.find_visit(&voted.text, fp) {
+            let earlier = self.visits.remove(i);
+            visit.sales = earlier.sales;
+        }
+        let arrival = Arrival {
+            visit: visit.key.clone(),
+            t: last.t,
+            plate: voted.text,
+            confidence: (f64::from(voted.certainty) * 1000.0).round() / 1000.0,
+            camera: last.camera,
+            fp,
+            first_seen_t,
+            reads: reads.len(),
+        };
+        match fp.and_then(|fp| self.acc(last.t).map(|acc| (fp, acc))) {
+            Some((fp, acc)) => acc.fp(fp).arrivals += 1,
+            None if fp.is_none() => {
+                if let Some(acc) = self.acc(last.t) {
+                    acc.entrance_arrivals += 1;
+                }
+            }
+            None => {}
+        }
+        self.visits.push(visit);
+        self.out.push_back(AnalyticsEvent::Arrival(arrival));
+    }
+
+    /// The open visit of `plate` (within the text distance), preferring `fp`, most recent first.
+    fn find_visit(&self, plate: &str, fp: Option<FpNumber>) -> Option<usize> {
+        let max = self.config.max_text_distance;
+        (0..self.visits.len())
+            .filter(|&i| {
+                self.visits[i]
+                    .plate
+                    .as_deref()
+                    .is_some_and(|p| text_distance(p, plate) <= max)
+            })
+            .max_by_key(|&i| {
+                let v = &self.visits[i];
+                (
+                    fp.is_some() && v.fp() == fp,
+                    text_distance(v.plate.as_deref().unwrap_or(""), plate) == 0,
+                    v.last_activity(),
+                )
+            })
+    }
+
+    /// Counts a visit with sales as a vehicle served in the hour of its first sale.
+    fn count_vehicle(&mut self, v: &Visit) {
+        if v.counted {
+            return;
+        }
+        let Some(first) = v.sales.iter().min_by_key(|s| s.completed_t).cloned() else {
+            return;
+        };
+        let wait = v.waiting_ms();
+        if let Some(acc) = self.acc(first.completed_t) {
+            let fpa = acc.fp(first.fp);
+            for c in [&mut fpa.all, fpa.nozzles.entry(first.nozzle).or_default()] {
+                c.vehicles += 1;
+                c.waits.extend(wait);
+            }
+        }
+    }
+
+    fn close_hours(&mut self, now: UnixMillis) {
+        let Some(mut h) = self.next_hour else {
+            return;
+        };
+        let last = hour_of(self.newest_t);
+        // After a long silence, publish no more empty hours than the history keeps.
+        let skip_to =
+            hour_of(now.min(self.newest_t)).saturating_sub(HOUR_MS * self.config.keep_hours as i64);
+        if h < skip_to && self.hours.range(..skip_to).next().is_none() {
+            h = skip_to;
+            self.next_hour = Some(h);
+        }
+        while h <= last && h.saturating_add(HOUR_MS + self.config.close_delay_ms) <= now {
+            // Vehicles whose first sale was in this hour and who are still here count now.
+            let end = h + HOUR_MS;
+            let mut due = Vec::new();
+            for v in &mut self.visits {
+                if !v.counted
+                    && v.sales
+                        .iter()
+                        .map(|s| s.completed_t)
+                        .min()
+                        .is_some_and(|t| t < end)
+                {
+                    due.push(v.clone());
+                    v.counted = true;
+                }
+            }
+            for v in due {
+                self.count_vehicle(&v);
+            }
+            // Nozzles still out: their time so far in this hour.
+            let open: Vec<(FpNumber, Option<u8>, UnixMillis)> = self
+                .open
+                .iter()
+                .flat_map(|(&fp, o)| {
+                    o.nozzles
+                        .iter()
+                        .map(move |(&n, &s)| (fp, Some(n), s))
+                        .chain(o.fp.map(|s| (fp, None, s)))
+                })
+                .collect();
+            for (fp, nozzle, since) in open {
+                let s = since.max(h);
+                if end > s {
+                    let fpa = self.hours.entry(h).or_default().fp(fp);
+                    match nozzle {
+                        Some(n) => fpa.nozzles.entry(n).or_default().nozzle_out_ms += end - s,
+                        None => fpa.all.nozzle_out_ms += end - s,
+                    }
+                }
+            }
+            let acc = self.hours.remove(&h).unwrap_or_default();
+            let summary = acc.summary(h, &self.known, std::mem::take(&mut self.late_events));
+            self.out.push_back(AnalyticsEvent::Hourly(summary.clone()));
+            self.history.push_back(summary);
+            while self.history.len() > self.config.keep_hours {
+                self.history.pop_front();
+            }
+            h = end;
+            self.next_hour = Some(h);
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! Scripted event streams with hand-computed expected values for every metric.
+
+use analytics::{Analytics, AnalyticsConfig, AnalyticsEvent, FillEnd, HourSummary, HOUR_MS};
+use forecourt_events::{Decimal, DispenserEvent, FramePlates, PlateRead, Sale, SaleMatch};
+use matcher::{FpLayout, Layout, MatchedSale, Zone};
+use serde_json::json;
+
+/// An hour boundary.
+const H: i64 = 1_699_999_200_000;
+const A: &str = "苏E05EV8";
+const B: &str = "京A12345";
+
+fn layout() -> Layout {
+    let zone = |x0: f32, x1: f32| Zone {
+        camera: "cam1".into(),
+        polygon: vec![[x0, 0.0], [x1, 0.0], [x1, 1.0], [x0, 1.0]],
+    };
+    Layout {
+        fps: vec![
+            FpLayout {
+                fp: 1,
+                zones: vec![zone(0.0, 0.5)],
+            },
+            FpLayout {
+                fp: 2,
+                zones: vec![zone(0.5, 1.0)],
+            },
+        ],
+    }
+}
+
+fn plate_ok(t: &str) -> bool {
+    t.chars().count() == 7
+}
+
+fn frame(camera: &str, t: i64, plates: &[(&str, f32, f32)]) -> FramePlates {
+    FramePlates {
+        t,
+        camera: camera.into(),
+        plates: plates
+            .iter()
+            .map(|(text, x, conf)| PlateRead {
+                text: text.to_string(),
+                confidence: *conf,
+                bbox: [x - 0.05, 0.5, x + 0.05, 0.55],
+            })
+            .collect(),
+    }
+}
+
+fn sale(t: i64, fp: u8, nozzle: u8, volume: i64, amount: i64) -> Sale {
+    Sale {
+        t,
+        fp,
+        nozzle,
+        nozzle_out_t: None,
+        grade: None,
+        volume: Decimal::new(volume, 2),
+        amount: Decimal::new(amount, 2),
+        price: Decimal::new(785, 2),
+    }
+}
+
+fn matched(sale: &Sale, out: i64, inn: i64, plate: Option<&str>) -> MatchedSale {
+    MatchedSale {
+        sale: sale.clone(),
+        fill_start: Some(out),
+        fill_end: inn,
+        verdict: SaleMatch {
+            plate: plate.map(str::to_string),
+            confidence: if plate.is_some() { 0.99 } else { 0.0 },
+            reason: String::new(),
+        },
+    }
+}
+
+fn nozzle(out: bool, t: i64, fp: u8, nozzle: u8) -> DispenserEvent {
+    if out {
+        DispenserEvent::NozzleOut { t, fp, nozzle }
+    } else {
+        DispenserEvent::NozzleIn { t, fp, nozzle }
+    }
+}
+
+fn hourly(events: &[AnalyticsEvent]) -> Vec<&HourSummary> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            AnalyticsEvent::Hourly(h) => Some(h),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Two hours at a two-FP station; every number below is worked out by hand in the comments.
+#[test]
+fn scripted_two_hours() {
+    let mut a = Analytics::new(layout(), AnalyticsConfig::default(), plate_ok);
+    let mut events = Vec::new();
+    // Car A at FP1: a hesitant read (ignored), then three confident ones: arrival at the third.
+    a.observe_frame(&frame("cam1", H + 9_000, &[(A, 0.25, 0.5)]));
+    events.extend(a.poll(H + 9_000));
+    for t in [10_000, 10_500] {
+        a.observe_frame(&frame("cam1", H + t, &[(A, 0.25, 0.95)]));
+        assert!(a.poll(H + t).is_empty());
+    }
+    a.observe_frame(&frame("cam1", H + 11_000, &[(A, 0.25, 0.95)]));
+    let arrival = a.poll(H + 11_000);
+    assert_eq!(arrival.len(), 1);
+    assert_eq!(arrival[0].stream(), "arrival");
+    let body = arrival[0].body();
+    assert_eq!(body["visit"], json!(format!("{}:{A}", H + 10_000)));
+    assert_eq!(body["t"], json!(H + 11_000));
+    assert_eq!(body["plate"], json!(A));
+    assert_eq!(body["camera"], json!("cam1"));
+    assert_eq!(body["fp"], json!(1));
+    assert_eq!(body["first_seen_t"], json!(H + 10_000));
+    assert_eq!(body["reads"], json!(3));
+    assert!(body["confidence"].as_f64().unwrap() >= 0.9);
+    // More reads, one of them a misread: still the same visit, no second arrival.
+    for (t, text) in [(20_000, A), (20_500, "苏E05FV8"), (60_000, A), (110_000, A)] {
+        a.observe_frame(&frame("cam1", H + t, &[(text, 0.25, 0.95)]));
+        assert!(a.poll(H + t).is_empty());
+    }
+    // FP1 nozzle 1: out 40 s, in 100 s, 35.21 l / 276.40, stopped by itself.
+    a.observe_dispenser(&nozzle(true, H + 40_000, 1, 1));
+    a.observe_dispenser(&nozzle(false, H + 100_000, 1, 1));
+    let s1 = sale(H + 101_000, 1, 1, 3521, 27640);
+    a.observe_sale_end(&s1, Some(FillEnd::Auto));
+    a.observe_matched(&matched(&s1, H + 40_000, H + 100_000, Some(A)));
+    a.observe_dispenser(&DispenserEvent::SaleGap {
+        t: H + 200_000,
+        fp: 1,
+        nozzle: 1,
+        missing_volume: Decimal::new(150, 2),
+    });
+    // Visit A ends 180 s after its last read (110 s).
+    assert!(a.poll(H + 289_999).is_empty());
+    let visit = a.poll(H + 290_000);
+    assert_eq!(visit.len(), 1);
+    assert_eq!(
+        visit[0].body(),
+        json!({"visit": format!("{}:{A}", H + 10_000), "plate": A, "fp": 1,
+               "arrival_t": H + 10_000, "nozzle_out_t": H + 40_000, "nozzle_in_t": H + 100_000,
+               "departure_t": H + 110_000, "waiting_ms": 30_000, "service_ms": 60_000,
+               "sales": [{"fp": 1, "nozzle": 1, "volume": "35.21", "amount": "276.40",
+                          "nozzle_out_t": H + 40_000, "nozzle_in_t": H + 100_000,
+                          "completed_t": H + 101_000, "plate": A}]})
+    );
+    // FP2, a plate-less customer at two nozzles: n2 8.00 l (preset), 10 s later n1 60.00 l.
+    a.observe_dispenser(&nozzle(true, H + 3_000_000, 2, 2));
+    a.observe_dispenser(&nozzle(false, H + 3_090_000, 2, 2));
+    let s2 = sale(H + 3_091_000, 2, 2, 800, 6280);
+    a.observe_sale_end(&s2, Some(FillEnd::Preset));
+    a.observe_matched(&matched(&s2, H + 3_000_000, H + 3_090_000, None));
+    a.observe_dispenser(&nozzle(true, H + 3_100_000, 2, 1));
+    a.observe_dispenser(&nozzle(false, H + 3_130_000, 2, 1));
+    let s3 = sale(H + 3_131_000, 2, 1, 6000, 47100);
+    a.observe_sale_end(&s3, Some(FillEnd::Auto));
+    a.observe_matched(&matched(&s3, H + 3_100_000, H + 3_130_000, None));
+    let visit = a.poll(H + 3_311_000);
+    assert_eq!(visit.len(), 1, "one vehicle for both nozzles");
+    let v = visit[0].body();
+    assert_eq!(v["visit"], json!(format!("{}:fp2", H + 3_000_000)));
+    assert_eq!(v["plate"], json!(null));
+    assert_eq!(v["arrival_t"], json!(null));
+    assert_eq!(v["waiting_ms"], json!(null));
+    assert_eq!(v["service_ms"], json!(130_000));
+    assert_eq!(v["departure_t"], json!(H + 3_130_000));
+    assert_eq!(v["sales"].as_array().unwrap().len(), 2);
+    // FP1 nozzle 2 across the hour: out 3,580 s, in 3,640 s; car B never read well enough.
+    a.observe_dispenser(&nozzle(true, H + 3_580_000, 1, 2));
+    assert!(a.poll(H + 3_659_999).iter().all(|e| e.stream() != "hourly"));
+    a.observe_dispenser(&nozzle(false, H + 3_640_000, 1, 2));
+    let s4 = sale(H + 3_641_000, 1, 2, 1000, 7850);
+    a.observe_dispenser(&DispenserEvent::SaleCompleted(s4.clone()));
+    a.observe_matched(&matched(&s4, H + 3_580_000, H + 3_640_000, Some(B)));
+    events.extend(a.poll(H + 3_660_000)); // hour 0 closes
+                                          // Too late for hour 0.
+    a.observe_dispenser(&DispenserEvent::SaleGap {
+        t: H + 3_500_000,
+        fp: 2,
+        nozzle: 1,
+        missing_volume: Decimal::new(1, 2),
+    });
+    events.extend(a.poll(H + 2 * HOUR_MS + 60_000)); // visit B ends, hour 1 closes
+    let hours = hourly(&events);
+    assert_eq!(hours.len(), 2);
+
+    let h0 = serde_json::to_value(hours[0]).unwrap();
+    let zeros_hist = json!({"0-10": 0, "10-20": 0, "20-30": 0, "30-40": 0, "40-60": 0, "60+": 0});
+    let hist = |bins: &[(&str, u32)]| {
+        let mut h = zeros_hist.clone();
+        for (k, v) in bins {
+            h[*k] = json!(v);
+        }
+        h
+    };
+    assert_eq!(h0["hour"], json!(H));
+    assert_eq!(h0["entrance_arrivals"], json!(0));
+    assert_eq!(h0["late_events"], json!(0));
+    let fp1 = &h0["fps"][0];
+    assert_eq!(
+        *fp1,
+        json!({"fp": 1, "arrivals": 1, "lifts": 2, "sales": 1, "volume": "35.21",
+               "amount": "276.40", "vehicles": 1, "waiting_n": 1, "waiting_mean_ms": 30_000,
+               "waiting_p90_ms": 30_000,
+               // n1 60 s + n2 the last 20 s of the hour
+               "nozzle_out_ms": 80_000, "utilisation": 0.0222,
+               "volume_histogram": hist(&[("30-40", 1)]),
+               "fill_auto": 1, "fill_preset": 0, "fill_unknown": 0, "fill_up_rate": 1.0,
+               "sale_gaps": 1, "missing_volume": "1.50",
+               "nozzles": [
+                 {"nozzle": 1, "lifts": 1, "sales": 1, "volume": "35.21", "amount": "276.40",
+                  "vehicles": 1, "waiting_n": 1, "waiting_mean_ms": 30_000, "waiting_p90_ms": 30_000,
+                  "nozzle_out_ms": 60_000, "utilisation": 0.0167,
+                  "volume_histogram": hist(&[("30-40", 1)]),
+                  "fill_auto": 1, "fill_preset": 0, "fill_unknown": 0, "fill_up_rate": 1.0,
+                  "sale_gaps": 1, "missing_volume": "1.50"},
+                 {"nozzle": 2, "lifts": 1, "sales": 0, "volume": "0", "amount": "0",
+                  "vehicles": 0, "waiting_n": 0, "waiting_mean_ms": null, "waiting_p90_ms": null,
+                  "nozzle_out_ms": 20_000, "utilisation": 0.0056,
+                  "volume_histogram": zeros_hist,
+                  "fill_auto": 0, "fill_preset": 0, "fill_unknown": 0, "fill_up_rate": null,
+                  "sale_gaps": 0, "missing_volume": "0"}]})
+    );
+    let fp2 = &h0["fps"][1];
+    assert_eq!(fp2["fp"], json!(2));
+    assert_eq!(fp2["arrivals"], json!(0));
+    assert_eq!(fp2["lifts"], json!(2));
+    assert_eq!(fp2["sales"], json!(2));
+    assert_eq!(fp2["volume"], json!("68.00"));
+    assert_eq!(fp2["amount"], json!("533.80"));
+    assert_eq!(fp2["vehicles"], json!(1));
+    assert_eq!(fp2["waiting_n"], json!(0));
+    assert_eq!(fp2["waiting_mean_ms"], json!(null));
+    assert_eq!(fp2["nozzle_out_ms"], json!(120_000));
+    assert_eq!(fp2["utilisation"], json!(0.0333));
+    assert_eq!(fp2["volume_histogram"], hist(&[("0-10", 1), ("60+", 1)]));
+    assert_eq!(fp2["fill_auto"], json!(1));
+    assert_eq!(fp2["fill_preset"], json!(1));
+    assert_eq!(fp2["fill_up_rate"], json!(0.5));
+    // Per nozzle: the vehicle counts where its first sale was (n2).
+    let n = &fp2["nozzles"];
+    assert_eq!(n[0]["nozzle"], json!(1));
+    assert_eq!(n[0]["vehicles"], json!(0));
+    assert_eq!(n[0]["nozzle_out_ms"], json!(30_000));
+    assert_eq!(n[0]["fill_up_rate"], json!(1.0));
+    assert_eq!(n[1]["nozzle"], json!(2));
+    assert_eq!(n[1]["vehicles"], json!(1));
+    assert_eq!(n[1]["nozzle_out_ms"], json!(90_000));
+    assert_eq!(n[1]["fill_up_rate"], json!(0.0));
+    assert_eq!(n[1]["volume"], json!("8.00"));
+
+    let h1 = serde_json::to_value(hours[1]).unwrap();
+    assert_eq!(h1["hour"], json!(H + HOUR_MS));
+    assert_eq!(h1["late_events"], json!(1));
+    let fp1 = &h1["fps"][0];
+    assert_eq!(fp1["lifts"], json!(0));
+    assert_eq!(fp1["sales"], json!(1));
+    assert_eq!(fp1["volume"], json!("10.00"));
+    assert_eq!(fp1["volume_histogram"], hist(&[("10-20", 1)]));
+    assert_eq!(fp1["fill_unknown"], json!(1));
+    assert_eq!(fp1["fill_up_rate"], json!(null));
+    assert_eq!(fp1["nozzle_out_ms"], json!(40_000));
+    assert_eq!(fp1["nozzles"][1]["nozzle_out_ms"], json!(40_000));
+    assert_eq!(fp1["vehicles"], json!(1));
+    assert_eq!(fp1["waiting_n"], json!(0));
+    assert_eq!(h1["fps"][1]["sales"], json!(0));
+    // The on-demand JSON is what was published.
+    assert_eq!(a.hour_json(H + 1_234), Some(h0.clone()));
+    assert_eq!(a.hour_json(H + HOUR_MS), Some(h1));
+    assert_eq!(a.hour_json(H + 2 * HOUR_MS), None);
+}
+
+#[test]
+fn waiting_mean_and_p90_over_ten_vehicles() {
+    // Ten cars at FP1 in one hour, waiting 10, 20, ... 100 s: mean 55 s, p90 (nearest rank) 90 s.
+    let mut a = Analytics::new(layout(), AnalyticsConfig::default(), plate_ok);
+    let plates = [
+        "京A00000",
+        "京B11111",
+        "京C22222",
+        "京D33333",
+        "京E44444",
+        "京F55555",
+        "京G66666",
+        "京H77777",
+        "京J88888",
+        "京K99999",
+    ];
+    let mut out = Vec::new();
+    for (i, plate) in plates.iter().enumerate() {
+        let t0 = H + i as i64 * 300_000;
+        for k in 0..3 {
+            a.observe_frame(&frame("cam1", t0 + k * 500, &[(plate, 0.25, 0.97)]));
+        }
+        let wait = (i as i64 + 1) * 10_000;
+        a.observe_dispenser(&nozzle(true, t0 + wait, 1, 1));
+        a.observe_dispenser(&nozzle(false, t0 + wait + 30_000, 1, 1));
+        let s = sale(t0 + wait + 31_000, 1, 1, 2000, 15700);
+        a.observe_dispenser(&DispenserEvent::SaleCompleted(s.clone()));
+        a.observe_matched(&matched(&s, t0 + wait, t0 + wait + 30_000, Some(plate)));
+        out.extend(a.poll(t0 + wait + 31_000));
+    }
+    out.extend(a.poll(H + HOUR_MS + 60_000));
+    let h = hourly(&out);
+    assert_eq!(h.len(), 1);
+    let fp1 = &h[0].fps[0].metrics;
+    assert_eq!(fp1.vehicles, 10);
+    assert_eq!(fp1.waiting_n, 10);
+    assert_eq!(fp1.waiting_mean_ms, Some(55_000));
+    assert_eq!(fp1.waiting_p90_ms, Some(90_000));
+    assert_eq!(fp1.nozzle_out_ms, 300_000);
+    assert_eq!(fp1.utilisation, 0.0833);
+    assert_eq!(fp1.volume.to_string(), "200.00");
+    assert_eq!(out.iter().filter(|e| e.stream() == "arrival").count(), 10);
+    assert_eq!(out.iter().filter(|e| e.stream() == "visit").count(), 10);
+}
+
+#[test]
+fn arrivals_once_per_visit_across_cameras_and_entrance() {
+    let mut layout = layout();
+    layout.fps[0].zones.push(Zone {
+        camera: "cam2".into(),
+        polygon: vec![[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]],
+    });
+    let config = AnalyticsConfig {
+        entrance_cameras: vec!["gate".into()],
+        ..AnalyticsConfig::default()
+    };
+    let mut a = Analytics::new(layout, config, plate_ok);
+    let mut out = Vec::new();
+    // Read at the gate first: arrival with no FP. Then at FP1 by two cameras: no second event.
+    for k in 0..40 {
+        let t = H + k * 500;
+        let camera = ["gate", "cam1", "cam2"][(k / 10).min(2) as usize];
+        a.observe_frame(&frame(camera, t, &[(A, 0.25, 0.93)]));
+        out.extend(a.poll(t));
+    }
+    // Low-confidence reads and reads outside every zone never make an arrival.
+    for k in 0..20 {
+        let t = H + 30_000 + k * 500;
+        a.observe_frame(&frame(
+            "cam1",
+            t,
+            &[(B, 0.25, 0.6), ("沪C99999", 0.75, 0.99)],
+        ));
+        a.observe_frame(&frame("elsewhere", t, &[("粤D11111", 0.5, 0.99)]));
+        out.extend(a.poll(t));
+    }
+    let arrivals: Vec<_> = out.iter().filter(|e| e.stream() == "arrival").collect();
+    assert_eq!(arrivals.len(), 2, "{arrivals:?}");
+    assert_eq!(arrivals[0].body()["fp"], json!(null));
+    assert_eq!(arrivals[0].body()["camera"], json!("gate"));
+    assert_eq!(arrivals[1].body()["plate"], json!("沪C99999"));
+    assert_eq!(arrivals[1].body()["fp"], json!(2));
+    out.extend(a.poll(H + HOUR_MS + 60_000));
+    let h = hourly(&out);
+    assert_eq!(h[0].entrance_arrivals, 1);
+    assert_eq!(h[0].fps[0].arrivals, 0);
+    assert_eq!(h[0].fps[1].arrivals, 1);
+    // The gate car's visit took in its FP1 reads.
+    let visit = out
+        .iter()
+        .find(|e| e.stream() == "visit" && e.body()["plate"] == json!(A))
+        .unwrap();
+    assert_eq!(visit.body()["fp"], json!(1));
+    assert_eq!(visit.body()["departure_t"], json!(H + 39 * 500));
+    assert_eq!(a.open_visits(), 0);
+}
+
+#[test]
+fn history_is_bounded_and_long_silences_are_skipped() {
+    let config = AnalyticsConfig {
+        keep_hours: 3,
+        ..AnalyticsConfig::default()
+    };
+    let mut a = Analytics::new(layout(), config, plate_ok);
+    let mut published = 0;
+    for h in 0..5 {
+        a.observe_dispenser(&nozzle(true, H + h * HOUR_MS + 1_000, 1, 1));
+        a.observe_dispenser(&nozzle(false, H + h * HOUR_MS + 2_000, 1, 1));
+        published += hourly(&a.poll(H + h * HOUR_MS + 2_000)).len();
+    }
+    published += hourly(&a.poll(H + 5 * HOUR_MS + 60_000)).len();
+    assert_eq!(published, 5);
+    assert_eq!(
+        a.hours_held().collect::<Vec<_>>(),
+        vec![H + 2 * HOUR_MS, H + 3 * HOUR_MS, H + 4 * HOUR_MS]
+    );
+    assert!(a.hour_json(H + HOUR_MS).is_none());
+    assert_eq!(
+        a.hour_json(H + 4 * HOUR_MS).unwrap()["fps"][0]["lifts"],
+        json!(1)
+    );
+    // A month later: at most `keep_hours` empty hours are published, not 720.
+    let later = H + 30 * 24 * HOUR_MS;
+    a.observe_dispenser(&nozzle(true, later, 1, 1));
+    let n = hourly(&a.poll(later + HOUR_MS + 60_000)).len();
+    assert!(n <= 4, "{n}");
+}
