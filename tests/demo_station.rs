@@ -26,6 +26,7 @@ fn demo_shows_three_matched_sales_within_two_minutes() {
     assert_eq!(cars.len(), 4, "demo scenario cars: {cars:?}");
 
     let log = tempfile::NamedTempFile::new().unwrap();
+    let demo_started = std::time::Instant::now();
     let mut demo = Proc::spawn(
         "scripts/demo.sh",
         Command::new(root.join("scripts/demo.sh"))
@@ -33,7 +34,20 @@ fn demo_shows_three_matched_sales_within_two_minutes() {
             .stdout(Stdio::piped())
             .stderr(log.reopen().unwrap()),
     );
-    let status = demo.wait_for_exit(Duration::from_secs(240));
+    // A second HQ subscriber stamps each arrival event with its receive time, to measure
+    // frame capture -> broker latency (printed, not asserted: timing depends on the machine).
+    wait_until(Duration::from_secs(200), "the demo broker", || {
+        std::net::TcpStream::connect(("127.0.0.1", 18830)).is_ok()
+    });
+    let arrivals_log = tempfile::NamedTempFile::new().unwrap();
+    let _arrivals = Proc::spawn(
+        "mosquitto_sub",
+        Command::new("mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", "18830", "-q", "1", "-F", "%U|%p"])
+            .args(["-t", "forecourt/+/events/arrival"])
+            .stdout(arrivals_log.reopen().unwrap()),
+    );
+    let status = demo.wait_for_exit(Duration::from_secs(240).saturating_sub(demo_started.elapsed()));
     let stdout = std::io::read_to_string(demo.child.stdout.take().unwrap()).unwrap();
     let stderr = std::fs::read_to_string(log.path()).unwrap_or_default();
     assert!(
@@ -64,4 +78,33 @@ fn demo_shows_three_matched_sales_within_two_minutes() {
     for sale in &matched {
         assert!(cars.contains(sale), "demo matched a car to the wrong pump: {sale:?}");
     }
+
+    // Live arrival events: one per visit, each a car of the video, and how late they reached HQ.
+    let arrivals: Vec<(f64, Value)> = std::fs::read_to_string(arrivals_log.path())
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('|'))
+        .map(|(received, payload)| {
+            (received.parse::<f64>().unwrap() * 1000.0, serde_json::from_str(payload).unwrap())
+        })
+        .collect();
+    assert!(arrivals.len() >= 3, "only {} arrival events:\n{stderr}", arrivals.len());
+    let mut visits = HashSet::new();
+    let mut latencies: Vec<f64> = Vec::new();
+    for (received_ms, m) in &arrivals {
+        let body = &m["body"];
+        let plate = body["plate"].as_str().unwrap().to_string();
+        assert!(cars.iter().any(|(_, p)| *p == plate), "arrival of a car not in the video: {m}");
+        assert!(visits.insert(body["visit"].to_string()), "two arrival events for one visit: {m}");
+        latencies.push(received_ms - body["t"].as_f64().unwrap());
+    }
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    println!(
+        "arrival latency, frame capture -> broker, demo station: n={} p50={:.0} ms p99={:.0} ms max={:.0} ms",
+        latencies.len(),
+        pct(0.5),
+        pct(0.99),
+        latencies[latencies.len() - 1]
+    );
 }

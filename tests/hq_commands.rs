@@ -72,6 +72,9 @@ fn commands_do_what_they_say_and_bad_ones_change_nothing() {
         ("plate_correction", r#"{"id":"b2","sale_id":"6f1c1d3e-0000-4000-8000-000000000001","plate":"NOTAPLATE"}"#),
         ("record_trace", r#"{"id":"b3","minutes":0}"#),
         ("reload_config", "not json"),
+        ("hourly", r#"{"id":"b4","hour":"now"}"#),
+        // A well-formed request for an hour the station does not hold.
+        ("hourly", r#"{"id":"b5","hour":0}"#),
     ] {
         let reply = command(port, name, payload);
         assert_eq!(reply["ok"], false, "{name} {payload} -> {reply}");

@@ -68,6 +68,10 @@ impl Station {
                 let path = self.start_trace_recording(*minutes)?;
                 Ok(json!({"file": path, "minutes": minutes}))
             }
+            CommandAction::Hourly { hour } => self
+                .analytics
+                .hour_json(*hour)
+                .ok_or_else(|| anyhow::anyhow!("no summary held for the hour of {hour}")),
             // The uplink answers these itself; they never reach the station.
             CommandAction::Ping | CommandAction::Resend { .. } => Ok(json!({})),
         }

@@ -267,6 +267,11 @@ async fn run_agent(
         None => None,
     };
     let mut station = Station {
+        analytics: analytics::Analytics::new(
+            config.layout(),
+            analytics::AnalyticsConfig::default(),
+            plates::is_valid_plate,
+        ),
         trace,
         trace_until: None,
         trace_dir: data_dir.join("traces"),

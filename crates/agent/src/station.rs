@@ -19,6 +19,8 @@ pub type TraceFile = matcher::TraceWriter<std::io::BufWriter<std::fs::File>>;
 
 pub struct Station {
     pub matcher: Matcher,
+    /// Arrivals, visits and hourly figures, from the same events as the matcher.
+    pub analytics: analytics::Analytics,
     /// When recording: everything the matcher sees, for `forecourt-agent replay`.
     pub trace: Option<TraceFile>,
     /// When a recording asked for by HQ ends.
@@ -79,6 +81,9 @@ impl Station {
                 Some(f) = frames.recv() => {
                     self.record(|t| t.write_frame(&f));
                     self.matcher.observe_frame(&f);
+                    self.analytics.observe_frame(&f);
+                    // At once: HQ wants to know a car arrived while it is still at the pump.
+                    self.publish_analytics(now_millis()).await?;
                 }
                 Some(e) = pumps.recv() => {
                     if let DispenserEvent::SaleCompleted(sale) = &e {
@@ -89,6 +94,7 @@ impl Station {
                         self.record(|t| t.write_dispenser(&e));
                     }
                     self.matcher.observe_dispenser(&e);
+                    self.analytics.observe_dispenser(&e);
                     self.publish_dispenser_event(&e).await?;
                 }
                 Some(request) = commands.recv() => self.handle_command(request).await,
@@ -152,6 +158,7 @@ impl Station {
 
     async fn decide(&mut self, now: UnixMillis) -> Result<()> {
         for m in self.matcher.poll(now) {
+            self.analytics.observe_matched(&m);
             info!(
                 fp = m.sale.fp,
                 nozzle = m.sale.nozzle,
@@ -170,6 +177,14 @@ impl Station {
                 .context("outbox task")?
                 .context("writing a sale to the outbox")?;
             self.wake_uplink.notify_one();
+        }
+        // Not `now`: at shutdown it is the end of time, which would close the unfinished hour.
+        self.publish_analytics(now.min(now_millis())).await
+    }
+
+    async fn publish_analytics(&mut self, now: UnixMillis) -> Result<()> {
+        for e in self.analytics.poll(now) {
+            self.append(e.stream(), e.body()).await?;
         }
         Ok(())
     }

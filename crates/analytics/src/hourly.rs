@@ -12,14 +12,7 @@ pub fn hour_of(t: UnixMillis) -> UnixMillis {
     t.div_euclid(HOUR_MS) * HOUR_MS
 }
 
-/// How a fill ended, as the pump said: DART status 5 (FILLING COMPLETED: the nozzle stopped by
-/// itself or was hung up) or 6 (MAX AMOUNT/VOLUME REACHED: a preset was reached).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FillEnd {
-    Auto,
-    Preset,
-}
+pub use forecourt_events::FillEnd;
 
 /// Upper bounds (litres, exclusive) of the single-sale volume histogram bins; the last bin is open.
 pub const VOLUME_BINS_L: [i64; 5] = [10, 20, 30, 40, 60];

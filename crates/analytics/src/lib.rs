@@ -318,7 +318,11 @@ impl Analytics {
     /// Dispenser events: nozzle lifts and utilisation, sales, volumes, totalizer gaps. The fill
     /// end (DART status 5 or 6) is not in [`Sale`] yet: see [`Self::observe_sale_end`].
     pub fn observe_dispenser(&mut self, event: &DispenserEvent) {
-        self.observe_dispenser_with_end(event, None);
+        let end = match event {
+            DispenserEvent::SaleCompleted(sale) => sale.end,
+            _ => None,
+        };
+        self.observe_dispenser_with_end(event, end);
     }
 
     /// [`Self::observe_dispenser`] with how a sale's fill ended (ignored for other events).

@@ -58,6 +58,7 @@ fn sale(t: i64, fp: u8, nozzle: u8, volume: i64, amount: i64) -> Sale {
         volume: Decimal::new(volume, 2),
         amount: Decimal::new(amount, 2),
         price: Decimal::new(785, 2),
+        end: None,
     }
 }
 

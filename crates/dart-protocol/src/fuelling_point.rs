@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use forecourt_events::{Decimal, DispenserEvent, FpNumber, Sale, UnixMillis};
+use forecourt_events::{Decimal, DispenserEvent, FillEnd, FpNumber, Sale, UnixMillis};
 
 use crate::totals::{TotalsTracker, TotalsVerdict};
 use crate::transaction::{Command, PumpStatus, PumpTransaction};
@@ -444,6 +444,11 @@ impl FuellingPoint {
             volume: Decimal::new(raw(fill.volume), dec.volume),
             amount: Decimal::new(raw(fill.amount), dec.amount),
             price: Decimal::new(raw(self.price), dec.price),
+            end: match self.status {
+                Some(PumpStatus::FillingCompleted) => Some(FillEnd::Auto),
+                Some(PumpStatus::MaxReached) => Some(FillEnd::Preset),
+                _ => None,
+            },
         }));
     }
 }
@@ -495,6 +500,7 @@ mod tests {
             volume: Decimal::new(1211, 2),
             amount: Decimal::new(18637, 2),
             price: Decimal::new(1539, 3),
+            end: Some(FillEnd::Auto),
         })
     }
 

@@ -80,6 +80,18 @@ pub struct Sale {
     pub volume: Decimal,
     pub amount: Decimal,
     pub price: Decimal,
+    /// How the fill ended, when the pump said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<FillEnd>,
+}
+
+/// How a fill ended, as the pump said: DART status 5 (FILLING COMPLETED: the nozzle stopped by
+/// itself or was hung up) or 6 (MAX AMOUNT/VOLUME REACHED: a preset was reached).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FillEnd {
+    Auto,
+    Preset,
 }
 
 /// One plate read on one frame.

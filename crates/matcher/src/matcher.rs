@@ -664,6 +664,7 @@ mod tests {
             volume: Decimal::new(3000, 2),
             amount: Decimal::new(23550, 2),
             price: Decimal::new(785, 2),
+            end: None,
         })
     }
 

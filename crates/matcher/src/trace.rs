@@ -184,6 +184,7 @@ impl TraceRecord {
                 volume: *volume,
                 amount: *amount,
                 price: *price,
+                end: None,
             })),
             _ => None,
         }

@@ -48,6 +48,8 @@ pub enum CommandAction {
     Resend { stream: String, from_seq: u64 },
     /// Record a diagnostic trace for this many minutes.
     RecordTrace { minutes: u16 },
+    /// The hourly analytics of the hour holding `hour` (Unix ms), if the station still has it.
+    Hourly { hour: i64 },
 }
 
 impl CommandAction {
@@ -59,6 +61,7 @@ impl CommandAction {
             CommandAction::PlateCorrection { .. } => "plate_correction",
             CommandAction::Resend { .. } => "resend",
             CommandAction::RecordTrace { .. } => "record_trace",
+            CommandAction::Hourly { .. } => "hourly",
         }
     }
 }
@@ -213,6 +216,16 @@ pub fn parse_command(name: &str, payload: &[u8]) -> Result<Command, CommandError
             }
             CommandAction::RecordTrace { minutes: f.minutes }
         }
+        "hourly" => {
+            let f = fields::<HourlyFields>(text)?;
+            if f.hour < 0 {
+                return Err(CommandError::BadValue {
+                    field: "hour",
+                    why: "must be a Unix time in milliseconds".into(),
+                });
+            }
+            CommandAction::Hourly { hour: f.hour }
+        }
         other => {
             let shown: String = other.chars().take(64).collect();
             return Err(CommandError::UnknownCommand(shown));
@@ -295,6 +308,14 @@ struct ResendFields {
 struct RecordTraceFields {
     id: String,
     minutes: u16,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct HourlyFields {
+    id: String,
+    hour: i64,
 }
 
 #[cfg(test)]

@@ -185,8 +185,13 @@ impl AgentConfig {
         match self.find_onnxruntime() {
             Ok(lib) if lib.is_file() => {}
             Ok(lib) => out.push(
-                Problem::new(vec![key("onnxruntime_lib")], format!("{} not found", lib.display()))
-                    .hint("run scripts/setup.sh, or remove the key to use the library beside the binary"),
+                Problem::new(
+                    vec![key("onnxruntime_lib")],
+                    format!("{} not found", lib.display()),
+                )
+                .hint(
+                    "run scripts/setup.sh, or remove the key to use the library beside the binary",
+                ),
             ),
             Err(e) => out.push(Problem::new(vec![], format!("{e:#}"))),
         }
