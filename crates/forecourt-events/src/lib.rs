@@ -2,8 +2,10 @@
 //! consumes them, and the outbox stores what leaves the station. No I/O here.
 
 mod decimal;
+pub mod plate_text;
 
 pub use decimal::{Decimal, DecimalError};
+pub use plate_text::{is_valid_plate, text_distance};
 use serde::{Deserialize, Serialize};
 
 /// Milliseconds since the Unix epoch (UTC). Every event carries the time it happened at its source.

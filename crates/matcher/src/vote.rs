@@ -81,22 +81,7 @@ pub fn vote<'a>(ballots: impl IntoIterator<Item = Ballot<'a>>) -> Option<VotedTe
     })
 }
 
-/// Levenshtein distance in characters (plates are short).
-pub fn text_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    let mut current = vec![0; b.len() + 1];
-    for (i, ca) in a.iter().enumerate() {
-        current[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != cb);
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        std::mem::swap(&mut previous, &mut current);
-    }
-    previous[b.len()]
-}
+pub use forecourt_events::text_distance;
 
 #[cfg(test)]
 mod tests {

@@ -4,14 +4,14 @@
 mod detector;
 mod detector_y5fu;
 pub mod eval;
-mod grammar;
 mod image;
 mod pipeline;
 mod recogniser;
 mod runtime;
 
 pub use detector::{Detection, DetectorKind, PlateDetector};
-pub use grammar::is_valid_plate;
+/// The plate grammar lives with the shared vocabulary (the matcher needs it without OpenCV).
+pub use forecourt_events::is_valid_plate;
 pub use image::{bgr_to_chw, pad_right, quad_aspect, rectify_plate};
 pub use pipeline::{PipelineConfig, PlatePipeline, PlateReading};
 pub use recogniser::{PlateRecogniser, Recognition};

@@ -7,10 +7,10 @@ use opencv::core::Mat;
 use opencv::prelude::*;
 
 use crate::detector::{Detection, DetectorKind, PlateDetector};
-use crate::grammar::is_valid_plate;
 use crate::image::{pad_right, quad_aspect, rectify_plate};
 use crate::recogniser::{PlateRecogniser, Recognition, INPUT_HEIGHT};
 use crate::PlateError;
+use forecourt_events::is_valid_plate;
 
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {

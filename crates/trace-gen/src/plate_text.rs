@@ -1,10 +1,10 @@
 //! Plate texts: random well-formed Chinese plates, the misreads a recogniser makes of them, and
-//! the plate grammar the evaluation hands to the matcher.
+//! the plate grammar (shared with the reader, from forecourt-events) the evaluation hands to the
+//! matcher.
 
 use crate::rng::Rng;
 
 const PROVINCES: &str = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼";
-const SUFFIXES: &str = "学警港澳挂领使";
 const LETTERS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
 const ALNUM: &[u8] = b"0123456789ABCDEFGHJKLMNPQRSTUVWXYZ";
 /// Provinces a recogniser mistakes for one another.
@@ -18,32 +18,7 @@ const PROVINCE_SWAPS: &[(char, char)] = &[
     ('皖', '豫'),
 ];
 
-fn is_plate_alnum(c: char) -> bool {
-    c.is_ascii_digit() || (c.is_ascii_uppercase() && c != 'I' && c != 'O')
-}
-
-/// The plate grammar, as `plates::is_valid_plate` has it (copied so that evaluating the matcher
-/// needs no OpenCV/ONNX build; keep the two in step).
-pub fn is_valid_plate(text: &str) -> bool {
-    let chars: Vec<char> = text.chars().collect();
-    if chars.len() < 7 || chars.len() > 8 {
-        return false;
-    }
-    if chars[0] == '使' {
-        return chars.len() == 7 && chars[1..].iter().all(char::is_ascii_digit);
-    }
-    if !PROVINCES.contains(chars[0]) || !chars[1].is_ascii_uppercase() {
-        return false;
-    }
-    let tail = &chars[2..];
-    let Some((last, body)) = tail.split_last() else {
-        return false;
-    };
-    if chars.len() == 8 {
-        return tail.iter().all(|&c| is_plate_alnum(c));
-    }
-    body.iter().all(|&c| is_plate_alnum(c)) && (is_plate_alnum(*last) || SUFFIXES.contains(*last))
-}
+pub use forecourt_events::is_valid_plate;
 
 /// A random plate: mostly local (苏E), some from other provinces, a tenth new-energy.
 pub fn random_plate(rng: &mut Rng) -> String {

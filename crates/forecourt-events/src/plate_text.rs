@@ -1,4 +1,7 @@
-//! Chinese plate grammar: a province (or special) prefix, a letter, then 5 characters, or 6 for the
+//! Plate text: the Chinese plate grammar and the distance between readings. Shared by the
+//! reader, the matcher and the evaluations, none of which should need the others to build.
+//!
+//! The grammar: a province (or special) prefix, a letter, then 5 characters, or 6 for the
 //! green new-energy plates. Used to reject non-plates and to prefer well-formed readings.
 
 const PROVINCES: &str = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼";
@@ -31,9 +34,34 @@ pub fn is_valid_plate(text: &str) -> bool {
     body.iter().all(|&c| is_plate_alnum(c)) && (is_plate_alnum(*last) || SUFFIXES.contains(*last))
 }
 
+/// Levenshtein distance in characters, not bytes (plates start with a Chinese character).
+pub fn text_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        current[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
-    use super::is_valid_plate;
+    use super::{is_valid_plate, text_distance};
+
+    #[test]
+    fn distance_counts_characters() {
+        assert_eq!(text_distance("苏E05EV8", "苏E05EV8"), 0);
+        assert_eq!(text_distance("苏E05EV8", "赣E05EV8"), 1);
+        assert_eq!(text_distance("苏E05EV8", "苏E05EV"), 1);
+        assert_eq!(text_distance("", "京A"), 2);
+    }
 
     #[test]
     fn accepts_real_shapes() {
