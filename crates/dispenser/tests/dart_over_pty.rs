@@ -2,63 +2,15 @@
 //! on the other. Checks events, exact decimals, auto-authorize, RESET between sales, and that a
 //! silent FP is reported offline without stalling the live one.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::time::Duration;
 
 use dispenser::{DartConfig, DartMaster, DecimalsConfig, DispenserDriver, FpConfig};
-use forecourt_events::{Decimal, DispenserEvent, Sale};
+use forecourt_events::{Decimal, DispenserEvent};
 use pump_sim::{Scenario, SimOptions};
+use support::{sales, PtyPair};
 use tokio::sync::{mpsc, watch};
-
-/// A socat-made pty pair; socat is killed when this drops.
-struct PtyPair {
-    socat: Child,
-    _dir: tempfile::TempDir,
-    a: PathBuf,
-    b: PathBuf,
-}
-
-impl PtyPair {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let a = dir.path().join("a");
-        let b = dir.path().join("b");
-        let socat = Command::new("socat")
-            .arg("-d")
-            .arg("-d")
-            .arg(format!("pty,raw,echo=0,link={}", a.display()))
-            .arg(format!("pty,raw,echo=0,link={}", b.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("socat is installed");
-        let pair = PtyPair {
-            socat,
-            _dir: dir,
-            a,
-            b,
-        };
-        for _ in 0..100 {
-            if exists(&pair.a) && exists(&pair.b) {
-                return pair;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("socat did not create the pty links");
-    }
-}
-
-fn exists(p: &Path) -> bool {
-    std::fs::metadata(p).is_ok()
-}
-
-impl Drop for PtyPair {
-    fn drop(&mut self) {
-        let _ = self.socat.kill();
-        let _ = self.socat.wait();
-    }
-}
 
 const SCENARIO: &str = r#"
 [[pump]]
@@ -85,16 +37,6 @@ start_s = 4.5
 end_s = 6.0
 volume = "5.00"
 "#;
-
-fn sales(events: &[DispenserEvent]) -> Vec<&Sale> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            DispenserEvent::SaleCompleted(s) => Some(s),
-            _ => None,
-        })
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn master_and_simulator_over_pty() {
