@@ -303,8 +303,8 @@ impl Outbox {
                     tx.prepare_cached(
                         "INSERT OR REPLACE INTO archive
                              (id, stream, seq, topic, payload, created, acked)
-                         SELECT id, stream, seq, topic, payload, created, ?2
-                         FROM records WHERE pos = ?1",
+                         SELECT id, stream, seq, topic, payload, created, ?3
+                         FROM records WHERE pos BETWEEN ?1 AND ?2",
                     )
                     .map_err(err)?,
                 )
@@ -312,14 +312,16 @@ impl Outbox {
                 None
             };
             let mut delete = tx
-                .prepare_cached("DELETE FROM records WHERE pos = ?1")
+                .prepare_cached("DELETE FROM records WHERE pos BETWEEN ?1 AND ?2")
                 .map_err(err)?;
             let now = now_millis();
-            for rowid in rowids {
+            // Acks come mostly in order: one statement per run of consecutive positions
+            // instead of one per record (a run holds exactly the positions acknowledged).
+            for (first, last) in consecutive_runs(rowids) {
                 if let Some(archive) = archive.as_mut() {
-                    archive.execute(params![rowid, now]).map_err(err)?;
+                    archive.execute(params![first, last, now]).map_err(err)?;
                 }
-                deleted += delete.execute(params![rowid]).map_err(err)?;
+                deleted += delete.execute(params![first, last]).map_err(err)?;
             }
         }
         tx.commit().map_err(err)?;
@@ -590,6 +592,21 @@ fn oldest_archived_covering(conn: &Connection, bytes: u64) -> rusqlite::Result<V
     Ok(cut)
 }
 
+/// Sorted, de-duplicated `positions` as inclusive runs of consecutive values.
+fn consecutive_runs(positions: &[i64]) -> Vec<(i64, i64)> {
+    let mut sorted = positions.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut runs: Vec<(i64, i64)> = Vec::new();
+    for p in sorted {
+        match runs.last_mut() {
+            Some((_, last)) if *last + 1 == p => *last = p,
+            _ => runs.push((p, p)),
+        }
+    }
+    runs
+}
+
 /// Connection settings that make an append survive power loss.
 fn configure(conn: &Connection, path: &Path) -> Result<(), OutboxError> {
     let err = |op, e| OutboxError::sqlite(path, op, e);
@@ -642,5 +659,23 @@ impl RawRecord {
             payload: self.payload,
             created: self.created,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::consecutive_runs;
+
+    #[test]
+    fn runs_cover_exactly_the_positions() {
+        assert_eq!(consecutive_runs(&[]), vec![]);
+        assert_eq!(
+            consecutive_runs(&[5, 3, 4, 4, 9, 10, 7]),
+            vec![(3, 5), (7, 7), (9, 10)]
+        );
+        assert_eq!(
+            consecutive_runs(&[i64::MAX - 1, i64::MAX]),
+            vec![(i64::MAX - 1, i64::MAX)]
+        );
     }
 }
