@@ -267,6 +267,7 @@ async fn run_agent(
         None => None,
     };
     let mut station = Station {
+        unwritten: Default::default(),
         analytics: analytics::Analytics::new(
             config.layout(),
             analytics::AnalyticsConfig::default(),
@@ -294,7 +295,7 @@ async fn run_agent(
         );
     }
     let station_heartbeat = liveness.register("station");
-    let station_task = tokio::spawn(station.run(
+    let mut station_task = tokio::spawn(station.run(
         frame_rx,
         pump_rx,
         station_commands,
@@ -315,15 +316,27 @@ async fn run_agent(
             None => std::future::pending().await,
         }
     };
-    tokio::select! {
-        _ = shutdown_signal() => info!("signal received; stopping"),
-        _ = stop_after => info!("--seconds elapsed; stopping"),
-    }
+    // The station loop ending by itself is a fault: stop everything and exit non-zero, so
+    // systemd restarts the agent rather than leaving pumps unpolled behind a live process.
+    let station_result = tokio::select! {
+        _ = shutdown_signal() => { info!("signal received; stopping"); None }
+        _ = stop_after => { info!("--seconds elapsed; stopping"); None }
+        ended = &mut station_task => Some(ended),
+    };
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     shutdown_tx.send(true).ok();
     // Station first (it flushes matched sales into the outbox), then the uplink gets a moment
     // to publish them before it says offline.
-    station_task.await.context("station task")??;
+    let station_result = match station_result {
+        Some(ended) => ended,
+        None => station_task.await,
+    };
+    let station_result = station_result
+        .context("station task")?
+        .context("station loop failed");
+    if let Err(e) = &station_result {
+        tracing::error!("{e:#}");
+    }
     vision.stop();
     let _ = health_task.await;
     for t in dispenser_tasks {
@@ -337,7 +350,7 @@ async fn run_agent(
         _ => {}
     }
     info!("stopped");
-    Ok(())
+    station_result
 }
 
 /// HQ's commands and the operator's SIGHUP (a reload) in one queue for the station.

@@ -12,6 +12,36 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch, Notify};
 use tracing::{info, warn};
 
+/// How many failed outbox writes the station keeps in memory while the disk is full.
+const MAX_UNWRITTEN: usize = 100_000;
+
+/// A write to the outbox, kept to retry when the outbox refused it.
+#[derive(Debug, Clone)]
+pub enum OutboxWrite {
+    Hold { key: String, body: Value },
+    Release { key: String, stream: &'static str, topic: String, body: Value },
+    Append { stream: &'static str, topic: String, body: Value },
+}
+
+impl OutboxWrite {
+    fn apply(&self, outbox: &Outbox) -> Result<(), outbox::OutboxError> {
+        match self {
+            OutboxWrite::Hold { key, body } => outbox.hold(key, body),
+            OutboxWrite::Release {
+                key,
+                stream,
+                topic,
+                body,
+            } => outbox.release(key, stream, topic, body).map(|_| ()),
+            OutboxWrite::Append {
+                stream,
+                topic,
+                body,
+            } => outbox.append(stream, topic, body).map(|_| ()),
+        }
+    }
+}
+
 /// Plate reads arrive after the pump events of the same moment: 2 s puts a trace in time order.
 pub const TRACE_REORDER_MS: i64 = 2_000;
 
@@ -19,6 +49,9 @@ pub type TraceFile = matcher::TraceWriter<std::io::BufWriter<std::fs::File>>;
 
 pub struct Station {
     pub matcher: Matcher,
+    /// Outbox writes that failed (disk full, I/O error), retried in order on every tick. Kept in
+    /// memory up to `MAX_UNWRITTEN`; past that the station gives up and the agent exits.
+    pub unwritten: std::collections::VecDeque<OutboxWrite>,
     /// Arrivals, visits and hourly figures, from the same events as the matcher.
     pub analytics: analytics::Analytics,
     /// When recording: everything the matcher sees, for `forecourt-agent replay`.
@@ -100,6 +133,7 @@ impl Station {
                 Some(request) = commands.recv() => self.handle_command(request).await,
                 _ = tick.tick() => {
                     let now = now_millis();
+                    self.retry_unwritten().await?;
                     self.decide(now).await?;
                     if self.trace_until.is_some_and(|until| now >= until) {
                         self.stop_trace_recording();
@@ -112,6 +146,13 @@ impl Station {
         // Decide what is still in its grace period now, with what was seen: a sale must not be
         // lost because the agent was asked to stop.
         self.decide(UnixMillis::MAX).await?;
+        self.retry_unwritten().await?;
+        if !self.unwritten.is_empty() {
+            tracing::error!(
+                writes = self.unwritten.len(),
+                "stopping with outbox writes the disk would not take: they are lost"
+            );
+        }
         self.stop_trace_recording();
         Ok(())
     }
@@ -169,14 +210,13 @@ impl Station {
                 reason = %m.verdict.reason,
                 "sale matched"
             );
-            let (outbox, key) = (self.outbox.clone(), held_key(&m.sale));
-            let topic = self.topic("sale");
-            let body = sale_body(&m);
-            tokio::task::spawn_blocking(move || outbox.release(&key, "sale", &topic, &body))
-                .await
-                .context("outbox task")?
-                .context("writing a sale to the outbox")?;
-            self.wake_uplink.notify_one();
+            self.write(OutboxWrite::Release {
+                key: held_key(&m.sale),
+                stream: "sale",
+                topic: self.topic("sale"),
+                body: sale_body(&m),
+            })
+            .await?;
         }
         // Not `now`: at shutdown it is the end of time, which would close the unfinished hour.
         self.publish_analytics(now.min(now_millis())).await
@@ -189,13 +229,67 @@ impl Station {
         Ok(())
     }
 
-    async fn hold(&self, sale: &Sale) -> Result<()> {
-        let (outbox, key) = (self.outbox.clone(), held_key(sale));
+    async fn hold(&mut self, sale: &Sale) -> Result<()> {
         let body = serde_json::to_value(sale)?;
-        tokio::task::spawn_blocking(move || outbox.hold(&key, &body))
+        self.write(OutboxWrite::Hold {
+            key: held_key(sale),
+            body,
+        })
+        .await
+    }
+
+    /// Writes to the outbox, or, when it refuses (disk full), keeps the write in memory to retry
+    /// in order: the station goes on polling pumps and matching; nothing is dropped.
+    async fn write(&mut self, write: OutboxWrite) -> Result<()> {
+        if !self.unwritten.is_empty() {
+            return self.keep_unwritten(write);
+        }
+        match self.apply(write.clone()).await? {
+            Ok(()) => {
+                self.wake_uplink.notify_one();
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "outbox refused a write; keeping it in memory and retrying");
+                self.keep_unwritten(write)
+            }
+        }
+    }
+
+    fn keep_unwritten(&mut self, write: OutboxWrite) -> Result<()> {
+        if self.unwritten.len() >= MAX_UNWRITTEN {
+            anyhow::bail!(
+                "{} outbox writes waiting in memory and the outbox still refuses them",
+                self.unwritten.len()
+            );
+        }
+        self.unwritten.push_back(write);
+        Ok(())
+    }
+
+    /// Retries the writes the outbox refused, oldest first, until one fails again.
+    async fn retry_unwritten(&mut self) -> Result<()> {
+        while let Some(write) = self.unwritten.front().cloned() {
+            match self.apply(write).await? {
+                Ok(()) => {
+                    self.unwritten.pop_front();
+                    if self.unwritten.is_empty() {
+                        info!("outbox accepts writes again; nothing was lost");
+                    }
+                    self.wake_uplink.notify_one();
+                }
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// SQLite fsyncs: keep it off the async workers. The outer error is a failed task.
+    async fn apply(&self, write: OutboxWrite) -> Result<Result<(), outbox::OutboxError>> {
+        let outbox = self.outbox.clone();
+        tokio::task::spawn_blocking(move || write.apply(&outbox))
             .await
-            .context("outbox task")?
-            .context("holding a sale in the outbox")
+            .context("outbox task")
     }
 
     fn topic(&self, stream: &str) -> String {
@@ -238,8 +332,14 @@ impl Station {
         self.append(stream, body).await
     }
 
-    async fn append(&self, stream: &'static str, body: Value) -> Result<()> {
-        self.append_record(stream, body).await.map(|_| ())
+    async fn append(&mut self, stream: &'static str, body: Value) -> Result<()> {
+        let topic = self.topic(stream);
+        self.write(OutboxWrite::Append {
+            stream,
+            topic,
+            body,
+        })
+        .await
     }
 
     pub async fn append_record(&self, stream: &'static str, body: Value) -> Result<outbox::Record> {
