@@ -123,6 +123,7 @@ impl Uplink {
         let max = Duration::from_millis(config.backoff_max_ms);
         let mut backoff = min;
         let mut ever_connected = false;
+        let mut clean_start = false;
         tracing::info!(host = %config.host, port = config.port, client_id = %config.client_id(), "uplink starting");
         loop {
             let io = SessionIo {
@@ -130,9 +131,19 @@ impl Uplink {
                 replies: &mut self.replies,
                 ever_connected: &mut ever_connected,
             };
-            match run_session(&self.shared, io).await {
+            let session = run_session(&self.shared, io, clean_start).await;
+            clean_start = false;
+            match session {
                 SessionEnd::Shutdown => return Ok(()),
                 SessionEnd::Lost { was_connected, why } => {
+                    // A packet over our size limit (e.g. an oversized command) kills the
+                    // connection, and a persistent session would get it delivered again at
+                    // every reconnect, for ever. Start the next session clean: the broker drops
+                    // what it stored for us (our outbox keeps everything of ours).
+                    if why.contains("payload size limit exceeded") {
+                        tracing::error!("uplink: the broker sent a packet over max_packet_bytes; reconnecting with a clean session to drop it");
+                        clean_start = true;
+                    }
                     if was_connected {
                         backoff = min;
                         tracing::warn!("uplink connection lost: {why}");

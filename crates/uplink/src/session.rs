@@ -61,12 +61,21 @@ pub(crate) enum SessionEnd {
 }
 
 /// Runs one session to its end.
-pub(crate) async fn run_session(shared: &Shared, io: SessionIo<'_>) -> SessionEnd {
+/// `clean_start`: ask the broker to drop our stored session (see [`Uplink::run`]).
+pub(crate) async fn run_session(
+    shared: &Shared,
+    io: SessionIo<'_>,
+    clean_start: bool,
+) -> SessionEnd {
     let max_inflight = usize::from(shared.config.max_inflight);
+    let mut options = shared.mqtt_options.clone();
+    if clean_start {
+        options.set_clean_session(true);
+    }
     // Room for every record in flight plus status messages, the subscription, replies, health
     // and the DISCONNECT, so `try_publish` of a record never finds the request channel full.
     let (client, mut eventloop) =
-        AsyncClient::new(shared.mqtt_options.clone(), max_inflight + REQUEST_HEADROOM);
+        AsyncClient::new(options, max_inflight + REQUEST_HEADROOM);
     let mut network = NetworkOptions::new();
     network.set_connection_timeout(shared.config.connect_timeout_s.max(1));
     eventloop.set_network_options(network);
