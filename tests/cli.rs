@@ -55,10 +55,17 @@ fn check_config_accepts_the_demo_and_rejects_a_broken_file_with_its_line() {
 fn run_refuses_an_invalid_config_with_the_same_message() {
     let dir = tempfile::tempdir().unwrap();
     let broken = dir.path().join("agent.toml");
-    std::fs::write(&broken, "station_id = \"x\"\ndata_dir = \"d\"\nbogus = 1\n[uplink]\nhost = \"h\"\n").unwrap();
+    std::fs::write(
+        &broken,
+        "station_id = \"x\"\ndata_dir = \"d\"\nbogus = 1\n[uplink]\nhost = \"h\"\n",
+    )
+    .unwrap();
     let (ok, _, stderr) = agent(&["run", "--config", broken.to_str().unwrap()], "");
     assert!(!ok);
-    assert!(stderr.contains("agent.toml:3:1: unknown field `bogus`"), "{stderr}");
+    assert!(
+        stderr.contains("agent.toml:3:1: unknown field `bogus`"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -75,7 +82,10 @@ fn dart_decode_prints_the_fact_sheet_frames_as_json() {
     assert_eq!(lines.len(), 3, "{stdout}");
     assert_eq!(lines[0]["crc_ok"], true);
     assert_eq!(lines[0]["transactions"][0]["volume"]["raw"], 1211);
-    assert_eq!(lines[0]["transactions"][2]["status"]["name"], "filling_completed");
+    assert_eq!(
+        lines[0]["transactions"][2]["status"]["name"],
+        "filling_completed"
+    );
     assert_eq!(lines[1]["frame"], "eot");
     assert!(lines[2]["error"].is_string());
 }

@@ -9,8 +9,14 @@ use support::*;
 
 #[test]
 fn deb_holds_the_agent_its_runtime_models_unit_and_config() {
-    let out = Command::new(repo_root().join("scripts/package-deb.sh")).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(repo_root().join("scripts/package-deb.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let deb = String::from_utf8_lossy(&out.stdout).trim().to_string();
 
     let listing = Command::new("dpkg").arg("-c").arg(&deb).output().unwrap();
@@ -26,16 +32,32 @@ fn deb_holds_the_agent_its_runtime_models_unit_and_config() {
         "./usr/share/forecourt-agent/models/clp_v2_c_rec.onnx",
         "./usr/share/forecourt-agent/models/clp_dict.txt",
     ] {
-        assert!(listing.contains(file), "{file} not in the package:\n{listing}");
+        assert!(
+            listing.contains(file),
+            "{file} not in the package:\n{listing}"
+        );
     }
-    let info = Command::new("dpkg-deb").args(["-f", &deb, "Package", "Depends"]).output().unwrap();
+    let info = Command::new("dpkg-deb")
+        .args(["-f", &deb, "Package", "Depends"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&info.stdout).contains("libopencv-videoio406"));
-    let conffiles = Command::new("dpkg-deb").args(["-e", &deb]).arg(tempfile::tempdir().unwrap().path().join("ctl")).status().unwrap();
+    let conffiles = Command::new("dpkg-deb")
+        .args(["-e", &deb])
+        .arg(tempfile::tempdir().unwrap().path().join("ctl"))
+        .status()
+        .unwrap();
     assert!(conffiles.success());
 
     // Unpacked as it would be installed: the binary finds the packaged runtime and models.
     let root = tempfile::tempdir().unwrap();
-    assert!(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(root.path()).status().unwrap().success());
+    assert!(Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&deb)
+        .arg(root.path())
+        .status()
+        .unwrap()
+        .success());
     let config = root.path().join("agent.toml");
     std::fs::write(
         &config,
@@ -50,5 +72,9 @@ fn deb_holds_the_agent_its_runtime_models_unit_and_config() {
         .arg(&config)
         .output()
         .unwrap();
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
 }

@@ -21,7 +21,12 @@ fn demo_shows_three_matched_sales_within_two_minutes() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["fp"].as_integer().unwrap(), c["plate"].as_str().unwrap().to_string()))
+        .map(|c| {
+            (
+                c["fp"].as_integer().unwrap(),
+                c["plate"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     assert_eq!(cars.len(), 4, "demo scenario cars: {cars:?}");
 
@@ -31,7 +36,15 @@ fn demo_shows_three_matched_sales_within_two_minutes() {
     // make the script's own (idempotent) build step see a changed environment and rebuild.
     let mut command = Command::new(root.join("scripts/demo.sh"));
     command.env_clear();
-    for var in ["PATH", "HOME", "USER", "LANG", "CARGO_HOME", "RUSTUP_HOME", "TMPDIR"] {
+    for var in [
+        "PATH",
+        "HOME",
+        "USER",
+        "LANG",
+        "CARGO_HOME",
+        "RUSTUP_HOME",
+        "TMPDIR",
+    ] {
         if let Some(value) = std::env::var_os(var) {
             command.env(var, value);
         }
@@ -56,7 +69,8 @@ fn demo_shows_three_matched_sales_within_two_minutes() {
             .args(["-t", "forecourt/+/events/arrival"])
             .stdout(arrivals_log.reopen().unwrap()),
     );
-    let status = demo.wait_for_exit(Duration::from_secs(420).saturating_sub(demo_started.elapsed()));
+    let status =
+        demo.wait_for_exit(Duration::from_secs(420).saturating_sub(demo_started.elapsed()));
     let stdout = std::io::read_to_string(demo.child.stdout.take().unwrap()).unwrap();
     let stderr = std::fs::read_to_string(log.path()).unwrap_or_default();
     assert!(
@@ -85,7 +99,10 @@ fn demo_shows_three_matched_sales_within_two_minutes() {
         sales.len()
     );
     for sale in &matched {
-        assert!(cars.contains(sale), "demo matched a car to the wrong pump: {sale:?}");
+        assert!(
+            cars.contains(sale),
+            "demo matched a car to the wrong pump: {sale:?}"
+        );
     }
 
     // Live arrival events: one per visit, each a car of the video, and how late they reached HQ.
@@ -94,17 +111,30 @@ fn demo_shows_three_matched_sales_within_two_minutes() {
         .lines()
         .filter_map(|l| l.split_once('|'))
         .map(|(received, payload)| {
-            (received.parse::<f64>().unwrap() * 1000.0, serde_json::from_str(payload).unwrap())
+            (
+                received.parse::<f64>().unwrap() * 1000.0,
+                serde_json::from_str(payload).unwrap(),
+            )
         })
         .collect();
-    assert!(arrivals.len() >= 3, "only {} arrival events:\n{stderr}", arrivals.len());
+    assert!(
+        arrivals.len() >= 3,
+        "only {} arrival events:\n{stderr}",
+        arrivals.len()
+    );
     let mut visits = HashSet::new();
     let mut latencies: Vec<f64> = Vec::new();
     for (received_ms, m) in &arrivals {
         let body = &m["body"];
         let plate = body["plate"].as_str().unwrap().to_string();
-        assert!(cars.iter().any(|(_, p)| *p == plate), "arrival of a car not in the video: {m}");
-        assert!(visits.insert(body["visit"].to_string()), "two arrival events for one visit: {m}");
+        assert!(
+            cars.iter().any(|(_, p)| *p == plate),
+            "arrival of a car not in the video: {m}"
+        );
+        assert!(
+            visits.insert(body["visit"].to_string()),
+            "two arrival events for one visit: {m}"
+        );
         latencies.push(received_ms - body["t"].as_f64().unwrap());
     }
     latencies.sort_by(f64::total_cmp);

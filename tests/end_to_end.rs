@@ -41,7 +41,12 @@ depart_s = 23.0
 fill = { nozzle = 2, start_s = 6.0, end_s = 15.0, volume = "20.00" }
 "#;
 
-fn agent_config(dir: &std::path::Path, video: &std::path::Path, pty: &std::path::Path, port: u16) -> String {
+fn agent_config(
+    dir: &std::path::Path,
+    video: &std::path::Path,
+    pty: &std::path::Path,
+    port: u16,
+) -> String {
     let root = repo_root();
     format!(
         r#"
@@ -101,7 +106,16 @@ fn sale_reaches_the_broker_with_the_plate_of_the_car_at_the_pump() {
         "mosquitto_sub",
         Command::new("mosquitto_sub")
             .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-            .args(["-t", "forecourt/e2e/events/sale", "-q", "1", "-C", "2", "-W", "120"])
+            .args([
+                "-t",
+                "forecourt/e2e/events/sale",
+                "-q",
+                "1",
+                "-C",
+                "2",
+                "-W",
+                "120",
+            ])
             .stdout(Stdio::piped()),
     );
     std::thread::sleep(Duration::from_millis(300));
@@ -143,7 +157,12 @@ fn sale_reaches_the_broker_with_the_plate_of_the_car_at_the_pump() {
     ]) {
         let body = &m["body"];
         assert_eq!(body["fp"], fp, "{m}");
-        assert_eq!(body["plate"], plate, "wrong plate for fp {fp}: {m}\nagent log:\n{}", log());
+        assert_eq!(
+            body["plate"],
+            plate,
+            "wrong plate for fp {fp}: {m}\nagent log:\n{}",
+            log()
+        );
         assert_eq!(body["volume"], volume, "{m}");
         assert_eq!(body["amount"], amount, "{m}");
         assert!(body["plate_confidence"].as_f64().unwrap() >= 0.6, "{m}");
@@ -157,13 +176,18 @@ fn sale_reaches_the_broker_with_the_plate_of_the_car_at_the_pump() {
 
     // Stopped cleanly, with nothing left unacknowledged in the outbox.
     assert!(
-        agent.terminate(Duration::from_secs(15)).is_some_and(|s| s.success()),
+        agent
+            .terminate(Duration::from_secs(15))
+            .is_some_and(|s| s.success()),
         "agent did not stop cleanly:\n{}",
         log()
     );
     let outbox = outbox::Outbox::open(dir.path().join("data/outbox.sqlite")).unwrap();
     let left = outbox.pending(None, 100).unwrap();
-    assert!(left.is_empty(), "records left in the outbox after a clean stop: {left:?}");
+    assert!(
+        left.is_empty(),
+        "records left in the outbox after a clean stop: {left:?}"
+    );
 
     // The trace the agent recorded, replayed, gives the same verdicts as live.
     let replayed = Command::new(binary("forecourt-agent"))
@@ -173,7 +197,11 @@ fn sale_reaches_the_broker_with_the_plate_of_the_car_at_the_pump() {
         .arg(&config)
         .output()
         .unwrap();
-    assert!(replayed.status.success(), "{}", String::from_utf8_lossy(&replayed.stderr));
+    assert!(
+        replayed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replayed.stderr)
+    );
     let mut replayed: Vec<(u64, Value)> = String::from_utf8_lossy(&replayed.stdout)
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
@@ -182,7 +210,15 @@ fn sale_reaches_the_broker_with_the_plate_of_the_car_at_the_pump() {
     replayed.sort_by_key(|(fp, _)| *fp);
     let live: Vec<(u64, Value)> = by_fp
         .iter()
-        .map(|m| (m["body"]["fp"].as_u64().unwrap(), m["body"]["plate"].clone()))
+        .map(|m| {
+            (
+                m["body"]["fp"].as_u64().unwrap(),
+                m["body"]["plate"].clone(),
+            )
+        })
         .collect();
-    assert_eq!(replayed, live, "replay of the recorded trace differs from live");
+    assert_eq!(
+        replayed, live,
+        "replay of the recorded trace differs from live"
+    );
 }

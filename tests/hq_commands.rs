@@ -35,7 +35,11 @@ fn command(port: u16, name: &str, payload: &str) -> Value {
         .status()
         .unwrap();
     assert!(status.success());
-    assert!(sub.wait_for_exit(Duration::from_secs(25)).is_some_and(|s| s.success()), "no reply to {name}");
+    assert!(
+        sub.wait_for_exit(Duration::from_secs(25))
+            .is_some_and(|s| s.success()),
+        "no reply to {name}"
+    );
     let out = std::io::read_to_string(sub.child.stdout.take().unwrap()).unwrap();
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
@@ -49,7 +53,18 @@ fn commands_do_what_they_say_and_bad_ones_change_nothing() {
     let mut hq = Proc::spawn(
         "mosquitto_sub",
         Command::new("mosquitto_sub")
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-C", "1", "-W", "60"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-q",
+                "1",
+                "-C",
+                "1",
+                "-W",
+                "60",
+            ])
             .args(["-t", "forecourt/cmd/events/sale_correction"])
             .stdout(Stdio::piped()),
     );
@@ -61,15 +76,23 @@ fn commands_do_what_they_say_and_bad_ones_change_nothing() {
             .stderr(std::fs::File::create(dir.path().join("agent.log")).unwrap()),
     );
     let log = || std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default();
-    wait_until(Duration::from_secs(20), "agent online", || log().contains("agent running"));
+    wait_until(Duration::from_secs(20), "agent online", || {
+        log().contains("agent running")
+    });
 
     let ping = command(port, "ping", r#"{"id":"p1"}"#);
     assert_eq!(ping["ok"], true, "{ping}");
 
     // Bad commands: an error reply each.
     for (name, payload) in [
-        ("plate_correction", r#"{"id":"b1","sale_id":"not-a-uuid","plate":"苏E05EV8"}"#),
-        ("plate_correction", r#"{"id":"b2","sale_id":"6f1c1d3e-0000-4000-8000-000000000001","plate":"NOTAPLATE"}"#),
+        (
+            "plate_correction",
+            r#"{"id":"b1","sale_id":"not-a-uuid","plate":"苏E05EV8"}"#,
+        ),
+        (
+            "plate_correction",
+            r#"{"id":"b2","sale_id":"6f1c1d3e-0000-4000-8000-000000000001","plate":"NOTAPLATE"}"#,
+        ),
         ("record_trace", r#"{"id":"b3","minutes":0}"#),
         ("reload_config", "not json"),
         ("hourly", r#"{"id":"b4","hour":"now"}"#),
@@ -78,7 +101,10 @@ fn commands_do_what_they_say_and_bad_ones_change_nothing() {
     ] {
         let reply = command(port, name, payload);
         assert_eq!(reply["ok"], false, "{name} {payload} -> {reply}");
-        assert!(reply["error"].as_str().is_some_and(|e| !e.is_empty()), "{reply}");
+        assert!(
+            reply["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{reply}"
+        );
     }
 
     let fixed = command(
@@ -87,12 +113,21 @@ fn commands_do_what_they_say_and_bad_ones_change_nothing() {
         r#"{"id":"c1","sale_id":"6f1c1d3e-0000-4000-8000-000000000001","plate":"苏E05EV8","by":"hq-desk"}"#,
     );
     assert_eq!(fixed["ok"], true, "{fixed}\n{}", log());
-    assert!(hq.wait_for_exit(Duration::from_secs(20)).is_some(), "no sale_correction event");
-    let event: Value =
-        serde_json::from_str(std::io::read_to_string(hq.child.stdout.take().unwrap()).unwrap().trim())
-            .unwrap();
+    assert!(
+        hq.wait_for_exit(Duration::from_secs(20)).is_some(),
+        "no sale_correction event"
+    );
+    let event: Value = serde_json::from_str(
+        std::io::read_to_string(hq.child.stdout.take().unwrap())
+            .unwrap()
+            .trim(),
+    )
+    .unwrap();
     assert_eq!(event["body"]["plate"], "苏E05EV8");
-    assert_eq!(event["body"]["sale_id"], "6f1c1d3e-0000-4000-8000-000000000001");
+    assert_eq!(
+        event["body"]["sale_id"],
+        "6f1c1d3e-0000-4000-8000-000000000001"
+    );
     assert_eq!(event["seq"], 1);
 
     // An invalid config file is refused and changes nothing.
@@ -104,10 +139,23 @@ fn commands_do_what_they_say_and_bad_ones_change_nothing() {
     std::fs::write(&config, config_text(dir.path(), port, "5.0", "elsewhere")).unwrap();
     let reloaded = command(port, "reload_config", r#"{"id":"r1"}"#);
     assert_eq!(reloaded["ok"], true, "{reloaded}");
-    assert_eq!(reloaded["result"]["applied"], serde_json::json!(["matcher"]), "{reloaded}");
-    assert_eq!(reloaded["result"]["needs_restart"], serde_json::json!(["uplink"]), "{reloaded}");
+    assert_eq!(
+        reloaded["result"]["applied"],
+        serde_json::json!(["matcher"]),
+        "{reloaded}"
+    );
+    assert_eq!(
+        reloaded["result"]["needs_restart"],
+        serde_json::json!(["uplink"]),
+        "{reloaded}"
+    );
 
     let trace = command(port, "record_trace", r#"{"id":"t1","minutes":1}"#);
     assert_eq!(trace["ok"], true, "{trace}");
-    assert!(trace["result"]["file"].as_str().is_some_and(|f| std::path::Path::new(f).exists()), "{trace}");
+    assert!(
+        trace["result"]["file"]
+            .as_str()
+            .is_some_and(|f| std::path::Path::new(f).exists()),
+        "{trace}"
+    );
 }

@@ -23,7 +23,11 @@ fn eval_on_the_dev_set_meets_the_bars() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     println!("{stdout}");
     let last = stdout.lines().last().unwrap_or_default();
     let figure = |name: &str| -> f64 {
@@ -34,6 +38,9 @@ fn eval_on_the_dev_set_meets_the_bars() {
     };
     assert!(figure("scene_exact") >= 97.0, "{last}");
     assert!(figure("crop_exact") >= 98.0, "{last}");
-    assert!(figure("scene_char") >= 99.0 && figure("crop_char") >= 99.0, "{last}");
+    assert!(
+        figure("scene_char") >= 99.0 && figure("crop_char") >= 99.0,
+        "{last}"
+    );
     assert!(figure("ms") > 0.0, "{last}");
 }

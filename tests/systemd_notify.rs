@@ -75,9 +75,7 @@ fn collect(socket: &UnixDatagram, d: Duration) -> Vec<String> {
 }
 
 fn count(msgs: &[String], what: &str) -> usize {
-    msgs.iter()
-        .filter(|m| m.lines().any(|l| l == what))
-        .count()
+    msgs.iter().filter(|m| m.lines().any(|l| l == what)).count()
 }
 
 #[test]
@@ -85,7 +83,16 @@ fn ready_then_watchdog_pings_then_stopping() {
     let dir = tempfile::tempdir().unwrap();
     let video = dir.path().join("v.mp4");
     let status = Command::new("ffmpeg")
-        .args(["-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=10", "-t", "2"])
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=10",
+            "-t",
+            "2",
+        ])
         .arg(&video)
         .status()
         .unwrap();
@@ -95,9 +102,17 @@ fn ready_then_watchdog_pings_then_stopping() {
 
     let first = collect(&socket, Duration::from_secs(15));
     let log = || std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default();
-    assert!(count(&first, "READY=1") == 1, "no READY=1 in {first:?}\n{}", log());
+    assert!(
+        count(&first, "READY=1") == 1,
+        "no READY=1 in {first:?}\n{}",
+        log()
+    );
     // 0.5 s period: at least 10 pings in the 15 s after start (start-up takes a few seconds).
-    assert!(count(&first, "WATCHDOG=1") >= 10, "too few pings: {first:?}\n{}", log());
+    assert!(
+        count(&first, "WATCHDOG=1") >= 10,
+        "too few pings: {first:?}\n{}",
+        log()
+    );
 
     agent.terminate(Duration::from_secs(15));
     let last = collect(&socket, Duration::from_millis(500));
@@ -112,7 +127,11 @@ fn a_stuck_camera_is_restarted_inside_and_pings_go_on() {
     let dir = tempfile::tempdir().unwrap();
     // Opening a FIFO with no writer blocks forever: a camera stream that hangs in open().
     let fifo = dir.path().join("stuck.mp4");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     let config = config(dir.path(), &fifo);
     let (_agent, socket) = start(dir.path(), &config);
 
@@ -122,9 +141,15 @@ fn a_stuck_camera_is_restarted_inside_and_pings_go_on() {
     // The camera watchdog notices the stall after 10 s and abandons the thread; the agent as a
     // whole stays healthy: pings all along.
     let later = collect(&socket, Duration::from_secs(10));
-    assert!(count(&later, "WATCHDOG=1") >= 15, "pings stopped: {later:?}\n{}", log());
-    wait_until(Duration::from_secs(10), "the camera watchdog to act", || {
-        log().to_lowercase().contains("stall")
-    });
+    assert!(
+        count(&later, "WATCHDOG=1") >= 15,
+        "pings stopped: {later:?}\n{}",
+        log()
+    );
+    wait_until(
+        Duration::from_secs(10),
+        "the camera watchdog to act",
+        || log().to_lowercase().contains("stall"),
+    );
     assert!(!log().contains("panicked"), "{}", log());
 }

@@ -7,12 +7,13 @@ use std::process::Command;
 
 fn unit_for_this_build(dir: &std::path::Path) -> std::path::PathBuf {
     // verify checks that ExecStart= exists: point it at the binary we built.
-    let unit = std::fs::read_to_string(support::repo_root().join("systemd/forecourt-agent.service"))
-        .unwrap()
-        .replace(
-            "/usr/bin/forecourt-agent",
-            &support::binary("forecourt-agent").display().to_string(),
-        );
+    let unit =
+        std::fs::read_to_string(support::repo_root().join("systemd/forecourt-agent.service"))
+            .unwrap()
+            .replace(
+                "/usr/bin/forecourt-agent",
+                &support::binary("forecourt-agent").display().to_string(),
+            );
     let path = dir.join("forecourt-agent.service");
     std::fs::write(&path, unit).unwrap();
     path
@@ -28,7 +29,10 @@ fn unit_verifies() {
         .output()
         .expect("systemd-analyze (package systemd) is installed by scripts/setup.sh");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && stderr.trim().is_empty(), "verify: {stderr}");
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "verify: {stderr}"
+    );
 }
 
 #[test]

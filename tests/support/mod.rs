@@ -121,7 +121,9 @@ pub fn pty_pair(dir: &Path) -> (Proc, PathBuf, PathBuf) {
             .arg(format!("pty,raw,echo=0,link={}", b.display()))
             .stderr(Stdio::null()),
     );
-    wait_until(Duration::from_secs(10), "socat ptys", || a.exists() && b.exists());
+    wait_until(Duration::from_secs(10), "socat ptys", || {
+        a.exists() && b.exists()
+    });
     (proc, a, b)
 }
 
@@ -134,4 +136,103 @@ pub fn make_video(scenario: &Path, out: &Path) {
         .status()
         .expect("python3");
     assert!(status.success(), "make_video.py failed");
+}
+
+// ---- Added for the reliability suite (tests/reliability*.rs). Only additions below. ----
+
+/// `FORECOURT_LONG=1`: the long profile of soak-style tests.
+pub fn long_profile() -> bool {
+    std::env::var_os("FORECOURT_LONG").is_some_and(|v| v == "1")
+}
+
+/// A mosquitto on `port` that keeps sessions and queued messages across its own restart
+/// (persistence in `dir`), so it can be stopped and started again on the same port.
+pub fn start_mosquitto_persistent(dir: &Path, port: u16) -> Proc {
+    // mosquitto started as root drops to its own user before saving its persistence file; in a
+    // private (0700) temp dir that save fails and the broker forgets every session on restart.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let conf = dir.join("mosquitto-persistent.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
+             persistence_location {}/\nautosave_interval 1\nmax_queued_messages 0\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let proc = Proc::spawn(
+        "mosquitto",
+        Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    wait_until(Duration::from_secs(15), "mosquitto to listen", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    proc
+}
+
+/// A socat pty pair with the given link names (stale links from an earlier socat are removed
+/// first, so a pair can be "plugged in again" under the same names).
+pub fn pty_pair_at(a: &Path, b: &Path) -> Proc {
+    let _ = std::fs::remove_file(a);
+    let _ = std::fs::remove_file(b);
+    let proc = Proc::spawn(
+        "socat",
+        Command::new("socat")
+            .arg(format!("pty,raw,echo=0,link={}", a.display()))
+            .arg(format!("pty,raw,echo=0,link={}", b.display()))
+            .stderr(Stdio::null()),
+    );
+    wait_until(Duration::from_secs(10), "socat ptys", || {
+        a.exists() && b.exists()
+    });
+    proc
+}
+
+/// A `/proc/<pid>/status` figure in kB (`VmHWM`, `VmRSS`, ...), if the process still exists.
+pub fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+/// Sends `signal` (a name such as "KILL", "STOP", "INT") to `pid`.
+pub fn send_signal(pid: u32, signal: &str) -> bool {
+    Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Renders a scenario's video once and keeps it under `target/test-videos/` (keyed by the
+/// scenario text), so several tests and runs share it.
+pub fn cached_video(scenario_text: &str) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    scenario_text.hash(&mut h);
+    let dir = repo_root().join("target/test-videos");
+    std::fs::create_dir_all(&dir).unwrap();
+    let video = dir.join(format!("{:016x}.mp4", h.finish()));
+    if !video.is_file() {
+        let scenario = dir.join(format!("{:016x}.toml", h.finish()));
+        std::fs::write(&scenario, scenario_text).unwrap();
+        let tmp = dir.join(format!(
+            "{:016x}.{}.tmp.mp4",
+            h.finish(),
+            std::process::id()
+        ));
+        make_video(&scenario, &tmp);
+        std::fs::rename(&tmp, &video).unwrap();
+    }
+    video
 }

@@ -267,6 +267,7 @@ async fn run_agent(
         None => None,
     };
     let mut station = Station {
+        restored_sales: Vec::new(),
         unwritten: Default::default(),
         analytics: analytics::Analytics::new(
             config.layout(),

@@ -18,9 +18,21 @@ const MAX_UNWRITTEN: usize = 100_000;
 /// A write to the outbox, kept to retry when the outbox refused it.
 #[derive(Debug, Clone)]
 pub enum OutboxWrite {
-    Hold { key: String, body: Value },
-    Release { key: String, stream: &'static str, topic: String, body: Value },
-    Append { stream: &'static str, topic: String, body: Value },
+    Hold {
+        key: String,
+        body: Value,
+    },
+    Release {
+        key: String,
+        stream: &'static str,
+        topic: String,
+        body: Value,
+    },
+    Append {
+        stream: &'static str,
+        topic: String,
+        body: Value,
+    },
 }
 
 impl OutboxWrite {
@@ -49,6 +61,8 @@ pub type TraceFile = matcher::TraceWriter<std::io::BufWriter<std::fs::File>>;
 
 pub struct Station {
     pub matcher: Matcher,
+    /// Sales held from before the last stop, to recognise a pump reporting one of them again.
+    pub restored_sales: Vec<Sale>,
     /// Outbox writes that failed (disk full, I/O error), retried in order on every tick. Kept in
     /// memory up to `MAX_UNWRITTEN`; past that the station gives up and the agent exits.
     pub unwritten: std::collections::VecDeque<OutboxWrite>,
@@ -89,7 +103,8 @@ impl Station {
             match serde_json::from_value::<Sale>(body) {
                 Ok(sale) if key.starts_with("sale:") => {
                     self.matcher
-                        .observe_dispenser(&DispenserEvent::SaleCompleted(sale));
+                        .observe_dispenser(&DispenserEvent::SaleCompleted(sale.clone()));
+                    self.restored_sales.push(sale);
                     restored += 1;
                 }
                 Ok(_) => {}
@@ -120,6 +135,9 @@ impl Station {
                 }
                 Some(e) = pumps.recv() => {
                     if let DispenserEvent::SaleCompleted(sale) = &e {
+                        if self.already_held(sale) {
+                            continue;
+                        }
                         // Durable before anything else happens to it.
                         self.hold(sale).await?;
                         self.record(|t| t.write_sale(sale, &held_key(sale)));
@@ -227,6 +245,32 @@ impl Station {
             self.append(e.stream(), e.body()).await?;
         }
         Ok(())
+    }
+
+    /// A recovered sale (found completed when the driver started) that this station already
+    /// held before the restart: the same fill, reported again because a crash came between the
+    /// report and the pump's reset. Not a second sale.
+    fn already_held(&mut self, sale: &Sale) -> bool {
+        if !sale.recovered {
+            return false;
+        }
+        let same = |held: &Sale| {
+            held.fp == sale.fp
+                && held.nozzle == sale.nozzle
+                && held.volume.same_value(sale.volume)
+                && held.amount.same_value(sale.amount)
+        };
+        match self.restored_sales.iter().position(same) {
+            Some(i) => {
+                self.restored_sales.remove(i);
+                info!(fp = sale.fp, nozzle = sale.nozzle, volume = %sale.volume, "pump reported a sale held from before the restart; counted once");
+                true
+            }
+            None => {
+                info!(fp = sale.fp, nozzle = sale.nozzle, volume = %sale.volume, "recovered a sale completed while the agent was down");
+                false
+            }
+        }
     }
 
     async fn hold(&mut self, sale: &Sale) -> Result<()> {

@@ -59,6 +59,7 @@ fn sale(t: i64, fp: u8, nozzle: u8, volume: i64, amount: i64) -> Sale {
         amount: Decimal::new(amount, 2),
         price: Decimal::new(785, 2),
         end: None,
+        recovered: false,
     }
 }
 

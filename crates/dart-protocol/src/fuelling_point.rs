@@ -86,6 +86,8 @@ struct Fill {
     amount: Option<u64>,
     /// Completed but no DC2 seen: the sale waits for RETURN FILLING INFO.
     awaiting_filling_info: bool,
+    /// Found completed at the first status after start (see [`Sale::recovered`]).
+    recovered: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -390,9 +392,20 @@ impl FuellingPoint {
             s if s.is_completed() => {
                 self.confirm_pending(events);
                 let newly = !prev.is_some_and(PumpStatus::is_completed);
-                // A completion seen as the very first status is not reported: we cannot tell
-                // whether it was reported before a restart (totalizers catch missed sales).
+                // The end of a fill we followed is a sale.
                 if newly && self.fill.armed && prev.is_some() {
+                    self.status = Some(st);
+                    if self.fill.volume.is_some() {
+                        self.complete_sale(now, events);
+                    } else {
+                        self.fill.awaiting_filling_info = true;
+                    }
+                } else if newly && prev.is_none() {
+                    // The first status since the driver started, and the pump holds a completed,
+                    // never reset fill: it completed while no agent ran (or a crash cut its
+                    // report short). Report it, marked recovered: the station drops it if it
+                    // still holds that very sale from before the restart. Losing it is worse.
+                    self.fill.recovered = true;
                     self.status = Some(st);
                     if self.fill.volume.is_some() {
                         self.complete_sale(now, events);
@@ -449,6 +462,7 @@ impl FuellingPoint {
                 Some(PumpStatus::MaxReached) => Some(FillEnd::Preset),
                 _ => None,
             },
+            recovered: fill.recovered,
         }));
     }
 }
@@ -501,6 +515,7 @@ mod tests {
             amount: Decimal::new(18637, 2),
             price: Decimal::new(1539, 3),
             end: Some(FillEnd::Auto),
+            recovered: false,
         })
     }
 
@@ -872,5 +887,53 @@ mod tests {
             }
         }
         assert_eq!(asked, usize::from(TOTALS_MAX_TRIES));
+    }
+
+    #[test]
+    fn a_fill_completed_before_start_is_reported_as_recovered() {
+        let mut fp = FuellingPoint::new(FuellingPointConfig::new(
+            3,
+            Decimals {
+                volume: 2,
+                amount: 2,
+                price: 3,
+            },
+            vec!["95".into(), "Diesel".into()],
+        ));
+        // The answer to RETURN STATUS right after start: filling info, price/nozzle, status 5.
+        let mut events = Vec::new();
+        for tx in [
+            PumpTransaction::FillingInfo {
+                volume: 1211,
+                amount: 18637,
+            },
+            PumpTransaction::PriceNozzle {
+                price: 1539,
+                nozzle: 2,
+                nozzle_out: false,
+            },
+            PumpTransaction::Status(PumpStatus::FillingCompleted),
+        ] {
+            events.extend(fp.apply(1_000, &tx));
+        }
+        let sales: Vec<&Sale> = events
+            .iter()
+            .filter_map(|e| match e {
+                DispenserEvent::SaleCompleted(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sales.len(), 1, "{events:?}");
+        assert!(sales[0].recovered);
+        assert_eq!(sales[0].volume, Decimal::new(1211, 2));
+        assert_eq!(sales[0].nozzle, 2);
+        // Seen again (the status repeats until RESET): not a second sale.
+        let again = fp.apply(
+            1_100,
+            &PumpTransaction::Status(PumpStatus::FillingCompleted),
+        );
+        assert!(!again
+            .iter()
+            .any(|e| matches!(e, DispenserEvent::SaleCompleted(_))));
     }
 }

@@ -85,6 +85,10 @@ pub struct Sale {
     /// How the fill ended, when the pump said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end: Option<FillEnd>,
+    /// Found completed (never reset) when the driver started: it completed while no agent ran,
+    /// or a crash cut its report short, in which case the agent may still hold it from before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recovered: bool,
 }
 
 /// How a fill ended, as the pump said: DART status 5 (FILLING COMPLETED: the nozzle stopped by

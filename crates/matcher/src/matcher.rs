@@ -665,6 +665,7 @@ mod tests {
             amount: Decimal::new(23550, 2),
             price: Decimal::new(785, 2),
             end: None,
+            recovered: false,
         })
     }
 

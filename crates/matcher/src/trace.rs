@@ -185,6 +185,7 @@ impl TraceRecord {
                 amount: *amount,
                 price: *price,
                 end: None,
+                recovered: false,
             })),
             _ => None,
         }

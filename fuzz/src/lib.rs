@@ -1,0 +1,92 @@
+//! The checks behind the fuzz targets, as plain functions: libFuzzer calls them through
+//! `fuzz_targets/*.rs`; `tests/random_inputs.rs` calls them on stable with random input.
+
+use dart_protocol::{
+    encode, encode_master_transactions, encode_pump_transactions, parse_master_transactions,
+    parse_pump_transactions, Decimals, FrameDecoder, FrameKind, FuellingPoint, FuellingPointConfig,
+};
+
+/// DART: arbitrary line bytes, pushed in chunks (sizes taken from the input), through the frame
+/// decoder; every frame re-encodes to bytes that decode to the same frame; every DATA payload goes
+/// through both transaction parsers (parse, encode, parse again gives the same) and the pump
+/// transactions through a fuelling-point state machine. Nothing may panic, and the decoder's
+/// buffer stays bounded by what was pushed.
+pub fn dart_decoder(data: &[u8]) {
+    let Some((&split, rest)) = data.split_first() else {
+        return;
+    };
+    let chunk = usize::from(split % 64) + 1;
+    let mut decoder = FrameDecoder::new();
+    let mut fp = FuellingPoint::new(FuellingPointConfig::new(
+        1,
+        Decimals {
+            volume: 2,
+            amount: 2,
+            price: 3,
+        },
+        vec!["95".into(), "Diesel".into()],
+    ));
+    let mut now = 0i64;
+    let mut pushed = 0usize;
+    for piece in rest.chunks(chunk) {
+        decoder.push(piece);
+        pushed += piece.len();
+        while let Some(result) = decoder.next_frame() {
+            let Ok(frame) = result else { continue };
+            let bytes = encode(&frame);
+            let mut again = FrameDecoder::new();
+            again.push(&bytes);
+            let back = again.next_frame();
+            assert_eq!(
+                back,
+                Some(Ok(frame.clone())),
+                "frame does not survive encode/decode: {frame:?} -> {bytes:02X?}"
+            );
+            if let FrameKind::Data { payload, .. } = &frame.kind {
+                if let Ok(txs) = parse_pump_transactions(payload) {
+                    let re = parse_pump_transactions(&encode_pump_transactions(&txs));
+                    assert_eq!(re.as_ref(), Ok(&txs), "pump transactions round trip");
+                    for tx in &txs {
+                        now += 7;
+                        let _ = fp.apply(now, tx);
+                        let _ = fp.wanted_command(now, true);
+                        let _ = fp.wanted_totals_request(now);
+                    }
+                    let _ = fp.tick(now);
+                }
+                if let Ok(txs) = parse_master_transactions(payload) {
+                    let re = parse_master_transactions(&encode_master_transactions(&txs));
+                    assert_eq!(re.as_ref(), Ok(&txs), "master transactions round trip");
+                }
+            }
+        }
+        assert!(
+            decoder.buffered() <= pushed,
+            "decoder holds more than it was given"
+        );
+    }
+}
+
+/// MQTT commands: the command name (the last topic level) from the first bytes, the payload
+/// from the rest. `parse_command` must never panic, and what it accepts must fit the documented
+/// limits (64 KiB payload, id 1..=128 characters).
+pub fn mqtt_command(data: &[u8]) {
+    const NAMES: [&str; 7] = [
+        "ping",
+        "reload_config",
+        "plate_correction",
+        "resend",
+        "record_trace",
+        "unknown",
+        "",
+    ];
+    let Some((&pick, payload)) = data.split_first() else {
+        return;
+    };
+    let name = NAMES[usize::from(pick) % NAMES.len()];
+    if let Ok(cmd) = uplink::commands::parse_command(name, payload) {
+        assert!(payload.len() <= uplink::commands::MAX_COMMAND_BYTES);
+        let n = cmd.id.chars().count();
+        assert!((1..=128).contains(&n), "accepted id of {n} characters");
+    }
+}

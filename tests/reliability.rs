@@ -1,0 +1,1447 @@
+//! Reliability: a fault-injection suite that proves nothing is lost.
+//!
+//! Real processes: `forecourt-agent` (restarted by a small supervisor, as systemd would), a
+//! persistent mosquitto, `dart-pump-sim` on a socat pty pair with 4 fuelling points and a
+//! generated rush-hour schedule, a generated video, and two HQ subscribers (the `hq-consumer`
+//! binary for its seq/dedupe summary, and a raw `mosquitto_sub` whose messages the test checks
+//! against the simulator's `--sales-log` ground truth).
+//!
+//! Invariants after every scenario:
+//! - every sale the pump completed is at HQ exactly once after dedupe by id, or is accounted for
+//!   by `sale_gap` events (per fuelling point and nozzle, the unreported volume equals the gap
+//!   volume);
+//! - no sequence gaps and no seq conflicts per stream;
+//! - no "panicked" in the agent's logs;
+//! - the agent's peak RSS (VmHWM) stays under a bound.
+//!
+//! A summary table is printed after each scenario (run with `-- --nocapture` to see it) and
+//! appended to `target/reliability-report.txt`.
+//!
+//! Short profile by default; `FORECOURT_LONG=1` for the long one. The scenarios run one at a time
+//! (a lock), as they share the machine's two cores with the agent's plate reader.
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::*;
+
+const STATION: &str = "rel";
+/// Peak RSS bound for the agent (ONNX Runtime with both models loaded is most of it).
+const MAX_RSS_KB: u64 = 1_000_000;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+// ------------------------------------------------------------------------------------------
+// Scenario (ground truth) generation
+
+/// Prices per fp (index = nozzle - 1); all pumps use 2 decimals everywhere.
+const PRICES: [&[&str]; 4] = [
+    &["7.85", "8.32"],
+    &["7.85", "8.32"],
+    &["1.99"],
+    &["7.85", "8.32", "9.10"],
+];
+
+struct Rng(u64);
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.unit()
+    }
+}
+
+/// One scripted fill (fuelling point, nozzle, start, end, volume in 0.01 l).
+#[derive(Clone, Debug)]
+struct Fill {
+    fp: u8,
+    nozzle: u8,
+    start_s: f64,
+    end_s: f64,
+    centilitres: u64,
+}
+
+/// A rush hour: every fuelling point busy from `from_s` to `until_s` with customers that fill
+/// for 1.5..4 s and leave 1..2.5 s between them. Volumes are unique per fuelling point.
+fn rush(seed: u64, from_s: f64, until_s: f64) -> Vec<Fill> {
+    let mut rng = Rng::new(seed);
+    let mut fills = Vec::new();
+    let mut used = std::collections::HashSet::new();
+    for fp in 1..=4u8 {
+        let mut t = from_s + rng.range(0.0, 1.5);
+        while t < until_s {
+            let dur = rng.range(1.5, 4.0);
+            let nozzle = 1 + (rng.next() % PRICES[usize::from(fp - 1)].len() as u64) as u8;
+            let mut cl = 500 + rng.next() % 5500;
+            while !used.insert((fp, cl)) {
+                cl += 1;
+            }
+            fills.push(Fill {
+                fp,
+                nozzle,
+                start_s: t,
+                end_s: t + dur,
+                centilitres: cl,
+            });
+            t += dur + rng.range(1.0, 2.5);
+        }
+    }
+    fills
+}
+
+fn scenario_toml(fills: &[Fill]) -> String {
+    let mut s = String::new();
+    for (i, prices) in PRICES.iter().enumerate() {
+        let p: Vec<String> = prices.iter().map(|p| format!("\"{p}\"")).collect();
+        s += &format!("[[pump]]\nfp = {}\nprices = [{}]\n", i + 1, p.join(", "));
+    }
+    for f in fills {
+        s += &format!(
+            "[[car]]\nfp = {}\nfill = {{ nozzle = {}, start_s = {:.3}, end_s = {:.3}, volume = \"{}.{:02}\" }}\n",
+            f.fp,
+            f.nozzle,
+            f.start_s,
+            f.end_s,
+            f.centilitres / 100,
+            f.centilitres % 100
+        );
+    }
+    s
+}
+
+fn last_end(fills: &[Fill]) -> f64 {
+    fills.iter().map(|f| f.end_s).fold(0.0, f64::max)
+}
+
+/// A small video with two cars: the camera and the plate reader run during every scenario.
+const VIDEO_SCENARIO: &str = r#"
+loop_s = 12.0
+[video]
+width = 640
+height = 360
+fps = 5
+[[pump]]
+fp = 1
+[[pump]]
+fp = 2
+[[car]]
+plate = "苏E05EV8"
+fp = 1
+arrive_s = 0.5
+depart_s = 10.0
+[[car]]
+plate = "京A12345"
+fp = 2
+arrive_s = 1.0
+depart_s = 11.0
+"#;
+
+// ------------------------------------------------------------------------------------------
+// The agent, supervised
+
+struct Agent {
+    config: PathBuf,
+    log: PathBuf,
+    proc: Option<Proc>,
+    starts: u32,
+    /// Exits the test did not cause (status and when).
+    unexpected_exits: Vec<String>,
+    max_hwm_kb: u64,
+}
+
+impl Agent {
+    fn new(config: PathBuf, log: PathBuf) -> Agent {
+        Agent {
+            config,
+            log,
+            proc: None,
+            starts: 0,
+            unexpected_exits: Vec::new(),
+            max_hwm_kb: 0,
+        }
+    }
+
+    fn start(&mut self) {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let proc = Proc::spawn(
+            "forecourt-agent",
+            Command::new(binary("forecourt-agent"))
+                .args(["run", "--config"])
+                .arg(&self.config)
+                .stdout(Stdio::null())
+                .stderr(log),
+        );
+        self.starts += 1;
+        self.proc = Some(proc);
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.proc.as_ref().map(|p| p.child.id())
+    }
+
+    fn sample_memory(&mut self) {
+        if let Some(pid) = self.pid() {
+            if let Some(kb) = proc_status_kb(pid, "VmHWM") {
+                self.max_hwm_kb = self.max_hwm_kb.max(kb);
+            }
+        }
+    }
+
+    fn kill9(&mut self) {
+        self.sample_memory();
+        if let Some(mut p) = self.proc.take() {
+            send_signal(p.child.id(), "KILL");
+            let _ = p.child.wait();
+        }
+    }
+
+    /// Restarts the agent if it exited by itself (systemd's Restart=on-failure, without the
+    /// 5 s pause). Returns whether it had exited.
+    fn supervise(&mut self, t0: Instant) -> bool {
+        self.sample_memory();
+        let exited = match self.proc.as_mut() {
+            Some(p) => p.child.try_wait().ok().flatten(),
+            None => return false,
+        };
+        if let Some(status) = exited {
+            self.unexpected_exits
+                .push(format!("{status} at {:.1} s", t0.elapsed().as_secs_f64()));
+            self.proc = None;
+            std::thread::sleep(Duration::from_millis(500));
+            self.start();
+            return true;
+        }
+        false
+    }
+
+    /// SIGTERM; returns the exit status if it stopped within 20 s.
+    fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        self.sample_memory();
+        self.proc
+            .take()
+            .and_then(|mut p| p.terminate(Duration::from_secs(20)))
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn log_tail(&self) -> String {
+        let text = self.log_text();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(60)..].join("\n")
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// HQ: hq-consumer (summary) and a raw persistent mosquitto_sub (every message)
+
+struct Hq {
+    raw: Proc,
+    consumer: Proc,
+    raw_path: PathBuf,
+    consumer_out: PathBuf,
+}
+
+impl Hq {
+    fn start(dir: &Path, port: u16) -> Hq {
+        let raw_path = dir.join("hq-raw.txt");
+        let consumer_out = dir.join("hq-consumer.json");
+        let consumer_err = dir.join("hq-consumer.err");
+        let consumer = Proc::spawn(
+            "hq-consumer",
+            Command::new(binary("hq-consumer"))
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--client-id",
+                    "rel-hq-consumer",
+                ])
+                .stdout(std::fs::File::create(&consumer_out).unwrap())
+                .stderr(std::fs::File::create(&consumer_err).unwrap()),
+        );
+        let raw = Proc::spawn(
+            "mosquitto_sub",
+            Command::new("mosquitto_sub")
+                .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+                .args(["-c", "-i", "rel-hq-raw", "-q", "1", "-v"])
+                .args(["-t", "forecourt/+/events/#", "-t", "hqtest/ready"])
+                .stdout(std::fs::File::create(&raw_path).unwrap())
+                .stderr(Stdio::null()),
+        );
+        wait_until(Duration::from_secs(20), "hq-consumer to subscribe", || {
+            std::fs::read_to_string(&consumer_err).is_ok_and(|s| s.contains("subscribed"))
+        });
+        wait_until(
+            Duration::from_secs(20),
+            "mosquitto_sub to subscribe",
+            || {
+                let _ = Command::new("mosquitto_pub")
+                    .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+                    .args(["-q", "1", "-t", "hqtest/ready", "-m", "ready"])
+                    .status();
+                std::thread::sleep(Duration::from_millis(200));
+                std::fs::read_to_string(&raw_path).is_ok_and(|s| s.contains("hqtest/ready"))
+            },
+        );
+        Hq {
+            raw,
+            consumer,
+            raw_path,
+            consumer_out,
+        }
+    }
+
+    fn raw_lines(&self) -> usize {
+        std::fs::read_to_string(&self.raw_path)
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    }
+
+    /// Stops both; returns the raw messages (topic, payload) and the consumer's summary.
+    fn finish(mut self) -> (Vec<(String, String)>, Value) {
+        send_signal(self.consumer.child.id(), "INT");
+        self.consumer.wait_for_exit(Duration::from_secs(10));
+        send_signal(self.raw.child.id(), "TERM");
+        self.raw.wait_for_exit(Duration::from_secs(5));
+        let summary = std::fs::read_to_string(&self.consumer_out)
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or(Value::Null);
+        let raw = std::fs::read_to_string(&self.raw_path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(t, _)| t.starts_with("forecourt/"))
+            .map(|(t, p)| (t.to_string(), p.to_string()))
+            .collect();
+        (raw, summary)
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// The rig
+
+struct RigOptions {
+    /// Mount a tmpfs of this many MiB on the data dir (disk-full scenario).
+    data_dir: Option<PathBuf>,
+    camera: bool,
+    /// Extra lines for the agent config's [uplink] section.
+    uplink_extra: &'static str,
+}
+
+impl Default for RigOptions {
+    fn default() -> Self {
+        RigOptions {
+            data_dir: None,
+            camera: true,
+            uplink_extra: "",
+        }
+    }
+}
+
+struct Rig {
+    dir: tempfile::TempDir,
+    port: u16,
+    broker: Option<Proc>,
+    socat: Option<Proc>,
+    sim: Option<Proc>,
+    sim_started: Instant,
+    sims: u32,
+    agent: Agent,
+    hq: Option<Hq>,
+    pty_sim: PathBuf,
+    pty_agent: PathBuf,
+    truth: PathBuf,
+    data_dir: PathBuf,
+    video: Option<PathBuf>,
+    t0: Instant,
+}
+
+fn agent_config(
+    data_dir: &Path,
+    video: Option<&Path>,
+    pty: &Path,
+    port: u16,
+    uplink_extra: &str,
+) -> String {
+    let mut grades = Vec::new();
+    for prices in PRICES {
+        let g: Vec<String> = (1..=prices.len()).map(|n| format!("\"G{n}\"")).collect();
+        grades.push(g.join(", "));
+    }
+    let camera = match video {
+        Some(v) => format!(
+            "[[camera]]\nname = \"cam1\"\nurl = \"{}\"\nloop_file = true\nmax_fps = 2.0\n",
+            v.display()
+        ),
+        None => String::new(),
+    };
+    let mut zones = String::new();
+    if video.is_some() {
+        for fp in 1..=4 {
+            let x0 = (fp - 1) as f64 * 0.25;
+            let x1 = x0 + 0.25;
+            zones += &format!(
+                "[[fp]]\nfp = {fp}\nzones = [{{ camera = \"cam1\", polygon = [[{x0}, 0.2], [{x1}, 0.2], [{x1}, 1.0], [{x0}, 1.0]] }}]\n"
+            );
+        }
+    }
+    format!(
+        r#"
+station_id = "{STATION}"
+data_dir = "{data}"
+[plates]
+models_dir = "{models}"
+{camera}
+[[dispenser]]
+protocol = "dart"
+port = "{pty}"
+auto_authorize = true
+response_timeout_ms = 150
+totals_interval_s = 2
+fps = [
+  {{ fp = 1, address = 0x50, grades = [{g1}] }},
+  {{ fp = 2, address = 0x51, grades = [{g2}] }},
+  {{ fp = 3, address = 0x52, grades = [{g3}] }},
+  {{ fp = 4, address = 0x53, grades = [{g4}] }},
+]
+{zones}
+[matcher]
+grace_s = 1.0
+[uplink]
+host = "127.0.0.1"
+port = {port}
+backoff_max_ms = 2000
+{uplink_extra}
+"#,
+        data = data_dir.display(),
+        models = repo_root().join("models").display(),
+        pty = pty.display(),
+        g1 = grades[0],
+        g2 = grades[1],
+        g3 = grades[2],
+        g4 = grades[3],
+    )
+}
+
+impl Rig {
+    fn new(opts: RigOptions) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let broker = start_mosquitto_persistent(dir.path(), port);
+        let hq = Hq::start(dir.path(), port);
+        let (pty_sim, pty_agent) = (dir.path().join("pty-sim"), dir.path().join("pty-agent"));
+        let socat = pty_pair_at(&pty_sim, &pty_agent);
+        let data_dir = opts.data_dir.unwrap_or_else(|| dir.path().join("data"));
+        let video = opts.camera.then(|| {
+            let v = dir.path().join("video.mp4");
+            std::fs::copy(cached_video(VIDEO_SCENARIO), &v).unwrap();
+            v
+        });
+        let config = dir.path().join("agent.toml");
+        std::fs::write(
+            &config,
+            agent_config(
+                &data_dir,
+                video.as_deref(),
+                &pty_agent,
+                port,
+                opts.uplink_extra,
+            ),
+        )
+        .unwrap();
+        let agent = Agent::new(config, dir.path().join("agent.log"));
+        Rig {
+            truth: dir.path().join("sales.jsonl"),
+            dir,
+            port,
+            broker: Some(broker),
+            socat: Some(socat),
+            sim: None,
+            sim_started: Instant::now(),
+            sims: 0,
+            agent,
+            hq: Some(hq),
+            pty_sim,
+            pty_agent,
+            data_dir,
+            video,
+            t0: Instant::now(),
+        }
+    }
+
+    /// Starts a simulator with this schedule (time 0 = now), appending to the ground truth.
+    fn start_sim(&mut self, fills: &[Fill], extra: &[&str]) {
+        self.sims += 1;
+        let scenario = self.dir.path().join(format!("scenario-{}.toml", self.sims));
+        std::fs::write(&scenario, scenario_toml(fills)).unwrap();
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("sim.log"))
+            .unwrap();
+        self.sim = Some(Proc::spawn(
+            "dart-pump-sim",
+            Command::new(binary("dart-pump-sim"))
+                .arg("--port")
+                .arg(&self.pty_sim)
+                .arg("--scenario")
+                .arg(&scenario)
+                .arg("--sales-log")
+                .arg(&self.truth)
+                .args(["--seed", &(1000 + self.sims).to_string()])
+                .args(extra)
+                .stderr(log),
+        ));
+        self.sim_started = Instant::now();
+    }
+
+    fn kill_sim(&mut self) {
+        if let Some(mut s) = self.sim.take() {
+            send_signal(s.child.id(), "KILL");
+            let _ = s.child.wait();
+        }
+    }
+
+    fn sim_time(&self) -> f64 {
+        self.sim_started.elapsed().as_secs_f64()
+    }
+
+    fn outbox_path(&self) -> PathBuf {
+        self.data_dir.join("outbox.sqlite")
+    }
+
+    /// (records waiting for a PUBACK, held sales), read with the sqlite3 CLI.
+    fn outbox_counts(&self) -> Option<(u64, u64)> {
+        let out = Command::new("sqlite3")
+            .arg("-readonly")
+            .arg(self.outbox_path())
+            .arg("SELECT (SELECT COUNT(*) FROM records) || ' ' || (SELECT COUNT(*) FROM held);")
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut it = text.split_whitespace().map(|v| v.parse::<u64>().ok());
+        Some((it.next()??, it.next()??))
+    }
+
+    /// Sleeps `d` while supervising the agent.
+    fn run_for(&mut self, d: Duration) {
+        let until = Instant::now() + d;
+        while Instant::now() < until {
+            self.agent.supervise(self.t0);
+            std::thread::sleep(Duration::from_millis(100).min(until - Instant::now().min(until)));
+        }
+    }
+
+    /// Runs until the sim's schedule ended (`sim_end_s` in sim time) and everything settled:
+    /// outbox empty, nothing held, HQ's message count and the ground truth stable for 3 s.
+    fn drain(&mut self, sim_end_s: f64) {
+        let wait = sim_end_s + 2.0 - self.sim_time();
+        if wait > 0.0 {
+            self.run_for(Duration::from_secs_f64(wait));
+        }
+        let until = Instant::now() + Duration::from_secs(60);
+        let mut last = (usize::MAX, u64::MAX);
+        let mut stable_since = Instant::now();
+        while Instant::now() < until {
+            self.agent.supervise(self.t0);
+            let now = (
+                self.hq.as_ref().unwrap().raw_lines(),
+                std::fs::metadata(&self.truth).map(|m| m.len()).unwrap_or(0),
+            );
+            if now != last {
+                last = now;
+                stable_since = Instant::now();
+            }
+            if self.outbox_counts() == Some((0, 0))
+                && stable_since.elapsed() > Duration::from_secs(3)
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        eprintln!(
+            "drain: did not settle within 60 s: outbox {:?}",
+            self.outbox_counts()
+        );
+    }
+
+    /// Stops everything, checks the invariants' inputs and returns the outcome.
+    fn finish(mut self, scenario: &str, faults: String) -> (Outcome, Rig) {
+        let stop = self.agent.stop();
+        if stop.is_none_or(|s| !s.success()) {
+            self.agent
+                .unexpected_exits
+                .push(format!("clean stop failed: {stop:?}"));
+        }
+        self.kill_sim();
+        std::thread::sleep(Duration::from_millis(500));
+        let (raw, summary) = self.hq.take().unwrap().finish();
+        let truth = std::fs::read_to_string(&self.truth).unwrap_or_default();
+        let mut o = analyse(&truth, &raw, &summary);
+        o.scenario = scenario.to_string();
+        o.faults = faults;
+        o.max_rss_kb = self.agent.max_hwm_kb;
+        o.panics = self.agent.log_text().matches("panicked").count();
+        o.agent_starts = self.agent.starts;
+        o.unexpected_exits = self.agent.unexpected_exits.clone();
+        if std::env::var_os("FORECOURT_KEEP").is_some() {
+            // Keep the logs, ground truth and outbox for a post-mortem.
+            let kept = self.dir.path().to_path_buf();
+            let _ = std::fs::write(kept.join("KEEP"), "");
+            std::mem::forget(std::mem::replace(
+                &mut self.dir,
+                tempfile::tempdir().unwrap(),
+            ));
+            o.notes.push(format!("files kept in {}", kept.display()));
+        }
+        (o, self)
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Checking
+
+#[derive(Debug, Default, Clone)]
+struct Outcome {
+    scenario: String,
+    faults: String,
+    /// Sales the pumps completed (ground truth).
+    true_sales: usize,
+    /// Sales at HQ (unique ids).
+    hq_sales: usize,
+    /// True sales not at HQ and not covered by sale_gap volume.
+    lost: usize,
+    /// True sales not at HQ but covered exactly by sale_gap volume.
+    gap_reported: usize,
+    /// HQ sales beyond one per true sale (after dedupe by id), or matching no true sale.
+    duplicated: usize,
+    /// Missing seqs below the highest per stream (own check + hq-consumer's).
+    seq_gaps: u64,
+    /// The same seq with two ids (hq-consumer).
+    conflicts: u64,
+    /// sale_gap volume with no unreported sale behind it (0.01 l).
+    excess_gap_cl: i64,
+    /// Redeliveries of an id already seen (at-least-once: allowed).
+    redeliveries: u64,
+    max_rss_kb: u64,
+    panics: usize,
+    agent_starts: u32,
+    unexpected_exits: Vec<String>,
+    notes: Vec<String>,
+    lost_detail: Vec<String>,
+}
+
+fn centi(v: &Value) -> i64 {
+    let s = match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let (neg, s) = s
+        .strip_prefix('-')
+        .map_or((false, s.as_str()), |r| (true, r));
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    let mut frac = frac.to_string();
+    while frac.len() < 2 {
+        frac.push('0');
+    }
+    let v = int.parse::<i64>().unwrap_or(0) * 100 + frac[..2].parse::<i64>().unwrap_or(0);
+    if neg {
+        -v
+    } else {
+        v
+    }
+}
+
+fn analyse(truth: &str, raw: &[(String, String)], summary: &Value) -> Outcome {
+    let mut o = Outcome::default();
+    type Key = (u64, u64, i64, i64, i64);
+    let key = |v: &Value| -> Key {
+        (
+            v["fp"].as_u64().unwrap_or(0),
+            v["nozzle"].as_u64().unwrap_or(0),
+            centi(&v["volume"]),
+            centi(&v["amount"]),
+            centi(&v["price"]),
+        )
+    };
+    let mut want: BTreeMap<Key, usize> = BTreeMap::new();
+    let mut lost_fill_cl: BTreeMap<(u64, u64), i64> = BTreeMap::new();
+    for line in truth.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line).expect("sales log line is JSON");
+        match v["kind"].as_str() {
+            Some("sale") => {
+                o.true_sales += 1;
+                *want.entry(key(&v)).or_default() += 1;
+            }
+            _ => {
+                *lost_fill_cl
+                    .entry((v["fp"].as_u64().unwrap(), v["nozzle"].as_u64().unwrap()))
+                    .or_default() += centi(&v["volume"])
+            }
+        }
+    }
+    // HQ: dedupe by id; seqs per stream.
+    let mut seen: HashMap<String, Value> = HashMap::new();
+    let mut seqs: BTreeMap<String, std::collections::BTreeSet<u64>> = BTreeMap::new();
+    let mut got: BTreeMap<Key, usize> = BTreeMap::new();
+    let mut gap_cl: BTreeMap<(u64, u64), i64> = BTreeMap::new();
+    for (topic, payload) in raw {
+        let Ok(env) = serde_json::from_str::<Value>(payload) else {
+            o.notes.push(format!("malformed message on {topic}"));
+            continue;
+        };
+        let id = env["id"].as_str().unwrap_or_default().to_string();
+        if seen.contains_key(&id) {
+            o.redeliveries += 1;
+            continue;
+        }
+        let stream = env["stream"].as_str().unwrap_or_default().to_string();
+        seqs.entry(stream.clone())
+            .or_default()
+            .insert(env["seq"].as_u64().unwrap_or(0));
+        let body = &env["body"];
+        match stream.as_str() {
+            "sale" => {
+                o.hq_sales += 1;
+                *got.entry(key(body)).or_default() += 1;
+            }
+            "sale_gap" => {
+                *gap_cl
+                    .entry((
+                        body["fp"].as_u64().unwrap(),
+                        body["nozzle"].as_u64().unwrap(),
+                    ))
+                    .or_default() += centi(&body["missing_volume"])
+            }
+            _ => {}
+        }
+        seen.insert(id, env);
+    }
+    for (stream, s) in &seqs {
+        let max = s.iter().max().copied().unwrap_or(0);
+        let missing = max - s.len() as u64;
+        if missing > 0 {
+            let holes: Vec<u64> = (1..=max).filter(|q| !s.contains(q)).take(10).collect();
+            o.notes.push(format!(
+                "stream {stream}: {missing} seqs missing, e.g. {holes:?}"
+            ));
+        }
+        o.seq_gaps += missing;
+    }
+    // hq-consumer's own view.
+    if let Some(streams) = summary["streams"].as_object() {
+        let mut consumer_missing = 0;
+        for (name, s) in streams {
+            consumer_missing += s["missing"].as_u64().unwrap_or(0);
+            o.conflicts += s["conflicts"].as_u64().unwrap_or(0);
+            if s["missing"].as_u64().unwrap_or(0) > 0 {
+                o.notes
+                    .push(format!("hq-consumer: {name} gaps {}", s["gaps"]));
+            }
+        }
+        o.seq_gaps = o.seq_gaps.max(consumer_missing);
+    } else {
+        o.notes.push("no summary from hq-consumer".into());
+    }
+    // Sales: exactly once, or covered by sale_gap volume on their (fp, nozzle).
+    let mut unreported: BTreeMap<(u64, u64), (i64, usize, Vec<String>)> = BTreeMap::new();
+    for (k, &n) in &want {
+        let g = got.get(k).copied().unwrap_or(0);
+        if g < n {
+            let e = unreported.entry((k.0, k.1)).or_default();
+            e.0 += k.2 * (n - g) as i64;
+            e.1 += n - g;
+            e.2.push(format!(
+                "fp {} nozzle {} {}.{:02} l",
+                k.0,
+                k.1,
+                k.2 / 100,
+                k.2 % 100
+            ));
+        }
+    }
+    for (k, &g) in &got {
+        let n = want.get(k).copied().unwrap_or(0);
+        if g > n {
+            o.duplicated += g - n;
+            o.notes.push(format!(
+                "HQ has {g} sale(s) fp {} nozzle {} volume {} for {n} true one(s)",
+                k.0, k.1, k.2
+            ));
+        }
+    }
+    let mut nozzles: Vec<(u64, u64)> = unreported.keys().copied().collect();
+    nozzles.extend(gap_cl.keys().copied());
+    nozzles.extend(lost_fill_cl.keys().copied());
+    nozzles.sort();
+    nozzles.dedup();
+    for nz in nozzles {
+        let (sales_cl, count, detail) = unreported.get(&nz).cloned().unwrap_or_default();
+        let expected = sales_cl + lost_fill_cl.get(&nz).copied().unwrap_or(0);
+        let gap = gap_cl.get(&nz).copied().unwrap_or(0);
+        if gap == expected {
+            o.gap_reported += count;
+        } else if gap < expected {
+            o.lost += count;
+            o.lost_detail.push(format!(
+                "fp {} nozzle {}: unreported {} cl (sales {:?}), sale_gap only {} cl",
+                nz.0, nz.1, expected, detail, gap
+            ));
+            if count == 0 {
+                o.notes.push(format!(
+                    "fp {} nozzle {}: lost fills of {expected} cl not covered by sale_gap ({gap} cl)",
+                    nz.0, nz.1
+                ));
+            }
+        } else {
+            o.excess_gap_cl += gap - expected;
+            o.gap_reported += count;
+            o.notes.push(format!(
+                "fp {} nozzle {}: sale_gap {} cl > unreported {} cl",
+                nz.0, nz.1, gap, expected
+            ));
+        }
+    }
+    o
+}
+
+static REPORT: Mutex<Vec<Outcome>> = Mutex::new(Vec::new());
+
+fn table(rows: &[Outcome]) -> String {
+    let mut s = format!(
+        "{:<22} {:<58} {:>6} {:>6} {:>5} {:>8} {:>5} {:>5} {:>9} {:>7} {:>6}\n",
+        "scenario",
+        "faults injected",
+        "sales",
+        "at HQ",
+        "lost",
+        "gap-rep",
+        "dup",
+        "gaps",
+        "maxRSS MB",
+        "panics",
+        "starts"
+    );
+    for o in rows {
+        s += &format!(
+            "{:<22} {:<58} {:>6} {:>6} {:>5} {:>8} {:>5} {:>5} {:>9.1} {:>7} {:>6}\n",
+            o.scenario,
+            o.faults,
+            o.true_sales,
+            o.hq_sales,
+            o.lost,
+            o.gap_reported,
+            o.duplicated,
+            o.seq_gaps + o.conflicts,
+            o.max_rss_kb as f64 / 1024.0,
+            o.panics,
+            o.agent_starts
+        );
+    }
+    s
+}
+
+/// Prints the table (this scenario and all before it in this run), appends it to the report
+/// file, then asserts the invariants.
+fn report_and_check(o: Outcome, rig: &Rig, min_sales: usize, extra: &[(bool, String)]) {
+    let mut all = REPORT.lock().unwrap_or_else(|p| p.into_inner());
+    all.push(o.clone());
+    let mut text = table(&all);
+    for n in o.notes.iter().chain(&o.lost_detail) {
+        text += &format!("  [{}] {n}\n", o.scenario);
+    }
+    for e in &o.unexpected_exits {
+        text += &format!("  [{}] agent exit: {e}\n", o.scenario);
+    }
+    eprintln!("\n{text}");
+    println!("\n{text}");
+    if let Ok(mut f) = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(repo_root().join("target/reliability-report.txt"))
+    {
+        let _ = writeln!(f, "--- {} (long={})\n{text}", o.scenario, long_profile());
+    }
+    let log = rig.agent.log_tail();
+    for (ok, why) in extra {
+        assert!(*ok, "[{}] {why}", o.scenario);
+    }
+    assert!(
+        o.true_sales >= min_sales,
+        "[{}] only {} true sales (want >= {min_sales})",
+        o.scenario,
+        o.true_sales
+    );
+    assert_eq!(o.panics, 0, "[{}] agent panicked:\n{log}", o.scenario);
+    assert_eq!(
+        o.lost, 0,
+        "[{}] sales lost: {:?}\n{log}",
+        o.scenario, o.lost_detail
+    );
+    assert_eq!(
+        o.duplicated, 0,
+        "[{}] sales duplicated: {:?}",
+        o.scenario, o.notes
+    );
+    assert_eq!(o.seq_gaps, 0, "[{}] seq gaps: {:?}", o.scenario, o.notes);
+    assert_eq!(o.conflicts, 0, "[{}] seq conflicts", o.scenario);
+    assert_eq!(
+        o.excess_gap_cl, 0,
+        "[{}] sale_gap over-reports: {:?}",
+        o.scenario, o.notes
+    );
+    assert!(
+        o.max_rss_kb < MAX_RSS_KB,
+        "[{}] agent peak RSS {} kB",
+        o.scenario,
+        o.max_rss_kb
+    );
+}
+
+fn sched_end(fills: &[Fill]) -> f64 {
+    last_end(fills)
+}
+
+// ------------------------------------------------------------------------------------------
+// Scenarios
+
+/// kill -9 of the agent every few seconds during a rush hour on 4 fuelling points.
+#[test]
+fn kill9_during_rush_hour() {
+    let _serial = serial();
+    let long = long_profile();
+    let (until, min_sales) = if long { (480.0, 300) } else { (40.0, 20) };
+    let mut rig = Rig::new(RigOptions::default());
+    let fills = rush(7, 4.0, until);
+    rig.agent.start();
+    rig.start_sim(&fills, &[]);
+    let mut rng = Rng::new(99);
+    let (mut kills, mut kills_pending, mut kills_held) = (0, 0, 0);
+    rig.run_for(Duration::from_secs(5));
+    while rig.sim_time() < until {
+        rig.run_for(Duration::from_secs_f64(rng.range(2.0, 5.0)));
+        rig.agent.kill9();
+        kills += 1;
+        if let Some((pending, held)) = rig.outbox_counts() {
+            kills_pending += usize::from(pending > 0);
+            kills_held += usize::from(held > 0);
+        }
+        std::thread::sleep(Duration::from_secs_f64(rng.range(0.2, 1.0)));
+        rig.agent.start();
+    }
+    rig.drain(sched_end(&fills));
+    let faults =
+        format!("{kills} kill -9 ({kills_pending} w/ unacked records, {kills_held} w/ held sales)");
+    let (o, rig) = rig.finish("kill9_rush_hour", faults);
+    report_and_check(o, &rig, min_sales, &[]);
+}
+
+/// The broker is down for a long time while sales continue, then comes back.
+#[test]
+fn broker_outage_while_selling() {
+    let _serial = serial();
+    let long = long_profile();
+    let (until, down_at, up_at, min_sales) = if long {
+        (200.0, 10.0, 150.0, 100)
+    } else {
+        (36.0, 8.0, 30.0, 20)
+    };
+    let mut rig = Rig::new(RigOptions::default());
+    let fills = rush(11, 4.0, until);
+    rig.agent.start();
+    rig.start_sim(&fills, &[]);
+    rig.run_for(Duration::from_secs_f64(down_at));
+    let mut broker = rig.broker.take().unwrap();
+    broker.terminate(Duration::from_secs(10));
+    rig.run_for(Duration::from_secs_f64(up_at - down_at));
+    let depth = rig.outbox_counts().map_or(0, |c| c.0);
+    rig.broker = Some(start_mosquitto_persistent(rig.dir.path(), rig.port));
+    rig.drain(sched_end(&fills));
+    let faults = format!(
+        "broker down {:.0} s ({depth} records queued at the end)",
+        up_at - down_at
+    );
+    let (mut o, rig) = rig.finish("broker_outage", faults);
+    if depth == 0 {
+        o.notes.push("nothing queued during the outage?".into());
+    }
+    let extra = [(
+        depth > 0,
+        "the outbox should have queued records while the broker was down".to_string(),
+    )];
+    report_and_check(o, &rig, min_sales, &extra);
+}
+
+/// kill -9 at random times while the broker is frozen now and then (SIGSTOP), so kills land
+/// between the outbox commit and the PUBACK; then a torn-WAL check on copies of the outbox.
+#[test]
+fn kills_between_write_and_publish_and_torn_wal() {
+    let _serial = serial();
+    let long = long_profile();
+    let (until, min_sales) = if long { (240.0, 150) } else { (32.0, 15) };
+    let mut rig = Rig::new(RigOptions::default());
+    let fills = rush(23, 4.0, until);
+    rig.agent.start();
+    rig.start_sim(&fills, &[]);
+    let mut rng = Rng::new(5);
+    let (mut kills, mut kills_pending, mut kills_held, mut frozen) = (0, 0, 0, 0);
+    let mut copies = Vec::new();
+    rig.run_for(Duration::from_secs(5));
+    while rig.sim_time() < until {
+        let freeze = rng.unit() < 0.6;
+        let broker_pid = rig.broker.as_ref().unwrap().child.id();
+        if freeze {
+            send_signal(broker_pid, "STOP");
+            frozen += 1;
+        }
+        rig.run_for(Duration::from_secs_f64(rng.range(1.5, 4.0)));
+        rig.agent.kill9();
+        kills += 1;
+        if let Some((pending, held)) = rig.outbox_counts() {
+            kills_pending += usize::from(pending > 0);
+            kills_held += usize::from(held > 0);
+            // Keep a copy of the outbox as the kill left it (db + WAL) for the torn-WAL check.
+            if pending > 0 && copies.len() < 4 {
+                let c = rig.dir.path().join(format!("copy-{kills}"));
+                std::fs::create_dir_all(&c).unwrap();
+                for suffix in ["", "-wal"] {
+                    let from = PathBuf::from(format!("{}{suffix}", rig.outbox_path().display()));
+                    if from.exists() {
+                        std::fs::copy(&from, c.join(format!("outbox.sqlite{suffix}"))).unwrap();
+                    }
+                }
+                copies.push(c);
+            }
+        }
+        if freeze {
+            send_signal(broker_pid, "CONT");
+        }
+        std::thread::sleep(Duration::from_secs_f64(rng.range(0.1, 0.6)));
+        rig.agent.start();
+    }
+    rig.drain(sched_end(&fills));
+    let torn = torn_wal_checks(&copies, &mut rng);
+    let faults = format!(
+        "{kills} kill -9, {frozen} broker freezes; {kills_pending} kills w/ unacked, {kills_held} w/ held; {torn} torn WALs"
+    );
+    let (o, rig) = rig.finish("kill_write_publish", faults);
+    let extra = [
+        (
+            kills_pending > 0,
+            "no kill landed between the outbox commit and the PUBACK".to_string(),
+        ),
+        (torn > 0, "no torn-WAL case was checked".to_string()),
+    ];
+    report_and_check(o, &rig, min_sales, &extra);
+}
+
+/// Truncates / corrupts the WAL of outbox copies at several points; each must open, read, and
+/// hold a gap-free prefix of every stream (records + archive = 1..=max), and the next append
+/// must take max + 1.
+fn torn_wal_checks(copies: &[PathBuf], rng: &mut Rng) -> usize {
+    let mut checked = 0;
+    for c in copies {
+        let wal = c.join("outbox.sqlite-wal");
+        let Ok(len) = std::fs::metadata(&wal).map(|m| m.len()) else {
+            continue;
+        };
+        if len == 0 {
+            continue;
+        }
+        let mut cuts: Vec<(String, u64, bool)> = vec![
+            (
+                "truncate mid-last-frame".into(),
+                len.saturating_sub(100),
+                false,
+            ),
+            (
+                "corrupt tail 100 bytes".into(),
+                len.saturating_sub(100),
+                true,
+            ),
+            ("truncate to header".into(), 32.min(len), false),
+        ];
+        for _ in 0..3 {
+            cuts.push(("truncate random".into(), rng.next() % len, false));
+            cuts.push(("corrupt random".into(), rng.next() % len, true));
+        }
+        for (what, at, corrupt) in cuts {
+            let t = c.join(format!("torn-{checked}"));
+            std::fs::create_dir_all(&t).unwrap();
+            std::fs::copy(c.join("outbox.sqlite"), t.join("outbox.sqlite")).unwrap();
+            let mut bytes = std::fs::read(&wal).unwrap();
+            if corrupt {
+                let end = (at as usize + 100).min(bytes.len());
+                for b in &mut bytes[at as usize..end] {
+                    *b ^= 0x5A;
+                }
+            } else {
+                bytes.truncate(at as usize);
+            }
+            std::fs::write(t.join("outbox.sqlite-wal"), &bytes).unwrap();
+            check_outbox_prefix(
+                &t.join("outbox.sqlite"),
+                &format!("{what} at {at} of {len}"),
+            );
+            checked += 1;
+        }
+    }
+    checked
+}
+
+fn check_outbox_prefix(db: &Path, what: &str) {
+    let ob = outbox::Outbox::open(db).unwrap_or_else(|e| panic!("{what}: cannot open: {e}"));
+    ob.held().unwrap_or_else(|e| panic!("{what}: held: {e}"));
+    // Archive back into the queue, then everything per stream.
+    for stream in ["sale", "nozzle", "pump", "sale_gap"] {
+        ob.resend(stream, 1)
+            .unwrap_or_else(|e| panic!("{what}: resend: {e}"));
+    }
+    let all = ob
+        .pending(None, 1_000_000)
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let mut by_stream: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for r in &all {
+        by_stream.entry(r.stream.clone()).or_default().push(r.seq);
+    }
+    for (stream, mut seqs) in by_stream {
+        seqs.sort();
+        let expect: Vec<u64> = (1..=seqs.len() as u64).collect();
+        assert_eq!(
+            seqs, expect,
+            "{what}: stream {stream} is not a gap-free prefix"
+        );
+        let next = ob
+            .append(&stream, "t", &serde_json::json!({}))
+            .unwrap_or_else(|e| panic!("{what}: append: {e}"));
+        assert_eq!(
+            next.seq,
+            seqs.len() as u64 + 1,
+            "{what}: next seq of {stream}"
+        );
+    }
+    let check = Command::new("sqlite3")
+        .arg(db)
+        .arg("PRAGMA integrity_check;")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&check.stdout).trim(),
+        "ok",
+        "{what}: integrity"
+    );
+}
+
+/// Serial faults: corrupted bytes at 1e-3 and 1e-2, the simulator restarted mid-fill, the pty
+/// pair disappearing and coming back under the same names.
+#[test]
+fn serial_line_faults() {
+    let _serial = serial();
+    let long = long_profile();
+    let phase_s = if long { 90.0 } else { 12.0 };
+    let mut rig = Rig::new(RigOptions::default());
+    rig.agent.start();
+    let mut faults = Vec::new();
+
+    for (i, rate) in ["1e-3", "1e-2"].into_iter().enumerate() {
+        let fills = rush(31 + i as u64, 3.0, 3.0 + phase_s);
+        rig.start_sim(&fills, &["--corrupt-rate", rate]);
+        // Let this phase's last fill be collected before the next simulator takes the line.
+        rig.run_for(Duration::from_secs_f64(sched_end(&fills) + 4.0));
+        rig.kill_sim();
+        faults.push(format!("corrupt {rate}"));
+    }
+
+    // Simulator restarted mid-fill: a long fill on fp 1, killed in its middle.
+    let mut fills = rush(41, 3.0, 3.0 + phase_s / 2.0);
+    fills.retain(|f| f.fp != 1);
+    let mid_end = sched_end(&fills) + 6.0;
+    fills.push(Fill {
+        fp: 1,
+        nozzle: 1,
+        start_s: sched_end(&fills) - 1.0,
+        end_s: mid_end,
+        centilitres: 4242,
+    });
+    rig.start_sim(&fills, &[]);
+    // Everything but the long fill done and collected, then the kill in the middle of it.
+    rig.run_for(Duration::from_secs_f64(mid_end - 3.0));
+    rig.kill_sim();
+    faults.push("sim killed mid-fill".into());
+    std::thread::sleep(Duration::from_secs(1));
+    let fills = rush(43, 3.0, 3.0 + phase_s / 2.0);
+    rig.start_sim(&fills, &[]);
+    rig.run_for(Duration::from_secs_f64(sched_end(&fills) + 4.0));
+
+    // The pty pair disappears (socat killed: the simulator loses its end too) and comes back
+    // under the same names; the simulator is started again.
+    let mut socat = rig.socat.take().unwrap();
+    send_signal(socat.child.id(), "KILL");
+    let _ = socat.child.wait();
+    rig.kill_sim();
+    rig.run_for(Duration::from_secs(3));
+    rig.socat = Some(pty_pair_at(&rig.pty_sim, &rig.pty_agent));
+    faults.push("pty gone 3 s".into());
+    let fills = rush(47, 3.0, 3.0 + phase_s / 2.0);
+    rig.start_sim(&fills, &[]);
+    rig.drain(sched_end(&fills));
+    let (o, rig) = rig.finish("serial_faults", faults.join(", "));
+    report_and_check(o, &rig, 20, &[]);
+}
+
+/// The camera's video replaced by garbage, then by an empty file, then restored: the agent keeps
+/// running and every sale still arrives.
+#[test]
+fn camera_faults() {
+    let _serial = serial();
+    let until = if long_profile() { 90.0 } else { 22.0 };
+    let mut rig = Rig::new(RigOptions::default());
+    let video = rig.video.clone().unwrap();
+    let good = std::fs::read(&video).unwrap();
+    let fills = rush(53, 3.0, until);
+    rig.agent.start();
+    rig.start_sim(&fills, &[]);
+    rig.run_for(Duration::from_secs(6));
+    let mut rng = Rng::new(3);
+    let garbage: Vec<u8> = (0..good.len()).map(|_| rng.next() as u8).collect();
+    // In place: the camera's open file becomes garbage too.
+    std::fs::write(&video, &garbage).unwrap();
+    rig.run_for(Duration::from_secs_f64(until / 4.0));
+    std::fs::write(&video, b"").unwrap();
+    rig.run_for(Duration::from_secs_f64(until / 4.0));
+    std::fs::write(&video, &good).unwrap();
+    rig.drain(sched_end(&fills));
+    let exits = rig.agent.unexpected_exits.len();
+    let (o, rig) = rig.finish(
+        "camera_faults",
+        "video -> garbage -> empty file -> restored".into(),
+    );
+    let extra = [(
+        exits == 0,
+        format!(
+            "the agent stopped on camera faults: {:?}",
+            o.unexpected_exits
+        ),
+    )];
+    report_and_check(o, &rig, 10, &extra);
+}
+
+/// The data dir on a small tmpfs that fills up while sales go on; space returns later. The
+/// outbox must stay intact and the agent must resume.
+#[test]
+fn disk_full() {
+    let _serial = serial();
+    let mnt = tempfile::tempdir().unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+        .arg(mnt.path())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("disk_full: SKIPPED (cannot mount a tmpfs here: not root?)");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.path().to_path_buf());
+    let data = mnt.path().join("data");
+    let until = if long_profile() { 120.0 } else { 34.0 };
+    let mut rig = Rig::new(RigOptions {
+        data_dir: Some(data.clone()),
+        ..RigOptions::default()
+    });
+    let fills = rush(61, 3.0, until);
+    rig.agent.start();
+    rig.start_sim(&fills, &[]);
+    rig.run_for(Duration::from_secs(8));
+    // Fill the disk.
+    let filler = mnt.path().join("filler");
+    {
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.sync_all();
+    }
+    let full_s = until / 3.0;
+    rig.run_for(Duration::from_secs_f64(full_s));
+    let exits_while_full = rig.agent.unexpected_exits.len();
+    std::fs::remove_file(&filler).unwrap();
+    rig.drain(sched_end(&fills));
+    let (mut o, rig) = rig.finish(
+        "disk_full",
+        format!("tmpfs full {full_s:.0} s ({exits_while_full} agent exits)"),
+    );
+    let check = Command::new("sqlite3")
+        .arg(data.join("outbox.sqlite"))
+        .arg("PRAGMA integrity_check;")
+        .output()
+        .unwrap();
+    let integrity = String::from_utf8_lossy(&check.stdout).trim().to_string();
+    if integrity != "ok" {
+        o.notes.push(format!("integrity_check: {integrity}"));
+    }
+    let extra = [(
+        integrity == "ok",
+        format!("outbox corrupted by a full disk: {integrity}"),
+    )];
+    report_and_check(o, &rig, 15, &extra);
+}
+
+/// Malformed MQTT commands and oversized payloads while sales go on: each is refused (or
+/// ignored), the agent keeps running, answers a ping afterwards, and every sale arrives.
+#[test]
+fn bad_mqtt_commands() {
+    let _serial = serial();
+    let mut rig = Rig::new(RigOptions::default());
+    let fills = rush(71, 3.0, 24.0);
+    rig.agent.start();
+    rig.start_sim(&fills, &[]);
+    rig.run_for(Duration::from_secs(5));
+    let port = rig.port.to_string();
+    let replies_path = rig.dir.path().join("replies.txt");
+    let mut replies = Proc::spawn(
+        "mosquitto_sub",
+        Command::new("mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", &port, "-q", "1", "-v"])
+            .args(["-t", &format!("forecourt/{STATION}/cmd/+/reply")])
+            .stdout(std::fs::File::create(&replies_path).unwrap()),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let big = |n: usize| format!("{{\"id\":\"big\",\"pad\":\"{}\"}}", "x".repeat(n));
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let payloads: Vec<(&str, String, bool)> = vec![
+        ("ping", "not json".into(), false),
+        ("ping", "".into(), false),
+        ("ping", "[1,2,3]".into(), false),
+        ("ping", "{\"id\": 5}".into(), false),
+        ("ping", "{\"id\": \"\"}".into(), false),
+        ("ping", format!("{{\"id\": \"{}\"}}", "i".repeat(5000)), false),
+        ("ping", "{\"id\":\"a\",\"id\":\"b\"}".into(), false),
+        ("resend", "{\"id\":\"r\",\"stream\":\"sale\",\"from_seq\":0}".into(), false),
+        ("resend", "{\"id\":\"r\",\"stream\":\"../x\",\"from_seq\":1}".into(), false),
+        ("resend", "{\"id\":\"r\",\"stream\":\"sale\",\"from_seq\":-1}".into(), false),
+        ("resend", "{\"id\":\"r\",\"stream\":\"sale\",\"from_seq\":1e300}".into(), false),
+        ("plate_correction", "{\"id\":\"c\",\"sale_id\":\"nope\",\"plate\":\"A\"}".into(), false),
+        ("plate_correction", format!("{{\"id\":\"c\",\"sale_id\":\"0b6f3c1e-8d2a-4f57-9a51-3f0c2e7d9b10\",\"plate\":\"{}\"}}", "京".repeat(40)), false),
+        ("record_trace", "{\"id\":\"t\",\"minutes\":100000}".into(), false),
+        ("reload_config", "{\"id\":\"x\",\"extra\":1}".into(), false),
+        ("no_such_command", "{\"id\":\"u\"}".into(), false),
+        ("ping", deep, false),
+        ("ping", big(70 * 1024), false),
+        ("ping", big(3 * 1024 * 1024), false),
+        ("ping", "{\"id\":\"retained\"}".into(), true),
+    ];
+    let mut sent = 0;
+    for (name, payload, retain) in &payloads {
+        let file = rig.dir.path().join("payload.bin");
+        std::fs::write(&file, payload).unwrap();
+        let mut cmd = Command::new("mosquitto_pub");
+        cmd.args(["-h", "127.0.0.1", "-p", &port, "-q", "1"])
+            .args(["-t", &format!("forecourt/{STATION}/cmd/{name}")])
+            .arg("-f")
+            .arg(&file);
+        if *retain {
+            cmd.arg("-r");
+        }
+        if cmd.status().is_ok_and(|s| s.success()) {
+            sent += 1;
+        }
+        rig.agent.supervise(rig.t0);
+    }
+    // Binary garbage and a command one level too deep.
+    let file = rig.dir.path().join("payload.bin");
+    std::fs::write(&file, [0xff, 0xfe, 0x00, 0x80, 0xc3]).unwrap();
+    for topic in ["ping", "ping/extra"] {
+        let _ = Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &port, "-q", "1"])
+            .args(["-t", &format!("forecourt/{STATION}/cmd/{topic}")])
+            .arg("-f")
+            .arg(&file)
+            .status();
+        sent += 1;
+    }
+    // Clear the retained command again.
+    let _ = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port, "-q", "1", "-r", "-n"])
+        .args(["-t", &format!("forecourt/{STATION}/cmd/ping")])
+        .status();
+    // Still answering?
+    let mut answered = false;
+    let until = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < until && !answered {
+        let _ = Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &port, "-q", "1"])
+            .args([
+                "-t",
+                &format!("forecourt/{STATION}/cmd/ping"),
+                "-m",
+                "{\"id\":\"alive\"}",
+            ])
+            .status();
+        rig.run_for(Duration::from_secs(1));
+        answered = std::fs::read_to_string(&replies_path)
+            .is_ok_and(|s| s.contains("\"alive\"") && s.contains("\"ok\":true"));
+    }
+    replies.terminate(Duration::from_secs(2));
+    let reply_text = std::fs::read_to_string(&replies_path).unwrap_or_default();
+    let refused = reply_text.matches("\"ok\":false").count();
+    rig.drain(sched_end(&fills));
+    let exits = rig.agent.unexpected_exits.clone();
+    let (mut o, rig) = rig.finish(
+        "bad_mqtt_commands",
+        format!("{sent} bad commands ({refused} refused replies)"),
+    );
+    if !answered {
+        o.notes.push("no ping reply after the bad commands".into());
+    }
+    let extra = [
+        (
+            answered,
+            format!("the agent no longer answers commands:\n{reply_text}"),
+        ),
+        (
+            exits.is_empty(),
+            format!("the agent exited on bad commands: {exits:?}"),
+        ),
+        (
+            !reply_text.contains("\"retained\""),
+            "a retained command was answered".to_string(),
+        ),
+    ];
+    report_and_check(o, &rig, 10, &extra);
+}
