@@ -135,13 +135,16 @@ fn config_with_wrong_types_is_refused_clearly() {
     }
 }
 
+/// A file written into the test's model folder: name and contents.
+type ModelFile = (&'static str, Vec<u8>);
+
 #[test]
 fn model_files_that_are_not_onnx_stop_the_agent_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let (_broker, port) = start_mosquitto(dir.path());
     let (_socat, _sim_end, agent_end) = pty_pair(dir.path());
     let real = repo_root().join("models");
-    let cases: Vec<(&str, Vec<(&str, Vec<u8>)>)> = vec![
+    let cases: Vec<(&str, Vec<ModelFile>)> = vec![
         (
             "garbage .onnx files",
             vec![

@@ -74,8 +74,7 @@ pub(crate) async fn run_session(
     }
     // Room for every record in flight plus status messages, the subscription, replies, health
     // and the DISCONNECT, so `try_publish` of a record never finds the request channel full.
-    let (client, mut eventloop) =
-        AsyncClient::new(options, max_inflight + REQUEST_HEADROOM);
+    let (client, mut eventloop) = AsyncClient::new(options, max_inflight + REQUEST_HEADROOM);
     let mut network = NetworkOptions::new();
     network.set_connection_timeout(shared.config.connect_timeout_s.max(1));
     eventloop.set_network_options(network);
