@@ -131,6 +131,16 @@ fn two() -> u8 {
 }
 
 impl DartConfig {
+    /// The line as DART wants it: 8 data bits, odd parity, 1 stop bit (master and listener alike).
+    pub(crate) fn open_port(&self) -> Result<tokio_serial::SerialStream, tokio_serial::Error> {
+        use tokio_serial::SerialPortBuilderExt;
+        tokio_serial::new(self.port.to_string_lossy(), self.baud)
+            .data_bits(tokio_serial::DataBits::Eight)
+            .parity(tokio_serial::Parity::Odd)
+            .stop_bits(tokio_serial::StopBits::One)
+            .open_native_async()
+    }
+
     /// A config with defaults for everything but the port and the FPs.
     pub fn new(port: impl Into<PathBuf>, fps: Vec<FpConfig>) -> Self {
         DartConfig {

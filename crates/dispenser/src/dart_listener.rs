@@ -12,7 +12,7 @@ use dart_protocol::FrameDecoder;
 use forecourt_events::{now_millis, DispenserEvent};
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
-use tokio_serial::{SerialPortBuilderExt, SerialStream};
+use tokio_serial::SerialStream;
 
 use crate::config::{DartConfig, DartMode};
 use crate::driver::{DispenserDriver, DispenserError};
@@ -42,14 +42,6 @@ impl DartListener {
         })
     }
 
-    fn open_port(&self) -> Result<SerialStream, tokio_serial::Error> {
-        tokio_serial::new(self.cfg.port.to_string_lossy(), self.cfg.baud)
-            .data_bits(tokio_serial::DataBits::Eight)
-            .parity(tokio_serial::Parity::Odd)
-            .stop_bits(tokio_serial::StopBits::One)
-            .open_native_async()
-    }
-
     async fn run_inner(
         mut self,
         events: mpsc::Sender<DispenserEvent>,
@@ -61,7 +53,7 @@ impl DartListener {
             if *shutdown.borrow() {
                 return Ok(());
             }
-            match self.open_port() {
+            match self.cfg.open_port() {
                 Ok(port) => {
                     tracing::info!(port = %port_name, fps = self.cfg.fps.len(), "DART listener open (read only)");
                     backoff = BACKOFF_MIN;

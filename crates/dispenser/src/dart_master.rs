@@ -24,7 +24,7 @@ use forecourt_events::{now_millis, DispenserEvent, FpNumber};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tokio_serial::{SerialPortBuilderExt, SerialStream};
+use tokio_serial::SerialStream;
 
 use crate::config::{DartConfig, DartMode};
 use crate::driver::{DispenserDriver, DispenserError};
@@ -90,14 +90,6 @@ impl DartMaster {
         Ok(DartMaster { cfg, links })
     }
 
-    fn open_port(&self) -> Result<SerialStream, tokio_serial::Error> {
-        tokio_serial::new(self.cfg.port.to_string_lossy(), self.cfg.baud)
-            .data_bits(tokio_serial::DataBits::Eight)
-            .parity(tokio_serial::Parity::Odd)
-            .stop_bits(tokio_serial::StopBits::One)
-            .open_native_async()
-    }
-
     async fn run_inner(
         mut self,
         events: mpsc::Sender<DispenserEvent>,
@@ -109,7 +101,7 @@ impl DartMaster {
             if is_shutdown(&shutdown) {
                 return Ok(());
             }
-            match self.open_port() {
+            match self.cfg.open_port() {
                 Ok(port) => {
                     tracing::info!(port = %port_name, fps = self.links.len(), "DART line open");
                     backoff = BACKOFF_MIN;
