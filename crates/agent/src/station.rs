@@ -254,9 +254,10 @@ impl Station {
         if !sale.recovered {
             return false;
         }
+        // A recovered sale may not know its nozzle (0: the pump's answer had no DC3).
         let same = |held: &Sale| {
             held.fp == sale.fp
-                && held.nozzle == sale.nozzle
+                && (sale.nozzle == 0 || held.nozzle == sale.nozzle)
                 && held.volume.same_value(sale.volume)
                 && held.amount.same_value(sale.amount)
         };
