@@ -92,23 +92,29 @@ pub fn wait_until(timeout: Duration, what: &str, mut ready: impl FnMut() -> bool
 pub fn start_mosquitto(dir: &Path) -> (Proc, u16) {
     let port = free_port();
     let conf = dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+    let config = format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n");
+    (
+        spawn_mosquitto(&conf, &config, port, Duration::from_secs(10)),
+        port,
     )
-    .unwrap();
+}
+
+/// Writes `config` to `conf`, starts mosquitto with it and waits (up to `wait`) until `port`
+/// accepts.
+fn spawn_mosquitto(conf: &Path, config: &str, port: u16, wait: Duration) -> Proc {
+    std::fs::write(conf, config).unwrap();
     let proc = Proc::spawn(
         "mosquitto",
         Command::new("mosquitto")
             .arg("-c")
-            .arg(&conf)
+            .arg(conf)
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
     );
-    wait_until(Duration::from_secs(10), "mosquitto to listen", || {
+    wait_until(wait, "mosquitto to listen", || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
-    (proc, port)
+    proc
 }
 
 /// A socat pty pair: (guard, end a, end b).
@@ -155,27 +161,12 @@ pub fn start_mosquitto_persistent(dir: &Path, port: u16) -> Proc {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
     }
     let conf = dir.join("mosquitto-persistent.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
+    let config = format!(
+        "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
              persistence_location {}/\nautosave_interval 1\nmax_queued_messages 0\n",
-            dir.display()
-        ),
-    )
-    .unwrap();
-    let proc = Proc::spawn(
-        "mosquitto",
-        Command::new("mosquitto")
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
+        dir.display()
     );
-    wait_until(Duration::from_secs(15), "mosquitto to listen", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    proc
+    spawn_mosquitto(&conf, &config, port, Duration::from_secs(15))
 }
 
 /// A socat pty pair with the given link names (stale links from an earlier socat are removed
