@@ -15,11 +15,11 @@ use tokio::sync::{mpsc, watch};
 use tokio_serial::SerialStream;
 
 use crate::config::{DartConfig, DartMode};
-use crate::driver::{DispenserDriver, DispenserError};
+use crate::driver::{
+    is_shutdown, sleep_or_shutdown, DispenserDriver, DispenserError, BACKOFF_MAX, BACKOFF_MIN,
+};
 use crate::wire_observer::WireObserver;
 
-const BACKOFF_MIN: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Debounce deadlines are checked at least this often on a quiet wire.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -50,7 +50,7 @@ impl DartListener {
         let mut backoff = BACKOFF_MIN;
         let port_name = self.cfg.port.display().to_string();
         loop {
-            if *shutdown.borrow() {
+            if is_shutdown(&shutdown) {
                 return Ok(());
             }
             match self.cfg.open_port() {
@@ -69,11 +69,7 @@ impl DartListener {
                     tracing::warn!(port = %port_name, error = %e, retry_s = backoff.as_secs(), "cannot open DART line");
                 }
             }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = shutdown.changed() => {}
-            }
-            if *shutdown.borrow() || shutdown.has_changed().is_err() {
+            if sleep_or_shutdown(backoff, &mut shutdown).await {
                 return Ok(());
             }
             backoff = (backoff * 2).min(BACKOFF_MAX);

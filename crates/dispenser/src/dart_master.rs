@@ -27,10 +27,10 @@ use tokio::time::Instant;
 use tokio_serial::SerialStream;
 
 use crate::config::{DartConfig, DartMode};
-use crate::driver::{DispenserDriver, DispenserError};
+use crate::driver::{
+    is_shutdown, sleep_or_shutdown, DispenserDriver, DispenserError, BACKOFF_MAX, BACKOFF_MIN,
+};
 
-const BACKOFF_MIN: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// After this many NAKs for one of our blocks, restart the line (TX# 0) per the spec.
 const MAX_NAKS: u8 = 3;
 
@@ -357,20 +357,5 @@ fn on_silence(link: &mut FpLink, fp: FpNumber, cfg: &DartConfig, events: &mut Ve
             t: now_millis(),
             fp,
         });
-    }
-}
-
-fn is_shutdown(shutdown: &watch::Receiver<bool>) -> bool {
-    *shutdown.borrow()
-}
-
-/// Sleeps; true if shutdown was requested (or its sender dropped) meanwhile.
-async fn sleep_or_shutdown(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
-    if is_shutdown(shutdown) {
-        return true;
-    }
-    tokio::select! {
-        _ = tokio::time::sleep(d) => is_shutdown(shutdown),
-        changed = shutdown.changed() => changed.is_err() || is_shutdown(shutdown),
     }
 }

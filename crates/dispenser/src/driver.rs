@@ -1,6 +1,7 @@
 //! The driver abstraction: anything that turns a dispenser line into events.
 
 use std::future::Future;
+use std::time::Duration;
 
 use forecourt_events::DispenserEvent;
 use tokio::sync::{mpsc, watch};
@@ -22,4 +23,23 @@ pub trait DispenserDriver: Send + 'static {
         events: mpsc::Sender<DispenserEvent>,
         shutdown: watch::Receiver<bool>,
     ) -> impl Future<Output = Result<(), DispenserError>> + Send;
+}
+
+/// Reopening a lost or missing serial line: from 1 s, doubling, up to 30 s.
+pub(crate) const BACKOFF_MIN: Duration = Duration::from_secs(1);
+pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+pub(crate) fn is_shutdown(shutdown: &watch::Receiver<bool>) -> bool {
+    *shutdown.borrow()
+}
+
+/// Sleeps; true if shutdown was requested (or its sender dropped) meanwhile.
+pub(crate) async fn sleep_or_shutdown(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+    if is_shutdown(shutdown) {
+        return true;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => is_shutdown(shutdown),
+        changed = shutdown.changed() => changed.is_err() || is_shutdown(shutdown),
+    }
 }
