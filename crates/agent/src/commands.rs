@@ -22,11 +22,14 @@ pub struct LoadedConfig {
 }
 
 impl LoadedConfig {
-    pub fn read(path: PathBuf) -> Result<Self> {
+    /// Reads the file once: the checked config and the table a later reload compares with
+    /// come from the same text.
+    pub fn read(path: PathBuf) -> Result<(AgentConfig, Self)> {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let config = AgentConfig::from_text(&path, &text)?;
         let table = text.parse().context("config file")?;
-        Ok(LoadedConfig { path, table })
+        Ok((config, LoadedConfig { path, table }))
     }
 }
 
@@ -83,8 +86,7 @@ impl Station {
         let Some(loaded) = self.config.as_mut() else {
             anyhow::bail!("no config file to reload");
         };
-        let config = AgentConfig::load(&loaded.path)?;
-        let fresh = LoadedConfig::read(loaded.path.clone())?;
+        let (config, fresh) = LoadedConfig::read(loaded.path.clone())?;
         let keys: BTreeSet<&String> = loaded.table.keys().chain(fresh.table.keys()).collect();
         let changed: Vec<String> = keys
             .into_iter()

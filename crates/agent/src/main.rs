@@ -190,8 +190,7 @@ fn dart_decode(from: &str) -> Result<()> {
 }
 
 fn run(config_path: &std::path::Path, seconds: Option<u64>) -> Result<()> {
-    let config = AgentConfig::load(config_path)?;
-    let loaded = commands::LoadedConfig::read(config_path.to_path_buf())?;
+    let (config, loaded) = commands::LoadedConfig::read(config_path.to_path_buf())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

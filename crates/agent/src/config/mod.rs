@@ -137,7 +137,13 @@ impl AgentConfig {
     pub fn load(path: &Path) -> Result<AgentConfig> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
-        let mut config: AgentConfig = toml::from_str(&text).map_err(|e| {
+        Self::from_text(path, &text)
+    }
+
+    /// [`AgentConfig::load`] on text already read from `path` (relative paths and error
+    /// positions still refer to `path`).
+    pub fn from_text(path: &Path, text: &str) -> Result<AgentConfig> {
+        let mut config: AgentConfig = toml::from_str(text).map_err(|e| {
             let message = e.message().trim().to_string();
             let hint = if message.contains("unknown field") {
                 "check the spelling; config/agent.toml lists every key"
@@ -148,7 +154,7 @@ impl AgentConfig {
             };
             ConfigError::at_offset(
                 path,
-                &text,
+                text,
                 e.span().map(|s| s.start),
                 Problem::new(vec![], message).hint(hint),
             )
@@ -160,7 +166,7 @@ impl AgentConfig {
             .unwrap_or_else(|| PathBuf::from("."));
         let problems = config.problems();
         if !problems.is_empty() {
-            return Err(ConfigError::new(path, &text, problems).into());
+            return Err(ConfigError::new(path, text, problems).into());
         }
         Ok(config)
     }
