@@ -15,7 +15,9 @@ pub struct CameraStats {
     pub reconnects: AtomicU64,
     /// Failed attempts to open the source (missing file, unreachable stream, garbage data).
     pub open_failures: AtomicU64,
-    /// Capture threads the watchdog gave up on because they hung (in `read()` or `open()`).
+    /// Times a capture stopped making progress and was restarted: a stream read that hit its
+    /// timeout (open, but nothing sent), or a capture thread the watchdog gave up on because it
+    /// hung (in `read()` or `open()`).
     pub stalls: AtomicU64,
     /// Of those, how many are still blocked.
     pub abandoned_alive: AtomicU64,

@@ -54,11 +54,23 @@ pub struct CameraConfig {
 /// delivering frames) and a fresh one takes over.
 #[derive(Debug, Clone)]
 pub struct WatchdogConfig {
-    /// No frame, open attempt or backoff tick for this long means the capture is hung.
+    /// No frame, open attempt or backoff tick for this long means the capture is hung. Streams
+    /// also get OpenCV's FFmpeg open and read timeouts of three quarters of it, so a stream
+    /// that stops sending usually ends its own `read()` and reconnects before the watchdog acts.
     pub stall_timeout: Duration,
     /// Most abandoned threads left blocked at once; beyond this no new capture is started until
     /// one of them returns, so a source that always hangs cannot pile up threads.
     pub max_abandoned: usize,
+}
+
+/// OpenCV's FFmpeg open and read timeout for a stream under a watchdog of `stall_timeout`: three
+/// quarters of it, so a stalled `read()` (a server that keeps the connection open but sends
+/// nothing) or a hanging RTSP handshake returns `false` in time for the capture thread to count the
+/// stall and reconnect itself, and the thread is not abandoned. Without it FFmpeg waits 30 s.
+/// It also bounds how long one camera's hanging handshake holds up the others: OpenCV opens one
+/// FFmpeg capture at a time per process.
+fn stream_timeout(stall_timeout: Duration) -> Duration {
+    (stall_timeout * 3 / 4).max(Duration::from_millis(200))
 }
 
 impl Default for WatchdogConfig {
@@ -156,7 +168,11 @@ pub fn spawn_camera_watched(
     })
 }
 
-fn start_capture(config: &CameraConfig, shared: &Arc<Shared>) -> Option<Capture> {
+fn start_capture(
+    config: &CameraConfig,
+    stall_timeout: Duration,
+    shared: &Arc<Shared>,
+) -> Option<Capture> {
     let abandoned = Arc::new(AtomicBool::new(false));
     shared.beat();
     let spawned = std::thread::Builder::new()
@@ -165,7 +181,7 @@ fn start_capture(config: &CameraConfig, shared: &Arc<Shared>) -> Option<Capture>
             let (config, shared, abandoned) = (config.clone(), shared.clone(), abandoned.clone());
             move || {
                 let name = config.name.clone();
-                capture_loop(config, &shared, &abandoned)
+                capture_loop(config, stream_timeout(stall_timeout), &shared, &abandoned)
                     .unwrap_or_else(|e| warn!(camera = %name, error = %e, "capture thread ended"))
             }
         });
@@ -182,7 +198,7 @@ fn supervise(config: CameraConfig, watchdog: WatchdogConfig, shared: Arc<Shared>
     let stats = &shared.slot.stats;
     let tick =
         (watchdog.stall_timeout / 4).clamp(Duration::from_millis(20), Duration::from_millis(500));
-    let mut current = start_capture(&config, &shared);
+    let mut current = start_capture(&config, watchdog.stall_timeout, &shared);
     let mut abandoned: Vec<Capture> = Vec::new();
     while !shared.stop.load(Ordering::Relaxed) {
         std::thread::sleep(tick);
@@ -210,7 +226,7 @@ fn supervise(config: CameraConfig, watchdog: WatchdogConfig, shared: Arc<Shared>
             continue;
         }
         stats.reconnects.fetch_add(1, Ordering::Relaxed);
-        current = start_capture(&config, &shared);
+        current = start_capture(&config, watchdog.stall_timeout, &shared);
     }
     // Give a healthy capture thread a moment to notice the stop; a stuck one is left behind.
     if let Some(c) = current {
@@ -224,14 +240,21 @@ fn supervise(config: CameraConfig, watchdog: WatchdogConfig, shared: Arc<Shared>
     }
 }
 
-fn open(config: &CameraConfig) -> Result<VideoCapture, CameraError> {
+fn open(config: &CameraConfig, timeout: Duration) -> Result<VideoCapture, CameraError> {
     let ocv = |source| CameraError::OpenCv {
         camera: config.name.clone(),
         source,
     };
     let cap = match &config.source {
         SourceKind::Stream(url) => {
-            VideoCapture::from_file(url, videoio::CAP_FFMPEG).map_err(ocv)?
+            let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+            let params = opencv::core::Vector::<i32>::from_slice(&[
+                videoio::CAP_PROP_OPEN_TIMEOUT_MSEC,
+                ms,
+                videoio::CAP_PROP_READ_TIMEOUT_MSEC,
+                ms,
+            ]);
+            VideoCapture::from_file_with_params(url, videoio::CAP_FFMPEG, &params).map_err(ocv)?
         }
         SourceKind::File(path) => {
             VideoCapture::from_file(path.as_os_str(), videoio::CAP_FFMPEG).map_err(ocv)?
@@ -248,8 +271,10 @@ fn open(config: &CameraConfig) -> Result<VideoCapture, CameraError> {
 }
 
 /// Runs one capture thread until stop or until the supervisor replaces it (`abandoned`).
+/// `stream_timeout` bounds a stream's open and each of its reads (see `fn stream_timeout`).
 fn capture_loop(
     config: CameraConfig,
+    stream_timeout: Duration,
     shared: &Shared,
     abandoned: &AtomicBool,
 ) -> Result<(), CameraError> {
@@ -262,7 +287,8 @@ fn capture_loop(
     let mut paced = 0u32;
     while !quit() {
         shared.beat();
-        let mut cap = match open(&config) {
+        let opening = Instant::now();
+        let mut cap = match open(&config, stream_timeout) {
             Ok(cap) => cap,
             Err(e) => {
                 if quit() {
@@ -279,7 +305,8 @@ fn capture_loop(
         if quit() {
             return Ok(());
         }
-        info!(camera = %config.name, source = ?config.source, "camera opened");
+        let is_stream = matches!(config.source, SourceKind::Stream(_));
+        info!(camera = %config.name, source = ?config.source, open_ms = opening.elapsed().as_millis() as u64, "camera opened");
         slot.stats.connected.store(true, Ordering::Relaxed);
         // Files are paced at their own frame rate so they behave like a live camera.
         let pace = match config.source {
@@ -291,6 +318,10 @@ fn capture_loop(
             _ => None,
         };
         let mut in_run = 0u32;
+        // When a stream read last hit FFmpeg's read timeout, and how long it waited. That read
+        // itself may still return a frame (the decoder is drained of what it holds), so the read
+        // that fails, a moment later, can be quick.
+        let mut timed_out: Option<(Instant, Duration)> = None;
         loop {
             if quit() {
                 return Ok(());
@@ -303,11 +334,16 @@ fn capture_loop(
             }
             shared.beat();
             let mut image = opencv::core::Mat::default();
+            let reading = Instant::now();
             let ok = cap.read(&mut image).unwrap_or(false);
             let t = now_millis();
             if quit() {
                 // Replaced while blocked in read(): the new capture owns the slot now.
                 return Ok(());
+            }
+            let waited = reading.elapsed();
+            if is_stream && waited >= stream_timeout.mul_f32(0.9) {
+                timed_out = Some((Instant::now(), waited));
             }
             if !ok || image.empty() {
                 break;
@@ -327,7 +363,14 @@ fn capture_loop(
         if matches!(config.source, SourceKind::File(_)) && config.loop_file && in_run > 0 {
             continue; // end of the demo video: start it again
         }
-        warn!(camera = %config.name, frames = in_run, "camera stream ended; reconnecting");
+        match timed_out {
+            Some((at, waited)) if at.elapsed() < Duration::from_secs(1) => {
+                // FFmpeg gave up waiting: the stream is open but sends nothing.
+                warn!(camera = %config.name, frames = in_run, waited_ms = waited.as_millis() as u64, "camera stream stalled (read timed out); reconnecting");
+                slot.stats.stalls.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => warn!(camera = %config.name, frames = in_run, "camera stream ended; reconnecting"),
+        }
         (epoch, paced) = (Instant::now(), 0);
         slot.stats.reconnects.fetch_add(1, Ordering::Relaxed);
         sleep_unless_stopped(backoff, shared, abandoned);
