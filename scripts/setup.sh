@@ -18,6 +18,8 @@ APT_PACKAGES=(
   mosquitto mosquitto-clients                           # local broker for the demo and the tests
   socat                                                 # pty pairs for the simulated pumps
   ffmpeg fonts-wqy-zenhei                               # demo/test videos with rendered Chinese plates
+  python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
+    gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly # local RTSP server for the camera tests (x264enc: ugly)
   unzip ca-certificates systemd                        # systemd-analyze checks the unit in tests
 )
 
