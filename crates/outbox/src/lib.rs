@@ -28,8 +28,11 @@ use record::Envelope;
 /// How long a call waits for another connection's write lock before failing with "busy".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Handle to the outbox file. Cheap to clone; clones share one connection, so calls from
-/// several threads are serialised (each call is one short statement or transaction).
+/// Handle to the outbox file. Cheap to clone; clones share two connections: one for what the
+/// station writes (appends, held items, limits), one for the uplink's drain (reading pending
+/// records, deleting acknowledged ones), so a drain never waits for an append's disk sync nor
+/// the other way round beyond SQLite's own write lock. Calls on one connection are serialised
+/// (each is one short statement or transaction).
 #[derive(Clone)]
 pub struct Outbox {
     inner: Arc<Inner>,
@@ -37,7 +40,12 @@ pub struct Outbox {
 
 struct Inner {
     path: PathBuf,
+    /// `synchronous=FULL`: an append is on disk when it returns.
     conn: Mutex<Connection>,
+    /// `synchronous=NORMAL`: an ack's delete reaches the disk with the next sync (the next
+    /// append's commit or a checkpoint). Lost in a power cut, it only means the record is
+    /// published again, which HQ dedupes by id; the append path never relies on it.
+    drain: Mutex<Connection>,
     limits: OutboxLimits,
     /// [`CapState`] as of the last `enforce_limits`.
     cap_state: AtomicU8,
@@ -76,12 +84,18 @@ impl Outbox {
             path: path.clone(),
             source,
         })?;
-        configure(&conn, &path)?;
+        configure(&conn, &path, Durability::EveryCommit)?;
         schema::migrate(&mut conn, &path)?;
+        let drain = Connection::open(&path).map_err(|source| OutboxError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        configure(&drain, &path, Durability::NextSync)?;
         Ok(Outbox {
             inner: Arc::new(Inner {
                 path,
                 conn: Mutex::new(conn),
+                drain: Mutex::new(drain),
                 limits,
                 cap_state: AtomicU8::new(CapState::Ok.to_u8()),
                 dropped: AtomicU64::new(0),
@@ -252,7 +266,7 @@ impl Outbox {
     pub fn pending(&self, after: Option<i64>, limit: usize) -> Result<Vec<Record>, OutboxError> {
         let path = self.path();
         let err = |e| OutboxError::sqlite(path, "read pending records", e);
-        let conn = self.lock();
+        let conn = lock(&self.inner.drain);
         let mut stmt = conn
             .prepare_cached(
                 "SELECT pos, id, stream, seq, topic, payload, created FROM records
@@ -290,7 +304,7 @@ impl Outbox {
         }
         let path = self.path();
         let err = |e| OutboxError::sqlite(path, "delete acknowledged records", e);
-        let mut conn = self.lock();
+        let mut conn = lock(&self.inner.drain);
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err)?;
@@ -545,13 +559,14 @@ impl Outbox {
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock cannot leave a half-done write: an open transaction
-        // rolls back when dropped. So a poisoned lock is safe to keep using.
-        self.inner
-            .conn
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.inner.conn)
     }
+}
+
+fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // A panic while holding the lock cannot leave a half-done write: an open transaction
+    // rolls back when dropped. So a poisoned lock is safe to keep using.
+    conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The oldest records of unprotected streams whose removal takes away at least
@@ -607,8 +622,17 @@ fn consecutive_runs(positions: &[i64]) -> Vec<(i64, i64)> {
     runs
 }
 
-/// Connection settings that make an append survive power loss.
-fn configure(conn: &Connection, path: &Path) -> Result<(), OutboxError> {
+/// When a commit on a connection is on disk.
+#[derive(Clone, Copy)]
+enum Durability {
+    /// When the commit returns (appends: a record must survive a power cut).
+    EveryCommit,
+    /// With the next sync of the WAL by any connection (deletes of acknowledged records).
+    NextSync,
+}
+
+/// Connection settings; with [`Durability::EveryCommit`] an append survives power loss.
+fn configure(conn: &Connection, path: &Path, durability: Durability) -> Result<(), OutboxError> {
     let err = |op, e| OutboxError::sqlite(path, op, e);
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(|e| err("set the busy timeout", e))?;
@@ -622,9 +646,14 @@ fn configure(conn: &Connection, path: &Path) -> Result<(), OutboxError> {
             got: mode,
         });
     }
-    // FULL: in WAL mode, NORMAL may lose the last commits on power loss; FULL syncs each commit.
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(|e| err("set synchronous=FULL", e))?;
+    // FULL: in WAL mode, NORMAL may lose the last commits on power loss (never corrupts);
+    // FULL syncs each commit.
+    let synchronous = match durability {
+        Durability::EveryCommit => "FULL",
+        Durability::NextSync => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)
+        .map_err(|e| err("set the synchronous mode", e))?;
     Ok(())
 }
 
