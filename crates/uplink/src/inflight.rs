@@ -34,18 +34,22 @@ impl InflightTracker {
     }
 
     /// The client reports it wrote the next publish with `pkid` (0 means QoS 0: no ack coming).
-    pub fn written(&mut self, pkid: u16) {
+    ///
+    /// Errs when the pairing can no longer be trusted (a publish we did not hand over, or an id
+    /// reused before its ack): an ack could then delete a record the broker does not have, so
+    /// the caller must end the session; everything not deleted is sent again in the next one.
+    pub fn written(&mut self, pkid: u16) -> Result<(), String> {
         let Some(sent) = self.queued.pop_front() else {
-            tracing::warn!(pkid, "publish written that we did not hand over");
-            return;
+            return Err(format!("publish {pkid} written that was not handed over"));
         };
         if pkid == 0 {
-            return;
+            return Ok(());
         }
-        if let Some(replaced) = self.awaiting_ack.insert(pkid, sent) {
-            // rumqttc does not reuse an unacknowledged id; if it ever did, the replaced record
-            // stays in the outbox and is sent again after the next reconnect: not lost.
-            tracing::warn!(pkid, ?replaced, "packet id reused while awaiting its ack");
+        match self.awaiting_ack.insert(pkid, sent) {
+            None => Ok(()),
+            Some(replaced) => Err(format!(
+                "packet id {pkid} reused while {replaced:?} still awaits its ack"
+            )),
         }
     }
 
@@ -88,24 +92,37 @@ mod tests {
         t.handed_over(Sent::Status);
         t.handed_over(rec(10));
         t.handed_over(rec(11));
-        t.written(1);
-        t.written(2);
+        t.written(1).unwrap();
+        t.written(2).unwrap();
         assert_eq!(t.len(), 3);
         assert_eq!(t.records(), 2);
+        t.written(3).unwrap();
         assert_eq!(t.acked(2), Some(rec(10)));
         assert_eq!(t.acked(2), None, "a duplicate ack finds nothing");
-        t.written(1); // id 1 still awaiting its ack: replaced, warned
-        assert_eq!(t.acked(1), Some(rec(11)));
+        t.handed_over(rec(12));
+        t.written(2).unwrap(); // acknowledged above: free again
+        assert_eq!(t.acked(2), Some(rec(12)));
+        assert_eq!(t.acked(3), Some(rec(11)));
+        assert_eq!(t.acked(1), Some(Sent::Status));
         assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn a_pairing_that_cannot_be_trusted_is_reported() {
+        let mut t = InflightTracker::default();
+        t.handed_over(rec(10));
+        t.handed_over(rec(11));
+        t.written(1).unwrap();
+        let err = t.written(1).unwrap_err();
+        assert!(err.contains("reused"), "{err}");
+        assert!(t.written(2).unwrap_err().contains("not handed over"));
     }
 
     #[test]
     fn qos0_publishes_expect_no_ack() {
         let mut t = InflightTracker::default();
         t.handed_over(Sent::Status);
-        t.written(0);
-        assert_eq!(t.len(), 0);
-        t.written(5); // nothing handed over: ignored
+        t.written(0).unwrap();
         assert_eq!(t.len(), 0);
     }
 }

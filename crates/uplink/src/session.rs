@@ -5,6 +5,8 @@
 //! The event loop runs in its own task and forwards events over a channel: rumqttc's `poll`
 //! must not be cancelled mid-write, and this task also waits on wake-ups and the shutdown flag.
 
+use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +16,7 @@ use rumqttc::{
     QoS,
 };
 use tokio::sync::{mpsc, oneshot, watch, Notify};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinError, JoinHandle};
 
 use crate::commands::{
     command_name, correlation_id, parse_command, reply_payload, CommandAction, CommandReply,
@@ -89,12 +91,21 @@ pub(crate) async fn run_session(
         connected: false,
         cursor: None,
         caught_up: false,
+        ready: VecDeque::new(),
+        reading: None,
+        read_limit: 0,
+        wakes: 0,
+        read_wakes: 0,
         acked: Vec::new(),
+        deleting: None,
     };
     let end = session.run(io).await;
     shared.health.set_connected(false);
     end
 }
+
+/// An outbox call running on a blocking thread.
+type OutboxCall<T> = JoinHandle<Result<T, OutboxError>>;
 
 struct Session<'a> {
     shared: &'a Shared,
@@ -103,12 +114,26 @@ struct Session<'a> {
     tracker: InflightTracker,
     /// CONNACK received.
     connected: bool,
-    /// Last outbox position handed to the client in this session.
+    /// Last outbox position read in this session.
     cursor: Option<i64>,
     /// The last outbox read returned everything there was: wait for a wake-up or the tick.
     caught_up: bool,
+    /// Records read ahead, not yet handed to the client (at most `max_inflight`): when acks
+    /// free room, the next records go out at once instead of after a read of the outbox.
+    ready: VecDeque<Record>,
+    /// The outbox read in progress, if any.
+    reading: Option<OutboxCall<Vec<Record>>>,
+    /// How many records the read in progress asked for.
+    read_limit: usize,
+    /// Bumped by every wake-up: a read that started before one may have missed new records.
+    wakes: u64,
+    /// `wakes` when the read in progress started.
+    read_wakes: u64,
     /// Acknowledged records not yet deleted.
     acked: Vec<i64>,
+    /// The delete in progress, if any, with the positions it deletes: publishing goes on
+    /// while it commits.
+    deleting: Option<(Vec<i64>, OutboxCall<usize>)>,
 }
 
 impl Session<'_> {
@@ -124,44 +149,62 @@ impl Session<'_> {
         let mut health_tick = tokio::time::interval(Duration::from_secs(health_every.max(1)));
         health_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            if let Err(why) = self.publish_pending().await {
+            if let Err(why) = self.publish_ready() {
+                self.finish_deletes().await;
                 return self.lost(why);
             }
+            self.start_read();
+            self.start_delete();
             tokio::select! {
                 biased;
                 () = shutdown_requested(shutdown) => return self.shut_down().await,
+                read = wait_for(self.reading.as_mut()) => {
+                    self.reading = None;
+                    self.read_done(read);
+                }
+                deleted = wait_for(self.deleting.as_mut().map(|(_, task)| task)) => {
+                    let (rowids, _) = self.deleting.take().expect("a delete was running");
+                    self.delete_done(rowids, deleted);
+                }
                 event = self.events.recv() => {
                     let mut next = event;
-                    // Take what is already queued too, so one delete covers many acks.
-                    for _ in 0..ACK_BATCH {
+                    // Take what is already queued too, so one delete covers many acks. Only
+                    // what is handled is taken off the channel: a lost event would shift the
+                    // pairing of records with packet ids.
+                    for taken in 1.. {
                         match next {
                             Some(Ok(event)) => {
                                 if let Err(why) = self.handle(event, ever_connected) {
-                                    self.delete_acked().await;
+                                    self.finish_deletes().await;
                                     return self.lost(why);
                                 }
                             }
                             Some(Err(e)) => {
-                                self.delete_acked().await;
+                                self.finish_deletes().await;
                                 return self.lost(e.to_string());
                             }
-                            None => return self.lost("MQTT event loop stopped".into()),
+                            None => {
+                                self.finish_deletes().await;
+                                return self.lost("MQTT event loop stopped".into());
+                            }
+                        }
+                        if taken == ACK_BATCH {
+                            break;
                         }
                         match self.events.try_recv() {
                             Ok(more) => next = Some(more),
                             Err(_) => break,
                         }
                     }
-                    self.delete_acked().await;
                 }
-                () = self.shared.wake.notified() => self.caught_up = false,
+                () = self.shared.wake.notified() => self.more_may_wait(),
                 Some((topic, payload)) = replies.recv(), if self.connected => {
                     self.publish_notice(topic, QoS::AtLeastOnce, payload);
                 }
                 _ = health_tick.tick(), if self.connected && health_every > 0 => {
                     self.publish_health().await;
                 }
-                _ = tick.tick() => self.caught_up = false,
+                _ = tick.tick() => self.more_may_wait(),
             }
         }
     }
@@ -192,7 +235,7 @@ impl Session<'_> {
             Event::Incoming(Packet::Publish(publish)) => {
                 self.on_command(&publish.topic, publish.retain, &publish.payload);
             }
-            Event::Outgoing(Outgoing::Publish(pkid)) => self.tracker.written(pkid),
+            Event::Outgoing(Outgoing::Publish(pkid)) => self.tracker.written(pkid)?,
             Event::Incoming(Packet::PubAck(ack)) => match self.tracker.acked(ack.pkid) {
                 Some(Sent::Record { rowid, created }) => {
                     self.acked.push(rowid);
@@ -202,54 +245,98 @@ impl Session<'_> {
                     );
                 }
                 Some(Sent::Status | Sent::Notice) => {}
-                None => tracing::warn!(pkid = ack.pkid, "PUBACK for an unknown packet id"),
+                // Records are paired with packet ids by order; an ack we cannot place means
+                // that pairing is off, so no later ack can be trusted to delete the right one.
+                None => {
+                    return Err(format!(
+                        "PUBACK for packet id {} that awaits none",
+                        ack.pkid
+                    ))
+                }
             },
             _ => {}
         }
         Ok(())
     }
 
-    /// Hands records to the client until `max_inflight` are unacknowledged or none are left.
-    async fn publish_pending(&mut self) -> Result<(), String> {
+    /// Hands read-ahead records to the client until `max_inflight` are unacknowledged or none
+    /// are ready.
+    fn publish_ready(&mut self) -> Result<(), String> {
+        if !self.connected {
+            return Ok(());
+        }
         let max_inflight = usize::from(self.shared.config.max_inflight);
-        while self.connected && !self.caught_up {
-            let room = max_inflight.saturating_sub(self.tracker.records());
-            if room == 0 {
+        let mut in_flight = self.tracker.records();
+        while in_flight < max_inflight {
+            let Some(record) = self.ready.pop_front() else {
                 return Ok(());
-            }
-            let outbox = self.shared.outbox.clone();
-            let after = self.cursor;
-            let batch = match blocking(move || outbox.pending(after, room)).await {
-                Ok(batch) => batch,
-                Err(e) => {
-                    // Retried on the next tick; records stay where they are.
-                    tracing::error!("uplink cannot read the outbox: {e}");
-                    UplinkHealth::add(&self.shared.health.outbox_errors, 1);
-                    self.caught_up = true;
-                    return Ok(());
-                }
             };
-            self.caught_up = batch.len() < room;
-            for record in batch {
-                self.cursor = Some(record.rowid);
-                if let Some(why) = unsendable(&record, self.shared.config.max_packet_bytes) {
-                    // Kept in the outbox (it shows in its depth and age), skipped here: one bad
-                    // record must not stop everything behind it.
-                    tracing::error!(rowid = record.rowid, id = %record.id, "record not sent: {why}");
-                    continue;
-                }
-                let sent = Sent::Record {
-                    rowid: record.rowid,
-                    created: record.created,
-                };
-                self.client
-                    .try_publish(record.topic, QoS::AtLeastOnce, false, record.payload)
-                    .map_err(|e| format!("MQTT client refused a publish: {e}"))?;
-                self.tracker.handed_over(sent);
-                UplinkHealth::add(&self.shared.health.published, 1);
+            if let Some(why) = unsendable(&record, self.shared.config.max_packet_bytes) {
+                // Kept in the outbox (it shows in its depth and age), skipped here: one bad
+                // record must not stop everything behind it.
+                tracing::error!(rowid = record.rowid, id = %record.id, "record not sent: {why}");
+                continue;
             }
+            let sent = Sent::Record {
+                rowid: record.rowid,
+                created: record.created,
+            };
+            self.client
+                .try_publish(record.topic, QoS::AtLeastOnce, false, record.payload)
+                .map_err(|e| format!("MQTT client refused a publish: {e}"))?;
+            self.tracker.handed_over(sent);
+            in_flight += 1;
+            UplinkHealth::add(&self.shared.health.published, 1);
         }
         Ok(())
+    }
+
+    /// Starts reading the next records from the outbox if the read-ahead runs low and there
+    /// may be more.
+    fn start_read(&mut self) {
+        let max_inflight = usize::from(self.shared.config.max_inflight);
+        if !self.connected
+            || self.caught_up
+            || self.reading.is_some()
+            || self.ready.len() > max_inflight / 2
+        {
+            return;
+        }
+        let limit = max_inflight - self.ready.len();
+        let (outbox, after) = (self.shared.outbox.clone(), self.cursor);
+        self.reading = Some(tokio::task::spawn_blocking(move || {
+            outbox.pending(after, limit)
+        }));
+        // Remembered with the read so `read_done` knows whether it got everything.
+        self.read_limit = limit;
+        self.read_wakes = self.wakes;
+    }
+
+    /// New records may have been appended (a wake-up from the agent, or the periodic tick).
+    fn more_may_wait(&mut self) {
+        self.caught_up = false;
+        self.wakes += 1;
+    }
+
+    fn read_done(&mut self, read: Result<Result<Vec<Record>, OutboxError>, JoinError>) {
+        match read {
+            Ok(Ok(batch)) => {
+                self.caught_up = batch.len() < self.read_limit && self.read_wakes == self.wakes;
+                if let Some(last) = batch.last() {
+                    self.cursor = Some(last.rowid);
+                }
+                self.ready.extend(batch);
+            }
+            Ok(Err(e)) => self.read_failed(e.to_string()),
+            Err(e) => self.read_failed(format!("outbox read panicked: {e}")),
+        }
+    }
+
+    fn read_failed(&mut self, why: String) {
+        // Retried on the next tick; records stay where they are.
+        tracing::error!("uplink cannot read the outbox: {why}");
+        UplinkHealth::add(&self.shared.health.outbox_errors, 1);
+        self.caught_up = true;
     }
 
     fn publish_status(&mut self, payload: Vec<u8>) -> Result<(), String> {
@@ -395,20 +482,53 @@ impl Session<'_> {
         }
     }
 
-    /// Deletes the acknowledged records; on failure they stay and are sent again next session.
-    async fn delete_acked(&mut self) {
-        if self.acked.is_empty() {
+    /// Starts deleting the acknowledged records if no delete is running (the next one then
+    /// takes everything acknowledged meanwhile).
+    fn start_delete(&mut self) {
+        if self.deleting.is_some() || self.acked.is_empty() {
             return;
         }
         let rowids = std::mem::take(&mut self.acked);
-        let count = rowids.len() as u64;
-        let outbox = self.shared.outbox.clone();
-        match blocking(move || outbox.ack_many(&rowids)).await {
-            Ok(_) => UplinkHealth::add(&self.shared.health.acked, count),
-            Err(e) => {
-                tracing::error!("uplink cannot delete acknowledged records: {e}");
-                UplinkHealth::add(&self.shared.health.outbox_errors, 1);
+        let (outbox, to_delete) = (self.shared.outbox.clone(), rowids.clone());
+        let task = tokio::task::spawn_blocking(move || outbox.ack_many(&to_delete));
+        self.deleting = Some((rowids, task));
+    }
+
+    /// On failure (e.g. the write lock held past the busy timeout) the records are kept and
+    /// tried again with the next acks; if the session ends first, they stay in the outbox and
+    /// are sent again next session (HQ dedupes by id).
+    fn delete_done(
+        &mut self,
+        rowids: Vec<i64>,
+        deleted: Result<Result<usize, OutboxError>, JoinError>,
+    ) {
+        let why = match deleted {
+            Ok(Ok(_)) => {
+                UplinkHealth::add(&self.shared.health.acked, rowids.len() as u64);
+                return;
             }
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => format!("outbox delete panicked: {e}"),
+        };
+        tracing::error!("uplink cannot delete acknowledged records (will retry): {why}");
+        UplinkHealth::add(&self.shared.health.outbox_errors, 1);
+        self.acked.extend(rowids);
+    }
+
+    /// Waits for the delete in progress, then deletes what else was acknowledged: at the end
+    /// of a session, so the next one does not publish acknowledged records again.
+    async fn finish_deletes(&mut self) {
+        for _ in 0..2 {
+            if let Some((rowids, task)) = self.deleting.take() {
+                let deleted = task.await;
+                self.delete_done(rowids, deleted);
+            }
+            self.start_delete();
+        }
+        if let Some((rowids, task)) = self.deleting.take() {
+            // Still failing: leave it running; the records are sent again next session.
+            drop(task);
+            self.acked.extend(rowids);
         }
     }
 
@@ -430,20 +550,23 @@ impl Session<'_> {
                         Some(Ok(Event::Outgoing(Outgoing::Disconnect))) => break,
                         Some(Ok(event)) => {
                             let mut ever_connected = true;
-                            let _ = self.handle(event, &mut ever_connected);
+                            if let Err(why) = self.handle(event, &mut ever_connected) {
+                                tracing::warn!("uplink stopping without waiting further: {why}");
+                                break;
+                            }
                         }
                         _ => break,
                     },
                 }
                 if !disconnecting && !self.tracker.awaiting(Sent::Status) {
-                    self.delete_acked().await;
+                    self.finish_deletes().await;
                     disconnecting = self.client.try_disconnect().is_ok();
                     if !disconnecting {
                         break;
                     }
                 }
             }
-            self.delete_acked().await;
+            self.finish_deletes().await;
         }
         tracing::info!("uplink stopped");
         SessionEnd::Shutdown
@@ -489,6 +612,14 @@ async fn drive(mut eventloop: EventLoop, events: mpsc::Sender<Result<Event, Conn
         if events.send(event).await.is_err() || failed {
             return; // Dropping the event loop closes the socket.
         }
+    }
+}
+
+/// Waits for `task` if there is one; never resolves otherwise (a disabled `select!` branch).
+async fn wait_for<F: Future + Unpin>(task: Option<&mut F>) -> F::Output {
+    match task {
+        Some(task) => task.await,
+        None => std::future::pending().await,
     }
 }
 
