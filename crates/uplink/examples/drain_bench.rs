@@ -63,6 +63,13 @@ fn sale_like(n: u64) -> serde_json::Value {
 }
 
 fn main() {
+    // Uplink warnings and errors on stderr (RUST_LOG overrides).
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let long = std::env::var("FORECOURT_LONG").is_ok_and(|v| v == "1");
     let records: u64 = std::env::var("BENCH_RECORDS")
         .ok()
@@ -120,7 +127,19 @@ async fn bench(records: u64, inflight: u16) {
     let (stop, stop_rx) = watch::channel(false);
     let t0 = Instant::now();
     let task = tokio::spawn(uplink.run(stop_rx));
-    while health.snapshot().acked < records {
+    // A drain that stops making progress is reported, not waited for for ever.
+    let (mut last_acked, mut last_progress) = (0, Instant::now());
+    loop {
+        let now = health.snapshot();
+        if now.acked >= records {
+            break;
+        }
+        if now.acked != last_acked {
+            (last_acked, last_progress) = (now.acked, Instant::now());
+        } else if last_progress.elapsed() > Duration::from_secs(30) {
+            eprintln!("uplink drain stalled for 30 s: {now:?}");
+            std::process::exit(1);
+        }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let drain_s = t0.elapsed().as_secs_f64();
