@@ -2,26 +2,12 @@
 //! watchdog is pinged only while every heartbeat is fresh, so a loop stuck in a blocking call
 //! (a camera `read()`, a serial write, a wedged SQLite) gets the agent restarted by systemd.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use forecourt_events::{now_millis, UnixMillis};
+use forecourt_events::{now_millis, Heartbeat, UnixMillis};
 use tokio::sync::watch;
 use tracing::{error, info};
-
-#[derive(Debug)]
-pub struct Heartbeat(AtomicI64);
-
-impl Heartbeat {
-    pub fn beat(&self) {
-        self.0.store(now_millis(), Ordering::Relaxed);
-    }
-
-    fn last(&self) -> UnixMillis {
-        self.0.load(Ordering::Relaxed)
-    }
-}
 
 #[derive(Default)]
 pub struct Liveness {
@@ -31,12 +17,17 @@ pub struct Liveness {
 impl Liveness {
     /// A heartbeat for the loop `name`, counted as beating now.
     pub fn register(&self, name: impl Into<String>) -> Arc<Heartbeat> {
-        let hb = Arc::new(Heartbeat(AtomicI64::new(now_millis())));
+        let hb = Arc::new(Heartbeat::new());
+        self.watch(name, hb.clone());
+        hb
+    }
+
+    /// Watches a heartbeat that a loop elsewhere (a dispenser driver) beats.
+    pub fn watch(&self, name: impl Into<String>, heartbeat: Arc<Heartbeat>) {
         self.loops
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push((name.into(), hb.clone()));
-        hb
+            .push((name.into(), heartbeat));
     }
 
     /// Loops whose last beat is older than `max_age_ms` at `now`.
@@ -113,7 +104,7 @@ mod tests {
             l.stalled(now + 5000, 1000),
             vec!["a".to_string(), "b".to_string()]
         );
-        a.0.store(now + 4500, Ordering::Relaxed);
+        a.set_last(now + 4500);
         assert_eq!(l.stalled(now + 5000, 1000), vec!["b".to_string()]);
     }
 }

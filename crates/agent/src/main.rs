@@ -219,6 +219,7 @@ async fn run_agent(
     let station_commands = forward_commands(hq_commands, shutdown.clone());
     let uplink_task = tokio::spawn(uplink.run(shutdown.clone()));
 
+    let liveness = Arc::new(liveness::Liveness::default());
     let (pump_tx, pump_rx) = mpsc::channel(256);
     let mut dispenser_tasks = Vec::new();
     for d in &config.dispensers {
@@ -226,7 +227,9 @@ async fn run_agent(
             DispenserSection::Dart(dart) => {
                 let mut dart = dart.clone();
                 dart.port = config.resolve(&dart.port);
+                let name = format!("dispenser {}", dart.port.display());
                 let driver = dispenser::DartDriver::new(dart)?;
+                liveness.watch(name, dispenser::DispenserDriver::heartbeat(&driver));
                 dispenser_tasks.push(tokio::spawn(dispenser::DispenserDriver::run(
                     driver,
                     pump_tx.clone(),
@@ -237,7 +240,6 @@ async fn run_agent(
     }
     drop(pump_tx);
 
-    let liveness = Arc::new(liveness::Liveness::default());
     let (frame_tx, frame_rx) = mpsc::channel(64);
     let vision = Vision::start(&config, frame_tx, &liveness)?;
 

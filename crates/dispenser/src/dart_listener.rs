@@ -6,10 +6,11 @@
 //! If the port cannot be opened or fails, retry with backoff (1 s doubling to 30 s) forever.
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use dart_protocol::FrameDecoder;
-use forecourt_events::{now_millis, DispenserEvent};
+use forecourt_events::{now_millis, DispenserEvent, Heartbeat};
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
 use tokio_serial::SerialStream;
@@ -26,6 +27,7 @@ const TICK: Duration = Duration::from_millis(100);
 pub struct DartListener {
     cfg: DartConfig,
     observer: WireObserver,
+    heartbeat: Arc<Heartbeat>,
 }
 
 impl DartListener {
@@ -39,6 +41,7 @@ impl DartListener {
         Ok(DartListener {
             observer: WireObserver::new(&cfg),
             cfg,
+            heartbeat: Arc::new(Heartbeat::new()),
         })
     }
 
@@ -50,6 +53,7 @@ impl DartListener {
         let mut backoff = BACKOFF_MIN;
         let port_name = self.cfg.port.display().to_string();
         loop {
+            self.heartbeat.beat();
             if is_shutdown(&shutdown) {
                 return Ok(());
             }
@@ -69,7 +73,7 @@ impl DartListener {
                     tracing::warn!(port = %port_name, error = %e, retry_s = backoff.as_secs(), "cannot open DART line");
                 }
             }
-            if sleep_or_shutdown(backoff, &mut shutdown).await {
+            if sleep_or_shutdown(backoff, &mut shutdown, &self.heartbeat).await {
                 return Ok(());
             }
             backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -89,6 +93,8 @@ impl DartListener {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut buf = [0u8; 512];
         loop {
+            // At least every TICK, even on a silent wire.
+            self.heartbeat.beat();
             if *shutdown.borrow() {
                 return Ok(None);
             }
@@ -144,6 +150,10 @@ async fn send_all(
 }
 
 impl DispenserDriver for DartListener {
+    fn heartbeat(&self) -> Arc<Heartbeat> {
+        self.heartbeat.clone()
+    }
+
     fn run(
         self,
         events: mpsc::Sender<DispenserEvent>,
@@ -169,6 +179,13 @@ impl DartDriver {
 }
 
 impl DispenserDriver for DartDriver {
+    fn heartbeat(&self) -> Arc<Heartbeat> {
+        match self {
+            DartDriver::Master(m) => m.heartbeat(),
+            DartDriver::Listener(l) => l.heartbeat(),
+        }
+    }
+
     async fn run(
         self,
         events: mpsc::Sender<DispenserEvent>,

@@ -14,13 +14,14 @@
 //! - If the port cannot be opened or fails, retry with backoff (1 s doubling to 30 s) forever.
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use dart_protocol::{
     encode, encode_master_transactions, parse_pump_transactions, Frame, FrameDecoder, FrameKind,
     FuellingPoint, MasterTransaction, RxVerdict, TxReceiver, TxSender,
 };
-use forecourt_events::{now_millis, DispenserEvent, FpNumber};
+use forecourt_events::{now_millis, DispenserEvent, FpNumber, Heartbeat};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -37,6 +38,7 @@ const MAX_NAKS: u8 = 3;
 pub struct DartMaster {
     cfg: DartConfig,
     links: Vec<FpLink>,
+    heartbeat: Arc<Heartbeat>,
 }
 
 /// Line state of one FP, kept across port reconnects so a fill in progress is not lost.
@@ -87,7 +89,11 @@ impl DartMaster {
                 outgoing: None,
             })
             .collect();
-        Ok(DartMaster { cfg, links })
+        Ok(DartMaster {
+            cfg,
+            links,
+            heartbeat: Arc::new(Heartbeat::new()),
+        })
     }
 
     async fn run_inner(
@@ -98,6 +104,7 @@ impl DartMaster {
         let mut backoff = BACKOFF_MIN;
         let port_name = self.cfg.port.display().to_string();
         loop {
+            self.heartbeat.beat();
             if is_shutdown(&shutdown) {
                 return Ok(());
             }
@@ -117,7 +124,7 @@ impl DartMaster {
                     tracing::warn!(port = %port_name, error = %e, retry_s = backoff.as_secs(), "cannot open DART line");
                 }
             }
-            if sleep_or_shutdown(backoff, &mut shutdown).await {
+            if sleep_or_shutdown(backoff, &mut shutdown, &self.heartbeat).await {
                 return Ok(());
             }
             backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -167,6 +174,8 @@ impl DartMaster {
         }
         let round = Duration::from_millis(self.cfg.poll_interval_ms);
         loop {
+            // Once per round: a poll stuck in a serial write stops the beats.
+            self.heartbeat.beat();
             let round_start = Instant::now();
             for i in 0..self.links.len() {
                 if is_shutdown(shutdown) {
@@ -186,7 +195,7 @@ impl DartMaster {
                 }
             }
             let rest = round.saturating_sub(round_start.elapsed());
-            if sleep_or_shutdown(rest, shutdown).await {
+            if sleep_or_shutdown(rest, shutdown, &self.heartbeat).await {
                 return Ok(SessionEnd::Shutdown);
             }
         }
@@ -194,6 +203,10 @@ impl DartMaster {
 }
 
 impl DispenserDriver for DartMaster {
+    fn heartbeat(&self) -> Arc<Heartbeat> {
+        self.heartbeat.clone()
+    }
+
     fn run(
         self,
         events: mpsc::Sender<DispenserEvent>,

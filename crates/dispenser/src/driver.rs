@@ -1,9 +1,10 @@
 //! The driver abstraction: anything that turns a dispenser line into events.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use forecourt_events::DispenserEvent;
+use forecourt_events::{DispenserEvent, Heartbeat};
 use tokio::sync::{mpsc, watch};
 
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +19,11 @@ pub enum DispenserError {
 /// A dispenser protocol driver. `run` owns the line until `shutdown` turns true (or its sender is
 /// dropped); device faults are retried inside, never returned.
 pub trait DispenserDriver: Send + 'static {
+    /// Beaten by the driver's loop as it goes round, including while it waits to reopen a
+    /// lost line. It stops only when the loop is stuck (e.g. a serial write that never
+    /// completes): the agent then withholds its systemd watchdog pings.
+    fn heartbeat(&self) -> Arc<Heartbeat>;
+
     fn run(
         self,
         events: mpsc::Sender<DispenserEvent>,
@@ -33,13 +39,27 @@ pub(crate) fn is_shutdown(shutdown: &watch::Receiver<bool>) -> bool {
     *shutdown.borrow()
 }
 
-/// Sleeps; true if shutdown was requested (or its sender dropped) meanwhile.
-pub(crate) async fn sleep_or_shutdown(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
-    if is_shutdown(shutdown) {
-        return true;
-    }
-    tokio::select! {
-        _ = tokio::time::sleep(d) => is_shutdown(shutdown),
-        changed = shutdown.changed() => changed.is_err() || is_shutdown(shutdown),
+/// Sleeps, beating `heartbeat` at least every second (waiting out a backoff is being alive);
+/// true if shutdown was requested (or its sender dropped) meanwhile.
+pub(crate) async fn sleep_or_shutdown(
+    d: Duration,
+    shutdown: &mut watch::Receiver<bool>,
+    heartbeat: &Heartbeat,
+) -> bool {
+    let until = tokio::time::Instant::now() + d;
+    loop {
+        heartbeat.beat();
+        if is_shutdown(shutdown) {
+            return true;
+        }
+        let now = tokio::time::Instant::now();
+        if now >= until {
+            return false;
+        }
+        let slice = (until - now).min(Duration::from_secs(1));
+        tokio::select! {
+            _ = tokio::time::sleep(slice) => {}
+            changed = shutdown.changed() => if changed.is_err() { return true; },
+        }
     }
 }

@@ -2,9 +2,11 @@
 //! consumes them, and the outbox stores what leaves the station. No I/O here.
 
 mod decimal;
+mod heartbeat;
 pub mod plate_text;
 
 pub use decimal::{Decimal, DecimalError};
+pub use heartbeat::Heartbeat;
 pub use plate_text::{is_valid_plate, text_distance};
 use serde::{Deserialize, Serialize};
 
