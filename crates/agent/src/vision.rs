@@ -54,7 +54,7 @@ impl Vision {
                 name: c.name.clone(),
                 source,
                 loop_file: c.loop_file,
-                max_backoff: Duration::from_secs(30),
+                max_backoff: Duration::from_secs_f64(c.reconnect_max_s),
             })?);
             min_gap.push(Duration::from_secs_f32(1.0 / c.max_fps));
         }

@@ -95,6 +95,16 @@ pub struct CameraSection {
     /// Frames per second given to the plate reader; the rest are dropped.
     #[serde(default = "default_max_fps")]
     pub max_fps: f32,
+    /// Longest wait between reconnect attempts to a lost stream (backoff from 0.25 s, doubling).
+    #[serde(default = "default_reconnect_max_s")]
+    pub reconnect_max_s: f64,
+}
+
+fn default_reconnect_max_s() -> f64 {
+    // A restarted camera is read again within a few seconds. Opens are serialised inside
+    // OpenCV, so an unreachable camera retrying this often delays other cameras' reopens (not
+    // their frames).
+    2.0
 }
 
 fn default_watchdog_stall_s() -> f64 {
@@ -230,6 +240,15 @@ impl AgentConfig {
                 out.push(Problem::new(
                     at("max_fps"),
                     format!("max_fps must be in (0, 60], got {}", c.max_fps),
+                ));
+            }
+            if !(c.reconnect_max_s >= 0.25 && c.reconnect_max_s <= 300.0) {
+                out.push(Problem::new(
+                    at("reconnect_max_s"),
+                    format!(
+                        "reconnect_max_s must be in [0.25, 300], got {}",
+                        c.reconnect_max_s
+                    ),
                 ));
             }
             match camera::SourceKind::parse(&c.url) {
@@ -508,6 +527,7 @@ mod tests {
             (base.replace("\"s1\"", "\"s/1\""), ":1:14:", "station_id"),
             (base.replace("\"s1\"", "5"), ":1:14:", "invalid type"),
             (format!("{base}{camera}max_fps = 0\n"), ":10:11:", "max_fps"),
+            (format!("{base}{camera}reconnect_max_s = 0.1\n"), ":10:19:", "reconnect_max_s"),
             (format!("{base}{camera}[[camera]]\nname = \"c\"\nurl = \"video.mp4\"\n"), ":11:8:", "listed twice"),
             (format!("{base}{camera}[[fp]]\nfp = 1\nzones = [{{ camera = \"nope\", polygon = [[0,0],[1,0],[1,1]] }}]\n"), ":12:21:", "not configured"),
             (format!("{base}{camera}[[fp]]\nfp = 1\nzones = [{{ camera = \"c\", polygon = [[0,0],[2,0],[1,1]] }}]\n"), ":12:9:", "outside 0..1"),
