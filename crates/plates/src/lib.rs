@@ -15,7 +15,7 @@ pub use forecourt_events::is_valid_plate;
 pub use image::{bgr_to_chw, pad_right, quad_aspect, rectify_plate};
 pub use pipeline::{PipelineConfig, PlatePipeline, PlateReading};
 pub use recogniser::{PlateRecogniser, Recognition};
-pub use runtime::{load_onnx_runtime, open_session};
+pub use runtime::{load_onnx_runtime, open_session, open_session_on, Device};
 
 use std::path::PathBuf;
 

@@ -9,6 +9,7 @@ use opencv::prelude::*;
 use crate::detector::{Detection, DetectorKind, PlateDetector};
 use crate::image::{pad_right, quad_aspect, rectify_plate};
 use crate::recogniser::{PlateRecogniser, Recognition, INPUT_HEIGHT};
+use crate::runtime::Device;
 use crate::PlateError;
 use forecourt_events::is_valid_plate;
 
@@ -34,6 +35,8 @@ pub struct PipelineConfig {
     pub refine_detections: bool,
     /// ONNX Runtime intra-op threads per model.
     pub threads: usize,
+    /// Where the models run (CPU unless asked; CUDA falls back to the CPU).
+    pub device: Device,
     /// Fractions of a detected plate's width / height trimmed off each side before recognition
     /// (the plate frame and screws). Negative values pad instead.
     pub trim_x: f32,
@@ -65,6 +68,7 @@ impl PipelineConfig {
             // Measured no gain on the dev scenes (one plate better, one worse): off by default.
             refine_detections: false,
             threads: 1,
+            device: Device::Cpu,
             trim_x: 0.015,
             trim_y: 0.05,
             crop_trim_x: 0.015,
@@ -91,6 +95,7 @@ impl PipelineConfig {
             "recogniser_keep_aspect" => self.recogniser_keep_aspect = parse(key, value)?,
             "refine_detections" => self.refine_detections = parse(key, value)?,
             "threads" => self.threads = parse(key, value)?,
+            "device" => self.device = parse(key, value)?,
             "trim_x" => self.trim_x = parse(key, value)?,
             "trim_y" => self.trim_y = parse(key, value)?,
             "crop_trim_x" => self.crop_trim_x = parse(key, value)?,
@@ -189,11 +194,13 @@ impl PlatePipeline {
                 config.detector_max_side,
                 config.min_detection_score,
                 config.threads,
+                config.device,
             )?,
             recogniser: PlateRecogniser::open(
                 &config.recogniser,
                 &config.dictionary,
                 config.threads,
+                config.device,
             )?,
             // The recogniser downsamples width by 4.
             recogniser_width: (config.recogniser_width.clamp(32, 1024) / 4 * 4) as i32,

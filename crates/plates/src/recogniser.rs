@@ -8,7 +8,7 @@ use ort::session::Session;
 use ort::value::Tensor;
 
 use crate::image::bgr_to_chw;
-use crate::runtime::open_session;
+use crate::runtime::{open_session_on, Device};
 use crate::PlateError;
 
 /// Input height the recogniser was trained on.
@@ -30,7 +30,12 @@ pub struct PlateRecogniser {
 }
 
 impl PlateRecogniser {
-    pub fn open(model: &Path, dictionary: &Path, threads: usize) -> Result<Self, PlateError> {
+    pub fn open(
+        model: &Path,
+        dictionary: &Path,
+        threads: usize,
+        device: Device,
+    ) -> Result<Self, PlateError> {
         let text = std::fs::read_to_string(dictionary).map_err(|e| PlateError::Dictionary {
             path: dictionary.to_path_buf(),
             reason: e.to_string(),
@@ -43,7 +48,7 @@ impl PlateRecogniser {
             });
         }
         Ok(PlateRecogniser {
-            session: open_session(model, threads)?,
+            session: open_session_on(model, threads, device)?.0,
             dictionary,
         })
     }

@@ -31,9 +31,41 @@ pub fn load_onnx_runtime(path: &Path) -> Result<(), PlateError> {
     Ok(())
 }
 
-/// Opens a model on the process-wide ONNX Runtime (for tools and benchmarks that run a model
-/// without the pipeline around it).
+/// Where ONNX Runtime runs the models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Device {
+    #[default]
+    Cpu,
+    /// The CUDA execution provider (GPU 0) when the loaded ONNX Runtime has it and a GPU is
+    /// usable; otherwise the CPU, said once per model in the log.
+    Cuda,
+}
+
+impl std::str::FromStr for Device {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" => Ok(Device::Cuda),
+            _ => Err(format!("unknown device {s:?} (cpu or cuda)")),
+        }
+    }
+}
+
+/// Opens a model on the process-wide ONNX Runtime, on the CPU (for tools and benchmarks that
+/// run a model without the pipeline around it).
 pub fn open_session(path: &Path, threads: usize) -> Result<ort::session::Session, PlateError> {
+    open_session_on(path, threads, Device::Cpu).map(|(session, _)| session)
+}
+
+/// Opens a model on `device`, falling back to the CPU (with a warning) when the device cannot
+/// be used. Returns the session and the device it actually runs on.
+pub fn open_session_on(
+    path: &Path,
+    threads: usize,
+    device: Device,
+) -> Result<(ort::session::Session, Device), PlateError> {
     let err = |reason: String| PlateError::Model {
         path: path.to_path_buf(),
         reason,
@@ -44,12 +76,27 @@ pub fn open_session(path: &Path, threads: usize) -> Result<ort::session::Session
     if !path.is_file() {
         return Err(err("file not found (run scripts/setup.sh)".into()));
     }
-    ort::session::Session::builder(env)
-        .map_err(|e| err(e.to_string()))?
-        .with_intra_threads(threads.max(1))
-        .map_err(|e| err(e.to_string()))?
-        .with_inter_threads(1)
-        .map_err(|e| err(e.to_string()))?
+    let builder = || -> Result<ort::session::builder::SessionBuilder, PlateError> {
+        ort::session::Session::builder(env)
+            .map_err(|e| err(e.to_string()))?
+            .with_intra_threads(threads.max(1))
+            .map_err(|e| err(e.to_string()))?
+            .with_inter_threads(1)
+            .map_err(|e| err(e.to_string()))
+    };
+    if device == Device::Cuda {
+        let cuda = ort::ep::CUDA::default().build().error_on_failure();
+        let why = match builder()?.with_execution_providers([cuda]) {
+            Ok(mut on_gpu) => match on_gpu.commit_from_file(path) {
+                Ok(session) => return Ok((session, Device::Cuda)),
+                Err(e) => e.to_string(),
+            },
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(model = %path.display(), reason = %why, "CUDA execution provider not usable; running this model on the CPU");
+    }
+    let session = builder()?
         .commit_from_file(path)
-        .map_err(|e| err(e.to_string()))
+        .map_err(|e| err(e.to_string()))?;
+    Ok((session, Device::Cpu))
 }

@@ -67,6 +67,8 @@ pub struct PlatesSection {
     pub recogniser_width: Option<u32>,
     /// ONNX Runtime threads per model.
     pub threads: Option<usize>,
+    /// `cpu` (default) or `cuda`; CUDA falls back to the CPU with a warning.
+    pub device: Option<plates::Device>,
 }
 
 impl Default for PlatesSection {
@@ -79,6 +81,7 @@ impl Default for PlatesSection {
             min_detection_score: None,
             recogniser_width: None,
             threads: None,
+            device: None,
         }
     }
 }
@@ -423,6 +426,7 @@ impl AgentConfig {
         p.min_detection_score = s.min_detection_score.unwrap_or(p.min_detection_score);
         p.recogniser_width = s.recogniser_width.unwrap_or(p.recogniser_width);
         p.threads = s.threads.unwrap_or(p.threads);
+        p.device = s.device.unwrap_or(p.device);
         p
     }
 
