@@ -159,3 +159,56 @@ fn commands_do_what_they_say_and_bad_ones_change_nothing() {
         "{trace}"
     );
 }
+
+/// Hourly summaries published before a restart (waiting in the outbox or archived after HQ's
+/// ack) are still answered on demand by the restarted agent.
+#[test]
+fn hourly_summaries_from_before_a_restart_are_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, port) = start_mosquitto(dir.path());
+    let config = dir.path().join("agent.toml");
+    std::fs::write(&config, config_text(dir.path(), port, "3.0", "forecourt")).unwrap();
+    // What an earlier run left: one summary acknowledged (archived), one still waiting.
+    const H: i64 = 1_795_417_200_000; // a whole UTC hour
+    let summary = |hour: i64, arrivals: u32| serde_json::json!({"hour": hour, "entrance_arrivals": arrivals, "late_events": 0, "fps": []});
+    {
+        let outbox = outbox::Outbox::open(dir.path().join("data/outbox.sqlite")).unwrap();
+        let first = outbox
+            .append("hourly", "forecourt/cmd/events/hourly", &summary(H, 7))
+            .unwrap();
+        outbox.ack_many(&[first.rowid]).unwrap();
+        outbox
+            .append(
+                "hourly",
+                "forecourt/cmd/events/hourly",
+                &summary(H + 3_600_000, 9),
+            )
+            .unwrap();
+    }
+    let _agent = Proc::spawn(
+        "forecourt-agent",
+        Command::new(binary("forecourt-agent"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .stderr(std::fs::File::create(dir.path().join("agent.log")).unwrap()),
+    );
+    let log = || std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default();
+    wait_until(Duration::from_secs(20), "agent online", || {
+        log().contains("agent running")
+    });
+    for (hour, arrivals) in [(H + 1_000, 7), (H + 3_600_000 + 59_000, 9)] {
+        let reply = command(
+            port,
+            "hourly",
+            &format!(r#"{{"id":"h{arrivals}","hour":{hour}}}"#),
+        );
+        assert_eq!(reply["ok"], true, "{reply}\n{}", log());
+        assert_eq!(reply["result"]["entrance_arrivals"], arrivals, "{reply}");
+    }
+    let missing = command(
+        port,
+        "hourly",
+        &format!(r#"{{"id":"h0","hour":{}}}"#, H - 1),
+    );
+    assert_eq!(missing["ok"], false, "{missing}");
+}

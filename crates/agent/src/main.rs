@@ -289,6 +289,13 @@ async fn run_agent(
         wake_uplink,
         topic_root,
     };
+    let hours = station.restore_hourly().await?;
+    if hours > 0 {
+        info!(
+            hours,
+            "hourly summaries from before the last stop available on demand"
+        );
+    }
     let restored = station.restore_held_sales().await?;
     if restored > 0 {
         info!(

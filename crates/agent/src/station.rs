@@ -114,6 +114,28 @@ impl Station {
         Ok(restored)
     }
 
+    /// Puts the hourly summaries the outbox still holds back into the analytics, so HQ's
+    /// `hourly` command answers for hours closed before a restart. Returns how many.
+    pub async fn restore_hourly(&mut self) -> Result<usize> {
+        let outbox = self.outbox.clone();
+        let keep = self.analytics.config().keep_hours;
+        let bodies = tokio::task::spawn_blocking(move || outbox.recent_bodies("hourly", keep))
+            .await
+            .context("outbox task")?
+            .context("reading hourly summaries")?;
+        let mut restored = 0;
+        for body in bodies {
+            match serde_json::from_value::<analytics::HourSummary>(body) {
+                Ok(summary) => {
+                    self.analytics.restore_hour(summary);
+                    restored += 1;
+                }
+                Err(e) => warn!(error = %e, "stored hourly summary not understood; skipped"),
+            }
+        }
+        Ok(restored)
+    }
+
     pub async fn run(
         mut self,
         mut frames: mpsc::Receiver<FramePlates>,

@@ -271,8 +271,16 @@ fn scripted_two_hours() {
     assert_eq!(h1["fps"][1]["sales"], json!(0));
     // The on-demand JSON is what was published.
     assert_eq!(a.hour_json(H + 1_234), Some(h0.clone()));
-    assert_eq!(a.hour_json(H + HOUR_MS), Some(h1));
+    assert_eq!(a.hour_json(H + HOUR_MS), Some(h1.clone()));
     assert_eq!(a.hour_json(H + 2 * HOUR_MS), None);
+
+    // After a restart the agent puts the published bodies back: the same answers on demand.
+    let mut restarted = Analytics::new(layout(), AnalyticsConfig::default(), plate_ok);
+    for published in [h1.clone(), h0.clone()] {
+        restarted.restore_hour(serde_json::from_value(published).unwrap());
+    }
+    assert_eq!(restarted.hour_json(H + 1_234), Some(h0));
+    assert_eq!(restarted.hour_json(H + HOUR_MS), Some(h1));
 }
 
 #[test]

@@ -413,6 +413,45 @@ impl Outbox {
         Ok(requeued)
     }
 
+    /// The bodies of the newest `limit` messages of `stream` still held locally (waiting or
+    /// archived), oldest first: what the station said before a restart (e.g. hourly summaries
+    /// HQ may ask for again).
+    pub fn recent_bodies(
+        &self,
+        stream: &str,
+        limit: usize,
+    ) -> Result<Vec<serde_json::Value>, OutboxError> {
+        let path = self.path();
+        let err = |e| OutboxError::sqlite(path, "read recent messages", e);
+        let conn = lock(&self.inner.drain);
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT seq, payload FROM records WHERE stream = ?1
+                 UNION SELECT seq, payload FROM archive WHERE stream = ?1
+                 ORDER BY seq DESC LIMIT ?2",
+            )
+            .map_err(err)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![stream, limit], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
+            })
+            .map_err(err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        let mut bodies = Vec::with_capacity(rows.len());
+        for (seq, payload) in rows.into_iter().rev() {
+            let mut envelope: serde_json::Value =
+                serde_json::from_slice(&payload).map_err(|e| OutboxError::Malformed {
+                    path: path.to_path_buf(),
+                    rowid: seq,
+                    why: format!("{stream} seq {seq} is not JSON: {e}"),
+                })?;
+            bodies.push(envelope["body"].take());
+        }
+        Ok(bodies)
+    }
+
     /// Sizes of the queue and the archive (scans both: call it every few seconds, not per
     /// append).
     pub fn usage(&self) -> Result<OutboxUsage, OutboxError> {

@@ -177,3 +177,30 @@ fn forecourt_now() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+#[test]
+fn recent_bodies_come_from_the_queue_and_the_archive_oldest_first() {
+    let (_dir, outbox) = temp_outbox(OutboxLimits::default());
+    for n in 0..4 {
+        outbox
+            .append("hourly", "t/hourly", &json!({"n": n}))
+            .unwrap();
+    }
+    outbox.append("sale", "t/sale", &json!({"n": 99})).unwrap();
+    ack_all(&outbox); // 0..4 archived
+    outbox
+        .append("hourly", "t/hourly", &json!({"n": 4}))
+        .unwrap(); // still waiting
+    let ns = |bodies: Vec<serde_json::Value>| -> Vec<u64> {
+        bodies.iter().map(|b| b["n"].as_u64().unwrap()).collect()
+    };
+    assert_eq!(
+        ns(outbox.recent_bodies("hourly", 3).unwrap()),
+        vec![2, 3, 4]
+    );
+    assert_eq!(
+        ns(outbox.recent_bodies("hourly", 100).unwrap()),
+        vec![0, 1, 2, 3, 4]
+    );
+    assert!(outbox.recent_bodies("visit", 10).unwrap().is_empty());
+}
