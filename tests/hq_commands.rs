@@ -44,6 +44,21 @@ fn command(port: u16, name: &str, payload: &str) -> Value {
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
+/// Starts the agent on `config`, logging to `dir/agent.log`, and waits until it runs.
+fn start_agent(dir: &std::path::Path, config: &std::path::Path) -> Proc {
+    let agent = Proc::spawn(
+        "forecourt-agent",
+        Command::new(binary("forecourt-agent"))
+            .args(["run", "--config"])
+            .arg(config)
+            .stderr(std::fs::File::create(dir.join("agent.log")).unwrap()),
+    );
+    wait_until(Duration::from_secs(20), "agent online", || {
+        std::fs::read_to_string(dir.join("agent.log")).is_ok_and(|l| l.contains("agent running"))
+    });
+    agent
+}
+
 #[test]
 fn commands_do_what_they_say_and_bad_ones_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -68,17 +83,8 @@ fn commands_do_what_they_say_and_bad_ones_change_nothing() {
             .args(["-t", "forecourt/cmd/events/sale_correction"])
             .stdout(Stdio::piped()),
     );
-    let _agent = Proc::spawn(
-        "forecourt-agent",
-        Command::new(binary("forecourt-agent"))
-            .args(["run", "--config"])
-            .arg(&config)
-            .stderr(std::fs::File::create(dir.path().join("agent.log")).unwrap()),
-    );
+    let _agent = start_agent(dir.path(), &config);
     let log = || std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default();
-    wait_until(Duration::from_secs(20), "agent online", || {
-        log().contains("agent running")
-    });
 
     let ping = command(port, "ping", r#"{"id":"p1"}"#);
     assert_eq!(ping["ok"], true, "{ping}");
@@ -185,17 +191,8 @@ fn hourly_summaries_from_before_a_restart_are_answered() {
             )
             .unwrap();
     }
-    let _agent = Proc::spawn(
-        "forecourt-agent",
-        Command::new(binary("forecourt-agent"))
-            .args(["run", "--config"])
-            .arg(&config)
-            .stderr(std::fs::File::create(dir.path().join("agent.log")).unwrap()),
-    );
+    let _agent = start_agent(dir.path(), &config);
     let log = || std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default();
-    wait_until(Duration::from_secs(20), "agent online", || {
-        log().contains("agent running")
-    });
     for (hour, arrivals) in [(H + 1_000, 7), (H + 3_600_000 + 59_000, 9)] {
         let reply = command(
             port,

@@ -1,13 +1,14 @@
 //! Camera sources against real files made by ffmpeg (skipped, with a note, where ffmpeg is absent).
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use camera::{
-    spawn_camera, spawn_camera_watched, CameraConfig, CameraHandle, SourceKind, WatchdogConfig,
-};
+use camera::{spawn_camera, spawn_camera_watched, CameraConfig, SourceKind, WatchdogConfig};
+use support::{stop_quickly, wait_for};
 
 /// A fresh folder under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
@@ -59,28 +60,6 @@ fn config(name: &str, path: &Path, max_backoff: Duration) -> CameraConfig {
         loop_file: false,
         max_backoff,
     }
-}
-
-/// Calls `done` every 20 ms until it holds or `limit` passes; returns whether it held.
-fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + limit;
-    while Instant::now() < until {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    done()
-}
-
-fn stop_quickly(camera: CameraHandle) {
-    let started = Instant::now();
-    camera.stop();
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "stop took {:?}",
-        started.elapsed()
-    );
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! pattern (`tests/rtsp_server.py`, run by Debian's /usr/bin/python3). Skipped, with a note, only
 //! where the GStreamer packages are missing (scripts/setup.sh installs them, so CI runs these).
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::path::Path;
@@ -12,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use camera::{spawn_camera_watched, CameraConfig, CameraHandle, SourceKind, WatchdogConfig};
 use opencv::prelude::MatTraitConst;
+use support::{stop_quickly, wait_for};
 
 const PYTHON: &str = "/usr/bin/python3";
 
@@ -167,30 +170,8 @@ fn camera(name: &str, port: u16, max_backoff: Duration, stall_timeout: Duration)
     spawn_camera_watched(config, watchdog).unwrap()
 }
 
-/// Calls `done` every 10 ms until it holds or `limit` passes; returns whether it held.
-fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + limit;
-    while Instant::now() < until {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    done()
-}
-
 fn frames(camera: &CameraHandle) -> u64 {
     camera.slot.stats.frames.load(Ordering::Relaxed)
-}
-
-fn stop_quickly(camera: CameraHandle) {
-    let started = Instant::now();
-    camera.stop();
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "stop took {:?}",
-        started.elapsed()
-    );
 }
 
 #[test]
