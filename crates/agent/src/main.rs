@@ -269,6 +269,7 @@ async fn run_agent(
     };
     let mut station = Station {
         restored_sales: Vec::new(),
+        released_last: Default::default(),
         unwritten: Default::default(),
         analytics: analytics::Analytics::new(
             config.layout(),
@@ -296,6 +297,7 @@ async fn run_agent(
             "hourly summaries from before the last stop available on demand"
         );
     }
+    station.restore_released_sales().await?;
     let restored = station.restore_held_sales().await?;
     if restored > 0 {
         info!(

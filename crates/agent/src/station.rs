@@ -63,6 +63,10 @@ pub struct Station {
     pub matcher: Matcher,
     /// Sales held from before the last stop, to recognise a pump reporting one of them again.
     pub restored_sales: Vec<Sale>,
+    /// Per fuelling point, the last sale an earlier run already sent (its record is waiting or
+    /// archived) with no nozzle lifted at that point since: a pump still showing that fill as
+    /// completed at start reports it again (the reset had not reached the pump before the stop).
+    pub released_last: std::collections::BTreeMap<u8, ReleasedSale>,
     /// Outbox writes that failed (disk full, I/O error), retried in order on every tick. Kept in
     /// memory up to `MAX_UNWRITTEN`; past that the station gives up and the agent exits.
     pub unwritten: std::collections::VecDeque<OutboxWrite>,
@@ -89,7 +93,81 @@ fn held_key(sale: &Sale) -> String {
     format!("sale:{}:{}:{}", sale.fp, sale.t, sale.nozzle)
 }
 
+/// What identifies a sale the pump may report again: nozzle, volume and amount.
+#[derive(Debug, Clone)]
+pub struct ReleasedSale {
+    pub nozzle: u8,
+    pub volume: forecourt_events::Decimal,
+    pub amount: forecourt_events::Decimal,
+}
+
+/// How far back the outbox is read for sales and nozzle events already sent (a busy station's
+/// day or two; an idle fuelling point's last sale older than that is not recognised).
+const RELEASED_LOOKBACK: usize = 5_000;
+
+/// From sent `sale` and `nozzle` bodies: per fuelling point, its last sale if no nozzle was lifted
+/// there after it.
+pub fn last_released_per_fp(
+    sales: &[Value],
+    nozzles: &[Value],
+) -> std::collections::BTreeMap<u8, ReleasedSale> {
+    let fp_of = |b: &Value| b["fp"].as_u64().and_then(|v| u8::try_from(v).ok());
+    let mut last: std::collections::BTreeMap<u8, (i64, ReleasedSale)> = Default::default();
+    for body in sales {
+        let (Some(fp), Some(t)) = (fp_of(body), body["completed_t"].as_i64()) else {
+            continue;
+        };
+        let parsed = (
+            body["nozzle"].as_u64().and_then(|n| u8::try_from(n).ok()),
+            serde_json::from_value(body["volume"].clone()).ok(),
+            serde_json::from_value(body["amount"].clone()).ok(),
+        );
+        let (Some(nozzle), Some(volume), Some(amount)) = parsed else {
+            continue;
+        };
+        if last.get(&fp).is_none_or(|(seen, _)| t >= *seen) {
+            last.insert(
+                fp,
+                (
+                    t,
+                    ReleasedSale {
+                        nozzle,
+                        volume,
+                        amount,
+                    },
+                ),
+            );
+        }
+    }
+    for body in nozzles {
+        let (Some(fp), Some(t)) = (fp_of(body), body["t"].as_i64()) else {
+            continue;
+        };
+        if body["state"] == "out" && last.get(&fp).is_some_and(|(sale_t, _)| t > *sale_t) {
+            last.remove(&fp);
+        }
+    }
+    last.into_iter().map(|(fp, (_, s))| (fp, s)).collect()
+}
+
 impl Station {
+    /// Per fuelling point, the last sale sent before this start that the pump may still show
+    /// (see [`Station::released_last`]).
+    pub async fn restore_released_sales(&mut self) -> Result<usize> {
+        let outbox = self.outbox.clone();
+        let (sales, nozzles) = tokio::task::spawn_blocking(move || {
+            Ok::<_, outbox::OutboxError>((
+                outbox.recent_bodies("sale", RELEASED_LOOKBACK)?,
+                outbox.recent_bodies("nozzle", 4 * RELEASED_LOOKBACK)?,
+            ))
+        })
+        .await
+        .context("outbox task")?
+        .context("reading sales already sent")?;
+        self.released_last = last_released_per_fp(&sales, &nozzles);
+        Ok(self.released_last.len())
+    }
+
     /// Sales that were held when the agent last stopped (a crash or power cut during their grace
     /// period) go back to the matcher, so each still leaves the station exactly once.
     pub async fn restore_held_sales(&mut self) -> Result<usize> {
@@ -283,10 +361,20 @@ impl Station {
                 && held.volume.same_value(sale.volume)
                 && held.amount.same_value(sale.amount)
         };
+        let sent_before = |r: &ReleasedSale| {
+            (sale.nozzle == 0 || r.nozzle == sale.nozzle)
+                && r.volume.same_value(sale.volume)
+                && r.amount.same_value(sale.amount)
+        };
         match self.restored_sales.iter().position(same) {
             Some(i) => {
                 self.restored_sales.remove(i);
                 info!(fp = sale.fp, nozzle = sale.nozzle, volume = %sale.volume, "pump reported a sale held from before the restart; counted once");
+                true
+            }
+            None if self.released_last.get(&sale.fp).is_some_and(sent_before) => {
+                self.released_last.remove(&sale.fp);
+                info!(fp = sale.fp, nozzle = sale.nozzle, volume = %sale.volume, "pump still shows a sale sent before the restart; counted once");
                 true
             }
             None => {
@@ -438,4 +526,38 @@ pub fn sale_body(m: &MatchedSale) -> Value {
         "plate_confidence": m.verdict.confidence,
         "match_reason": m.verdict.reason,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sale(fp: u8, t: i64, volume: &str) -> Value {
+        json!({"fp": fp, "nozzle": 1, "volume": volume, "amount": "80.00", "completed_t": t})
+    }
+
+    fn out(fp: u8, t: i64) -> Value {
+        json!({"t": t, "fp": fp, "nozzle": 1, "state": "out"})
+    }
+
+    #[test]
+    fn the_last_sale_per_fp_counts_until_a_nozzle_is_lifted_there() {
+        let sales = [
+            sale(1, 100, "10.00"),
+            sale(1, 300, "11.00"),
+            sale(2, 200, "12.00"),
+            sale(3, 250, "13.00"),
+        ];
+        // FP 2: a nozzle lifted after its last sale (a new fill began: the pump was reset).
+        // FP 3: only before.
+        let nozzles = [
+            out(2, 210),
+            out(3, 240),
+            json!({"t": 400, "fp": 1, "state": "in"}),
+        ];
+        let last = last_released_per_fp(&sales, &nozzles);
+        assert_eq!(last.keys().copied().collect::<Vec<_>>(), vec![1, 3]);
+        assert_eq!(last[&1].volume.to_string(), "11.00");
+        assert_eq!(last[&3].volume.to_string(), "13.00");
+    }
 }
