@@ -129,6 +129,9 @@ echo "cargo build: $(( $(date +%s) - start )) s" >&2
 step "result"
 echo "$bin" >&2
 file "$bin" 2>/dev/null || true
+if ! aarch64-linux-gnu-readelf -h "$bin" | grep -q 'Machine:.*AArch64'; then
+  echo "unexpected: $bin is not an AArch64 executable" >&2; exit 1
+fi
 dynamic=$(aarch64-linux-gnu-readelf -d "$bin")
 grep -E 'NEEDED|RPATH|RUNPATH' <<<"$dynamic"
 if grep -q libonnxruntime <<<"$dynamic"; then

@@ -21,4 +21,9 @@ stage "setup (apt, ORT, models, build)"
 cargo test --release --workspace --no-fail-fast 2>&1
 stage "cargo test --release"
 
+# The aarch64 station binary (cross gcc and an arm64 OpenCV sysroot; fails unless it links and
+# is an AArch64 executable), under target/aarch64-unknown-linux-gnu/.
+scripts/build-aarch64.sh
+stage "aarch64 cross-build"
+
 printf '== total %ds\n' $(( $(date +%s) - total_start )) >&2
