@@ -4,94 +4,17 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use outbox::Outbox;
 use serde_json::json;
+use support::pki::{make_pki, share_with_broker};
 use support::{free_port, wait_until, Broker, Subscriber};
 use tokio::sync::{watch, Notify};
 use uplink::{TlsFiles, Uplink, UplinkConfig};
 
 const SALE_TOPIC: &str = "forecourt/ST1/events/sale";
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// ca.pem, server.pem/server.key (localhost, 127.0.0.1), client.pem/client.key, and a second
-/// client signed by another CA (rogue.pem/rogue.key).
-fn make_pki(dir: &Path) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    for ca in ["ca", "rogue-ca"] {
-        let mut args = vec!["req", "-x509", "-days", "2", "-subj"];
-        let subj = format!("/CN=test {ca}");
-        args.push(&subj);
-        args.extend(ec);
-        let (key, pem) = (format!("{ca}.key"), format!("{ca}.pem"));
-        args.extend(["-keyout", &key, "-out", &pem]);
-        openssl(dir, &args);
-    }
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
-    for (name, cn, ca, ext) in [
-        ("server", "localhost", "ca", "server.ext"),
-        ("client", "ST1", "ca", "client.ext"),
-        ("rogue", "ST1", "rogue-ca", "client.ext"),
-    ] {
-        let (key, csr, pem) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.pem"),
-        );
-        let subj = format!("/CN={cn}");
-        let mut args = vec!["req", "-new", "-subj", &subj];
-        args.extend(ec);
-        args.extend(["-keyout", &key, "-out", &csr]);
-        openssl(dir, &args);
-        let (ca_pem, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                &ca_pem,
-                "-CAkey",
-                &ca_key,
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                ext,
-                "-out",
-                &pem,
-            ],
-        );
-    }
-}
 
 fn tls_config(dir: &Path, port: u16, client: &str) -> UplinkConfig {
     let mut config = UplinkConfig::new("localhost", "ST1");
@@ -114,12 +37,7 @@ async fn records_arrive_over_tls_with_client_certificates() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         make_pki(d);
-        // mosquitto started as root reads its files after dropping to its own user.
-        for entry in std::fs::read_dir(d).unwrap() {
-            let path = entry.unwrap().path();
-            let _ = Command::new("chmod").arg("a+r").arg(&path).status();
-        }
-        let _ = Command::new("chmod").arg("a+rx").arg(d).status();
+        share_with_broker(d);
         let (tls_port, plain_port) = (free_port(), free_port());
         // A plain listener too, for the test's own subscriber.
         let broker_config = format!(

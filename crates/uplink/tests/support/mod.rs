@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // Each test file uses a different part.
 
+pub mod pki;
+
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
