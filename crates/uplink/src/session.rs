@@ -94,8 +94,7 @@ pub(crate) async fn run_session(
         ready: VecDeque::new(),
         reading: None,
         read_limit: 0,
-        wakes: 0,
-        read_wakes: 0,
+        woken_while_reading: false,
         acked: Vec::new(),
         deleting: None,
     };
@@ -125,10 +124,8 @@ struct Session<'a> {
     reading: Option<OutboxCall<Vec<Record>>>,
     /// How many records the read in progress asked for.
     read_limit: usize,
-    /// Bumped by every wake-up: a read that started before one may have missed new records.
-    wakes: u64,
-    /// `wakes` when the read in progress started.
-    read_wakes: u64,
+    /// A wake-up came while the read in progress ran: it may have missed new records.
+    woken_while_reading: bool,
     /// Acknowledged records not yet deleted.
     acked: Vec<i64>,
     /// The delete in progress, if any, with the positions it deletes: publishing goes on
@@ -309,19 +306,19 @@ impl Session<'_> {
         }));
         // Remembered with the read so `read_done` knows whether it got everything.
         self.read_limit = limit;
-        self.read_wakes = self.wakes;
+        self.woken_while_reading = false;
     }
 
     /// New records may have been appended (a wake-up from the agent, or the periodic tick).
     fn more_may_wait(&mut self) {
         self.caught_up = false;
-        self.wakes += 1;
+        self.woken_while_reading |= self.reading.is_some();
     }
 
     fn read_done(&mut self, read: Result<Result<Vec<Record>, OutboxError>, JoinError>) {
         match read {
             Ok(Ok(batch)) => {
-                self.caught_up = batch.len() < self.read_limit && self.read_wakes == self.wakes;
+                self.caught_up = batch.len() < self.read_limit && !self.woken_while_reading;
                 if let Some(last) = batch.last() {
                     self.cursor = Some(last.rowid);
                 }
@@ -515,20 +512,16 @@ impl Session<'_> {
         self.acked.extend(rowids);
     }
 
-    /// Waits for the delete in progress, then deletes what else was acknowledged: at the end
-    /// of a session, so the next one does not publish acknowledged records again.
+    /// Waits for the delete in progress, then deletes what else was acknowledged (or failed):
+    /// at the end of a session, so the next one does not publish acknowledged records again.
+    /// What still fails stays in the outbox and is sent again next session.
     async fn finish_deletes(&mut self) {
         for _ in 0..2 {
+            self.start_delete();
             if let Some((rowids, task)) = self.deleting.take() {
                 let deleted = task.await;
                 self.delete_done(rowids, deleted);
             }
-            self.start_delete();
-        }
-        if let Some((rowids, task)) = self.deleting.take() {
-            // Still failing: leave it running; the records are sent again next session.
-            drop(task);
-            self.acked.extend(rowids);
         }
     }
 
