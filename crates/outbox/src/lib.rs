@@ -80,17 +80,9 @@ impl Outbox {
                 source,
             })?;
         }
-        let mut conn = Connection::open(&path).map_err(|source| OutboxError::Open {
-            path: path.clone(),
-            source,
-        })?;
-        configure(&conn, &path, Durability::EveryCommit)?;
+        let mut conn = connect(&path, Durability::EveryCommit)?;
         schema::migrate(&mut conn, &path)?;
-        let drain = Connection::open(&path).map_err(|source| OutboxError::Open {
-            path: path.clone(),
-            source,
-        })?;
-        configure(&drain, &path, Durability::NextSync)?;
+        let drain = connect(&path, Durability::NextSync)?;
         Ok(Outbox {
             inner: Arc::new(Inner {
                 path,
@@ -668,6 +660,16 @@ enum Durability {
     EveryCommit,
     /// With the next sync of the WAL by any connection (deletes of acknowledged records).
     NextSync,
+}
+
+/// Opens a connection to the outbox file with [`configure`]'s settings.
+fn connect(path: &Path, durability: Durability) -> Result<Connection, OutboxError> {
+    let conn = Connection::open(path).map_err(|source| OutboxError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    configure(&conn, path, durability)?;
+    Ok(conn)
 }
 
 /// Connection settings; with [`Durability::EveryCommit`] an append survives power loss.
