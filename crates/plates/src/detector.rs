@@ -99,7 +99,7 @@ impl PlateDetector {
         device: Device,
     ) -> Result<Self, PlateError> {
         Ok(PlateDetector {
-            session: open_session_on(path, threads, device)?.0,
+            session: open_session_on(path, threads, device)?,
             kind,
             max_side: max_side.max(64),
             min_score,

@@ -48,7 +48,7 @@ impl PlateRecogniser {
             });
         }
         Ok(PlateRecogniser {
-            session: open_session_on(model, threads, device)?.0,
+            session: open_session_on(model, threads, device)?,
             dictionary,
         })
     }

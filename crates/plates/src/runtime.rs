@@ -56,16 +56,16 @@ impl std::str::FromStr for Device {
 /// Opens a model on the process-wide ONNX Runtime, on the CPU (for tools and benchmarks that
 /// run a model without the pipeline around it).
 pub fn open_session(path: &Path, threads: usize) -> Result<ort::session::Session, PlateError> {
-    open_session_on(path, threads, Device::Cpu).map(|(session, _)| session)
+    open_session_on(path, threads, Device::Cpu)
 }
 
 /// Opens a model on `device`, falling back to the CPU (with a warning) when the device cannot
-/// be used. Returns the session and the device it actually runs on.
+/// be used.
 pub fn open_session_on(
     path: &Path,
     threads: usize,
     device: Device,
-) -> Result<(ort::session::Session, Device), PlateError> {
+) -> Result<ort::session::Session, PlateError> {
     let err = |reason: String| PlateError::Model {
         path: path.to_path_buf(),
         reason,
@@ -88,7 +88,7 @@ pub fn open_session_on(
         let cuda = ort::ep::CUDA::default().build().error_on_failure();
         let why = match builder()?.with_execution_providers([cuda]) {
             Ok(mut on_gpu) => match on_gpu.commit_from_file(path) {
-                Ok(session) => return Ok((session, Device::Cuda)),
+                Ok(session) => return Ok(session),
                 Err(e) => e.to_string(),
             },
             Err(e) => e.to_string(),
@@ -98,5 +98,5 @@ pub fn open_session_on(
     let session = builder()?
         .commit_from_file(path)
         .map_err(|e| err(e.to_string()))?;
-    Ok((session, Device::Cpu))
+    Ok(session)
 }
