@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use forecourt_events::{now_millis, DispenserEvent, FramePlates, Sale, UnixMillis};
+use forecourt_events::{now_millis, Decimal, DispenserEvent, FramePlates, Sale, UnixMillis};
 use matcher::{MatchedSale, Matcher};
 use outbox::Outbox;
 use serde_json::{json, Value};
@@ -97,8 +97,8 @@ fn held_key(sale: &Sale) -> String {
 #[derive(Debug, Clone)]
 pub struct ReleasedSale {
     pub nozzle: u8,
-    pub volume: forecourt_events::Decimal,
-    pub amount: forecourt_events::Decimal,
+    pub volume: Decimal,
+    pub amount: Decimal,
 }
 
 /// How far back the outbox is read for sales and nozzle events already sent (a busy station's
@@ -355,17 +355,14 @@ impl Station {
             return false;
         }
         // A recovered sale may not know its nozzle (0: the pump's answer had no DC3).
-        let same = |held: &Sale| {
-            held.fp == sale.fp
-                && (sale.nozzle == 0 || held.nozzle == sale.nozzle)
-                && held.volume.same_value(sale.volume)
-                && held.amount.same_value(sale.amount)
+        let same_fill = |nozzle: u8, volume: Decimal, amount: Decimal| {
+            (sale.nozzle == 0 || nozzle == sale.nozzle)
+                && volume.same_value(sale.volume)
+                && amount.same_value(sale.amount)
         };
-        let sent_before = |r: &ReleasedSale| {
-            (sale.nozzle == 0 || r.nozzle == sale.nozzle)
-                && r.volume.same_value(sale.volume)
-                && r.amount.same_value(sale.amount)
-        };
+        let same =
+            |held: &Sale| held.fp == sale.fp && same_fill(held.nozzle, held.volume, held.amount);
+        let sent_before = |r: &ReleasedSale| same_fill(r.nozzle, r.volume, r.amount);
         match self.restored_sales.iter().position(same) {
             Some(i) => {
                 self.restored_sales.remove(i);
