@@ -120,16 +120,7 @@ fn spawn_mosquitto(conf: &Path, config: &str, port: u16, wait: Duration) -> Proc
 /// A socat pty pair: (guard, end a, end b).
 pub fn pty_pair(dir: &Path) -> (Proc, PathBuf, PathBuf) {
     let (a, b) = (dir.join("pty-a"), dir.join("pty-b"));
-    let proc = Proc::spawn(
-        "socat",
-        Command::new("socat")
-            .arg(format!("pty,raw,echo=0,link={}", a.display()))
-            .arg(format!("pty,raw,echo=0,link={}", b.display()))
-            .stderr(Stdio::null()),
-    );
-    wait_until(Duration::from_secs(10), "socat ptys", || {
-        a.exists() && b.exists()
-    });
+    let proc = pty_pair_at(&a, &b);
     (proc, a, b)
 }
 
