@@ -30,6 +30,21 @@ pub struct ScenarioConfig {
     pub early_lift_share: f64,
     /// Mean time between arrivals at one fuelling point, s (lower: more queues).
     pub mean_arrival_gap_s: f64,
+    pub camera: CameraModel,
+}
+
+/// How the cameras and the plate reader behave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CameraModel {
+    /// Dropped frames and outages, detector jitter, motion blur, occlusions, misreads, dirty
+    /// plates, garbage reads of motorbike plates: what the matcher is measured on.
+    #[default]
+    Realistic,
+    /// Every frame of every camera arrives, and every plate in view is read right (confidence
+    /// 0.95, no jitter); customers without a plate give no reads. With it, the camera-derived
+    /// analytics have an exact ground truth: a car is first and last read in a zone exactly when
+    /// [`TruthVisit::zone_reads`] says.
+    Ideal,
 }
 
 impl ScenarioConfig {
@@ -43,6 +58,7 @@ impl ScenarioConfig {
             two_nozzle_share: 0.06,
             early_lift_share: 0.15,
             mean_arrival_gap_s: 150.0,
+            camera: CameraModel::Realistic,
         }
     }
 }
@@ -243,6 +259,8 @@ struct Visit {
     /// When the plate was read right, in the zone, while the car stood at the pump (decides
     /// `readable`).
     correct_reads: Vec<f64>,
+    /// First and last read of the plate (any text) inside any fuelling point's zone.
+    zone_reads: Option<(UnixMillis, UnixMillis)>,
 }
 
 impl Visit {
@@ -389,6 +407,7 @@ fn plan_lane(fp: FpNumber, sales: usize, config: &ScenarioConfig, rng: &mut Rng)
             occlusion,
             sales: sale_specs,
             correct_reads: Vec::new(),
+            zone_reads: None,
         });
         arrival += rng.exponential(config.mean_arrival_gap_s).max(5.0);
     }
@@ -461,6 +480,10 @@ pub struct TruthVisit {
     pub leave_t: UnixMillis,
     /// Out of every camera's view.
     pub gone_t: UnixMillis,
+    /// The first and the last frame in which its plate was read (right or not) with the box
+    /// centre inside a fuelling point's zone; `None`: never. With [`CameraModel::Ideal`], when the
+    /// car entered and left the zones as the cameras sampled it.
+    pub zone_reads: Option<(UnixMillis, UnixMillis)>,
     /// In time order.
     pub fills: Vec<TruthFill>,
 }
@@ -483,6 +506,7 @@ pub fn generate_with_visits(
 ) -> io::Result<(ScenarioSummary, Vec<TruthVisit>)> {
     let mut rng = Rng::new(config.seed);
     let views = views();
+    let layout = station_layout();
     let start_ms: UnixMillis = 1_700_000_000_000 + (config.seed % 1000) as i64 * 86_400_000;
     let per_lane = config.sales.div_ceil(FPS.len());
     let mut visits: Vec<Visit> = Vec::new();
@@ -508,15 +532,16 @@ pub fn generate_with_visits(
         while t_ms < to_ms(end_s) {
             let t = (t_ms - start_ms) as f64 / 1000.0;
             t_ms += config.frame_ms + frame_rng.below(20) as i64;
+            let ideal = config.camera == CameraModel::Ideal;
             if t < outage_until {
                 continue;
             }
-            if frame_rng.chance(config.frame_ms as f64 / 600_000.0) {
+            if !ideal && frame_rng.chance(config.frame_ms as f64 / 600_000.0) {
                 outage_until = t + frame_rng.range(2.0, 25.0);
                 drops.push((camera_idx, t, outage_until));
                 continue;
             }
-            if frame_rng.chance(0.03) {
+            if !ideal && frame_rng.chance(0.03) {
                 continue;
             }
             while first_active < visits.len() && visits[first_active].gone_s + 600.0 < t {
@@ -548,8 +573,9 @@ pub fn generate_with_visits(
                     let Some(((x, y), still)) = visit.position(view, t) else {
                         continue;
                     };
-                    let x = x + frame_rng.normal() * view.jitter;
-                    let y = y + frame_rng.normal() * view.jitter;
+                    let jitter = if ideal { 0.0 } else { view.jitter };
+                    let x = x + frame_rng.normal() * jitter;
+                    let y = y + frame_rng.normal() * jitter;
                     if !(0.01..=0.99).contains(&x) || !(0.01..=0.99).contains(&y) {
                         continue;
                     }
@@ -564,7 +590,8 @@ pub fn generate_with_visits(
                     ];
                     let Some(plate) = &visit.plate else {
                         // A motorbike's small plate now and then gives a garbage read.
-                        if visit.customer == Customer::Motorbike && frame_rng.chance(0.15) {
+                        if !ideal && visit.customer == Customer::Motorbike && frame_rng.chance(0.15)
+                        {
                             let garbage: String = (0..3 + frame_rng.below(3))
                                 .map(|_| char::from(b'A' + frame_rng.below(26) as u8))
                                 .collect();
@@ -594,18 +621,23 @@ pub fn generate_with_visits(
                     if *camera == "cam3" && visit.fp == 4 && stopped_at(3, &visits) {
                         rate *= 0.3;
                     }
-                    if !frame_rng.chance(rate) {
-                        continue;
-                    }
-                    let quality = view.quality * if still { 1.0 } else { 1.5 };
-                    let profile = visit.misreads.as_ref().expect("plated visits have one");
-                    let text = profile.read(plate, quality, &mut frame_rng);
-                    let correct = text == *plate;
-                    let conf = if correct {
-                        0.75 + 0.24 * frame_rng.unit().sqrt()
+                    let (text, conf) = if ideal {
+                        (plate.clone(), 0.95)
                     } else {
-                        0.5 + 0.45 * frame_rng.unit()
+                        if !frame_rng.chance(rate) {
+                            continue;
+                        }
+                        let quality = view.quality * if still { 1.0 } else { 1.5 };
+                        let profile = visit.misreads.as_ref().expect("plated visits have one");
+                        let text = profile.read(plate, quality, &mut frame_rng);
+                        let conf = if text == *plate {
+                            0.75 + 0.24 * frame_rng.unit().sqrt()
+                        } else {
+                            0.5 + 0.45 * frame_rng.unit()
+                        };
+                        (text, conf)
                     };
+                    let correct = text == *plate;
                     let in_zone = matcher::Zone {
                         camera: String::new(),
                         polygon: view.zone.clone(),
@@ -613,6 +645,14 @@ pub fn generate_with_visits(
                     .contains(x as f32, y as f32);
                     if correct && in_zone && t >= visit.stop_s && t < visit.leave_s {
                         visits[vi].correct_reads.push(t);
+                    }
+                    // In any zone, as the agent maps the box centre (from the f32 box, as it does).
+                    let (cx, cy) = ((bbox[0] + bbox[2]) / 2.0, (bbox[1] + bbox[3]) / 2.0);
+                    if layout.fps_at(camera, cx, cy).next().is_some() {
+                        let read_t = to_ms(t);
+                        let span = visits[vi].zone_reads.get_or_insert((read_t, read_t));
+                        span.0 = span.0.min(read_t);
+                        span.1 = span.1.max(read_t);
                     }
                     plates.push(TracePlate {
                         text,
@@ -709,8 +749,8 @@ pub fn generate_with_visits(
     }
     // Stable sort: equal times keep the order above (frames, then pump events).
     records.sort_by_key(|(t, _)| *t);
-    let mut writer = TraceWriter::new(trace, &station_layout(), 0)
-        .map_err(|e| io::Error::other(e.to_string()))?;
+    let mut writer =
+        TraceWriter::new(trace, &layout, 0).map_err(|e| io::Error::other(e.to_string()))?;
     for (_, record) in records {
         writer
             .push(record)
@@ -730,6 +770,7 @@ pub fn generate_with_visits(
             stop_t: to_ms(v.stop_s),
             leave_t: to_ms(v.leave_s),
             gone_t: to_ms(v.gone_s),
+            zone_reads: v.zone_reads,
             fills: v
                 .sales
                 .iter()
