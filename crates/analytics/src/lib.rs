@@ -29,6 +29,11 @@ pub use hourly::{
     VOLUME_BIN_NAMES,
 };
 
+/// A car that was read this long after another nozzle was lifted at its FP (or until that
+/// nozzle hung up) was still there for that fill; a car pulling out is gone from the zones within
+/// a few seconds.
+const STILL_THERE_AFTER_LIFT_MS: i64 = 10_000;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnalyticsConfig {
     /// Cameras whose every read counts as an arrival (no zone; the event has no FP).
@@ -397,8 +402,14 @@ impl Analytics {
         let fp = sale.fp;
         let start = sale.nozzle_out_t.unwrap_or(sale.nozzle_in_t);
         let gap = self.config.same_vehicle_gap_ms;
-        // A visit at this FP whose previous fill ended just before this one started.
-        let follows = |v: &Visit| v.last_fill_end_at(fp).is_some_and(|e| start - e <= gap);
+        // A visit at this FP whose previous fill ended just before this one started, and whose
+        // car, if the cameras saw it, was still read a while into this fill (else it was
+        // pulling out and this is the next customer).
+        let still_there = (start + STILL_THERE_AFTER_LIFT_MS).min(sale.nozzle_in_t);
+        let follows = |v: &Visit| {
+            v.last_fill_end_at(fp).is_some_and(|e| start - e <= gap)
+                && v.last_seen.is_none_or(|seen| seen >= still_there)
+        };
         let target = match &m.verdict.plate {
             Some(plate) => {
                 let found = self.find_visit(plate, Some(fp));
@@ -414,11 +425,16 @@ impl Analytics {
                     });
                     self.visits.len() - 1
                 });
-                // A plate-less visit just before at this FP was this car's other nozzle.
+                // A plate-less visit just before at this FP was this car's other nozzle, unless
+                // that fill was over before the car was first read here.
+                let arrived = self.visits[i].arrival_t;
+                let was_here = |v: &Visit| {
+                    arrived.is_none_or(|a| v.last_fill_end_at(fp).is_some_and(|e| e >= a))
+                };
                 if let Some(j) = self
                     .visits
                     .iter()
-                    .position(|v| v.plate.is_none() && !v.counted && follows(v))
+                    .position(|v| v.plate.is_none() && !v.counted && follows(v) && was_here(v))
                 {
                     if j != i {
                         let anon = self.visits.remove(j);
@@ -596,16 +612,22 @@ impl Analytics {
 
     fn on_read(&mut self, read: Read) {
         let max = self.config.max_text_distance;
-        // A car already arrived: its visit goes on.
+        // A car already arrived: its visit goes on. A read that is not its exact text is a
+        // misread of it only where and while that car is being read: a car with a similar
+        // plate at another pump, or the next one at this pump, is another car.
+        let recent = read.t - self.config.window_ms;
         let visit = self
             .visits
             .iter_mut()
-            .filter(|v| {
-                v.plate
-                    .as_deref()
-                    .is_some_and(|p| text_distance(p, &read.text) <= max)
+            .filter_map(|v| {
+                let d = text_distance(v.plate.as_deref()?, &read.text);
+                let misread = d <= max
+                    && v.fp_reads.contains_key(&read.fp)
+                    && v.last_seen.is_some_and(|l| l >= recent);
+                (d == 0 || misread).then_some((d == 0, v))
             })
-            .max_by_key(|v| v.last_seen);
+            .max_by_key(|(exact, v)| (*exact, v.last_seen))
+            .map(|(_, v)| v);
         if let Some(v) = visit {
             v.last_seen = Some(v.last_seen.map_or(read.t, |l| l.max(read.t)));
             if v.arrival_t.is_none() {
@@ -664,8 +686,13 @@ impl Analytics {
             counted: false,
         };
         let fp = visit.fp();
-        // The matcher may have tied a sale to this plate before it was read well enough here.
-        if let Some(i) = self.find_visit(&voted.text, fp) {
+        // The matcher may have tied a sale to this plate before it was read well enough here:
+        // that visit, made from the sale, was never read.
+        let made_by_a_sale = self.find_visit(&voted.text, fp).filter(|&i| {
+            let v = &self.visits[i];
+            v.arrival_t.is_none() && (fp.is_none() || v.fp() == fp)
+        });
+        if let Some(i) = made_by_a_sale {
             let earlier = self.visits.remove(i);
             visit.sales = earlier.sales;
         }

@@ -410,3 +410,144 @@ fn history_is_bounded_and_long_silences_are_skipped() {
     let n = hourly(&a.poll(later + HOUR_MS + 60_000)).len();
     assert!(n <= 4, "{n}");
 }
+
+/// Reads of `plate` at `x` (FP1 at 0.25, FP2 at 0.75) every 500 ms over `from..to`.
+fn reads(
+    a: &mut Analytics,
+    out: &mut Vec<AnalyticsEvent>,
+    plate: &str,
+    x: f32,
+    from: i64,
+    to: i64,
+) {
+    for t in (from..to).step_by(500) {
+        a.observe_frame(&frame("cam1", t, &[(plate, x, 0.93)]));
+        out.extend(a.poll(t));
+    }
+}
+
+fn visits(events: &[AnalyticsEvent]) -> Vec<serde_json::Value> {
+    events
+        .iter()
+        .filter(|e| e.stream() == "visit")
+        .map(AnalyticsEvent::body)
+        .collect()
+}
+
+#[test]
+fn similar_plates_elsewhere_or_later_are_other_cars() {
+    let mut a = Analytics::new(layout(), AnalyticsConfig::default(), plate_ok);
+    let mut out = Vec::new();
+    // A at FP1 (last read H+4.5 s); one character off, at FP2 while A is still there: another
+    // car; one character off at FP1 a minute after A was last read: the next car.
+    reads(&mut a, &mut out, A, 0.25, H, H + 5_000);
+    reads(&mut a, &mut out, "苏E05EV9", 0.75, H + 3_000, H + 5_000);
+    reads(&mut a, &mut out, "苏E05EV6", 0.25, H + 60_000, H + 62_000);
+    // A misread of A while it is being read, where it is: still A (no arrival).
+    reads(&mut a, &mut out, A, 0.25, H + 70_000, H + 71_000);
+    reads(&mut a, &mut out, "苏E05EV0", 0.25, H + 71_000, H + 73_000);
+    let arrivals: Vec<(serde_json::Value, serde_json::Value)> = out
+        .iter()
+        .filter(|e| e.stream() == "arrival")
+        .map(|e| (e.body()["plate"].clone(), e.body()["fp"].clone()))
+        .collect();
+    assert_eq!(
+        arrivals,
+        vec![
+            (json!(A), json!(1)),
+            (json!("苏E05EV9"), json!(2)),
+            (json!("苏E05EV6"), json!(1)),
+        ]
+    );
+}
+
+#[test]
+fn a_plateless_fill_over_before_the_car_came_is_another_customer() {
+    let mut a = Analytics::new(layout(), AnalyticsConfig::default(), plate_ok);
+    let mut out = Vec::new();
+    // A customer without a plate fills at FP1 (out +100 s, in +130 s); car B is first read at
+    // +140 s and lifts at +145 s, 15 s after that hang-up (within the 20 s same-vehicle gap).
+    a.observe_dispenser(&nozzle(true, H + 100_000, 1, 1));
+    a.observe_dispenser(&nozzle(false, H + 130_000, 1, 1));
+    let s1 = sale(H + 131_000, 1, 1, 2000, 15700);
+    a.observe_dispenser(&DispenserEvent::SaleCompleted(s1.clone()));
+    a.observe_matched(&matched(&s1, H + 100_000, H + 130_000, None));
+    reads(&mut a, &mut out, B, 0.25, H + 140_000, H + 210_000);
+    let s2 = sale(H + 201_000, 1, 2, 3000, 23550);
+    a.observe_dispenser(&nozzle(true, H + 145_000, 1, 2));
+    a.observe_dispenser(&nozzle(false, H + 200_000, 1, 2));
+    a.observe_dispenser(&DispenserEvent::SaleCompleted(s2.clone()));
+    a.observe_matched(&matched(&s2, H + 145_000, H + 200_000, Some(B)));
+    out.extend(a.poll(H + HOUR_MS + 60_000));
+    let v = visits(&out);
+    assert_eq!(v.len(), 2, "{v:?}");
+    let anon = v.iter().find(|v| v["plate"].is_null()).unwrap();
+    assert_eq!(anon["sales"].as_array().unwrap().len(), 1);
+    assert_eq!(anon["nozzle_out_t"], json!(H + 100_000));
+    let car = v.iter().find(|v| v["plate"] == json!(B)).unwrap();
+    assert_eq!(car["sales"].as_array().unwrap().len(), 1);
+    assert_eq!(car["arrival_t"], json!(H + 140_000));
+    assert_eq!(car["waiting_ms"], json!(5_000));
+    let fp1 = &hourly(&out)[0].fps[0].metrics;
+    assert_eq!(
+        (fp1.vehicles, fp1.waiting_n, fp1.waiting_mean_ms),
+        (2, 1, Some(5_000))
+    );
+}
+
+#[test]
+fn a_car_pulling_out_is_not_the_next_customer() {
+    let mut a = Analytics::new(layout(), AnalyticsConfig::default(), plate_ok);
+    let mut out = Vec::new();
+    // FP1: A fills +10..+60 s and is last read at +75 s, pulling out; a customer without a
+    // plate lifts at +70 s. FP2: B fills +10..+60 s and stays (read until +130 s) for a second
+    // nozzle +70..+100 s that the matcher gave no plate: B's second sale.
+    let (sa, sb) = (
+        sale(H + 61_000, 1, 1, 4000, 31400),
+        sale(H + 61_000, 2, 1, 4000, 31400),
+    );
+    let (sc, sd) = (
+        sale(H + 101_000, 1, 2, 1000, 7850),
+        sale(H + 101_000, 2, 2, 1000, 7850),
+    );
+    for k in 0..260 {
+        let t = H + k * 500;
+        let mut plates = vec![(B, 0.75, 0.93)];
+        if t < H + 75_500 {
+            plates.push((A, 0.25, 0.93));
+        }
+        a.observe_frame(&frame("cam1", t, &plates));
+        out.extend(a.poll(t));
+        match t - H {
+            66_000 => {
+                a.observe_matched(&matched(&sa, H + 10_000, H + 60_000, Some(A)));
+                a.observe_matched(&matched(&sb, H + 10_000, H + 60_000, Some(B)));
+            }
+            106_000 => {
+                a.observe_matched(&matched(&sc, H + 70_000, H + 100_000, None));
+                a.observe_matched(&matched(&sd, H + 70_000, H + 100_000, None));
+            }
+            _ => {}
+        }
+    }
+    for s in [&sa, &sb, &sc, &sd] {
+        a.observe_dispenser(&DispenserEvent::SaleCompleted(s.clone()));
+    }
+    out.extend(a.poll(H + HOUR_MS + 60_000));
+    let v = visits(&out);
+    let sales_of = |plate: serde_json::Value, fp: u8| {
+        v.iter()
+            .filter(|v| v["plate"] == plate && v["fp"] == json!(fp))
+            .map(|v| v["sales"].as_array().unwrap().len())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(sales_of(json!(A), 1), vec![1]);
+    assert_eq!(sales_of(json!(null), 1), vec![1]);
+    assert_eq!(sales_of(json!(B), 2), vec![2]);
+    assert_eq!(sales_of(json!(null), 2), Vec::<usize>::new());
+    let h = hourly(&out);
+    assert_eq!(
+        (h[0].fps[0].metrics.vehicles, h[0].fps[1].metrics.vehicles),
+        (2, 1)
+    );
+}
