@@ -290,6 +290,9 @@ async fn run_agent(
         wake_uplink,
         topic_root,
     };
+    station
+        .analytics
+        .counting_since(forecourt_events::now_millis());
     let hours = station.restore_hourly().await?;
     if hours > 0 {
         info!(

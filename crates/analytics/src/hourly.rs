@@ -185,6 +185,10 @@ pub struct HourSummary {
     pub entrance_arrivals: u32,
     /// Events that arrived after their hour had closed (counted nowhere).
     pub late_events: u32,
+    /// Set when counting began inside this hour (the agent started or restarted then): the
+    /// figures cover `counted_from .. hour + 3_600_000` only. Null for a whole hour.
+    #[serde(default)]
+    pub counted_from: Option<UnixMillis>,
     pub fps: Vec<FpHourJson>,
 }
 
@@ -213,6 +217,7 @@ impl HourAcc {
         hour: UnixMillis,
         known: &BTreeMap<FpNumber, std::collections::BTreeSet<u8>>,
         late_events: u32,
+        counted_from: Option<UnixMillis>,
     ) -> HourSummary {
         let empty = FpAcc::default();
         let zero = Counters::default();
@@ -222,6 +227,7 @@ impl HourAcc {
             hour,
             entrance_arrivals: self.entrance_arrivals,
             late_events,
+            counted_from,
             fps: fps
                 .into_iter()
                 .map(|fp| {

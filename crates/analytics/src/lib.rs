@@ -260,6 +260,8 @@ pub struct Analytics {
     known: BTreeMap<FpNumber, BTreeSet<u8>>,
     /// Closed hours, newest last, at most `keep_hours`.
     history: VecDeque<HourSummary>,
+    /// When this instance began counting (see [`Self::counting_since`]).
+    counting_since: Option<UnixMillis>,
 }
 
 impl Analytics {
@@ -280,7 +282,15 @@ impl Analytics {
             late_events: 0,
             known,
             history: VecDeque::new(),
+            counting_since: None,
         }
+    }
+
+    /// The live agent calls this at start: what happened earlier in the current hour (before a
+    /// restart) is not in these counters, so that hour's summary says from when it counts
+    /// (`counted_from`). A replay of a whole trace does not call it.
+    pub fn counting_since(&mut self, t: UnixMillis) {
+        self.counting_since = Some(t);
     }
 
     pub fn config(&self) -> &AnalyticsConfig {
@@ -810,7 +820,13 @@ impl Analytics {
                 }
             }
             let acc = self.hours.remove(&h).unwrap_or_default();
-            let summary = acc.summary(h, &self.known, std::mem::take(&mut self.late_events));
+            let counted_from = self.counting_since.filter(|&t| t > h && t < end);
+            let summary = acc.summary(
+                h,
+                &self.known,
+                std::mem::take(&mut self.late_events),
+                counted_from,
+            );
             self.out.push_back(AnalyticsEvent::Hourly(summary.clone()));
             self.history.push_back(summary);
             while self.history.len() > self.config.keep_hours {

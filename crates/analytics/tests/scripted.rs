@@ -551,3 +551,44 @@ fn a_car_pulling_out_is_not_the_next_customer() {
         (2, 1)
     );
 }
+
+#[test]
+fn an_hour_counted_from_a_restart_says_so() {
+    let mut a = Analytics::new(layout(), AnalyticsConfig::default(), plate_ok);
+    // Started 25 minutes into the hour: that hour's figures cover only the rest of it.
+    a.counting_since(H + 1_500_000);
+    let s = sale(H + 1_600_000, 1, 1, 1000, 7850);
+    a.observe_dispenser(&DispenserEvent::SaleCompleted(s.clone()));
+    a.observe_dispenser(&DispenserEvent::SaleCompleted(sale(
+        H + HOUR_MS + 5,
+        1,
+        1,
+        1000,
+        7850,
+    )));
+    let out = a.poll(H + 2 * HOUR_MS + 60_000);
+    let h = hourly(&out);
+    assert_eq!(h.len(), 2);
+    assert_eq!(h[0].counted_from, Some(H + 1_500_000));
+    assert_eq!(
+        AnalyticsEvent::Hourly(h[0].clone()).body()["counted_from"],
+        json!(H + 1_500_000)
+    );
+    assert_eq!(h[0].fps[0].metrics.sales, 1);
+    assert_eq!(h[1].counted_from, None);
+    assert_eq!(
+        AnalyticsEvent::Hourly(h[1].clone()).body()["counted_from"],
+        json!(null)
+    );
+    // Started on the hour: a whole hour.
+    let mut b = Analytics::new(layout(), AnalyticsConfig::default(), plate_ok);
+    b.counting_since(H);
+    b.observe_dispenser(&DispenserEvent::SaleCompleted(s));
+    assert_eq!(hourly(&b.poll(H + HOUR_MS + 60_000))[0].counted_from, None);
+    // Summaries archived before this field existed still load.
+    let old: HourSummary = serde_json::from_value(
+        json!({"hour": H, "entrance_arrivals": 0, "late_events": 0, "fps": []}),
+    )
+    .unwrap();
+    assert_eq!(old.counted_from, None);
+}
