@@ -21,6 +21,27 @@ struct Pump {
     nozzle_out_ms: i64,
 }
 
+/// The analytics events of a trace, as the agent would produce them.
+fn replay(trace: &[u8]) -> Vec<AnalyticsEvent> {
+    replay_analytics(
+        trace,
+        &MatcherConfig::default(),
+        AnalyticsConfig::default(),
+        is_valid_plate,
+    )
+    .unwrap()
+}
+
+fn hours_of(events: &[AnalyticsEvent]) -> Vec<&HourSummary> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            AnalyticsEvent::Hourly(h) => Some(h),
+            _ => None,
+        })
+        .collect()
+}
+
 fn union_by_hour(mut iv: Vec<(i64, i64)>, out: &mut BTreeMap<i64, i64>) {
     iv.sort_unstable();
     let mut merged: Vec<(i64, i64)> = Vec::new();
@@ -124,29 +145,11 @@ fn replayed_trace_matches_ground_truth() {
         let (mut trace, mut truth) = (Vec::new(), Vec::new());
         let (_, visits) =
             generate_with_visits(&ScenarioConfig::new(seed, 240), &mut trace, &mut truth).unwrap();
-        let events = replay_analytics(
-            trace.as_slice(),
-            &MatcherConfig::default(),
-            AnalyticsConfig::default(),
-            is_valid_plate,
-        )
-        .unwrap();
+        let events = replay(&trace);
         // Deterministic: a second replay gives the same events.
-        let again = replay_analytics(
-            trace.as_slice(),
-            &MatcherConfig::default(),
-            AnalyticsConfig::default(),
-            is_valid_plate,
-        )
-        .unwrap();
+        let again = replay(&trace);
         assert_eq!(events, again);
-        let hours: Vec<&HourSummary> = events
-            .iter()
-            .filter_map(|e| match e {
-                AnalyticsEvent::Hourly(h) => Some(h),
-                _ => None,
-            })
-            .collect();
+        let hours = hours_of(&events);
         assert!(hours.len() >= 2, "the scenario spans hours");
         // Pump metrics: exactly.
         let want = expected(&visits);
@@ -300,13 +303,7 @@ fn ideal_camera_trace_gives_ground_truth_exactly() {
         let (mut trace, mut truth) = (Vec::new(), Vec::new());
         let (_, customers) = generate_with_visits(&config, &mut trace, &mut truth).unwrap();
         let visits = as_one_stream_tells_them(customers, AnalyticsConfig::default());
-        let events = replay_analytics(
-            trace.as_slice(),
-            &MatcherConfig::default(),
-            AnalyticsConfig::default(),
-            is_valid_plate,
-        )
-        .unwrap();
+        let events = replay(&trace);
 
         // Arrivals: one per plated car, at its FP, first seen when it entered a zone.
         let mut want_arrivals: Vec<(String, Option<u8>, i64)> = visits
@@ -414,13 +411,7 @@ fn ideal_camera_trace_gives_ground_truth_exactly() {
                 waits.extend(wait);
             }
         }
-        let hours: Vec<&HourSummary> = events
-            .iter()
-            .filter_map(|e| match e {
-                AnalyticsEvent::Hourly(h) => Some(h),
-                _ => None,
-            })
-            .collect();
+        let hours = hours_of(&events);
         let mut got_vehicles: Vehicles = BTreeMap::new();
         for h in &hours {
             for fp in &h.fps {
