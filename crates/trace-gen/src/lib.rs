@@ -524,6 +524,7 @@ pub fn generate_with_visits(
     // Frames: each camera on its own clock, with single drops and longer outages.
     let mut frame_rng = Rng::new(rng.next_u64());
     let mut drops: Vec<(usize, f64, f64)> = Vec::new();
+    let ideal = config.camera == CameraModel::Ideal;
     for (camera_idx, camera) in CAMERAS.iter().enumerate() {
         let camera_views: Vec<&View> = views.iter().filter(|v| v.camera == *camera).collect();
         let mut t_ms = start_ms + 37 * camera_idx as i64;
@@ -532,7 +533,6 @@ pub fn generate_with_visits(
         while t_ms < to_ms(end_s) {
             let t = (t_ms - start_ms) as f64 / 1000.0;
             t_ms += config.frame_ms + frame_rng.below(20) as i64;
-            let ideal = config.camera == CameraModel::Ideal;
             if t < outage_until {
                 continue;
             }
