@@ -95,8 +95,7 @@ pub fn open_session_on(
         };
         tracing::warn!(model = %path.display(), reason = %why, "CUDA execution provider not usable; running this model on the CPU");
     }
-    let session = builder()?
+    builder()?
         .commit_from_file(path)
-        .map_err(|e| err(e.to_string()))?;
-    Ok(session)
+        .map_err(|e| err(e.to_string()))
 }
