@@ -147,6 +147,15 @@ async fn every_seq_arrives_across_broker_restarts_over_tls_with_client_certifica
     stress(true).await;
 }
 
+/// Waits for `condition`, polling; fails the test after 30 s.
+async fn wait_for(what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn stress(tls: bool) {
     let long = std::env::var("FORECOURT_LONG").is_ok_and(|v| v == "1");
     let (total, restarts): (u64, usize) = if long { (500_000, 30) } else { (100_000, 10) };
@@ -247,6 +256,9 @@ async fn stress(tls: bool) {
         })
     };
 
+    // Each restart must interrupt a live session, so the reconnect count is exact whatever the
+    // machine's speed: wait for the first connection, then for each reconnect.
+    wait_for("the first connection", || health.snapshot().connected).await;
     for round in 0..restarts {
         tokio::time::sleep(Duration::from_millis(600)).await;
         tokio::task::block_in_place(|| broker.stop());
@@ -258,6 +270,11 @@ async fn stress(tls: bool) {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
         tokio::task::block_in_place(|| broker.spawn());
+        let want = round as u64 + 1;
+        wait_for("the reconnect after a broker restart", || {
+            health.snapshot().reconnects >= want
+        })
+        .await;
     }
     appender.await.unwrap();
 
@@ -315,7 +332,7 @@ async fn stress(tls: bool) {
         h.reconnects,
         summary.streams.values().map(|s| s.duplicates).sum::<u64>()
     );
-    assert!(h.reconnects >= restarts as u64);
+    assert!(h.reconnects >= restarts as u64, "a reconnect per broker restart: {h:?}");
     stop.send(true).unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(5), uplink_task).await;
 }
