@@ -72,6 +72,15 @@ else
   echo "all present" >&2
 fi
 
+step "Rust target $TARGET"
+# rustup's standard library for the target; the toolchain itself is the machine's.
+command -v rustup >/dev/null || { echo "rustup is needed to add the $TARGET target" >&2; exit 1; }
+if rustup target list --installed | grep -qx "$TARGET"; then
+  echo "installed" >&2
+else
+  rustup target add "$TARGET"
+fi
+
 # deb_name PKG: the file name `apt-get download PKG:arm64` gives for the candidate version.
 deb_name() {
   local v

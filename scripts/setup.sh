@@ -21,6 +21,7 @@ APT_PACKAGES=(
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
     gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly # local RTSP server for the camera tests (x264enc: ugly)
   unzip ca-certificates systemd                        # systemd-analyze checks the unit in tests
+  python3 sqlite3 openssl file                          # tests: outbox inspection, test PKI
 )
 
 step() { printf '\n== setup: %s\n' "$*" >&2; }
