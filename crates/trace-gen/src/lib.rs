@@ -4,9 +4,29 @@
 //! lifted before the car stops, long occlusions, per-frame misreads, sales without a readable
 //! plate, one car at two nozzles, camera frame drops, and two FPs seen by one camera at a steep
 //! angle. Same seed, same bytes.
+//!
+//! # Domain-randomised scenarios
+//!
+//! [`generate`] draws everything on one fixed station, so a matcher tuned on it learns that
+//! station. [`generate_randomised`] draws the station too: 1-4 islands with a bay on each side,
+//! pinhole cameras per island or per pair of facing lanes (some reading rear plates) at drawn
+//! positions, heights and lenses, and hand-drawn zones (jittered 4-6 point polygons that often
+//! reach back over the queue and are sometimes too small). Plate boxes follow from projecting
+//! the plate, so size and image position follow from distance. Behaviour (arrival rates and
+//! rushes, queues, early nozzle lifts, double sales, motorbikes and jerry cans, cross-side fills,
+//! off-zone stops, lookalike fleet plates, occlusions by people and by other cars, camera
+//! outages and frame drops) and the reader (per-character confusions that grow as plates get
+//! small, smeared characters, unreadable plates, garbage, biased and noisy confidence) are drawn
+//! from the ranges of a named [`Family`] ([`FAMILIES`]). Families marked `held_out` are never to
+//! be used for tuning. Each sale's truth carries the [`CASES`] that apply. Same family and seed,
+//! same bytes. `examples/eval_families.rs` scores the matcher per family; `write_families.rs`
+//! writes the traces and truth to folders for other scorers.
 
+mod families;
 mod plate_text;
+mod randomised;
 mod rng;
+pub mod station;
 
 use std::collections::BTreeSet;
 use std::io::{self, Write};
@@ -14,7 +34,9 @@ use std::io::{self, Write};
 use forecourt_events::{Decimal, FpNumber, UnixMillis};
 use matcher::{FpLayout, Layout, TracePlate, TraceRecord, TraceWriter, TruthLine, Zone};
 
+pub use families::{family, Family, Span, FAMILIES};
 pub use plate_text::{is_valid_plate, random_plate, MisreadProfile};
+pub use randomised::{generate_randomised, RandomisedScenario, SaleTruth, CASES};
 pub use rng::Rng;
 
 #[derive(Debug, Clone, PartialEq)]

@@ -4,9 +4,9 @@
 
 use crate::rng::Rng;
 
-const PROVINCES: &str = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼";
+pub(crate) const PROVINCES: &str = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼";
 const LETTERS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
-const ALNUM: &[u8] = b"0123456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+pub(crate) const ALNUM: &[u8] = b"0123456789ABCDEFGHJKLMNPQRSTUVWXYZ";
 /// Provinces a recogniser mistakes for one another.
 const PROVINCE_SWAPS: &[(char, char)] = &[
     ('苏', '赣'),
@@ -80,6 +80,34 @@ pub fn confusable(c: char, rng: &mut Rng) -> char {
         }
         _ => char::from(*rng.pick(ALNUM)),
     }
+}
+
+/// Characters of the plate alphabet (no I, no O) a recogniser mixes up with one another.
+const CONFUSION_GROUPS: &[&str] = &[
+    "0DQU", "8B", "3B", "5S", "2Z", "17T", "6G", "CG", "4A", "EF", "HMN", "UV", "KX", "PR", "9G",
+];
+
+/// A character a recogniser might read instead of `c`: a look-alike from the plate alphabet
+/// (a neighbouring province for the first character), or any character when `c` has none.
+pub(crate) fn confusable_character(c: char, rng: &mut Rng) -> char {
+    if PROVINCES.contains(c) {
+        return confusable(c, rng);
+    }
+    let partners: Vec<char> = CONFUSION_GROUPS
+        .iter()
+        .filter(|g| g.contains(c))
+        .flat_map(|g| g.chars())
+        .filter(|&p| p != c)
+        .collect();
+    if partners.is_empty() || rng.chance(0.1) {
+        loop {
+            let other = char::from(*rng.pick(ALNUM));
+            if other != c {
+                return other;
+            }
+        }
+    }
+    *rng.pick(&partners)
 }
 
 /// One car's way of being misread: a weak character (dirt, a bolt) read as another most often,
