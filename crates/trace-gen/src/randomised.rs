@@ -979,9 +979,16 @@ fn assign_fleet_plates(visits: &mut [Visit], behaviour: &Behaviour, rng: &mut Rn
         let source = recent[rng.below(recent.len())];
         let plate = lookalike_of(visits[source].plate.as_deref().unwrap_or_default(), rng);
         if let Some(s) = &visits[i].smear {
-            // A smear drawn for the old text must still be about this text's character.
-            let chars: Vec<char> = plate.chars().collect();
-            if s.weights[0] > 0.0 && s.readings[0] != chars[s.position] {
+            // The smear was drawn for the old text (perhaps of another length): keep it only
+            // where it still means the same for this one.
+            let still_fits = plate.chars().nth(s.position).is_some_and(|c| {
+                if s.weights[0] > 0.0 {
+                    s.readings[0] == c
+                } else {
+                    !s.readings.contains(&c)
+                }
+            });
+            if !still_fits {
                 visits[i].smear = None;
             }
         }
