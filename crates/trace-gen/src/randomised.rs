@@ -22,6 +22,21 @@ use crate::station::{
 };
 
 /// Case tags, in the order that decides a sale's primary case (its first tag in this order).
+/// A sale carries every tag that applies (`normal` only when none does):
+/// - `no_car`: motorbike or jerry cans; the right answer is no plate.
+/// - `unreadable`: a car whose plate was not read exactly 3 times, while it stood at the pump,
+///   on a camera with a zone of the sale's FP, before the sale's grace ran out (`readable: false`).
+/// - `cross_side`: the car stood in the other bay of the island; the hose reached across.
+/// - `outage`: a camera with a zone of the FP was dark during the fill.
+/// - `occluded`: the car's plate was in view but hidden (a person, another car) for 10 s or more
+///   of the fill on one of the FP's cameras.
+/// - `queue_in_zone` / `leaving_in_zone`: another car was read inside one of the FP's zones while
+///   queueing (fill and grace) / while pulling out (from this car's approach to nozzle-in).
+/// - `lookalike`: a plate one character away was at the station within ten minutes.
+/// - `double_sale`: one car, two sales. `early_nozzle`: nozzle out before the car stopped.
+/// - `off_zone`: where it stopped, the plate is in none of the FP's zones on any camera.
+/// - `overlap`: a fill at another FP that shares a camera with this one overlapped this fill.
+/// - `queue`: a car waited behind in the same lane during the fill.
 pub const CASES: [&str; 14] = [
     "no_car",
     "unreadable",
