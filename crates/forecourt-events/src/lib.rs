@@ -7,7 +7,7 @@ pub mod plate_text;
 
 pub use decimal::{Decimal, DecimalError};
 pub use heartbeat::Heartbeat;
-pub use plate_text::{is_valid_plate, text_distance};
+pub use plate_text::{is_valid_plate, text_distance, text_distance_at_most};
 use serde::{Deserialize, Serialize};
 
 /// Milliseconds since the Unix epoch (UTC). Every event carries the time it happened at its source.

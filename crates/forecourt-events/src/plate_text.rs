@@ -36,24 +36,121 @@ pub fn is_valid_plate(text: &str) -> bool {
 
 /// Levenshtein distance in characters, not bytes (plates start with a Chinese character).
 pub fn text_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    let mut current = vec![0; b.len() + 1];
-    for (i, ca) in a.iter().enumerate() {
-        current[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != cb);
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        std::mem::swap(&mut previous, &mut current);
+    if a == b {
+        return 0;
     }
-    previous[b.len()]
+    // Plates are short: the matcher calls this for every read it tracks, so no allocation.
+    const SHORT: usize = 16;
+    let (mut ca, mut cb) = (['\0'; SHORT], ['\0'; SHORT]);
+    let (mut la, mut lb) = (0, 0);
+    for c in a.chars() {
+        if la == SHORT {
+            return levenshtein(
+                &a.chars().collect::<Vec<_>>(),
+                &b.chars().collect::<Vec<_>>(),
+            );
+        }
+        ca[la] = c;
+        la += 1;
+    }
+    for c in b.chars() {
+        if lb == SHORT {
+            return levenshtein(
+                &a.chars().collect::<Vec<_>>(),
+                &b.chars().collect::<Vec<_>>(),
+            );
+        }
+        cb[lb] = c;
+        lb += 1;
+    }
+    levenshtein(&ca[..la], &cb[..lb])
+}
+
+/// [`text_distance`] when it is at most `max`, else `None`; much cheaper than the full distance
+/// for two different plates (it stops as soon as `max` is exceeded).
+pub fn text_distance_at_most(a: &str, b: &str, max: usize) -> Option<usize> {
+    if a == b {
+        return Some(0);
+    }
+    const SHORT: usize = 16;
+    let (mut ca, mut cb) = (['\0'; SHORT], ['\0'; SHORT]);
+    let (mut la, mut lb) = (0, 0);
+    for c in a.chars() {
+        if la == SHORT {
+            return Some(text_distance(a, b)).filter(|d| *d <= max);
+        }
+        ca[la] = c;
+        la += 1;
+    }
+    for c in b.chars() {
+        if lb == SHORT {
+            return Some(text_distance(a, b)).filter(|d| *d <= max);
+        }
+        cb[lb] = c;
+        lb += 1;
+    }
+    if la.abs_diff(lb) > max {
+        return None;
+    }
+    let (a, b) = (&ca[..la], &cb[..lb]);
+    // Row by row; once every cell of a row exceeds `max`, so will the result.
+    let mut rows = [[0usize; SHORT + 1]; 2];
+    for (j, cell) in rows[0].iter_mut().enumerate().take(lb + 1) {
+        *cell = j;
+    }
+    for (i, x) in a.iter().enumerate() {
+        let (p, c) = (i % 2, (i + 1) % 2);
+        rows[c][0] = i + 1;
+        let mut row_min = rows[c][0];
+        for (j, y) in b.iter().enumerate() {
+            let substitution = rows[p][j] + usize::from(x != y);
+            let cell = substitution.min(rows[p][j + 1] + 1).min(rows[c][j] + 1);
+            rows[c][j + 1] = cell;
+            row_min = row_min.min(cell);
+        }
+        if row_min > max {
+            return None;
+        }
+    }
+    Some(rows[la % 2][lb]).filter(|d| *d <= max)
+}
+
+fn levenshtein(a: &[char], b: &[char]) -> usize {
+    const SHORT: usize = 16;
+    let mut rows = [[0usize; SHORT + 1]; 2];
+    let mut heap: Vec<[usize; 2]>;
+    if b.len() > SHORT {
+        heap = vec![[0; 2]; b.len() + 1];
+        for (j, cell) in heap.iter_mut().enumerate() {
+            cell[0] = j;
+        }
+        for (i, ca) in a.iter().enumerate() {
+            let (p, c) = (i % 2, (i + 1) % 2);
+            heap[0][c] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let substitution = heap[j][p] + usize::from(ca != cb);
+                heap[j + 1][c] = substitution.min(heap[j + 1][p] + 1).min(heap[j][c] + 1);
+            }
+        }
+        return heap[b.len()][a.len() % 2];
+    }
+    for (j, cell) in rows[0].iter_mut().enumerate().take(b.len() + 1) {
+        *cell = j;
+    }
+    for (i, ca) in a.iter().enumerate() {
+        let (p, c) = (i % 2, (i + 1) % 2);
+        rows[c][0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = rows[p][j] + usize::from(ca != cb);
+            rows[c][j + 1] = substitution.min(rows[p][j + 1] + 1).min(rows[c][j] + 1);
+        }
+    }
+    rows[a.len() % 2][b.len()]
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{is_valid_plate, text_distance};
+    use super::{is_valid_plate, text_distance, text_distance_at_most};
 
     #[test]
     fn distance_counts_characters() {
@@ -61,6 +158,37 @@ mod tests {
         assert_eq!(text_distance("苏E05EV8", "赣E05EV8"), 1);
         assert_eq!(text_distance("苏E05EV8", "苏E05EV"), 1);
         assert_eq!(text_distance("", "京A"), 2);
+        assert_eq!(text_distance("京A", ""), 2);
+        assert_eq!(text_distance("kitten", "sitting"), 3);
+        let long = "京A".repeat(12);
+        assert_eq!(text_distance(&long, &format!("{long}B")), 1);
+        assert_eq!(text_distance(&format!("{long}B"), "京A"), 23);
+    }
+
+    #[test]
+    fn bounded_distance_agrees_with_the_full_one() {
+        let texts = [
+            "苏E05EV8",
+            "赣E05EV8",
+            "苏E05EV",
+            "",
+            "京A",
+            "苏ED5EVB",
+            "京A12345",
+            "E05EV8苏",
+        ];
+        for a in texts {
+            for b in texts {
+                for max in 0..4 {
+                    let full = text_distance(a, b);
+                    assert_eq!(
+                        text_distance_at_most(a, b, max),
+                        (full <= max).then_some(full),
+                        "{a} {b} {max}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
