@@ -73,6 +73,7 @@ fn matched(sale: &Sale, out: i64, inn: i64, plate: Option<&str>) -> MatchedSale 
             confidence: if plate.is_some() { 0.99 } else { 0.0 },
             reason: String::new(),
         },
+        candidate: None,
     }
 }
 

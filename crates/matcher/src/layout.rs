@@ -24,6 +24,27 @@ impl Zone {
         }
         inside
     }
+
+    /// Distance from a point to the polygon's outline (normalised units).
+    pub fn distance(&self, x: f32, y: f32) -> f32 {
+        let p = &self.polygon;
+        let mut best = f32::INFINITY;
+        let mut j = p.len().wrapping_sub(1);
+        for i in 0..p.len() {
+            let ([ax, ay], [bx, by]) = (p[j], p[i]);
+            let (dx, dy) = (bx - ax, by - ay);
+            let len2 = dx * dx + dy * dy;
+            let s = if len2 > 0.0 {
+                (((x - ax) * dx + (y - ay) * dy) / len2).clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
+            let (cx, cy) = (ax + s * dx, ay + s * dy);
+            best = best.min(((x - cx).powi(2) + (y - cy).powi(2)).sqrt());
+            j = i;
+        }
+        best
+    }
 }
 
 /// The zones in which a car being fuelled at one fuelling point is seen.
@@ -124,6 +145,8 @@ mod tests {
         };
         assert!(tri.contains(0.2, 0.2));
         assert!(!tri.contains(0.8, 0.8));
+        assert!((z.distance(0.6, 0.5) - 0.1).abs() < 1e-6);
+        assert!((z.distance(0.25, 0.5) - 0.25).abs() < 1e-6);
     }
 
     #[test]

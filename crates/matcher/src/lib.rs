@@ -3,15 +3,17 @@
 //! always give the same verdicts. `trace` and `replay` read and write a caller's streams.
 
 mod assign;
+mod frame_log;
 mod layout;
 mod matcher;
 pub mod replay;
+mod stop_model;
 pub mod trace;
 pub mod tracker;
 pub mod vote;
 
 pub use layout::{FpLayout, Layout, LayoutError, Zone};
-pub use matcher::{MatchedSale, Matcher, MatcherConfig};
+pub use matcher::{MatchedSale, Matcher, MatcherConfig, ScoredPlate};
 pub use replay::{
     eval_match, replay, replay_with, EvalReport, ReplayError, ReplayedSale, TruthLine,
 };

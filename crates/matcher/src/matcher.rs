@@ -9,14 +9,18 @@
 //! is decided after a grace period, using only what happened up to that moment, so a live run and
 //! the replay of its trace decide alike.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use forecourt_events::{DispenserEvent, FpNumber, FramePlates, Sale, SaleMatch, UnixMillis};
 
 use crate::assign::assign_max;
+use crate::frame_log::FrameLog;
 use crate::layout::{Layout, Zone};
+use crate::stop_model::{likeness_to, StopModel, StopSample};
 use crate::tracker::{Track, TrackRead, Tracker, TrackerConfig};
-use crate::vote::{text_distance, vote, Ballot, VotedText};
+use crate::vote::{vote, Ballot, VotedText};
+use forecourt_events::text_distance_at_most;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct MatcherConfig {
@@ -38,6 +42,18 @@ pub struct MatcherConfig {
     pub hidden_stay_ms: i64,
     /// Two reads of a track this close (normalised units) mean the car stood still between them.
     pub stationary_distance: f32,
+    /// A camera with no frame for this long is dark (an outage): nothing is known of that time,
+    /// unlike frames that arrive with nothing read.
+    pub outage_after_ms: i64,
+    /// A car last read standing at the pump while frames kept coming is assumed to stay this long
+    /// (a person walking past its plate); dark time is added to it.
+    pub visible_hold_ms: i64,
+    /// Reads this long before the nozzle lift and after the hang-up still show the car standing
+    /// there (it arrived before and left after).
+    pub presence_margin_ms: i64,
+    /// A plate box this many of its own widths outside a zone, nearer to it than to any other
+    /// fuelling point's zone, is a car that stopped partly outside the drawn zone.
+    pub near_zone_widths: f32,
     pub tracker: TrackerConfig,
 }
 
@@ -52,6 +68,10 @@ impl Default for MatcherConfig {
             retention_ms: 30 * 60_000,
             stationary_distance: 0.03,
             hidden_stay_ms: 60_000,
+            outage_after_ms: 2_000,
+            visible_hold_ms: 10_000,
+            presence_margin_ms: 60_000,
+            near_zone_widths: 1.5,
             tracker: TrackerConfig::default(),
         }
     }
@@ -64,6 +84,17 @@ pub struct MatchedSale {
     pub fill_start: Option<UnixMillis>,
     pub fill_end: UnixMillis,
     pub verdict: SaleMatch,
+    /// The best-supported plate and its evidence score before calibration, also when the matcher
+    /// abstained as unsure (`None` when no well-formed plate had enough reads): what calibration
+    /// is fitted on.
+    pub candidate: Option<ScoredPlate>,
+}
+
+/// A plate with its raw evidence score (0..1, not a probability).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredPlate {
+    pub plate: String,
+    pub score: f32,
 }
 
 #[derive(Debug, Clone)]
@@ -83,17 +114,18 @@ struct Fill {
     end: Option<UnixMillis>,
 }
 
-/// What the reads say about one car (one voted text) for one fill.
+/// What the reads say about one car (one track) for one fill.
 #[derive(Debug, Clone, Default)]
 struct Evidence {
-    /// Stationary in-zone intervals, clipped to the fill.
+    /// Seen standing at the pump, clipped to the fill.
     intervals: Vec<(UnixMillis, UnixMillis)>,
-    /// Read weight inside / outside the fuelling point's zones during the fill.
+    /// Time assumed, not seen: the car stood at the pump, then was hidden or the camera went dark.
+    hidden: Vec<(UnixMillis, UnixMillis)>,
+    /// Read weight at the pump / elsewhere during the fill.
     inside: f32,
     outside: f32,
-    reads_inside: usize,
-    /// Time assumed, not seen: the car stood still, then was hidden.
-    hidden: Vec<(UnixMillis, UnixMillis)>,
+    /// Reads at the pump around the fill (from a margin before the lift to one after the hang-up).
+    reads_at_pump: usize,
 }
 
 /// A car's standing for one fill, ready to score.
@@ -101,7 +133,7 @@ struct Evidence {
 struct Candidate {
     coverage: f32,
     containment: f32,
-    reads_inside: usize,
+    reads_at_pump: usize,
     /// How sure the text vote over all the car's reads is.
     certainty: f32,
 }
@@ -112,15 +144,62 @@ impl Candidate {
     }
 }
 
+/// One camera's view of one fuelling point, as the evidence for a fill needs it.
+struct PumpView<'a> {
+    camera: &'a str,
+    zones: Vec<&'a Zone>,
+    /// Every other fuelling point's zones on the same camera (a read near several zones belongs to
+    /// the nearest).
+    others: Vec<&'a Zone>,
+    /// Bounding box of `zones`: x0, y0, x1, y1.
+    bounds: [f32; 4],
+}
+
+impl PumpView<'_> {
+    fn in_zone(&self, x: f32, y: f32) -> bool {
+        self.zones.iter().any(|z| z.contains(x, y))
+    }
+
+    /// Whether a plate box centred at `x`, `y` and `w` wide is near this fuelling point's zone:
+    /// a little outside it, and nearer to it than to any other zone.
+    fn near_zone(&self, x: f32, y: f32, w: f32, near_widths: f32) -> bool {
+        let margin = near_widths * w;
+        let [x0, y0, x1, y1] = self.bounds;
+        if x < x0 - margin || x > x1 + margin || y < y0 - margin || y > y1 + margin {
+            return false;
+        }
+        let own = self
+            .zones
+            .iter()
+            .map(|z| z.distance(x, y))
+            .fold(f32::INFINITY, f32::min);
+        own <= near_widths * w
+            && self
+                .others
+                .iter()
+                .all(|z| !z.contains(x, y) && z.distance(x, y) > own)
+    }
+}
+
 pub struct Matcher {
     layout: Layout,
     config: MatcherConfig,
     tracker: Tracker,
+    frames: FrameLog,
+    stops: StopModel,
+    /// Per FP, the fuelling points across its island (cars stand in one bay, hoses reach across).
+    island: BTreeMap<FpNumber, Vec<FpNumber>>,
     /// Per FP: the nozzle-out and nozzle-in of the fill in progress or just ended.
     nozzle_out: BTreeMap<FpNumber, UnixMillis>,
     nozzle_in: BTreeMap<FpNumber, UnixMillis>,
     fills: Vec<Fill>,
     pending: Vec<PendingSale>,
+    /// Cars that stood in a zone through a fill, waiting to show whether they were at the pump.
+    stop_candidates: Vec<StopCandidate>,
+    /// Per track: its vote over its first N reads, and N (a long stay is voted on for every
+    /// sale it could belong to; only new reads change the vote).
+    track_votes: RefCell<HashMap<u64, (usize, VotedText)>>,
+    next_forget: UnixMillis,
     is_well_formed: fn(&str) -> bool,
 }
 
@@ -129,17 +208,24 @@ impl Matcher {
     pub fn new(layout: Layout, config: MatcherConfig, is_well_formed: fn(&str) -> bool) -> Self {
         Matcher {
             tracker: Tracker::new(config.tracker.clone(), is_well_formed),
+            frames: FrameLog::new(config.outage_after_ms),
+            stops: StopModel::default(),
+            island: island_neighbours(&layout),
             layout,
             config,
             nozzle_out: BTreeMap::new(),
             nozzle_in: BTreeMap::new(),
             fills: Vec::new(),
             pending: Vec::new(),
+            stop_candidates: Vec::new(),
+            track_votes: RefCell::new(HashMap::new()),
+            next_forget: UnixMillis::MIN,
             is_well_formed,
         }
     }
 
     pub fn observe_frame(&mut self, frame: &FramePlates) {
+        self.frames.observe(&frame.camera, frame.t);
         self.tracker.observe(frame);
     }
 
@@ -204,16 +290,27 @@ impl Matcher {
             .partition(|p| p.decide_at <= now);
         self.pending = waiting;
         due.sort_by_key(|p| (p.decide_at, p.sale.t, p.sale.fp, p.sale.nozzle));
-        let decided = due
-            .into_iter()
-            .map(|p| MatchedSale {
-                verdict: self.judge(&p),
+        let mut decided = Vec::with_capacity(due.len());
+        for p in due {
+            let (verdict, candidate) = self.judge(&p);
+            if let Some(start) = p.start {
+                self.note_standing_cars(p.sale.fp, start, p.end.max(start + 1), p.decide_at);
+            }
+            decided.push(MatchedSale {
+                verdict,
+                candidate,
                 fill_start: p.start,
                 fill_end: p.end,
                 sale: p.sale,
-            })
-            .collect();
-        self.forget_before(now.saturating_sub(self.config.retention_ms));
+            });
+        }
+        self.learn_stops(now);
+        // Forgetting walks every track: once in a while is enough, and what is kept a little
+        // longer changes no verdict (every look-back is bounded by the horizon).
+        if now >= self.next_forget {
+            self.forget_before(now.saturating_sub(self.config.retention_ms));
+            self.next_forget = now.saturating_add(FORGET_EVERY_MS);
+        }
         decided
     }
 
@@ -244,16 +341,156 @@ impl Matcher {
             .unwrap_or(horizon)
             .min(horizon);
         // Tracks are needed a while before a fill starts (the car arrived earlier).
-        self.tracker
-            .forget_before(needed.saturating_sub(self.config.tracker.max_gap_ms));
+        let keep_from = needed.saturating_sub(self.config.tracker.max_gap_ms);
+        self.tracker.forget_before(keep_from);
+        self.frames.forget_before(keep_from);
+        let oldest = self.tracker.oldest_kept();
+        self.track_votes.get_mut().retain(|id, _| *id >= oldest);
         self.fills.retain(|f| f.end.is_none_or(|e| e >= needed));
     }
 
-    fn judge(&self, p: &PendingSale) -> SaleMatch {
-        let abstain = |reason: String| SaleMatch {
-            plate: None,
-            confidence: 0.0,
-            reason,
+    /// `track`'s vote over its reads up to `as_of`, from the cache when no read came since.
+    fn track_vote(&self, track: &Track, as_of: UnixMillis) -> VotedText {
+        let counted = track.reads.partition_point(|r| r.t <= as_of);
+        if let Some((n, voted)) = self.track_votes.borrow().get(&track.id) {
+            if *n == counted {
+                return voted.clone();
+            }
+        }
+        let voted = vote_track(track, as_of);
+        self.track_votes
+            .borrow_mut()
+            .insert(track.id, (counted, voted.clone()));
+        voted
+    }
+
+    /// The views of `fp`'s bay, one per camera that sees it.
+    fn views(&self, fp: FpNumber) -> Vec<PumpView<'_>> {
+        let Some(fp_layout) = self.layout.fps.iter().find(|f| f.fp == fp) else {
+            return Vec::new();
+        };
+        let cameras: BTreeSet<&str> = fp_layout.zones.iter().map(|z| z.camera.as_str()).collect();
+        cameras
+            .into_iter()
+            .map(|camera| {
+                let zones: Vec<&Zone> = fp_layout
+                    .zones
+                    .iter()
+                    .filter(|z| z.camera == camera)
+                    .collect();
+                let mut bounds = [
+                    f32::INFINITY,
+                    f32::INFINITY,
+                    f32::NEG_INFINITY,
+                    f32::NEG_INFINITY,
+                ];
+                for [x, y] in zones.iter().flat_map(|z| z.polygon.iter()) {
+                    bounds = [
+                        bounds[0].min(*x),
+                        bounds[1].min(*y),
+                        bounds[2].max(*x),
+                        bounds[3].max(*y),
+                    ];
+                }
+                (camera, zones, bounds)
+            })
+            .map(|(camera, zones, bounds)| PumpView {
+                camera,
+                zones,
+                bounds,
+                others: self
+                    .layout
+                    .fps
+                    .iter()
+                    .filter(|f| f.fp != fp)
+                    .flat_map(|f| f.zones.iter())
+                    .filter(|z| z.camera == camera)
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// After a fill: each car that stood in the zone through it is the car at the pump or one
+    /// queued behind it. Which one shows later (see [`Matcher::learn_stops`]).
+    fn note_standing_cars(
+        &mut self,
+        fp: FpNumber,
+        from: UnixMillis,
+        to: UnixMillis,
+        as_of: UnixMillis,
+    ) {
+        let mut found = Vec::new();
+        for view in self.views(fp) {
+            for track in self.tracker.tracks_between(view.camera, from, to) {
+                let in_zone: Vec<&TrackRead> = track
+                    .reads
+                    .iter()
+                    .filter(|r| r.t >= from && r.t <= to.min(as_of) && view.in_zone(r.x, r.y))
+                    .collect();
+                if let Some(sample) = standing_box(&in_zone, from, to) {
+                    found.push(StopCandidate {
+                        camera: view.camera.to_string(),
+                        fp,
+                        track: track.id,
+                        sample,
+                        fill_end: to,
+                    });
+                }
+            }
+        }
+        self.stop_candidates.extend(found);
+    }
+
+    /// Teaches the stop model the cars noted after their fills, once enough time has passed to see
+    /// what each did next: a queued car moves up and stands again for its own fill; the car at the
+    /// pump drives off.
+    fn learn_stops(&mut self, now: UnixMillis) {
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.stop_candidates)
+            .into_iter()
+            .partition(|c| now >= c.fill_end + LEARN_AFTER_MS);
+        self.stop_candidates = waiting;
+        for c in ready {
+            let Some(track) = self.tracker.track(&c.camera, c.track) else {
+                continue;
+            };
+            let later: Vec<&TrackRead> = track
+                .reads
+                .iter()
+                .filter(|r| r.t > c.fill_end && r.t <= c.fill_end + LEARN_AFTER_MS)
+                .collect();
+            let moved_up = later.windows(2).any(|pair| {
+                let away = |r: &TrackRead| {
+                    ((r.x - c.sample.x).powi(2) + (r.y - c.sample.y).powi(2)).sqrt() > c.sample.w
+                };
+                away(pair[0]) && away(pair[1]) && pair[1].t - pair[0].t <= 5_000
+            }) && {
+                // Standing again somewhere else for a while.
+                let elsewhere: Vec<&&TrackRead> = later
+                    .iter()
+                    .filter(|r| {
+                        ((r.x - c.sample.x).powi(2) + (r.y - c.sample.y).powi(2)).sqrt()
+                            > c.sample.w
+                    })
+                    .collect();
+                elsewhere
+                    .first()
+                    .zip(elsewhere.last())
+                    .is_some_and(|(a, b)| b.t - a.t >= 20_000)
+            };
+            if !moved_up {
+                self.stops.learn(&c.camera, c.fp, c.sample);
+            }
+        }
+    }
+
+    fn judge(&self, p: &PendingSale) -> (SaleMatch, Option<ScoredPlate>) {
+        let abstain = |reason: String| {
+            let verdict = SaleMatch {
+                plate: None,
+                confidence: 0.0,
+                reason,
+            };
+            (verdict, None)
         };
         let Some(start) = p.start else {
             return abstain("fill start unknown (no nozzle-out seen)".into());
@@ -269,10 +506,20 @@ impl Matcher {
             }
         }
         let mut texts: BTreeMap<u64, VotedText> = BTreeMap::new();
-        let row_candidates: Vec<BTreeMap<String, Candidate>> = rows
+        let mut row_candidates: Vec<BTreeMap<String, Candidate>> = rows
             .iter()
-            .map(|&(fp, from, to)| self.candidates(fp, from, to, as_of, &mut texts))
+            .map(|&(fp, from, to)| self.candidates(fp, from, to, as_of, None, &mut texts))
             .collect();
+        // Nobody in its own bay: the hose may reach across the island to a car standing in the
+        // other bay, when that bay's own pump was idle the whole time.
+        let mut across = false;
+        if row_candidates[0].is_empty() {
+            for &bay in self.island.get(&p.sale.fp).into_iter().flatten() {
+                let found = self.candidates(bay, start, end, as_of, Some(bay), &mut texts);
+                row_candidates[0].extend(found);
+                across = !row_candidates[0].is_empty();
+            }
+        }
         let columns: Vec<&String> = row_candidates
             .iter()
             .flat_map(|c| c.keys())
@@ -301,10 +548,10 @@ impl Matcher {
         if !(self.is_well_formed)(&text) {
             return abstain(format!("best reading {text} is not a well-formed plate"));
         }
-        if chosen.reads_inside < self.config.min_reads {
+        if chosen.reads_at_pump < self.config.min_reads {
             return abstain(format!(
                 "too few reads of {text} at the fuelling point ({})",
-                chosen.reads_inside
+                chosen.reads_at_pump
             ));
         }
         // The strongest other car for this fill; one that the joint assignment gave to another
@@ -335,120 +582,218 @@ impl Matcher {
         let containment = ramp(chosen.containment, 0.5, 0.9);
         let score = chosen.coverage * chosen.containment;
         let exclusivity = ramp(1.0 - rival / score.max(f32::EPSILON), 0.0, 0.5);
-        let raw = (certainty * presence * containment * exclusivity).clamp(0.0, 1.0);
+        // A car across the island is a weaker sign than one in the fuelling point's own bay.
+        let bay = if across { ACROSS_ISLAND } else { 1.0 };
+        let raw = (certainty * presence * containment * exclusivity * bay).clamp(0.0, 1.0);
         let confidence = calibrated(raw);
         let detail = format!(
-            "score {raw:.3}: {} reads, text {certainty:.3}, coverage {:.2}, containment {:.2}, rival {rival:.2}",
-            chosen.reads_inside, chosen.coverage, chosen.containment
+            "score {raw:.3}: {} reads, text {certainty:.3}, coverage {:.2}, containment {:.2}, rival {rival:.2}{}",
+            chosen.reads_at_pump,
+            chosen.coverage,
+            chosen.containment,
+            if across { ", across the island" } else { "" }
         );
+        let candidate = Some(ScoredPlate {
+            plate: text.clone(),
+            score: raw,
+        });
         if confidence < self.config.min_confidence {
-            return abstain(format!("unsure: {text} scored {confidence:.2} ({detail})"));
+            let (verdict, _) = abstain(format!("unsure: {text} scored {confidence:.2} ({detail})"));
+            return (verdict, candidate);
         }
-        SaleMatch {
+        let verdict = SaleMatch {
             plate: Some(text),
             confidence,
             reason: detail,
-        }
+        };
+        (verdict, candidate)
     }
 
-    /// The cars seen standing in `fp`'s zones during `from..to`, by voted text.
-    fn candidates(
-        &self,
-        fp: FpNumber,
+    /// The cars seen standing in `bay`'s part of the forecourt during `from..to`, by voted text.
+    /// `bay` is the fill's own fuelling point, or the one across the island: then `idle_bay` is
+    /// that bay, and a car whose stay there saw a fill of that bay's own pump was its customer,
+    /// not this fill's.
+    fn candidates<'a>(
+        &'a self,
+        bay: FpNumber,
         from: UnixMillis,
         to: UnixMillis,
         as_of: UnixMillis,
+        idle_bay: Option<FpNumber>,
         texts: &mut BTreeMap<u64, VotedText>,
     ) -> BTreeMap<String, Candidate> {
-        let Some(fp_layout) = self.layout.fps.iter().find(|f| f.fp == fp) else {
-            return BTreeMap::new();
-        };
-        let cameras: BTreeSet<&str> = fp_layout.zones.iter().map(|z| z.camera.as_str()).collect();
-        let mut seen: Vec<(&Track, Evidence)> = Vec::new();
+        let mut seen: Vec<(&'a Track, Evidence)> = Vec::new();
         let lookback = self.config.tracker.max_gap_ms;
-        for camera in cameras {
-            let zones: Vec<&Zone> = fp_layout
-                .zones
-                .iter()
-                .filter(|z| z.camera == camera)
+        let margin = self.config.presence_margin_ms;
+        let near = self.config.near_zone_widths;
+        // Dark time of the fill no camera of this bay saw: the least dark camera counts.
+        let mut dark: Option<Vec<(UnixMillis, UnixMillis)>> = None;
+        for view in self.views(bay) {
+            let spells: Vec<_> = self
+                .frames
+                .dark_spells(view.camera, from, to, as_of)
                 .collect();
-            let inside = |x: f32, y: f32| zones.iter().any(|z| z.contains(x, y));
-            // When each car was read inside the zone: a car that stood still until it was hidden
-            // is assumed to stay until another car is read there (bounded by `hidden_stay_ms`).
-            let zone_reads: Vec<(UnixMillis, u64)> = self
+            if dark
+                .as_ref()
+                .is_none_or(|d| union_length(d.clone()) > union_length(spells.clone()))
+            {
+                dark = Some(spells);
+            }
+            // Per read: at the pump (in the bay, and the size and place of a car stopped there),
+            // and how much it looks like one.
+            // Until the stop is learned, any car in the zone may be at the pump; a car a little
+            // outside the zone counts only once it is known to stand where cars at the pump do.
+            let stop = self.stops.stop(view.camera, bay);
+            let at_pump = |r: &TrackRead| -> f32 {
+                match stop {
+                    None if view.in_zone(r.x, r.y) => 1.0,
+                    None => 0.0,
+                    Some(stop) if view.in_zone(r.x, r.y) || view.near_zone(r.x, r.y, r.w, near) => {
+                        likeness_to(stop, r.x, r.y, r.w)
+                    }
+                    Some(_) => 0.0,
+                }
+            };
+            // A track's reads from `since` up to `as_of` (and two before, for the smoothing and
+            // for a hidden spell that began earlier).
+            let reads_since = |track: &'a Track, since: UnixMillis| -> &'a [TrackRead] {
+                let lo = track
+                    .reads
+                    .partition_point(|r| r.t < since)
+                    .saturating_sub(2);
+                let hi = track.reads.partition_point(|r| r.t <= as_of);
+                &track.reads[lo..hi.max(lo)]
+            };
+            // Who was read at the pump when: a car hidden since its last read is not assumed to
+            // stay once another car is read there.
+            let mut pump_reads: Vec<(UnixMillis, u64)> = self
                 .tracker
-                .tracks_between(camera, from - lookback, to)
-                .flat_map(|t| t.reads.iter().map(move |r| (r, t.id)))
-                .filter(|(r, _)| r.t <= as_of && inside(r.x, r.y))
+                .tracks_between(view.camera, from - lookback, as_of)
+                .flat_map(|t| {
+                    reads_since(t, from - lookback)
+                        .iter()
+                        .map(move |r| (r, t.id))
+                })
+                .filter(|(r, _)| at_pump(r) >= 0.5)
                 .map(|(r, id)| (r.t, id))
                 .collect();
+            pump_reads.sort_unstable();
             let other_car_between = |id: u64, a: UnixMillis, b: UnixMillis| {
-                zone_reads
+                let first = pump_reads.partition_point(|&(t, _)| t <= a);
+                pump_reads[first..]
                     .iter()
-                    .any(|&(t, other)| other != id && t > a && t <= b)
+                    .take_while(|&&(t, _)| t < b)
+                    .any(|&(_, other)| other != id)
             };
-            for track in self.tracker.tracks_between(camera, from - lookback, to) {
+            for track in self
+                .tracker
+                .tracks_between(view.camera, from - lookback, as_of)
+            {
                 if track.first_t() > as_of {
                     continue;
                 }
-                let mut e = Evidence::default();
-                let reads: Vec<_> = track.reads.iter().take_while(|r| r.t <= as_of).collect();
-                // Reads that show the car standing in the zone during the fill: those inside it
-                // during the fill, and the ends of a still stretch that spans part of the fill
-                // (an occluded car that never moved).
-                let mut counted = vec![false; reads.len()];
-                // Box centres jitter from frame to frame; a median over neighbouring reads tells
-                // a standing car from a moving one more surely than raw positions.
-                let smoothed = smoothed_positions(&reads);
-                for (i, pair) in smoothed.windows(2).enumerate() {
-                    let (a, b) = (pair[0], pair[1]);
-                    let still = ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt()
-                        <= self.config.stationary_distance;
-                    let (a, b) = (reads[i], reads[i + 1]);
-                    if still && inside(a.x, a.y) && inside(b.x, b.y) {
-                        let (s, t) = (a.t.max(from), b.t.min(to));
-                        if s < t {
-                            e.intervals.push((s, t));
-                            counted[i] = true;
-                            counted[i + 1] = true;
+                let reads = reads_since(track, from - margin);
+                if reads.is_empty() {
+                    continue;
+                }
+                let likeness: Vec<f32> = reads.iter().map(&at_pump).collect();
+                let pumped = |i: usize| likeness[i] >= 0.5;
+                // Where the stop is learned, two reads both at it show the car at the pump even
+                // when it crept forward between them.
+                let at_stop = |i: usize| stop.is_some() && likeness[i] >= 0.9;
+                if let Some(idle) = idle_bay {
+                    // The whole stay in that bay, however long.
+                    let stay = reads_since(track, UnixMillis::MIN)
+                        .iter()
+                        .filter(|r| at_pump(r) >= 0.5)
+                        .map(|r| r.t);
+                    let (first, last) = (stay.clone().min(), stay.max());
+                    if let (Some(first), Some(last)) = (first, last) {
+                        let served_there = self.fills.iter().any(|f| {
+                            f.fp == idle && f.start <= last && f.end.unwrap_or(as_of) >= first
+                        });
+                        if served_there {
+                            continue;
                         }
                     }
                 }
-                if let (Some(last), Some(&(lx, ly))) = (reads.last(), smoothed.last()) {
-                    let before = reads.len().checked_sub(2).map(|i| smoothed[i]);
-                    let still = before.is_some_and(|(px, py)| {
-                        ((px - lx).powi(2) + (py - ly).powi(2)).sqrt()
-                            <= self.config.stationary_distance
-                    });
-                    let until = (last.t + self.config.hidden_stay_ms).min(as_of).min(to);
-                    if still
-                        && inside(last.x, last.y)
+                let mut e = Evidence::default();
+                // Box centres jitter from frame to frame; a median over neighbouring reads tells
+                // a standing car from a moving one more surely than raw positions.
+                let smoothed = smoothed_positions(reads);
+                let still = |a: (f32, f32), b: (f32, f32)| {
+                    ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt()
+                        <= self.config.stationary_distance
+                };
+                for i in 0..reads.len().saturating_sub(1) {
+                    let (a, b) = (&reads[i], &reads[i + 1]);
+                    if pumped(i)
+                        && pumped(i + 1)
+                        && (still(smoothed[i], smoothed[i + 1]) || (at_stop(i) && at_stop(i + 1)))
+                        && !other_car_between(track.id, a.t, b.t)
+                    {
+                        let (s, t) = (a.t.max(from), b.t.min(to));
+                        if s < t {
+                            e.intervals.push((s, t));
+                        }
+                    }
+                }
+                // Hidden after its last read at the pump: a short while if frames kept coming
+                // (someone walked past), through any time the camera was dark.
+                if let Some(last_i) = (0..reads.len()).rev().find(|&i| pumped(i)) {
+                    let last = &reads[last_i];
+                    let standing = last_i == 0
+                        || still(smoothed[last_i - 1], smoothed[last_i])
+                        || last_i + 1 == reads.len();
+                    let bound = to.min(as_of);
+                    let dark_after = self.frames.dark_ms(view.camera, last.t, bound, as_of);
+                    let until = (last.t + self.config.visible_hold_ms + dark_after)
+                        .min(last.t + self.config.hidden_stay_ms.max(dark_after))
+                        .min(bound);
+                    if standing
                         && last.t.max(from) < until
                         && !other_car_between(track.id, last.t, until)
                     {
                         e.hidden.push((last.t.max(from), until));
-                        counted[reads.len() - 1] = true;
                     }
                 }
+                // Dark before its first read at the pump during the fill: it may have stood there
+                // unseen (the camera came back to find it standing).
+                if let Some(first_i) = (0..reads.len()).find(|&i| pumped(i) && reads[i].t >= from) {
+                    let first = &reads[first_i];
+                    let was_before = first_i > 0 && pumped(first_i - 1);
+                    if !was_before {
+                        for (a, b) in self.frames.dark_spells(view.camera, from, first.t, as_of) {
+                            if first.t - b <= self.config.outage_after_ms * 2
+                                && !other_car_between(track.id, a, first.t)
+                            {
+                                e.hidden.push((a, first.t));
+                            }
+                        }
+                    }
+                }
+                let covered = !e.intervals.is_empty() || !e.hidden.is_empty();
                 for (i, r) in reads.iter().enumerate() {
                     let during = r.t >= from && r.t <= to;
                     let w = r.confidence * if r.well_formed { 1.0 } else { 0.2 };
-                    if during && inside(r.x, r.y) {
-                        e.inside += w;
-                        counted[i] = true;
+                    if during && pumped(i) {
+                        e.inside += w * likeness[i];
                     } else if during {
                         e.outside += w;
                     }
+                    if pumped(i) && r.t >= from - margin && r.t <= to + margin {
+                        e.reads_at_pump += 1;
+                    }
                 }
-                e.reads_inside = counted.iter().filter(|c| **c).count();
-                if e.reads_inside > 0 {
+                if covered || e.inside > 0.0 {
                     texts
                         .entry(track.id)
-                        .or_insert_with(|| vote_track(track, as_of));
+                        .or_insert_with(|| self.track_vote(track, as_of));
                     seen.push((track, e));
                 }
             }
         }
+        let dark = dark.unwrap_or_default();
         // Tracks whose texts differ by a misread or two are one car seen by several cameras (or
         // one camera after a long occlusion): the strongest track leads each group.
         seen.sort_by(|a, b| b.1.inside.total_cmp(&a.1.inside).then(a.0.id.cmp(&b.0.id)));
@@ -459,48 +804,60 @@ impl Matcher {
                 continue;
             }
             match groups.iter_mut().find(|(lead, _)| {
-                text_distance(lead, text) <= self.config.tracker.max_text_distance
+                text_distance_at_most(lead, text, self.config.tracker.max_text_distance).is_some()
             }) {
                 Some((_, members)) => members.push(i),
                 None => groups.push((text.clone(), vec![i])),
             }
         }
-        let fill_ms = (to - from).max(1) as f32;
+        let fill_ms = (to - from).max(1);
         let mut candidates: BTreeMap<String, Candidate> = BTreeMap::new();
         for (_, members) in groups {
-            let voted = vote(members.iter().flat_map(|&i| {
-                seen[i]
-                    .0
-                    .reads
-                    .iter()
-                    .take_while(|r| r.t <= as_of)
-                    .map(|r| Ballot {
-                        text: &r.text,
-                        confidence: r.confidence,
-                        well_formed: r.well_formed,
-                    })
-            }));
+            let voted = if let [only] = members[..] {
+                Some(texts[&seen[only].0.id].clone())
+            } else {
+                vote(members.iter().flat_map(|&i| {
+                    seen[i]
+                        .0
+                        .reads
+                        .iter()
+                        .take_while(|r| r.t <= as_of)
+                        .map(|r| Ballot {
+                            text: &r.text,
+                            confidence: r.confidence,
+                            well_formed: r.well_formed,
+                        })
+                }))
+            };
             let Some(voted) = voted else { continue };
             let mut intervals = Vec::new();
             let mut hidden = Vec::new();
-            let (mut inside, mut outside, mut reads_inside) = (0.0f32, 0.0f32, 0);
+            let (mut inside, mut outside, mut reads_at_pump) = (0.0f32, 0.0f32, 0);
             for &i in &members {
                 let e = &seen[i].1;
                 intervals.extend_from_slice(&e.intervals);
                 hidden.extend_from_slice(&e.hidden);
                 inside += e.inside;
                 outside += e.outside;
-                reads_inside += e.reads_inside;
+                reads_at_pump += e.reads_at_pump;
             }
             // Assumed time counts half.
             let seen_ms = union_length(intervals.clone());
             hidden.extend(intervals);
-            let assumed_ms = union_length(hidden) - seen_ms;
-            let coverage = (seen_ms as f32 + 0.5 * assumed_ms as f32) / fill_ms;
+            let covered_ms = union_length(hidden.clone());
+            let assumed_ms = covered_ms - seen_ms;
+            // Dark time the car is not known for says nothing either way: leave it out of the
+            // fill's length, but never below a quarter of it.
+            let mut both = hidden;
+            both.extend_from_slice(&dark);
+            let dark_unexplained = union_length(both) - covered_ms;
+            let observable = (fill_ms - dark_unexplained).max(fill_ms / 4).max(1) as f32;
+            let coverage =
+                ((seen_ms as f32 + 0.5 * assumed_ms as f32) / observable).clamp(0.0, 1.0);
             let containment = if inside + outside > 0.0 {
                 inside / (inside + outside)
             } else {
-                // Only bridged (occluded) time inside the fill: it stood in the zone.
+                // Only bridged (occluded) time inside the fill: it stood in the bay.
                 1.0
             };
             if coverage < self.config.min_coverage {
@@ -509,7 +866,7 @@ impl Matcher {
             let candidate = Candidate {
                 coverage,
                 containment,
-                reads_inside,
+                reads_at_pump,
                 certainty: voted.certainty,
             };
             // Two groups voting the same text: keep the stronger.
@@ -524,8 +881,69 @@ impl Matcher {
     }
 }
 
+/// How often the matcher drops what it no longer needs.
+const FORGET_EVERY_MS: i64 = 10_000;
+
+/// A car that stood in a zone through a fill, noted for the stop model.
+#[derive(Debug, Clone)]
+struct StopCandidate {
+    camera: String,
+    fp: FpNumber,
+    track: u64,
+    sample: StopSample,
+    fill_end: UnixMillis,
+}
+
+/// How long after a fill the stop model waits to see whether a car that stood through it moved up
+/// to the pump (it was queued) or drove off (it was at the pump).
+const LEARN_AFTER_MS: i64 = 180_000;
+
+/// The median box of reads in a zone, when they show one car standing through most of the fill.
+fn standing_box(in_zone: &[&TrackRead], from: UnixMillis, to: UnixMillis) -> Option<StopSample> {
+    let (first, last) = (in_zone.first()?, in_zone.last()?);
+    if in_zone.len() < 5 || ((last.t - first.t) as f32) < 0.8 * (to - from) as f32 {
+        return None;
+    }
+    let median = |f: fn(&TrackRead) -> f32| {
+        let mut v: Vec<f32> = in_zone.iter().map(|r| f(r)).collect();
+        v.sort_by(f32::total_cmp);
+        v[v.len() / 2]
+    };
+    let sample = StopSample {
+        x: median(|r| r.x),
+        y: median(|r| r.y),
+        w: median(|r| r.w),
+    };
+    // A car that drove about during the fill is not a standing one.
+    let wandered = in_zone
+        .iter()
+        .any(|r| ((r.x - sample.x).powi(2) + (r.y - sample.y).powi(2)).sqrt() > 2.0 * sample.w);
+    (!wandered).then_some(sample)
+}
+
+/// How much a car standing in the bay across the island counts against one in the fill's own bay.
+const ACROSS_ISLAND: f32 = 0.85;
+
+/// Per fuelling point, the others on its island. Without islands in the layout, two fuelling
+/// points whose zones share a camera are taken to face each other across one island.
+fn island_neighbours(layout: &Layout) -> BTreeMap<FpNumber, Vec<FpNumber>> {
+    let mut neighbours: BTreeMap<FpNumber, Vec<FpNumber>> = BTreeMap::new();
+    for a in &layout.fps {
+        for b in &layout.fps {
+            let shared = a
+                .zones
+                .iter()
+                .any(|za| b.zones.iter().any(|zb| za.camera == zb.camera));
+            if a.fp != b.fp && shared {
+                neighbours.entry(a.fp).or_default().push(b.fp);
+            }
+        }
+    }
+    neighbours
+}
+
 /// Per read, the median position of it and its two neighbours on each side.
-fn smoothed_positions(reads: &[&TrackRead]) -> Vec<(f32, f32)> {
+fn smoothed_positions(reads: &[TrackRead]) -> Vec<(f32, f32)> {
     (0..reads.len())
         .map(|i| {
             let window = &reads[i.saturating_sub(2)..(i + 3).min(reads.len())];
@@ -743,11 +1161,73 @@ mod tests {
 
     #[test]
     fn a_car_seen_only_before_the_fill_is_not_matched() {
+        // The camera keeps sending frames; the car is gone from them.
         let frames: Vec<_> = (0..10)
             .map(|i| frame(i * 500, &[("苏E05EV8", 0.25, 0.95)]))
+            .chain((10..50).map(|i| frame(i * 500, &[])))
             .collect();
         let out = run(&frames, &[sale(1, 20_000, Some(10_000))], 30_000);
-        assert_eq!(out[0].verdict.plate, None);
+        assert_eq!(out[0].verdict.plate, None, "{:?}", out[0].verdict);
+    }
+
+    #[test]
+    fn a_camera_outage_is_not_a_car_leaving() {
+        // Read standing before and after, the camera dark in between: the car stood there. With
+        // the same gap filled by frames in which it is never read, the bridge still holds (same
+        // track, same place) but a car read elsewhere meanwhile would break it.
+        let before = (0..10).map(|i| frame(i * 500, &[("苏E05EV8", 0.25, 0.95)]));
+        let after = (0..10).map(|i| frame(40_000 + i * 500, &[("苏E05EV8", 0.25, 0.95)]));
+        let frames: Vec<_> = before.chain(after).collect();
+        let out = run(&frames, &[sale(1, 38_000, Some(8_000))], 60_000);
+        assert_eq!(
+            out[0].verdict.plate.as_deref(),
+            Some("苏E05EV8"),
+            "{:?}",
+            out[0].verdict
+        );
+    }
+
+    #[test]
+    fn a_queued_car_smaller_than_the_learned_stop_is_not_the_customer() {
+        let mut m = Matcher::new(layout(), MatcherConfig::default(), plate_ok);
+        let read = |text: &str, x: f32, y: f32, w: f32| PlateRead {
+            text: text.to_string(),
+            confidence: 0.95,
+            bbox: [x - w / 2.0, y - 0.02, x + w / 2.0, y + 0.02],
+        };
+        // Five customers alone at FP 1 teach where a car at the pump stands and how big it reads
+        // (each is learned once it has driven off, a few minutes after its fill).
+        let plates = ["苏E05EV1", "京B77K12", "沪C3M456", "粤D98765", "浙F1234Q"];
+        let mut t = 0;
+        let mut out = Vec::new();
+        for plate in plates {
+            for i in 0..40 {
+                m.observe_frame(&FramePlates {
+                    t: t + i * 500,
+                    camera: "cam1".into(),
+                    plates: vec![read(plate, 0.25, 0.8, 0.1)],
+                });
+            }
+            m.observe_dispenser(&sale(1, t + 18_000, Some(t + 1_000)));
+            out.extend(m.poll(t + 30_000));
+            t += 200_000;
+        }
+        out.extend(m.poll(t));
+        // Then a motorbike fills while a car waits further back, inside the drawn zone.
+        for i in 0..40 {
+            m.observe_frame(&FramePlates {
+                t: t + i * 500,
+                camera: "cam1".into(),
+                plates: vec![read("京A12345", 0.25, 0.5, 0.06)],
+            });
+        }
+        m.observe_dispenser(&sale(1, t + 18_000, Some(t + 1_000)));
+        out.extend(m.poll(t + 60_000));
+        assert_eq!(out.len(), 6);
+        for (verdict, plate) in out.iter().zip(plates) {
+            assert_eq!(verdict.verdict.plate.as_deref(), Some(plate));
+        }
+        assert_eq!(out[5].verdict.plate, None, "{:?}", out[5].verdict);
     }
 
     #[test]

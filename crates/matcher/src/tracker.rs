@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use forecourt_events::{FramePlates, UnixMillis};
 
-use crate::vote::text_distance;
+use forecourt_events::text_distance_at_most;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrackerConfig {
@@ -41,6 +41,10 @@ pub struct TrackRead {
     /// Box centre, normalised.
     pub x: f32,
     pub y: f32,
+    /// Box width and height, normalised: a car nearer the camera reads larger, so the size tells
+    /// a car at the pump from one queued behind it.
+    pub w: f32,
+    pub h: f32,
     pub text: String,
     pub confidence: f32,
     pub well_formed: bool,
@@ -104,6 +108,8 @@ impl Tracker {
                 t: frame.t,
                 x: (p.bbox[0] + p.bbox[2]) / 2.0,
                 y: (p.bbox[1] + p.bbox[3]) / 2.0,
+                w: (p.bbox[2] - p.bbox[0]).abs(),
+                h: (p.bbox[3] - p.bbox[1]).abs(),
                 text: p.text.clone(),
                 confidence: if p.confidence.is_finite() {
                     p.confidence.clamp(0.0, 1.0)
@@ -130,14 +136,21 @@ impl Tracker {
                 if distance > gate {
                     continue;
                 }
-                let text = track
-                    .reads
-                    .iter()
-                    .rev()
-                    .take(RECENT_TEXTS)
-                    .map(|r| text_distance(&r.text, &read.text))
-                    .min()
-                    .unwrap_or(usize::MAX);
+                let mut text = usize::MAX;
+                let recent = &track.reads[track.reads.len().saturating_sub(RECENT_TEXTS)..];
+                for (k, r) in recent.iter().enumerate().rev() {
+                    // A standing car reads the same text again and again: compare each once.
+                    if recent[k + 1..].iter().any(|later| later.text == r.text) {
+                        continue;
+                    }
+                    let bound = config.max_text_distance.min(text.saturating_sub(1));
+                    if let Some(d) = text_distance_at_most(&r.text, &read.text, bound) {
+                        text = d;
+                    }
+                    if text == 0 {
+                        break;
+                    }
+                }
                 if text > config.max_text_distance {
                     continue;
                 }
@@ -184,11 +197,28 @@ impl Tracker {
             .filter(move |t| t.first_t() <= to && t.last_t() >= from)
     }
 
+    /// The track `id` of `camera`, while it is kept.
+    pub fn track(&self, camera: &str, id: u64) -> Option<&Track> {
+        let tracks = &self.cameras.get(camera)?.tracks;
+        // Ids increase in creation order, and so do the kept tracks.
+        let i = tracks.partition_point(|t| t.id < id);
+        tracks.get(i).filter(|t| t.id == id)
+    }
+
     /// Drops tracks last seen before `horizon`.
     pub fn forget_before(&mut self, horizon: UnixMillis) {
         for camera in self.cameras.values_mut() {
             camera.tracks.retain(|t| t.last_t() >= horizon);
         }
+    }
+
+    /// The smallest id of a kept track (ids of forgotten tracks may be larger, never smaller).
+    pub fn oldest_kept(&self) -> u64 {
+        self.cameras
+            .values()
+            .filter_map(|c| c.tracks.front().map(|t| t.id))
+            .min()
+            .unwrap_or(self.next_id)
     }
 
     pub fn track_count(&self) -> usize {

@@ -64,11 +64,13 @@ pub fn vote<'a>(ballots: impl IntoIterator<Item = Ballot<'a>>) -> Option<VotedTe
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         let (winner, first) = ranked[0];
         let second = ranked.get(1).map_or(0.0, |r| r.1);
+        let all: f32 = ranked.iter().map(|r| r.1).sum();
         text.push(winner);
         let margin = (first - second) * LOG_ODDS_PER_READ;
         // Many reads make a margin large even when a character is misread systematically (dirt,
-        // a bolt); a close split stays doubtful however many reads there are.
-        let share = first / (first + second).max(f32::EPSILON);
+        // a bolt); a close split stays doubtful however many reads there are. The share is of
+        // every read, so a character smeared three ways is as doubtful as one split in two.
+        let share = first / all.max(f32::EPSILON);
         let split = ((share - 0.5) / 0.2).clamp(0.0, 1.0);
         certainty *= split.min(1.0 / (1.0 + (-margin).exp()));
     }
@@ -113,6 +115,22 @@ mod tests {
         assert_eq!(v.text, "苏E05EV8");
         assert_eq!(v.exact_reads, 2);
         assert!(v.certainty > 0.9, "{v:?}");
+    }
+
+    #[test]
+    fn a_character_smeared_three_ways_is_uncertain() {
+        let v = vote(ballots(&[
+            ("苏E05EV8", 0.9),
+            ("苏E05EV8", 0.9),
+            ("苏E05EVB", 0.9),
+            ("苏E05EV6", 0.9),
+            ("苏E05EV8", 0.9),
+            ("苏E05EVB", 0.9),
+            ("苏E05EV6", 0.9),
+        ]))
+        .unwrap();
+        assert_eq!(v.text, "苏E05EV8");
+        assert!(v.certainty < 0.2, "{v:?}");
     }
 
     #[test]

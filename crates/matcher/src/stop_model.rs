@@ -1,0 +1,204 @@
+//! Where a car being fuelled stands in each camera's image, learned from the station's own fills.
+//! A car queued behind the one at the pump stands inside the drawn zone too, but further from the
+//! camera: its plate reads smaller and elsewhere. Nothing about the geometry is configured; each
+//! (camera, fuelling point) learns the box of cars that stood alone at the pump through a fill.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use forecourt_events::FpNumber;
+
+/// The median box of one car standing through one fill.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StopSample {
+    pub x: f32,
+    pub y: f32,
+    pub w: f32,
+}
+
+/// Samples kept per camera and fuelling point (the newest win: cameras get moved).
+const KEPT: usize = 41;
+/// Samples that must agree before the model is used; until then every car in the zone may be at
+/// the pump.
+const NEEDED: usize = 5;
+/// A car at the pump reads within this size ratio of the learned box (stopping a metre earlier or
+/// later changes it by about 15%)...
+const SIZE_RATIO_FULL: f32 = 1.3;
+/// ...and not at all beyond this one (a car a length further back reads about 0.6x).
+const SIZE_RATIO_NONE: f32 = 1.6;
+/// Box centre distance from the learned one, in learned plate widths: full / none.
+const DISTANCE_FULL: f32 = 2.5;
+const DISTANCE_NONE: f32 = 5.0;
+
+#[derive(Debug, Default)]
+struct Stop {
+    samples: VecDeque<StopSample>,
+    /// The box most samples agree on, once enough do.
+    learned: Option<StopSample>,
+}
+
+#[derive(Debug, Default)]
+pub struct StopModel {
+    stops: BTreeMap<(String, FpNumber), Stop>,
+}
+
+impl StopModel {
+    /// One car that stood in the bay through a fill. Cars queued inside the zone are samples too,
+    /// but every fill has a car at the pump and only some have a queue, so the pump's box is
+    /// where most samples agree.
+    pub fn learn(&mut self, camera: &str, fp: FpNumber, sample: StopSample) {
+        if !(sample.w.is_finite() && sample.w > 0.0 && sample.x.is_finite() && sample.y.is_finite())
+        {
+            return;
+        }
+        let stop = self.stops.entry((camera.to_string(), fp)).or_default();
+        if stop.samples.len() == KEPT {
+            stop.samples.pop_front();
+        }
+        stop.samples.push_back(sample);
+        stop.learned = mode(&stop.samples);
+    }
+
+    /// The learned stop box of `fp` on `camera`, once enough fills taught it.
+    pub fn stop(&self, camera: &str, fp: FpNumber) -> Option<StopSample> {
+        self.stops.get(&(camera.to_string(), fp))?.learned
+    }
+
+    /// How much a read box (centre `x`, `y`, width `w`) looks like a car at the pump: `None` with
+    /// no model yet, else 1 for a close fit down to 0 for a box of another size or far away.
+    #[cfg(test)]
+    pub fn likeness(&self, camera: &str, fp: FpNumber, x: f32, y: f32, w: f32) -> Option<f32> {
+        self.stop(camera, fp).map(|stop| likeness_to(stop, x, y, w))
+    }
+}
+
+/// The median of the largest group of samples that fit each other, when it holds at least
+/// [`NEEDED`] samples and more than half of them all.
+fn mode(samples: &VecDeque<StopSample>) -> Option<StopSample> {
+    let mut best: Option<Vec<&StopSample>> = None;
+    for s in samples {
+        let group: Vec<&StopSample> = samples
+            .iter()
+            .filter(|o| likeness_to(*s, o.x, o.y, o.w) >= 1.0)
+            .collect();
+        if best.as_ref().is_none_or(|b| group.len() > b.len()) {
+            best = Some(group);
+        }
+    }
+    let group = best?;
+    if group.len() < NEEDED || group.len() * 2 <= samples.len() {
+        return None;
+    }
+    let median = |f: fn(&StopSample) -> f32| {
+        let mut v: Vec<f32> = group.iter().map(|s| f(s)).collect();
+        v.sort_by(f32::total_cmp);
+        v[v.len() / 2]
+    };
+    Some(StopSample {
+        x: median(|s| s.x),
+        y: median(|s| s.y),
+        w: median(|s| s.w),
+    })
+}
+
+/// How much a read box (centre `x`, `y`, width `w`) looks like a car at `stop`: 1 for a close
+/// fit down to 0 for a box of another size or far away.
+pub fn likeness_to(stop: StopSample, x: f32, y: f32, w: f32) -> f32 {
+    if w.is_nan() || w <= 0.0 {
+        return 0.0;
+    }
+    let ratio = (w / stop.w).ln().abs();
+    let size = falloff(ratio, SIZE_RATIO_FULL.ln(), SIZE_RATIO_NONE.ln());
+    let distance = ((x - stop.x).powi(2) + (y - stop.y).powi(2)).sqrt() / stop.w;
+    let place = falloff(distance, DISTANCE_FULL, DISTANCE_NONE);
+    size.min(place)
+}
+
+/// 1 up to `full`, 0 from `none` on, linear between.
+fn falloff(value: f32, full: f32, none: f32) -> f32 {
+    if value <= full {
+        1.0
+    } else if value >= none {
+        0.0
+    } else {
+        (none - value) / (none - full)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learns_the_stop_and_tells_a_queued_car_from_it() {
+        let mut model = StopModel::default();
+        assert_eq!(model.likeness("cam1", 1, 0.5, 0.3, 0.01), None);
+        for i in 0..6 {
+            let d = i as f32 * 0.002;
+            model.learn(
+                "cam1",
+                1,
+                StopSample {
+                    x: 0.5 + d,
+                    y: 0.7,
+                    w: 0.08 + d,
+                },
+            );
+            // Some fills also had a car queued inside the zone.
+            if i % 2 == 0 {
+                model.learn(
+                    "cam1",
+                    1,
+                    StopSample {
+                        x: 0.5,
+                        y: 0.55,
+                        w: 0.05,
+                    },
+                );
+            }
+        }
+        // At the stop, a little early or late.
+        assert_eq!(model.likeness("cam1", 1, 0.51, 0.72, 0.085), Some(1.0));
+        assert!(model.likeness("cam1", 1, 0.5, 0.75, 0.1).unwrap() > 0.9);
+        // Queued behind: about 0.6x as wide and higher in the image.
+        assert_eq!(model.likeness("cam1", 1, 0.5, 0.55, 0.05), Some(0.0));
+        // Another fuelling point or camera has its own model.
+        assert_eq!(model.likeness("cam1", 2, 0.5, 0.55, 0.05), None);
+        assert_eq!(model.likeness("cam2", 1, 0.5, 0.55, 0.05), None);
+    }
+
+    #[test]
+    fn no_model_while_the_samples_disagree() {
+        let mut model = StopModel::default();
+        for _ in 0..5 {
+            model.learn(
+                "cam1",
+                1,
+                StopSample {
+                    x: 0.5,
+                    y: 0.7,
+                    w: 0.08,
+                },
+            );
+            model.learn(
+                "cam1",
+                1,
+                StopSample {
+                    x: 0.5,
+                    y: 0.55,
+                    w: 0.05,
+                },
+            );
+        }
+        assert_eq!(model.stop("cam1", 1), None);
+        model.learn(
+            "cam1",
+            1,
+            StopSample {
+                x: 0.5,
+                y: 0.7,
+                w: 0.08,
+            },
+        );
+        assert_eq!(model.stop("cam1", 1).map(|s| s.w), Some(0.08));
+    }
+}
