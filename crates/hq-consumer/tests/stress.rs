@@ -332,7 +332,10 @@ async fn stress(tls: bool) {
         h.reconnects,
         summary.streams.values().map(|s| s.duplicates).sum::<u64>()
     );
-    assert!(h.reconnects >= restarts as u64, "a reconnect per broker restart: {h:?}");
+    assert!(
+        h.reconnects >= restarts as u64,
+        "a reconnect per broker restart: {h:?}"
+    );
     stop.send(true).unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(5), uplink_task).await;
 }
