@@ -5,6 +5,7 @@
 mod assign;
 mod frame_log;
 mod layout;
+mod line_scan;
 mod matcher;
 pub mod replay;
 mod stop_model;
@@ -17,5 +18,8 @@ pub use matcher::{MatchedSale, Matcher, MatcherConfig, ScoredPlate};
 pub use replay::{
     eval_match, replay, replay_with, EvalReport, ReplayError, ReplayedSale, TruthLine,
 };
-pub use trace::{NozzleState, TraceError, TracePlate, TraceReader, TraceRecord, TraceWriter};
+pub use trace::{
+    FrameRef, NozzleState, PlateRef, TraceError, TracePlate, TraceReader, TraceRecord,
+    TraceRecordRef, TraceWriter,
+};
 pub use tracker::{Track, TrackRead, Tracker, TrackerConfig};

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{BufRead, Write};
 
-use forecourt_events::{FpNumber, UnixMillis};
+use forecourt_events::{FpNumber, FramePlates, PlateRead, UnixMillis};
 use serde::{Deserialize, Serialize};
 
 use crate::matcher::{MatchedSale, Matcher, MatcherConfig};
-use crate::trace::{TraceError, TraceReader, TraceRecord};
+use crate::trace::{FrameRef, TraceError, TraceReader, TraceRecordRef};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -71,7 +71,8 @@ pub fn replay_with(
         }
         Ok(())
     };
-    while let Some(record) = reader.next_record()? {
+    let mut frame_buffer = FrameBuffer::new();
+    while let Some(record) = reader.next_record_ref()? {
         let Some(t) = record.time() else {
             return Err(ReplayError::SecondLayout {
                 line: reader.line_number(),
@@ -81,24 +82,74 @@ pub fn replay_with(
             clock = t;
             emit(matcher.poll(clock), &mut refs)?;
         }
-        if let TraceRecord::Sale {
+        if let TraceRecordRef::Sale {
             t,
             fp,
             nozzle,
             sale_ref,
             ..
-        } = &record
+        } = record
         {
-            refs.insert((*fp, *nozzle, *t), sale_ref.clone());
+            refs.insert((fp, nozzle, t), sale_ref.map(str::to_string));
         }
-        if let Some(frame) = record.to_frame() {
-            matcher.observe_frame(&frame);
+        if let TraceRecordRef::Frame(frame_ref) = record {
+            matcher.observe_frame(frame_buffer.refill(&frame_ref));
         } else if let Some(event) = record.to_dispenser() {
             matcher.observe_dispenser(&event);
         }
     }
     emit(matcher.poll(UnixMillis::MAX), &mut refs)?;
     Ok(decided)
+}
+
+/// One [`FramePlates`] refilled for every frame of a replay. Plate reads a shorter frame does not
+/// need wait in `spare`, so their texts keep their capacity: in steady state a frame costs no
+/// allocation.
+struct FrameBuffer {
+    frame: FramePlates,
+    spare: Vec<PlateRead>,
+}
+
+impl FrameBuffer {
+    fn new() -> Self {
+        FrameBuffer {
+            frame: FramePlates {
+                t: 0,
+                camera: String::new(),
+                plates: Vec::new(),
+            },
+            spare: Vec::new(),
+        }
+    }
+
+    /// The frame holding `source`.
+    fn refill(&mut self, source: &FrameRef<'_>) -> &FramePlates {
+        let frame = &mut self.frame;
+        frame.t = source.t;
+        frame.camera.clear();
+        frame.camera.push_str(source.camera);
+        let count = source.plate_count();
+        if frame.plates.len() > count {
+            self.spare.extend(frame.plates.drain(count..));
+        }
+        for (i, plate) in source.plates().enumerate() {
+            if i == frame.plates.len() {
+                let read = self.spare.pop().unwrap_or(PlateRead {
+                    text: String::new(),
+                    confidence: 0.0,
+                    bbox: [0.0; 4],
+                });
+                frame.plates.push(read);
+            }
+            if let Some(read) = frame.plates.get_mut(i) {
+                read.text.clear();
+                read.text.push_str(plate.text);
+                read.confidence = plate.conf;
+                read.bbox = plate.bbox;
+            }
+        }
+        frame
+    }
 }
 
 /// Replays `trace` and prints one JSON line per sale:
@@ -321,4 +372,43 @@ pub fn eval_match(
     })?;
     report.without_verdict = expected.len();
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_frame_buffer_holds_exactly_each_frame_as_plates_come_and_go() {
+        let plate =
+            |text: &str| format!(r#"{{"text":"{text}","conf":0.5,"box":[0.1,0.2,0.3,0.4]}}"#);
+        let frame = |t: i64, texts: &[&str]| {
+            let plates: Vec<String> = texts.iter().map(|text| plate(text)).collect();
+            format!(
+                r#"{{"type":"frame","t":{t},"camera":"cam{t}","plates":[{}]}}"#,
+                plates.join(",")
+            )
+        };
+        let trace = [
+            r#"{"type":"layout","fps":[]}"#.to_string(),
+            frame(1, &["苏E05EV8", "A1"]),
+            frame(2, &[]),
+            frame(3, &["B", "京C12345", "D"]),
+            // An escape sends this one through serde: the view borrows an owned record.
+            frame(4, &["\\u4eacE"]),
+            frame(5, &["A1", "B2"]),
+        ]
+        .join("\n");
+        let (_, mut reader) = TraceReader::open(trace.as_bytes()).unwrap();
+        let mut buffer = FrameBuffer::new();
+        let mut frames = 0;
+        while let Some(record) = reader.next_record_ref().unwrap() {
+            let TraceRecordRef::Frame(frame_ref) = record else {
+                panic!("not a frame");
+            };
+            assert_eq!(buffer.refill(&frame_ref), &frame_ref.to_frame());
+            frames += 1;
+        }
+        assert_eq!(frames, 5);
+    }
 }

@@ -12,6 +12,7 @@ use forecourt_events::{
 use serde::{Deserialize, Serialize};
 
 use crate::layout::{FpLayout, Layout, LayoutError};
+use crate::line_scan::{scan_record, ScannedPlate, ScannedRecord, Span};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TraceError {
@@ -130,44 +131,151 @@ impl TraceRecord {
 
     /// The frame for a `frame` record.
     pub fn to_frame(&self) -> Option<FramePlates> {
-        match self {
-            TraceRecord::Frame { t, camera, plates } => Some(FramePlates {
-                t: *t,
-                camera: camera.clone(),
-                plates: plates
-                    .iter()
-                    .map(|p| PlateRead {
-                        text: p.text.clone(),
-                        confidence: p.conf,
-                        bbox: p.bbox,
-                    })
-                    .collect(),
-            }),
+        match self.as_record_ref() {
+            TraceRecordRef::Frame(frame) => Some(frame.to_frame()),
             _ => None,
         }
     }
 
     /// The dispenser event for a `nozzle` or `sale` record.
     pub fn to_dispenser(&self) -> Option<DispenserEvent> {
+        self.as_record_ref().to_dispenser()
+    }
+
+    /// This record as a borrowed view.
+    pub fn as_record_ref(&self) -> TraceRecordRef<'_> {
         match self {
+            TraceRecord::Layout { fps } => TraceRecordRef::Layout { fps },
+            TraceRecord::Frame { t, camera, plates } => TraceRecordRef::Frame(FrameRef {
+                t: *t,
+                camera,
+                plates: PlateSource::Owned(plates),
+            }),
             TraceRecord::Nozzle {
                 t,
                 fp,
                 nozzle,
                 state,
-            } => Some(match state {
-                NozzleState::Out => DispenserEvent::NozzleOut {
-                    t: *t,
-                    fp: *fp,
-                    nozzle: *nozzle,
-                },
-                NozzleState::In => DispenserEvent::NozzleIn {
-                    t: *t,
-                    fp: *fp,
-                    nozzle: *nozzle,
-                },
-            }),
+            } => TraceRecordRef::Nozzle {
+                t: *t,
+                fp: *fp,
+                nozzle: *nozzle,
+                state: *state,
+            },
             TraceRecord::Sale {
+                t,
+                fp,
+                nozzle,
+                volume,
+                amount,
+                price,
+                sale_ref,
+            } => TraceRecordRef::Sale {
+                t: *t,
+                fp: *fp,
+                nozzle: *nozzle,
+                volume: *volume,
+                amount: *amount,
+                price: *price,
+                sale_ref: sale_ref.as_deref(),
+            },
+        }
+    }
+}
+
+/// One line of a trace, borrowed from the reader (see [`TraceReader::next_record_ref`]): reading
+/// it allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TraceRecordRef<'a> {
+    Layout {
+        fps: &'a [FpLayout],
+    },
+    Frame(FrameRef<'a>),
+    Nozzle {
+        t: UnixMillis,
+        fp: FpNumber,
+        nozzle: u8,
+        state: NozzleState,
+    },
+    Sale {
+        t: UnixMillis,
+        fp: FpNumber,
+        nozzle: u8,
+        volume: Decimal,
+        amount: Decimal,
+        price: Decimal,
+        sale_ref: Option<&'a str>,
+    },
+}
+
+impl TraceRecordRef<'_> {
+    pub fn time(&self) -> Option<UnixMillis> {
+        match self {
+            TraceRecordRef::Layout { .. } => None,
+            TraceRecordRef::Frame(frame) => Some(frame.t),
+            TraceRecordRef::Nozzle { t, .. } | TraceRecordRef::Sale { t, .. } => Some(*t),
+        }
+    }
+
+    pub fn to_record(&self) -> TraceRecord {
+        match *self {
+            TraceRecordRef::Layout { fps } => TraceRecord::Layout { fps: fps.to_vec() },
+            TraceRecordRef::Frame(frame) => TraceRecord::Frame {
+                t: frame.t,
+                camera: frame.camera.to_string(),
+                plates: frame
+                    .plates()
+                    .map(|p| TracePlate {
+                        text: p.text.to_string(),
+                        conf: p.conf,
+                        bbox: p.bbox,
+                    })
+                    .collect(),
+            },
+            TraceRecordRef::Nozzle {
+                t,
+                fp,
+                nozzle,
+                state,
+            } => TraceRecord::Nozzle {
+                t,
+                fp,
+                nozzle,
+                state,
+            },
+            TraceRecordRef::Sale {
+                t,
+                fp,
+                nozzle,
+                volume,
+                amount,
+                price,
+                sale_ref,
+            } => TraceRecord::Sale {
+                t,
+                fp,
+                nozzle,
+                volume,
+                amount,
+                price,
+                sale_ref: sale_ref.map(str::to_string),
+            },
+        }
+    }
+
+    /// The dispenser event for a `nozzle` or `sale` record.
+    pub fn to_dispenser(&self) -> Option<DispenserEvent> {
+        match *self {
+            TraceRecordRef::Nozzle {
+                t,
+                fp,
+                nozzle,
+                state,
+            } => Some(match state {
+                NozzleState::Out => DispenserEvent::NozzleOut { t, fp, nozzle },
+                NozzleState::In => DispenserEvent::NozzleIn { t, fp, nozzle },
+            }),
+            TraceRecordRef::Sale {
                 t,
                 fp,
                 nozzle,
@@ -176,27 +284,146 @@ impl TraceRecord {
                 price,
                 ..
             } => Some(DispenserEvent::SaleCompleted(Sale {
-                t: *t,
-                fp: *fp,
-                nozzle: *nozzle,
+                t,
+                fp,
+                nozzle,
                 nozzle_out_t: None,
                 grade: None,
-                volume: *volume,
-                amount: *amount,
-                price: *price,
+                volume,
+                amount,
+                price,
                 end: None,
                 recovered: false,
             })),
-            _ => None,
+            TraceRecordRef::Layout { .. } | TraceRecordRef::Frame(_) => None,
+        }
+    }
+}
+
+/// A `frame` record, borrowed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FrameRef<'a> {
+    pub t: UnixMillis,
+    pub camera: &'a str,
+    plates: PlateSource<'a>,
+}
+
+/// Where a borrowed frame's plates are: scanned spans of the line, or an owned record's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum PlateSource<'a> {
+    Scanned {
+        line: &'a str,
+        plates: &'a [ScannedPlate],
+    },
+    Owned(&'a [TracePlate]),
+}
+
+/// One plate read of a borrowed frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlateRef<'a> {
+    pub text: &'a str,
+    pub conf: f32,
+    pub bbox: [f32; 4],
+}
+
+/// The plate reads of a [`FrameRef`].
+#[derive(Debug, Clone)]
+pub struct PlateRefs<'a> {
+    source: PlateSource<'a>,
+    next: usize,
+}
+
+impl<'a> Iterator for PlateRefs<'a> {
+    type Item = PlateRef<'a>;
+
+    fn next(&mut self) -> Option<PlateRef<'a>> {
+        let plate = match self.source {
+            PlateSource::Scanned { line, plates } => {
+                let p = plates.get(self.next)?;
+                PlateRef {
+                    text: p.text.text(line),
+                    conf: p.conf,
+                    bbox: p.bbox,
+                }
+            }
+            PlateSource::Owned(plates) => {
+                let p = plates.get(self.next)?;
+                PlateRef {
+                    text: &p.text,
+                    conf: p.conf,
+                    bbox: p.bbox,
+                }
+            }
+        };
+        self.next += 1;
+        Some(plate)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let total = match self.source {
+            PlateSource::Scanned { plates, .. } => plates.len(),
+            PlateSource::Owned(plates) => plates.len(),
+        };
+        let left = total.saturating_sub(self.next);
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for PlateRefs<'_> {}
+
+impl<'a> FrameRef<'a> {
+    pub fn plate_count(&self) -> usize {
+        match self.plates {
+            PlateSource::Scanned { plates, .. } => plates.len(),
+            PlateSource::Owned(plates) => plates.len(),
+        }
+    }
+
+    /// The plate reads, in trace order.
+    pub fn plates(&self) -> PlateRefs<'a> {
+        PlateRefs {
+            source: self.plates,
+            next: 0,
+        }
+    }
+
+    pub fn to_frame(&self) -> FramePlates {
+        FramePlates {
+            t: self.t,
+            camera: self.camera.to_string(),
+            plates: self
+                .plates()
+                .map(|p| PlateRead {
+                    text: p.text.to_string(),
+                    confidence: p.conf,
+                    bbox: p.bbox,
+                })
+                .collect(),
         }
     }
 }
 
 /// Reads a trace line by line: the layout first, then the records, each error naming its line.
+/// Lines of the plain shape the writer produces are scanned without allocating; any other line
+/// (escapes, other field order, exponents, a bad line) is read by serde, so results and error
+/// messages are serde's either way.
 pub struct TraceReader<R> {
     input: R,
     line_number: usize,
+    /// The current line, reused for every line.
     buffer: String,
+    /// Where the current line's text (whitespace trimmed) lies in `buffer`.
+    text_span: Span,
+    /// The current frame's plates when scanned, reused for every frame.
+    scanned_plates: Vec<ScannedPlate>,
+    /// The current record when serde read it (the borrowed view points into it).
+    serde_record: Option<TraceRecord>,
+}
+
+/// What the current line parsed to.
+enum ParsedLine {
+    Scanned(ScannedRecord),
+    Serde(TraceRecord),
 }
 
 impl<R: BufRead> TraceReader<R> {
@@ -206,6 +433,9 @@ impl<R: BufRead> TraceReader<R> {
             input,
             line_number: 0,
             buffer: String::new(),
+            text_span: Span { start: 0, end: 0 },
+            scanned_plates: Vec::new(),
+            serde_record: None,
         };
         let line = reader.line_number + 1;
         match reader.next_record()? {
@@ -227,6 +457,27 @@ impl<R: BufRead> TraceReader<R> {
 
     /// The next record, skipping blank lines; `None` at the end.
     pub fn next_record(&mut self) -> Result<Option<TraceRecord>, TraceError> {
+        Ok(match self.next_line()? {
+            None => None,
+            Some(ParsedLine::Serde(record)) => Some(record),
+            Some(ParsedLine::Scanned(record)) => Some(self.scanned_view(record).to_record()),
+        })
+    }
+
+    /// The next record as a view into the reader, skipping blank lines; `None` at the end.
+    /// A line of the writer's plain shape is read without allocating.
+    pub fn next_record_ref(&mut self) -> Result<Option<TraceRecordRef<'_>>, TraceError> {
+        Ok(match self.next_line()? {
+            None => None,
+            Some(ParsedLine::Serde(record)) => {
+                Some(self.serde_record.insert(record).as_record_ref())
+            }
+            Some(ParsedLine::Scanned(record)) => Some(self.scanned_view(record)),
+        })
+    }
+
+    /// Reads the next non-blank line into `buffer` and parses it.
+    fn next_line(&mut self) -> Result<Option<ParsedLine>, TraceError> {
         loop {
             self.buffer.clear();
             self.line_number += 1;
@@ -247,12 +498,63 @@ impl<R: BufRead> TraceReader<R> {
             if text.is_empty() {
                 continue;
             }
+            let start = self.buffer.len() - self.buffer.trim_start().len();
+            self.text_span = Span {
+                start,
+                end: start + text.len(),
+            };
+            if let Some(record) = scan_record(text, &mut self.scanned_plates) {
+                return Ok(Some(ParsedLine::Scanned(record)));
+            }
             return serde_json::from_str(text)
-                .map(Some)
+                .map(|record| Some(ParsedLine::Serde(record)))
                 .map_err(|e| TraceError::BadLine {
                     line: self.line_number,
                     message: e.to_string(),
                 });
+        }
+    }
+
+    /// The borrowed view of a record the scanner read from the current line.
+    fn scanned_view(&self, record: ScannedRecord) -> TraceRecordRef<'_> {
+        let line = self.text_span.text(&self.buffer);
+        match record {
+            ScannedRecord::Frame { t, camera } => TraceRecordRef::Frame(FrameRef {
+                t,
+                camera: camera.text(line),
+                plates: PlateSource::Scanned {
+                    line,
+                    plates: &self.scanned_plates,
+                },
+            }),
+            ScannedRecord::Nozzle {
+                t,
+                fp,
+                nozzle,
+                state,
+            } => TraceRecordRef::Nozzle {
+                t,
+                fp,
+                nozzle,
+                state,
+            },
+            ScannedRecord::Sale {
+                t,
+                fp,
+                nozzle,
+                volume,
+                amount,
+                price,
+                sale_ref,
+            } => TraceRecordRef::Sale {
+                t,
+                fp,
+                nozzle,
+                volume,
+                amount,
+                price,
+                sale_ref: sale_ref.map(|span| span.text(line)),
+            },
         }
     }
 }
