@@ -9,8 +9,8 @@
 //! is decided after a grace period, using only what happened up to that moment, so a live run and
 //! the replay of its trace decide alike.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
 
 use forecourt_events::{DispenserEvent, FpNumber, FramePlates, Sale, SaleMatch, UnixMillis};
 
@@ -200,7 +200,8 @@ pub struct Matcher {
     stop_candidates: Vec<StopCandidate>,
     /// Per track: its vote over its first N reads, and N (a long stay is voted on for every
     /// sale it could belong to; only new reads change the vote).
-    track_votes: RefCell<HashMap<u64, (usize, VotedText)>>,
+    /// (A mutex, not a cell: the agent holds the matcher across awaits on a multi-thread runtime.)
+    track_votes: Mutex<HashMap<u64, (usize, VotedText)>>,
     next_forget: UnixMillis,
     is_well_formed: fn(&str) -> bool,
 }
@@ -220,7 +221,7 @@ impl Matcher {
             fills: Vec::new(),
             pending: Vec::new(),
             stop_candidates: Vec::new(),
-            track_votes: RefCell::new(HashMap::new()),
+            track_votes: Mutex::new(HashMap::new()),
             next_forget: UnixMillis::MIN,
             is_well_formed,
         }
@@ -350,22 +351,28 @@ impl Matcher {
         self.tracker.forget_before(keep_from);
         self.frames.forget_before(keep_from);
         let oldest = self.tracker.oldest_kept();
-        self.track_votes.get_mut().retain(|id, _| *id >= oldest);
+        self.track_votes
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .retain(|id, _| *id >= oldest);
         self.fills.retain(|f| f.end.is_none_or(|e| e >= needed));
     }
 
     /// `track`'s vote over its reads up to `as_of`, from the cache when no read came since.
     fn track_vote(&self, track: &Track, as_of: UnixMillis) -> VotedText {
         let counted = track.reads.partition_point(|r| r.t <= as_of);
-        if let Some((n, voted)) = self.track_votes.borrow().get(&track.id) {
+        // A poisoned cache (a panic elsewhere while holding it) is still a valid cache.
+        let mut votes = self
+            .track_votes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((n, voted)) = votes.get(&track.id) {
             if *n == counted {
                 return voted.clone();
             }
         }
         let voted = vote_track(track, as_of);
-        self.track_votes
-            .borrow_mut()
-            .insert(track.id, (counted, voted.clone()));
+        votes.insert(track.id, (counted, voted.clone()));
         voted
     }
 
@@ -1294,6 +1301,12 @@ mod tests {
             "{:?}",
             out[0].verdict
         );
+    }
+
+    #[test]
+    fn the_matcher_can_be_held_across_awaits_on_a_multi_thread_runtime() {
+        fn send_and_sync<T: Send + Sync>() {}
+        send_and_sync::<Matcher>();
     }
 
     #[test]
