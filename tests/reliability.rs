@@ -1016,13 +1016,21 @@ fn sigterm_during_rush_hour() {
         // their PUBACK when the signal comes, and the stop must leave them in the outbox.
         let broker_pid = rig.broker.as_ref().unwrap().child.id();
         let freeze = stops % 2 == 1;
+        let sales_waiting = |rig: &Rig| {
+            rig.outbox_column("SELECT id FROM records WHERE stream = 'sale';")
+                .unwrap_or_default()
+        };
         if freeze {
             send_signal(broker_pid, "STOP");
             rig.run_for(Duration::from_millis(1500));
+            // Until a sale waits for its PUBACK (bounded): the stop must come while one does,
+            // however fast this machine acknowledged the earlier ones.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while sales_waiting(&rig).is_empty() && Instant::now() < deadline {
+                rig.run_for(Duration::from_millis(250));
+            }
         }
-        let waiting = rig
-            .outbox_column("SELECT id FROM records WHERE stream = 'sale';")
-            .unwrap_or_default();
+        let waiting = sales_waiting(&rig);
         let before: BTreeSet<String> = rig
             .outbox_column("SELECT id FROM archive WHERE stream = 'sale';")
             .unwrap_or_default()
