@@ -531,14 +531,14 @@ impl Matcher {
         let mut texts: BTreeMap<u64, VotedText> = BTreeMap::new();
         let mut row_candidates: Vec<BTreeMap<String, Candidate>> = rows
             .iter()
-            .map(|&(fp, from, to)| self.candidates(fp, from, to, as_of, None, &mut texts))
+            .map(|&(fp, from, to)| self.candidates(fp, from, to, as_of, None, false, &mut texts))
             .collect();
         // Nobody in its own bay: the hose may reach across the island to a car standing in the
         // other bay, when that bay's own pump was idle the whole time.
         let mut across = false;
         if row_candidates[0].is_empty() {
             for &bay in self.island.get(&p.sale.fp).into_iter().flatten() {
-                let found = self.candidates(bay, start, end, as_of, Some(bay), &mut texts);
+                let found = self.candidates(bay, start, end, as_of, Some(bay), false, &mut texts);
                 row_candidates[0].extend(found);
                 across = !row_candidates[0].is_empty();
             }
@@ -603,6 +603,21 @@ impl Matcher {
                 }
             })
             .fold(0.0f64, f64::max) as f32;
+        // A car standing just outside the zone all along may be the customer that stopped short
+        // or overshot: never chosen on that alone (a queued car waits there too), but a doubt.
+        let near_rival = if across {
+            0.0
+        } else {
+            self.candidates(p.sale.fp, start, end, as_of, None, true, &mut texts)
+                .iter()
+                .filter(|(other, _)| {
+                    text_distance_at_most(other, &text, self.config.tracker.max_text_distance)
+                        .is_none()
+                })
+                .map(|(_, c)| c.score())
+                .fold(0.0f64, f64::max) as f32
+        };
+        let rival = rival.max(near_rival);
         let certainty = chosen.certainty;
         let presence = ramp(
             chosen.coverage,
@@ -611,7 +626,8 @@ impl Matcher {
         );
         let containment = ramp(chosen.containment, 0.5, 0.9);
         let score = chosen.coverage * chosen.containment;
-        let exclusivity = ramp(1.0 - rival / score.max(f32::EPSILON), 0.0, 0.5);
+        // A rival three quarters as strong as the chosen car leaves it a guess.
+        let exclusivity = ramp(1.0 - rival / score.max(f32::EPSILON), 0.25, 0.75);
         // A car across the island is a weaker sign than one in the fuelling point's own bay.
         let bay = if across { ACROSS_ISLAND } else { 1.0 };
         let raw = (certainty * presence * containment * exclusivity * bay).clamp(0.0, 1.0);
@@ -650,6 +666,7 @@ impl Matcher {
         to: UnixMillis,
         as_of: UnixMillis,
         idle_bay: Option<FpNumber>,
+        near_counts: bool,
         texts: &mut BTreeMap<u64, VotedText>,
     ) -> BTreeMap<String, Candidate> {
         let mut seen: Vec<(&'a Track, Evidence)> = Vec::new();
@@ -675,6 +692,9 @@ impl Matcher {
             // outside the zone counts only once it is known to stand where cars at the pump do.
             let stop = self.stops.stop(view.camera, bay);
             let at_pump = |r: &TrackRead| -> f32 {
+                if near_counts && !view.in_zone(r.x, r.y) && view.near_zone(r.x, r.y, r.w, near) {
+                    return 1.0;
+                }
                 match stop {
                     None if view.in_zone(r.x, r.y) => 1.0,
                     None => 0.0,
