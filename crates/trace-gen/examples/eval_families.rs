@@ -3,6 +3,8 @@
 //! (defaults: 5000 sales per family, seed 1; the four held-out families then total 20,000 sales).
 //! Each seed is a new station drawn from the family, with `SALES_PER_TRACE` (250) sales.
 //! Prints each family's report, then the totals of the tuning and of the held-out families.
+//! Traces are scored on every core; the default run is about 450 CPU-seconds with the matcher of
+//! f39a699 (most of it the replay), and writes nothing to disk.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
