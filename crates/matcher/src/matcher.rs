@@ -531,14 +531,15 @@ impl Matcher {
         let mut texts: BTreeMap<u64, VotedText> = BTreeMap::new();
         let mut row_candidates: Vec<BTreeMap<String, Candidate>> = rows
             .iter()
-            .map(|&(fp, from, to)| self.candidates(fp, from, to, as_of, None, false, &mut texts))
+            .map(|&(fp, from, to)| self.candidates(fp, from, to, as_of, Reach::Bay, &mut texts))
             .collect();
         // Nobody in its own bay: the hose may reach across the island to a car standing in the
         // other bay, when that bay's own pump was idle the whole time.
         let mut across = false;
         if row_candidates[0].is_empty() {
             for &bay in self.island.get(&p.sale.fp).into_iter().flatten() {
-                let found = self.candidates(bay, start, end, as_of, Some(bay), false, &mut texts);
+                let found =
+                    self.candidates(bay, start, end, as_of, Reach::AcrossIsland, &mut texts);
                 row_candidates[0].extend(found);
                 across = !row_candidates[0].is_empty();
             }
@@ -608,7 +609,7 @@ impl Matcher {
         let near_rival = if across {
             0.0
         } else {
-            self.candidates(p.sale.fp, start, end, as_of, None, true, &mut texts)
+            self.candidates(p.sale.fp, start, end, as_of, Reach::BayAndNear, &mut texts)
                 .iter()
                 .filter(|(other, _)| {
                     text_distance_at_most(other, &text, self.config.tracker.max_text_distance)
@@ -655,18 +656,15 @@ impl Matcher {
         (verdict, candidate)
     }
 
-    /// The cars seen standing in `bay`'s part of the forecourt during `from..to`, by voted text.
-    /// `bay` is the fill's own fuelling point, or the one across the island: then `idle_bay` is
-    /// that bay, and a car whose stay there saw a fill of that bay's own pump was its customer,
-    /// not this fill's.
+    /// The cars seen standing in `bay`'s part of the forecourt during `from..to`, by voted text;
+    /// see [`Reach`] for which.
     fn candidates<'a>(
         &'a self,
         bay: FpNumber,
         from: UnixMillis,
         to: UnixMillis,
         as_of: UnixMillis,
-        idle_bay: Option<FpNumber>,
-        near_counts: bool,
+        reach: Reach,
         texts: &mut BTreeMap<u64, VotedText>,
     ) -> BTreeMap<String, Candidate> {
         let mut seen: Vec<(&'a Track, Evidence)> = Vec::new();
@@ -692,7 +690,10 @@ impl Matcher {
             // outside the zone counts only once it is known to stand where cars at the pump do.
             let stop = self.stops.stop(view.camera, bay);
             let at_pump = |r: &TrackRead| -> f32 {
-                if near_counts && !view.in_zone(r.x, r.y) && view.near_zone(r.x, r.y, r.w, near) {
+                if reach == Reach::BayAndNear
+                    && !view.in_zone(r.x, r.y)
+                    && view.near_zone(r.x, r.y, r.w, near)
+                {
                     return 1.0;
                 }
                 match stop {
@@ -751,7 +752,8 @@ impl Matcher {
                 // Where the stop is learned, two reads both at it show the car at the pump even
                 // when it crept forward between them.
                 let at_stop = |i: usize| stop.is_some() && likeness[i] >= 0.9;
-                if let Some(idle) = idle_bay {
+                if reach == Reach::AcrossIsland {
+                    let idle = bay;
                     // The whole stay in that bay, however long.
                     let stay = reads_since(track, UnixMillis::MIN)
                         .iter()
@@ -930,6 +932,18 @@ impl Matcher {
         }
         candidates
     }
+}
+
+/// Which cars [`Matcher::candidates`] looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// The fill's own bay: in its zone, or just outside where the learned stop is.
+    Bay,
+    /// The bay across the island, for a fill with nobody in its own: a car whose stay there saw
+    /// a fill of that bay's own pump was its customer, not this fill's.
+    AcrossIsland,
+    /// The own bay and anywhere just outside its zone: rivals only.
+    BayAndNear,
 }
 
 /// How often the matcher drops what it no longer needs.
