@@ -772,7 +772,7 @@ impl Matcher {
                 let mut e = Evidence::default();
                 // Box centres jitter from frame to frame; a median over neighbouring reads tells
                 // a standing car from a moving one more surely than raw positions.
-                let smoothed = smoothed_positions(reads);
+                let smoothed = |i: usize| smoothed_position(reads, i);
                 let still = |a: (f32, f32), b: (f32, f32)| {
                     ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt()
                         <= self.config.stationary_distance
@@ -781,7 +781,7 @@ impl Matcher {
                     let (a, b) = (&reads[i], &reads[i + 1]);
                     if pumped(i)
                         && pumped(i + 1)
-                        && (still(smoothed[i], smoothed[i + 1]) || (at_stop(i) && at_stop(i + 1)))
+                        && (still(smoothed(i), smoothed(i + 1)) || (at_stop(i) && at_stop(i + 1)))
                         && !other_car_between(track.id, a.t, b.t)
                     {
                         let (s, t) = (a.t.max(from), b.t.min(to));
@@ -795,7 +795,7 @@ impl Matcher {
                 if let Some(last_i) = (0..reads.len()).rev().find(|&i| pumped(i)) {
                     let last = &reads[last_i];
                     let standing = last_i == 0
-                        || still(smoothed[last_i - 1], smoothed[last_i])
+                        || still(smoothed(last_i - 1), smoothed(last_i))
                         || last_i + 1 == reads.len();
                     let bound = to.min(as_of);
                     let dark_after = self.frames.dark_ms(view.camera, last.t, bound, as_of);
@@ -1009,21 +1009,20 @@ fn island_neighbours(layout: &Layout) -> BTreeMap<FpNumber, Vec<FpNumber>> {
     neighbours
 }
 
-/// Per read, the median position of it and its two neighbours on each side.
-fn smoothed_positions(reads: &[TrackRead]) -> Vec<(f32, f32)> {
-    (0..reads.len())
-        .map(|i| {
-            let window = &reads[i.saturating_sub(2)..(i + 3).min(reads.len())];
-            let median = |mut v: Vec<f32>| {
-                v.sort_by(f32::total_cmp);
-                v[v.len() / 2]
-            };
-            (
-                median(window.iter().map(|r| r.x).collect()),
-                median(window.iter().map(|r| r.y).collect()),
-            )
-        })
-        .collect()
+/// The median position of read `i` and its two neighbours on each side.
+fn smoothed_position(reads: &[TrackRead], i: usize) -> (f32, f32) {
+    let window = &reads[i.saturating_sub(2)..(i + 3).min(reads.len())];
+    let (mut xs, mut ys) = ([0.0f32; 5], [0.0f32; 5]);
+    for (k, r) in window.iter().enumerate() {
+        xs[k] = r.x;
+        ys[k] = r.y;
+    }
+    let n = window.len();
+    let median = |v: &mut [f32]| {
+        v.sort_unstable_by(f32::total_cmp);
+        v[v.len() / 2]
+    };
+    (median(&mut xs[..n]), median(&mut ys[..n]))
 }
 
 fn vote_track(track: &Track, as_of: UnixMillis) -> VotedText {

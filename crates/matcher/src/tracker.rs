@@ -48,6 +48,10 @@ pub struct TrackRead {
     pub text: String,
     pub confidence: f32,
     pub well_formed: bool,
+    /// Which characters the text holds, as bits of a 64-bit hash: texts that differ in more
+    /// characters than this can tell apart cannot be a misread of each other (a cheap test
+    /// before the edit distance).
+    pub chars: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -117,6 +121,7 @@ impl Tracker {
                     0.0
                 },
                 well_formed: is_well_formed(&p.text),
+                chars: char_mask(&p.text),
             })
             .collect();
         // Every admissible (read, track) pair with its cost; cheapest pairs are joined first.
@@ -144,6 +149,12 @@ impl Tracker {
                         continue;
                     }
                     let bound = config.max_text_distance.min(text.saturating_sub(1));
+                    // Each character one text has and the other lacks is at least one edit.
+                    if (r.chars & !read.chars).count_ones() as usize > bound
+                        || (read.chars & !r.chars).count_ones() as usize > bound
+                    {
+                        continue;
+                    }
                     if let Some(d) = text_distance_at_most(&r.text, &read.text, bound) {
                         text = d;
                     }
@@ -224,6 +235,13 @@ impl Tracker {
     pub fn track_count(&self) -> usize {
         self.cameras.values().map(|c| c.tracks.len()).sum()
     }
+}
+
+/// One bit per character the text holds (Fibonacci hash of the code point).
+fn char_mask(text: &str) -> u64 {
+    text.chars().fold(0, |mask, c| {
+        mask | 1 << ((u64::from(c as u32).wrapping_mul(0x9E37_79B9_7F4A_7C15)) >> 58)
+    })
 }
 
 #[cfg(test)]
