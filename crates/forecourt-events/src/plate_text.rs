@@ -36,34 +36,7 @@ pub fn is_valid_plate(text: &str) -> bool {
 
 /// Levenshtein distance in characters, not bytes (plates start with a Chinese character).
 pub fn text_distance(a: &str, b: &str) -> usize {
-    if a == b {
-        return 0;
-    }
-    // Plates are short: the matcher calls this for every read it tracks, so no allocation.
-    const SHORT: usize = 16;
-    let (mut ca, mut cb) = (['\0'; SHORT], ['\0'; SHORT]);
-    let (mut la, mut lb) = (0, 0);
-    for c in a.chars() {
-        if la == SHORT {
-            return levenshtein(
-                &a.chars().collect::<Vec<_>>(),
-                &b.chars().collect::<Vec<_>>(),
-            );
-        }
-        ca[la] = c;
-        la += 1;
-    }
-    for c in b.chars() {
-        if lb == SHORT {
-            return levenshtein(
-                &a.chars().collect::<Vec<_>>(),
-                &b.chars().collect::<Vec<_>>(),
-            );
-        }
-        cb[lb] = c;
-        lb += 1;
-    }
-    levenshtein(&ca[..la], &cb[..lb])
+    text_distance_at_most(a, b, usize::MAX).expect("every distance is at most usize::MAX")
 }
 
 /// [`text_distance`] when it is at most `max`, else `None`; much cheaper than the full distance
@@ -72,80 +45,64 @@ pub fn text_distance_at_most(a: &str, b: &str, max: usize) -> Option<usize> {
     if a == b {
         return Some(0);
     }
-    const SHORT: usize = 16;
-    let (mut ca, mut cb) = (['\0'; SHORT], ['\0'; SHORT]);
-    let (mut la, mut lb) = (0, 0);
-    for c in a.chars() {
-        if la == SHORT {
-            return Some(text_distance(a, b)).filter(|d| *d <= max);
-        }
-        ca[la] = c;
-        la += 1;
+    // Plates are short: the matcher calls this for every read it tracks, so no allocation.
+    match (short_chars(a), short_chars(b)) {
+        (Some((ca, la)), Some((cb, lb))) => edit_distance(&ca[..la], &cb[..lb], max),
+        _ => edit_distance(
+            &a.chars().collect::<Vec<_>>(),
+            &b.chars().collect::<Vec<_>>(),
+            max,
+        ),
     }
-    for c in b.chars() {
-        if lb == SHORT {
-            return Some(text_distance(a, b)).filter(|d| *d <= max);
-        }
-        cb[lb] = c;
-        lb += 1;
+}
+
+/// Texts up to this many characters are compared on the stack.
+const SHORT: usize = 16;
+
+/// The characters of a plate-sized text, on the stack; `None` for a longer text.
+fn short_chars(text: &str) -> Option<([char; SHORT], usize)> {
+    let mut chars = ['\0'; SHORT];
+    let mut n = 0;
+    for c in text.chars() {
+        *chars.get_mut(n)? = c;
+        n += 1;
     }
-    if la.abs_diff(lb) > max {
+    Some((chars, n))
+}
+
+/// Levenshtein distance, row by row; `None` as soon as every cell of a row exceeds `max` (the
+/// result then would too).
+fn edit_distance(a: &[char], b: &[char], max: usize) -> Option<usize> {
+    if a.len().abs_diff(b.len()) > max {
         return None;
     }
-    let (a, b) = (&ca[..la], &cb[..lb]);
-    // Row by row; once every cell of a row exceeds `max`, so will the result.
-    let mut rows = [[0usize; SHORT + 1]; 2];
-    for (j, cell) in rows[0].iter_mut().enumerate().take(lb + 1) {
-        *cell = j;
+    // Per column, the previous and the current row (by parity).
+    let mut stack = [[0usize; 2]; SHORT + 1];
+    let mut heap = Vec::new();
+    let rows: &mut [[usize; 2]] = if b.len() <= SHORT {
+        &mut stack[..=b.len()]
+    } else {
+        heap.resize(b.len() + 1, [0; 2]);
+        &mut heap
+    };
+    for (j, column) in rows.iter_mut().enumerate() {
+        column[0] = j;
     }
     for (i, x) in a.iter().enumerate() {
         let (p, c) = (i % 2, (i + 1) % 2);
-        rows[c][0] = i + 1;
-        let mut row_min = rows[c][0];
+        rows[0][c] = i + 1;
+        let mut row_min = i + 1;
         for (j, y) in b.iter().enumerate() {
-            let substitution = rows[p][j] + usize::from(x != y);
-            let cell = substitution.min(rows[p][j + 1] + 1).min(rows[c][j] + 1);
-            rows[c][j + 1] = cell;
-            row_min = row_min.min(cell);
+            let substitution = rows[j][p] + usize::from(x != y);
+            let value = substitution.min(rows[j + 1][p] + 1).min(rows[j][c] + 1);
+            rows[j + 1][c] = value;
+            row_min = row_min.min(value);
         }
         if row_min > max {
             return None;
         }
     }
-    Some(rows[la % 2][lb]).filter(|d| *d <= max)
-}
-
-fn levenshtein(a: &[char], b: &[char]) -> usize {
-    const SHORT: usize = 16;
-    let mut rows = [[0usize; SHORT + 1]; 2];
-    let mut heap: Vec<[usize; 2]>;
-    if b.len() > SHORT {
-        heap = vec![[0; 2]; b.len() + 1];
-        for (j, cell) in heap.iter_mut().enumerate() {
-            cell[0] = j;
-        }
-        for (i, ca) in a.iter().enumerate() {
-            let (p, c) = (i % 2, (i + 1) % 2);
-            heap[0][c] = i + 1;
-            for (j, cb) in b.iter().enumerate() {
-                let substitution = heap[j][p] + usize::from(ca != cb);
-                heap[j + 1][c] = substitution.min(heap[j + 1][p] + 1).min(heap[j][c] + 1);
-            }
-        }
-        return heap[b.len()][a.len() % 2];
-    }
-    for (j, cell) in rows[0].iter_mut().enumerate().take(b.len() + 1) {
-        *cell = j;
-    }
-    for (i, ca) in a.iter().enumerate() {
-        let (p, c) = (i % 2, (i + 1) % 2);
-        rows[c][0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = rows[p][j] + usize::from(ca != cb);
-            rows[c][j + 1] = substitution.min(rows[p][j + 1] + 1).min(rows[c][j] + 1);
-        }
-    }
-    rows[a.len() % 2][b.len()]
+    Some(rows[b.len()][a.len() % 2]).filter(|d| *d <= max)
 }
 
 #[cfg(test)]
