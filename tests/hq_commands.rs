@@ -4,8 +4,10 @@
 
 mod support;
 
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::*;
@@ -18,30 +20,56 @@ fn config_text(dir: &std::path::Path, port: u16, grace: &str, prefix: &str) -> S
     )
 }
 
-/// Publishes one command and waits for its reply.
+/// Publishes one command and waits for its reply. The command goes out only once the reply's
+/// subscription is acknowledged (mosquitto_sub -d prints the SUBACK), so a slow start of the
+/// subscriber cannot lose the reply.
 fn command(port: u16, name: &str, payload: &str) -> Value {
     let port = port.to_string();
+    // Line-buffered: mosquitto_sub's debug lines would otherwise sit in its stdio buffer.
     let mut sub = Proc::spawn(
         "mosquitto_sub",
-        Command::new("mosquitto_sub")
-            .args(["-h", "127.0.0.1", "-p", &port, "-C", "1", "-W", "20"])
+        Command::new("stdbuf")
+            .args(["-oL", "mosquitto_sub"])
+            .args(["-d", "-h", "127.0.0.1", "-p", &port, "-C", "1", "-W", "40"])
             .args(["-t", &format!("forecourt/cmd/cmd/{name}/reply")])
             .stdout(Stdio::piped()),
     );
-    std::thread::sleep(Duration::from_millis(300));
+    let lines = lines_of(sub.child.stdout.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let next_line = |what: &str| {
+        lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("mosquitto_sub: no {what} within 20 s"))
+    };
+    while !next_line("SUBACK").contains("SUBACK") {}
     let status = Command::new("mosquitto_pub")
         .args(["-h", "127.0.0.1", "-p", &port, "-q", "1"])
         .args(["-t", &format!("forecourt/cmd/cmd/{name}"), "-m", payload])
         .status()
         .unwrap();
     assert!(status.success());
-    assert!(
-        sub.wait_for_exit(Duration::from_secs(25))
-            .is_some_and(|s| s.success()),
-        "no reply to {name}"
-    );
-    let out = std::io::read_to_string(sub.child.stdout.take().unwrap()).unwrap();
-    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
+    // Debug lines, then the reply itself: the one line that is a JSON object.
+    let reply = loop {
+        let line = next_line(&format!("reply to {name}"));
+        if line.trim_start().starts_with('{') {
+            break line;
+        }
+    };
+    let _ = sub.wait_for_exit(Duration::from_secs(5));
+    serde_json::from_str(reply.trim()).unwrap_or_else(|e| panic!("{e}: {reply}"))
+}
+
+/// The lines `out` gives, as they come.
+fn lines_of(out: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// Starts the agent on `config`, logging to `dir/agent.log`, and waits until it runs.
