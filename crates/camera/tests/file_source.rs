@@ -72,7 +72,8 @@ fn file_frames_arrive_with_increasing_capture_times() {
     make_video(&video);
     let camera = spawn_camera(config("frames", &video, Duration::from_secs(1))).unwrap();
     let mut frames = Vec::new();
-    let until = Instant::now() + Duration::from_secs(2);
+    // A bound, not a pace: opening the file may take a while on a busy machine.
+    let until = Instant::now() + Duration::from_secs(15);
     while Instant::now() < until && frames.len() < 12 {
         if let Some(f) = camera.slot.take(Duration::from_millis(500)) {
             assert_eq!((f.image.cols(), f.image.rows()), (320, 240));
@@ -107,10 +108,22 @@ fn missing_file_reconnects_with_backoff_then_recovers() {
     let video = dir.0.join("later.mp4");
     let camera = spawn_camera(config("missing", &video, Duration::from_millis(400))).unwrap();
     let stats = &camera.slot.stats;
-    std::thread::sleep(Duration::from_millis(1500));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(15);
+    while stats.reconnects.load(Ordering::Relaxed) < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let reconnects = stats.reconnects.load(Ordering::Relaxed);
-    // Backoff 250 ms then 400 ms: about 4 attempts in 1.5 s, not a busy loop.
-    assert!((2..=8).contains(&reconnects), "{reconnects} reconnects");
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    assert!(
+        reconnects >= 3,
+        "{reconnects} reconnects in {elapsed_ms} ms"
+    );
+    // Backoff 250 ms then 400 ms: never more than one attempt per 200 ms, not a busy loop.
+    assert!(
+        reconnects <= elapsed_ms / 200 + 1,
+        "{reconnects} reconnects in {elapsed_ms} ms"
+    );
     assert!(stats.open_failures.load(Ordering::Relaxed) >= 2);
     assert_eq!(stats.frames.load(Ordering::Relaxed), 0);
     assert!(!stats.connected.load(Ordering::Relaxed));
@@ -203,7 +216,9 @@ fn watchdog_replaces_a_capture_hung_in_read() {
             >= 5),
         "no frames from the live pipe"
     );
-    assert_eq!(stats.stalls.load(Ordering::Relaxed), 0);
+    // A slow start (ffmpeg and OpenCV probing the pipe) may already count as a stall: what
+    // matters is the stall the freeze causes.
+    let stalls_before = stats.stalls.load(Ordering::Relaxed);
     let frozen = Command::new("kill")
         .args(["-STOP", &writer.0.id().to_string()])
         .status()
@@ -213,7 +228,7 @@ fn watchdog_replaces_a_capture_hung_in_read() {
         wait_for(Duration::from_secs(6), || stats
             .stalls
             .load(Ordering::Relaxed)
-            >= 1),
+            > stalls_before),
         "watchdog did not notice the hung read"
     );
     assert!(!stats.connected.load(Ordering::Relaxed));
