@@ -174,7 +174,18 @@ fn sale_reaches_the_broker_with_the_plate_of_the_car_at_the_pump() {
     seqs.sort();
     assert_eq!(seqs, vec![1, 2]);
 
-    // Stopped cleanly, with nothing left unacknowledged in the outbox.
+    // Everything the agent committed reaches the broker (bounded wait: visits and arrivals may
+    // still be on their way when the sales are), then it stops cleanly with nothing left
+    // unacknowledged in the outbox.
+    let db = dir.path().join("data/outbox.sqlite");
+    wait_until(Duration::from_secs(15), "the outbox to drain", || {
+        Command::new("sqlite3")
+            .arg("-readonly")
+            .arg(&db)
+            .arg("SELECT COUNT(*) FROM records;")
+            .output()
+            .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "0")
+    });
     assert!(
         agent
             .terminate(Duration::from_secs(15))
