@@ -17,7 +17,7 @@ use forecourt_events::{DispenserEvent, FpNumber, FramePlates, Sale, SaleMatch, U
 use crate::assign::assign_max;
 use crate::frame_log::FrameLog;
 use crate::layout::{Layout, Zone};
-use crate::stop_model::{likeness_to, StopModel, StopSample};
+use crate::stop_model::{likeness_to, size_likeness, StopModel, StopSample};
 use crate::tracker::{Track, TrackRead, Tracker, TrackerConfig};
 use crate::vote::{vote, Ballot, VotedText};
 use forecourt_events::text_distance_at_most;
@@ -587,38 +587,41 @@ impl Matcher {
         }
         // The strongest other car for this fill; one that the joint assignment gave to another
         // fill it suits better still counts, but half.
-        let rival = columns
-            .iter()
-            .enumerate()
-            .filter(|(c, _)| *c != column)
-            .map(|(c, t)| {
-                let own = row_candidates[0].get(*t).map_or(0.0, Candidate::score);
-                let elsewhere = assignment[1..]
-                    .iter()
-                    .enumerate()
-                    .any(|(r, a)| *a == Some(c) && scores[r + 1][c] >= own);
-                if elsewhere {
-                    own * 0.5
-                } else {
-                    own
-                }
-            })
-            .fold(0.0f64, f64::max) as f32;
-        // A car standing just outside the zone all along may be the customer that stopped short
-        // or overshot: never chosen on that alone (a queued car waits there too), but a doubt.
-        let near_rival = if across {
-            0.0
-        } else {
-            self.candidates(p.sale.fp, start, end, as_of, Reach::BayAndNear, &mut texts)
+        // Other cars for this fill: one the joint assignment gave to another fill it suits at
+        // least as well is mostly explained there (half its strength, as a doubt of its own);
+        // any other is a free rival.
+        let assigned_elsewhere = |c: usize, own: f64| {
+            assignment[1..]
                 .iter()
-                .filter(|(other, _)| {
-                    text_distance_at_most(other, &text, self.config.tracker.max_text_distance)
-                        .is_none()
-                })
-                .map(|(_, c)| c.score())
-                .fold(0.0f64, f64::max) as f32
+                .enumerate()
+                .any(|(r, a)| *a == Some(c) && scores[r + 1][c] >= own)
         };
-        let rival = rival.max(near_rival);
+        let (mut free_rival, mut explained_rival) = (0.0f32, 0.0f32);
+        for (c, t) in columns.iter().enumerate().filter(|(c, _)| *c != column) {
+            let own = row_candidates[0].get(*t).map_or(0.0, Candidate::score);
+            if assigned_elsewhere(c, own) {
+                explained_rival = explained_rival.max(0.5 * own as f32);
+            } else {
+                free_rival = free_rival.max(own as f32);
+            }
+        }
+        // A car standing just outside the zone all along may be the customer that stopped short
+        // or overshot: never chosen on that alone (a queued car waits there too), but a doubt,
+        // unless another fill explains it.
+        if !across {
+            let near = self.candidates(p.sale.fp, start, end, as_of, Reach::BayAndNear, &mut texts);
+            let max_distance = self.config.tracker.max_text_distance;
+            let same_car = |a: &str, b: &str| text_distance_at_most(a, b, max_distance).is_some();
+            for (other, c) in &near {
+                let explained = columns.iter().enumerate().any(|(col, t)| {
+                    same_car(t, other) && (col == column || assignment[1..].contains(&Some(col)))
+                });
+                if !explained {
+                    free_rival = free_rival.max(c.score() as f32);
+                }
+            }
+        }
+        let rival = free_rival.max(explained_rival);
         let certainty = chosen.certainty;
         let presence = ramp(
             chosen.coverage,
@@ -627,8 +630,14 @@ impl Matcher {
         );
         let containment = ramp(chosen.containment, 0.5, 0.9);
         let score = chosen.coverage * chosen.containment;
-        // A rival three quarters as strong as the chosen car leaves it a guess.
-        let exclusivity = ramp(1.0 - rival / score.max(f32::EPSILON), 0.25, 0.75);
+        // A free rival three quarters as strong as the chosen car leaves it a guess; one
+        // explained by another fill, as strong as the chosen car.
+        let score_or_least = score.max(f32::EPSILON);
+        let exclusivity = ramp(1.0 - free_rival / score_or_least, 0.25, 0.75).min(ramp(
+            1.0 - explained_rival / score_or_least,
+            0.0,
+            0.5,
+        ));
         // A car across the island is a weaker sign than one in the fuelling point's own bay.
         let bay = if across { ACROSS_ISLAND } else { 1.0 };
         let raw = (certainty * presence * containment * exclusivity * bay).clamp(0.0, 1.0);
@@ -690,11 +699,14 @@ impl Matcher {
             // outside the zone counts only once it is known to stand where cars at the pump do.
             let stop = self.stops.stop(view.camera, bay);
             let at_pump = |r: &TrackRead| -> f32 {
+                // Just outside the zone with the size of a car at the pump: where it stands
+                // along the lane may differ (it stopped short or overshot), its distance from
+                // the camera may not (a queued car reads smaller, or larger).
                 if reach == Reach::BayAndNear
                     && !view.in_zone(r.x, r.y)
                     && view.near_zone(r.x, r.y, r.w, near)
                 {
-                    return 1.0;
+                    return stop.map_or(0.0, |stop| size_likeness(stop, r.w));
                 }
                 match stop {
                     None if view.in_zone(r.x, r.y) => 1.0,
@@ -1046,28 +1058,31 @@ fn vote_track(track: &Track, as_of: UnixMillis) -> VotedText {
 }
 
 /// The raw score (a product of doubts) mapped to the share of plates that were right at that
-/// score: isotonic fit by `cargo run --release -p trace-gen --example fit_calibration -- 3000`
-/// (the tuning families of trace-gen's randomised stations only, seeds 100001.., 15,640 plates),
-/// checked on the held-out families and on the independent simulator's traces. Refit it with
+/// score, as a step per score bin: `cargo run --release -p trace-gen --example fit_calibration --
+/// 3000` (the six tuning families of trace-gen's randomised stations only, seeds 100001..,
+/// 15,464 plates), per family isotonic, one-sided 95% lower bound per bin, lowest family at each
+/// score: what the hardest station seen vouches for, so it stays honest on stations unlike them
+/// (checked on the held-out families and on the independent simulator's traces). Refit it with
 /// recorded traces and ground truth from real stations.
 fn calibrated(raw: f32) -> f32 {
-    const KNOTS: [(f32, f32); 7] = [
-        (0.0, 0.55),
-        (0.1, 0.93),
-        (0.35, 0.93),
-        (0.4, 0.987),
-        (0.9, 0.99),
-        (0.95, 0.998),
-        (1.0, 0.998),
+    // (lower edge of the score bin, confidence)
+    const STEPS: [(f32, f32); 9] = [
+        (0.0, 0.389),
+        (0.1, 0.703),
+        (0.2, 0.859),
+        (0.3, 0.912),
+        (0.4, 0.933),
+        (0.5, 0.940),
+        (0.7, 0.966),
+        (0.995, 0.987),
+        (1.0, 0.987),
     ];
     let raw = raw.clamp(0.0, 1.0);
-    for pair in KNOTS.windows(2) {
-        let ((x0, y0), (x1, y1)) = (pair[0], pair[1]);
-        if raw <= x1 {
-            return y0 + (y1 - y0) * (raw - x0) / (x1 - x0);
-        }
-    }
-    KNOTS[KNOTS.len() - 1].1
+    STEPS
+        .iter()
+        .rev()
+        .find(|(edge, _)| raw >= *edge)
+        .map_or(STEPS[0].1, |(_, confidence)| *confidence)
 }
 
 /// 0 at or below `low`, 1 at or above `high`, linear between.

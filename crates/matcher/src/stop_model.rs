@@ -113,6 +113,18 @@ pub fn likeness_to(stop: StopSample, x: f32, y: f32, w: f32) -> f32 {
     size.min(place)
 }
 
+/// How much a box `w` wide has the size of a car at `stop`, wherever it stands.
+pub fn size_likeness(stop: StopSample, w: f32) -> f32 {
+    if w.is_nan() || w <= 0.0 {
+        return 0.0;
+    }
+    falloff(
+        (w / stop.w).ln().abs(),
+        SIZE_RATIO_FULL.ln(),
+        SIZE_RATIO_NONE.ln(),
+    )
+}
+
 /// 1 up to `full`, 0 from `none` on, linear between.
 fn falloff(value: f32, full: f32, none: f32) -> f32 {
     if value <= full {
