@@ -64,14 +64,12 @@ impl FrameLog {
         as_of: UnixMillis,
     ) -> impl Iterator<Item = (UnixMillis, UnixMillis)> + 'a {
         let frames = self.cameras.get(camera);
-        let never_seen = frames.is_none_or(|f| f.last.is_none());
         let recorded = frames.into_iter().flat_map(|f| f.dark.iter().copied());
         // Silent since its last frame (up to `as_of`), or never seen at all.
         let trailing = match frames.and_then(|f| f.last) {
             Some(last) if as_of - last > self.dark_after_ms => Some((last, as_of)),
             Some(_) => None,
-            None if never_seen => Some((UnixMillis::MIN, as_of)),
-            None => None,
+            None => Some((UnixMillis::MIN, as_of)),
         };
         recorded
             .chain(trailing)

@@ -489,9 +489,7 @@ impl Matcher {
                 })
                 .flat_map(|t| t.reads.iter())
                 .filter(|r| r.t > after && r.t <= until)
-                .filter(|r| {
-                    ((r.x - c.sample.x).powi(2) + (r.y - c.sample.y).powi(2)).sqrt() > c.sample.w
-                })
+                .filter(|r| c.sample.distance_to(r.x, r.y) > c.sample.w)
                 .map(|r| r.t)
                 .collect();
             elsewhere.sort_unstable();
@@ -585,8 +583,6 @@ impl Matcher {
                 chosen.reads_at_pump
             ));
         }
-        // The strongest other car for this fill; one that the joint assignment gave to another
-        // fill it suits better still counts, but half.
         // Other cars for this fill: one the joint assignment gave to another fill it suits at
         // least as well is mostly explained there (half its strength, as a doubt of its own);
         // any other is a free rival.
@@ -681,17 +677,15 @@ impl Matcher {
         let margin = self.config.presence_margin_ms;
         let near = self.config.near_zone_widths;
         // Dark time of the fill no camera of this bay saw: the least dark camera counts.
-        let mut dark: Option<Vec<(UnixMillis, UnixMillis)>> = None;
+        let mut dark: Option<(i64, Vec<(UnixMillis, UnixMillis)>)> = None;
         for view in self.views(bay) {
             let spells: Vec<_> = self
                 .frames
                 .dark_spells(view.camera, from, to, as_of)
                 .collect();
-            if dark
-                .as_ref()
-                .is_none_or(|d| union_length(d.clone()) > union_length(spells.clone()))
-            {
-                dark = Some(spells);
+            let dark_ms = union_length(spells.clone());
+            if dark.as_ref().is_none_or(|(least, _)| *least > dark_ms) {
+                dark = Some((dark_ms, spells));
             }
             // Per read: at the pump (in the bay, and the size and place of a car stopped there),
             // and how much it looks like one.
@@ -699,19 +693,17 @@ impl Matcher {
             // outside the zone counts only once it is known to stand where cars at the pump do.
             let stop = self.stops.stop(view.camera, bay);
             let at_pump = |r: &TrackRead| -> f32 {
+                let inside = view.in_zone(r.x, r.y);
                 // Just outside the zone with the size of a car at the pump: where it stands
                 // along the lane may differ (it stopped short or overshot), its distance from
                 // the camera may not (a queued car reads smaller, or larger).
-                if reach == Reach::BayAndNear
-                    && !view.in_zone(r.x, r.y)
-                    && view.near_zone(r.x, r.y, r.w, near)
-                {
+                if reach == Reach::BayAndNear && !inside && view.near_zone(r.x, r.y, r.w, near) {
                     return stop.map_or(0.0, |stop| size_likeness(stop, r.w));
                 }
                 match stop {
-                    None if view.in_zone(r.x, r.y) => 1.0,
+                    None if inside => 1.0,
                     None => 0.0,
-                    Some(stop) if view.in_zone(r.x, r.y) || view.near_zone(r.x, r.y, r.w, near) => {
+                    Some(stop) if inside || view.near_zone(r.x, r.y, r.w, near) => {
                         likeness_to(stop, r.x, r.y, r.w)
                     }
                     Some(_) => 0.0,
@@ -765,7 +757,6 @@ impl Matcher {
                 // when it crept forward between them.
                 let at_stop = |i: usize| stop.is_some() && likeness[i] >= 0.9;
                 if reach == Reach::AcrossIsland {
-                    let idle = bay;
                     // The whole stay in that bay, however long.
                     let stay = reads_since(track, UnixMillis::MIN)
                         .iter()
@@ -774,7 +765,7 @@ impl Matcher {
                     let (first, last) = (stay.clone().min(), stay.max());
                     if let (Some(first), Some(last)) = (first, last) {
                         let served_there = self.fills.iter().any(|f| {
-                            f.fp == idle && f.start <= last && f.end.unwrap_or(as_of) >= first
+                            f.fp == bay && f.start <= last && f.end.unwrap_or(as_of) >= first
                         });
                         if served_there {
                             continue;
@@ -857,7 +848,7 @@ impl Matcher {
                 }
             }
         }
-        let dark = dark.unwrap_or_default();
+        let dark = dark.map(|(_, spells)| spells).unwrap_or_default();
         // Tracks whose texts differ by a misread or two are one car seen by several cameras (or
         // one camera after a long occlusion): the strongest track leads each group.
         seen.sort_by(|a, b| b.1.inside.total_cmp(&a.1.inside).then(a.0.id.cmp(&b.0.id)));
@@ -886,11 +877,7 @@ impl Matcher {
                         .reads
                         .iter()
                         .take_while(|r| r.t <= as_of)
-                        .map(|r| Ballot {
-                            text: &r.text,
-                            confidence: r.confidence,
-                            well_formed: r.well_formed,
-                        })
+                        .map(ballot)
                 }))
             };
             let Some(voted) = voted else { continue };
@@ -983,20 +970,19 @@ fn standing_box(in_zone: &[&TrackRead], from: UnixMillis, to: UnixMillis) -> Opt
     if in_zone.len() < 5 || ((last.t - first.t) as f32) < 0.8 * (to - from) as f32 {
         return None;
     }
-    let median = |f: fn(&TrackRead) -> f32| {
-        let mut v: Vec<f32> = in_zone.iter().map(|r| f(r)).collect();
-        v.sort_by(f32::total_cmp);
-        v[v.len() / 2]
-    };
-    let sample = StopSample {
-        x: median(|r| r.x),
-        y: median(|r| r.y),
-        w: median(|r| r.w),
-    };
+    let boxes: Vec<StopSample> = in_zone
+        .iter()
+        .map(|r| StopSample {
+            x: r.x,
+            y: r.y,
+            w: r.w,
+        })
+        .collect();
+    let sample = StopSample::median(boxes.iter())?;
     // A car that drove about during the fill is not a standing one.
     let wandered = in_zone
         .iter()
-        .any(|r| ((r.x - sample.x).powi(2) + (r.y - sample.y).powi(2)).sqrt() > 2.0 * sample.w);
+        .any(|r| sample.distance_to(r.x, r.y) > 2.0 * sample.w);
     (!wandered).then_some(sample)
 }
 
@@ -1037,19 +1023,17 @@ fn smoothed_position(reads: &[TrackRead], i: usize) -> (f32, f32) {
     (median(&mut xs[..n]), median(&mut ys[..n]))
 }
 
+/// A read as the text vote sees it.
+fn ballot(r: &TrackRead) -> Ballot<'_> {
+    Ballot {
+        text: &r.text,
+        confidence: r.confidence,
+        well_formed: r.well_formed,
+    }
+}
+
 fn vote_track(track: &Track, as_of: UnixMillis) -> VotedText {
-    vote(
-        track
-            .reads
-            .iter()
-            .take_while(|r| r.t <= as_of)
-            .map(|r| Ballot {
-                text: &r.text,
-                confidence: r.confidence,
-                well_formed: r.well_formed,
-            }),
-    )
-    .unwrap_or(VotedText {
+    vote(track.reads.iter().take_while(|r| r.t <= as_of).map(ballot)).unwrap_or(VotedText {
         text: String::new(),
         certainty: 0.0,
         exact_reads: 0,

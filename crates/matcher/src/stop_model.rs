@@ -15,6 +15,27 @@ pub struct StopSample {
     pub w: f32,
 }
 
+impl StopSample {
+    /// The box whose centre and width are each the median of `boxes` (`None` for none).
+    pub fn median<'a>(boxes: impl Iterator<Item = &'a StopSample> + Clone) -> Option<StopSample> {
+        let median = |f: fn(&StopSample) -> f32| {
+            let mut v: Vec<f32> = boxes.clone().map(f).collect();
+            v.sort_by(f32::total_cmp);
+            v.get(v.len() / 2).copied()
+        };
+        Some(StopSample {
+            x: median(|s| s.x)?,
+            y: median(|s| s.y)?,
+            w: median(|s| s.w)?,
+        })
+    }
+
+    /// Distance from this box's centre to the point `x`, `y` (normalised units).
+    pub fn distance_to(&self, x: f32, y: f32) -> f32 {
+        ((x - self.x).powi(2) + (y - self.y).powi(2)).sqrt()
+    }
+}
+
 /// Samples kept per camera and fuelling point (the newest win: cameras get moved).
 const KEPT: usize = 41;
 /// Samples that must agree before the model is used; until then every car in the zone may be at
@@ -88,16 +109,7 @@ fn mode(samples: &VecDeque<StopSample>) -> Option<StopSample> {
     if group.len() < NEEDED || group.len() * 2 <= samples.len() {
         return None;
     }
-    let median = |f: fn(&StopSample) -> f32| {
-        let mut v: Vec<f32> = group.iter().map(|s| f(s)).collect();
-        v.sort_by(f32::total_cmp);
-        v[v.len() / 2]
-    };
-    Some(StopSample {
-        x: median(|s| s.x),
-        y: median(|s| s.y),
-        w: median(|s| s.w),
-    })
+    StopSample::median(group.into_iter())
 }
 
 /// How much a read box (centre `x`, `y`, width `w`) looks like a car at `stop`: 1 for a close
@@ -108,7 +120,7 @@ pub fn likeness_to(stop: StopSample, x: f32, y: f32, w: f32) -> f32 {
     }
     let ratio = (w / stop.w).ln().abs();
     let size = falloff(ratio, SIZE_RATIO_FULL.ln(), SIZE_RATIO_NONE.ln());
-    let distance = ((x - stop.x).powi(2) + (y - stop.y).powi(2)).sqrt() / stop.w;
+    let distance = stop.distance_to(x, y) / stop.w;
     let place = falloff(distance, DISTANCE_FULL, DISTANCE_NONE);
     size.min(place)
 }

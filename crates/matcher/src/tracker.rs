@@ -208,14 +208,6 @@ impl Tracker {
             .filter(move |t| t.first_t() <= to && t.last_t() >= from)
     }
 
-    /// The track `id` of `camera`, while it is kept.
-    pub fn track(&self, camera: &str, id: u64) -> Option<&Track> {
-        let tracks = &self.cameras.get(camera)?.tracks;
-        // Ids increase in creation order, and so do the kept tracks.
-        let i = tracks.partition_point(|t| t.id < id);
-        tracks.get(i).filter(|t| t.id == id)
-    }
-
     /// Drops tracks last seen before `horizon`.
     pub fn forget_before(&mut self, horizon: UnixMillis) {
         for camera in self.cameras.values_mut() {
