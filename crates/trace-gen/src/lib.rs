@@ -474,6 +474,23 @@ fn tag_cross_cases(visits: &mut [Visit]) {
     }
 }
 
+/// Writes `records` as a trace after `layout`, sorted by time; the sort is stable, so records of
+/// equal time keep the order they were made in.
+fn write_trace(
+    trace: impl Write,
+    layout: &Layout,
+    mut records: Vec<(UnixMillis, TraceRecord)>,
+) -> io::Result<()> {
+    records.sort_by_key(|(t, _)| *t);
+    let trace_error = |e: matcher::TraceError| io::Error::other(e.to_string());
+    let mut writer = TraceWriter::new(trace, layout, 0).map_err(trace_error)?;
+    for (_, record) in records {
+        writer.push(record).map_err(trace_error)?;
+    }
+    writer.finish().map_err(trace_error)?;
+    Ok(())
+}
+
 /// One fill of a [`TruthVisit`], exactly as the trace's nozzle and sale records give it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TruthFill {
@@ -769,18 +786,8 @@ pub fn generate_with_visits(
         records.push((t, record));
         summary.sales += 1;
     }
-    // Stable sort: equal times keep the order above (frames, then pump events).
-    records.sort_by_key(|(t, _)| *t);
-    let mut writer =
-        TraceWriter::new(trace, &layout, 0).map_err(|e| io::Error::other(e.to_string()))?;
-    for (_, record) in records {
-        writer
-            .push(record)
-            .map_err(|e| io::Error::other(e.to_string()))?;
-    }
-    writer
-        .finish()
-        .map_err(|e| io::Error::other(e.to_string()))?;
+    // Equal times keep the order above (frames, then pump events).
+    write_trace(trace, &layout, records)?;
     truth.flush()?;
     let truth_visits = visits
         .iter()

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::io::{self, Write};
 
 use forecourt_events::{text_distance, Decimal, FpNumber, UnixMillis};
-use matcher::{NozzleState, TracePlate, TraceRecord, TraceWriter, TruthLine};
+use matcher::{NozzleState, TracePlate, TraceRecord, TruthLine};
 
 use crate::families::Family;
 use crate::plate_text::{confusable_character, random_plate, ALNUM, PROVINCES};
@@ -928,18 +928,8 @@ pub fn generate_randomised(
         truths.push(sale_truth);
     }
     truth.flush()?;
-    // Stable: at equal times frames come first (camera order), then pump events.
-    records.sort_by_key(|(t, _)| *t);
-    let mut writer = TraceWriter::new(trace, &station.layout(), 0)
-        .map_err(|e| io::Error::other(e.to_string()))?;
-    for (_, record) in records {
-        writer
-            .push(record)
-            .map_err(|e| io::Error::other(e.to_string()))?;
-    }
-    writer
-        .finish()
-        .map_err(|e| io::Error::other(e.to_string()))?;
+    // At equal times frames come first (camera order), then pump events.
+    crate::write_trace(trace, &station.layout(), records)?;
     Ok(RandomisedScenario {
         family: family.name,
         seed,
