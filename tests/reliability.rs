@@ -581,6 +581,19 @@ impl Rig {
             .collect()
     }
 
+    /// Bodies of the messages on `stream` HQ's raw subscriber has received so far.
+    fn bodies_at_hq(&self, stream: &str) -> Vec<Value> {
+        let raw = self.hq.as_ref().map(|hq| hq.raw_path.clone());
+        raw.and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter_map(|(_, payload)| serde_json::from_str::<Value>(payload).ok())
+            .filter(|v| v["stream"] == stream)
+            .map(|v| v["body"].clone())
+            .collect()
+    }
+
     /// Sleeps `d` while supervising the agent.
     fn run_for(&mut self, d: Duration) {
         let until = Instant::now() + d;
@@ -992,6 +1005,79 @@ fn kill9_during_rush_hour() {
         format!("{kills} kill -9 ({kills_pending} w/ unacked records, {kills_held} w/ held sales)");
     let (o, rig) = rig.finish("kill9_rush_hour", faults);
     report_and_check(o, &rig, min_sales, &[]);
+}
+
+/// kill -9 while a customer fills, and the fill ends while no agent runs. After the restart the
+/// pump shows a completed fill without naming its nozzle (no DC3 with the status, and the block
+/// that named it is gone); the totalizers kept before the kill tell it. The sale reaches HQ
+/// once, with its nozzle and volume, and no `sale_gap` counts it again.
+#[test]
+fn fill_completed_while_the_agent_was_down() {
+    let _serial = serial();
+    let mut rig = Rig::new(RigOptions::default());
+    let fill = |fp, nozzle, start_s, end_s, centilitres| Fill {
+        fp,
+        nozzle,
+        start_s,
+        end_s,
+        centilitres,
+    };
+    let fills = vec![
+        fill(4, 1, 3.0, 5.0, 1234),
+        fill(4, 2, 12.0, 20.0, 677),
+        fill(2, 1, 12.5, 15.0, 4321),
+    ];
+    rig.agent.start();
+    // The completion block queued while no master polled is dropped, as if the agent had taken
+    // it and died before acting on it: after the restart the pump answers status 5 and the
+    // volume only.
+    rig.start_sim(&fills, &["--forget-unpolled-s", "2"]);
+    let lifted = |rig: &Rig| {
+        rig.bodies_at_hq("nozzle")
+            .iter()
+            .any(|b| b["fp"] == 4 && b["nozzle"] == 2 && b["state"] == "out")
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !lifted(&rig) && Instant::now() < deadline {
+        rig.run_for(Duration::from_millis(200));
+    }
+    // Filling now (authorized at the lift); the kill comes while the fuel flows.
+    rig.run_for(Duration::from_secs(1));
+    let kept_before_kill = rig
+        .outbox_column("SELECT total FROM totalizers WHERE fp = 4 AND nozzle = 2")
+        .unwrap_or_default();
+    rig.agent.kill9();
+    let down_at = rig.sim_time();
+    while rig.sim_time() < 21.0 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    rig.agent.start();
+    rig.drain(sched_end(&fills));
+    let recovered = rig.agent.log_text().lines().any(|l| {
+        l.contains("recovered a sale completed while the agent was down")
+            && l.contains("fp=4 nozzle=2 volume=6.77")
+    });
+    let faults = format!("kill -9 mid-fill at {down_at:.1} s, back after it ended");
+    let (o, rig) = rig.finish("completed_while_down", faults);
+    report_and_check(
+        o,
+        &rig,
+        3,
+        &[
+            (
+                !kept_before_kill.is_empty(),
+                "no totalizer was kept for FP 4 nozzle 2 before the kill".into(),
+            ),
+            (
+                down_at < 20.0,
+                format!("the kill came after the fill ended (sim {down_at:.1} s)"),
+            ),
+            (
+                recovered,
+                "the fill was not reported as recovered on nozzle 2 after the restart".into(),
+            ),
+        ],
+    );
 }
 
 /// SIGTERM (a systemd stop) every few seconds during a rush hour: each stop exits 0 within the

@@ -219,6 +219,9 @@ async fn run_agent(
     let station_commands = forward_commands(hq_commands, shutdown.clone());
     let uplink_task = tokio::spawn(uplink.run(shutdown.clone()));
 
+    // What the kept sales add up to per nozzle: the drivers count on from there, so fuel sold
+    // while no agent ran is reported, and a fill found completed tells its nozzle.
+    let kept_totalizers = outbox.totalizers().context("reading the kept totalizers")?;
     let liveness = Arc::new(liveness::Liveness::default());
     let (pump_tx, pump_rx) = mpsc::channel(256);
     let mut dispenser_tasks = Vec::new();
@@ -228,7 +231,10 @@ async fn run_agent(
                 let mut dart = dart.clone();
                 dart.port = config.resolve(&dart.port);
                 let name = format!("dispenser {}", dart.port.display());
-                let driver = dispenser::DartDriver::new(dart)?;
+                let mut driver = dispenser::DartDriver::new(dart)?;
+                for t in &kept_totalizers {
+                    driver.restore_totals(t.fp, t.nozzle, t.total);
+                }
                 liveness.watch(name, dispenser::DispenserDriver::heartbeat(&driver));
                 dispenser_tasks.push(tokio::spawn(dispenser::DispenserDriver::run(
                     driver,
@@ -270,6 +276,10 @@ async fn run_agent(
     let mut station = Station {
         restored_sales: Vec::new(),
         released_last: Default::default(),
+        kept_totalizers: kept_totalizers
+            .iter()
+            .map(|t| ((t.fp, t.nozzle), t.total))
+            .collect(),
         unwritten: Default::default(),
         analytics: analytics::Analytics::new(
             config.layout(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use forecourt_events::{now_millis, Decimal, DispenserEvent, FramePlates, Sale, UnixMillis};
 use matcher::{MatchedSale, Matcher};
-use outbox::Outbox;
+use outbox::{Outbox, Totalizer};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch, Notify};
 use tracing::{info, warn};
@@ -18,9 +18,11 @@ const MAX_UNWRITTEN: usize = 100_000;
 /// A write to the outbox, kept to retry when the outbox refused it.
 #[derive(Debug, Clone)]
 pub enum OutboxWrite {
+    /// A sale waiting for its match, with the totalizer that counts it.
     Hold {
         key: String,
         body: Value,
+        totalizer: Option<Totalizer>,
     },
     Release {
         key: String,
@@ -32,13 +34,19 @@ pub enum OutboxWrite {
         stream: &'static str,
         topic: String,
         body: Value,
+        totalizer: Option<Totalizer>,
     },
+    KeepTotalizer(Totalizer),
 }
 
 impl OutboxWrite {
     fn apply(&self, outbox: &Outbox) -> Result<(), outbox::OutboxError> {
         match self {
-            OutboxWrite::Hold { key, body } => outbox.hold(key, body),
+            OutboxWrite::Hold {
+                key,
+                body,
+                totalizer,
+            } => outbox.hold_counted(key, body, totalizer.as_ref()),
             OutboxWrite::Release {
                 key,
                 stream,
@@ -49,7 +57,11 @@ impl OutboxWrite {
                 stream,
                 topic,
                 body,
-            } => outbox.append(stream, topic, body).map(|_| ()),
+                totalizer,
+            } => outbox
+                .append_counted(stream, topic, body, totalizer.as_ref())
+                .map(|_| ()),
+            OutboxWrite::KeepTotalizer(totalizer) => outbox.keep_totalizer(totalizer),
         }
     }
 }
@@ -67,6 +79,9 @@ pub struct Station {
     /// archived) with no nozzle lifted at that point since: a pump still showing that fill as
     /// completed at start reports it again (the reset had not reached the pump before the stop).
     pub released_last: std::collections::BTreeMap<u8, ReleasedSale>,
+    /// Per (fuelling point, nozzle), the totalizer last kept in the outbox: a reading that
+    /// only repeats it is not written again.
+    pub kept_totalizers: std::collections::BTreeMap<(u8, u8), u64>,
     /// Outbox writes that failed (disk full, I/O error), retried in order on every tick. Kept in
     /// memory up to `MAX_UNWRITTEN`; past that the station gives up and the agent exits.
     pub unwritten: std::collections::VecDeque<OutboxWrite>,
@@ -91,6 +106,15 @@ pub struct Station {
 /// completes at most one sale per millisecond, so this is unique.
 fn held_key(sale: &Sale) -> String {
     format!("sale:{}:{}:{}", sale.fp, sale.t, sale.nozzle)
+}
+
+/// The totalizer a sale counts in, to keep with it.
+fn sale_totalizer(sale: &Sale) -> Option<Totalizer> {
+    Some(Totalizer {
+        fp: sale.fp,
+        nozzle: sale.nozzle,
+        total: sale.totalizer?,
+    })
 }
 
 /// What identifies a sale the pump may report again: nozzle, volume and amount.
@@ -234,8 +258,15 @@ impl Station {
                     self.publish_analytics(now_millis()).await?;
                 }
                 Some(e) = pumps.recv() => {
+                    if let DispenserEvent::TotalizerRead { fp, nozzle, total, .. } = e {
+                        self.keep_totalizer(Totalizer { fp, nozzle, total }).await?;
+                        continue;
+                    }
                     if let DispenserEvent::SaleCompleted(sale) = &e {
                         if self.already_held(sale) {
+                            if let Some(t) = sale_totalizer(sale) {
+                                self.keep_totalizer(t).await?;
+                            }
                             continue;
                         }
                         // Durable before anything else happens to it.
@@ -383,11 +414,31 @@ impl Station {
 
     async fn hold(&mut self, sale: &Sale) -> Result<()> {
         let body = serde_json::to_value(sale)?;
+        let totalizer = sale_totalizer(sale);
         self.write(OutboxWrite::Hold {
             key: held_key(sale),
             body,
+            totalizer,
         })
-        .await
+        .await?;
+        self.note_kept(totalizer);
+        Ok(())
+    }
+
+    /// Keeps a totalizer reading unless it only repeats the one kept.
+    async fn keep_totalizer(&mut self, t: Totalizer) -> Result<()> {
+        if self.kept_totalizers.get(&(t.fp, t.nozzle)) == Some(&t.total) {
+            return Ok(());
+        }
+        self.write(OutboxWrite::KeepTotalizer(t)).await?;
+        self.note_kept(Some(t));
+        Ok(())
+    }
+
+    fn note_kept(&mut self, t: Option<Totalizer>) {
+        if let Some(t) = t {
+            self.kept_totalizers.insert((t.fp, t.nozzle), t.total);
+        }
     }
 
     /// Writes to the outbox, or, when it refuses (disk full), keeps the write in memory to retry
@@ -471,15 +522,30 @@ impl Station {
                 fp,
                 nozzle,
                 missing_volume,
+                totalizer,
             } => {
                 warn!(fp, nozzle, %missing_volume, "totalizer shows fuel sold without a reported sale");
-                (
-                    "sale_gap",
-                    json!({"t": t, "fp": fp, "nozzle": nozzle, "missing_volume": missing_volume}),
-                )
+                let totalizer = Totalizer {
+                    fp: *fp,
+                    nozzle: *nozzle,
+                    total: *totalizer,
+                };
+                let topic = self.topic("sale_gap");
+                self.write(OutboxWrite::Append {
+                    stream: "sale_gap",
+                    topic,
+                    body: json!({"t": t, "fp": fp, "nozzle": nozzle, "missing_volume": missing_volume}),
+                    totalizer: Some(totalizer),
+                })
+                .await?;
+                self.note_kept(Some(totalizer));
+                return Ok(());
             }
-            // Sales leave the station with their match, in `decide`.
-            DispenserEvent::SaleCompleted(_) => return Ok(()),
+            // Sales leave the station with their match, in `decide`; readings without a gap
+            // are kept, never sent.
+            DispenserEvent::SaleCompleted(_) | DispenserEvent::TotalizerRead { .. } => {
+                return Ok(())
+            }
         };
         self.append(stream, body).await
     }
@@ -490,6 +556,7 @@ impl Station {
             stream,
             topic,
             body,
+            totalizer: None,
         })
         .await
     }

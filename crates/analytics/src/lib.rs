@@ -372,12 +372,13 @@ impl Analytics {
                     self.close_nozzle(*fp, n, *t);
                 }
             }
-            DispenserEvent::PumpOnline { .. } => {}
+            DispenserEvent::PumpOnline { .. } | DispenserEvent::TotalizerRead { .. } => {}
             DispenserEvent::SaleGap {
                 t,
                 fp,
                 nozzle,
                 missing_volume,
+                ..
             } => {
                 self.know(*fp, *nozzle);
                 if let Some(acc) = self.acc(*t) {

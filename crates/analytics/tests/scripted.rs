@@ -60,6 +60,7 @@ fn sale(t: i64, fp: u8, nozzle: u8, volume: i64, amount: i64) -> Sale {
         price: Decimal::new(785, 2),
         end: None,
         recovered: false,
+        totalizer: None,
     }
 }
 
@@ -136,6 +137,7 @@ fn scripted_two_hours() {
         fp: 1,
         nozzle: 1,
         missing_volume: Decimal::new(150, 2),
+        totalizer: 0,
     });
     // Visit A ends 180 s after its last read (110 s).
     assert!(a.poll(H + 289_999).is_empty());
@@ -185,6 +187,7 @@ fn scripted_two_hours() {
         fp: 2,
         nozzle: 1,
         missing_volume: Decimal::new(1, 2),
+        totalizer: 0,
     });
     events.extend(a.poll(H + 2 * HOUR_MS + 60_000)); // visit B ends, hour 1 closes
     let hours = hourly(&events);

@@ -34,6 +34,24 @@ pub const TOTALS_INTERVAL_MS: i64 = 300_000;
 /// (totalizer support differs between firmware variants).
 pub const TOTALS_MAX_TRIES: u8 = 3;
 
+/// How long a fill found completed at start waits (pump not reset) for the totalizers that tell
+/// its nozzle; then it is reported with the nozzle unknown. A lifted nozzle ends the wait at once.
+const IDENTIFY_NOZZLE_MS: i64 = 10_000;
+
+/// The amount a pump charges for `volume` at `price` (raw units): the product rounded half up to
+/// the amount's decimals. None on overflow.
+fn amount_for(volume: u64, price: u64, dec: Decimals) -> Option<u64> {
+    let product = u128::from(volume) * u128::from(price);
+    let shift = i32::from(dec.volume) + i32::from(dec.price) - i32::from(dec.amount);
+    let amount = if shift >= 0 {
+        let div = 10u128.checked_pow(u32::try_from(shift).ok()?)?;
+        (product + div / 2) / div
+    } else {
+        product.checked_mul(10u128.checked_pow(u32::try_from(-shift).ok()?)?)?
+    };
+    u64::try_from(amount).ok()
+}
+
 /// Decimal places used on the wire by one pump (DPVOL, DPAMO, DPUNP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decimals {
@@ -88,6 +106,10 @@ struct Fill {
     awaiting_filling_info: bool,
     /// Found completed at the first status after start (see [`Sale::recovered`]).
     recovered: bool,
+    /// Recovered with no nozzle named: the totalizers, read before RESET, will tell it.
+    awaiting_nozzle: bool,
+    identify_until: Option<UnixMillis>,
+    nozzle_readings: BTreeMap<u8, u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -102,6 +124,8 @@ pub struct FuellingPoint {
     raw_out: Option<u8>,
     pending: Option<PendingNozzle>,
     price: Option<u64>,
+    /// Unit price last seen per nozzle (DC3).
+    nozzle_prices: BTreeMap<u8, u64>,
     last_dc3_nozzle: Option<u8>,
     fill: Fill,
     last_command: Option<(Command, UnixMillis)>,
@@ -123,6 +147,7 @@ impl FuellingPoint {
             raw_out: None,
             pending: None,
             price: None,
+            nozzle_prices: BTreeMap::new(),
             last_dc3_nozzle: None,
             fill: Fill::default(),
             last_command: None,
@@ -161,7 +186,9 @@ impl FuellingPoint {
 
     /// The fill is over and recorded: the pump waits for RESET to go back to idle.
     pub fn needs_reset(&self) -> bool {
-        self.status.is_some_and(PumpStatus::is_completed) && !self.fill.awaiting_filling_info
+        self.status.is_some_and(PumpStatus::is_completed)
+            && !self.fill.awaiting_filling_info
+            && !self.fill.awaiting_nozzle
     }
 
     /// A completed fill's totals were not seen: ask RETURN FILLING INFO.
@@ -184,6 +211,10 @@ impl FuellingPoint {
 
     /// Idle with nothing in flight: a totalizer read now covers exactly the reported sales.
     fn totals_readable(&self) -> bool {
+        if self.fill.awaiting_nozzle {
+            // Completed and not reset: the totalizers already count the fill.
+            return !self.status_stale && self.status.is_some_and(PumpStatus::is_completed);
+        }
         !self.status_stale
             && self.status == Some(PumpStatus::Reset)
             && !self.fill.armed
@@ -213,6 +244,48 @@ impl FuellingPoint {
         if let Some(tries) = self.totals_due.get_mut(&nozzle) {
             *tries = tries.saturating_add(1);
         }
+    }
+
+    /// Starts a nozzle's totalizer bookkeeping from a reading kept across a restart, so fuel
+    /// sold while no agent ran shows as a gap and a fill found completed tells its nozzle.
+    pub fn restore_totals(&mut self, nozzle: u8, total: u64) {
+        if nozzle == 0 {
+            return;
+        }
+        self.totals.restore(nozzle, total);
+        self.known_nozzles.insert(nozzle);
+        self.totals_due.insert(nozzle, 0);
+    }
+
+    /// The unit price of a recovered fill: the nozzle's last DC3 price if volume x price gives
+    /// the amount, else the one price (fewest digits among the few candidates) that does; None
+    /// if nothing does.
+    fn recovered_price(&self, nozzle: u8, volume: u64, amount: u64) -> Option<u64> {
+        let dec = self.cfg.decimals;
+        let gives_amount = |price: u64| amount_for(volume, price, dec) == Some(amount);
+        if let Some(&known) = self.nozzle_prices.get(&nozzle) {
+            if gives_amount(known) {
+                return Some(known);
+            }
+        }
+        if volume == 0 {
+            return None;
+        }
+        // amount ~ volume * price / 10^shift, so price ~ amount * 10^shift / volume.
+        let shift = i32::from(dec.volume) + i32::from(dec.price) - i32::from(dec.amount);
+        let scaled = u128::from(amount) * 10u128.checked_pow(u32::try_from(shift).ok()?)?;
+        let estimate = u64::try_from(scaled / u128::from(volume)).ok()?;
+        let trailing_zeros = |mut p: u64| {
+            let mut n = 0;
+            while p > 0 && p.is_multiple_of(10) {
+                p /= 10;
+                n += 1;
+            }
+            n
+        };
+        (estimate.saturating_sub(2)..=estimate.saturating_add(2))
+            .filter(|&p| p > 0 && gives_amount(p))
+            .max_by_key(|&p| (trailing_zeros(p), std::cmp::Reverse(p)))
     }
 
     /// Last totalizer reading per nozzle (raw volume units), for diagnostics.
@@ -248,6 +321,7 @@ impl FuellingPoint {
     pub fn tick(&mut self, now: UnixMillis) -> Vec<DispenserEvent> {
         let mut events = Vec::new();
         self.confirm_if_due(now, &mut events);
+        self.identify_recovered_nozzle(now, &mut events);
         if self.cfg.totals_interval_ms > 0 {
             match self.next_periodic_totals {
                 None => self.next_periodic_totals = Some(now + self.cfg.totals_interval_ms),
@@ -271,7 +345,8 @@ impl FuellingPoint {
                 self.fill.volume = Some(*volume);
                 self.fill.amount = Some(*amount);
                 if self.fill.awaiting_filling_info {
-                    self.complete_sale(now, &mut events);
+                    self.fill.awaiting_filling_info = false;
+                    self.fill_ended(now, &mut events);
                 }
             }
             PumpTransaction::PriceNozzle {
@@ -280,6 +355,9 @@ impl FuellingPoint {
                 nozzle_out,
             } => {
                 self.price = Some(*price);
+                if *nozzle > 0 {
+                    self.nozzle_prices.insert(*nozzle, *price);
+                }
                 self.last_dc3_nozzle = Some(*nozzle);
                 if *nozzle > 0 && self.known_nozzles.insert(*nozzle) {
                     self.totals_due.insert(*nozzle, 0);
@@ -309,20 +387,106 @@ impl FuellingPoint {
         }
         self.totals_due.remove(&nozzle);
         self.known_nozzles.insert(nozzle);
-        match self.totals.on_reading(nozzle, total) {
-            TotalsVerdict::Gap { missing } => events.push(DispenserEvent::SaleGap {
+        if self.fill.awaiting_nozzle {
+            self.fill.nozzle_readings.insert(nozzle, total);
+            self.identify_recovered_nozzle(now, events);
+        } else {
+            self.account_reading(now, nozzle, total, events);
+        }
+    }
+
+    fn account_reading(
+        &mut self,
+        now: UnixMillis,
+        nozzle: u8,
+        total: u64,
+        events: &mut Vec<DispenserEvent>,
+    ) {
+        let fp = self.cfg.fp;
+        events.push(match self.totals.on_reading(nozzle, total) {
+            TotalsVerdict::Gap { missing } => DispenserEvent::SaleGap {
                 t: now,
-                fp: self.cfg.fp,
+                fp,
                 nozzle,
                 missing_volume: Decimal::new(
                     i64::try_from(missing).unwrap_or(i64::MAX),
                     self.cfg.decimals.volume,
                 ),
-            }),
-            TotalsVerdict::Baseline | TotalsVerdict::Consistent => {}
-            TotalsVerdict::Excess { .. } | TotalsVerdict::CounterReset => {
-                // Nothing was missed; the reading is the new baseline.
+                totalizer: total,
+            },
+            // Nothing was missed (an excess or a counter reset only moves the baseline).
+            TotalsVerdict::Baseline
+            | TotalsVerdict::Consistent
+            | TotalsVerdict::Excess { .. }
+            | TotalsVerdict::CounterReset => DispenserEvent::TotalizerRead {
+                t: now,
+                fp,
+                nozzle,
+                total,
+            },
+        });
+    }
+
+    /// The end of a fill whose volume is known: a sale, once a recovered fill knows its nozzle.
+    fn fill_ended(&mut self, now: UnixMillis, events: &mut Vec<DispenserEvent>) {
+        let named = self.fill.nozzle.or(self.last_dc3_nozzle).filter(|&n| n > 0);
+        if self.fill.recovered && named.is_some() {
+            self.fill.nozzle = named;
+        } else if self.fill.recovered {
+            if self.known_nozzles.len() == 1 {
+                self.fill.nozzle = self.known_nozzles.first().copied();
+            } else if self
+                .known_nozzles
+                .iter()
+                .any(|&n| self.totals.accounted(n).is_some())
+            {
+                // Which nozzle sold it: the one whose totalizer moved past what the kept
+                // readings account for. Read them before RESET.
+                self.fill.awaiting_nozzle = true;
+                self.fill.identify_until = Some(now + IDENTIFY_NOZZLE_MS);
+                self.all_totals_due();
+                return;
             }
+        }
+        self.complete_sale(now, events);
+    }
+
+    /// Decides a recovered fill's nozzle once every known nozzle's totalizer was read (or the
+    /// wait is over): the only nozzle that moved by exactly the fill's volume, else the only
+    /// one that moved at least that much, else unknown (0; most likely a sale already kept
+    /// before the restart, which the station recognises).
+    fn identify_recovered_nozzle(&mut self, now: UnixMillis, events: &mut Vec<DispenserEvent>) {
+        if !self.fill.awaiting_nozzle {
+            return;
+        }
+        let all_read = self
+            .known_nozzles
+            .iter()
+            .all(|n| self.fill.nozzle_readings.contains_key(n));
+        let wait_over =
+            self.fill.identify_until.is_none_or(|until| now >= until) || self.raw_out.is_some();
+        if !all_read && !wait_over {
+            return;
+        }
+        let volume = self.fill.volume.unwrap_or(0);
+        let readings = std::mem::take(&mut self.fill.nozzle_readings);
+        let advances: Vec<(u8, u64)> = readings
+            .iter()
+            .filter_map(|(&n, &total)| Some((n, self.totals.unaccounted(n, total)?)))
+            .collect();
+        let only = |fits: &dyn Fn(u64) -> bool| {
+            let mut fitting = advances.iter().filter(|(_, a)| fits(*a)).map(|(n, _)| *n);
+            match (fitting.next(), fitting.next()) {
+                (Some(n), None) => Some(n),
+                _ => None,
+            }
+        };
+        self.fill.nozzle = only(&|a| a == volume).or_else(|| only(&|a| a >= volume));
+        self.fill.awaiting_nozzle = false;
+        self.complete_sale(now, events);
+        // The readings include the fill: with the sale counted they are ordinary readings.
+        for (nozzle, total) in readings {
+            self.account_reading(now, nozzle, total, events);
         }
     }
 
@@ -396,7 +560,7 @@ impl FuellingPoint {
                 if newly && self.fill.armed && prev.is_some() {
                     self.status = Some(st);
                     if self.fill.volume.is_some() {
-                        self.complete_sale(now, events);
+                        self.fill_ended(now, events);
                     } else {
                         self.fill.awaiting_filling_info = true;
                     }
@@ -408,7 +572,7 @@ impl FuellingPoint {
                     self.fill.recovered = true;
                     self.status = Some(st);
                     if self.fill.volume.is_some() {
-                        self.complete_sale(now, events);
+                        self.fill_ended(now, events);
                     } else {
                         self.fill.awaiting_filling_info = true;
                     }
@@ -438,15 +602,28 @@ impl FuellingPoint {
     fn complete_sale(&mut self, now: UnixMillis, events: &mut Vec<DispenserEvent>) {
         let fill = std::mem::take(&mut self.fill);
         let dec = self.cfg.decimals;
-        let nozzle = fill.nozzle.or(self.last_dc3_nozzle).unwrap_or(0);
+        let nozzle = fill
+            .nozzle
+            .or(self.last_dc3_nozzle.filter(|_| !fill.recovered))
+            .unwrap_or(0);
         let grade = usize::from(nozzle)
             .checked_sub(1)
             .and_then(|i| self.cfg.grades.get(i))
             .cloned();
         let raw = |v: Option<u64>| i64::try_from(v.unwrap_or(0)).unwrap_or(i64::MAX);
+        let price = if fill.recovered {
+            // The DC3 that named the price may be gone with the crash.
+            fill.volume
+                .zip(fill.amount)
+                .and_then(|(v, a)| self.recovered_price(nozzle, v, a))
+        } else {
+            self.price
+        };
+        let mut totalizer = None;
         if nozzle > 0 {
             self.totals.on_sale(nozzle, fill.volume.unwrap_or(0));
             self.totals_due.insert(nozzle, 0);
+            totalizer = self.totals.accounted(nozzle);
         }
         events.push(DispenserEvent::SaleCompleted(Sale {
             t: now,
@@ -456,13 +633,14 @@ impl FuellingPoint {
             grade,
             volume: Decimal::new(raw(fill.volume), dec.volume),
             amount: Decimal::new(raw(fill.amount), dec.amount),
-            price: Decimal::new(raw(self.price), dec.price),
+            price: Decimal::new(raw(price), dec.price),
             end: match self.status {
                 Some(PumpStatus::FillingCompleted) => Some(FillEnd::Auto),
                 Some(PumpStatus::MaxReached) => Some(FillEnd::Preset),
                 _ => None,
             },
             recovered: fill.recovered,
+            totalizer,
         }));
     }
 }
@@ -516,6 +694,7 @@ mod tests {
             price: Decimal::new(1539, 3),
             end: Some(FillEnd::Auto),
             recovered: false,
+            totalizer: None,
         })
     }
 
@@ -783,9 +962,17 @@ mod tests {
         assert_eq!(p.wanted_totals_request(10), Some(1));
         p.note_totals_requested(1, 10);
         assert_eq!(p.wanted_totals_request(20), None, "throttled");
-        assert!(feed(&mut p, 30, &[totals(1, 1_000)]).is_empty());
+        assert_eq!(
+            feed(&mut p, 30, &[totals(1, 1_000)]),
+            vec![DispenserEvent::TotalizerRead {
+                t: 30,
+                fp: 3,
+                nozzle: 1,
+                total: 1_000
+            }]
+        );
         assert_eq!(p.wanted_totals_request(40), Some(2));
-        assert!(feed(&mut p, 50, &[totals(2, 7_000)]).is_empty());
+        assert!(gaps(&feed(&mut p, 50, &[totals(2, 7_000)])).is_empty());
         assert_eq!(p.wanted_totals_request(60), None);
 
         let ev = full_sale(&mut p, 1_000, 1211);
@@ -887,6 +1074,175 @@ mod tests {
             }
         }
         assert_eq!(asked, usize::from(TOTALS_MAX_TRIES));
+    }
+
+    fn recovered_sales(ev: &[DispenserEvent]) -> Vec<&Sale> {
+        ev.iter()
+            .filter_map(|e| match e {
+                DispenserEvent::SaleCompleted(s) if s.recovered => Some(s),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Answers every totalizer request at `now` from `totals` (nozzle 1 first), as a pump would,
+    /// until the FP asks for none; returns the events.
+    fn answer_totals(
+        p: &mut FuellingPoint,
+        now: &mut UnixMillis,
+        totals: &[u64],
+    ) -> Vec<DispenserEvent> {
+        let mut ev = Vec::new();
+        while let Some(n) = p.wanted_totals_request(*now) {
+            p.note_totals_requested(n, *now);
+            *now += 50;
+            ev.extend(feed(
+                p,
+                *now,
+                &[self::totals(n, totals[usize::from(n) - 1])],
+            ));
+        }
+        ev
+    }
+
+    /// The agent was killed during a fill on nozzle 2 and the pump completed it while no agent
+    /// ran; after the restart the pump answers RETURN STATUS with status 5 alone (no DC3) and
+    /// RETURN FILLING INFO with the volume. The kept totalizer readings tell the nozzle, before
+    /// RESET, and the sale carries the totalizer that counts it.
+    #[test]
+    fn a_recovered_fill_without_dc3_gets_its_nozzle_from_the_kept_totalizers() {
+        let mut p = fp();
+        p.restore_totals(1, 50_000);
+        p.restore_totals(2, 8_000);
+        assert!(feed(&mut p, 0, &[status(5)]).is_empty());
+        assert_eq!(p.wanted_command(0, true), Some(Command::ReturnFillingInfo));
+        p.note_command_sent(Command::ReturnFillingInfo, 0);
+        let info = PumpTransaction::FillingInfo {
+            volume: 677,
+            amount: 1042,
+        };
+        assert!(
+            feed(&mut p, 100, &[info]).is_empty(),
+            "waits for the nozzle"
+        );
+        assert_eq!(
+            p.wanted_command(100, true),
+            None,
+            "no RESET before the nozzle is known"
+        );
+        let mut now = 100;
+        let ev = answer_totals(&mut p, &mut now, &[50_000, 8_677]);
+        let sales = recovered_sales(&ev);
+        assert_eq!(sales.len(), 1, "{ev:?}");
+        assert_eq!(
+            (sales[0].nozzle, sales[0].grade.as_deref()),
+            (2, Some("Diesel"))
+        );
+        assert_eq!(sales[0].totalizer, Some(8_677));
+        // No DC3 since the start: the price is the one that gives the amount.
+        assert_eq!(sales[0].price, Decimal::new(1539, 3));
+        assert!(gaps(&ev).is_empty(), "{ev:?}");
+        assert_eq!(p.wanted_command(now, true), Some(Command::Reset));
+    }
+
+    /// A recovered fill the kept totalizers already count (kept before the crash, pump never
+    /// reset): no nozzle moved, so the nozzle stays unknown and nothing counts it twice.
+    #[test]
+    fn a_recovered_fill_already_counted_keeps_the_nozzle_unknown() {
+        let mut p = fp();
+        p.restore_totals(1, 50_000);
+        p.restore_totals(2, 8_677);
+        let info = PumpTransaction::FillingInfo {
+            volume: 677,
+            amount: 1042,
+        };
+        assert!(feed(&mut p, 0, &[info, status(5)]).is_empty());
+        let mut now = 0;
+        let ev = answer_totals(&mut p, &mut now, &[50_000, 8_677]);
+        let sales = recovered_sales(&ev);
+        assert_eq!(
+            (sales.len(), sales[0].nozzle, sales[0].totalizer),
+            (1, 0, None)
+        );
+        assert!(gaps(&ev).is_empty());
+    }
+
+    /// A pump that never answers CD101, or a customer lifting a nozzle, ends the wait: the sale
+    /// is reported with the nozzle unknown, never held back for good.
+    #[test]
+    fn a_recovered_fill_is_reported_when_the_totalizers_stay_silent() {
+        let info = PumpTransaction::FillingInfo {
+            volume: 677,
+            amount: 1042,
+        };
+        let mut p = fp();
+        p.restore_totals(1, 50_000);
+        assert!(feed(&mut p, 0, &[info.clone(), status(5)]).is_empty());
+        assert!(recovered_sales(&p.tick(IDENTIFY_NOZZLE_MS - 1)).is_empty());
+        let ev = p.tick(IDENTIFY_NOZZLE_MS);
+        assert_eq!(recovered_sales(&ev)[0].nozzle, 0);
+        assert_eq!(
+            p.wanted_command(IDENTIFY_NOZZLE_MS, true),
+            Some(Command::Reset)
+        );
+
+        let mut p = fp();
+        p.restore_totals(1, 50_000);
+        assert!(feed(&mut p, 0, &[info, status(5)]).is_empty());
+        feed(&mut p, 500, &[nozzle(1, true)]);
+        assert_eq!(recovered_sales(&p.tick(600)).len(), 1);
+    }
+
+    /// Without kept readings (first start, or a pump without totalizers) nothing can be
+    /// compared: the recovered fill is reported at once, as before; one nozzle needs no reading.
+    #[test]
+    fn a_recovered_fill_without_kept_totalizers_is_reported_at_once() {
+        let info = PumpTransaction::FillingInfo {
+            volume: 677,
+            amount: 1042,
+        };
+        let mut p = fp();
+        let ev = feed(&mut p, 0, &[info.clone(), status(5)]);
+        assert_eq!(recovered_sales(&ev)[0].nozzle, 0);
+        let mut single = FuellingPoint::new(FuellingPointConfig::new(
+            1,
+            Decimals {
+                volume: 2,
+                amount: 2,
+                price: 3,
+            },
+            vec!["95".into()],
+        ));
+        single.restore_totals(1, 10);
+        let ev = feed(&mut single, 0, &[info, status(5)]);
+        assert_eq!(recovered_sales(&ev)[0].nozzle, 1);
+    }
+
+    /// A recovered fill's price: the nozzle's last DC3 price when it gives the amount, else the
+    /// price with the fewest digits that does, else unknown (0).
+    #[test]
+    fn a_recovered_fill_is_priced_from_what_gives_its_amount() {
+        let mut p = fp();
+        // 12.00 l for 94.20: 7.850 is the only 3-decimal price that rounds to it.
+        assert_eq!(p.recovered_price(1, 1200, 9420), Some(7850));
+        // 1.00 l for 7.85: 7.845..7.854 all give it; the rounder one wins.
+        assert_eq!(p.recovered_price(1, 100, 785), Some(7850));
+        feed(
+            &mut p,
+            0,
+            &[PumpTransaction::PriceNozzle {
+                price: 7_849,
+                nozzle: 1,
+                nozzle_out: false,
+            }],
+        );
+        assert_eq!(p.recovered_price(1, 100, 785), Some(7849), "the price seen");
+        assert_eq!(
+            p.recovered_price(1, 1200, 9420),
+            Some(7850),
+            "seen, but gives another amount"
+        );
+        assert_eq!(p.recovered_price(1, 0, 785), None);
     }
 
     #[test]

@@ -77,6 +77,38 @@ impl TotalsTracker {
         }
     }
 
+    /// Starts from a reading kept across a restart (`total` already counts every sale reported
+    /// before it), as if it had just been read.
+    pub fn restore(&mut self, nozzle: u8, total: u64) {
+        self.nozzles.insert(
+            nozzle,
+            NozzleTotals {
+                baseline: Some(total),
+                sold_since: 0,
+            },
+        );
+    }
+
+    /// The totalizer value that the reported sales account for: the last reading plus the
+    /// sales reported since. None before the first reading.
+    pub fn accounted(&self, nozzle: u8) -> Option<u64> {
+        let n = self.nozzles.get(&nozzle)?;
+        Some((n.baseline? + n.sold_since) % TOTALIZER_MODULUS)
+    }
+
+    /// How far `total` is past [`Self::accounted`] (across a wrap): fuel no reported sale
+    /// explains. None without a baseline, or when `total` is behind it (counter reset).
+    pub fn unaccounted(&self, nozzle: u8, total: u64) -> Option<u64> {
+        let accounted = self.accounted(nozzle)?;
+        if total >= accounted {
+            Some(total - accounted)
+        } else if accounted >= TOTALIZER_MODULUS - WRAP_WINDOW && total < WRAP_WINDOW {
+            Some(total + TOTALIZER_MODULUS - accounted)
+        } else {
+            None
+        }
+    }
+
     /// Forget a nozzle's baseline (e.g. its reading cannot be trusted any more).
     pub fn forget(&mut self, nozzle: u8) {
         self.nozzles.remove(&nozzle);
@@ -91,6 +123,22 @@ impl TotalsTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restored_reading_is_a_baseline_and_counts_sales_after_it() {
+        let mut t = TotalsTracker::new();
+        assert_eq!(t.accounted(2), None);
+        assert_eq!(t.unaccounted(2, 5_000), None);
+        t.restore(2, 4_000);
+        assert_eq!(t.unaccounted(2, 4_677), Some(677));
+        t.on_sale(2, 677);
+        assert_eq!(t.accounted(2), Some(4_677));
+        assert_eq!(t.unaccounted(2, 4_677), Some(0));
+        assert_eq!(t.unaccounted(2, 4_000), None, "behind: a counter reset");
+        assert_eq!(t.on_reading(2, 4_700), TotalsVerdict::Gap { missing: 23 });
+        t.restore(3, TOTALIZER_MODULUS - 10);
+        assert_eq!(t.unaccounted(3, 5), Some(15), "across the wrap");
+    }
 
     #[test]
     fn first_reading_is_baseline_then_consistent() {

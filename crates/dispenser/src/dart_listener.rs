@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dart_protocol::FrameDecoder;
-use forecourt_events::{now_millis, DispenserEvent, Heartbeat};
+use forecourt_events::{now_millis, DispenserEvent, FpNumber, Heartbeat};
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
 use tokio_serial::SerialStream;
@@ -43,6 +43,12 @@ impl DartListener {
             cfg,
             heartbeat: Arc::new(Heartbeat::new()),
         })
+    }
+
+    /// Starts `fp`'s totalizer bookkeeping for `nozzle` from a reading the station kept across
+    /// a restart (see `FuellingPoint::restore_totals`). False if `fp` is not on this line.
+    pub fn restore_totals(&mut self, fp: FpNumber, nozzle: u8, total: u64) -> bool {
+        self.observer.restore_totals(fp, nozzle, total)
     }
 
     async fn run_inner(
@@ -175,6 +181,15 @@ impl DartDriver {
             DartMode::Master => DartDriver::Master(crate::DartMaster::new(cfg)?),
             DartMode::Listen => DartDriver::Listener(DartListener::new(cfg)?),
         })
+    }
+
+    /// Starts `fp`'s totalizer bookkeeping for `nozzle` from a reading the station kept across
+    /// a restart (see `FuellingPoint::restore_totals`). False if `fp` is not on this line.
+    pub fn restore_totals(&mut self, fp: FpNumber, nozzle: u8, total: u64) -> bool {
+        match self {
+            DartDriver::Master(m) => m.restore_totals(fp, nozzle, total),
+            DartDriver::Listener(l) => l.restore_totals(fp, nozzle, total),
+        }
     }
 }
 

@@ -96,6 +96,16 @@ impl DartMaster {
         })
     }
 
+    /// Starts `fp`'s totalizer bookkeeping for `nozzle` from a reading the station kept across
+    /// a restart (see [`FuellingPoint::restore_totals`]). False if `fp` is not on this line.
+    pub fn restore_totals(&mut self, fp: FpNumber, nozzle: u8, total: u64) -> bool {
+        let Some(link) = self.links.iter_mut().find(|l| l.fp.fp() == fp) else {
+            return false;
+        };
+        link.fp.restore_totals(nozzle, total);
+        true
+    }
+
     async fn run_inner(
         mut self,
         events: mpsc::Sender<DispenserEvent>,

@@ -13,7 +13,7 @@
 //! twice, the same receiver rule the master follows.
 
 use dart_protocol::{parse_pump_transactions, Frame, FrameKind, FuellingPoint};
-use forecourt_events::{DispenserEvent, UnixMillis};
+use forecourt_events::{DispenserEvent, FpNumber, UnixMillis};
 
 use crate::config::DartConfig;
 
@@ -81,6 +81,16 @@ impl WireObserver {
             turn: Turn::Idle,
             stats: ObserverStats::default(),
         }
+    }
+
+    /// Starts `fp`'s totalizer bookkeeping for `nozzle` from a reading the station kept across
+    /// a restart (see `FuellingPoint::restore_totals`). False if `fp` is not on this line.
+    pub fn restore_totals(&mut self, fp: FpNumber, nozzle: u8, total: u64) -> bool {
+        let Some(f) = self.fps.iter_mut().find(|f| f.fp.fp() == fp) else {
+            return false;
+        };
+        f.fp.restore_totals(nozzle, total);
+        true
     }
 
     pub fn stats(&self) -> ObserverStats {

@@ -55,6 +55,18 @@ pub enum DispenserEvent {
         fp: FpNumber,
         nozzle: u8,
         missing_volume: Decimal,
+        /// The reading that showed the gap (raw volume units): every litre up to it is now
+        /// accounted for. Kept with the gap, so a restart compares against it.
+        totalizer: u64,
+    },
+    /// A totalizer reading that showed no missed sale (raw volume units). The station keeps the
+    /// latest per nozzle across restarts: fuel sold while no agent ran then shows as a gap, and
+    /// a fill found completed at start can be told apart by nozzle.
+    TotalizerRead {
+        t: UnixMillis,
+        fp: FpNumber,
+        nozzle: u8,
+        total: u64,
     },
 }
 
@@ -65,7 +77,8 @@ impl DispenserEvent {
             | DispenserEvent::NozzleIn { t, .. }
             | DispenserEvent::PumpOnline { t, .. }
             | DispenserEvent::PumpOffline { t, .. }
-            | DispenserEvent::SaleGap { t, .. } => *t,
+            | DispenserEvent::SaleGap { t, .. }
+            | DispenserEvent::TotalizerRead { t, .. } => *t,
             DispenserEvent::SaleCompleted(sale) => sale.t,
         }
     }
@@ -91,6 +104,11 @@ pub struct Sale {
     /// or a crash cut its report short, in which case the agent may still hold it from before.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub recovered: bool,
+    /// The nozzle's volume totalizer with this sale counted (raw volume units), when the driver
+    /// knows a reading to count from. Kept with the sale in one write, so a restart compares
+    /// the pump's totalizer against exactly the sales that were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totalizer: Option<u64>,
 }
 
 /// How a fill ended, as the pump said: DART status 5 (FILLING COMPLETED: the nozzle stopped by

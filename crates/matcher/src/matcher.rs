@@ -1152,6 +1152,7 @@ mod tests {
             price: Decimal::new(785, 2),
             end: None,
             recovered: false,
+            totalizer: None,
         })
     }
 

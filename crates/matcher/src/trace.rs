@@ -294,6 +294,7 @@ impl TraceRecordRef<'_> {
                 price,
                 end: None,
                 recovered: false,
+                totalizer: None,
             })),
             TraceRecordRef::Layout { .. } | TraceRecordRef::Frame(_) => None,
         }

@@ -71,6 +71,10 @@ pub enum OutboxError {
         why: String,
     },
 
+    /// DC101 totalizers have 10 digits; a larger value is a driver bug, never stored.
+    #[error("totalizer of FP {fp} nozzle {nozzle} out of range: {total}")]
+    TotalizerOutOfRange { fp: u8, nozzle: u8, total: u64 },
+
     #[error("outbox {path}: cannot encode the message: {source}")]
     Encode {
         path: PathBuf,

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 pub use error::OutboxError;
 pub use limits::{CapState, LimitReport, OutboxLimits, OutboxUsage};
-pub use record::Record;
+pub use record::{Record, Totalizer};
 
 use record::Envelope;
 
@@ -108,9 +108,24 @@ impl Outbox {
         topic: &str,
         body: &serde_json::Value,
     ) -> Result<Record, OutboxError> {
+        self.append_counted(stream, topic, body, None)
+    }
+
+    /// [`Outbox::append`], and keeps `totalizer` in the same transaction (a `sale_gap` and the
+    /// reading that showed it): both or neither.
+    pub fn append_counted(
+        &self,
+        stream: &str,
+        topic: &str,
+        body: &serde_json::Value,
+        totalizer: Option<&Totalizer>,
+    ) -> Result<Record, OutboxError> {
         let mut conn = self.lock();
         let tx = self.begin(&mut conn, "begin an append")?;
         let record = self.append_in(&tx, stream, topic, body)?;
+        if let Some(totalizer) = totalizer {
+            self.keep_totalizer_in(&tx, totalizer)?;
+        }
         tx.commit()
             .map_err(|e| OutboxError::sqlite(self.path(), "commit an append", e))?;
         Ok(record)
@@ -136,19 +151,94 @@ impl Outbox {
     /// Keeps `body` under `key` until [`Outbox::release`]: durable when this returns. Holding the
     /// same key again replaces its body.
     pub fn hold(&self, key: &str, body: &serde_json::Value) -> Result<(), OutboxError> {
+        self.hold_counted(key, body, None)
+    }
+
+    /// [`Outbox::hold`], and keeps `totalizer` in the same transaction (a sale and the
+    /// totalizer that counts it): a restart never sees one without the other.
+    pub fn hold_counted(
+        &self,
+        key: &str,
+        body: &serde_json::Value,
+        totalizer: Option<&Totalizer>,
+    ) -> Result<(), OutboxError> {
         let path = self.path();
         let bytes = serde_json::to_vec(body).map_err(|source| OutboxError::Encode {
             path: path.to_path_buf(),
             source,
         })?;
-        self.lock()
-            .execute(
-                "INSERT INTO held (key, body, created) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (key) DO UPDATE SET body = excluded.body",
-                params![key, bytes, now_millis()],
-            )
-            .map_err(|e| OutboxError::sqlite(path, "hold an item", e))?;
+        let mut conn = self.lock();
+        let tx = self.begin(&mut conn, "begin a hold")?;
+        tx.execute(
+            "INSERT INTO held (key, body, created) VALUES (?1, ?2, ?3)
+             ON CONFLICT (key) DO UPDATE SET body = excluded.body",
+            params![key, bytes, now_millis()],
+        )
+        .map_err(|e| OutboxError::sqlite(path, "hold an item", e))?;
+        if let Some(totalizer) = totalizer {
+            self.keep_totalizer_in(&tx, totalizer)?;
+        }
+        tx.commit()
+            .map_err(|e| OutboxError::sqlite(path, "commit a hold", e))?;
         Ok(())
+    }
+
+    /// Keeps a totalizer reading that showed nothing missing.
+    pub fn keep_totalizer(&self, totalizer: &Totalizer) -> Result<(), OutboxError> {
+        let mut conn = self.lock();
+        let tx = self.begin(&mut conn, "begin keeping a totalizer")?;
+        self.keep_totalizer_in(&tx, totalizer)?;
+        tx.commit()
+            .map_err(|e| OutboxError::sqlite(self.path(), "commit a totalizer", e))
+    }
+
+    fn keep_totalizer_in(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        t: &Totalizer,
+    ) -> Result<(), OutboxError> {
+        let total = i64::try_from(t.total).map_err(|_| OutboxError::TotalizerOutOfRange {
+            fp: t.fp,
+            nozzle: t.nozzle,
+            total: t.total,
+        })?;
+        tx.execute(
+            "INSERT INTO totalizers (fp, nozzle, total, updated) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (fp, nozzle) DO UPDATE SET total = excluded.total,
+                                                    updated = excluded.updated",
+            params![t.fp, t.nozzle, total, now_millis()],
+        )
+        .map_err(|e| OutboxError::sqlite(self.path(), "keep a totalizer", e))?;
+        Ok(())
+    }
+
+    /// The totalizers kept, per fuelling point and nozzle. A row that cannot be one (edited
+    /// by hand, out of range) is left out with a warning: the nozzle then starts afresh.
+    pub fn totalizers(&self) -> Result<Vec<Totalizer>, OutboxError> {
+        let path = self.path();
+        let err = |e| OutboxError::sqlite(path, "read kept totalizers", e);
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT fp, nozzle, total FROM totalizers ORDER BY fp, nozzle")
+            .map_err(err)?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(err)?;
+        let mut kept = Vec::new();
+        for row in rows {
+            let (fp, nozzle, total) = row.map_err(err)?;
+            match (u8::try_from(fp), u8::try_from(nozzle), u64::try_from(total)) {
+                (Ok(fp), Ok(nozzle), Ok(total)) => kept.push(Totalizer { fp, nozzle, total }),
+                _ => tracing::warn!(fp, nozzle, total, "kept totalizer out of range; ignored"),
+            }
+        }
+        Ok(kept)
     }
 
     /// Everything held, oldest first (after a restart: what was not released before the stop).

@@ -22,6 +22,15 @@ pub struct Record {
     pub created: UnixMillis,
 }
 
+/// A nozzle's volume totalizer (raw pump units) as the kept sales account for it: never sent
+/// to HQ, kept so a restart can tell fuel sold while no agent ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Totalizer {
+    pub fp: u8,
+    pub nozzle: u8,
+    pub total: u64,
+}
+
 /// The payload as HQ sees it. Field order is the order written.
 #[derive(Serialize)]
 pub(crate) struct Envelope<'a> {

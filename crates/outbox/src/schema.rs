@@ -51,6 +51,15 @@ const MIGRATIONS: &[&str] = &[
          UNIQUE (stream, seq)
      );
      CREATE INDEX archive_by_ack_time ON archive (acked);",
+    // 4: the last accounted volume totalizer per nozzle (raw pump units): what the kept sales
+    // and gaps add up to, written with them, so a restart compares the pump against it.
+    "CREATE TABLE totalizers (
+         fp      INTEGER NOT NULL,
+         nozzle  INTEGER NOT NULL,
+         total   INTEGER NOT NULL,
+         updated INTEGER NOT NULL,
+         PRIMARY KEY (fp, nozzle)
+     ) WITHOUT ROWID;",
 ];
 
 /// The schema version this build writes.

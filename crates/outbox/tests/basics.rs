@@ -224,6 +224,6 @@ fn opening_sets_wal_and_full_sync() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    // Schema 3: records, sequences, held items, archive.
-    assert_eq!((mode.as_str(), version), ("wal", 3));
+    // Schema 4: records, sequences, held items, archive, kept totalizers.
+    assert_eq!((mode.as_str(), version), ("wal", 4));
 }

@@ -59,11 +59,53 @@ fn schema_upgrade_from_version_1_keeps_records() {
     // Wind the file back to schema 1, as an older agent left it.
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch("DROP TABLE archive; DROP TABLE held; PRAGMA user_version = 1;")
-            .unwrap();
+        conn.execute_batch(
+            "DROP TABLE totalizers; DROP TABLE archive; DROP TABLE held; PRAGMA user_version = 1;",
+        )
+        .unwrap();
     }
     let outbox = Outbox::open(&path).unwrap();
     assert_eq!(outbox.depth().unwrap(), 1);
     outbox.hold("k", &json!({})).unwrap();
     assert_eq!(outbox.held().unwrap().len(), 1);
+}
+
+/// A sale and the totalizer that counts it are kept in one transaction, and both survive a
+/// reopen; a gap and its reading likewise; a plain reading replaces the kept value.
+#[test]
+fn totalizers_are_kept_with_the_sale_that_counts_them() {
+    use outbox::Totalizer;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    let t = |fp, nozzle, total| Totalizer { fp, nozzle, total };
+    {
+        let outbox = Outbox::open(&path).unwrap();
+        assert!(outbox.totalizers().unwrap().is_empty());
+        outbox.keep_totalizer(&t(4, 2, 8_000)).unwrap();
+        outbox
+            .hold_counted("sale:4:1", &json!({"fp": 4}), Some(&t(4, 2, 8_677)))
+            .unwrap();
+        outbox
+            .append_counted("sale_gap", "t/gap", &json!({"fp": 1}), Some(&t(1, 1, 500)))
+            .unwrap();
+        outbox
+            .hold_counted("sale:3:1", &json!({"fp": 3}), None)
+            .unwrap();
+    }
+    let outbox = Outbox::open(&path).unwrap();
+    assert_eq!(
+        outbox.totalizers().unwrap(),
+        vec![t(1, 1, 500), t(4, 2, 8_677)]
+    );
+    assert_eq!(outbox.held().unwrap().len(), 2);
+    assert_eq!(outbox.depth().unwrap(), 1);
+
+    // A value no DC101 can carry is refused, and nothing of that write is kept.
+    let too_big = t(4, 2, u64::MAX);
+    assert!(matches!(
+        outbox.hold_counted("sale:4:2", &json!({}), Some(&too_big)),
+        Err(outbox::OutboxError::TotalizerOutOfRange { .. })
+    ));
+    assert_eq!(outbox.held().unwrap().len(), 2);
+    assert_eq!(outbox.totalizers().unwrap()[1], t(4, 2, 8_677));
 }

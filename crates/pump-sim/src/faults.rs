@@ -25,6 +25,11 @@ pub struct FaultOptions {
     pub silence_s: f64,
     /// Expected restarts per minute of a filling pump: TX# back to 0, the fill lost.
     pub restarts_per_min: f64,
+    /// A pump the master has not addressed for this many seconds drops the data it queued for
+    /// it (status changes, filling info, nozzle): after a dead line, or a master that died
+    /// after taking a block it never acted on, the master learns only what RETURN STATUS and
+    /// RETURN FILLING INFO answer. None: the pump keeps its backlog until polled.
+    pub forget_unpolled_s: Option<f64>,
     /// No faults after this time (seconds since start), so tests can settle.
     pub until_s: Option<f64>,
 }
@@ -45,6 +50,7 @@ impl FaultOptions {
             ("silences_per_min", self.silences_per_min),
             ("silence_s", self.silence_s),
             ("restarts_per_min", self.restarts_per_min),
+            ("forget_unpolled_s", self.forget_unpolled_s.unwrap_or(0.0)),
         ] {
             if !(v >= 0.0 && v.is_finite()) {
                 return Err(format!("{name} must be >= 0, got {v}"));

@@ -73,6 +73,9 @@ impl SimOptions {
 #[derive(Debug)]
 pub struct Simulator {
     pumps: Vec<(SimPump, SlaveLink)>,
+    /// When the master last addressed each pump (index as `pumps`), seconds since start.
+    last_addressed: Vec<f64>,
+    forget_unpolled_s: Option<f64>,
     schedule: Schedule,
     random: Option<RandomCustomers>,
     faults: FaultInjector,
@@ -103,6 +106,8 @@ impl Simulator {
             faults: FaultInjector::new(opts.faults.clone(), opts.seed),
             decoder: FrameDecoder::new(),
             records: Vec::new(),
+            last_addressed: vec![0.0; pumps.len()],
+            forget_unpolled_s: opts.faults.forget_unpolled_s,
             pumps,
         }
     }
@@ -156,6 +161,15 @@ impl Simulator {
             pump.tick(now_s);
             self.records.extend(pump.take_records());
         }
+        if let Some(after) = self.forget_unpolled_s {
+            for ((pump, link), &last) in self.pumps.iter_mut().zip(&self.last_addressed) {
+                if now_s - last > after && pump.has_output() {
+                    tracing::debug!(fp = pump.fp, "not polled: queued data dropped");
+                    pump.take_outbox();
+                    link.forget_unacked();
+                }
+            }
+        }
     }
 
     /// Feeds bytes from the line; returns the bytes to send back.
@@ -172,10 +186,11 @@ impl Simulator {
         while let Some(result) = self.decoder.next_frame() {
             // A slave never answers a frame with a CRC error: silence.
             let Ok(frame) = result else { continue };
-            let Some((pump, link)) = self.pumps.iter_mut().find(|(p, _)| p.address == frame.addr)
-            else {
+            let Some(i) = self.pumps.iter().position(|(p, _)| p.address == frame.addr) else {
                 continue;
             };
+            self.last_addressed[i] = now_s;
+            let (pump, link) = &mut self.pumps[i];
             if let Some(answer) = link.on_frame(&frame, pump, now_s) {
                 self.records.extend(pump.take_records());
                 if self.faults.drop_frame(now_s) {

@@ -59,6 +59,9 @@ struct Args {
     /// Expected restarts per minute of a filling pump (TX# back to 0, the fill lost).
     #[arg(long, default_value_t = 0.0)]
     restarts_per_min: f64,
+    /// A pump not addressed by the master for this many seconds drops the data it queued.
+    #[arg(long)]
+    forget_unpolled_s: Option<f64>,
     /// Seed for random customers and fault injection.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -81,6 +84,7 @@ async fn main() -> anyhow::Result<()> {
         silences_per_min: args.silences_per_min,
         silence_s: args.silence_s,
         restarts_per_min: args.restarts_per_min,
+        forget_unpolled_s: args.forget_unpolled_s,
         until_s: None,
     };
     faults

@@ -77,6 +77,12 @@ impl SlaveLink {
         *self = Self::default();
     }
 
+    /// Drops the block waiting for the master's ACK (see `FaultOptions::forget_unpolled_s`).
+    pub fn forget_unacked(&mut self) {
+        self.unacked = None;
+        self.naks = 0;
+    }
+
     fn acknowledged(&mut self) {
         self.unacked = None;
         self.naks = 0;
