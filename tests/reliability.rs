@@ -1454,8 +1454,9 @@ fn camera_faults() {
     report_and_check(o, &rig, 10, &extra);
 }
 
-/// The data dir on a small tmpfs that fills up while sales go on; space returns later. The
-/// outbox must stay intact and the agent must resume.
+/// The data dir on a small tmpfs that fills up while sales go on; the agent is killed while
+/// sales wait in memory, then space returns. The outbox must stay intact, the agent must resume,
+/// and the sales that were only in memory must come back from the pumps, which were not reset.
 #[test]
 fn disk_full() {
     let _serial = serial();
@@ -1498,11 +1499,22 @@ fn disk_full() {
     let full_s = until / 3.0;
     rig.run_for(Duration::from_secs_f64(full_s));
     let exits_while_full = rig.agent.unexpected_exits.len();
+    // A crash while sales wait in memory: their pumps were not reset, so the next start finds
+    // them completed and reports them (a reset pump would leave only a sale_gap).
+    rig.agent.kill9();
     std::fs::remove_file(&filler).unwrap();
+    rig.agent.start();
     rig.drain(sched_end(&fills));
+    let recovered = rig
+        .agent
+        .log_text()
+        .matches("recovered a sale completed while the agent was down")
+        .count();
     let (mut o, rig) = rig.finish(
         "disk_full",
-        format!("tmpfs full {full_s:.0} s ({exits_while_full} agent exits)"),
+        format!(
+            "tmpfs full {full_s:.0} s ({exits_while_full} agent exits), kill -9 before freeing"
+        ),
     );
     let check = Command::new("sqlite3")
         .arg(data.join("outbox.sqlite"))
@@ -1513,10 +1525,20 @@ fn disk_full() {
     if integrity != "ok" {
         o.notes.push(format!("integrity_check: {integrity}"));
     }
-    let extra = [(
-        integrity == "ok",
-        format!("outbox corrupted by a full disk: {integrity}"),
-    )];
+    let extra = [
+        (
+            integrity == "ok",
+            format!("outbox corrupted by a full disk: {integrity}"),
+        ),
+        (
+            o.gap_reported == 0 && recovered > 0,
+            format!(
+                "{} sale(s) only in a sale_gap, {recovered} recovered from the pumps: a pump \
+                 was reset before its sale was kept",
+                o.gap_reported
+            ),
+        ),
+    ];
     report_and_check(o, &rig, 15, &extra);
 }
 

@@ -222,6 +222,7 @@ async fn run_agent(
     // What the kept sales add up to per nozzle: the drivers count on from there, so fuel sold
     // while no agent ran is reported, and a fill found completed tells its nozzle.
     let kept_totalizers = outbox.totalizers().context("reading the kept totalizers")?;
+    let kept_sales = Arc::new(forecourt_events::KeptSales::new());
     let liveness = Arc::new(liveness::Liveness::default());
     let (pump_tx, pump_rx) = mpsc::channel(256);
     let mut dispenser_tasks = Vec::new();
@@ -235,6 +236,7 @@ async fn run_agent(
                 for t in &kept_totalizers {
                     driver.restore_totals(t.fp, t.nozzle, t.total);
                 }
+                driver.reset_after_kept(kept_sales.clone());
                 liveness.watch(name, dispenser::DispenserDriver::heartbeat(&driver));
                 dispenser_tasks.push(tokio::spawn(dispenser::DispenserDriver::run(
                     driver,
@@ -280,6 +282,7 @@ async fn run_agent(
             .iter()
             .map(|t| ((t.fp, t.nozzle), t.total))
             .collect(),
+        kept_sales,
         unwritten: Default::default(),
         analytics: analytics::Analytics::new(
             config.layout(),

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use forecourt_events::{now_millis, Decimal, DispenserEvent, FramePlates, Sale, UnixMillis};
+use forecourt_events::{
+    now_millis, Decimal, DispenserEvent, FpNumber, FramePlates, KeptSales, Sale, UnixMillis,
+};
 use matcher::{MatchedSale, Matcher};
 use outbox::{Outbox, Totalizer};
 use serde_json::{json, Value};
@@ -18,8 +20,9 @@ const MAX_UNWRITTEN: usize = 100_000;
 /// A write to the outbox, kept to retry when the outbox refused it.
 #[derive(Debug, Clone)]
 pub enum OutboxWrite {
-    /// A sale waiting for its match, with the totalizer that counts it.
+    /// A sale of `fp` waiting for its match, with the totalizer that counts it.
     Hold {
+        fp: FpNumber,
         key: String,
         body: Value,
         totalizer: Option<Totalizer>,
@@ -46,6 +49,7 @@ impl OutboxWrite {
                 key,
                 body,
                 totalizer,
+                ..
             } => outbox.hold_counted(key, body, totalizer.as_ref()),
             OutboxWrite::Release {
                 key,
@@ -82,6 +86,8 @@ pub struct Station {
     /// Per (fuelling point, nozzle), the totalizer last kept in the outbox: a reading that
     /// only repeats it is not written again.
     pub kept_totalizers: std::collections::BTreeMap<(u8, u8), u64>,
+    /// Sales made durable, per fuelling point: the DART master resets a pump only after.
+    pub kept_sales: Arc<KeptSales>,
     /// Outbox writes that failed (disk full, I/O error), retried in order on every tick. Kept in
     /// memory up to `MAX_UNWRITTEN`; past that the station gives up and the agent exits.
     pub unwritten: std::collections::VecDeque<OutboxWrite>,
@@ -267,6 +273,8 @@ impl Station {
                             if let Some(t) = sale_totalizer(sale) {
                                 self.keep_totalizer(t).await?;
                             }
+                            // Kept before the restart: the pump may be reset.
+                            self.kept_sales.keep(sale.fp);
                             continue;
                         }
                         // Durable before anything else happens to it.
@@ -416,6 +424,7 @@ impl Station {
         let body = serde_json::to_value(sale)?;
         let totalizer = sale_totalizer(sale);
         self.write(OutboxWrite::Hold {
+            fp: sale.fp,
             key: held_key(sale),
             body,
             totalizer,
@@ -449,7 +458,7 @@ impl Station {
         }
         match self.apply(write.clone()).await? {
             Ok(()) => {
-                self.wake_uplink.notify_one();
+                self.written(&write);
                 Ok(())
             }
             Err(e) => {
@@ -457,6 +466,14 @@ impl Station {
                 self.keep_unwritten(write)
             }
         }
+    }
+
+    /// A write is durable: the uplink may send it; a held sale's pump may be reset.
+    fn written(&self, write: &OutboxWrite) {
+        if let OutboxWrite::Hold { fp, .. } = write {
+            self.kept_sales.keep(*fp);
+        }
+        self.wake_uplink.notify_one();
     }
 
     fn keep_unwritten(&mut self, write: OutboxWrite) -> Result<()> {
@@ -473,13 +490,13 @@ impl Station {
     /// Retries the writes the outbox refused, oldest first, until one fails again.
     async fn retry_unwritten(&mut self) -> Result<()> {
         while let Some(write) = self.unwritten.front().cloned() {
-            match self.apply(write).await? {
+            match self.apply(write.clone()).await? {
                 Ok(()) => {
                     self.unwritten.pop_front();
                     if self.unwritten.is_empty() {
                         info!("outbox accepts writes again; nothing was lost");
                     }
-                    self.wake_uplink.notify_one();
+                    self.written(&write);
                 }
                 Err(_) => break,
             }

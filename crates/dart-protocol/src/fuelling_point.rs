@@ -35,7 +35,8 @@ pub const TOTALS_INTERVAL_MS: i64 = 300_000;
 pub const TOTALS_MAX_TRIES: u8 = 3;
 
 /// How long a fill found completed at start waits (pump not reset) for the totalizers that tell
-/// its nozzle; then it is reported with the nozzle unknown. A lifted nozzle ends the wait at once.
+/// its nozzle; then it is reported with the nozzle unknown. A customer lifting a nozzle meanwhile
+/// waits too: the pump cannot start before RESET.
 const IDENTIFY_NOZZLE_MS: i64 = 10_000;
 
 /// The amount a pump charges for `volume` at `price` (raw units): the product rounded half up to
@@ -127,6 +128,9 @@ pub struct FuellingPoint {
     /// Unit price last seen per nozzle (DC3).
     nozzle_prices: BTreeMap<u8, u64>,
     last_dc3_nozzle: Option<u8>,
+    /// The nozzle the last DC3 saying "nozzle in" named: the one a completed fill most likely
+    /// used (a DC3 saying "out" is the next customer's).
+    last_hung_up: Option<u8>,
     fill: Fill,
     last_command: Option<(Command, UnixMillis)>,
     totals: TotalsTracker,
@@ -136,6 +140,10 @@ pub struct FuellingPoint {
     next_periodic_totals: Option<UnixMillis>,
     /// Nozzles known to exist: configured plus seen on the wire.
     known_nozzles: std::collections::BTreeSet<u8>,
+    /// Sales reported since start, and (when the caller keeps count) how many of them are
+    /// durable: a pump is reset only once its last sale is kept.
+    sales_reported: u64,
+    sales_kept: Option<u64>,
 }
 
 impl FuellingPoint {
@@ -149,6 +157,7 @@ impl FuellingPoint {
             price: None,
             nozzle_prices: BTreeMap::new(),
             last_dc3_nozzle: None,
+            last_hung_up: None,
             fill: Fill::default(),
             last_command: None,
             totals: TotalsTracker::new(),
@@ -156,6 +165,8 @@ impl FuellingPoint {
             last_totals_request: None,
             next_periodic_totals: None,
             known_nozzles: (1..=cfg.nozzles).collect(),
+            sales_reported: 0,
+            sales_kept: None,
             cfg,
         }
     }
@@ -189,6 +200,15 @@ impl FuellingPoint {
         self.status.is_some_and(PumpStatus::is_completed)
             && !self.fill.awaiting_filling_info
             && !self.fill.awaiting_nozzle
+            && self
+                .sales_kept
+                .is_none_or(|kept| kept >= self.sales_reported)
+    }
+
+    /// How many of the sales this FP reported are durable (see `KeptSales`). Once called, the
+    /// pump is reset only after its last sale is kept: until then the pump itself holds it.
+    pub fn note_sales_kept(&mut self, kept: u64) {
+        self.sales_kept = Some(kept);
     }
 
     /// A completed fill's totals were not seen: ask RETURN FILLING INFO.
@@ -359,6 +379,9 @@ impl FuellingPoint {
                     self.nozzle_prices.insert(*nozzle, *price);
                 }
                 self.last_dc3_nozzle = Some(*nozzle);
+                if *nozzle > 0 && !*nozzle_out {
+                    self.last_hung_up = Some(*nozzle);
+                }
                 if *nozzle > 0 && self.known_nozzles.insert(*nozzle) {
                     self.totals_due.insert(*nozzle, 0);
                 }
@@ -428,11 +451,10 @@ impl FuellingPoint {
     }
 
     /// The end of a fill whose volume is known: a sale, once a recovered fill knows its nozzle.
+    /// A recovered fill's nozzle comes from the totalizers when kept readings allow (a DC3 seen
+    /// since the start may be the next customer's), else from the last "nozzle in".
     fn fill_ended(&mut self, now: UnixMillis, events: &mut Vec<DispenserEvent>) {
-        let named = self.fill.nozzle.or(self.last_dc3_nozzle).filter(|&n| n > 0);
-        if self.fill.recovered && named.is_some() {
-            self.fill.nozzle = named;
-        } else if self.fill.recovered {
+        if self.fill.recovered && self.fill.nozzle.is_none() {
             if self.known_nozzles.len() == 1 {
                 self.fill.nozzle = self.known_nozzles.first().copied();
             } else if self
@@ -446,6 +468,8 @@ impl FuellingPoint {
                 self.fill.identify_until = Some(now + IDENTIFY_NOZZLE_MS);
                 self.all_totals_due();
                 return;
+            } else {
+                self.fill.nozzle = self.last_hung_up;
             }
         }
         self.complete_sale(now, events);
@@ -463,8 +487,7 @@ impl FuellingPoint {
             .known_nozzles
             .iter()
             .all(|n| self.fill.nozzle_readings.contains_key(n));
-        let wait_over =
-            self.fill.identify_until.is_none_or(|until| now >= until) || self.raw_out.is_some();
+        let wait_over = self.fill.identify_until.is_none_or(|until| now >= until);
         if !all_read && !wait_over {
             return;
         }
@@ -509,6 +532,11 @@ impl FuellingPoint {
     }
 
     fn confirm_pending(&mut self, events: &mut Vec<DispenserEvent>) {
+        if self.fill.awaiting_nozzle || self.fill.awaiting_filling_info {
+            // The next customer's lift waits (the pump cannot start before RESET anyway) until
+            // the completed fill is reported: confirming it now would replace that fill.
+            return;
+        }
         let Some(p) = self.pending.take() else {
             return;
         };
@@ -554,8 +582,11 @@ impl FuellingPoint {
                 self.fill.armed = true;
             }
             s if s.is_completed() => {
-                self.confirm_pending(events);
                 let newly = !prev.is_some_and(PumpStatus::is_completed);
+                let recovered = newly && prev.is_none();
+                if !recovered {
+                    self.confirm_pending(events);
+                }
                 // The end of a fill we followed is a sale.
                 if newly && self.fill.armed && prev.is_some() {
                     self.status = Some(st);
@@ -569,13 +600,18 @@ impl FuellingPoint {
                     // never reset fill: it completed while no agent ran (or a crash cut its
                     // report short). Report it, marked recovered: the station drops it if it
                     // still holds that very sale from before the restart. Losing it is worse.
+                    // A nozzle seen lifted since the start is the next customer's (or this fill's,
+                    // still in hand): the totalizers tell, and the lift is confirmed after.
                     self.fill.recovered = true;
+                    self.fill.nozzle = None;
+                    self.fill.nozzle_out_t = None;
                     self.status = Some(st);
                     if self.fill.volume.is_some() {
                         self.fill_ended(now, events);
                     } else {
                         self.fill.awaiting_filling_info = true;
                     }
+                    self.confirm_pending(events);
                 } else if newly {
                     // A fill we did not follow: let the totalizers tell what it sold.
                     self.all_totals_due();
@@ -625,6 +661,7 @@ impl FuellingPoint {
             self.totals_due.insert(nozzle, 0);
             totalizer = self.totals.accounted(nozzle);
         }
+        self.sales_reported += 1;
         events.push(DispenserEvent::SaleCompleted(Sale {
             t: now,
             fp: self.cfg.fp,
@@ -923,6 +960,17 @@ mod tests {
     }
 
     fn full_sale(p: &mut FuellingPoint, t0: UnixMillis, volume: u64) -> Vec<DispenserEvent> {
+        let mut ev = full_sale_without_reset(p, t0, volume);
+        ev.extend(feed(p, t0 + 6_000, &[status(1)]));
+        ev
+    }
+
+    /// Lift, fill, hang up: the pump waits in "filling completed".
+    fn full_sale_without_reset(
+        p: &mut FuellingPoint,
+        t0: UnixMillis,
+        volume: u64,
+    ) -> Vec<DispenserEvent> {
         let mut ev = feed(p, t0, &[nozzle(2, true), status(2), status(4)]);
         ev.extend(feed(
             p,
@@ -936,7 +984,6 @@ mod tests {
                 status(5),
             ],
         ));
-        ev.extend(feed(p, t0 + 6_000, &[status(1)]));
         ev
     }
 
@@ -1145,6 +1192,35 @@ mod tests {
         assert_eq!(p.wanted_command(now, true), Some(Command::Reset));
     }
 
+    /// The pump answers RETURN STATUS with the next customer's lift (DC3 nozzle 1 out) before
+    /// status 5: that lift does not name the completed fill, the totalizers do.
+    #[test]
+    fn a_lift_seen_with_the_first_status_does_not_name_the_recovered_fill() {
+        let mut p = fp();
+        p.restore_totals(1, 50_000);
+        p.restore_totals(2, 8_000);
+        assert!(feed(&mut p, 0, &[nozzle(1, true), status(5)]).is_empty());
+        let info = PumpTransaction::FillingInfo {
+            volume: 677,
+            amount: 1042,
+        };
+        assert!(feed(&mut p, 100, &[info]).is_empty());
+        let mut now = 100;
+        let mut ev = answer_totals(&mut p, &mut now, &[50_000, 8_677]);
+        ev.extend(p.tick(now + 1_000));
+        let sales = recovered_sales(&ev);
+        assert_eq!((sales.len(), sales[0].nozzle), (1, 2), "{ev:?}");
+        assert_eq!(sales[0].nozzle_out_t, None);
+        assert!(ev.iter().any(|e| matches!(
+            e,
+            DispenserEvent::NozzleOut {
+                t: 0,
+                nozzle: 1,
+                ..
+            }
+        )));
+    }
+
     /// A recovered fill the kept totalizers already count (kept before the crash, pump never
     /// reset): no nozzle moved, so the nozzle stays unknown and nothing counts it twice.
     #[test]
@@ -1167,8 +1243,8 @@ mod tests {
         assert!(gaps(&ev).is_empty());
     }
 
-    /// A pump that never answers CD101, or a customer lifting a nozzle, ends the wait: the sale
-    /// is reported with the nozzle unknown, never held back for good.
+    /// A pump that never answers CD101 ends the wait: the sale is reported with the nozzle
+    /// unknown, never held back for good.
     #[test]
     fn a_recovered_fill_is_reported_when_the_totalizers_stay_silent() {
         let info = PumpTransaction::FillingInfo {
@@ -1186,11 +1262,36 @@ mod tests {
             Some(Command::Reset)
         );
 
+        // The next customer lifts nozzle 1 meanwhile: the lift is reported after the sale,
+        // with the time it happened, and the sale keeps its own nozzle.
         let mut p = fp();
         p.restore_totals(1, 50_000);
+        p.restore_totals(2, 8_000);
         assert!(feed(&mut p, 0, &[info, status(5)]).is_empty());
-        feed(&mut p, 500, &[nozzle(1, true)]);
-        assert_eq!(recovered_sales(&p.tick(600)).len(), 1);
+        assert!(feed(&mut p, 500, &[nozzle(1, true)]).is_empty());
+        assert!(
+            p.tick(1_000).is_empty(),
+            "the lift waits for the recovered sale"
+        );
+        let mut now = 1_000;
+        let mut ev = answer_totals(&mut p, &mut now, &[50_000, 8_677]);
+        ev.extend(p.tick(now));
+        let sales = recovered_sales(&ev);
+        assert_eq!((sales.len(), sales[0].nozzle), (1, 2), "{ev:?}");
+        let sale_at = ev
+            .iter()
+            .position(|e| matches!(e, DispenserEvent::SaleCompleted(_)));
+        let lift_at = ev.iter().position(|e| {
+            matches!(
+                e,
+                DispenserEvent::NozzleOut {
+                    t: 500,
+                    nozzle: 1,
+                    ..
+                }
+            )
+        });
+        assert!(sale_at < lift_at && lift_at.is_some(), "{ev:?}");
     }
 
     /// Without kept readings (first start, or a pump without totalizers) nothing can be
@@ -1216,6 +1317,18 @@ mod tests {
         single.restore_totals(1, 10);
         let ev = feed(&mut single, 0, &[info, status(5)]);
         assert_eq!(recovered_sales(&ev)[0].nozzle, 1);
+    }
+
+    /// With a count of kept sales, RESET waits until the sale is durable.
+    #[test]
+    fn reset_waits_until_the_sale_is_kept() {
+        let mut p = fp();
+        p.note_sales_kept(0);
+        let ev = full_sale_without_reset(&mut p, 1_000, 1211);
+        assert_eq!(sales_in(&ev), 1);
+        assert_eq!(p.wanted_command(9_000, true), None, "sale not kept yet");
+        p.note_sales_kept(1);
+        assert_eq!(p.wanted_command(9_000, true), Some(Command::Reset));
     }
 
     /// A recovered fill's price: the nozzle's last DC3 price when it gives the amount, else the

@@ -191,6 +191,13 @@ impl DartDriver {
             DartDriver::Listener(l) => l.restore_totals(fp, nozzle, total),
         }
     }
+
+    /// A master resets a pump only once its sale is kept; a listener sends nothing anyway.
+    pub fn reset_after_kept(&mut self, kept: Arc<forecourt_events::KeptSales>) {
+        if let DartDriver::Master(m) = self {
+            m.reset_after_kept(kept);
+        }
+    }
 }
 
 impl DispenserDriver for DartDriver {

@@ -5,8 +5,10 @@
 //! - One silent FP costs one `response_timeout_ms` per round and never stalls the others; after
 //!   `offline_after_timeouts` consecutive silences it is reported offline, on the next answer
 //!   online again, and its status is re-requested (CD1 RETURN STATUS) after connect and faults.
-//! - After a sale is reported the master sends CD1 RESET at once: the agent does not gate
-//!   payment, it records sales, and a pump left in "filling completed" blocks the next customer.
+//! - After a sale is reported the master sends CD1 RESET as soon as the sale is durable (with
+//!   [`DartMaster::reset_after_kept`]; at once without): the agent does not gate payment, it
+//!   records sales, and a pump left in "filling completed" blocks the next customer. Until the
+//!   sale is kept the pump holds it, so a crash in between loses nothing.
 //! - With `auto_authorize` a lifted nozzle on an idle pump is answered with CD1 AUTHORIZE.
 //! - Volume totals (CD101) are requested for each nozzle when the FP state machine asks (idle
 //!   pump: at start, after faults and sales, periodically); a totalizer that advanced more than
@@ -21,7 +23,7 @@ use dart_protocol::{
     encode, encode_master_transactions, parse_pump_transactions, Frame, FrameDecoder, FrameKind,
     FuellingPoint, MasterTransaction, RxVerdict, TxReceiver, TxSender,
 };
-use forecourt_events::{now_millis, DispenserEvent, FpNumber, Heartbeat};
+use forecourt_events::{now_millis, DispenserEvent, FpNumber, Heartbeat, KeptSales};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -39,6 +41,7 @@ pub struct DartMaster {
     cfg: DartConfig,
     links: Vec<FpLink>,
     heartbeat: Arc<Heartbeat>,
+    kept_sales: Option<Arc<KeptSales>>,
 }
 
 /// Line state of one FP, kept across port reconnects so a fill in progress is not lost.
@@ -93,7 +96,13 @@ impl DartMaster {
             cfg,
             links,
             heartbeat: Arc::new(Heartbeat::new()),
+            kept_sales: None,
         })
+    }
+
+    /// Resets a pump only once the station counted the sale it reported as kept.
+    pub fn reset_after_kept(&mut self, kept: Arc<KeptSales>) {
+        self.kept_sales = Some(kept);
     }
 
     /// Starts `fp`'s totalizer bookkeeping for `nozzle` from a reading the station kept across
@@ -191,17 +200,21 @@ impl DartMaster {
                 if is_shutdown(shutdown) {
                     return Ok(SessionEnd::Shutdown);
                 }
-                let out = serve(&mut self.links[i], &mut line, &self.cfg).await;
-                match out {
-                    Ok(evs) => {
-                        for ev in evs {
-                            events
-                                .send(ev)
-                                .await
-                                .map_err(|_| DispenserError::EventsClosed)?;
-                        }
-                    }
-                    Err(e) => return Ok(SessionEnd::PortLost(e)),
+                if let Some(kept) = &self.kept_sales {
+                    let fp = &mut self.links[i].fp;
+                    fp.note_sales_kept(kept.count(fp.fp()));
+                }
+                let mut evs = Vec::new();
+                let out = serve(&mut self.links[i], &mut line, &self.cfg, &mut evs).await;
+                // What the pump said before a port error still happened (a sale among it).
+                for ev in evs {
+                    events
+                        .send(ev)
+                        .await
+                        .map_err(|_| DispenserError::EventsClosed)?;
+                }
+                if let Err(e) = out {
+                    return Ok(SessionEnd::PortLost(e));
                 }
             }
             let rest = round.saturating_sub(round_start.elapsed());
@@ -262,13 +275,15 @@ impl Line {
 }
 
 /// One turn for one FP: send a pending command block if any, then POLL and handle the answer.
+/// Events go to `events` as they arise, so a port error loses none of them.
 async fn serve(
     link: &mut FpLink,
     line: &mut Line,
     cfg: &DartConfig,
-) -> io::Result<Vec<DispenserEvent>> {
+    events: &mut Vec<DispenserEvent>,
+) -> io::Result<()> {
     let fp_no = link.fp.fp();
-    let mut events = link.fp.tick(now_millis());
+    events.extend(link.fp.tick(now_millis()));
 
     if link.outgoing.is_none() {
         let now = now_millis();
@@ -302,10 +317,10 @@ async fn serve(
         let Some(reply) = line.reply_from(link.address).await? else {
             // Retried next round with the same TX#.
             link.outgoing = Some(out);
-            on_silence(link, fp_no, cfg, &mut events);
-            return Ok(events);
+            on_silence(link, fp_no, cfg, events);
+            return Ok(());
         };
-        on_answer(link, fp_no, &mut events);
+        on_answer(link, fp_no, events);
         match reply.kind {
             FrameKind::Ack { .. } => {}
             FrameKind::Nak { .. } => {
@@ -328,10 +343,10 @@ async fn serve(
     line.send(&Frame::new(link.address, FrameKind::Poll))
         .await?;
     let Some(reply) = line.reply_from(link.address).await? else {
-        on_silence(link, fp_no, cfg, &mut events);
-        return Ok(events);
+        on_silence(link, fp_no, cfg, events);
+        return Ok(());
     };
-    on_answer(link, fp_no, &mut events);
+    on_answer(link, fp_no, events);
     if let FrameKind::Data { tx, payload } = reply.kind {
         let verdict = link.rx.check(tx);
         let ack = match verdict {
@@ -352,7 +367,7 @@ async fn serve(
             }
         }
     }
-    Ok(events)
+    Ok(())
 }
 
 fn on_answer(link: &mut FpLink, fp: FpNumber, events: &mut Vec<DispenserEvent>) {

@@ -3,10 +3,12 @@
 
 mod decimal;
 mod heartbeat;
+mod kept_sales;
 pub mod plate_text;
 
 pub use decimal::{Decimal, DecimalError};
 pub use heartbeat::Heartbeat;
+pub use kept_sales::KeptSales;
 pub use plate_text::{is_valid_plate, text_distance, text_distance_at_most};
 use serde::{Deserialize, Serialize};
 
