@@ -8,7 +8,8 @@ mod source;
 
 pub use slot::{CameraStats, FrameSlot};
 pub use source::{
-    spawn_camera, spawn_camera_watched, CameraConfig, CameraHandle, SourceKind, WatchdogConfig,
+    redact_credentials, spawn_camera, spawn_camera_watched, CameraConfig, CameraHandle, SourceKind,
+    WatchdogConfig,
 };
 
 use forecourt_events::UnixMillis;

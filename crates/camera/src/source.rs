@@ -10,7 +10,9 @@ use tracing::{info, warn};
 
 use crate::{CameraError, Frame, FrameSlot};
 
-#[derive(Debug, Clone, PartialEq)]
+/// Debug prints a stream URL with its credentials redacted (see [`redact_credentials`]): a
+/// source is logged on every open and in errors.
+#[derive(Clone, PartialEq)]
 pub enum SourceKind {
     /// `rtsp://...` (or any URL FFmpeg opens).
     Stream(String),
@@ -18,6 +20,33 @@ pub enum SourceKind {
     File(std::path::PathBuf),
     /// `/dev/videoN` or `usb:N`.
     Usb(i32),
+}
+
+impl std::fmt::Debug for SourceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourceKind::Stream(url) => f
+                .debug_tuple("Stream")
+                .field(&redact_credentials(url))
+                .finish(),
+            SourceKind::File(path) => f.debug_tuple("File").field(path).finish(),
+            SourceKind::Usb(n) => f.debug_tuple("Usb").field(n).finish(),
+        }
+    }
+}
+
+/// `rtsp://user:pass@host/path` -> `rtsp://***@host/path`: the user info of a URL (everything
+/// between `://` and the last `@` before the path) never reaches a log. Other text is unchanged.
+pub fn redact_credentials(url: &str) -> std::borrow::Cow<'_, str> {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.into();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..scheme_end], &rest[at..]).into(),
+        None => url.into(),
+    }
 }
 
 impl SourceKind {
@@ -394,7 +423,34 @@ fn sleep_unless_stopped(d: Duration, shared: &Shared, abandoned: &AtomicBool) {
 
 #[cfg(test)]
 mod tests {
-    use super::SourceKind;
+    use super::{redact_credentials, SourceKind};
+
+    #[test]
+    fn credentials_never_reach_a_log() {
+        let cases = [
+            (
+                "rtsp://admin:s3cr@t@10.0.0.5:554/live",
+                "rtsp://***@10.0.0.5:554/live",
+            ),
+            (
+                "rtsp://admin@10.0.0.5/live?a=b@c",
+                "rtsp://***@10.0.0.5/live?a=b@c",
+            ),
+            ("rtsp://10.0.0.5/live@2", "rtsp://10.0.0.5/live@2"),
+            ("http://u:p@cam", "http://***@cam"),
+            ("demo.mp4", "demo.mp4"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact_credentials(url), shown, "{url}");
+        }
+        let source = SourceKind::parse("rtsp://admin:hunter2@10.0.0.5/live").unwrap();
+        let printed = format!("{source:?}");
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("admin"),
+            "{printed}"
+        );
+        assert_eq!(printed, r#"Stream("rtsp://***@10.0.0.5/live")"#);
+    }
 
     #[test]
     fn parses_source_urls() {
