@@ -1080,6 +1080,51 @@ fn fill_completed_while_the_agent_was_down() {
     );
 }
 
+/// The outbox file is unusable when the agent starts (a damaged disk, a bad copy): the agent
+/// moves it aside for forensics, never deleting it, says so in its log, and serves on a fresh
+/// outbox instead of exiting in a loop with the pumps unpolled: every sale arrives.
+#[test]
+fn corrupt_outbox_at_start() {
+    let _serial = serial();
+    let mut rig = Rig::new(RigOptions::default());
+    std::fs::create_dir_all(&rig.data_dir).unwrap();
+    let garbage = vec![0x5au8; 64 * 1024];
+    std::fs::write(rig.outbox_path(), &garbage).unwrap();
+    let fills = rush(31, 3.0, 20.0);
+    rig.agent.start();
+    rig.start_sim(&fills, &[]);
+    rig.drain(sched_end(&fills));
+    let kept: Vec<PathBuf> = std::fs::read_dir(&rig.data_dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("outbox.sqlite.corrupt-"))
+        })
+        .collect();
+    let kept_intact = kept.len() == 1 && std::fs::read(&kept[0]).ok() == Some(garbage);
+    let logged = rig
+        .agent
+        .log_text()
+        .contains("the outbox file was unusable");
+    let (o, rig) = rig.finish("corrupt_outbox", "outbox file garbage at start".into());
+    report_and_check(
+        o,
+        &rig,
+        10,
+        &[
+            (
+                kept_intact,
+                format!("the corrupt file was not kept intact: {kept:?}"),
+            ),
+            (
+                logged,
+                "no error in the log about the unusable outbox".into(),
+            ),
+        ],
+    );
+}
+
 /// SIGTERM (a systemd stop) every few seconds during a rush hour: each stop exits 0 within the
 /// grace, and every sale record committed before the signal is, after the stop, either at HQ
 /// (received, or acknowledged into the archive) or still in the outbox for the next start.

@@ -14,15 +14,30 @@ use uplink::{HealthPublisher, UplinkHealth};
 
 use crate::vision::VisionStats;
 
+/// What the health report reads.
+pub struct HealthSources {
+    /// Conditions an operator must act on, repeated in every report.
+    pub alarms: Vec<String>,
+    pub cameras: Vec<(String, Arc<FrameSlot>)>,
+    pub vision: Arc<VisionStats>,
+    pub uplink: Arc<UplinkHealth>,
+    pub publisher: HealthPublisher,
+    pub outbox: Outbox,
+}
+
 pub async fn log_health(
     every: Duration,
-    cameras: Vec<(String, Arc<FrameSlot>)>,
-    vision: Arc<VisionStats>,
-    uplink: Arc<UplinkHealth>,
-    publisher: HealthPublisher,
-    outbox: Outbox,
+    sources: HealthSources,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let HealthSources {
+        alarms,
+        cameras,
+        vision,
+        uplink,
+        publisher,
+        outbox,
+    } = sources;
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     let mut last_frames: Vec<u64> = vec![0; cameras.len()];
@@ -50,6 +65,7 @@ pub async fn log_health(
         }
         let read_ms = vision.read_us.load(Ordering::Relaxed) as f64 / 1000.0;
         publisher.set(json!({
+            "alarms": alarms,
             "cameras": camera_reports,
             "plates": {
                 "frames_read": vision.frames_read.load(Ordering::Relaxed),

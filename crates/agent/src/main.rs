@@ -207,8 +207,22 @@ async fn run_agent(
     let (shutdown_tx, shutdown) = watch::channel(false);
 
     let data_dir = config.resolve(&config.data_dir);
-    let outbox =
-        outbox::Outbox::open_with_limits(data_dir.join("outbox.sqlite"), config.outbox.clone())?;
+    let (outbox, quarantined) =
+        outbox::Outbox::open_or_quarantine(data_dir.join("outbox.sqlite"), config.outbox.clone())?;
+    let mut alarms = Vec::new();
+    if let Some(q) = quarantined {
+        tracing::error!(
+            moved_to = %q.moved_to.display(),
+            why = %q.why,
+            "the outbox file was unusable: kept aside for forensics, started a fresh one \
+             (records not yet at HQ are in the old file; HQ sees every stream start again at seq 1)"
+        );
+        alarms.push(format!(
+            "outbox quarantined to {}: {}",
+            q.moved_to.display(),
+            q.why
+        ));
+    }
     let wake_uplink = Arc::new(Notify::new());
     let uplink_config = config.uplink_config()?;
     let topic_root = format!("{}/{}", uplink_config.prefix, uplink_config.station_id);
@@ -217,13 +231,15 @@ async fn run_agent(
     let health_publisher = uplink.health_publisher();
     let hq_commands = uplink.commands(16);
     let station_commands = forward_commands(hq_commands, shutdown.clone());
-    let uplink_task = tokio::spawn(uplink.run(shutdown.clone()));
+    let uplink_heartbeat = uplink.heartbeat();
+    let mut uplink_task = tokio::spawn(uplink.run(shutdown.clone()));
 
     // What the kept sales add up to per nozzle: the drivers count on from there, so fuel sold
     // while no agent ran is reported, and a fill found completed tells its nozzle.
     let kept_totalizers = outbox.totalizers().context("reading the kept totalizers")?;
     let kept_sales = Arc::new(forecourt_events::KeptSales::new());
     let liveness = Arc::new(liveness::Liveness::default());
+    liveness.watch("uplink", uplink_heartbeat);
     let (pump_tx, pump_rx) = mpsc::channel(256);
     let mut dispenser_tasks = Vec::new();
     for d in &config.dispensers {
@@ -253,11 +269,14 @@ async fn run_agent(
 
     let health_task = tokio::spawn(health::log_health(
         Duration::from_secs(60),
-        vision.camera_slots(),
-        vision.stats.clone(),
-        uplink_health,
-        health_publisher,
-        outbox.clone(),
+        health::HealthSources {
+            alarms,
+            cameras: vision.camera_slots(),
+            vision: vision.stats.clone(),
+            uplink: uplink_health,
+            publisher: health_publisher,
+            outbox: outbox.clone(),
+        },
         shutdown.clone(),
     ));
     let trace = match &config.trace_file {
@@ -343,24 +362,30 @@ async fn run_agent(
             None => std::future::pending().await,
         }
     };
-    // The station loop ending by itself is a fault: stop everything and exit non-zero, so
-    // systemd restarts the agent rather than leaving pumps unpolled behind a live process.
-    let station_result = tokio::select! {
-        _ = shutdown_signal() => { info!("signal received; stopping"); None }
-        _ = stop_after => { info!("--seconds elapsed; stopping"); None }
-        ended = &mut station_task => Some(ended),
+    // The station loop or the uplink ending by itself is a fault: stop everything and exit
+    // non-zero, so systemd restarts the agent rather than leaving pumps unpolled, or sales
+    // unsent, behind a live process.
+    let (station_ended, uplink_ended) = tokio::select! {
+        _ = shutdown_signal() => { info!("signal received; stopping"); (None, None) }
+        _ = stop_after => { info!("--seconds elapsed; stopping"); (None, None) }
+        ended = &mut station_task => (Some(ended), None),
+        ended = &mut uplink_task => (None, Some(ended)),
     };
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     shutdown_tx.send(true).ok();
     // Station first (it flushes matched sales into the outbox), then the uplink gets a moment
     // to publish them before it says offline.
-    let station_result = match station_result {
+    let station_result = match station_ended {
         Some(ended) => ended,
         None => station_task.await,
     };
     let station_result = station_result
         .context("station task")?
-        .context("station loop failed");
+        .context("station loop failed")
+        .and_then(|()| match &uplink_ended {
+            Some(ended) => Err(anyhow::anyhow!("the uplink stopped by itself: {ended:?}")),
+            None => Ok(()),
+        });
     if let Err(e) = &station_result {
         tracing::error!("{e:#}");
     }
@@ -371,10 +396,12 @@ async fn run_agent(
             warn!("dispenser driver: {e}");
         }
     }
-    match tokio::time::timeout(Duration::from_secs(5), uplink_task).await {
-        Ok(Ok(Err(e))) => warn!("uplink: {e}"),
-        Err(_) => warn!("uplink did not stop within 5 s"),
-        _ => {}
+    if uplink_ended.is_none() {
+        match tokio::time::timeout(Duration::from_secs(5), uplink_task).await {
+            Ok(Ok(Err(e))) => warn!("uplink: {e}"),
+            Err(_) => warn!("uplink did not stop within 5 s"),
+            _ => {}
+        }
     }
     info!("stopped");
     station_result

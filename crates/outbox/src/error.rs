@@ -71,6 +71,17 @@ pub enum OutboxError {
         why: String,
     },
 
+    /// `PRAGMA quick_check` found damage the file's header did not show.
+    #[error("outbox {path}: integrity check failed: {report}")]
+    Damaged { path: PathBuf, report: String },
+
+    #[error("outbox {path}: cannot move the unusable file aside to {to}: {source}")]
+    Quarantine {
+        path: PathBuf,
+        to: PathBuf,
+        source: std::io::Error,
+    },
+
     /// DC101 totalizers have 10 digits; a larger value is a driver bug, never stored.
     #[error("totalizer of FP {fp} nozzle {nozzle} out of range: {total}")]
     TotalizerOutOfRange { fp: u8, nozzle: u8, total: u64 },
@@ -83,6 +94,15 @@ pub enum OutboxError {
 }
 
 impl OutboxError {
+    /// The file itself is unusable (not SQLite, or damaged): moving it aside and starting a
+    /// fresh one helps. Other errors (disk full, permissions) would hit a fresh file too.
+    pub fn is_corrupt(&self) -> bool {
+        matches!(
+            self,
+            OutboxError::Corrupt { .. } | OutboxError::Damaged { .. }
+        )
+    }
+
     /// Sorts a SQLite error into the variant that tells the operator what to do about it.
     pub(crate) fn sqlite(
         path: &std::path::Path,

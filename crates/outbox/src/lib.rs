@@ -23,6 +23,26 @@ pub use error::OutboxError;
 pub use limits::{CapState, LimitReport, OutboxLimits, OutboxUsage};
 pub use record::{Record, Totalizer};
 
+/// An unusable outbox file moved aside by [`Outbox::open_or_quarantine`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantined {
+    /// Where the file is now (its `-wal`/`-shm`, if any, beside it).
+    pub moved_to: PathBuf,
+    /// What was wrong with it.
+    pub why: String,
+}
+
+/// `outbox.sqlite` -> `outbox.sqlite.corrupt-<t>`.
+fn quarantine_name(path: &Path, t: UnixMillis) -> PathBuf {
+    with_suffix(path, &format!(".corrupt-{t}"))
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 use record::Envelope;
 
 /// How long a call waits for another connection's write lock before failing with "busy".
@@ -93,6 +113,70 @@ impl Outbox {
                 dropped: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// Opens the outbox like [`Outbox::open_with_limits`], and checks it (`PRAGMA
+    /// quick_check`). A corrupt file (see [`OutboxError::is_corrupt`]) is never deleted: it is
+    /// renamed, with its `-wal` and `-shm`, to `<name>.corrupt-<unix ms>` for forensics, and a
+    /// fresh outbox starts in its place, so the agent keeps polling pumps instead of crash
+    /// looping. Returns what was moved aside, if anything. A fresh outbox numbers every stream
+    /// from 1 again.
+    pub fn open_or_quarantine(
+        path: impl AsRef<Path>,
+        limits: OutboxLimits,
+    ) -> Result<(Outbox, Option<Quarantined>), OutboxError> {
+        let path = path.as_ref();
+        let checked = Outbox::open_with_limits(path, limits.clone()).and_then(|outbox| {
+            outbox.quick_check()?;
+            Ok(outbox)
+        });
+        let why = match checked {
+            Ok(outbox) => return Ok((outbox, None)),
+            Err(e) if e.is_corrupt() => e.to_string(),
+            Err(e) => return Err(e),
+        };
+        let moved_to = quarantine_name(path, now_millis());
+        for suffix in ["", "-wal", "-shm"] {
+            let (from, to) = (with_suffix(path, suffix), with_suffix(&moved_to, suffix));
+            match std::fs::rename(&from, &to) {
+                Ok(()) => {}
+                // Only the main file must exist; SQLite may have left no -wal or -shm.
+                Err(e) if !suffix.is_empty() && e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(OutboxError::Quarantine {
+                        path: from,
+                        to,
+                        source,
+                    })
+                }
+            }
+        }
+        let outbox = Outbox::open_with_limits(path, limits)?;
+        Ok((outbox, Some(Quarantined { moved_to, why })))
+    }
+
+    /// `PRAGMA quick_check`: Ok if SQLite finds the file sound.
+    pub fn quick_check(&self) -> Result<(), OutboxError> {
+        let path = self.path();
+        let report: Vec<String> = {
+            let conn = self.lock();
+            let mut stmt = conn
+                .prepare("PRAGMA quick_check")
+                .map_err(|e| OutboxError::sqlite(path, "check the file", e))?;
+            let rows = stmt
+                .query_map([], |row| row.get::<_, String>(0))
+                .map_err(|e| OutboxError::sqlite(path, "check the file", e))?;
+            rows.collect::<Result<_, _>>()
+                .map_err(|e| OutboxError::sqlite(path, "check the file", e))?
+        };
+        if report.len() == 1 && report[0] == "ok" {
+            Ok(())
+        } else {
+            Err(OutboxError::Damaged {
+                path: path.to_path_buf(),
+                report: report.join("; "),
+            })
+        }
     }
 
     /// The file this outbox lives in.

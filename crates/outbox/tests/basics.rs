@@ -227,3 +227,39 @@ fn opening_sets_wal_and_full_sync() {
     // Schema 4: records, sequences, held items, archive, kept totalizers.
     assert_eq!((mode.as_str(), version), ("wal", 4));
 }
+
+/// A corrupt file at start is moved aside, byte for byte, never deleted, and a fresh outbox
+/// takes its place; a sound file is opened as it is; an error a fresh file would hit too
+/// (the path is a directory) is returned, and nothing is moved.
+#[test]
+fn a_corrupt_file_is_quarantined_and_a_fresh_outbox_starts() {
+    use outbox::OutboxLimits;
+    let (dir, path) = temp_outbox();
+    {
+        let outbox = Outbox::open(&path).unwrap();
+        outbox.append("sale", "t", &json!({"n": 1})).unwrap();
+    }
+    let (sound, moved) = Outbox::open_or_quarantine(&path, OutboxLimits::default()).unwrap();
+    assert_eq!((moved, sound.depth().unwrap()), (None, 1));
+    drop(sound);
+
+    let garbage = vec![0x42u8; 8192];
+    std::fs::write(&path, &garbage).unwrap();
+    let (fresh, moved) = Outbox::open_or_quarantine(&path, OutboxLimits::default()).unwrap();
+    let moved = moved.expect("the corrupt file was moved aside");
+    assert!(moved.why.contains("corrupt"), "{}", moved.why);
+    assert_eq!(std::fs::read(&moved.moved_to).unwrap(), garbage);
+    assert!(moved
+        .moved_to
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("outbox.db.corrupt-"));
+    assert_eq!(fresh.depth().unwrap(), 0);
+    assert_eq!(fresh.append("sale", "t", &json!({})).unwrap().seq, 1);
+
+    let not_a_file = dir.path().join("sub");
+    std::fs::create_dir_all(not_a_file.join("x")).unwrap();
+    assert!(Outbox::open_or_quarantine(&not_a_file, OutboxLimits::default()).is_err());
+    assert!(not_a_file.is_dir(), "a directory is never moved");
+}

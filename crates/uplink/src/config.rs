@@ -110,6 +110,11 @@ fn default_command_timeout_s() -> u64 {
 }
 
 impl UplinkConfig {
+    /// A username or password is configured and the connection is not TLS.
+    pub fn credentials_in_clear(&self) -> bool {
+        (self.username.is_some() || self.password.is_some()) && self.tls.is_none()
+    }
+
     /// A config with every default, for `host` and `station_id`.
     pub fn new(host: impl Into<String>, station_id: impl Into<String>) -> Self {
         UplinkConfig {

@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use forecourt_events::now_millis;
+use forecourt_events::{now_millis, Heartbeat};
 use outbox::Outbox;
 use tokio::sync::{mpsc, watch, Notify};
 
@@ -81,6 +81,7 @@ impl Uplink {
                 commands: None,
                 replies_tx,
                 agent_health: agent_health_rx,
+                heartbeat: Arc::new(Heartbeat::new()),
             },
             replies,
             agent_health,
@@ -106,6 +107,13 @@ impl Uplink {
         }
     }
 
+    /// Beaten while [`Uplink::run`] goes round (each turn of a session, and at least every
+    /// second while it waits to reconnect); stops when `run` ends or hangs. The agent withholds
+    /// its systemd watchdog pings when it stops.
+    pub fn heartbeat(&self) -> Arc<Heartbeat> {
+        self.shared.heartbeat.clone()
+    }
+
     /// Counters for the agent's health report; stays valid after `run` returns.
     pub fn health(&self) -> Arc<UplinkHealth> {
         self.shared.health.clone()
@@ -125,6 +133,13 @@ impl Uplink {
         let mut ever_connected = false;
         let mut clean_start = false;
         tracing::info!(host = %config.host, port = config.port, client_id = %config.client_id(), "uplink starting");
+        if config.credentials_in_clear() {
+            tracing::warn!(
+                host = %config.host,
+                "MQTT username and password go to HQ over plain TCP: anyone on the path can read \
+                 them; configure [uplink.tls]"
+            );
+        }
         loop {
             let io = SessionIo {
                 shutdown: &mut shutdown,
@@ -158,15 +173,36 @@ impl Uplink {
             }
             let delay = with_jitter(backoff);
             tracing::debug!(?delay, "uplink reconnecting after backoff");
+            if self.wait_or_shutdown(delay, &mut shutdown).await {
+                return Ok(());
+            }
+            backoff = (backoff * 2).min(max);
+        }
+    }
+}
+
+impl Uplink {
+    /// Sleeps `delay`, beating the heartbeat at least every second; true if shutdown came.
+    async fn wait_or_shutdown(
+        &self,
+        delay: Duration,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let until = tokio::time::Instant::now() + delay;
+        loop {
+            self.shared.heartbeat.beat();
+            let now = tokio::time::Instant::now();
+            if now >= until {
+                return false;
+            }
             tokio::select! {
-                () = tokio::time::sleep(delay) => {}
+                () = tokio::time::sleep((until - now).min(Duration::from_secs(1))) => {}
                 changed = shutdown.changed() => {
                     if changed.is_err() || *shutdown.borrow() {
-                        return Ok(());
+                        return true;
                     }
                 }
             }
-            backoff = (backoff * 2).min(max);
         }
     }
 }

@@ -10,6 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use forecourt_events::Heartbeat;
 use outbox::{Outbox, OutboxError, Record};
 use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, NetworkOptions, Outgoing, Packet,
@@ -48,6 +49,8 @@ pub(crate) struct Shared {
     pub replies_tx: mpsc::UnboundedSender<(String, Vec<u8>)>,
     /// The agent's part of the health message.
     pub agent_health: watch::Receiver<serde_json::Value>,
+    /// Beaten as the session loop goes round and while waiting to reconnect.
+    pub heartbeat: Arc<Heartbeat>,
 }
 
 /// What a session borrows mutably from the uplink for its lifetime.
@@ -146,6 +149,7 @@ impl Session<'_> {
         let mut health_tick = tokio::time::interval(Duration::from_secs(health_every.max(1)));
         health_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            self.shared.heartbeat.beat();
             if let Err(why) = self.publish_ready() {
                 self.finish_deletes().await;
                 return self.lost(why);

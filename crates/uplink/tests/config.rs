@@ -108,3 +108,18 @@ fn bad_values_are_refused() {
     config.password = Some("secret".into());
     assert!(build(config).is_err());
 }
+
+#[test]
+fn credentials_over_plain_tcp_are_flagged() {
+    let mut config = UplinkConfig::new("hq.example", "S42");
+    assert!(!config.credentials_in_clear(), "no credentials");
+    config.username = Some("station".into());
+    config.password = Some("secret".into());
+    assert!(config.credentials_in_clear());
+    config.tls = Some(uplink::TlsFiles {
+        ca_file: "ca.pem".into(),
+        client_cert_file: None,
+        client_key_file: None,
+    });
+    assert!(!config.credentials_in_clear(), "TLS protects them");
+}
