@@ -69,7 +69,7 @@ struct Inner {
     limits: OutboxLimits,
     /// [`CapState`] as of the last `enforce_limits`.
     cap_state: AtomicU8,
-    /// Low-value records dropped over the cap since open.
+    /// Low-value records dropped over the cap since the file was created.
     dropped: AtomicU64,
 }
 
@@ -102,6 +102,11 @@ impl Outbox {
         }
         let mut conn = connect(&path, Durability::EveryCommit)?;
         schema::migrate(&mut conn, &path)?;
+        let dropped: i64 = conn
+            .query_row("SELECT COALESCE(SUM(records), 0) FROM dropped", [], |row| {
+                row.get(0)
+            })
+            .map_err(|e| OutboxError::sqlite(&path, "read the dropped counts", e))?;
         let drain = connect(&path, Durability::NextSync)?;
         Ok(Outbox {
             inner: Arc::new(Inner {
@@ -110,7 +115,7 @@ impl Outbox {
                 drain: Mutex::new(drain),
                 limits,
                 cap_state: AtomicU8::new(CapState::Ok.to_u8()),
-                dropped: AtomicU64::new(0),
+                dropped: AtomicU64::new(u64::try_from(dropped).unwrap_or(0)),
             }),
         })
     }
@@ -656,7 +661,7 @@ impl Outbox {
         CapState::from_u8(self.inner.cap_state.load(Ordering::Relaxed))
     }
 
-    /// Low-value records dropped over the cap since this outbox was opened.
+    /// Low-value records dropped over the cap since the file was created (kept in it).
     pub fn dropped_total(&self) -> u64 {
         self.inner.dropped.load(Ordering::Relaxed)
     }
@@ -717,6 +722,13 @@ impl Outbox {
             };
             let cut = droppable_prefix(&tx, limits, excess_records, excess_bytes).map_err(err)?;
             for rowid in &cut {
+                tx.execute(
+                    "INSERT INTO dropped (stream, records)
+                     SELECT stream, 1 FROM records WHERE pos = ?1
+                     ON CONFLICT (stream) DO UPDATE SET records = records + 1",
+                    params![rowid],
+                )
+                .map_err(err)?;
                 tx.execute("DELETE FROM records WHERE pos = ?1", params![rowid])
                     .map_err(err)?;
             }

@@ -4,14 +4,18 @@
 //! Overflow policy, in order:
 //! 1. at `alarm_percent` of either cap, [`CapState::NearFull`]: an alarm in the health report,
 //!    nothing is dropped;
-//! 2. over a cap, the oldest records of streams not in `protected_streams` are deleted, oldest
-//!    first, until the outbox is under both caps again ([`CapState::Dropping`]); HQ sees those as
-//!    seq gaps in that stream, and the health report counts them;
-//! 3. if only protected records (sales) are left and the outbox is still over a cap, nothing is
-//!    dropped: [`CapState::OverCapProtected`], logged as an error each check. Sales are never
-//!    dropped silently; the disk is the last limit.
+//! 2. over a cap, the oldest records of streams that are neither money ([`MONEY_STREAMS`]) nor in
+//!    `protected_streams` are deleted, oldest first, until the outbox is under both caps again
+//!    ([`CapState::Dropping`]); HQ sees those as seq gaps in that stream, and the health report
+//!    counts them (kept in the file, so the count survives restarts);
+//! 3. if only protected records are left and the outbox is still over a cap, nothing is
+//!    dropped: [`CapState::OverCapProtected`], logged as an error each check. Money is never
+//!    dropped, whatever the config says; the disk is the last limit.
 
 use serde::{Deserialize, Serialize};
+
+/// Streams that carry money or customer data: never dropped to stay under a cap.
+pub const MONEY_STREAMS: &[&str] = &["sale", "sale_gap", "sale_correction"];
 
 /// The `[outbox]` section of the agent's config. Every field has a default.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -23,7 +27,8 @@ pub struct OutboxLimits {
     pub max_bytes: u64,
     /// Percentage of either cap at which the alarm is raised (before anything is dropped).
     pub alarm_percent: u8,
-    /// Streams whose records are never dropped to stay under the caps.
+    /// Streams whose records are never dropped to stay under the caps, besides
+    /// [`MONEY_STREAMS`], which always are.
     pub protected_streams: Vec<String>,
     /// How long acknowledged records stay in the archive for `resend`; 0: no archive.
     pub archive_max_age_s: u64,
@@ -52,7 +57,7 @@ impl OutboxLimits {
     }
 
     pub(crate) fn is_protected(&self, stream: &str) -> bool {
-        self.protected_streams.iter().any(|s| s == stream)
+        MONEY_STREAMS.contains(&stream) || self.protected_streams.iter().any(|s| s == stream)
     }
 
     /// Whether `records`/`bytes` are over a cap.

@@ -60,6 +60,12 @@ const MIGRATIONS: &[&str] = &[
          updated INTEGER NOT NULL,
          PRIMARY KEY (fp, nozzle)
      ) WITHOUT ROWID;",
+    // 5: records dropped over the caps, per stream, since the file was created: the health
+    // report's count survives restarts.
+    "CREATE TABLE dropped (
+         stream  TEXT PRIMARY KEY NOT NULL,
+         records INTEGER NOT NULL
+     ) WITHOUT ROWID;",
 ];
 
 /// The schema version this build writes.

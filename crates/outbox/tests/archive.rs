@@ -159,7 +159,9 @@ fn the_archive_survives_reopen_and_upgrade_from_schema_2() {
     // Wind the file back to schema 2, as the previous agent left it.
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch("DROP TABLE totalizers; DROP TABLE archive; PRAGMA user_version = 2;")
+        conn.execute_batch(
+            "DROP TABLE dropped; DROP TABLE totalizers; DROP TABLE archive; PRAGMA user_version = 2;",
+        )
             .unwrap();
     }
     let outbox = Outbox::open(&path).unwrap();

@@ -224,8 +224,8 @@ fn opening_sets_wal_and_full_sync() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    // Schema 4: records, sequences, held items, archive, kept totalizers.
-    assert_eq!((mode.as_str(), version), ("wal", 4));
+    // Schema 5: records, sequences, held items, archive, kept totalizers, dropped counts.
+    assert_eq!((mode.as_str(), version), ("wal", 5));
 }
 
 /// A corrupt file at start is moved aside, byte for byte, never deleted, and a fresh outbox

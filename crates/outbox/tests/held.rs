@@ -60,7 +60,8 @@ fn schema_upgrade_from_version_1_keeps_records() {
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
-            "DROP TABLE totalizers; DROP TABLE archive; DROP TABLE held; PRAGMA user_version = 1;",
+            "DROP TABLE dropped; DROP TABLE totalizers; DROP TABLE archive; DROP TABLE held; \
+             PRAGMA user_version = 1;",
         )
         .unwrap();
     }

@@ -121,3 +121,40 @@ fn limits_parse_from_toml_with_defaults_and_reject_unknown_keys() {
     assert_eq!(limits.archive_max_age_s, 7 * 24 * 3600);
     assert!(serde_json::from_value::<OutboxLimits>(json!({"max_record": 5})).is_err());
 }
+
+/// Money streams are never dropped, even when the config protects nothing, and the dropped
+/// count survives a reopen.
+#[test]
+fn money_is_never_dropped_and_the_dropped_count_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    let limits = OutboxLimits {
+        max_records: 3,
+        max_bytes: 0,
+        protected_streams: Vec::new(),
+        ..OutboxLimits::default()
+    };
+    {
+        let outbox = Outbox::open_with_limits(&path, limits.clone()).unwrap();
+        for stream in [
+            "sale_gap",
+            "nozzle",
+            "sale_correction",
+            "nozzle",
+            "sale",
+            "pump",
+        ] {
+            outbox.append(stream, "t", &json!({})).unwrap();
+        }
+        let report = outbox.enforce_limits().unwrap();
+        assert_eq!((report.state, report.dropped), (CapState::Dropping, 3));
+        let left: Vec<String> = streams_and_seqs(&outbox)
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        assert_eq!(left, ["sale_gap", "sale_correction", "sale"]);
+        assert_eq!(outbox.dropped_total(), 3);
+    }
+    let outbox = Outbox::open_with_limits(&path, limits).unwrap();
+    assert_eq!(outbox.dropped_total(), 3, "kept across a restart");
+}
