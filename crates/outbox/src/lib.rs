@@ -160,6 +160,16 @@ impl Outbox {
         Ok((outbox, Some(Quarantined { moved_to, why })))
     }
 
+    /// `PRAGMA synchronous` of the write connection and of the drain connection as SQLite
+    /// reports them (2 = FULL, 1 = NORMAL): what a power cut can undo depends on them.
+    pub fn synchronous_levels(&self) -> Result<(i64, i64), OutboxError> {
+        let level = |conn: &Connection| {
+            conn.query_row("PRAGMA synchronous", [], |row| row.get::<_, i64>(0))
+                .map_err(|e| OutboxError::sqlite(self.path(), "read PRAGMA synchronous", e))
+        };
+        Ok((level(&self.lock())?, level(&lock(&self.inner.drain))?))
+    }
+
     /// `PRAGMA quick_check`: Ok if SQLite finds the file sound.
     pub fn quick_check(&self) -> Result<(), OutboxError> {
         let path = self.path();

@@ -263,3 +263,14 @@ fn a_corrupt_file_is_quarantined_and_a_fresh_outbox_starts() {
     assert!(Outbox::open_or_quarantine(&not_a_file, OutboxLimits::default()).is_err());
     assert!(not_a_file.is_dir(), "a directory is never moved");
 }
+
+/// Each connection's own durability, as SQLite reports it: appends sync every commit (FULL: a
+/// committed sale survives a power cut), the drain's deletes ride on the next sync (NORMAL: a
+/// delete undone by a power cut only sends a record again). kill -9 cannot show a missing
+/// fsync, so it is asserted here.
+#[test]
+fn appends_sync_every_commit_and_deletes_the_next_sync() {
+    let (_dir, path) = temp_outbox();
+    let outbox = Outbox::open(&path).unwrap();
+    assert_eq!(outbox.synchronous_levels().unwrap(), (2, 1));
+}
