@@ -569,6 +569,26 @@ impl Rig {
         })
     }
 
+    /// What the outbox committed: the last seq of each stream, and the records still waiting.
+    fn outbox_tail(&self) -> OutboxTail {
+        let pairs = |sql: &str| -> Vec<(String, u64)> {
+            self.outbox_column(sql)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|l| l.split_once(' '))
+                .filter_map(|(s, q)| Some((s.to_string(), q.parse().ok()?)))
+                .collect()
+        };
+        OutboxTail {
+            last: pairs("SELECT stream || ' ' || last_seq FROM sequences")
+                .into_iter()
+                .collect(),
+            waiting: pairs("SELECT stream || ' ' || seq FROM records")
+                .into_iter()
+                .collect(),
+        }
+    }
+
     /// Ids of every message HQ's raw subscriber has received so far.
     fn ids_at_hq(&self) -> BTreeSet<String> {
         let raw = self.hq.as_ref().map(|hq| hq.raw_path.clone());
@@ -648,7 +668,7 @@ impl Rig {
         std::thread::sleep(Duration::from_millis(500));
         let (raw, summary) = self.hq.take().unwrap().finish();
         let truth = std::fs::read_to_string(&self.truth).unwrap_or_default();
-        let mut o = analyse(&truth, &raw, &summary);
+        let mut o = analyse(&truth, &raw, &summary, &self.outbox_tail());
         o.scenario = scenario.to_string();
         o.faults = faults;
         o.max_rss_kb = self.agent.max_hwm_kb;
@@ -723,7 +743,14 @@ fn centi(v: &Value) -> i64 {
     }
 }
 
-fn analyse(truth: &str, raw: &[(String, String)], summary: &Value) -> Outcome {
+/// Per stream, the last seq the outbox handed out, and the records still waiting in it.
+#[derive(Default)]
+struct OutboxTail {
+    last: BTreeMap<String, u64>,
+    waiting: BTreeSet<(String, u64)>,
+}
+
+fn analyse(truth: &str, raw: &[(String, String)], summary: &Value, tail: &OutboxTail) -> Outcome {
     let mut o = Outcome::default();
     type Key = (u64, u64, i64, i64, i64);
     let key = |v: &Value| -> Key {
@@ -798,6 +825,21 @@ fn analyse(truth: &str, raw: &[(String, String)], summary: &Value) -> Outcome {
             ));
         }
         o.seq_gaps += missing;
+    }
+    // The tail: a record committed after the last one HQ got, and not waiting in the outbox
+    // for the next start, is lost (the hole check above cannot see it).
+    for (stream, &last) in &tail.last {
+        let at_hq = seqs.get(stream);
+        let max = at_hq.and_then(|s| s.iter().max().copied()).unwrap_or(0);
+        let lost: Vec<u64> = (max + 1..=last)
+            .filter(|q| !tail.waiting.contains(&(stream.clone(), *q)))
+            .collect();
+        if !lost.is_empty() {
+            o.notes.push(format!(
+                "stream {stream}: committed up to seq {last}, HQ has up to {max}, lost {lost:?}"
+            ));
+            o.seq_gaps += lost.len() as u64;
+        }
     }
     // hq-consumer's own view.
     if let Some(streams) = summary["streams"].as_object() {
@@ -910,6 +952,18 @@ fn table(rows: &[Outcome]) -> String {
         );
     }
     s
+}
+
+/// For scenarios whose pumps see no fault: every fill arrives as a sale, none as a sale_gap.
+fn no_sale_gaps(o: &Outcome) -> (bool, String) {
+    (
+        o.gap_reported == 0 && o.excess_gap_cl == 0,
+        format!(
+            "{} sale(s) reached HQ only as a sale_gap (excess {} cl) though no pump fault was \
+             injected",
+            o.gap_reported, o.excess_gap_cl
+        ),
+    )
 }
 
 /// Prints the table (this scenario and all before it in this run), appends it to the report
@@ -1059,11 +1113,13 @@ fn fill_completed_while_the_agent_was_down() {
     });
     let faults = format!("kill -9 mid-fill at {down_at:.1} s, back after it ended");
     let (o, rig) = rig.finish("completed_while_down", faults);
+    let gaps = no_sale_gaps(&o);
     report_and_check(
         o,
         &rig,
         3,
         &[
+            gaps,
             (
                 !kept_before_kill.is_empty(),
                 "no totalizer was kept for FP 4 nozzle 2 before the kill".into(),
@@ -1108,11 +1164,13 @@ fn corrupt_outbox_at_start() {
         .log_text()
         .contains("the outbox file was unusable");
     let (o, rig) = rig.finish("corrupt_outbox", "outbox file garbage at start".into());
+    let gaps = no_sale_gaps(&o);
     report_and_check(
         o,
         &rig,
         10,
         &[
+            gaps,
             (
                 kept_intact,
                 format!("the corrupt file was not kept intact: {kept:?}"),
@@ -1238,10 +1296,13 @@ fn broker_outage_while_selling() {
     if depth == 0 {
         o.notes.push("nothing queued during the outage?".into());
     }
-    let extra = [(
-        depth > 0,
-        "the outbox should have queued records while the broker was down".to_string(),
-    )];
+    let extra = [
+        (
+            depth > 0,
+            "the outbox should have queued records while the broker was down".to_string(),
+        ),
+        no_sale_gaps(&o),
+    ];
     report_and_check(o, &rig, min_sales, &extra);
 }
 
@@ -1489,13 +1550,16 @@ fn camera_faults() {
         "camera_faults",
         "video -> garbage -> empty file -> restored".into(),
     );
-    let extra = [(
-        exits == 0,
-        format!(
-            "the agent stopped on camera faults: {:?}",
-            o.unexpected_exits
+    let extra = [
+        (
+            exits == 0,
+            format!(
+                "the agent stopped on camera faults: {:?}",
+                o.unexpected_exits
+            ),
         ),
-    )];
+        no_sale_gaps(&o),
+    ];
     report_and_check(o, &rig, 10, &extra);
 }
 
@@ -1707,6 +1771,7 @@ fn bad_mqtt_commands() {
             !reply_text.contains("\"retained\""),
             "a retained command was answered".to_string(),
         ),
+        no_sale_gaps(&o),
     ];
     report_and_check(o, &rig, 10, &extra);
 }

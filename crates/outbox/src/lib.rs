@@ -23,6 +23,17 @@ pub use error::OutboxError;
 pub use limits::{CapState, LimitReport, OutboxLimits, OutboxUsage};
 pub use record::{Record, Totalizer};
 
+/// The stream of the notices [`Outbox::dead_letter`] appends.
+pub const DEAD_LETTER_STREAM: &str = "dead_letter";
+
+/// What [`Outbox::read_pending`] found.
+#[derive(Debug, Default)]
+pub struct PendingRead {
+    pub records: Vec<Record>,
+    /// Rows that cannot be records: (position, what is wrong).
+    pub malformed: Vec<(i64, String)>,
+}
+
 /// An unusable outbox file moved aside by [`Outbox::open_or_quarantine`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quarantined {
@@ -444,7 +455,27 @@ impl Outbox {
     }
 
     /// Up to `limit` records after position `after` (from the start if `None`), oldest first.
+    /// A malformed row fails the read (see [`Outbox::read_pending`] to go past it).
     pub fn pending(&self, after: Option<i64>, limit: usize) -> Result<Vec<Record>, OutboxError> {
+        let read = self.read_pending(after, limit)?;
+        match read.malformed.into_iter().next() {
+            Some((rowid, why)) => Err(OutboxError::Malformed {
+                path: self.path().to_path_buf(),
+                rowid,
+                why,
+            }),
+            None => Ok(read.records),
+        }
+    }
+
+    /// Up to `limit` rows after position `after`, oldest first: the records, and the rows that
+    /// cannot be records (a bad id, a negative seq, a column of the wrong type), by position
+    /// with what is wrong, so one bad row never stops the ones behind it.
+    pub fn read_pending(
+        &self,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<PendingRead, OutboxError> {
         let path = self.path();
         let err = |e| OutboxError::sqlite(path, "read pending records", e);
         let conn = lock(&self.inner.drain);
@@ -455,21 +486,82 @@ impl Outbox {
             )
             .map_err(err)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = stmt
-            .query_map(params![after.unwrap_or(i64::MIN), limit], |row| {
-                Ok(RawRecord {
-                    rowid: row.get(0)?,
-                    id: row.get(1)?,
-                    stream: row.get(2)?,
-                    seq: row.get(3)?,
-                    topic: row.get(4)?,
-                    payload: row.get(5)?,
-                    created: row.get(6)?,
-                })
-            })
+        let mut rows = stmt
+            .query(params![after.unwrap_or(i64::MIN), limit])
             .map_err(err)?;
-        rows.map(|raw| raw.map_err(err)?.into_record(path))
-            .collect()
+        let mut read = PendingRead::default();
+        while let Some(row) = rows.next().map_err(err)? {
+            let rowid: i64 = row.get(0).map_err(err)?;
+            match RawRecord::from_row(row).and_then(RawRecord::into_record) {
+                Ok(record) => read.records.push(record),
+                Err(why) => read.malformed.push((rowid, why)),
+            }
+        }
+        Ok(read)
+    }
+
+    /// Moves the record at `rowid` out of the queue into the dead-letter table (kept as it
+    /// was, with `why`), and appends a `dead_letter` notice on `notice_topic` saying which
+    /// record and why, in one transaction. For a record that can never be sent: it no longer
+    /// blocks those behind it. Returns false if no record is at `rowid`.
+    pub fn dead_letter(
+        &self,
+        rowid: i64,
+        why: &str,
+        notice_topic: &str,
+    ) -> Result<bool, OutboxError> {
+        let path = self.path();
+        let err = |op, e| OutboxError::sqlite(path, op, e);
+        let mut conn = self.lock();
+        let tx = self.begin(&mut conn, "begin moving a record to the dead letters")?;
+        let described = tx
+            .query_row(
+                "SELECT quote(id), quote(stream), quote(seq) FROM records WHERE pos = ?1",
+                params![rowid],
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(|e| err("read a record to move to the dead letters", e))?;
+        let Some((id, stream, seq)) = described else {
+            return Ok(false);
+        };
+        tx.execute(
+            "INSERT INTO dead_letter (pos, id, stream, seq, topic, payload, created, why, moved)
+             SELECT pos, id, stream, seq, topic, payload, created, ?2, ?3 FROM records
+             WHERE pos = ?1",
+            params![rowid, why, now_millis()],
+        )
+        .map_err(|e| err("move a record to the dead letters", e))?;
+        tx.execute("DELETE FROM records WHERE pos = ?1", params![rowid])
+            .map_err(|e| err("move a record to the dead letters", e))?;
+        let notice = serde_json::json!({
+            "record": {"id": id, "stream": stream, "seq": seq},
+            "why": why,
+        });
+        self.append_in(&tx, DEAD_LETTER_STREAM, notice_topic, &notice)?;
+        tx.commit()
+            .map_err(|e| err("commit moving a record to the dead letters", e))?;
+        tracing::error!(
+            rowid,
+            why,
+            "record moved to the dead letters: it can never be sent"
+        );
+        Ok(true)
+    }
+
+    /// Records moved to the dead letters since the file was created.
+    pub fn dead_letters(&self) -> Result<u64, OutboxError> {
+        let n: i64 = self
+            .lock()
+            .query_row("SELECT COUNT(*) FROM dead_letter", [], |row| row.get(0))
+            .map_err(|e| OutboxError::sqlite(self.path(), "count the dead letters", e))?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// Deletes the record at `rowid`: HQ has it. Returns whether it was still there.
@@ -906,16 +998,25 @@ struct RawRecord {
 }
 
 impl RawRecord {
-    fn into_record(self, path: &Path) -> Result<Record, OutboxError> {
-        let malformed = |why: String| OutboxError::Malformed {
-            path: path.to_path_buf(),
-            rowid: self.rowid,
-            why,
-        };
+    /// The columns of a `records` row; a column of the wrong type is what is wrong with it.
+    fn from_row(row: &rusqlite::Row<'_>) -> Result<RawRecord, String> {
+        let column = |e: rusqlite::Error| format!("unreadable column: {e}");
+        Ok(RawRecord {
+            rowid: row.get(0).map_err(column)?,
+            id: row.get(1).map_err(column)?,
+            stream: row.get(2).map_err(column)?,
+            seq: row.get(3).map_err(column)?,
+            topic: row.get(4).map_err(column)?,
+            payload: row.get(5).map_err(column)?,
+            created: row.get(6).map_err(column)?,
+        })
+    }
+
+    fn into_record(self) -> Result<Record, String> {
         let id = Uuid::parse_str(&self.id)
-            .map_err(|e| malformed(format!("id {:?} is not a UUID: {e}", self.id)))?;
+            .map_err(|e| format!("id {:?} is not a UUID: {e}", self.id))?;
         let seq = u64::try_from(self.seq)
-            .map_err(|_| malformed(format!("sequence number {} is negative", self.seq)))?;
+            .map_err(|_| format!("sequence number {} is negative", self.seq))?;
         Ok(Record {
             rowid: self.rowid,
             id,

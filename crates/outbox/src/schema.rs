@@ -66,6 +66,14 @@ const MIGRATIONS: &[&str] = &[
          stream  TEXT PRIMARY KEY NOT NULL,
          records INTEGER NOT NULL
      ) WITHOUT ROWID;",
+    // 6: records that can never be sent (malformed row, too big for the broker), moved out of
+    // the queue so they stop blocking it, kept as they were (untyped columns) for forensics.
+    "CREATE TABLE dead_letter (
+         pos     INTEGER PRIMARY KEY,
+         id, stream, seq, topic, payload, created,
+         why     TEXT NOT NULL,
+         moved   INTEGER NOT NULL
+     );",
 ];
 
 /// The schema version this build writes.

@@ -155,6 +155,11 @@ impl UplinkConfig {
         format!("{}/{}/health", self.prefix, self.station_id)
     }
 
+    /// `<prefix>/<station_id>/events/<stream>`: where the records of `stream` go.
+    pub fn event_topic(&self, stream: &str) -> String {
+        format!("{}/{}/events/{stream}", self.prefix, self.station_id)
+    }
+
     /// `<prefix>/<station_id>/cmd`: commands arrive on `<cmd root>/<name>`, replies go to
     /// `<cmd root>/<name>/reply`.
     pub fn command_root(&self) -> String {

@@ -21,6 +21,8 @@ pub struct UplinkHealth {
     pub connected: AtomicBool,
     /// Outbox reads or deletes that failed (each is logged).
     pub outbox_errors: AtomicU64,
+    /// Records that could never be sent, moved to the outbox's dead letters since start.
+    pub dead_letters: AtomicU64,
     /// Valid commands received from HQ.
     pub commands: AtomicU64,
     /// Commands refused (bad payload, unknown, busy): each got an error reply.
@@ -39,6 +41,7 @@ pub struct HealthSnapshot {
     pub reconnects: u64,
     pub connected: bool,
     pub outbox_errors: u64,
+    pub dead_letters: u64,
     pub commands: u64,
     pub commands_refused: u64,
     pub health_reports: u64,
@@ -62,6 +65,7 @@ impl UplinkHealth {
             reconnects: self.reconnects.load(Ordering::Relaxed),
             connected: self.connected.load(Ordering::Relaxed),
             outbox_errors: self.outbox_errors.load(Ordering::Relaxed),
+            dead_letters: self.dead_letters.load(Ordering::Relaxed),
             commands: self.commands.load(Ordering::Relaxed),
             commands_refused: self.commands_refused.load(Ordering::Relaxed),
             health_reports: self.health_reports.load(Ordering::Relaxed),
@@ -125,6 +129,7 @@ pub(crate) fn health_payload(
             "acked": up.acked,
             "reconnects": up.reconnects,
             "outbox_errors": up.outbox_errors,
+            "dead_letters": up.dead_letters,
             "commands": up.commands,
             "commands_refused": up.commands_refused,
             "last_ack_lag_ms": up.last_ack_lag_ms,

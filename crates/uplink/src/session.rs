@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use forecourt_events::Heartbeat;
-use outbox::{Outbox, OutboxError, Record};
+use outbox::{Outbox, OutboxError, PendingRead, Record};
 use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, NetworkOptions, Outgoing, Packet,
     QoS,
@@ -96,6 +96,7 @@ pub(crate) async fn run_session(
         caught_up: false,
         ready: VecDeque::new(),
         reading: None,
+        poison: Vec::new(),
         read_limit: 0,
         woken_while_reading: false,
         acked: Vec::new(),
@@ -124,7 +125,10 @@ struct Session<'a> {
     /// free room, the next records go out at once instead of after a read of the outbox.
     ready: VecDeque<Record>,
     /// The outbox read in progress, if any.
-    reading: Option<OutboxCall<Vec<Record>>>,
+    reading: Option<OutboxCall<PendingRead>>,
+    /// Records that can never be sent (malformed row, too big), by position with why: moved
+    /// to the dead letters before anything else happens.
+    poison: Vec<(i64, String)>,
     /// How many records the read in progress asked for.
     read_limit: usize,
     /// A wake-up came while the read in progress ran: it may have missed new records.
@@ -150,6 +154,7 @@ impl Session<'_> {
         health_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.shared.heartbeat.beat();
+            self.bury_poison().await;
             if let Err(why) = self.publish_ready() {
                 self.finish_deletes().await;
                 return self.lost(why);
@@ -273,9 +278,9 @@ impl Session<'_> {
                 return Ok(());
             };
             if let Some(why) = unsendable(&record, self.shared.config.max_packet_bytes) {
-                // Kept in the outbox (it shows in its depth and age), skipped here: one bad
-                // record must not stop everything behind it.
+                // One bad record must not stop everything behind it.
                 tracing::error!(rowid = record.rowid, id = %record.id, "record not sent: {why}");
+                self.poison.push((record.rowid, why));
                 continue;
             }
             let sent = Sent::Record {
@@ -306,7 +311,7 @@ impl Session<'_> {
         let limit = max_inflight - self.ready.len();
         let (outbox, after) = (self.shared.outbox.clone(), self.cursor);
         self.reading = Some(tokio::task::spawn_blocking(move || {
-            outbox.pending(after, limit)
+            outbox.read_pending(after, limit)
         }));
         // Remembered with the read so `read_done` knows whether it got everything.
         self.read_limit = limit;
@@ -319,17 +324,61 @@ impl Session<'_> {
         self.woken_while_reading |= self.reading.is_some();
     }
 
-    fn read_done(&mut self, read: Result<Result<Vec<Record>, OutboxError>, JoinError>) {
+    fn read_done(&mut self, read: Result<Result<PendingRead, OutboxError>, JoinError>) {
         match read {
-            Ok(Ok(batch)) => {
-                self.caught_up = batch.len() < self.read_limit && !self.woken_while_reading;
-                if let Some(last) = batch.last() {
-                    self.cursor = Some(last.rowid);
+            Ok(Ok(PendingRead { records, malformed })) => {
+                let rows = records.len() + malformed.len();
+                self.caught_up = rows < self.read_limit && !self.woken_while_reading;
+                let last_record = records.last().map(|r| r.rowid);
+                let last_malformed = malformed.last().map(|(rowid, _)| *rowid);
+                if let Some(last) = last_record.max(last_malformed) {
+                    self.cursor = Some(last);
                 }
-                self.ready.extend(batch);
+                for (rowid, why) in &malformed {
+                    tracing::error!(rowid, "outbox row is not a record: {why}");
+                }
+                self.poison.extend(malformed);
+                self.ready.extend(records);
             }
             Ok(Err(e)) => self.read_failed(e.to_string()),
             Err(e) => self.read_failed(format!("outbox read panicked: {e}")),
+        }
+    }
+
+    /// Moves the records that can never be sent to the outbox's dead letters, each with a
+    /// `dead_letter` notice for HQ. One that cannot be moved now is tried again next turn.
+    async fn bury_poison(&mut self) {
+        if self.poison.is_empty() {
+            return;
+        }
+        let poison = std::mem::take(&mut self.poison);
+        let outbox = self.shared.outbox.clone();
+        let topic = self.shared.config.event_topic(outbox::DEAD_LETTER_STREAM);
+        let moved = tokio::task::spawn_blocking(move || {
+            let mut failed = Vec::new();
+            let mut moved = 0;
+            for (rowid, why) in poison {
+                match outbox.dead_letter(rowid, &why, &topic) {
+                    Ok(true) => moved += 1,
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(rowid, "cannot move a record to the dead letters: {e}");
+                        failed.push((rowid, why));
+                    }
+                }
+            }
+            (moved, failed)
+        })
+        .await;
+        match moved {
+            Ok((moved, failed)) => {
+                UplinkHealth::add(&self.shared.health.dead_letters, moved);
+                UplinkHealth::add(&self.shared.health.outbox_errors, failed.len() as u64);
+                self.poison = failed;
+                // The notices are new records.
+                self.more_may_wait();
+            }
+            Err(e) => tracing::error!("moving records to the dead letters panicked: {e}"),
         }
     }
 
@@ -583,10 +632,23 @@ fn unsendable(record: &Record, max_packet_bytes: usize) -> Option<String> {
     if topic.is_empty() || topic.contains(['+', '#', '\0']) {
         return Some(format!("invalid topic {topic:?}"));
     }
-    // PUBLISH variable header: 2-byte topic length, topic, 2-byte packet id.
-    let size = 2 + topic.len() + 2 + record.payload.len();
+    let size = publish_packet_bytes(topic.len(), record.payload.len());
     (size > max_packet_bytes)
         .then(|| format!("{size} bytes exceed max_packet_bytes {max_packet_bytes}"))
+}
+
+/// The whole PUBLISH packet at QoS 1: fixed header (1 byte, then the remaining length in 1 to
+/// 4 bytes), 2-byte topic length, topic, 2-byte packet id, payload. Counting less lets a
+/// record a few bytes under the limit pass here and kill the connection in the client.
+fn publish_packet_bytes(topic_len: usize, payload_len: usize) -> usize {
+    let remaining = 2 + topic_len + 2 + payload_len;
+    let length_bytes = match remaining {
+        0..=127 => 1,
+        128..=16_383 => 2,
+        16_384..=2_097_151 => 3,
+        _ => 4,
+    };
+    1 + length_bytes + remaining
 }
 
 /// Resolves once shutdown is requested (or the agent dropped the sender).
@@ -636,5 +698,22 @@ struct AbortOnDrop(JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::publish_packet_bytes;
+
+    /// The whole packet, fixed header included: rumqttc refuses anything over the limit.
+    #[test]
+    fn publish_size_counts_the_fixed_header() {
+        // "t" and 1 byte of payload: 2 + 1 + 2 + 1 = 6 remaining, 1 length byte, 1 type byte.
+        assert_eq!(publish_packet_bytes(1, 1), 8);
+        // 127 remaining still fits one length byte, 128 needs two.
+        assert_eq!(publish_packet_bytes(1, 122), 1 + 1 + 127);
+        assert_eq!(publish_packet_bytes(1, 123), 1 + 2 + 128);
+        assert_eq!(publish_packet_bytes(10, 16_365), 1 + 2 + 16_379);
+        assert_eq!(publish_packet_bytes(10, 2_100_000), 1 + 4 + 2_100_014);
     }
 }

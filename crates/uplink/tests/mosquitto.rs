@@ -322,3 +322,63 @@ async fn a_wide_window_drains_a_large_backlog_in_one_session() {
     })
     .await;
 }
+
+/// Records that can never be sent, a malformed row and one just over `max_packet_bytes` once
+/// MQTT's fixed header is counted, go to the outbox's dead letters, each with a `dead_letter`
+/// notice for HQ; every record behind them arrives, and no connection is lost over them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_records_go_to_the_dead_letters_and_the_rest_arrives() {
+    bounded(Duration::from_secs(30), async {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::start(dir.path(), false);
+        let path = dir.path().join("outbox.db");
+        let outbox = Outbox::open(&path).unwrap();
+        let mut hq = Subscriber::start(broker.port, "forecourt/ST1/events/#", None).await;
+
+        outbox.append("sale", SALE_TOPIC, &json!({"n": 0})).unwrap();
+        let big = outbox
+            .append("sale", SALE_TOPIC, &json!({"n": 1, "pad": "x".repeat(900)}))
+            .unwrap();
+        for n in 2..6 {
+            outbox.append("sale", SALE_TOPIC, &json!({"n": n})).unwrap();
+        }
+        // The limit lets the big record's variable header and payload through, not its
+        // fixed header.
+        let remaining = 2 + SALE_TOPIC.len() + 2 + big.payload.len();
+        let mut config = config(broker.port);
+        config.max_packet_bytes = remaining + 1;
+        // A row no reader can turn into a record (n = 3).
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute("UPDATE records SET id = 'garbage' WHERE seq = 4", [])
+            .unwrap();
+        drop(conn);
+
+        let up = start_uplink(config, &outbox);
+        let (mut sales, mut notices) = (Vec::new(), Vec::new());
+        while sales.len() < 4 || notices.len() < 2 {
+            let msg = hq.next(Duration::from_secs(10)).await;
+            match msg.json["stream"].as_str() {
+                Some("sale") => sales.push(body_n(&msg)),
+                Some("dead_letter") => notices.push(msg.json["body"].clone()),
+                other => panic!("unexpected stream {other:?}"),
+            }
+        }
+        assert_eq!(sales, [0, 2, 4, 5]);
+        let whys: Vec<&str> = notices.iter().filter_map(|b| b["why"].as_str()).collect();
+        assert!(
+            whys.iter().any(|w| w.contains("max_packet_bytes")),
+            "{whys:?}"
+        );
+        assert!(whys.iter().any(|w| w.contains("not a UUID")), "{whys:?}");
+        wait_until("the queue is empty", Duration::from_secs(10), || {
+            outbox.depth().unwrap() == 0
+        })
+        .await;
+        let health = up.health.snapshot();
+        assert_eq!((health.dead_letters, health.reconnects), (2, 0));
+        assert_eq!(outbox.dead_letters().unwrap(), 2);
+        up.stop.send(true).unwrap();
+        let _ = up.task.await;
+    })
+    .await;
+}
