@@ -47,7 +47,8 @@ pub struct UplinkConfig {
     pub backoff_max_ms: u64,
     #[serde(default = "default_connect_timeout_s")]
     pub connect_timeout_s: u64,
-    /// Largest MQTT packet we send or accept. A record that does not fit is kept, not sent.
+    /// Largest MQTT packet we send (a record that does not fit goes to the dead letters); we
+    /// accept up to [`MAX_INCOMING_PACKET_BYTES`] or this, whichever is larger.
     #[serde(default = "default_max_packet_bytes")]
     pub max_packet_bytes: usize,
     /// How often the health message goes to `<prefix>/<station_id>/health`; 0: never.
@@ -96,6 +97,10 @@ fn default_backoff_max_ms() -> u64 {
 fn default_connect_timeout_s() -> u64 {
     10
 }
+/// The largest packet accepted from the broker (at least `max_packet_bytes`). Bigger ones still
+/// end the connection; the reconnect backoff then keeps them from causing a storm.
+pub const MAX_INCOMING_PACKET_BYTES: usize = 32 * 1024 * 1024;
+
 fn default_max_packet_bytes() -> usize {
     1024 * 1024
 }
@@ -208,7 +213,13 @@ impl UplinkConfig {
         opts.set_clean_session(false);
         // Room for status messages and command replies in flight next to the records.
         opts.set_inflight(self.max_inflight.saturating_add(EXTRA_INFLIGHT));
-        opts.set_max_packet_size(self.max_packet_bytes, self.max_packet_bytes);
+        // Incoming: far above the command cap, so an oversized command (a retained one comes
+        // with every subscription) reaches our parser, which refuses it, instead of killing
+        // the connection in the client.
+        opts.set_max_packet_size(
+            self.max_packet_bytes.max(MAX_INCOMING_PACKET_BYTES),
+            self.max_packet_bytes,
+        );
         opts.set_last_will(LastWill::new(
             self.status_topic(),
             last_will,

@@ -150,17 +150,27 @@ impl Uplink {
             clean_start = false;
             match session {
                 SessionEnd::Shutdown => return Ok(()),
-                SessionEnd::Lost { was_connected, why } => {
-                    // A packet over our size limit (e.g. an oversized command) kills the
-                    // connection, and a persistent session would get it delivered again at
-                    // every reconnect, for ever. Start the next session clean: the broker drops
-                    // what it stored for us (our outbox keeps everything of ours).
-                    if why.contains("payload size limit exceeded") {
-                        tracing::error!("uplink: the broker sent a packet over max_packet_bytes; reconnecting with a clean session to drop it");
+                SessionEnd::Lost {
+                    connected_for,
+                    oversized_incoming,
+                    why,
+                } => {
+                    // A packet over our incoming limit kills the connection, and a persistent
+                    // session would get it delivered again at every reconnect, for ever. Start
+                    // the next session clean: the broker drops what it stored for us (our
+                    // outbox keeps everything of ours). A retained one comes again with every
+                    // subscription; the backoff below keeps that from becoming a storm.
+                    if oversized_incoming {
+                        tracing::error!("uplink: the broker sent a packet over the incoming limit; reconnecting with a clean session to drop it");
                         clean_start = true;
                     }
-                    if was_connected {
-                        backoff = min;
+                    if let Some(up_for) = connected_for {
+                        // Only a connection that held resets the backoff: one that dies at
+                        // once (a poisoned session, a broker that drops us) must not reconnect
+                        // in a tight loop.
+                        if up_for >= STABLE_CONNECTION {
+                            backoff = min;
+                        }
                         tracing::warn!("uplink connection lost: {why}");
                     } else {
                         tracing::warn!(
@@ -206,6 +216,9 @@ impl Uplink {
         }
     }
 }
+
+/// A connection that lasted this long was a good one: the reconnect backoff starts over.
+const STABLE_CONNECTION: Duration = Duration::from_secs(10);
 
 /// Adds up to 25 % so a fleet of stations does not reconnect in lock-step after an HQ outage.
 fn with_jitter(delay: Duration) -> Duration {

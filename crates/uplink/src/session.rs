@@ -14,7 +14,7 @@ use forecourt_events::Heartbeat;
 use outbox::{Outbox, OutboxError, PendingRead, Record};
 use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, NetworkOptions, Outgoing, Packet,
-    QoS,
+    QoS, StateError,
 };
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::{JoinError, JoinHandle};
@@ -62,7 +62,13 @@ pub(crate) struct SessionIo<'a> {
 
 pub(crate) enum SessionEnd {
     Shutdown,
-    Lost { was_connected: bool, why: String },
+    Lost {
+        /// How long the connection had been up (None: it never came up).
+        connected_for: Option<Duration>,
+        /// The broker sent a packet over our incoming limit.
+        oversized_incoming: bool,
+        why: String,
+    },
 }
 
 /// Runs one session to its end.
@@ -92,6 +98,7 @@ pub(crate) async fn run_session(
         events,
         tracker: InflightTracker::default(),
         connected: false,
+        connected_at: None,
         cursor: None,
         caught_up: false,
         ready: VecDeque::new(),
@@ -117,6 +124,8 @@ struct Session<'a> {
     tracker: InflightTracker,
     /// CONNACK received.
     connected: bool,
+    /// When the CONNACK came.
+    connected_at: Option<std::time::Instant>,
     /// Last outbox position read in this session.
     cursor: Option<i64>,
     /// The last outbox read returned everything there was: wait for a wake-up or the tick.
@@ -187,7 +196,16 @@ impl Session<'_> {
                             }
                             Some(Err(e)) => {
                                 self.finish_deletes().await;
-                                return self.lost(e.to_string());
+                                let mut end = self.lost(e.to_string());
+                                if let SessionEnd::Lost { oversized_incoming, .. } = &mut end {
+                                    *oversized_incoming = matches!(
+                                        e,
+                                        ConnectionError::MqttState(StateError::Deserialization(
+                                            rumqttc::Error::PayloadSizeLimitExceeded(_)
+                                        ))
+                                    );
+                                }
+                                return end;
                             }
                             None => {
                                 self.finish_deletes().await;
@@ -228,6 +246,7 @@ impl Session<'_> {
                 }
                 *ever_connected = true;
                 self.connected = true;
+                self.connected_at = Some(std::time::Instant::now());
                 health.set_connected(true);
                 let online = self.shared.status.online();
                 self.publish_status(online)?;
@@ -620,7 +639,8 @@ impl Session<'_> {
 
     fn lost(&mut self, why: String) -> SessionEnd {
         SessionEnd::Lost {
-            was_connected: self.connected,
+            connected_for: self.connected_at.map(|t| t.elapsed()),
+            oversized_incoming: false,
             why,
         }
     }

@@ -267,3 +267,56 @@ async fn resend_sends_acknowledged_records_again_with_their_ids() {
     })
     .await;
 }
+
+/// A retained 2.7 MB message on a command topic (over `max_packet_bytes`, far over the
+/// command cap) reaches the uplink with every subscription. It is refused in our code, not by
+/// the client: the connection stays up, and every record is published once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retained_oversized_command_neither_drops_the_connection_nor_repeats_records() {
+    bounded(Duration::from_secs(60), async {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::start(dir.path(), false);
+        let big = dir.path().join("big.bin");
+        std::fs::write(&big, vec![b'x'; 2_700_000]).unwrap();
+        let port = broker.port.to_string();
+        let published = std::process::Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &port, "-q", "1", "-r"])
+            .args(["-t", &format!("{CMD}/ping")])
+            .arg("-f")
+            .arg(&big)
+            .status()
+            .unwrap();
+        assert!(published.success());
+
+        let outbox = Outbox::open(dir.path().join("outbox.db")).unwrap();
+        let mut hq = Subscriber::start(broker.port, SALE_TOPIC, None).await;
+        let wake = Arc::new(Notify::new());
+        let mut uplink = Uplink::new(config(broker.port), outbox.clone(), wake.clone()).unwrap();
+        let _commands = uplink.commands(4);
+        let health = uplink.health();
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(uplink.run(stop_rx));
+        for n in 0..20u64 {
+            outbox.append("sale", SALE_TOPIC, &json!({"n": n})).unwrap();
+            wake.notify_one();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        for n in 0..20u64 {
+            let msg = hq.next(Duration::from_secs(10)).await;
+            assert_eq!(msg.json["body"]["n"].as_u64(), Some(n));
+        }
+        wait_until("every record acknowledged", Duration::from_secs(10), || {
+            health.snapshot().acked == 20
+        })
+        .await;
+        let h = health.snapshot();
+        assert_eq!(
+            (h.reconnects, h.published, h.connected),
+            (0, 20, true),
+            "{h:?}"
+        );
+        stop.send(true).unwrap();
+        let _ = task.await;
+    })
+    .await;
+}
