@@ -7,6 +7,7 @@ mod config;
 mod health;
 mod liveness;
 mod station;
+mod trace_files;
 mod vision;
 
 use std::path::PathBuf;
@@ -311,6 +312,8 @@ async fn run_agent(
         trace,
         trace_until: None,
         trace_dir: data_dir.join("traces"),
+        trace_path: None,
+        traces_pruned_at: None,
         config: Some(loaded),
         layout: config.layout(),
         matcher: matcher::Matcher::new(

@@ -14,6 +14,8 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch, Notify};
 use tracing::{info, warn};
 
+use crate::trace_files;
+
 /// How many failed outbox writes the station keeps in memory while the disk is full.
 const MAX_UNWRITTEN: usize = 100_000;
 
@@ -99,6 +101,10 @@ pub struct Station {
     pub trace_until: Option<UnixMillis>,
     /// Where `record_trace` writes its files.
     pub trace_dir: std::path::PathBuf,
+    /// The file of the recording HQ asked for, while it runs.
+    pub trace_path: Option<std::path::PathBuf>,
+    /// When old trace files were last looked for.
+    pub traces_pruned_at: Option<UnixMillis>,
     /// The config file as loaded, for reloads.
     pub config: Option<crate::commands::LoadedConfig>,
     pub outbox: Outbox,
@@ -295,6 +301,7 @@ impl Station {
                     if self.trace_until.is_some_and(|until| now >= until) {
                         self.stop_trace_recording();
                     }
+                    self.bound_trace_files(now);
                     alive();
                 }
                 _ = shutdown.changed() => break,
@@ -322,6 +329,7 @@ impl Station {
         self.stop_trace_recording();
         std::fs::create_dir_all(&self.trace_dir)
             .with_context(|| format!("cannot create {}", self.trace_dir.display()))?;
+        self.prune_trace_files();
         let path = self.trace_dir.join(format!("trace-{}.jsonl", now_millis()));
         let file = std::fs::File::create(&path)
             .with_context(|| format!("cannot create {}", path.display()))?;
@@ -331,12 +339,54 @@ impl Station {
             TRACE_REORDER_MS,
         )?);
         self.trace_until = Some(now_millis() + i64::from(minutes) * 60_000);
+        self.trace_path = Some(path.clone());
         info!(file = %path.display(), minutes, "recording a trace for HQ");
         Ok(path)
     }
 
+    /// Trace files hold plate numbers: a recording stops at `MAX_FILE_BYTES`, and once an hour
+    /// files past their age or over the total size go.
+    fn bound_trace_files(&mut self, now: UnixMillis) {
+        let too_big = self.trace_path.as_ref().is_some_and(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.len() >= trace_files::MAX_FILE_BYTES)
+        });
+        if too_big {
+            warn!(
+                max_bytes = trace_files::MAX_FILE_BYTES,
+                "trace recording stopped early: the file reached its size limit"
+            );
+            self.stop_trace_recording();
+        }
+        if self.traces_pruned_at.is_none_or(|t| now - t >= 3_600_000) {
+            self.traces_pruned_at = Some(now);
+            self.prune_trace_files();
+        }
+    }
+
+    fn prune_trace_files(&self) {
+        match trace_files::prune(
+            &self.trace_dir,
+            std::time::SystemTime::now(),
+            trace_files::MAX_AGE,
+            trace_files::MAX_TOTAL_BYTES,
+            self.trace_path.as_deref(),
+        ) {
+            Ok(deleted) if !deleted.is_empty() => {
+                info!(
+                    files = deleted.len(),
+                    "old trace files deleted (they hold plate numbers)"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => {
+                warn!(dir = %self.trace_dir.display(), error = %e, "cannot prune trace files")
+            }
+        }
+    }
+
     fn stop_trace_recording(&mut self) {
         self.trace_until = None;
+        self.trace_path = None;
         if let Some(trace) = self.trace.take() {
             if let Err(e) = trace.finish() {
                 warn!(error = %e, "could not finish the trace file");
