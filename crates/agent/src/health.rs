@@ -23,6 +23,8 @@ pub struct HealthSources {
     pub uplink: Arc<UplinkHealth>,
     pub publisher: HealthPublisher,
     pub outbox: Outbox,
+    /// Outbox writes the disk refused, waiting in memory (see `Station::unwritten`).
+    pub unwritten: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 pub async fn log_health(
@@ -37,6 +39,7 @@ pub async fn log_health(
         uplink,
         publisher,
         outbox,
+        unwritten,
     } = sources;
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
@@ -64,8 +67,17 @@ pub async fn log_health(
             last_frames[i] = frames;
         }
         let read_ms = vision.read_us.load(Ordering::Relaxed) as f64 / 1000.0;
+        let in_memory = unwritten.load(Ordering::Relaxed);
+        let mut alarms_now = alarms.clone();
+        if in_memory > 0 {
+            alarms_now.push(format!(
+                "{in_memory} outbox writes wait in memory: the disk refuses them (a power cut \
+                 loses them; pumps keep their sales until written)"
+            ));
+        }
         publisher.set(json!({
-            "alarms": alarms,
+            "alarms": alarms_now,
+            "outbox_writes_in_memory": in_memory,
             "cameras": camera_reports,
             "plates": {
                 "frames_read": vision.frames_read.load(Ordering::Relaxed),
@@ -86,6 +98,7 @@ pub async fn log_health(
             read_ms,
             outbox_depth = depth,
             outbox_oldest_age_s = oldest.map(|t| (forecourt_events::now_millis() - t) / 1000),
+            outbox_writes_in_memory = in_memory,
             uplink_connected = up.connected,
             published = up.published,
             acked = up.acked,

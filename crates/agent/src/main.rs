@@ -268,6 +268,7 @@ async fn run_agent(
     let (frame_tx, frame_rx) = mpsc::channel(64);
     let vision = Vision::start(&config, frame_tx, &liveness)?;
 
+    let unwritten_count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let health_task = tokio::spawn(health::log_health(
         Duration::from_secs(60),
         health::HealthSources {
@@ -277,6 +278,7 @@ async fn run_agent(
             uplink: uplink_health,
             publisher: health_publisher,
             outbox: outbox.clone(),
+            unwritten: unwritten_count.clone(),
         },
         shutdown.clone(),
     ));
@@ -304,6 +306,7 @@ async fn run_agent(
             .collect(),
         kept_sales,
         unwritten: Default::default(),
+        unwritten_count: unwritten_count.clone(),
         analytics: analytics::Analytics::new(
             config.layout(),
             analytics::AnalyticsConfig::default(),

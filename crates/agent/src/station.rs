@@ -93,6 +93,8 @@ pub struct Station {
     /// Outbox writes that failed (disk full, I/O error), retried in order on every tick. Kept in
     /// memory up to `MAX_UNWRITTEN`; past that the station gives up and the agent exits.
     pub unwritten: std::collections::VecDeque<OutboxWrite>,
+    /// `unwritten.len()`, for the health report.
+    pub unwritten_count: Arc<std::sync::atomic::AtomicUsize>,
     /// Arrivals, visits and hourly figures, from the same events as the matcher.
     pub analytics: analytics::Analytics,
     /// When recording: everything the matcher sees, for `forecourt-agent replay`.
@@ -534,6 +536,8 @@ impl Station {
             );
         }
         self.unwritten.push_back(write);
+        self.unwritten_count
+            .store(self.unwritten.len(), std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -543,6 +547,8 @@ impl Station {
             match self.apply(write.clone()).await? {
                 Ok(()) => {
                     self.unwritten.pop_front();
+                    self.unwritten_count
+                        .store(self.unwritten.len(), std::sync::atomic::Ordering::Relaxed);
                     if self.unwritten.is_empty() {
                         info!("outbox accepts writes again; nothing was lost");
                     }
