@@ -1479,11 +1479,15 @@ fn serial_line_faults() {
 
     for (i, rate) in ["1e-3", "1e-2"].into_iter().enumerate() {
         let fills = rush(31 + i as u64, 3.0, 3.0 + phase_s);
-        rig.start_sim(&fills, &["--corrupt-rate", rate]);
+        // Half the sales also send their final DC2 one block after the completion.
+        rig.start_sim(
+            &fills,
+            &["--corrupt-rate", rate, "--late-final-dc2-rate", "0.5"],
+        );
         // Let this phase's last fill be collected before the next simulator takes the line.
         rig.run_for(Duration::from_secs_f64(sched_end(&fills) + 4.0));
         rig.kill_sim();
-        faults.push(format!("corrupt {rate}"));
+        faults.push(format!("corrupt {rate}, late DC2"));
     }
 
     // Simulator restarted mid-fill: a long fill on fp 1, killed in its middle.

@@ -34,6 +34,10 @@ pub const TOTALS_INTERVAL_MS: i64 = 300_000;
 /// (totalizer support differs between firmware variants).
 pub const TOTALS_MAX_TRIES: u8 = 3;
 
+/// How long a completed fill waits for the answer to RETURN FILLING INFO before it is reported
+/// with the last DC2 seen.
+const FILLING_INFO_WAIT_MS: i64 = 5_000;
+
 /// How long a fill found completed at start waits (pump not reset) for the totalizers that tell
 /// its nozzle; then it is reported with the nozzle unknown. A customer lifting a nozzle meanwhile
 /// waits too: the pump cannot start before RESET.
@@ -103,8 +107,12 @@ struct Fill {
     nozzle_out_t: Option<UnixMillis>,
     volume: Option<u64>,
     amount: Option<u64>,
-    /// Completed but no DC2 seen: the sale waits for RETURN FILLING INFO.
+    /// Completed but no final DC2 seen: the sale waits for RETURN FILLING INFO.
     awaiting_filling_info: bool,
+    /// Since when (the completion), to give up on a pump that never answers it.
+    filling_info_since: Option<UnixMillis>,
+    /// The pump block the last DC2 came in (see [`FuellingPoint::begin_block`]).
+    volume_block: Option<u64>,
     /// Found completed at the first status after start (see [`Sale::recovered`]).
     recovered: bool,
     /// Recovered with no nozzle named: the totalizers, read before RESET, will tell it.
@@ -140,6 +148,8 @@ pub struct FuellingPoint {
     next_periodic_totals: Option<UnixMillis>,
     /// Nozzles known to exist: configured plus seen on the wire.
     known_nozzles: std::collections::BTreeSet<u8>,
+    /// Counts pump blocks (see [`FuellingPoint::begin_block`]).
+    block: u64,
     /// Sales reported since start, and (when the caller keeps count) how many of them are
     /// durable: a pump is reset only once its last sale is kept.
     sales_reported: u64,
@@ -167,6 +177,7 @@ impl FuellingPoint {
             known_nozzles: (1..=cfg.nozzles).collect(),
             sales_reported: 0,
             sales_kept: None,
+            block: 0,
             cfg,
         }
     }
@@ -341,6 +352,7 @@ impl FuellingPoint {
     pub fn tick(&mut self, now: UnixMillis) -> Vec<DispenserEvent> {
         let mut events = Vec::new();
         self.confirm_if_due(now, &mut events);
+        self.give_up_filling_info(now, &mut events);
         self.identify_recovered_nozzle(now, &mut events);
         if self.cfg.totals_interval_ms > 0 {
             match self.next_periodic_totals {
@@ -355,6 +367,14 @@ impl FuellingPoint {
         events
     }
 
+    /// The transactions that follow come in one new DATA block. A DC2 is final only in the
+    /// block that reports the completion (the pump sends "DC1 5 with final DC2"); one from an
+    /// earlier block is progress, and the sale waits for RETURN FILLING INFO. Callers that never
+    /// call this get every transaction treated as one block.
+    pub fn begin_block(&mut self) {
+        self.block += 1;
+    }
+
     /// Feeds one transaction from the pump.
     pub fn apply(&mut self, now: UnixMillis, tx: &PumpTransaction) -> Vec<DispenserEvent> {
         let mut events = Vec::new();
@@ -364,6 +384,7 @@ impl FuellingPoint {
             PumpTransaction::FillingInfo { volume, amount } => {
                 self.fill.volume = Some(*volume);
                 self.fill.amount = Some(*amount);
+                self.fill.volume_block = Some(self.block);
                 if self.fill.awaiting_filling_info {
                     self.fill.awaiting_filling_info = false;
                     self.fill_ended(now, &mut events);
@@ -448,6 +469,30 @@ impl FuellingPoint {
                 total,
             },
         });
+    }
+
+    /// The pump says the fill is over: a sale with the final DC2 if this block brought one,
+    /// else once RETURN FILLING INFO answers (a DC2 from an earlier block may be progress).
+    fn fill_completed(&mut self, now: UnixMillis, events: &mut Vec<DispenserEvent>) {
+        if self.fill.volume.is_some() && self.fill.volume_block == Some(self.block) {
+            self.fill_ended(now, events);
+        } else {
+            self.fill.awaiting_filling_info = true;
+            self.fill.filling_info_since = Some(now);
+        }
+    }
+
+    /// A pump that never answers RETURN FILLING INFO: after `FILLING_INFO_WAIT_MS` the sale
+    /// goes with the last DC2 seen (better than none; the totalizers then tell any difference).
+    fn give_up_filling_info(&mut self, now: UnixMillis, events: &mut Vec<DispenserEvent>) {
+        let waited_out = self
+            .fill
+            .filling_info_since
+            .is_some_and(|since| now - since >= FILLING_INFO_WAIT_MS);
+        if self.fill.awaiting_filling_info && waited_out && self.fill.volume.is_some() {
+            self.fill.awaiting_filling_info = false;
+            self.fill_ended(now, events);
+        }
     }
 
     /// The end of a fill whose volume is known: a sale, once a recovered fill knows its nozzle.
@@ -590,11 +635,7 @@ impl FuellingPoint {
                 // The end of a fill we followed is a sale.
                 if newly && self.fill.armed && prev.is_some() {
                     self.status = Some(st);
-                    if self.fill.volume.is_some() {
-                        self.fill_ended(now, events);
-                    } else {
-                        self.fill.awaiting_filling_info = true;
-                    }
+                    self.fill_completed(now, events);
                 } else if newly && prev.is_none() {
                     // The first status since the driver started, and the pump holds a completed,
                     // never reset fill: it completed while no agent ran (or a crash cut its
@@ -606,11 +647,7 @@ impl FuellingPoint {
                     self.fill.nozzle = None;
                     self.fill.nozzle_out_t = None;
                     self.status = Some(st);
-                    if self.fill.volume.is_some() {
-                        self.fill_ended(now, events);
-                    } else {
-                        self.fill.awaiting_filling_info = true;
-                    }
+                    self.fill_completed(now, events);
                     self.confirm_pending(events);
                 } else if newly {
                     // A fill we did not follow: let the totalizers tell what it sold.
@@ -1317,6 +1354,85 @@ mod tests {
         single.restore_totals(1, 10);
         let ev = feed(&mut single, 0, &[info, status(5)]);
         assert_eq!(recovered_sales(&ev)[0].nozzle, 1);
+    }
+
+    /// Feeds one DATA block (see `begin_block`).
+    fn block(
+        p: &mut FuellingPoint,
+        now: UnixMillis,
+        txs: &[PumpTransaction],
+    ) -> Vec<DispenserEvent> {
+        p.begin_block();
+        feed(p, now, txs)
+    }
+
+    fn info(volume: u64) -> PumpTransaction {
+        PumpTransaction::FillingInfo {
+            volume,
+            amount: volume * 15,
+        }
+    }
+
+    fn sale_volumes(ev: &[DispenserEvent]) -> Vec<i64> {
+        ev.iter()
+            .filter_map(|e| match e {
+                DispenserEvent::SaleCompleted(s) => Some(s.volume.minor()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The completion comes in a block of its own, after a progress DC2 (the block with the
+    /// final DC2 was lost, or the pump orders them so): the sale waits for RETURN FILLING INFO
+    /// and carries its answer, never the progress volume.
+    #[test]
+    fn a_sale_waits_for_the_final_filling_info_when_the_completion_brings_none() {
+        let mut p = fp();
+        block(&mut p, 0, &[status(1)]);
+        block(&mut p, 100, &[nozzle(2, true), status(2), status(4)]);
+        block(&mut p, 2_000, &[info(2_461)]);
+        let ev = block(&mut p, 4_000, &[nozzle(2, false), status(5)]);
+        assert!(
+            sale_volumes(&ev).is_empty(),
+            "not with the progress volume: {ev:?}"
+        );
+        assert_eq!(
+            p.wanted_command(4_000, true),
+            Some(Command::ReturnFillingInfo)
+        );
+        let ev = block(&mut p, 4_100, &[info(3_307)]);
+        assert_eq!(sale_volumes(&ev), vec![3_307]);
+        assert_eq!(p.wanted_command(4_100, true), Some(Command::Reset));
+
+        // Reordered within the completion block: DC1 5 first, the final DC2 after it.
+        block(&mut p, 5_000, &[status(1)]);
+        block(&mut p, 6_000, &[nozzle(2, true), status(2), status(4)]);
+        block(&mut p, 7_000, &[info(100)]);
+        let ev = block(&mut p, 8_000, &[nozzle(2, false), status(5), info(1_234)]);
+        assert_eq!(sale_volumes(&ev), vec![1_234]);
+
+        // The usual block, "DC1 5 with final DC2": the sale at once.
+        block(&mut p, 9_000, &[status(1)]);
+        block(&mut p, 10_000, &[nozzle(2, true), status(2), status(4)]);
+        let ev = block(&mut p, 12_000, &[info(777), nozzle(2, false), status(5)]);
+        assert_eq!(sale_volumes(&ev), vec![777]);
+    }
+
+    /// A pump that never answers RETURN FILLING INFO: the sale goes with the last DC2 after
+    /// the wait, never held back for good.
+    #[test]
+    fn a_pump_silent_on_filling_info_gets_its_sale_after_the_wait() {
+        let mut p = fp();
+        block(&mut p, 0, &[status(1)]);
+        block(&mut p, 100, &[nozzle(2, true), status(2), status(4)]);
+        block(&mut p, 2_000, &[info(2_461)]);
+        let ev = block(&mut p, 4_000, &[nozzle(2, false), status(5)]);
+        assert!(sale_volumes(&ev).is_empty());
+        assert!(sale_volumes(&p.tick(4_000 + FILLING_INFO_WAIT_MS - 1)).is_empty());
+        assert_eq!(
+            sale_volumes(&p.tick(4_000 + FILLING_INFO_WAIT_MS)),
+            vec![2_461]
+        );
     }
 
     /// With a count of kept sales, RESET waits until the sale is durable.

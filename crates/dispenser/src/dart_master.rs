@@ -358,6 +358,7 @@ async fn serve(
             match parse_pump_transactions(&payload) {
                 Ok(txs) => {
                     let now = now_millis();
+                    link.fp.begin_block();
                     for t in &txs {
                         tracing::trace!(fp = fp_no, ?t, "pump transaction");
                         events.extend(link.fp.apply(now, t));

@@ -250,6 +250,7 @@ impl WireObserver {
         self.stats.pump_blocks_applied += 1;
         match parse_pump_transactions(&payload) {
             Ok(txs) => {
+                f.fp.begin_block();
                 for t in &txs {
                     events.extend(f.fp.apply(now, t));
                 }

@@ -25,6 +25,9 @@ pub struct FaultOptions {
     pub silence_s: f64,
     /// Expected restarts per minute of a filling pump: TX# back to 0, the fill lost.
     pub restarts_per_min: f64,
+    /// Probability (0..1) per sale that the pump sends the final filling information (DC2) in
+    /// a later block than the completion (DC1 5), as some pumps order them.
+    pub late_final_dc2_rate: f64,
     /// A pump the master has not addressed for this many seconds drops the data it queued for
     /// it (status changes, filling info, nozzle): after a dead line, or a master that died
     /// after taking a block it never acted on, the master learns only what RETURN STATUS and
@@ -41,6 +44,7 @@ impl FaultOptions {
             ("corrupt_rate", self.corrupt_rate),
             ("byte_drop_rate", self.byte_drop_rate),
             ("delay_rate", self.delay_rate),
+            ("late_final_dc2_rate", self.late_final_dc2_rate),
         ] {
             if !(0.0..=1.0).contains(&p) {
                 return Err(format!("{name} must be within 0..1, got {p}"));
@@ -120,6 +124,11 @@ impl FaultInjector {
             );
         }
         dt
+    }
+
+    /// Whether the next sale's final DC2 comes in a later block than its completion.
+    pub fn late_final_dc2(&mut self, now_s: f64) -> bool {
+        self.active(now_s) && self.chance(self.opts.late_final_dc2_rate)
     }
 
     /// The line answers nothing now.

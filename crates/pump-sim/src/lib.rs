@@ -158,6 +158,7 @@ impl Simulator {
             }
         }
         for (pump, _) in &mut self.pumps {
+            pump.set_late_final_dc2(self.faults.late_final_dc2(now_s));
             pump.tick(now_s);
             self.records.extend(pump.take_records());
         }

@@ -59,6 +59,9 @@ struct Args {
     /// Expected restarts per minute of a filling pump (TX# back to 0, the fill lost).
     #[arg(long, default_value_t = 0.0)]
     restarts_per_min: f64,
+    /// Probability per sale that the final DC2 comes in a later block than the completion.
+    #[arg(long, default_value_t = 0.0)]
+    late_final_dc2_rate: f64,
     /// A pump not addressed by the master for this many seconds drops the data it queued.
     #[arg(long)]
     forget_unpolled_s: Option<f64>,
@@ -85,6 +88,7 @@ async fn main() -> anyhow::Result<()> {
         silence_s: args.silence_s,
         restarts_per_min: args.restarts_per_min,
         forget_unpolled_s: args.forget_unpolled_s,
+        late_final_dc2_rate: args.late_final_dc2_rate,
         until_s: None,
     };
     faults

@@ -77,6 +77,10 @@ pub struct SimPump {
     /// Volume totalizer per logical nozzle (index 0 = nozzle 1), raw volume units.
     totals: Vec<u64>,
     outbox: Vec<PumpTransaction>,
+    /// Sent in the block after the next one (a final DC2 the pump sends after the completion).
+    later: Vec<PumpTransaction>,
+    /// The next sale's final DC2 goes to `later`.
+    late_final_dc2: bool,
     records: Vec<SimRecord>,
 }
 
@@ -108,6 +112,8 @@ impl SimPump {
             volume: 0,
             amount: 0,
             last_progress_s: 0.0,
+            later: Vec::new(),
+            late_final_dc2: false,
             outbox: Vec::new(),
             records: Vec::new(),
         }
@@ -193,9 +199,17 @@ impl SimPump {
         });
     }
 
-    /// DC transactions waiting for the next POLL.
+    /// DC transactions waiting for the next POLL; what was held for later waits for the one
+    /// after.
     pub fn take_outbox(&mut self) -> Vec<PumpTransaction> {
-        std::mem::take(&mut self.outbox)
+        let out = std::mem::take(&mut self.outbox);
+        self.outbox.append(&mut self.later);
+        out
+    }
+
+    /// Whether the next sale's final DC2 comes one block after its completion.
+    pub fn set_late_final_dc2(&mut self, late: bool) {
+        self.late_final_dc2 = late;
     }
 
     pub fn has_output(&self) -> bool {
@@ -310,10 +324,15 @@ impl SimPump {
         if fill.flow_start_s.is_some() && !fill.finished {
             self.volume = fill.target_volume;
             self.amount = self.amount_for(self.volume, fill.nozzle);
-            self.outbox.push(PumpTransaction::FillingInfo {
+            let final_dc2 = PumpTransaction::FillingInfo {
                 volume: self.volume,
                 amount: self.amount,
-            });
+            };
+            if self.late_final_dc2 {
+                self.later.push(final_dc2);
+            } else {
+                self.outbox.push(final_dc2);
+            }
             self.outbox.push(self.dc3(fill.nozzle, false));
             self.finish_sale(now_s, fill.nozzle);
         } else {
@@ -465,6 +484,35 @@ mod tests {
             total1: 3000,
             total2: 0
         }));
+    }
+
+    #[test]
+    fn a_late_final_dc2_comes_one_block_after_the_completion() {
+        let mut p = pump(false);
+        p.set_late_final_dc2(true);
+        assert!(p.lift(0.0, 1, 10.0, 3000));
+        p.handle(0.1, &MasterTransaction::Command(Command::Authorize));
+        p.tick(5.0);
+        p.take_outbox();
+        p.tick(10.0);
+        assert_eq!(
+            p.take_outbox(),
+            vec![
+                PumpTransaction::PriceNozzle {
+                    price: 785,
+                    nozzle: 1,
+                    nozzle_out: false
+                },
+                PumpTransaction::Status(PumpStatus::FillingCompleted),
+            ]
+        );
+        assert_eq!(
+            p.take_outbox(),
+            vec![PumpTransaction::FillingInfo {
+                volume: 3000,
+                amount: 23550
+            }]
+        );
     }
 
     #[test]
