@@ -439,7 +439,7 @@ fn forward_commands(
                         }
                     });
                     uplink::CommandRequest {
-                        command: uplink::Command { id: "sighup".into(), action: uplink::CommandAction::ReloadConfig },
+                        command: uplink::Command::local("sighup", uplink::CommandAction::ReloadConfig),
                         reply,
                     }
                 }

@@ -26,6 +26,14 @@ pub use record::{Record, Totalizer};
 /// The stream of the notices [`Outbox::dead_letter`] appends.
 pub const DEAD_LETTER_STREAM: &str = "dead_letter";
 
+/// What [`Outbox::resend_batch`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resent {
+    pub requeued: u64,
+    /// The seq to resend from next, if archived records were left out by the cap.
+    pub next_from_seq: Option<u64>,
+}
+
 /// What [`Outbox::read_pending`] found.
 #[derive(Debug, Default)]
 pub struct PendingRead {
@@ -555,6 +563,35 @@ impl Outbox {
         Ok(true)
     }
 
+    /// Notes that the command `id` is being carried out at `now`: true the first time, false
+    /// for an id noted within `window_ms` before (a redelivery, not to run again). Ids older
+    /// than the window are forgotten.
+    pub fn note_command(
+        &self,
+        id: &str,
+        now: UnixMillis,
+        window_ms: i64,
+    ) -> Result<bool, OutboxError> {
+        let path = self.path();
+        let err = |e| OutboxError::sqlite(path, "note a command id", e);
+        let mut conn = self.lock();
+        let tx = self.begin(&mut conn, "begin noting a command id")?;
+        tx.execute(
+            "DELETE FROM commands_seen WHERE t < ?1",
+            params![now.saturating_sub(window_ms)],
+        )
+        .map_err(err)?;
+        let new = tx
+            .execute(
+                "INSERT OR IGNORE INTO commands_seen (id, t) VALUES (?1, ?2)",
+                params![id, now],
+            )
+            .map_err(err)?
+            == 1;
+        tx.commit().map_err(err)?;
+        Ok(new)
+    }
+
     /// Records moved to the dead letters since the file was created.
     pub fn dead_letters(&self) -> Result<u64, OutboxError> {
         let n: i64 = self
@@ -647,23 +684,45 @@ impl Outbox {
     /// with their original id, seq and payload (HQ dedupes by id). They get new positions, so
     /// the uplink sends them after what it has already read. Returns how many were re-queued.
     pub fn resend(&self, stream: &str, from_seq: u64) -> Result<u64, OutboxError> {
+        Ok(self.resend_batch(stream, from_seq, u64::MAX)?.requeued)
+    }
+
+    /// [`Outbox::resend`] of at most `max` records, so one command never holds the write lock
+    /// for long; `next_from_seq` says where to go on, if more are archived.
+    pub fn resend_batch(
+        &self,
+        stream: &str,
+        from_seq: u64,
+        max: u64,
+    ) -> Result<Resent, OutboxError> {
         let path = self.path();
         let err = |e| OutboxError::sqlite(path, "re-queue archived records", e);
         let from_seq = i64::try_from(from_seq).unwrap_or(i64::MAX);
+        let limit = i64::try_from(max.saturating_add(1)).unwrap_or(i64::MAX);
         let mut conn = self.lock();
         let tx = self.begin(&mut conn, "begin a resend")?;
         let mut requeued = 0u64;
+        let next_from_seq;
         {
             let mut select = tx
                 .prepare_cached(
-                    "SELECT rowid FROM archive WHERE stream = ?1 AND seq >= ?2 ORDER BY seq",
+                    "SELECT rowid, seq FROM archive WHERE stream = ?1 AND seq >= ?2
+                     ORDER BY seq LIMIT ?3",
                 )
                 .map_err(err)?;
-            let rowids = select
-                .query_map(params![stream, from_seq], |row| row.get::<_, i64>(0))
+            let mut rows = select
+                .query_map(params![stream, from_seq, limit], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+                })
                 .map_err(err)?
-                .collect::<Result<Vec<i64>, _>>()
+                .collect::<Result<Vec<(i64, i64)>, _>>()
                 .map_err(err)?;
+            next_from_seq = if rows.len() as u64 > max {
+                rows.pop().and_then(|(_, seq)| u64::try_from(seq).ok())
+            } else {
+                None
+            };
+            let rowids = rows.into_iter().map(|(rowid, _)| rowid);
             // IGNORE: a record with that (stream, seq) still waiting is not duplicated; its
             // archive copy then stays where it is.
             let mut insert = tx
@@ -683,7 +742,10 @@ impl Outbox {
             }
         }
         tx.commit().map_err(err)?;
-        Ok(requeued)
+        Ok(Resent {
+            requeued,
+            next_from_seq,
+        })
     }
 
     /// The bodies of the newest `limit` messages of `stream` still held locally (waiting or

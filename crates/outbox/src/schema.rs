@@ -74,6 +74,11 @@ const MIGRATIONS: &[&str] = &[
          why     TEXT NOT NULL,
          moved   INTEGER NOT NULL
      );",
+    // 7: ids of the HQ commands carried out lately: a redelivered command is not run twice.
+    "CREATE TABLE commands_seen (
+         id TEXT PRIMARY KEY NOT NULL,
+         t  INTEGER NOT NULL
+     ) WITHOUT ROWID;",
 ];
 
 /// The schema version this build writes.

@@ -160,7 +160,7 @@ fn the_archive_survives_reopen_and_upgrade_from_schema_2() {
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
-            "DROP TABLE dead_letter; DROP TABLE dropped; DROP TABLE totalizers; DROP TABLE archive; PRAGMA user_version = 2;",
+            "DROP TABLE commands_seen; DROP TABLE dead_letter; DROP TABLE dropped; DROP TABLE totalizers; DROP TABLE archive; PRAGMA user_version = 2;",
         )
             .unwrap();
     }
@@ -205,4 +205,25 @@ fn recent_bodies_come_from_the_queue_and_the_archive_oldest_first() {
         vec![0, 1, 2, 3, 4]
     );
     assert!(outbox.recent_bodies("visit", 10).unwrap().is_empty());
+}
+
+/// A resend moves at most its cap and says where to go on.
+#[test]
+fn a_resend_batch_stops_at_its_cap_and_says_where_to_go_on() {
+    let (_dir, outbox) = temp_outbox(OutboxLimits::default());
+    for n in 0..5 {
+        outbox.append("sale", "t", &json!({"n": n})).unwrap();
+    }
+    ack_all(&outbox);
+    let first = outbox.resend_batch("sale", 1, 2).unwrap();
+    assert_eq!((first.requeued, first.next_from_seq), (2, Some(3)));
+    let rest = outbox.resend_batch("sale", 3, 10).unwrap();
+    assert_eq!((rest.requeued, rest.next_from_seq), (3, None));
+    let seqs: Vec<u64> = outbox
+        .pending(None, 10)
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5]);
 }

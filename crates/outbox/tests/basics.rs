@@ -224,9 +224,9 @@ fn opening_sets_wal_and_full_sync() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    // Schema 6: records, sequences, held items, archive, kept totalizers, dropped counts,
-    // dead letters.
-    assert_eq!((mode.as_str(), version), ("wal", 6));
+    // Schema 7: records, sequences, held items, archive, kept totalizers, dropped counts,
+    // dead letters, command ids seen.
+    assert_eq!((mode.as_str(), version), ("wal", 7));
 }
 
 /// A corrupt file at start is moved aside, byte for byte, never deleted, and a fresh outbox

@@ -60,7 +60,7 @@ fn schema_upgrade_from_version_1_keeps_records() {
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
-            "DROP TABLE dead_letter; DROP TABLE dropped; DROP TABLE totalizers; DROP TABLE archive; DROP TABLE held; \
+            "DROP TABLE commands_seen; DROP TABLE dead_letter; DROP TABLE dropped; DROP TABLE totalizers; DROP TABLE archive; DROP TABLE held; \
              PRAGMA user_version = 1;",
         )
         .unwrap();
@@ -109,4 +109,28 @@ fn totalizers_are_kept_with_the_sale_that_counts_them() {
     ));
     assert_eq!(outbox.held().unwrap().len(), 2);
     assert_eq!(outbox.totalizers().unwrap()[1], t(4, 2, 8_677));
+}
+
+/// A command id is new once within the window, across a reopen; after the window it is
+/// forgotten.
+#[test]
+fn command_ids_are_remembered_for_a_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    let hour = 3_600_000;
+    {
+        let outbox = Outbox::open(&path).unwrap();
+        assert!(outbox.note_command("c1", 1_000, hour).unwrap());
+        assert!(!outbox.note_command("c1", 2_000, hour).unwrap());
+        assert!(outbox.note_command("c2", 2_000, hour).unwrap());
+    }
+    let outbox = Outbox::open(&path).unwrap();
+    assert!(
+        !outbox.note_command("c1", 3_000, hour).unwrap(),
+        "kept across a restart"
+    );
+    assert!(
+        outbox.note_command("c1", 1_000 + hour + 1, hour).unwrap(),
+        "forgotten"
+    );
 }

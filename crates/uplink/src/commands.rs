@@ -26,9 +26,37 @@ pub const TRACE_MINUTES: std::ops::RangeInclusive<u16> = 1..=120;
 /// A checked command from HQ.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Command {
-    /// HQ's correlation id, echoed in the reply.
+    /// HQ's correlation id, echoed in the reply. Unique per command: a command whose id was
+    /// seen before is a redelivery and is not carried out again.
     pub id: String,
     pub action: CommandAction,
+    /// When HQ issued it (optional field `t`, Unix ms): too old a command is refused.
+    pub issued: Option<i64>,
+    /// After when it must not run (optional field `expires`, Unix ms).
+    pub expires: Option<i64>,
+}
+
+impl Command {
+    /// A command HQ issued at no particular time, valid for ever (the agent's own, e.g. SIGHUP).
+    pub fn local(id: impl Into<String>, action: CommandAction) -> Command {
+        Command {
+            id: id.into(),
+            action,
+            issued: None,
+            expires: None,
+        }
+    }
+
+    /// Why the command must not run at `now`, if it is stale: past its `expires`, or issued
+    /// more than `max_age_ms` ago.
+    pub fn stale(&self, now: i64, max_age_ms: i64) -> Option<String> {
+        if let Some(expires) = self.expires.filter(|&e| now > e) {
+            return Some(format!("expired at {expires} (now {now})"));
+        }
+        let issued = self.issued?;
+        (now - issued > max_age_ms)
+            .then(|| format!("issued at {issued}, more than {max_age_ms} ms ago (now {now})"))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,7 +259,13 @@ pub fn parse_command(name: &str, payload: &[u8]) -> Result<Command, CommandError
             return Err(CommandError::UnknownCommand(shown));
         }
     };
-    Ok(Command { id, action })
+    let time = |field: &str| object.get(field).and_then(Value::as_i64);
+    Ok(Command {
+        id,
+        action,
+        issued: time("t"),
+        expires: time("expires"),
+    })
 }
 
 /// The correlation id of a payload, if it has a usable one: for error replies to payloads
@@ -280,6 +314,10 @@ fn fields<'de, T: Deserialize<'de>>(text: &'de str) -> Result<T, CommandError> {
 #[allow(dead_code)]
 struct IdOnly {
     id: String,
+    #[serde(default)]
+    t: Option<i64>,
+    #[serde(default)]
+    expires: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -287,6 +325,10 @@ struct IdOnly {
 #[allow(dead_code)]
 struct PlateCorrectionFields {
     id: String,
+    #[serde(default)]
+    t: Option<i64>,
+    #[serde(default)]
+    expires: Option<i64>,
     sale_id: String,
     plate: String,
     #[serde(default)]
@@ -298,6 +340,10 @@ struct PlateCorrectionFields {
 #[allow(dead_code)]
 struct ResendFields {
     id: String,
+    #[serde(default)]
+    t: Option<i64>,
+    #[serde(default)]
+    expires: Option<i64>,
     stream: String,
     from_seq: u64,
 }
@@ -307,6 +353,10 @@ struct ResendFields {
 #[allow(dead_code)]
 struct RecordTraceFields {
     id: String,
+    #[serde(default)]
+    t: Option<i64>,
+    #[serde(default)]
+    expires: Option<i64>,
     minutes: u16,
 }
 
@@ -315,6 +365,10 @@ struct RecordTraceFields {
 #[allow(dead_code)]
 struct HourlyFields {
     id: String,
+    #[serde(default)]
+    t: Option<i64>,
+    #[serde(default)]
+    expires: Option<i64>,
     hour: i64,
 }
 
@@ -339,6 +393,20 @@ mod tests {
     }
 
     #[test]
+    fn issue_and_expiry_times_make_a_command_stale() {
+        let c = ok("ping", r#"{"id":"a","t":1000,"expires":5000}"#);
+        assert_eq!((c.issued, c.expires), (Some(1000), Some(5000)));
+        assert_eq!(c.stale(2000, 10_000), None);
+        assert!(c.stale(5001, 10_000).unwrap().contains("expired"));
+        assert!(c.stale(3000, 1_000).unwrap().contains("issued at 1000"));
+        assert_eq!(ok("ping", r#"{"id":"a"}"#).stale(i64::MAX, 0), None);
+        assert!(matches!(
+            bad("ping", br#"{"id":"a","t":"yesterday"}"#),
+            CommandError::BadFields(_)
+        ));
+    }
+
+    #[test]
     fn every_command_parses() {
         assert_eq!(ok("ping", r#"{"id":"a"}"#).action, CommandAction::Ping);
         assert_eq!(
@@ -350,14 +418,14 @@ mod tests {
                 "plate_correction",
                 &format!(r#"{{"id":"c1","sale_id":"{SALE}","plate":"京A12345","by":"ops"}}"#)
             ),
-            Command {
-                id: "c1".into(),
-                action: CommandAction::PlateCorrection {
+            Command::local(
+                "c1",
+                CommandAction::PlateCorrection {
                     sale_id: SALE.parse().unwrap(),
                     plate: "京A12345".into(),
                     by: Some("ops".into()),
                 }
-            }
+            )
         );
         assert!(matches!(
             ok(

@@ -60,6 +60,10 @@ pub struct UplinkConfig {
     /// How long the agent has to answer a command before HQ gets a timeout error.
     #[serde(default = "default_command_timeout_s")]
     pub command_timeout_s: u64,
+    /// A command HQ stamped (`t`, Unix ms) longer ago than this is refused as stale: a command
+    /// queued for an offline station must not run hours later. 0: no limit.
+    #[serde(default = "default_command_max_age_s")]
+    pub command_max_age_s: u64,
 }
 
 /// PEM files for a TLS connection. Client cert and key go together (mutual TLS) or not at all.
@@ -113,6 +117,9 @@ fn default_limits_interval_s() -> u64 {
 fn default_command_timeout_s() -> u64 {
     30
 }
+fn default_command_max_age_s() -> u64 {
+    600
+}
 
 impl UplinkConfig {
     /// A username or password is configured and the connection is not TLS.
@@ -141,6 +148,7 @@ impl UplinkConfig {
             health_interval_s: default_health_interval_s(),
             limits_interval_s: default_limits_interval_s(),
             command_timeout_s: default_command_timeout_s(),
+            command_max_age_s: default_command_max_age_s(),
         }
     }
 

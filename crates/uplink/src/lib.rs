@@ -82,6 +82,7 @@ impl Uplink {
                 replies_tx,
                 agent_health: agent_health_rx,
                 heartbeat: Arc::new(Heartbeat::new()),
+                resend_running: Arc::default(),
             },
             replies,
             agent_health,

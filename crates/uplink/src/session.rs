@@ -20,8 +20,8 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::{JoinError, JoinHandle};
 
 use crate::commands::{
-    command_name, correlation_id, parse_command, reply_payload, CommandAction, CommandReply,
-    CommandRequest,
+    command_name, correlation_id, parse_command, reply_payload, Command, CommandAction,
+    CommandReply, CommandRequest,
 };
 use crate::health::{health_payload, OutboxFigures, UplinkHealth};
 use crate::inflight::{InflightTracker, Sent};
@@ -34,6 +34,10 @@ const ACK_BATCH: usize = 256;
 const REQUEST_HEADROOM: usize = 64;
 /// How long a clean shutdown waits for the broker to acknowledge the offline status.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// How long a command id is remembered: a redelivery within it is not carried out again.
+const COMMAND_ID_WINDOW_MS: i64 = 7 * 24 * 3_600_000;
+/// Most archived records one `resend` puts back in the queue (the reply says where to go on).
+const RESEND_MAX_RECORDS: u64 = 5_000;
 
 /// What a session needs and keeps across sessions.
 pub(crate) struct Shared {
@@ -51,6 +55,8 @@ pub(crate) struct Shared {
     pub agent_health: watch::Receiver<serde_json::Value>,
     /// Beaten as the session loop goes round and while waiting to reconnect.
     pub heartbeat: Arc<Heartbeat>,
+    /// A `resend` is running: another waits for its answer.
+    pub resend_running: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What a session borrows mutably from the uplink for its lifetime.
@@ -484,6 +490,17 @@ impl Session<'_> {
             }
         };
         tracing::info!(id = %command.id, command = command.action.name(), "command from HQ");
+        if let Err(why) = self.admit(&command) {
+            tracing::warn!(id = %command.id, "command refused: {why}");
+            UplinkHealth::add(&health.commands_refused, 1);
+            let reply = CommandReply::Failed(why);
+            self.publish_notice(
+                reply_topic,
+                QoS::AtLeastOnce,
+                reply_payload(Some(&command.id), &reply),
+            );
+            return;
+        }
         UplinkHealth::add(&health.commands, 1);
         let id = command.id.clone();
         let replies = self.shared.replies_tx.clone();
@@ -500,11 +517,20 @@ impl Session<'_> {
             CommandAction::Resend { stream, from_seq } => {
                 let (outbox, wake) = (self.shared.outbox.clone(), self.shared.wake.clone());
                 let (stream, from_seq) = (stream.clone(), *from_seq);
+                let running = self.shared.resend_running.clone();
                 tokio::spawn(async move {
-                    let reply = match blocking(move || outbox.resend(&stream, from_seq)).await {
-                        Ok(requeued) => {
+                    let resent = blocking(move || {
+                        outbox.resend_batch(&stream, from_seq, RESEND_MAX_RECORDS)
+                    })
+                    .await;
+                    running.store(false, std::sync::atomic::Ordering::Release);
+                    let reply = match resent {
+                        Ok(resent) => {
                             wake.notify_one();
-                            CommandReply::Done(serde_json::json!({"requeued": requeued}))
+                            CommandReply::Done(serde_json::json!({
+                                "requeued": resent.requeued,
+                                "next_from_seq": resent.next_from_seq,
+                            }))
                         }
                         Err(e) => CommandReply::Failed(format!("cannot re-queue: {e}")),
                     };
@@ -547,6 +573,58 @@ impl Session<'_> {
                     };
                     send_reply(reply);
                 });
+            }
+        }
+    }
+
+    /// Whether a valid command may run: not stale, not a redelivery of one already carried out
+    /// (ids are kept in the outbox for `COMMAND_ID_WINDOW_MS`), and for `resend`, none running.
+    /// `ping` changes nothing and is always answered.
+    fn admit(&self, command: &Command) -> Result<(), String> {
+        if command.action == CommandAction::Ping {
+            return Ok(());
+        }
+        let now = forecourt_events::now_millis();
+        let max_age_s = self.shared.config.command_max_age_s;
+        if max_age_s > 0 {
+            let max_age_ms = i64::try_from(max_age_s.saturating_mul(1000)).unwrap_or(i64::MAX);
+            if let Some(why) = command.stale(now, max_age_ms) {
+                return Err(format!("stale command: {why}"));
+            }
+        } else if let Some(why) = command.stale(now, i64::MAX) {
+            return Err(format!("stale command: {why}"));
+        }
+        let resend = matches!(command.action, CommandAction::Resend { .. });
+        if resend
+            && self
+                .shared
+                .resend_running
+                .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return Err("busy: a resend is running; ask again when it has answered".into());
+        }
+        // A short SQLite write; commands are rare.
+        match self
+            .shared
+            .outbox
+            .note_command(&command.id, now, COMMAND_ID_WINDOW_MS)
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                if resend {
+                    self.shared
+                        .resend_running
+                        .store(false, std::sync::atomic::Ordering::Release);
+                }
+                Err(format!(
+                    "duplicate command id {:?}: already carried out (a redelivery)",
+                    command.id
+                ))
+            }
+            Err(e) => {
+                // Better run it than refuse everything while the disk is full.
+                tracing::warn!(id = %command.id, "cannot note the command id: {e}");
+                Ok(())
             }
         }
     }

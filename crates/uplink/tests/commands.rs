@@ -248,7 +248,7 @@ async fn resend_sends_acknowledged_records_again_with_their_ids() {
         assert_eq!(topic, format!("{CMD}/resend/reply"));
         assert_eq!(
             msg,
-            json!({"id": "rs1", "ok": true, "result": {"requeued": 3}})
+            json!({"id": "rs1", "ok": true, "result": {"requeued": 3, "next_from_seq": null}})
         );
         for want in &first[2..] {
             let again = events.next(Duration::from_secs(10)).await.json;
@@ -258,6 +258,45 @@ async fn resend_sends_acknowledged_records_again_with_their_ids() {
             outbox.depth().unwrap() == 0
         })
         .await;
+
+        // The broker delivers the same command again (a redelivery): refused, nothing re-queued.
+        hq_sends(
+            broker.port,
+            "resend",
+            r#"{"id":"rs1","stream":"sale","from_seq":3}"#,
+        )
+        .await;
+        let (_, msg) = reply(&mut replies).await;
+        assert_eq!(
+            (msg["id"].as_str(), msg["ok"].as_bool()),
+            (Some("rs1"), Some(false))
+        );
+        assert!(
+            msg["error"].as_str().unwrap().contains("duplicate"),
+            "{msg}"
+        );
+        // Issued an hour ago, or past its expiry: stale, refused.
+        let now = forecourt_events::now_millis();
+        for payload in [
+            format!(
+                r#"{{"id":"old","stream":"sale","from_seq":1,"t":{}}}"#,
+                now - 3_600_000
+            ),
+            format!(
+                r#"{{"id":"exp","stream":"sale","from_seq":1,"expires":{}}}"#,
+                now - 1
+            ),
+        ] {
+            hq_sends(broker.port, "resend", &payload).await;
+            let (_, msg) = reply(&mut replies).await;
+            assert_eq!(msg["ok"], false, "{payload} -> {msg}");
+            assert!(msg["error"].as_str().unwrap().contains("stale"), "{msg}");
+        }
+        assert_eq!(
+            outbox.depth().unwrap(),
+            0,
+            "nothing re-queued by a refused command"
+        );
         stop.send(true).unwrap();
         tokio::time::timeout(Duration::from_secs(5), task)
             .await
