@@ -93,6 +93,17 @@ fn commands_do_what_they_say_and_bad_ones_change_nothing() {
     let (_broker, port) = start_mosquitto(dir.path());
     let config = dir.path().join("agent.toml");
     std::fs::write(&config, config_text(dir.path(), port, "3.0", "forecourt")).unwrap();
+    // A sale this station sent before (its record is in the outbox), for the correction.
+    let sale_id = {
+        let outbox = outbox::Outbox::open(dir.path().join("data/outbox.sqlite")).unwrap();
+        let body = serde_json::json!({"fp": 1, "nozzle": 1, "volume": "10.00"});
+        outbox
+            .append("sale", "forecourt/cmd/events/sale", &body)
+            .unwrap()
+            .id
+            .hyphenated()
+            .to_string()
+    };
     let mut hq = Proc::spawn(
         "mosquitto_sub",
         Command::new("mosquitto_sub")
@@ -127,6 +138,11 @@ fn commands_do_what_they_say_and_bad_ones_change_nothing() {
             "plate_correction",
             r#"{"id":"b2","sale_id":"6f1c1d3e-0000-4000-8000-000000000001","plate":"NOTAPLATE"}"#,
         ),
+        // Well-formed, but no sale of this station has that id.
+        (
+            "plate_correction",
+            r#"{"id":"b6","sale_id":"6f1c1d3e-0000-4000-8000-000000000001","plate":"苏E05EV8"}"#,
+        ),
         ("record_trace", r#"{"id":"b3","minutes":0}"#),
         ("reload_config", "not json"),
         ("hourly", r#"{"id":"b4","hour":"now"}"#),
@@ -144,7 +160,7 @@ fn commands_do_what_they_say_and_bad_ones_change_nothing() {
     let fixed = command(
         port,
         "plate_correction",
-        r#"{"id":"c1","sale_id":"6f1c1d3e-0000-4000-8000-000000000001","plate":"苏E05EV8","by":"hq-desk"}"#,
+        &format!(r#"{{"id":"c1","sale_id":"{sale_id}","plate":"苏E05EV8","by":"hq-desk"}}"#),
     );
     assert_eq!(fixed["ok"], true, "{fixed}\n{}", log());
     assert!(
@@ -158,10 +174,7 @@ fn commands_do_what_they_say_and_bad_ones_change_nothing() {
     )
     .unwrap();
     assert_eq!(event["body"]["plate"], "苏E05EV8");
-    assert_eq!(
-        event["body"]["sale_id"],
-        "6f1c1d3e-0000-4000-8000-000000000001"
-    );
+    assert_eq!(event["body"]["sale_id"], sale_id.as_str());
     assert_eq!(event["seq"], 1);
 
     // An invalid config file is refused and changes nothing.

@@ -53,6 +53,16 @@ impl Station {
                 if !plates::is_valid_plate(plate) {
                     anyhow::bail!("{plate:?} is not a well-formed Chinese plate");
                 }
+                let outbox = self.outbox.clone();
+                let id = *sale_id;
+                let sent =
+                    tokio::task::spawn_blocking(move || outbox.holds_record("sale", &id)).await??;
+                if !sent {
+                    anyhow::bail!(
+                        "no sale {sale_id} from this station is held here (waiting, or archived \
+                         within [outbox] archive_max_age_s): nothing corrected"
+                    );
+                }
                 let record = self
                     .append_record(
                         "sale_correction",

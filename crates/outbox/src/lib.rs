@@ -592,6 +592,20 @@ impl Outbox {
         Ok(new)
     }
 
+    /// Whether a record of `stream` with envelope id `id` is still held here, waiting or
+    /// archived: a record this station sent, within the archive's retention.
+    pub fn holds_record(&self, stream: &str, id: &Uuid) -> Result<bool, OutboxError> {
+        let id = id.hyphenated().to_string();
+        self.lock()
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM records WHERE stream = ?1 AND id = ?2)
+                     OR EXISTS (SELECT 1 FROM archive WHERE stream = ?1 AND id = ?2)",
+                params![stream, id],
+                |row| row.get(0),
+            )
+            .map_err(|e| OutboxError::sqlite(self.path(), "look for a record", e))
+    }
+
     /// Records moved to the dead letters since the file was created.
     pub fn dead_letters(&self) -> Result<u64, OutboxError> {
         let n: i64 = self
