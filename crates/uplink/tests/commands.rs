@@ -329,6 +329,7 @@ async fn a_retained_oversized_command_neither_drops_the_connection_nor_repeats_r
 
         let outbox = Outbox::open(dir.path().join("outbox.db")).unwrap();
         let mut hq = Subscriber::start(broker.port, SALE_TOPIC, None).await;
+        let mut replies = Subscriber::start(broker.port, &format!("{CMD}/+/reply"), None).await;
         let wake = Arc::new(Notify::new());
         let mut uplink = Uplink::new(config(broker.port), outbox.clone(), wake.clone()).unwrap();
         let _commands = uplink.commands(4);
@@ -354,6 +355,14 @@ async fn a_retained_oversized_command_neither_drops_the_connection_nor_repeats_r
             (0, 20, true),
             "{h:?}"
         );
+        // Retained: ignored, not answered (it would come back with every subscription).
+        assert!(
+            tokio::time::timeout(Duration::from_millis(500), replies.messages.recv())
+                .await
+                .is_err(),
+            "the retained command got a reply"
+        );
+        assert_eq!(h.commands_refused, 1, "counted as refused");
         stop.send(true).unwrap();
         let _ = task.await;
     })
