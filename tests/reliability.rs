@@ -589,26 +589,29 @@ impl Rig {
         }
     }
 
-    /// Ids of every message HQ's raw subscriber has received so far.
-    fn ids_at_hq(&self) -> BTreeSet<String> {
+    /// Every envelope HQ's raw subscriber has received so far.
+    fn envelopes_at_hq(&self) -> Vec<Value> {
         let raw = self.hq.as_ref().map(|hq| hq.raw_path.clone());
         raw.and_then(|p| std::fs::read_to_string(p).ok())
             .unwrap_or_default()
             .lines()
             .filter_map(|l| l.split_once(' '))
             .filter_map(|(_, payload)| serde_json::from_str::<Value>(payload).ok())
+            .collect()
+    }
+
+    /// Ids of every message HQ's raw subscriber has received so far.
+    fn ids_at_hq(&self) -> BTreeSet<String> {
+        self.envelopes_at_hq()
+            .iter()
             .filter_map(|v| v["id"].as_str().map(str::to_owned))
             .collect()
     }
 
     /// Bodies of the messages on `stream` HQ's raw subscriber has received so far.
     fn bodies_at_hq(&self, stream: &str) -> Vec<Value> {
-        let raw = self.hq.as_ref().map(|hq| hq.raw_path.clone());
-        raw.and_then(|p| std::fs::read_to_string(p).ok())
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split_once(' '))
-            .filter_map(|(_, payload)| serde_json::from_str::<Value>(payload).ok())
+        self.envelopes_at_hq()
+            .into_iter()
             .filter(|v| v["stream"] == stream)
             .map(|v| v["body"].clone())
             .collect()
