@@ -89,3 +89,43 @@ fn dart_decode_prints_the_fact_sheet_frames_as_json() {
     assert_eq!(lines[1]["frame"], "eot");
     assert!(lines[2]["error"].is_string());
 }
+
+/// A default model file that is not the one models/MANIFEST names (here a changed dictionary)
+/// stops the agent at start with a message naming the file; nothing runs on a wrong model.
+#[test]
+fn run_refuses_a_model_file_that_does_not_match_the_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    for name in ["clp_det.onnx", "clp_v2_c_rec.onnx", "clp_dict.txt"] {
+        std::fs::copy(repo_root().join("models").join(name), models.join(name)).unwrap();
+    }
+    let mut dict = std::fs::read(models.join("clp_dict.txt")).unwrap();
+    dict.extend_from_slice("X\n".as_bytes());
+    std::fs::write(models.join("clp_dict.txt"), dict).unwrap();
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "station_id = \"x\"\ndata_dir = \"{}\"\n[plates]\nmodels_dir = \"{}\"\n[uplink]\nhost = \"127.0.0.1\"\nport = 1\n",
+            dir.path().join("data").display(),
+            models.display()
+        ),
+    )
+    .unwrap();
+    let (ok, _, stderr) = agent(
+        &[
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--seconds",
+            "5",
+        ],
+        "",
+    );
+    assert!(!ok, "the agent ran on a changed model:\n{stderr}");
+    assert!(
+        stderr.contains("clp_dict.txt") && stderr.contains("models/MANIFEST"),
+        "{stderr}"
+    );
+}

@@ -6,6 +6,7 @@ mod commands;
 mod config;
 mod health;
 mod liveness;
+mod model_files;
 mod station;
 mod trace_files;
 mod vision;

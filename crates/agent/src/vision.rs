@@ -39,6 +39,13 @@ impl Vision {
         out: mpsc::Sender<FramePlates>,
         liveness: &Liveness,
     ) -> Result<Vision> {
+        // An explicitly configured detector is the operator's choice; the rest must be ours.
+        let skip: &[&str] = if config.plates.detector.is_some() {
+            &["clp_det.onnx"]
+        } else {
+            &[]
+        };
+        crate::model_files::verify(&config.resolve(&config.plates.models_dir), skip)?;
         let lib = config.find_onnxruntime()?;
         plates::load_onnx_runtime(&lib)?;
         let mut pipeline =
