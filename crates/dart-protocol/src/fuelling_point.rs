@@ -35,8 +35,10 @@ pub const TOTALS_INTERVAL_MS: i64 = 300_000;
 pub const TOTALS_MAX_TRIES: u8 = 3;
 
 /// How long a completed fill waits for the answer to RETURN FILLING INFO before it is reported
-/// with the last DC2 seen.
-const FILLING_INFO_WAIT_MS: i64 = 5_000;
+/// with the last DC2 seen: long enough for many retries over a noisy line (a progress volume is
+/// a wrong sale), short enough that a pump without the command does not block its customers
+/// for long.
+const FILLING_INFO_WAIT_MS: i64 = 30_000;
 
 /// How long a fill found completed at start waits (pump not reset) for the totalizers that tell
 /// its nozzle; then it is reported with the nozzle unknown. A customer lifting a nozzle meanwhile

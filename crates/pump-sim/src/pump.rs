@@ -329,6 +329,10 @@ impl SimPump {
                 amount: self.amount,
             };
             if self.late_final_dc2 {
+                // The final DC2 replaces any progress not yet polled, as it does in the
+                // outbox: a DC2 in the completion's block would count as final.
+                self.outbox
+                    .retain(|t| !matches!(t, PumpTransaction::FillingInfo { .. }));
                 self.later.push(final_dc2);
             } else {
                 self.outbox.push(final_dc2);
@@ -494,6 +498,8 @@ mod tests {
         p.handle(0.1, &MasterTransaction::Command(Command::Authorize));
         p.tick(5.0);
         p.take_outbox();
+        // Progress the master has not polled yet when the nozzle is hung up.
+        p.tick(9.5);
         p.tick(10.0);
         assert_eq!(
             p.take_outbox(),
