@@ -47,7 +47,7 @@ const IDENTIFY_NOZZLE_MS: i64 = 10_000;
 
 /// The amount a pump charges for `volume` at `price` (raw units): the product rounded half up to
 /// the amount's decimals. None on overflow.
-fn amount_for(volume: u64, price: u64, dec: Decimals) -> Option<u64> {
+pub fn amount_for(volume: u64, price: u64, dec: Decimals) -> Option<u64> {
     let product = u128::from(volume) * u128::from(price);
     let shift = i32::from(dec.volume) + i32::from(dec.price) - i32::from(dec.amount);
     let amount = if shift >= 0 {

@@ -16,8 +16,8 @@ pub use bcd::{bcd_decode, bcd_encode, BcdError};
 pub use crc::crc16_arc;
 pub use decoder::{DecodeError, DecoderStats, FrameDecoder};
 pub use fuelling_point::{
-    Decimals, FuellingPoint, FuellingPointConfig, NOZZLE_DEBOUNCE_MS, TOTALS_INTERVAL_MS,
-    TOTALS_MAX_TRIES,
+    amount_for, Decimals, FuellingPoint, FuellingPointConfig, NOZZLE_DEBOUNCE_MS,
+    TOTALS_INTERVAL_MS, TOTALS_MAX_TRIES,
 };
 pub use line::{encode, is_valid_address, Frame, FrameKind};
 pub use totals::{TotalsTracker, TotalsVerdict};

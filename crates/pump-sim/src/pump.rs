@@ -236,17 +236,7 @@ impl SimPump {
 
     /// Amount for a volume at the nozzle's price, rounded half up to the amount decimals.
     pub fn amount_for(&self, volume: u64, nozzle: u8) -> u64 {
-        let d = self.decimals;
-        let product = u128::from(volume) * u128::from(self.price(nozzle));
-        let from = i32::from(d.volume) + i32::from(d.price);
-        let shift = from - i32::from(d.amount);
-        let v = if shift >= 0 {
-            let div = 10u128.pow(shift as u32);
-            (product + div / 2) / div
-        } else {
-            product * 10u128.pow((-shift) as u32)
-        };
-        u64::try_from(v).unwrap_or(u64::MAX)
+        dart_protocol::amount_for(volume, self.price(nozzle), self.decimals).unwrap_or(u64::MAX)
     }
 
     /// A customer lifts `nozzle`; the fill delivers `volume` (raw) by `end_s` if authorized.
