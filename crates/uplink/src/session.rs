@@ -202,16 +202,7 @@ impl Session<'_> {
                             }
                             Some(Err(e)) => {
                                 self.finish_deletes().await;
-                                let mut end = self.lost(e.to_string());
-                                if let SessionEnd::Lost { oversized_incoming, .. } = &mut end {
-                                    *oversized_incoming = matches!(
-                                        e,
-                                        ConnectionError::MqttState(StateError::Deserialization(
-                                            rumqttc::Error::PayloadSizeLimitExceeded(_)
-                                        ))
-                                    );
-                                }
-                                return end;
+                                return self.connection_failed(&e);
                             }
                             None => {
                                 self.finish_deletes().await;
@@ -585,13 +576,12 @@ impl Session<'_> {
             return Ok(());
         }
         let now = forecourt_events::now_millis();
-        let max_age_s = self.shared.config.command_max_age_s;
-        if max_age_s > 0 {
-            let max_age_ms = i64::try_from(max_age_s.saturating_mul(1000)).unwrap_or(i64::MAX);
-            if let Some(why) = command.stale(now, max_age_ms) {
-                return Err(format!("stale command: {why}"));
-            }
-        } else if let Some(why) = command.stale(now, i64::MAX) {
+        // 0: no age limit (an `expires` still counts).
+        let max_age_ms = match self.shared.config.command_max_age_s {
+            0 => i64::MAX,
+            s => i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX),
+        };
+        if let Some(why) = command.stale(now, max_age_ms) {
             return Err(format!("stale command: {why}"));
         }
         let resend = matches!(command.action, CommandAction::Resend { .. });
@@ -716,9 +706,24 @@ impl Session<'_> {
     }
 
     fn lost(&mut self, why: String) -> SessionEnd {
+        self.ended(why, false)
+    }
+
+    /// The MQTT connection failed: lost, and whether the broker sent more than we take.
+    fn connection_failed(&mut self, e: &ConnectionError) -> SessionEnd {
+        let oversized_incoming = matches!(
+            e,
+            ConnectionError::MqttState(StateError::Deserialization(
+                rumqttc::Error::PayloadSizeLimitExceeded(_)
+            ))
+        );
+        self.ended(e.to_string(), oversized_incoming)
+    }
+
+    fn ended(&self, why: String, oversized_incoming: bool) -> SessionEnd {
         SessionEnd::Lost {
             connected_for: self.connected_at.map(|t| t.elapsed()),
-            oversized_incoming: false,
+            oversized_incoming,
             why,
         }
     }
