@@ -54,7 +54,8 @@ impl Command {
             return Some(format!("expired at {expires} (now {now})"));
         }
         let issued = self.issued?;
-        (now - issued > max_age_ms)
+        // Saturating: `t` is HQ's input, any i64.
+        (now.saturating_sub(issued) > max_age_ms)
             .then(|| format!("issued at {issued}, more than {max_age_ms} ms ago (now {now})"))
     }
 }
@@ -400,6 +401,9 @@ mod tests {
         assert!(c.stale(5001, 10_000).unwrap().contains("expired"));
         assert!(c.stale(3000, 1_000).unwrap().contains("issued at 1000"));
         assert_eq!(ok("ping", r#"{"id":"a"}"#).stale(i64::MAX, 0), None);
+        // Extreme stamps are stale or not, never an overflow.
+        let ancient = ok("ping", &format!(r#"{{"id":"a","t":{}}}"#, i64::MIN));
+        assert!(ancient.stale(1000, i64::MAX - 1).is_some());
         assert!(matches!(
             bad("ping", br#"{"id":"a","t":"yesterday"}"#),
             CommandError::BadFields(_)
