@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -213,19 +214,43 @@ fn sale_reaches_the_broker_with_the_plate_of_the_car_at_the_pump() {
         "{}",
         String::from_utf8_lossy(&replayed.stderr)
     );
-    let mut replayed: Vec<(u64, Value)> = String::from_utf8_lossy(&replayed.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .map(|v| (v["fp"].as_u64().unwrap(), v["plate"].clone()))
+    // The last line per sale is replay's verdict (a later line is the revisit's correction).
+    let mut replayed_by_sale: BTreeMap<(u64, i64), Value> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&replayed.stdout).lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let key = (v["fp"].as_u64().unwrap(), v["t"].as_i64().unwrap());
+        replayed_by_sale.insert(key, v["plate"].clone());
+    }
+    let replayed: Vec<(u64, Value)> = replayed_by_sale
+        .into_iter()
+        .map(|((fp, _), plate)| (fp, plate))
         .collect();
-    replayed.sort_by_key(|(fp, _)| *fp);
+    // Live: each sale's plate, unless the matcher corrected it later (kept in the archive).
+    let corrections = Command::new("sqlite3")
+        .arg("-readonly")
+        .arg(&db)
+        .arg("SELECT CAST(payload AS TEXT) FROM archive WHERE stream = 'sale_correction' ORDER BY seq;")
+        .output()
+        .unwrap();
+    assert!(corrections.status.success());
+    let mut corrected: BTreeMap<String, Value> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&corrections.stdout).lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["body"]["source"], "matcher", "{v}");
+        corrected.insert(
+            v["body"]["sale_id"].as_str().unwrap().to_string(),
+            v["body"]["plate"].clone(),
+        );
+    }
     let live: Vec<(u64, Value)> = by_fp
         .iter()
         .map(|m| {
-            (
-                m["body"]["fp"].as_u64().unwrap(),
-                m["body"]["plate"].clone(),
-            )
+            let id = m["id"].as_str().unwrap();
+            let plate = corrected
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| m["body"]["plate"].clone());
+            (m["body"]["fp"].as_u64().unwrap(), plate)
         })
         .collect();
     assert_eq!(

@@ -301,6 +301,7 @@ async fn run_agent(
     let mut station = Station {
         restored_sales: Vec::new(),
         released_last: Default::default(),
+        awaiting_revisit: Default::default(),
         kept_totalizers: kept_totalizers
             .iter()
             .map(|t| ((t.fp, t.nozzle), t.total))

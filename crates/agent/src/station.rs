@@ -31,6 +31,8 @@ pub enum OutboxWrite {
     },
     Release {
         key: String,
+        /// Chosen before the write, so a later correction can name the record.
+        id: uuid::Uuid,
         stream: &'static str,
         topic: String,
         body: Value,
@@ -55,10 +57,11 @@ impl OutboxWrite {
             } => outbox.hold_counted(key, body, totalizer.as_ref()),
             OutboxWrite::Release {
                 key,
+                id,
                 stream,
                 topic,
                 body,
-            } => outbox.release(key, stream, topic, body).map(|_| ()),
+            } => outbox.release_as(key, *id, stream, topic, body).map(|_| ()),
             OutboxWrite::Append {
                 stream,
                 topic,
@@ -71,6 +74,9 @@ impl OutboxWrite {
         }
     }
 }
+
+/// A sale as the matcher's verdicts name it: fuelling point, nozzle, when the pump reported it.
+pub type SaleKey = (u8, u8, UnixMillis);
 
 /// Plate reads arrive after the pump events of the same moment: 2 s puts a trace in time order.
 pub const TRACE_REORDER_MS: i64 = 2_000;
@@ -85,6 +91,9 @@ pub struct Station {
     /// archived) with no nozzle lifted at that point since: a pump still showing that fill as
     /// completed at start reports it again (the reset had not reached the pump before the stop).
     pub released_last: std::collections::BTreeMap<u8, ReleasedSale>,
+    /// Sales sent with their first verdict and still waiting for the matcher's revisit: their
+    /// record ids, to name in a correction. Forgotten after the revisit.
+    pub awaiting_revisit: std::collections::BTreeMap<SaleKey, uuid::Uuid>,
     /// Per (fuelling point, nozzle), the totalizer last kept in the outbox: a reading that
     /// only repeats it is not written again.
     pub kept_totalizers: std::collections::BTreeMap<(u8, u8), u64>,
@@ -408,6 +417,10 @@ impl Station {
 
     async fn decide(&mut self, now: UnixMillis) -> Result<()> {
         for m in self.matcher.poll(now) {
+            if m.correction {
+                self.correct(&m).await?;
+                continue;
+            }
             self.analytics.observe_matched(&m);
             info!(
                 fp = m.sale.fp,
@@ -419,16 +432,63 @@ impl Station {
                 reason = %m.verdict.reason,
                 "sale matched"
             );
+            let id = uuid::Uuid::new_v4();
             self.write(OutboxWrite::Release {
                 key: held_key(&m.sale),
+                id,
                 stream: "sale",
                 topic: self.topic("sale"),
                 body: sale_body(&m),
             })
             .await?;
+            self.awaiting_revisit
+                .insert((m.sale.fp, m.sale.nozzle, m.sale.t), id);
         }
+        // A sale is revisited once, `revisit_ms` after it ended: older entries can only be sales
+        // whose revisit agreed (or a matcher reconfigured since).
+        let horizon = now.saturating_sub(
+            self.matcher
+                .config()
+                .revisit_ms
+                .max(self.matcher.config().grace_ms)
+                + REVISIT_SLACK_MS,
+        );
+        self.awaiting_revisit.retain(|(_, _, t), _| *t >= horizon);
         // Not `now`: at shutdown it is the end of time, which would close the unfinished hour.
         self.publish_analytics(now.min(now_millis())).await
+    }
+
+    /// Publishes the matcher's later verdict on a sale already sent, as a `sale_correction` that
+    /// names the sale's record.
+    async fn correct(&mut self, m: &MatchedSale) -> Result<()> {
+        let Some(id) = self
+            .awaiting_revisit
+            .remove(&(m.sale.fp, m.sale.nozzle, m.sale.t))
+        else {
+            // Sent by an earlier run (restored after a restart): its record id is not known here.
+            warn!(
+                fp = m.sale.fp,
+                nozzle = m.sale.nozzle,
+                "a correction for a sale this run did not send; not published"
+            );
+            return Ok(());
+        };
+        info!(
+            fp = m.sale.fp,
+            nozzle = m.sale.nozzle,
+            plate = m.verdict.plate.as_deref().unwrap_or("-"),
+            confidence = m.verdict.confidence,
+            reason = %m.verdict.reason,
+            "sale match corrected"
+        );
+        let topic = self.topic("sale_correction");
+        self.write(OutboxWrite::Append {
+            stream: "sale_correction",
+            topic,
+            body: matcher_correction_body(m, id, now_millis()),
+            totalizer: None,
+        })
+        .await
     }
 
     async fn publish_analytics(&mut self, now: UnixMillis) -> Result<()> {
@@ -645,6 +705,23 @@ impl Station {
         self.wake_uplink.notify_one();
         Ok(record)
     }
+}
+
+/// How long past a sale's revisit its record id is kept in case the correction comes late.
+const REVISIT_SLACK_MS: i64 = 60_000;
+
+/// The `sale_correction` body for the matcher's revisit of the sale recorded as `sale_id` (see
+/// docs/mqtt.md).
+pub fn matcher_correction_body(m: &MatchedSale, sale_id: uuid::Uuid, t: UnixMillis) -> Value {
+    json!({
+        "t": t,
+        "sale_id": sale_id,
+        "plate": m.verdict.plate,
+        "plate_confidence": m.verdict.confidence,
+        "match_reason": m.verdict.reason,
+        "by": "matcher",
+        "source": "matcher",
+    })
 }
 
 /// The `sale` message body HQ receives (see docs/mqtt.md).

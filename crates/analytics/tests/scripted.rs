@@ -75,6 +75,7 @@ fn matched(sale: &Sale, out: i64, inn: i64, plate: Option<&str>) -> MatchedSale 
             reason: String::new(),
         },
         candidate: None,
+        correction: false,
     }
 }
 

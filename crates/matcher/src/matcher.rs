@@ -26,6 +26,10 @@ use forecourt_events::text_distance_at_most;
 pub struct MatcherConfig {
     /// How long after a sale to wait for late frames before deciding.
     pub grace_ms: i64,
+    /// How long after the hang-up to judge the sale again, with what was seen since (the car read
+    /// standing at the pump after an occlusion or a camera outage that hid the whole fill). A
+    /// different verdict then is published as a correction. 0 (or not above `grace_ms`): never.
+    pub revisit_ms: i64,
     /// Below this confidence the matcher gives no plate. Confidences are calibrated (a plate
     /// given at 0.95 is right about 95 times in 100), so this is the accepted error rate.
     pub min_confidence: f32,
@@ -61,6 +65,7 @@ impl Default for MatcherConfig {
     fn default() -> Self {
         MatcherConfig {
             grace_ms: 5_000,
+            revisit_ms: 60_000,
             min_confidence: 0.95,
             min_reads: 3,
             full_coverage: 0.8,
@@ -88,6 +93,9 @@ pub struct MatchedSale {
     /// abstained as unsure (`None` when no well-formed plate had enough reads): what calibration
     /// is fitted on.
     pub candidate: Option<ScoredPlate>,
+    /// `true` when this verdict corrects the one the sale was first given (a later look found
+    /// another plate, or found the first one no longer sure); the first verdict is `false`.
+    pub correction: bool,
 }
 
 /// A plate with its raw evidence score (0..1, not a probability).
@@ -103,6 +111,9 @@ struct PendingSale {
     start: Option<UnixMillis>,
     end: UnixMillis,
     decide_at: UnixMillis,
+    /// `None` until the first verdict; then the plate it gave, while the sale waits for its
+    /// revisit.
+    first_plate: Option<Option<String>>,
 }
 
 /// One nozzle-out..nozzle-in at one fuelling point, sold or still running.
@@ -279,6 +290,7 @@ impl Matcher {
                     start,
                     end,
                     decide_at: sale.t.max(end) + self.config.grace_ms,
+                    first_plate: None,
                 });
             }
             // Pump status and the like say nothing about which car was there.
@@ -286,28 +298,49 @@ impl Matcher {
         }
     }
 
-    /// Decides every sale whose grace period is over at `now`, oldest first.
+    /// Decides every sale whose grace period is over at `now`, and revisits every sale whose
+    /// revisit is due, in the order of those times: first verdicts, then corrections where the
+    /// revisit changed the plate.
     pub fn poll(&mut self, now: UnixMillis) -> Vec<MatchedSale> {
-        let (mut due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
-            .into_iter()
-            .partition(|p| p.decide_at <= now);
-        self.pending = waiting;
-        due.sort_by_key(|p| (p.decide_at, p.sale.t, p.sale.fp, p.sale.nozzle));
-        let mut decided = Vec::with_capacity(due.len());
-        for p in due {
+        let mut decided = Vec::new();
+        // A sale decided here may come due for its revisit within the same call (the end of a
+        // replay): take the earliest due one each time.
+        while let Some(i) = self.next_due(now) {
+            let p = self.pending.swap_remove(i);
             // What the stop model knows at a sale's decision depends on the sale alone, not on
             // when the caller polls: a live run and the replay of its trace decide alike.
             self.learn_stops(p.decide_at);
             let (verdict, candidate) = self.judge(&p);
-            if let Some(start) = p.start {
-                self.note_standing_cars(p.sale.fp, start, p.end.max(start + 1), p.decide_at);
-            }
+            let correction = match &p.first_plate {
+                None => {
+                    if let Some(start) = p.start {
+                        self.note_standing_cars(
+                            p.sale.fp,
+                            start,
+                            p.end.max(start + 1),
+                            p.decide_at,
+                        );
+                    }
+                    let revisit_at = p.end.max(p.sale.t) + self.config.revisit_ms;
+                    if revisit_at > p.decide_at && self.config.revisit_ms > self.config.grace_ms {
+                        self.pending.push(PendingSale {
+                            decide_at: revisit_at,
+                            first_plate: Some(verdict.plate.clone()),
+                            ..p.clone()
+                        });
+                    }
+                    false
+                }
+                Some(first) if *first == verdict.plate => continue,
+                Some(_) => true,
+            };
             decided.push(MatchedSale {
                 verdict,
                 candidate,
                 fill_start: p.start,
                 fill_end: p.end,
                 sale: p.sale,
+                correction,
             });
         }
         self.learn_stops(now);
@@ -333,9 +366,30 @@ impl Matcher {
         &self.config
     }
 
-    /// Sales waiting for their grace period.
+    /// Sales waiting for their grace period (not those decided and waiting for their revisit).
     pub fn pending(&self) -> usize {
-        self.pending.len()
+        self.pending
+            .iter()
+            .filter(|p| p.first_plate.is_none())
+            .count()
+    }
+
+    /// The pending sale that comes due first at `now`, if any.
+    fn next_due(&self, now: UnixMillis) -> Option<usize> {
+        self.pending
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.decide_at <= now)
+            .min_by_key(|(_, p)| {
+                (
+                    p.decide_at,
+                    p.sale.t,
+                    p.sale.fp,
+                    p.sale.nozzle,
+                    p.first_plate.is_some(),
+                )
+            })
+            .map(|(i, _)| i)
     }
 
     fn forget_before(&mut self, horizon: UnixMillis) {
@@ -1205,6 +1259,104 @@ mod tests {
         assert_eq!(m.pending(), 1);
         assert_eq!(m.poll(14_000).len(), 1);
         assert_eq!(m.pending(), 0);
+    }
+
+    /// Cam1 frames every 500 ms over `0..until_ms`: `car` read at x 0.25 except while hidden
+    /// (`hidden` ms), when `instead` (if any) is read there, or nothing.
+    fn hidden_spell(
+        car: &str,
+        hidden: std::ops::Range<i64>,
+        instead: Option<&str>,
+        until_ms: i64,
+    ) -> Vec<FramePlates> {
+        (0..until_ms / 500)
+            .map(|i| i * 500)
+            .map(|t| match (hidden.contains(&t), instead) {
+                (false, _) => frame(t, &[(car, 0.25, 0.95)]),
+                (true, Some(other)) => frame(t, &[(other, 0.25, 0.95)]),
+                (true, None) => frame(t, &[]),
+            })
+            .collect()
+    }
+
+    /// Feeds `frames` and `events` in time order, polling as it goes; every verdict returned.
+    fn run_live(
+        frames: &[FramePlates],
+        events: &[(i64, DispenserEvent)],
+        end: i64,
+    ) -> Vec<MatchedSale> {
+        let mut m = Matcher::new(layout(), MatcherConfig::default(), plate_ok);
+        let mut out = Vec::new();
+        let mut events = events.iter().peekable();
+        for f in frames {
+            while let Some((_, e)) = events.next_if(|(t, _)| *t <= f.t) {
+                m.observe_dispenser(e);
+            }
+            out.extend(m.poll(f.t));
+            m.observe_frame(f);
+        }
+        events.for_each(|(_, e)| m.observe_dispenser(e));
+        out.extend(m.poll(end));
+        out
+    }
+
+    fn fill(fp: u8, out: i64, done: i64) -> [(i64, DispenserEvent); 3] {
+        [
+            (
+                out,
+                DispenserEvent::NozzleOut {
+                    t: out,
+                    fp,
+                    nozzle: 1,
+                },
+            ),
+            (
+                done,
+                DispenserEvent::NozzleIn {
+                    t: done,
+                    fp,
+                    nozzle: 1,
+                },
+            ),
+            (done, sale(fp, done, Some(out))),
+        ]
+    }
+
+    #[test]
+    fn a_car_hidden_through_the_whole_fill_and_seen_after_it_comes_as_a_correction() {
+        // Read standing at the pump before the lift and again well after the hang-up, hidden the
+        // whole fill: at the grace period nothing shows it stayed; the revisit does.
+        let frames = hidden_spell("苏E05EV8", 10_000..55_000, None, 120_000);
+        let out = run_live(&frames, &fill(1, 12_000, 40_000), 200_000);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[0].verdict.plate, None, "{:?}", out[0].verdict);
+        assert!(!out[0].correction);
+        assert_eq!(
+            out[1].verdict.plate.as_deref(),
+            Some("苏E05EV8"),
+            "{:?}",
+            out[1].verdict
+        );
+        assert!(out[1].correction);
+        assert!(out[1].verdict.confidence >= MatcherConfig::default().min_confidence);
+    }
+
+    #[test]
+    fn no_correction_when_the_revisit_agrees_or_another_car_stood_there() {
+        // Seen all along: the first verdict stands, nothing more is said.
+        let frames = hidden_spell("苏E05EV8", 0..0, None, 120_000);
+        let out = run_live(&frames, &fill(1, 12_000, 40_000), 200_000);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].verdict.plate.as_deref(), Some("苏E05EV8"));
+        // Another car read at the pump in the hidden spell: the one seen before and after did not
+        // stand there through the fill.
+        let frames = hidden_spell("苏E05EV8", 10_000..55_000, Some("京A12345"), 120_000);
+        let out = run_live(&frames, &fill(1, 12_000, 40_000), 200_000);
+        assert!(
+            out.iter()
+                .all(|m| m.verdict.plate.as_deref() != Some("苏E05EV8")),
+            "{out:?}"
+        );
     }
 
     #[test]

@@ -37,11 +37,15 @@ pub struct ReplayedSale {
     pub confidence: f64,
     /// When the pump reported the sale (identifies it when the trace gave no `ref`).
     pub t: UnixMillis,
+    /// A later line for a sale already printed: the matcher's revisit changed the verdict, and
+    /// this one replaces it (the live agent publishes it as a `sale_correction`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub correction: bool,
 }
 
 /// Feeds every record of `trace` to a matcher, in file order, and hands each decided sale to
-/// `on_sale` in the order the matcher decides them. The clock is the newest `t` seen; at the end
-/// every sale still waiting is decided.
+/// `on_sale` in the order the matcher decides them, and each correction after it. The clock is the
+/// newest `t` seen; at the end every sale still waiting is decided and revisited.
 pub fn replay_with(
     trace: impl BufRead,
     config: &MatcherConfig,
@@ -58,15 +62,17 @@ pub fn replay_with(
      -> Result<(), ReplayError> {
         for m in sales {
             let key = (m.sale.fp, m.sale.nozzle, m.sale.t);
+            // Kept for the correction that may follow (a replay holds one entry per sale).
             let line = ReplayedSale {
-                sale_ref: refs.remove(&key).flatten(),
+                sale_ref: refs.get(&key).cloned().flatten(),
                 fp: m.sale.fp,
                 nozzle: m.sale.nozzle,
                 plate: m.verdict.plate.clone(),
                 confidence: (f64::from(m.verdict.confidence) * 1000.0).round() / 1000.0,
                 t: m.sale.t,
+                correction: m.correction,
             };
-            decided += 1;
+            decided += usize::from(!m.correction);
             on_sale(line, &m)?;
         }
         Ok(())
@@ -344,10 +350,20 @@ pub fn eval_match(
         expected.insert(parsed.sale_ref.clone(), parsed);
     }
     let mut report = EvalReport::default();
+    // The last verdict for each sale counts (a correction replaces the first).
+    let mut verdicts: BTreeMap<String, ReplayedSale> = BTreeMap::new();
     replay_with(trace, config, is_well_formed, |sale, _| {
-        let Some(truth) = sale.sale_ref.as_ref().and_then(|r| expected.remove(r)) else {
-            report.without_truth += 1;
-            return Ok(());
+        match sale.sale_ref.clone() {
+            Some(sale_ref) if expected.contains_key(&sale_ref) => {
+                verdicts.insert(sale_ref, sale);
+            }
+            _ => report.without_truth += usize::from(!sale.correction),
+        }
+        Ok(())
+    })?;
+    for (sale_ref, sale) in verdicts {
+        let Some(truth) = expected.remove(&sale_ref) else {
+            continue;
         };
         let emitted = sale.plate.is_some();
         let correct = emitted && sale.plate == truth.plate;
@@ -368,8 +384,7 @@ pub fn eval_match(
             bin.correct += usize::from(correct);
             bin.confidence_sum += sale.confidence;
         }
-        Ok(())
-    })?;
+    }
     report.without_verdict = expected.len();
     Ok(report)
 }

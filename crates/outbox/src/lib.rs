@@ -393,11 +393,24 @@ impl Outbox {
         topic: &str,
         body: &serde_json::Value,
     ) -> Result<Record, OutboxError> {
+        self.release_as(key, Uuid::new_v4(), stream, topic, body)
+    }
+
+    /// [`Outbox::release`] under a record id the caller chose, so that it can name the record
+    /// (in a later correction) before the write is done. `id` must be new.
+    pub fn release_as(
+        &self,
+        key: &str,
+        id: Uuid,
+        stream: &str,
+        topic: &str,
+        body: &serde_json::Value,
+    ) -> Result<Record, OutboxError> {
         let mut conn = self.lock();
         let tx = self.begin(&mut conn, "begin a release")?;
         tx.execute("DELETE FROM held WHERE key = ?1", params![key])
             .map_err(|e| OutboxError::sqlite(self.path(), "forget a held item", e))?;
-        let record = self.append_in(&tx, stream, topic, body)?;
+        let record = self.append_with_id(&tx, id, stream, topic, body)?;
         tx.commit()
             .map_err(|e| OutboxError::sqlite(self.path(), "commit a release", e))?;
         Ok(record)
@@ -421,6 +434,17 @@ impl Outbox {
         topic: &str,
         body: &serde_json::Value,
     ) -> Result<Record, OutboxError> {
+        self.append_with_id(tx, Uuid::new_v4(), stream, topic, body)
+    }
+
+    fn append_with_id(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        id: Uuid,
+        stream: &str,
+        topic: &str,
+        body: &serde_json::Value,
+    ) -> Result<Record, OutboxError> {
         let path = self.path();
         let err = |op, e| OutboxError::sqlite(path, op, e);
         let seq: i64 = tx
@@ -432,7 +456,6 @@ impl Outbox {
                 |row| row.get(0),
             )
             .map_err(|e| err("take the next sequence number", e))?;
-        let id = Uuid::new_v4();
         let created = now_millis();
         let payload = serde_json::to_vec(&Envelope {
             id: &id,

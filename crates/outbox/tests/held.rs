@@ -46,6 +46,16 @@ fn held_items_survive_reopen_until_released() {
         .unwrap();
     assert_eq!(outbox.depth().unwrap(), 2);
     assert_eq!(outbox.held().unwrap().len(), 1);
+
+    // Under an id chosen beforehand (a correction may name it before the write is done).
+    let id = uuid::Uuid::new_v4();
+    let rec = outbox
+        .release_as("sale:2:2000", id, "sale", "t/sale", &json!({"fp": 2}))
+        .unwrap();
+    assert_eq!(rec.id, id);
+    let sent = outbox.pending(None, 10).unwrap();
+    assert_eq!(sent.last().map(|r| r.id), Some(id));
+    assert!(outbox.held().unwrap().is_empty());
 }
 
 #[test]

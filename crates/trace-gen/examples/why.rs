@@ -12,6 +12,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Ok(value) = std::env::var("MIN_CONFIDENCE") {
         config.min_confidence = value.parse()?;
     }
+    if let Ok(value) = std::env::var("GRACE_MS") {
+        config.grace_ms = value.parse()?;
+    }
     replay_with(
         trace,
         &config,

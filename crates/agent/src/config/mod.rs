@@ -129,6 +129,7 @@ pub enum DispenserSection {
 #[serde(deny_unknown_fields, default)]
 pub struct MatcherSection {
     pub grace_s: f64,
+    pub revisit_s: f64,
     pub min_confidence: f32,
     pub min_reads: usize,
 }
@@ -138,6 +139,7 @@ impl Default for MatcherSection {
         let d = MatcherConfig::default();
         MatcherSection {
             grace_s: d.grace_ms as f64 / 1000.0,
+            revisit_s: d.revisit_ms as f64 / 1000.0,
             min_confidence: d.min_confidence,
             min_reads: d.min_reads,
         }
@@ -337,6 +339,13 @@ impl AgentConfig {
                 "grace_s must be in 0..3600 seconds",
             ));
         }
+        let revisit = self.matcher.revisit_s;
+        if !(revisit == 0.0 || (revisit > self.matcher.grace_s && revisit <= 3600.0)) {
+            out.push(Problem::new(
+                vec![key("matcher"), key("revisit_s")],
+                "revisit_s must be 0 (never) or above grace_s and at most 3600 seconds",
+            ));
+        }
         match self.uplink_config() {
             Err(e) => {
                 let message = format!("{e:#}");
@@ -392,6 +401,7 @@ impl AgentConfig {
     pub fn matcher_config(&self) -> MatcherConfig {
         MatcherConfig {
             grace_ms: (self.matcher.grace_s * 1000.0) as i64,
+            revisit_ms: (self.matcher.revisit_s * 1000.0) as i64,
             min_confidence: self.matcher.min_confidence,
             min_reads: self.matcher.min_reads,
             ..MatcherConfig::default()
@@ -560,5 +570,18 @@ mod tests {
             "{err}"
         );
         assert_eq!(err.lines().count(), 2, "{err}");
+    }
+
+    #[test]
+    fn a_revisit_must_come_after_the_first_verdict() {
+        let err = format!(
+            "{:#}",
+            load_str(&(minimal() + "[matcher]\ngrace_s = 10\nrevisit_s = 5\n")).unwrap_err()
+        );
+        assert!(err.contains("revisit_s"), "{err}");
+        let off = load_str(&(minimal() + "[matcher]\nrevisit_s = 0\n")).unwrap();
+        assert_eq!(off.matcher_config().revisit_ms, 0);
+        let later = load_str(&(minimal() + "[matcher]\nrevisit_s = 90\n")).unwrap();
+        assert_eq!(later.matcher_config().revisit_ms, 90_000);
     }
 }
