@@ -552,7 +552,18 @@ impl Matcher {
                 .first()
                 .zip(elsewhere.last())
                 .is_some_and(|(a, b)| b - a >= 20_000);
-            if !moved_up {
+            // And still read there once this pump's next fill began: it moved up to be served
+            // (not a customer who drove forward to park).
+            let next_fill = self
+                .fills
+                .iter()
+                .filter(|f| f.fp == c.fp && f.start > after && f.start <= until)
+                .map(|f| f.start)
+                .min();
+            let served_next = next_fill.is_some_and(|s| elsewhere.last().is_some_and(|t| *t >= s));
+            if moved_up && served_next {
+                self.stops.learn_queued(&c.camera, c.fp, c.sample);
+            } else if !moved_up {
                 self.stops.learn(&c.camera, c.fp, c.sample);
             }
         }

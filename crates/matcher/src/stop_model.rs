@@ -41,6 +41,8 @@ const KEPT: usize = 41;
 /// Samples that must agree before the model is used; until then every car in the zone may be at
 /// the pump.
 const NEEDED: usize = 5;
+/// Queued cars that must have stood at a place before samples there are taken for queued ones.
+const QUEUE_NEEDED: usize = 3;
 /// A car at the pump reads within this size ratio of the learned box (stopping a metre earlier or
 /// later changes it by about 15%)...
 const SIZE_RATIO_FULL: f32 = 1.3;
@@ -53,6 +55,8 @@ const DISTANCE_NONE: f32 = 5.0;
 #[derive(Debug, Default)]
 struct Stop {
     samples: VecDeque<StopSample>,
+    /// Boxes of cars that stood through a fill and then moved up to stand elsewhere: queued.
+    queued: VecDeque<StopSample>,
     /// The box most samples agree on, once enough do.
     learned: Option<StopSample>,
 }
@@ -76,7 +80,24 @@ impl StopModel {
             stop.samples.pop_front();
         }
         stop.samples.push_back(sample);
-        stop.learned = mode(&stop.samples);
+        stop.learned = mode(&stop.samples, &stop.queued);
+    }
+
+    /// A car that stood in the bay through a fill and then moved up: where the queue waits. Where
+    /// the car at the pump is often hidden (a camera behind the lane sees the queued car's plate
+    /// in front of it), queued cars are most of the samples whose car was not seen to move up;
+    /// samples where cars are known to queue are left out of the stop.
+    pub fn learn_queued(&mut self, camera: &str, fp: FpNumber, sample: StopSample) {
+        if !(sample.w.is_finite() && sample.w > 0.0 && sample.x.is_finite() && sample.y.is_finite())
+        {
+            return;
+        }
+        let stop = self.stops.entry((camera.to_string(), fp)).or_default();
+        if stop.queued.len() == KEPT {
+            stop.queued.pop_front();
+        }
+        stop.queued.push_back(sample);
+        stop.learned = mode(&stop.samples, &stop.queued);
     }
 
     /// The learned stop box of `fp` on `camera`, once enough fills taught it.
@@ -93,13 +114,23 @@ impl StopModel {
 }
 
 /// The median of the largest group of samples that fit each other, when it holds at least
-/// [`NEEDED`] samples and more than half of them all.
-fn mode(samples: &VecDeque<StopSample>) -> Option<StopSample> {
+/// [`NEEDED`] samples and more than half of them all. Samples where at least [`QUEUE_NEEDED`]
+/// queued cars stood are left out first (no car at the pump stands where the queue waits).
+fn mode(samples: &VecDeque<StopSample>, queued: &VecDeque<StopSample>) -> Option<StopSample> {
+    let at_queue = |s: &StopSample| {
+        queued
+            .iter()
+            .filter(|q| likeness_to(**q, s.x, s.y, s.w) >= 1.0)
+            .count()
+            >= QUEUE_NEEDED
+    };
+    let samples: Vec<&StopSample> = samples.iter().filter(|s| !at_queue(s)).collect();
     let mut best: Option<Vec<&StopSample>> = None;
-    for s in samples {
+    for s in &samples {
         let group: Vec<&StopSample> = samples
             .iter()
-            .filter(|o| likeness_to(*s, o.x, o.y, o.w) >= 1.0)
+            .copied()
+            .filter(|o| likeness_to(**s, o.x, o.y, o.w) >= 1.0)
             .collect();
         if best.as_ref().is_none_or(|b| group.len() > b.len()) {
             best = Some(group);
@@ -224,5 +255,41 @@ mod tests {
             },
         );
         assert_eq!(model.stop("cam1", 1).map(|s| s.w), Some(0.08));
+    }
+
+    #[test]
+    fn where_cars_were_seen_to_queue_is_not_the_stop() {
+        // A camera behind the lane: the car at the pump is often hidden by the one queued behind
+        // it, so half the cars seen standing through a fill were queued (and then moved up
+        // unseen), as many as were at the pump.
+        let (pump, queue) = (
+            StopSample {
+                x: 0.4,
+                y: 0.56,
+                w: 0.02,
+            },
+            StopSample {
+                x: 0.33,
+                y: 0.71,
+                w: 0.03,
+            },
+        );
+        let mut model = StopModel::default();
+        for _ in 0..6 {
+            model.learn("cam1", 1, pump);
+            model.learn("cam1", 1, queue);
+        }
+        assert_eq!(model.stop("cam1", 1), None);
+        // Two queued cars seen moving up are not enough to rule the place out...
+        model.learn_queued("cam1", 1, queue);
+        model.learn_queued("cam1", 1, queue);
+        assert_eq!(model.stop("cam1", 1), None);
+        // ...a third is.
+        model.learn_queued("cam1", 1, queue);
+        assert_eq!(model.stop("cam1", 1), Some(pump));
+        assert_eq!(
+            model.likeness("cam1", 1, queue.x, queue.y, queue.w),
+            Some(0.0)
+        );
     }
 }
