@@ -757,6 +757,7 @@ impl Matcher {
             // Until the stop is learned, any car in the zone may be at the pump; a car a little
             // outside the zone counts only once it is known to stand where cars at the pump do.
             let stop = self.stops.stop(view.camera, bay);
+            let queue = self.stops.queue(view.camera, bay);
             let at_pump = |r: &TrackRead| -> f32 {
                 let inside = view.in_zone(r.x, r.y);
                 // Just outside the zone with the size of a car at the pump: where it stands
@@ -766,7 +767,14 @@ impl Matcher {
                     return stop.map_or(0.0, |stop| size_likeness(stop, r.w));
                 }
                 match stop {
-                    None if inside => 1.0,
+                    // Before the stop is learned: where cars were seen to queue is not the pump.
+                    None if inside => {
+                        if queue.is_some_and(|q| likeness_to(q, r.x, r.y, r.w) >= 1.0) {
+                            0.0
+                        } else {
+                            1.0
+                        }
+                    }
                     None => 0.0,
                     Some(stop) if inside || view.near_zone(r.x, r.y, r.w, near) => {
                         likeness_to(stop, r.x, r.y, r.w)

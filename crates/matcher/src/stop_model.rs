@@ -41,7 +41,7 @@ const KEPT: usize = 41;
 /// Samples that must agree before the model is used; until then every car in the zone may be at
 /// the pump.
 const NEEDED: usize = 5;
-/// Queued cars that must have stood at a place before samples there are taken for queued ones.
+/// Queued cars that must have stood at one place before it is taken for where the queue waits.
 const QUEUE_NEEDED: usize = 3;
 /// A car at the pump reads within this size ratio of the learned box (stopping a metre earlier or
 /// later changes it by about 15%)...
@@ -57,8 +57,17 @@ struct Stop {
     samples: VecDeque<StopSample>,
     /// Boxes of cars that stood through a fill and then moved up to stand elsewhere: queued.
     queued: VecDeque<StopSample>,
+    /// Where most queued cars stood, once enough did.
+    queue: Option<StopSample>,
     /// The box most samples agree on, once enough do.
     learned: Option<StopSample>,
+}
+
+impl Stop {
+    fn refresh(&mut self) {
+        self.queue = queue_place(&self.queued, &self.samples);
+        self.learned = mode(&self.samples, self.queue);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -80,7 +89,7 @@ impl StopModel {
             stop.samples.pop_front();
         }
         stop.samples.push_back(sample);
-        stop.learned = mode(&stop.samples, &stop.queued);
+        stop.refresh();
     }
 
     /// A car that stood in the bay through a fill and then moved up: where the queue waits. Where
@@ -97,7 +106,12 @@ impl StopModel {
             stop.queued.pop_front();
         }
         stop.queued.push_back(sample);
-        stop.learned = mode(&stop.samples, &stop.queued);
+        stop.refresh();
+    }
+
+    /// Where cars queue for `fp` on `camera`, once enough were seen to move up from there.
+    pub fn queue(&self, camera: &str, fp: FpNumber) -> Option<StopSample> {
+        self.stops.get(&(camera.to_string(), fp))?.queue
     }
 
     /// The learned stop box of `fp` on `camera`, once enough fills taught it.
@@ -114,19 +128,42 @@ impl StopModel {
 }
 
 /// The median of the largest group of samples that fit each other, when it holds at least
-/// [`NEEDED`] samples and more than half of them all. Samples where at least [`QUEUE_NEEDED`]
-/// queued cars stood are left out first (no car at the pump stands where the queue waits).
-fn mode(samples: &VecDeque<StopSample>, queued: &VecDeque<StopSample>) -> Option<StopSample> {
-    let at_queue = |s: &StopSample| {
-        queued
-            .iter()
-            .filter(|q| likeness_to(**q, s.x, s.y, s.w) >= 1.0)
-            .count()
-            >= QUEUE_NEEDED
-    };
-    let samples: Vec<&StopSample> = samples.iter().filter(|s| !at_queue(s)).collect();
+/// [`NEEDED`] samples and more than half of them all. Samples at the `queue` place are left out
+/// first (no car at the pump stands where the queue waits).
+fn mode(samples: &VecDeque<StopSample>, queue: Option<StopSample>) -> Option<StopSample> {
+    let samples: Vec<&StopSample> = samples
+        .iter()
+        .filter(|s| queue.is_none_or(|q| likeness_to(q, s.x, s.y, s.w) < 1.0))
+        .collect();
+    let group = largest_group(&samples)?;
+    if group.len() < NEEDED || group.len() * 2 <= samples.len() {
+        return None;
+    }
+    StopSample::median(group.into_iter())
+}
+
+/// Where queued cars wait: the median of the largest group of queued samples that fit each
+/// other, once it holds [`QUEUE_NEEDED`] and at least half as many as the other `samples` there.
+/// Where the queue and the stop look alike (a long lens down the lane), most cars standing
+/// there drove off after their fill: that place is the stop, not the queue.
+fn queue_place(
+    queued: &VecDeque<StopSample>,
+    samples: &VecDeque<StopSample>,
+) -> Option<StopSample> {
+    let queued: Vec<&StopSample> = queued.iter().collect();
+    let group = largest_group(&queued)?;
+    let place = StopSample::median(group.iter().copied())?;
+    let others = samples
+        .iter()
+        .filter(|s| likeness_to(place, s.x, s.y, s.w) >= 1.0)
+        .count();
+    (group.len() >= QUEUE_NEEDED && group.len() * 2 >= others).then_some(place)
+}
+
+/// The largest set of samples that fit one of them (the first such on a tie).
+fn largest_group<'a>(samples: &[&'a StopSample]) -> Option<Vec<&'a StopSample>> {
     let mut best: Option<Vec<&StopSample>> = None;
-    for s in &samples {
+    for s in samples {
         let group: Vec<&StopSample> = samples
             .iter()
             .copied()
@@ -136,11 +173,7 @@ fn mode(samples: &VecDeque<StopSample>, queued: &VecDeque<StopSample>) -> Option
             best = Some(group);
         }
     }
-    let group = best?;
-    if group.len() < NEEDED || group.len() * 2 <= samples.len() {
-        return None;
-    }
-    StopSample::median(group.into_iter())
+    best
 }
 
 /// How much a read box (centre `x`, `y`, width `w`) looks like a car at `stop`: 1 for a close
@@ -286,6 +319,7 @@ mod tests {
         assert_eq!(model.stop("cam1", 1), None);
         // ...a third is.
         model.learn_queued("cam1", 1, queue);
+        assert_eq!(model.queue("cam1", 1), Some(queue));
         assert_eq!(model.stop("cam1", 1), Some(pump));
         assert_eq!(
             model.likeness("cam1", 1, queue.x, queue.y, queue.w),
