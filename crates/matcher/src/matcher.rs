@@ -987,6 +987,12 @@ impl Matcher {
             if coverage < self.config.min_coverage {
                 continue;
             }
+            let tracks: Vec<&Track> = members.iter().map(|&i| seen[i].0).collect();
+            if reach != Reach::BayAndNear
+                && self.moved_up_for_next_fill(bay, &voted.text, &tracks, from, to, as_of)
+            {
+                continue;
+            }
             let candidate = Candidate {
                 seen: seen_ms as f32 / fill_ms as f32,
                 coverage,
@@ -1005,6 +1011,66 @@ impl Matcher {
         candidates
     }
 }
+
+impl Matcher {
+    /// Whether the car `text` (seen on `tracks` during the fill `from..to` of `bay`) was read
+    /// standing in that bay at another place while the bay's next fill ran, up to `as_of`: it
+    /// waited through this fill and moved up to be served next. A car fuelled twice (a double
+    /// sale) stays where it was.
+    fn moved_up_for_next_fill(
+        &self,
+        bay: FpNumber,
+        text: &str,
+        tracks: &[&Track],
+        from: UnixMillis,
+        to: UnixMillis,
+        as_of: UnixMillis,
+    ) -> bool {
+        let Some(next) = self
+            .fills
+            .iter()
+            .filter(|f| f.fp == bay && f.start > to && f.start < as_of)
+            .min_by_key(|f| f.start)
+        else {
+            return false;
+        };
+        let (next_from, next_to) = (next.start, next.end.unwrap_or(as_of).min(as_of));
+        let max_distance = self.config.tracker.max_text_distance;
+        for view in self.views(bay) {
+            let during: Vec<StopSample> = tracks
+                .iter()
+                .filter(|t| t.camera == view.camera)
+                .flat_map(|t| t.reads.iter())
+                .filter(|r| r.t >= from && r.t <= to && view.in_zone(r.x, r.y))
+                .map(|r| StopSample {
+                    x: r.x,
+                    y: r.y,
+                    w: r.w,
+                })
+                .collect();
+            let Some(place) = StopSample::median(during.iter()) else {
+                continue;
+            };
+            let elsewhere = self
+                .tracker
+                .tracks_between(view.camera, next_from, next_to)
+                .flat_map(|t| t.reads.iter())
+                .filter(|r| r.t >= next_from && r.t <= next_to && view.in_zone(r.x, r.y))
+                .filter(|r| place.distance_to(r.x, r.y) > MOVED_UP_WIDTHS * place.w)
+                .filter(|r| text_distance_at_most(&r.text, text, max_distance).is_some())
+                .count();
+            if elsewhere >= MOVED_UP_READS {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// A car read this many of its plate widths from where it stood during a fill has moved...
+const MOVED_UP_WIDTHS: f32 = 2.0;
+/// ...when read there this many times.
+const MOVED_UP_READS: usize = 3;
 
 /// Which cars [`Matcher::candidates`] looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1374,6 +1440,31 @@ mod tests {
         assert!(
             out.iter()
                 .all(|m| m.verdict.plate.as_deref() != Some("苏E05EV8")),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn a_car_that_moved_up_to_be_served_next_was_not_the_customer() {
+        // The customer at the pump is never read (hidden behind the queued car, as a camera
+        // behind the lane sees it). The queued car stands in the zone through the fill, then
+        // moves up and stands at the pump for the next fill.
+        let frames: Vec<FramePlates> = (0..400)
+            .map(|i| i * 500)
+            .map(|t| match t {
+                0..=50_000 => frame(t, &[("苏E05EV8", 0.1, 0.95)]),
+                55_000..=150_000 => frame(t, &[("苏E05EV8", 0.35, 0.95)]),
+                _ => frame(t, &[]),
+            })
+            .collect();
+        let mut events: Vec<(i64, DispenserEvent)> = fill(1, 5_000, 40_000).into();
+        events.extend(fill(1, 60_000, 100_000));
+        let out = run_live(&frames, &events, 300_000);
+        let last_for = |t: i64| out.iter().rev().find(|m| m.sale.t == t).unwrap();
+        assert_eq!(last_for(40_000).verdict.plate, None, "{out:?}");
+        assert_eq!(
+            last_for(100_000).verdict.plate.as_deref(),
+            Some("苏E05EV8"),
             "{out:?}"
         );
     }
