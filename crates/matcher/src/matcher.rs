@@ -792,6 +792,26 @@ impl Matcher {
                 let hi = track.reads.partition_point(|r| r.t <= as_of);
                 &track.reads[lo..hi.max(lo)]
             };
+            // Tracks whose texts differ by a misread or two are one car (a run of misreads can
+            // start a track of its own where the car stands): per track, the first such track.
+            let mut car_of: HashMap<u64, u64> = HashMap::new();
+            let mut cars: Vec<(String, u64)> = Vec::new();
+            for t in self
+                .tracker
+                .tracks_between(view.camera, from - lookback, as_of)
+            {
+                let text = self.track_vote(t, as_of).text;
+                let max_distance = self.config.tracker.max_text_distance;
+                let same = cars.iter().find(|(lead, _)| {
+                    !text.is_empty() && text_distance_at_most(lead, &text, max_distance).is_some()
+                });
+                let car = same.map_or(t.id, |(_, car)| *car);
+                if same.is_none() && !text.is_empty() {
+                    cars.push((text, t.id));
+                }
+                car_of.insert(t.id, car);
+            }
+            let car = |id: u64| car_of.get(&id).copied().unwrap_or(id);
             // Who was read at the pump when: a car hidden since its last read is not assumed to
             // stay once another car is read there.
             let mut pump_reads: Vec<(UnixMillis, u64)> = self
@@ -803,11 +823,11 @@ impl Matcher {
                         .map(move |r| (r, t.id))
                 })
                 .filter(|(r, _)| at_pump(r) >= 0.5)
-                .map(|(r, id)| (r.t, id))
+                .map(|(r, id)| (r.t, car(id)))
                 .collect();
             pump_reads.sort_unstable();
             let other_car_between = |id: u64, a: UnixMillis, b: UnixMillis| {
-                let first = pump_reads.partition_point(|&(t, _)| t <= a);
+                let (id, first) = (car(id), pump_reads.partition_point(|&(t, _)| t <= a));
                 pump_reads[first..]
                     .iter()
                     .take_while(|&&(t, _)| t < b)
