@@ -792,22 +792,25 @@ impl Matcher {
                 let hi = track.reads.partition_point(|r| r.t <= as_of);
                 &track.reads[lo..hi.max(lo)]
             };
-            // Tracks whose texts differ by a misread or two are one car (a run of misreads can
-            // start a track of its own where the car stands): per track, the first such track.
+            // Tracks whose texts differ by a misread or two, where one starts by the other, are
+            // one car (the tracker can start a second track on a car that stands still): per
+            // track, the first such track. Lookalike plates elsewhere in the image stay apart.
             let mut car_of: HashMap<u64, u64> = HashMap::new();
-            let mut cars: Vec<(String, u64)> = Vec::new();
+            let mut cars: Vec<(String, &Track)> = Vec::new();
             for t in self
                 .tracker
                 .tracks_between(view.camera, from - lookback, as_of)
             {
                 let text = self.track_vote(t, as_of).text;
                 let max_distance = self.config.tracker.max_text_distance;
-                let same = cars.iter().find(|(lead, _)| {
-                    !text.is_empty() && text_distance_at_most(lead, &text, max_distance).is_some()
+                let same = cars.iter().find(|(lead, lead_track)| {
+                    !text.is_empty()
+                        && text_distance_at_most(lead, &text, max_distance).is_some()
+                        && starts_by(t, lead_track)
                 });
-                let car = same.map_or(t.id, |(_, car)| *car);
+                let car = same.map_or(t.id, |(_, lead)| lead.id);
                 if same.is_none() && !text.is_empty() {
-                    cars.push((text, t.id));
+                    cars.push((text, t));
                 }
                 car_of.insert(t.id, car);
             }
@@ -1166,6 +1169,25 @@ fn island_neighbours(layout: &Layout) -> BTreeMap<FpNumber, Vec<FpNumber>> {
     neighbours
 }
 
+/// Whether `track` starts where `other` stood when it started (the read of `other` nearest in
+/// time is within a few plate widths).
+fn starts_by(track: &Track, other: &Track) -> bool {
+    let Some(first) = track.reads.first() else {
+        return false;
+    };
+    let i = other.reads.partition_point(|r| r.t < first.t);
+    let near = |r: &TrackRead| {
+        let d = ((r.x - first.x).powi(2) + (r.y - first.y).powi(2)).sqrt();
+        d <= SAME_PLACE_WIDTHS * r.w.max(first.w)
+    };
+    other.reads[i.saturating_sub(1)..(i + 1).min(other.reads.len())]
+        .iter()
+        .any(near)
+}
+
+/// Two reads this many plate widths apart or less are of one place.
+const SAME_PLACE_WIDTHS: f32 = 3.0;
+
 /// The median position of read `i` and its two neighbours on each side.
 fn smoothed_position(reads: &[TrackRead], i: usize) -> (f32, f32) {
     let window = &reads[i.saturating_sub(2)..(i + 3).min(reads.len())];
@@ -1487,6 +1509,40 @@ mod tests {
             Some("苏E05EV8"),
             "{out:?}"
         );
+    }
+
+    #[test]
+    fn two_tracks_on_one_standing_car_are_not_two_cars() {
+        // A duplicate box starts a second track on the car; the reads then alternate between
+        // the two tracks by a hair's breadth of jitter. Neither is another car at the pump.
+        let frames: Vec<FramePlates> = (0..80)
+            .map(|k| {
+                let t = k * 500;
+                match k % 3 {
+                    _ if k == 0 => frame(t, &[("苏E05EV8", 0.25, 0.95), ("苏E05EV8", 0.26, 0.95)]),
+                    0 => frame(t, &[("苏E05EV8", 0.25, 0.95)]),
+                    _ => frame(t, &[("苏E05EV8", 0.26, 0.95)]),
+                }
+            })
+            .collect();
+        let out = run(&frames, &[sale(1, 38_000, Some(2_000))], 44_000);
+        assert_eq!(
+            out[0].verdict.plate.as_deref(),
+            Some("苏E05EV8"),
+            "{:?}",
+            out[0].verdict
+        );
+        // A lookalike plate elsewhere in the zone at the same time is another car.
+        let frames: Vec<FramePlates> = (0..80)
+            .map(|k| {
+                frame(
+                    k * 500,
+                    &[("苏E05EV8", 0.25, 0.95), ("苏E05EV9", 0.1, 0.95)],
+                )
+            })
+            .collect();
+        let out = run(&frames, &[sale(1, 38_000, Some(2_000))], 44_000);
+        assert_eq!(out[0].verdict.plate, None, "{:?}", out[0].verdict);
     }
 
     #[test]
