@@ -57,22 +57,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         .iter()
                         .map(|s| (s.sale_ref.clone(), s.plate.clone()))
                         .collect();
-                    let mut found = Vec::new();
+                    // Per sale, its last verdict (a correction replaces the first).
+                    let mut found = std::collections::BTreeMap::new();
                     replay_with(
                         trace.as_slice(),
                         &MatcherConfig::default(),
                         is_valid_plate,
                         |line, matched| {
-                            if let (Some(c), Some(r)) = (&matched.candidate, &line.sale_ref) {
-                                let right = truth.get(r).cloned().flatten().as_deref()
+                            let Some(r) = line.sale_ref else {
+                                return Ok(());
+                            };
+                            let scored = matched.candidate.as_ref().map(|c| {
+                                let right = truth.get(&r).cloned().flatten().as_deref()
                                     == Some(c.plate.as_str());
-                                found.push((family, c.score, right));
-                            }
+                                (family, c.score, right)
+                            });
+                            found.insert(r, scored);
                             Ok(())
                         },
                     )
                     .expect("a generated trace replays");
-                    pairs.lock().expect("no worker panicked").extend(found);
+                    pairs
+                        .lock()
+                        .expect("no worker panicked")
+                        .extend(found.into_values().flatten());
                 }
             });
         }
