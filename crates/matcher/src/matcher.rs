@@ -18,7 +18,7 @@ use crate::assign::assign_max;
 use crate::frame_log::FrameLog;
 use crate::layout::{Layout, Zone};
 use crate::stop_model::{likeness_to, size_likeness, StopModel, StopSample};
-use crate::tracker::{Track, TrackRead, Tracker, TrackerConfig};
+use crate::tracker::{smoothed_at, Track, TrackRead, Tracker, TrackerConfig};
 use crate::vote::{vote, Ballot, VotedText};
 use forecourt_events::text_distance_at_most;
 
@@ -782,25 +782,45 @@ impl Matcher {
                     Some(_) => 0.0,
                 }
             };
-            // A track's reads from `since` up to `as_of` (and two before, for the smoothing and
-            // for a hidden spell that began earlier).
-            let reads_since = |track: &'a Track, since: UnixMillis| -> &'a [TrackRead] {
+            // Where a track's reads from `since` up to `as_of` lie (and two before, for the
+            // smoothing and for a hidden spell that began earlier).
+            let reads_range = |track: &Track, since: UnixMillis| -> (usize, usize) {
                 let lo = track
                     .reads
                     .partition_point(|r| r.t < since)
                     .saturating_sub(2);
                 let hi = track.reads.partition_point(|r| r.t <= as_of);
-                &track.reads[lo..hi.max(lo)]
+                (lo, hi.max(lo))
+            };
+            let reads_since = |track: &'a Track, since: UnixMillis| -> &'a [TrackRead] {
+                let (lo, hi) = reads_range(track, since);
+                &track.reads[lo..hi]
             };
             // Tracks whose texts differ by a misread or two, where one starts by the other, are
             // one car (the tracker can start a second track on a car that stands still): per
             // track, the first such track. Lookalike plates elsewhere in the image stay apart.
-            let mut car_of: HashMap<u64, u64> = HashMap::new();
-            let mut cars: Vec<(String, &Track)> = Vec::new();
+            // Who was read at the pump when (by track first): a car hidden since its last read
+            // is not assumed to stay once another car is read there.
+            let mut pump_reads: Vec<(UnixMillis, u64)> = Vec::new();
+            let mut at_pump_tracks: Vec<&Track> = Vec::new();
             for t in self
                 .tracker
                 .tracks_between(view.camera, from - lookback, as_of)
             {
+                let before = pump_reads.len();
+                pump_reads.extend(
+                    reads_since(t, from - lookback)
+                        .iter()
+                        .filter(|r| at_pump(r) >= 0.5)
+                        .map(|r| (r.t, t.id)),
+                );
+                if pump_reads.len() > before {
+                    at_pump_tracks.push(t);
+                }
+            }
+            let mut car_of: HashMap<u64, u64> = HashMap::new();
+            let mut cars: Vec<(String, &Track)> = Vec::new();
+            for t in at_pump_tracks {
                 let text = self.track_vote(t, as_of).text;
                 let max_distance = self.config.tracker.max_text_distance;
                 let same = cars.iter().find(|(lead, lead_track)| {
@@ -815,19 +835,9 @@ impl Matcher {
                 car_of.insert(t.id, car);
             }
             let car = |id: u64| car_of.get(&id).copied().unwrap_or(id);
-            // Who was read at the pump when: a car hidden since its last read is not assumed to
-            // stay once another car is read there.
-            let mut pump_reads: Vec<(UnixMillis, u64)> = self
-                .tracker
-                .tracks_between(view.camera, from - lookback, as_of)
-                .flat_map(|t| {
-                    reads_since(t, from - lookback)
-                        .iter()
-                        .map(move |r| (r, t.id))
-                })
-                .filter(|(r, _)| at_pump(r) >= 0.5)
-                .map(|(r, id)| (r.t, car(id)))
-                .collect();
+            for read in &mut pump_reads {
+                read.1 = car(read.1);
+            }
             pump_reads.sort_unstable();
             let other_car_between = |id: u64, a: UnixMillis, b: UnixMillis| {
                 let (id, first) = (car(id), pump_reads.partition_point(|&(t, _)| t <= a));
@@ -843,7 +853,8 @@ impl Matcher {
                 if track.first_t() > as_of {
                     continue;
                 }
-                let reads = reads_since(track, from - margin);
+                let (lo, hi) = reads_range(track, from - margin);
+                let reads = &track.reads[lo..hi];
                 if reads.is_empty() {
                     continue;
                 }
@@ -871,7 +882,7 @@ impl Matcher {
                 let mut e = Evidence::default();
                 // Box centres jitter from frame to frame; a median over neighbouring reads tells
                 // a standing car from a moving one more surely than raw positions.
-                let smoothed = |i: usize| smoothed_position(reads, i);
+                let smoothed = |i: usize| smoothed_at(&track.reads[..hi], lo + i);
                 let still = |a: (f32, f32), b: (f32, f32)| {
                     ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt()
                         <= self.config.stationary_distance
@@ -1187,22 +1198,6 @@ fn starts_by(track: &Track, other: &Track) -> bool {
 
 /// Two reads this many plate widths apart or less are of one place.
 const SAME_PLACE_WIDTHS: f32 = 3.0;
-
-/// The median position of read `i` and its two neighbours on each side.
-fn smoothed_position(reads: &[TrackRead], i: usize) -> (f32, f32) {
-    let window = &reads[i.saturating_sub(2)..(i + 3).min(reads.len())];
-    let (mut xs, mut ys) = ([0.0f32; 5], [0.0f32; 5]);
-    for (k, r) in window.iter().enumerate() {
-        xs[k] = r.x;
-        ys[k] = r.y;
-    }
-    let n = window.len();
-    let median = |v: &mut [f32]| {
-        v.sort_unstable_by(f32::total_cmp);
-        v[v.len() / 2]
-    };
-    (median(&mut xs[..n]), median(&mut ys[..n]))
-}
 
 /// A read as the text vote sees it.
 fn ballot(r: &TrackRead) -> Ballot<'_> {

@@ -52,6 +52,9 @@ pub struct TrackRead {
     /// characters than this can tell apart cannot be a misread of each other (a cheap test
     /// before the edit distance).
     pub chars: u64,
+    /// The median centre of this read and two on each side (box centres jitter from frame to
+    /// frame), kept once the two after it came; NaN until then. See [`smoothed_at`].
+    pub smoothed: [f32; 2],
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -71,6 +74,34 @@ impl Track {
     pub fn last_t(&self) -> UnixMillis {
         self.reads.last().map_or(0, |r| r.t)
     }
+}
+
+/// The median centre of read `i` of `reads` and its two neighbours on each side, as far as `reads`
+/// goes: kept in the read once it has both neighbours after it, worked out otherwise (a decision
+/// sees only the reads up to its time, so `reads` may end before the track does).
+pub(crate) fn smoothed_at(reads: &[TrackRead], i: usize) -> (f32, f32) {
+    let [x, y] = reads[i].smoothed;
+    if i + 2 < reads.len() && !x.is_nan() {
+        return (x, y);
+    }
+    let [x, y] = median_centre(&reads[i.saturating_sub(2)..(i + 3).min(reads.len())]);
+    (x, y)
+}
+
+/// The median x and y of up to five reads.
+fn median_centre(window: &[TrackRead]) -> [f32; 2] {
+    let window = &window[..window.len().min(5)];
+    let (mut xs, mut ys) = ([0.0f32; 5], [0.0f32; 5]);
+    for (k, r) in window.iter().enumerate() {
+        xs[k] = r.x;
+        ys[k] = r.y;
+    }
+    let n = window.len();
+    let median = |v: &mut [f32]| {
+        v.sort_unstable_by(f32::total_cmp);
+        v[v.len() / 2]
+    };
+    [median(&mut xs[..n]), median(&mut ys[..n])]
 }
 
 /// How many of a track's latest texts a new read is compared with (one misread must not split it).
@@ -122,6 +153,7 @@ impl Tracker {
                 },
                 well_formed: is_well_formed(&p.text),
                 chars: char_mask(&p.text),
+                smoothed: [f32::NAN; 2],
             })
             .collect();
         // Every admissible (read, track) pair with its cost; cheapest pairs are joined first.
@@ -181,7 +213,14 @@ impl Tracker {
         }
         for (read, track) in reads.into_iter().zip(joined) {
             match track {
-                Some(ti) => camera.tracks[ti].reads.push(read),
+                Some(ti) => {
+                    let reads = &mut camera.tracks[ti].reads;
+                    reads.push(read);
+                    // The read two back now has both neighbours on each side.
+                    if let Some(i) = reads.len().checked_sub(3) {
+                        reads[i].smoothed = median_centre(&reads[i.saturating_sub(2)..]);
+                    }
+                }
                 None => {
                     camera.tracks.push_back(Track {
                         id: self.next_id,
@@ -259,6 +298,33 @@ mod tests {
 
     fn tracker() -> Tracker {
         Tracker::new(TrackerConfig::default(), |t| t.chars().count() == 7)
+    }
+
+    #[test]
+    fn kept_smoothed_centres_match_those_worked_out_from_the_reads_up_to_any_time() {
+        let mut tracker = tracker();
+        for k in 0..12 {
+            // Jitter of a standing car: a median over five reads is not any one read.
+            let jitter = [0.0, 0.004, -0.003, 0.006, -0.001, 0.002][k % 6];
+            tracker.observe(&frame(
+                k as i64 * 250,
+                &[("苏E05EV8", 0.3 + jitter, 0.7 - jitter)],
+            ));
+        }
+        let track = tracker.tracks_between("cam1", 0, 10_000).next().unwrap();
+        assert_eq!(track.reads.len(), 12);
+        for hi in 1..=12usize {
+            for i in 0..hi {
+                let window = &track.reads[i.saturating_sub(2)..(i + 3).min(hi)];
+                let [x, y] = median_centre(window);
+                assert_eq!(
+                    smoothed_at(&track.reads[..hi], i),
+                    (x, y),
+                    "read {i} of {hi}"
+                );
+            }
+        }
+        assert!(track.reads[9].smoothed[0].is_finite() && track.reads[10].smoothed[0].is_nan());
     }
 
     #[test]
