@@ -924,12 +924,32 @@ impl Matcher {
                 if let Some(first_i) = (0..reads.len()).find(|&i| pumped(i) && reads[i].t >= from) {
                     let first = &reads[first_i];
                     let was_before = first_i > 0 && pumped(first_i - 1);
+                    // Found there after the hang-up and still standing there a while later with
+                    // no new fill of this pump begun: the fill's customer (paying), not the next
+                    // one (whose nozzle would be out by then).
+                    let stayed_unserved = first.t >= to && {
+                        let stay_end = reads[first_i..]
+                            .iter()
+                            .enumerate()
+                            .take_while(|(k, _)| pumped(first_i + k))
+                            .last()
+                            .map_or(first.t, |(_, r)| r.t);
+                        stay_end - to >= STAYED_AFTER_MS
+                            && !self
+                                .fills
+                                .iter()
+                                .any(|f| f.fp == bay && f.start > to && f.start <= stay_end)
+                    };
                     if !was_before {
                         for (a, b) in self.frames.dark_spells(view.camera, from, first.t, as_of) {
                             if first.t - b <= self.config.outage_after_ms * 2
                                 && !other_car_between(track.id, a, first.t)
                             {
-                                e.hidden.push((a, first.t));
+                                if stayed_unserved {
+                                    e.intervals.push((a.max(from), first.t.min(to)));
+                                } else {
+                                    e.hidden.push((a, first.t));
+                                }
                             }
                         }
                     }
@@ -1117,6 +1137,10 @@ enum Reach {
     /// The own bay and anywhere just outside its zone: rivals only.
     BayAndNear,
 }
+
+/// A car first read at the pump after a fill's hang-up (the camera was dark until then) and still
+/// standing there this long after it, with no new fill of that pump, was the fill's customer.
+const STAYED_AFTER_MS: i64 = 30_000;
 
 /// How often the matcher drops what it no longer needs.
 const FORGET_EVERY_MS: i64 = 10_000;
@@ -1538,6 +1562,32 @@ mod tests {
             .collect();
         let out = run(&frames, &[sale(1, 38_000, Some(2_000))], 44_000);
         assert_eq!(out[0].verdict.plate, None, "{:?}", out[0].verdict);
+    }
+
+    #[test]
+    fn a_car_found_standing_after_an_outage_over_the_fill_and_not_served_next_was_its_customer() {
+        // Cam1 dark from 8 s to 45 s; the fill runs 12..40 s. The car was queued outside the zone
+        // before (x 0.6 is fp 2's zone, which has no fill), is found at the pump when the camera
+        // comes back and stands there until 100 s.
+        let frames: Vec<FramePlates> = (0..400)
+            .map(|i| i * 500)
+            .filter(|t| !(8_000..45_000).contains(t))
+            .map(|t| match t {
+                0..=8_000 => frame(t, &[("苏E05EV8", 0.6, 0.95)]),
+                45_000..=100_000 => frame(t, &[("苏E05EV8", 0.25, 0.95)]),
+                _ => frame(t, &[]),
+            })
+            .collect();
+        let out = run_live(&frames, &fill(1, 12_000, 40_000), 300_000);
+        let last = out.last().unwrap();
+        assert_eq!(last.verdict.plate.as_deref(), Some("苏E05EV8"), "{out:?}");
+        // The same, but the pump's next fill begins while it stands there: it arrived in the dark
+        // after the customer left, and is served next.
+        let mut events: Vec<(i64, DispenserEvent)> = fill(1, 12_000, 40_000).into();
+        events.extend(fill(1, 55_000, 90_000));
+        let out = run_live(&frames, &events, 300_000);
+        let first_sale = out.iter().rev().find(|m| m.sale.t == 40_000).unwrap();
+        assert_eq!(first_sale.verdict.plate, None, "{out:?}");
     }
 
     #[test]
