@@ -763,8 +763,10 @@ impl Matcher {
                 // Just outside the zone with the size of a car at the pump: where it stands
                 // along the lane may differ (it stopped short or overshot), its distance from
                 // the camera may not (a queued car reads smaller, or larger).
+                // Before the stop is learned, any car standing there is a doubt: it may be the
+                // customer, stopped a little past the drawn line.
                 if reach == Reach::BayAndNear && !inside && view.near_zone(r.x, r.y, r.w, near) {
-                    return stop.map_or(0.0, |stop| size_likeness(stop, r.w));
+                    return stop.map_or(1.0, |stop| size_likeness(stop, r.w));
                 }
                 match stop {
                     // Before the stop is learned: where cars were seen to queue is not the pump.
@@ -1588,6 +1590,46 @@ mod tests {
         let out = run_live(&frames, &events, 300_000);
         let first_sale = out.iter().rev().find(|m| m.sale.t == 40_000).unwrap();
         assert_eq!(first_sale.verdict.plate, None, "{out:?}");
+    }
+
+    #[test]
+    fn before_the_stop_is_learned_a_car_just_outside_the_zone_is_a_doubt() {
+        // Zones with a gap between them: a car at x 0.45 stands just outside fp 1's zone, nearer
+        // to it than to fp 2's. Nothing learned yet: it may be the customer who drove a little
+        // past the drawn line, and the car inside the zone the one queued behind.
+        let zone = |x0: f32, x1: f32| Zone {
+            camera: "cam1".into(),
+            polygon: vec![[x0, 0.0], [x1, 0.0], [x1, 1.0], [x0, 1.0]],
+        };
+        let layout = Layout {
+            fps: vec![
+                FpLayout {
+                    fp: 1,
+                    zones: vec![zone(0.0, 0.4)],
+                },
+                FpLayout {
+                    fp: 2,
+                    zones: vec![zone(0.6, 1.0)],
+                },
+            ],
+        };
+        let judge = |plates: &[(&str, f32, f32)]| {
+            let mut m = Matcher::new(layout.clone(), MatcherConfig::default(), plate_ok);
+            for i in 0..80 {
+                m.observe_frame(&frame(i * 500, plates));
+            }
+            m.observe_dispenser(&sale(1, 38_000, Some(2_000)));
+            m.poll(44_000).remove(0)
+        };
+        let alone = judge(&[("苏E05EV8", 0.2, 0.95)]);
+        assert_eq!(
+            alone.verdict.plate.as_deref(),
+            Some("苏E05EV8"),
+            "{:?}",
+            alone.verdict
+        );
+        let doubted = judge(&[("苏E05EV8", 0.2, 0.95), ("京A12345", 0.45, 0.95)]);
+        assert_eq!(doubted.verdict.plate, None, "{:?}", doubted.verdict);
     }
 
     #[test]
