@@ -798,28 +798,34 @@ impl Matcher {
                 let (lo, hi) = reads_range(track, since);
                 &track.reads[lo..hi]
             };
-            // Tracks whose texts differ by a misread or two, where one starts by the other, are
-            // one car (the tracker can start a second track on a car that stands still): per
-            // track, the first such track. Lookalike plates elsewhere in the image stay apart.
             // Who was read at the pump when (by track first): a car hidden since its last read
-            // is not assumed to stay once another car is read there.
+            // is not assumed to stay once another car is read there. Per track, how much each
+            // read since the look-back looks like a car at the pump (and where they start).
             let mut pump_reads: Vec<(UnixMillis, u64)> = Vec::new();
             let mut at_pump_tracks: Vec<&Track> = Vec::new();
+            let mut likenesses: Vec<(&Track, usize, Vec<f32>)> = Vec::new();
             for t in self
                 .tracker
                 .tracks_between(view.camera, from - lookback, as_of)
             {
+                let (lo, hi) = reads_range(t, from - lookback);
+                let likeness: Vec<f32> = t.reads[lo..hi].iter().map(&at_pump).collect();
                 let before = pump_reads.len();
                 pump_reads.extend(
-                    reads_since(t, from - lookback)
+                    t.reads[lo..hi]
                         .iter()
-                        .filter(|r| at_pump(r) >= 0.5)
-                        .map(|r| (r.t, t.id)),
+                        .zip(&likeness)
+                        .filter(|(_, l)| **l >= 0.5)
+                        .map(|(r, _)| (r.t, t.id)),
                 );
                 if pump_reads.len() > before {
                     at_pump_tracks.push(t);
                 }
+                likenesses.push((t, lo, likeness));
             }
+            // Tracks whose texts differ by a misread or two, where one starts by the other, are
+            // one car (the tracker can start a second track on a car that stands still): per
+            // track, the first such track. Lookalike plates elsewhere in the image stay apart.
             let mut car_of: HashMap<u64, u64> = HashMap::new();
             let mut cars: Vec<(String, &Track)> = Vec::new();
             for t in at_pump_tracks {
@@ -848,10 +854,8 @@ impl Matcher {
                     .take_while(|&&(t, _)| t < b)
                     .any(|&(_, other)| other != id)
             };
-            for track in self
-                .tracker
-                .tracks_between(view.camera, from - lookback, as_of)
-            {
+            for (track, since_lookback, all_likeness) in &likenesses {
+                let track: &'a Track = track;
                 if track.first_t() > as_of {
                     continue;
                 }
@@ -860,7 +864,15 @@ impl Matcher {
                 if reads.is_empty() {
                     continue;
                 }
-                let likeness: Vec<f32> = reads.iter().map(&at_pump).collect();
+                // Within the look-back (the margin is shorter), these reads' likeness is known.
+                let fresh: Vec<f32>;
+                let likeness: &[f32] = match lo.checked_sub(*since_lookback) {
+                    Some(skip) => &all_likeness[skip..],
+                    None => {
+                        fresh = reads.iter().map(&at_pump).collect();
+                        &fresh
+                    }
+                };
                 let pumped = |i: usize| likeness[i] >= 0.5;
                 // Where the stop is learned, two reads both at it show the car at the pump even
                 // when it crept forward between them.
