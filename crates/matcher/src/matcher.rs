@@ -1317,6 +1317,11 @@ mod tests {
     use crate::layout::{FpLayout, Zone};
 
     fn layout() -> Layout {
+        layout_split_at(0.5, 0.5)
+    }
+
+    /// Fp 1's zone is cam1's image left of `end_1`, fp 2's right of `start_2`.
+    fn layout_split_at(end_1: f32, start_2: f32) -> Layout {
         let zone = |x0: f32, x1: f32| Zone {
             camera: "cam1".into(),
             polygon: vec![[x0, 0.0], [x1, 0.0], [x1, 1.0], [x0, 1.0]],
@@ -1325,11 +1330,11 @@ mod tests {
             fps: vec![
                 FpLayout {
                     fp: 1,
-                    zones: vec![zone(0.0, 0.5)],
+                    zones: vec![zone(0.0, end_1)],
                 },
                 FpLayout {
                     fp: 2,
-                    zones: vec![zone(0.5, 1.0)],
+                    zones: vec![zone(start_2, 1.0)],
                 },
             ],
         }
@@ -1609,22 +1614,7 @@ mod tests {
         // Zones with a gap between them: a car at x 0.45 stands just outside fp 1's zone, nearer
         // to it than to fp 2's. Nothing learned yet: it may be the customer who drove a little
         // past the drawn line, and the car inside the zone the one queued behind.
-        let zone = |x0: f32, x1: f32| Zone {
-            camera: "cam1".into(),
-            polygon: vec![[x0, 0.0], [x1, 0.0], [x1, 1.0], [x0, 1.0]],
-        };
-        let layout = Layout {
-            fps: vec![
-                FpLayout {
-                    fp: 1,
-                    zones: vec![zone(0.0, 0.4)],
-                },
-                FpLayout {
-                    fp: 2,
-                    zones: vec![zone(0.6, 1.0)],
-                },
-            ],
-        };
+        let layout = layout_split_at(0.4, 0.6);
         let judge = |plates: &[(&str, f32, f32)]| {
             let mut m = Matcher::new(layout.clone(), MatcherConfig::default(), plate_ok);
             for i in 0..80 {

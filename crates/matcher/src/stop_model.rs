@@ -80,16 +80,7 @@ impl StopModel {
     /// but every fill has a car at the pump and only some have a queue, so the pump's box is
     /// where most samples agree.
     pub fn learn(&mut self, camera: &str, fp: FpNumber, sample: StopSample) {
-        if !(sample.w.is_finite() && sample.w > 0.0 && sample.x.is_finite() && sample.y.is_finite())
-        {
-            return;
-        }
-        let stop = self.stops.entry((camera.to_string(), fp)).or_default();
-        if stop.samples.len() == KEPT {
-            stop.samples.pop_front();
-        }
-        stop.samples.push_back(sample);
-        stop.refresh();
+        self.keep(camera, fp, sample, |stop| &mut stop.samples);
     }
 
     /// A car that stood in the bay through a fill and then moved up: where the queue waits. Where
@@ -97,15 +88,28 @@ impl StopModel {
     /// in front of it), queued cars are most of the samples whose car was not seen to move up;
     /// samples where cars are known to queue are left out of the stop.
     pub fn learn_queued(&mut self, camera: &str, fp: FpNumber, sample: StopSample) {
+        self.keep(camera, fp, sample, |stop| &mut stop.queued);
+    }
+
+    /// Adds a well-formed `sample` to the list `which` picks (the newest [`KEPT`]) and works out
+    /// the stop and the queue place again.
+    fn keep(
+        &mut self,
+        camera: &str,
+        fp: FpNumber,
+        sample: StopSample,
+        which: fn(&mut Stop) -> &mut VecDeque<StopSample>,
+    ) {
         if !(sample.w.is_finite() && sample.w > 0.0 && sample.x.is_finite() && sample.y.is_finite())
         {
             return;
         }
         let stop = self.stops.entry((camera.to_string(), fp)).or_default();
-        if stop.queued.len() == KEPT {
-            stop.queued.pop_front();
+        let kept = which(stop);
+        if kept.len() == KEPT {
+            kept.pop_front();
         }
-        stop.queued.push_back(sample);
+        kept.push_back(sample);
         stop.refresh();
     }
 
