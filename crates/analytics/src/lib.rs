@@ -398,8 +398,12 @@ impl Analytics {
     }
 
     /// The matcher's decided sale: ties the sale to a car's visit (by plate), or to a plate-less
-    /// visit at its fuelling point.
+    /// visit at its fuelling point. A correction (the matcher's second look at a sale already
+    /// observed) is not another sale; visits keep the first verdict.
     pub fn observe_matched(&mut self, m: &MatchedSale) {
+        if m.correction {
+            return;
+        }
         let sale = VisitSale {
             fp: m.sale.fp,
             nozzle: m.sale.nozzle,

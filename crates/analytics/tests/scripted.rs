@@ -597,3 +597,24 @@ fn an_hour_counted_from_a_restart_says_so() {
     .unwrap();
     assert_eq!(old.counted_from, None);
 }
+
+#[test]
+fn a_correction_is_not_another_sale() {
+    let mut a = Analytics::new(layout(), AnalyticsConfig::default(), plate_ok);
+    let mut out = Vec::new();
+    reads(&mut a, &mut out, B, 0.25, H + 90_000, H + 140_000);
+    a.observe_dispenser(&nozzle(true, H + 100_000, 1, 1));
+    a.observe_dispenser(&nozzle(false, H + 130_000, 1, 1));
+    let s = sale(H + 131_000, 1, 1, 2000, 15700);
+    a.observe_dispenser(&DispenserEvent::SaleCompleted(s.clone()));
+    a.observe_matched(&matched(&s, H + 100_000, H + 130_000, Some(B)));
+    // The matcher's second look withdrew the plate: still one sale, in the visit it joined.
+    let mut withdrawn = matched(&s, H + 100_000, H + 130_000, None);
+    withdrawn.correction = true;
+    a.observe_matched(&withdrawn);
+    out.extend(a.poll(H + HOUR_MS + 60_000));
+    let v = visits(&out);
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0]["sales"].as_array().unwrap().len(), 1, "{v:?}");
+    assert_eq!(v[0]["plate"], json!(B));
+}
