@@ -554,12 +554,7 @@ impl Matcher {
                 .is_some_and(|(a, b)| b - a >= 20_000);
             // And still read there once this pump's next fill began: it moved up to be served
             // (not a customer who drove forward to park).
-            let next_fill = self
-                .fills
-                .iter()
-                .filter(|f| f.fp == c.fp && f.start > after && f.start <= until)
-                .map(|f| f.start)
-                .min();
+            let next_fill = self.first_fill_begun(c.fp, after, until).map(|f| f.start);
             let served_next = next_fill.is_some_and(|s| elsewhere.last().is_some_and(|t| *t >= s));
             if moved_up && served_next {
                 self.stops.learn_queued(&c.camera, c.fp, c.sample);
@@ -802,7 +797,6 @@ impl Matcher {
             // is not assumed to stay once another car is read there. Per track, how much each
             // read since the look-back looks like a car at the pump (and where they start).
             let mut pump_reads: Vec<(UnixMillis, u64)> = Vec::new();
-            let mut at_pump_tracks: Vec<&Track> = Vec::new();
             let mut likenesses: Vec<(&Track, usize, Vec<f32>)> = Vec::new();
             for t in self
                 .tracker
@@ -810,7 +804,6 @@ impl Matcher {
             {
                 let (lo, hi) = reads_range(t, from - lookback);
                 let likeness: Vec<f32> = t.reads[lo..hi].iter().map(&at_pump).collect();
-                let before = pump_reads.len();
                 pump_reads.extend(
                     t.reads[lo..hi]
                         .iter()
@@ -818,11 +811,12 @@ impl Matcher {
                         .filter(|(_, l)| **l >= 0.5)
                         .map(|(r, _)| (r.t, t.id)),
                 );
-                if pump_reads.len() > before {
-                    at_pump_tracks.push(t);
-                }
                 likenesses.push((t, lo, likeness));
             }
+            let at_pump_tracks = likenesses
+                .iter()
+                .filter(|(_, _, likeness)| likeness.iter().any(|l| *l >= 0.5))
+                .map(|(t, _, _)| *t);
             // Tracks whose texts differ by a misread or two, where one starts by the other, are
             // one car (the tracker can start a second track on a car that stands still): per
             // track, the first such track. Lookalike plates elsewhere in the image stay apart.
@@ -949,10 +943,7 @@ impl Matcher {
                             .last()
                             .map_or(first.t, |(_, r)| r.t);
                         stay_end - to >= STAYED_AFTER_MS
-                            && !self
-                                .fills
-                                .iter()
-                                .any(|f| f.fp == bay && f.start > to && f.start <= stay_end)
+                            && self.first_fill_begun(bay, to, stay_end).is_none()
                     };
                     if !was_before {
                         for (a, b) in self.frames.dark_spells(view.camera, from, first.t, as_of) {
@@ -1081,6 +1072,19 @@ impl Matcher {
 }
 
 impl Matcher {
+    /// The first fill of `fp` whose nozzle was lifted after `after`, up to `until`.
+    fn first_fill_begun(
+        &self,
+        fp: FpNumber,
+        after: UnixMillis,
+        until: UnixMillis,
+    ) -> Option<&Fill> {
+        self.fills
+            .iter()
+            .filter(|f| f.fp == fp && f.start > after && f.start <= until)
+            .min_by_key(|f| f.start)
+    }
+
     /// Whether the car `text` (seen on `tracks` during the fill `from..to` of `bay`) was read
     /// standing in that bay at another place while the bay's next fill ran, up to `as_of`: it
     /// waited through this fill and moved up to be served next. A car fuelled twice (a double
@@ -1094,12 +1098,8 @@ impl Matcher {
         to: UnixMillis,
         as_of: UnixMillis,
     ) -> bool {
-        let Some(next) = self
-            .fills
-            .iter()
-            .filter(|f| f.fp == bay && f.start > to && f.start < as_of)
-            .min_by_key(|f| f.start)
-        else {
+        // Begun before `as_of`, so that it ran for a while.
+        let Some(next) = self.first_fill_begun(bay, to, as_of.saturating_sub(1)) else {
             return false;
         };
         let (next_from, next_to) = (next.start, next.end.unwrap_or(as_of).min(as_of));
