@@ -766,7 +766,7 @@ impl Matcher {
                 match stop {
                     // Before the stop is learned: where cars were seen to queue is not the pump.
                     None if inside => {
-                        if queue.is_some_and(|q| likeness_to(q, r.x, r.y, r.w) >= 1.0) {
+                        if queue.is_some_and(|q| q.fits(r.x, r.y, r.w)) {
                             0.0
                         } else {
                             1.0

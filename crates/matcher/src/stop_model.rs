@@ -30,6 +30,12 @@ impl StopSample {
         })
     }
 
+    /// Whether a read box (centre `x`, `y`, width `w`) is one car standing at this box: the
+    /// size and place of a full [`likeness_to`].
+    pub fn fits(&self, x: f32, y: f32, w: f32) -> bool {
+        likeness_to(*self, x, y, w) >= 1.0
+    }
+
     /// Distance from this box's centre to the point `x`, `y` (normalised units).
     pub fn distance_to(&self, x: f32, y: f32) -> f32 {
         ((x - self.x).powi(2) + (y - self.y).powi(2)).sqrt()
@@ -137,7 +143,7 @@ impl StopModel {
 fn mode(samples: &VecDeque<StopSample>, queue: Option<StopSample>) -> Option<StopSample> {
     let samples: Vec<&StopSample> = samples
         .iter()
-        .filter(|s| queue.is_none_or(|q| likeness_to(q, s.x, s.y, s.w) < 1.0))
+        .filter(|s| queue.is_none_or(|q| !q.fits(s.x, s.y, s.w)))
         .collect();
     let group = largest_group(&samples)?;
     if group.len() < NEEDED || group.len() * 2 <= samples.len() {
@@ -157,10 +163,7 @@ fn queue_place(
     let queued: Vec<&StopSample> = queued.iter().collect();
     let group = largest_group(&queued)?;
     let place = StopSample::median(group.iter().copied())?;
-    let others = samples
-        .iter()
-        .filter(|s| likeness_to(place, s.x, s.y, s.w) >= 1.0)
-        .count();
+    let others = samples.iter().filter(|s| place.fits(s.x, s.y, s.w)).count();
     (group.len() >= QUEUE_NEEDED && group.len() * 2 >= others).then_some(place)
 }
 
@@ -171,7 +174,7 @@ fn largest_group<'a>(samples: &[&'a StopSample]) -> Option<Vec<&'a StopSample>> 
         let group: Vec<&StopSample> = samples
             .iter()
             .copied()
-            .filter(|o| likeness_to(**s, o.x, o.y, o.w) >= 1.0)
+            .filter(|o| s.fits(o.x, o.y, o.w))
             .collect();
         if best.as_ref().is_none_or(|b| group.len() > b.len()) {
             best = Some(group);
