@@ -18,8 +18,8 @@ use crate::assign::assign_max;
 use crate::frame_log::FrameLog;
 use crate::layout::{Layout, Zone};
 use crate::stop_model::{likeness_to, size_likeness, StopModel, StopSample};
-use crate::tracker::{smoothed_at, Track, TrackRead, Tracker, TrackerConfig};
-use crate::vote::{vote, Ballot, VotedText};
+use crate::tracker::{smoothed_at, Track, TrackRead, Tracker, TrackerConfig, ZoneBits};
+use crate::vote::{vote, Ballot, VoteTally, VotedText};
 use forecourt_events::text_distance_at_most;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -116,6 +116,16 @@ struct PendingSale {
     first_plate: Option<Option<String>>,
 }
 
+/// A track's text vote as far as it was counted.
+#[derive(Debug, Clone, Default)]
+struct TrackVote {
+    /// Reads counted: the first N of the track.
+    counted: usize,
+    tally: VoteTally,
+    /// The vote of those reads (`None` until worked out).
+    voted: Option<VotedText>,
+}
+
 /// One nozzle-out..nozzle-in at one fuelling point, sold or still running.
 #[derive(Debug, Clone, Copy)]
 struct Fill {
@@ -158,17 +168,21 @@ impl Candidate {
 }
 
 /// One camera's view of one fuelling point, as the evidence for a fill needs it.
-struct PumpView<'a> {
-    camera: &'a str,
-    zones: Vec<&'a Zone>,
+#[derive(Debug, Clone)]
+struct PumpView {
+    camera: String,
+    /// The fuelling point's bit in every read's [`ZoneBits`] (none past the 64th fuelling point:
+    /// then the zones are looked at for each read).
+    bit: Option<u64>,
+    zones: Vec<Zone>,
     /// Every other fuelling point's zones on the same camera (a read near several zones belongs to
     /// the nearest).
-    others: Vec<&'a Zone>,
+    others: Vec<Zone>,
     /// Bounding box of `zones`: x0, y0, x1, y1.
     bounds: [f32; 4],
 }
 
-impl PumpView<'_> {
+impl PumpView {
     fn in_zone(&self, x: f32, y: f32) -> bool {
         self.zones.iter().any(|z| z.contains(x, y))
     }
@@ -192,14 +206,86 @@ impl PumpView<'_> {
                 .iter()
                 .all(|z| !z.contains(x, y) && z.distance(x, y) > own)
     }
+
+    /// [`PumpView::in_zone`] for a read of this camera, from its zone bits.
+    fn holds(&self, r: &TrackRead) -> bool {
+        match self.bit {
+            Some(bit) => r.zones.inside & bit != 0,
+            None => self.in_zone(r.x, r.y),
+        }
+    }
+
+    /// [`PumpView::near_zone`] (at the matcher's `near_zone_widths`) for a read of this camera,
+    /// from its zone bits.
+    fn is_near(&self, r: &TrackRead, near_widths: f32) -> bool {
+        match self.bit {
+            Some(bit) => r.zones.near & bit != 0,
+            None => self.near_zone(r.x, r.y, r.w, near_widths),
+        }
+    }
+}
+
+/// Per fuelling point of `layout` (the first entry of each), its views, one per camera that
+/// sees it, cameras in name order.
+fn pump_views(layout: &Layout) -> BTreeMap<FpNumber, Vec<PumpView>> {
+    let mut views = BTreeMap::new();
+    for (index, fp_layout) in layout.fps.iter().enumerate() {
+        if views.contains_key(&fp_layout.fp) {
+            continue;
+        }
+        let bit = u32::try_from(index).ok().and_then(|i| 1u64.checked_shl(i));
+        let cameras: BTreeSet<&str> = fp_layout.zones.iter().map(|z| z.camera.as_str()).collect();
+        let fp_views = cameras
+            .into_iter()
+            .map(|camera| {
+                let zones: Vec<Zone> = fp_layout
+                    .zones
+                    .iter()
+                    .filter(|z| z.camera == camera)
+                    .cloned()
+                    .collect();
+                let mut bounds = [
+                    f32::INFINITY,
+                    f32::INFINITY,
+                    f32::NEG_INFINITY,
+                    f32::NEG_INFINITY,
+                ];
+                for [x, y] in zones.iter().flat_map(|z| z.polygon.iter()) {
+                    bounds = [
+                        bounds[0].min(*x),
+                        bounds[1].min(*y),
+                        bounds[2].max(*x),
+                        bounds[3].max(*y),
+                    ];
+                }
+                PumpView {
+                    camera: camera.to_string(),
+                    bit,
+                    zones,
+                    bounds,
+                    others: layout
+                        .fps
+                        .iter()
+                        .filter(|f| f.fp != fp_layout.fp)
+                        .flat_map(|f| f.zones.iter())
+                        .filter(|z| z.camera == camera)
+                        .cloned()
+                        .collect(),
+                }
+            })
+            .collect();
+        views.insert(fp_layout.fp, fp_views);
+    }
+    views
 }
 
 pub struct Matcher {
-    layout: Layout,
     config: MatcherConfig,
     tracker: Tracker,
     frames: FrameLog,
     stops: StopModel,
+    /// Per FP, its views (one per camera that sees it).
+    views: BTreeMap<FpNumber, Vec<PumpView>>,
     /// Per FP, the fuelling points across its island (cars stand in one bay, hoses reach across).
     island: BTreeMap<FpNumber, Vec<FpNumber>>,
     /// Per FP: the nozzle-out and nozzle-in of the fill in progress or just ended.
@@ -209,10 +295,10 @@ pub struct Matcher {
     pending: Vec<PendingSale>,
     /// Cars that stood in a zone through a fill, waiting to show whether they were at the pump.
     stop_candidates: Vec<StopCandidate>,
-    /// Per track: its vote over its first N reads, and N (a long stay is voted on for every
-    /// sale it could belong to; only new reads change the vote).
+    /// Per track: N, the tally of its first N reads and their vote (a long stay is voted on
+    /// for every sale it could belong to; only new reads are counted in).
     /// (A mutex, not a cell: the agent holds the matcher across awaits on a multi-thread runtime.)
-    track_votes: Mutex<HashMap<u64, (usize, VotedText)>>,
+    track_votes: Mutex<HashMap<u64, TrackVote>>,
     next_forget: UnixMillis,
     is_well_formed: fn(&str) -> bool,
 }
@@ -225,7 +311,7 @@ impl Matcher {
             frames: FrameLog::new(config.outage_after_ms),
             stops: StopModel::default(),
             island: island_neighbours(&layout),
-            layout,
+            views: pump_views(&layout),
             config,
             nozzle_out: BTreeMap::new(),
             nozzle_in: BTreeMap::new(),
@@ -240,7 +326,12 @@ impl Matcher {
 
     pub fn observe_frame(&mut self, frame: &FramePlates) {
         self.frames.observe(&frame.camera, frame.t);
-        self.tracker.observe(frame);
+        for id in self.tracker.observe(frame) {
+            if let Some(track) = self.tracker.track_mut(&frame.camera, id) {
+                let last = track.reads.len().saturating_sub(1);
+                Self::mark_zones(&self.views, self.config.near_zone_widths, track, last);
+            }
+        }
     }
 
     pub fn observe_dispenser(&mut self, event: &DispenserEvent) {
@@ -356,10 +447,16 @@ impl Matcher {
     /// New thresholds from a config reload. The tracker keeps the settings it started with
     /// (its tracks were built with them); those need a restart.
     pub fn set_config(&mut self, config: MatcherConfig) {
+        let near_changed = config.near_zone_widths != self.config.near_zone_widths;
         self.config = MatcherConfig {
             tracker: self.config.tracker.clone(),
             ..config
         };
+        if near_changed {
+            for track in self.tracker.tracks_mut() {
+                Self::mark_zones(&self.views, self.config.near_zone_widths, track, 0);
+            }
+        }
     }
 
     pub fn config(&self) -> &MatcherConfig {
@@ -412,7 +509,8 @@ impl Matcher {
         self.fills.retain(|f| f.end.is_none_or(|e| e >= needed));
     }
 
-    /// `track`'s vote over its reads up to `as_of`, from the cache when no read came since.
+    /// `track`'s vote over its reads up to `as_of`: the cached tally, with the reads that came
+    /// since counted in (a long stay is judged for many sales; each read is counted once).
     fn track_vote(&self, track: &Track, as_of: UnixMillis) -> VotedText {
         let counted = track.reads.partition_point(|r| r.t <= as_of);
         // A poisoned cache (a panic elsewhere while holding it) is still a valid cache.
@@ -420,60 +518,52 @@ impl Matcher {
             .track_votes
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((n, voted)) = votes.get(&track.id) {
-            if *n == counted {
+        let cached = votes.entry(track.id).or_default();
+        if cached.counted == counted {
+            if let Some(voted) = &cached.voted {
                 return voted.clone();
             }
         }
-        let voted = vote_track(track, as_of);
-        votes.insert(track.id, (counted, voted.clone()));
+        if cached.counted > counted {
+            // An earlier time than the cache counted up to: count again from the start.
+            *cached = TrackVote::default();
+        }
+        for read in &track.reads[cached.counted..counted] {
+            cached.tally.add(ballot(read));
+        }
+        cached.counted = counted;
+        let voted = cached.tally.result().unwrap_or_else(no_vote);
+        cached.voted = Some(voted.clone());
         voted
     }
 
     /// The views of `fp`'s bay, one per camera that sees it.
-    fn views(&self, fp: FpNumber) -> Vec<PumpView<'_>> {
-        let Some(fp_layout) = self.layout.fps.iter().find(|f| f.fp == fp) else {
-            return Vec::new();
-        };
-        let cameras: BTreeSet<&str> = fp_layout.zones.iter().map(|z| z.camera.as_str()).collect();
-        cameras
-            .into_iter()
-            .map(|camera| {
-                let zones: Vec<&Zone> = fp_layout
-                    .zones
-                    .iter()
-                    .filter(|z| z.camera == camera)
-                    .collect();
-                let mut bounds = [
-                    f32::INFINITY,
-                    f32::INFINITY,
-                    f32::NEG_INFINITY,
-                    f32::NEG_INFINITY,
-                ];
-                for [x, y] in zones.iter().flat_map(|z| z.polygon.iter()) {
-                    bounds = [
-                        bounds[0].min(*x),
-                        bounds[1].min(*y),
-                        bounds[2].max(*x),
-                        bounds[3].max(*y),
-                    ];
+    fn views(&self, fp: FpNumber) -> &[PumpView] {
+        self.views.get(&fp).map_or(&[], Vec::as_slice)
+    }
+
+    /// Sets the zone bits of `track`'s reads from `first` on.
+    fn mark_zones(
+        views: &BTreeMap<FpNumber, Vec<PumpView>>,
+        near_widths: f32,
+        track: &mut Track,
+        first: usize,
+    ) {
+        for read in track.reads.iter_mut().skip(first) {
+            let mut zones = ZoneBits::default();
+            for view in views.values().flatten() {
+                let Some(bit) = view.bit.filter(|_| view.camera == track.camera) else {
+                    continue;
+                };
+                if view.in_zone(read.x, read.y) {
+                    zones.inside |= bit;
                 }
-                (camera, zones, bounds)
-            })
-            .map(|(camera, zones, bounds)| PumpView {
-                camera,
-                zones,
-                bounds,
-                others: self
-                    .layout
-                    .fps
-                    .iter()
-                    .filter(|f| f.fp != fp)
-                    .flat_map(|f| f.zones.iter())
-                    .filter(|z| z.camera == camera)
-                    .collect(),
-            })
-            .collect()
+                if view.near_zone(read.x, read.y, read.w, near_widths) {
+                    zones.near |= bit;
+                }
+            }
+            read.zones = zones;
+        }
     }
 
     /// After a fill: each car that stood in the zone through it is the car at the pump or one
@@ -487,11 +577,11 @@ impl Matcher {
     ) {
         let mut found = Vec::new();
         for view in self.views(fp) {
-            for track in self.tracker.tracks_between(view.camera, from, to) {
+            for track in self.tracker.tracks_between(&view.camera, from, to) {
                 let in_zone: Vec<&TrackRead> = track
                     .reads
                     .iter()
-                    .filter(|r| r.t >= from && r.t <= to.min(as_of) && view.in_zone(r.x, r.y))
+                    .filter(|r| r.t >= from && r.t <= to.min(as_of) && view.holds(r))
                     .collect();
                 if let Some(sample) = standing_box(&in_zone, from, to) {
                     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
@@ -741,7 +831,7 @@ impl Matcher {
         for view in self.views(bay) {
             let spells: Vec<_> = self
                 .frames
-                .dark_spells(view.camera, from, to, as_of)
+                .dark_spells(&view.camera, from, to, as_of)
                 .collect();
             let dark_ms = union_length(spells.clone());
             if dark.as_ref().is_none_or(|(least, _)| *least > dark_ms) {
@@ -751,16 +841,16 @@ impl Matcher {
             // and how much it looks like one.
             // Until the stop is learned, any car in the zone may be at the pump; a car a little
             // outside the zone counts only once it is known to stand where cars at the pump do.
-            let stop = self.stops.stop(view.camera, bay);
-            let queue = self.stops.queue(view.camera, bay);
+            let stop = self.stops.stop(&view.camera, bay);
+            let queue = self.stops.queue(&view.camera, bay);
             let at_pump = |r: &TrackRead| -> f32 {
-                let inside = view.in_zone(r.x, r.y);
+                let inside = view.holds(r);
                 // Just outside the zone with the size of a car at the pump: where it stands
                 // along the lane may differ (it stopped short or overshot), its distance from
                 // the camera may not (a queued car reads smaller, or larger).
                 // Before the stop is learned, any car standing there is a doubt: it may be the
                 // customer, stopped a little past the drawn line.
-                if reach == Reach::BayAndNear && !inside && view.near_zone(r.x, r.y, r.w, near) {
+                if reach == Reach::BayAndNear && !inside && view.is_near(r, near) {
                     return stop.map_or(1.0, |stop| size_likeness(stop, r.w));
                 }
                 match stop {
@@ -773,7 +863,7 @@ impl Matcher {
                         }
                     }
                     None => 0.0,
-                    Some(stop) if inside || view.near_zone(r.x, r.y, r.w, near) => {
+                    Some(stop) if inside || view.is_near(r, near) => {
                         likeness_to(stop, r.x, r.y, r.w)
                     }
                     Some(_) => 0.0,
@@ -796,21 +886,13 @@ impl Matcher {
             // Who was read at the pump when (by track first): a car hidden since its last read
             // is not assumed to stay once another car is read there. Per track, how much each
             // read since the look-back looks like a car at the pump (and where they start).
-            let mut pump_reads: Vec<(UnixMillis, u64)> = Vec::new();
             let mut likenesses: Vec<(&Track, usize, Vec<f32>)> = Vec::new();
             for t in self
                 .tracker
-                .tracks_between(view.camera, from - lookback, as_of)
+                .tracks_between(&view.camera, from - lookback, as_of)
             {
                 let (lo, hi) = reads_range(t, from - lookback);
                 let likeness: Vec<f32> = t.reads[lo..hi].iter().map(&at_pump).collect();
-                pump_reads.extend(
-                    t.reads[lo..hi]
-                        .iter()
-                        .zip(&likeness)
-                        .filter(|(_, l)| **l >= 0.5)
-                        .map(|(r, _)| (r.t, t.id)),
-                );
                 likenesses.push((t, lo, likeness));
             }
             let at_pump_tracks = likenesses
@@ -837,8 +919,16 @@ impl Matcher {
                 car_of.insert(t.id, car);
             }
             let car = |id: u64| car_of.get(&id).copied().unwrap_or(id);
-            for read in &mut pump_reads {
-                read.1 = car(read.1);
+            let mut pump_reads: Vec<(UnixMillis, u64)> = Vec::new();
+            for (t, lo, likeness) in &likenesses {
+                let car = car(t.id);
+                pump_reads.extend(
+                    t.reads[*lo..]
+                        .iter()
+                        .zip(likeness)
+                        .filter(|(_, l)| **l >= 0.5)
+                        .map(|(r, _)| (r.t, car)),
+                );
             }
             pump_reads.sort_unstable();
             let other_car_between = |id: u64, a: UnixMillis, b: UnixMillis| {
@@ -916,7 +1006,7 @@ impl Matcher {
                         || still(smoothed(last_i - 1), smoothed(last_i))
                         || last_i + 1 == reads.len();
                     let bound = to.min(as_of);
-                    let dark_after = self.frames.dark_ms(view.camera, last.t, bound, as_of);
+                    let dark_after = self.frames.dark_ms(&view.camera, last.t, bound, as_of);
                     let until = (last.t + self.config.visible_hold_ms + dark_after)
                         .min(last.t + self.config.hidden_stay_ms.max(dark_after))
                         .min(bound);
@@ -946,7 +1036,7 @@ impl Matcher {
                             && self.first_fill_begun(bay, to, stay_end).is_none()
                     };
                     if !was_before {
-                        for (a, b) in self.frames.dark_spells(view.camera, from, first.t, as_of) {
+                        for (a, b) in self.frames.dark_spells(&view.camera, from, first.t, as_of) {
                             if first.t - b <= self.config.outage_after_ms * 2
                                 && !other_car_between(track.id, a, first.t)
                             {
@@ -1109,7 +1199,7 @@ impl Matcher {
                 .iter()
                 .filter(|t| t.camera == view.camera)
                 .flat_map(|t| t.reads.iter())
-                .filter(|r| r.t >= from && r.t <= to && view.in_zone(r.x, r.y))
+                .filter(|r| r.t >= from && r.t <= to && view.holds(r))
                 .map(|r| StopSample {
                     x: r.x,
                     y: r.y,
@@ -1121,9 +1211,9 @@ impl Matcher {
             };
             let elsewhere = self
                 .tracker
-                .tracks_between(view.camera, next_from, next_to)
+                .tracks_between(&view.camera, next_from, next_to)
                 .flat_map(|t| t.reads.iter())
-                .filter(|r| r.t >= next_from && r.t <= next_to && view.in_zone(r.x, r.y))
+                .filter(|r| r.t >= next_from && r.t <= next_to && view.holds(r))
                 .filter(|r| place.distance_to(r.x, r.y) > MOVED_UP_WIDTHS * place.w)
                 .filter(|r| text_distance_at_most(&r.text, text, max_distance).is_some())
                 .count();
@@ -1246,13 +1336,14 @@ fn ballot(r: &TrackRead) -> Ballot<'_> {
     }
 }
 
-fn vote_track(track: &Track, as_of: UnixMillis) -> VotedText {
-    vote(track.reads.iter().take_while(|r| r.t <= as_of).map(ballot)).unwrap_or(VotedText {
+/// The vote of a track with no read to count.
+fn no_vote() -> VotedText {
+    VotedText {
         text: String::new(),
         certainty: 0.0,
         exact_reads: 0,
         reads: 0,
-    })
+    }
 }
 
 /// The raw score (a product of doubts) mapped to the share of plates that were right at that
@@ -1767,6 +1858,61 @@ mod tests {
     fn the_matcher_can_be_held_across_awaits_on_a_multi_thread_runtime() {
         fn send_and_sync<T: Send + Sync>() {}
         send_and_sync::<Matcher>();
+    }
+
+    #[test]
+    fn each_reads_zone_bits_say_what_the_zones_do_also_after_a_reload() {
+        // A gap between the two zones, so that reads lie inside, just outside and far outside.
+        let mut m = Matcher::new(
+            layout_split_at(0.4, 0.6),
+            MatcherConfig::default(),
+            plate_ok,
+        );
+        let xs = [0.05, 0.3, 0.42, 0.47, 0.5, 0.53, 0.58, 0.7, 0.95];
+        for (k, x) in xs.iter().enumerate() {
+            // A new car each time (another text far from the last), so each read is looked at.
+            let text = format!("苏E{:05}", k * 11_111);
+            m.observe_frame(&frame(k as i64 * 1_000, &[(text.as_str(), *x, 0.9)]));
+        }
+        let check = |m: &Matcher| {
+            let near = m.config.near_zone_widths;
+            let mut reads = 0;
+            for track in m.tracker.tracks_between("cam1", i64::MIN, i64::MAX) {
+                for r in &track.reads {
+                    reads += 1;
+                    for fp in [1, 2] {
+                        let view = &m.views(fp)[0];
+                        let geometry =
+                            (view.in_zone(r.x, r.y), view.near_zone(r.x, r.y, r.w, near));
+                        assert_eq!(
+                            (view.holds(r), view.is_near(r, near)),
+                            geometry,
+                            "fp {fp} x {}",
+                            r.x
+                        );
+                    }
+                }
+            }
+            assert_eq!(reads, xs.len());
+        };
+        check(&m);
+        let near_reads = |m: &Matcher| {
+            m.tracker
+                .tracks_between("cam1", i64::MIN, i64::MAX)
+                .flat_map(|t| t.reads.iter())
+                .filter(|r| r.zones.near != 0)
+                .count()
+        };
+        let before = near_reads(&m);
+        m.set_config(MatcherConfig {
+            near_zone_widths: 0.1,
+            ..MatcherConfig::default()
+        });
+        check(&m);
+        assert!(
+            near_reads(&m) < before,
+            "a narrower margin leaves fewer reads near a zone"
+        );
     }
 
     #[test]

@@ -55,6 +55,18 @@ pub struct TrackRead {
     /// The median centre of this read and two on each side (box centres jitter from frame to
     /// frame), kept once the two after it came; NaN until then. See [`smoothed_at`].
     pub smoothed: [f32; 2],
+    /// Where the read lies among the fuelling points' zones, set by the tracker's owner once the
+    /// read joined a track (the tracker knows no zones and leaves it empty).
+    pub zones: ZoneBits,
+}
+
+/// Which fuelling points' zones hold a read (`inside`) and which it stands just outside of
+/// (`near`): bit `i` for the owner's `i`-th fuelling point. Worked out once per read, not
+/// again for every fill that looks at it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ZoneBits {
+    pub inside: u64,
+    pub near: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -131,7 +143,9 @@ impl Tracker {
         }
     }
 
-    pub fn observe(&mut self, frame: &FramePlates) {
+    /// Joins the frame's reads to tracks; returns the ids of the tracks that got one (each its
+    /// last read now), in the order the reads were added.
+    pub fn observe(&mut self, frame: &FramePlates) -> Vec<u64> {
         let config = self.config.clone();
         let is_well_formed = self.is_well_formed;
         let camera = self.cameras.entry(frame.camera.clone()).or_default();
@@ -154,6 +168,7 @@ impl Tracker {
                 well_formed: is_well_formed(&p.text),
                 chars: char_mask(&p.text),
                 smoothed: [f32::NAN; 2],
+                zones: ZoneBits::default(),
             })
             .collect();
         // Every admissible (read, track) pair with its cost; cheapest pairs are joined first.
@@ -211,9 +226,11 @@ impl Tracker {
                 joined[ri] = Some(ti);
             }
         }
+        let mut added = Vec::with_capacity(reads.len());
         for (read, track) in reads.into_iter().zip(joined) {
             match track {
                 Some(ti) => {
+                    added.push(camera.tracks[ti].id);
                     let reads = &mut camera.tracks[ti].reads;
                     reads.push(read);
                     // The read two back now has both neighbours on each side.
@@ -222,6 +239,7 @@ impl Tracker {
                     }
                 }
                 None => {
+                    added.push(self.next_id);
                     camera.tracks.push_back(Track {
                         id: self.next_id,
                         camera: frame.camera.clone(),
@@ -231,6 +249,20 @@ impl Tracker {
                 }
             }
         }
+        added
+    }
+
+    /// The track `id` of `camera`, to set what its owner works out per read.
+    pub fn track_mut(&mut self, camera: &str, id: u64) -> Option<&mut Track> {
+        let tracks = &mut self.cameras.get_mut(camera)?.tracks;
+        // In creation order, so in id order.
+        let i = tracks.binary_search_by_key(&id, |t| t.id).ok()?;
+        tracks.get_mut(i)
+    }
+
+    /// Every kept track, to work out again what its owner keeps per read.
+    pub fn tracks_mut(&mut self) -> impl Iterator<Item = &mut Track> {
+        self.cameras.values_mut().flat_map(|c| c.tracks.iter_mut())
     }
 
     /// Tracks of `camera` with a read in `from..=to`.

@@ -1,7 +1,7 @@
 //! Votes one plate text out of many per-frame reads of the same car: first the length, then each
 //! character, weighting every read by its confidence and by whether it obeys the plate grammar.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// A read as the vote sees it.
 #[derive(Debug, Clone, Copy)]
@@ -29,58 +29,97 @@ const MALFORMED_WEIGHT: f32 = 0.2;
 /// in a few percent of reads, so one agreeing read is worth about e^2.5 : 1.
 const LOG_ODDS_PER_READ: f32 = 2.5;
 
-pub fn vote<'a>(ballots: impl IntoIterator<Item = Ballot<'a>>) -> Option<VotedText> {
-    let ballots: Vec<Ballot> = ballots.into_iter().filter(|b| !b.text.is_empty()).collect();
-    // Squared: a recogniser's confident reads are right far more often than its hesitant ones.
-    let weight = |b: &Ballot| {
-        b.confidence.clamp(0.0, 1.0).powi(2) * if b.well_formed { 1.0 } else { MALFORMED_WEIGHT }
-    };
-    let mut by_length: BTreeMap<usize, f32> = BTreeMap::new();
-    for b in &ballots {
-        *by_length.entry(b.text.chars().count()).or_default() += weight(b);
-    }
-    // Highest weight; ties go to the shorter length (BTreeMap order, first max wins).
-    let length = by_length
-        .iter()
-        .fold(None::<(usize, f32)>, |best, (&len, &w)| match best {
-            Some((_, bw)) if bw >= w => best,
-            _ => Some((len, w)),
-        })?
-        .0;
-    let same_length: Vec<(Vec<char>, f32)> = ballots
-        .iter()
-        .filter(|b| b.text.chars().count() == length)
-        .map(|b| (b.text.chars().collect(), weight(b)))
-        .collect();
-    let mut text = String::new();
-    let mut certainty = 1.0f32;
-    for position in 0..length {
-        let mut tally: BTreeMap<char, f32> = BTreeMap::new();
-        for (chars, w) in &same_length {
-            *tally.entry(chars[position]).or_default() += w;
+/// A vote's running tallies: ballots are added one at a time (a track's vote grows with its
+/// reads, and only the new ones need counting) and [`VoteTally::result`] is what [`vote`] gives
+/// over the same ballots in the same order, to the bit: every weight is summed in ballot order.
+#[derive(Debug, Clone, Default)]
+pub struct VoteTally {
+    /// Weight per text length (in characters).
+    by_length: BTreeMap<usize, f32>,
+    /// Per text length, per position: weight per character.
+    characters: BTreeMap<usize, Vec<BTreeMap<char, f32>>>,
+    /// Ballots per exact text.
+    texts: HashMap<String, usize>,
+    ballots: usize,
+}
+
+impl VoteTally {
+    /// Counts one ballot (an empty text says nothing and is not counted).
+    pub fn add(&mut self, ballot: Ballot) {
+        if ballot.text.is_empty() {
+            return;
         }
-        let mut ranked: Vec<(char, f32)> = tally.into_iter().collect();
-        // Highest weight first; equal weights by character so the result never depends on order.
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let (winner, first) = ranked[0];
-        let second = ranked.get(1).map_or(0.0, |r| r.1);
-        let all: f32 = ranked.iter().map(|r| r.1).sum();
-        text.push(winner);
-        let margin = (first - second) * LOG_ODDS_PER_READ;
-        // Many reads make a margin large even when a character is misread systematically (dirt,
-        // a bolt); a close split stays doubtful however many reads there are. The share is of
-        // every read, so a character smeared three ways is as doubtful as one split in two.
-        let share = first / all.max(f32::EPSILON);
-        let split = ((share - 0.5) / 0.2).clamp(0.0, 1.0);
-        certainty *= split.min(1.0 / (1.0 + (-margin).exp()));
+        // Squared: a recogniser's confident reads are right far more often than its hesitant
+        // ones.
+        let weight = ballot.confidence.clamp(0.0, 1.0).powi(2)
+            * if ballot.well_formed {
+                1.0
+            } else {
+                MALFORMED_WEIGHT
+            };
+        let length = ballot.text.chars().count();
+        *self.by_length.entry(length).or_default() += weight;
+        let positions = self.characters.entry(length).or_default();
+        positions.resize_with(length, BTreeMap::new);
+        for (tally, c) in positions.iter_mut().zip(ballot.text.chars()) {
+            *tally.entry(c).or_default() += weight;
+        }
+        match self.texts.get_mut(ballot.text) {
+            Some(n) => *n += 1,
+            None => {
+                self.texts.insert(ballot.text.to_string(), 1);
+            }
+        }
+        self.ballots += 1;
     }
-    let exact_reads = ballots.iter().filter(|b| b.text == text).count();
-    Some(VotedText {
-        text,
-        certainty,
-        exact_reads,
-        reads: ballots.len(),
-    })
+
+    /// The vote over every ballot counted so far; None if there was none.
+    pub fn result(&self) -> Option<VotedText> {
+        // Highest weight; ties go to the shorter length (BTreeMap order, first max wins).
+        let length = self
+            .by_length
+            .iter()
+            .fold(None::<(usize, f32)>, |best, (&len, &w)| match best {
+                Some((_, bw)) if bw >= w => best,
+                _ => Some((len, w)),
+            })?
+            .0;
+        let mut text = String::new();
+        let mut certainty = 1.0f32;
+        for tally in &self.characters[&length] {
+            let mut ranked: Vec<(char, f32)> = tally.iter().map(|(c, w)| (*c, *w)).collect();
+            // Highest weight first; equal weights by character so the result never depends on
+            // order.
+            ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            let (winner, first) = ranked[0];
+            let second = ranked.get(1).map_or(0.0, |r| r.1);
+            let all: f32 = ranked.iter().map(|r| r.1).sum();
+            text.push(winner);
+            let margin = (first - second) * LOG_ODDS_PER_READ;
+            // Many reads make a margin large even when a character is misread systematically
+            // (dirt, a bolt); a close split stays doubtful however many reads there are. The
+            // share is of every read, so a character smeared three ways is as doubtful as one
+            // split in two.
+            let share = first / all.max(f32::EPSILON);
+            let split = ((share - 0.5) / 0.2).clamp(0.0, 1.0);
+            certainty *= split.min(1.0 / (1.0 + (-margin).exp()));
+        }
+        let exact_reads = self.texts.get(&text).copied().unwrap_or(0);
+        Some(VotedText {
+            text,
+            certainty,
+            exact_reads,
+            reads: self.ballots,
+        })
+    }
+}
+
+pub fn vote<'a>(ballots: impl IntoIterator<Item = Ballot<'a>>) -> Option<VotedText> {
+    let mut tally = VoteTally::default();
+    for ballot in ballots {
+        tally.add(ballot);
+    }
+    tally.result()
 }
 
 pub use forecourt_events::text_distance;
@@ -138,6 +177,45 @@ mod tests {
         let v = vote(ballots(&[("苏E05EV8", 0.9), ("苏E05EVB", 0.9)])).unwrap();
         assert!(v.certainty < 0.6, "{v:?}");
         assert!(vote(ballots(&[])).is_none());
+    }
+
+    #[test]
+    fn a_tally_counted_read_by_read_votes_as_the_whole_vote_does() {
+        // Misreads, other lengths, malformed and empty reads, in a scrambled order.
+        let texts = [
+            "苏E05EV8",
+            "苏ED5EV8",
+            "苏E05EVB",
+            "苏E05EV",
+            "",
+            "赣E05EV8",
+            "苏E05EV8",
+            "苏E05EV88",
+            "苏E05EV6",
+        ];
+        let mut all: Vec<Ballot> = Vec::new();
+        let mut tally = VoteTally::default();
+        let mut state = 7u64;
+        for k in 0..200 {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let text = texts[(state >> 33) as usize % texts.len()];
+            let ballot = Ballot {
+                text,
+                confidence: ((state >> 20) % 1000) as f32 / 999.0,
+                well_formed: k % 5 != 0 && text.chars().count() == 7,
+            };
+            all.push(ballot);
+            tally.add(ballot);
+            // Equal to the bit, certainty included.
+            assert_eq!(
+                tally.result(),
+                vote(all.iter().copied()),
+                "after {} ballots",
+                k + 1
+            );
+        }
     }
 
     #[test]
