@@ -30,6 +30,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use mqtt_fault_proxy::{AckShuffle, FaultProxy};
 use serde_json::Value;
 use support::*;
 
@@ -356,6 +357,8 @@ struct RigOptions {
     camera: bool,
     /// Extra lines for the agent config's [uplink] section.
     uplink_extra: &'static str,
+    /// The agent reaches the broker through a proxy that treats PUBACKs so.
+    ack_shuffle: Option<AckShuffle>,
 }
 
 impl Default for RigOptions {
@@ -364,6 +367,7 @@ impl Default for RigOptions {
             data_dir: None,
             camera: true,
             uplink_extra: "",
+            ack_shuffle: None,
         }
     }
 }
@@ -378,6 +382,8 @@ struct Rig {
     sims: u32,
     agent: Agent,
     hq: Option<Hq>,
+    /// Between the agent and the broker, with `RigOptions::ack_shuffle`.
+    proxy: Option<FaultProxy>,
     pty_sim: PathBuf,
     pty_agent: PathBuf,
     truth: PathBuf,
@@ -459,6 +465,9 @@ impl Rig {
         let port = free_port();
         let broker = start_mosquitto_persistent(dir.path(), port);
         let hq = Hq::start(dir.path(), port);
+        let proxy = opts
+            .ack_shuffle
+            .map(|shuffle| FaultProxy::start(port, shuffle).unwrap());
         let (pty_sim, pty_agent) = (dir.path().join("pty-sim"), dir.path().join("pty-agent"));
         let socat = pty_pair_at(&pty_sim, &pty_agent);
         let data_dir = opts.data_dir.unwrap_or_else(|| dir.path().join("data"));
@@ -474,7 +483,7 @@ impl Rig {
                 &data_dir,
                 video.as_deref(),
                 &pty_agent,
-                port,
+                proxy.as_ref().map_or(port, |p| p.port),
                 opts.uplink_extra,
             ),
         )
@@ -491,6 +500,7 @@ impl Rig {
             sims: 0,
             agent,
             hq: Some(hq),
+            proxy,
             pty_sim,
             pty_agent,
             data_dir,
@@ -1607,6 +1617,62 @@ fn serial_line_faults() {
         killed_mid_fill,
         "the long fill had ended before the simulator was killed: no mid-fill kill".to_string(),
     )];
+    report_and_check(o, &rig, 20, &extra);
+}
+
+/// A broker that acknowledges out of order, on a line that drops: the agent reaches mosquitto
+/// through a proxy that holds the PUBACKs (four, or a second) and hands them over last first, and drops the connection three
+/// times with PUBACKs held. Every record the outbox archived (deleted as acknowledged) must have
+/// had its own PUBACK handed over, and every sale arrives.
+#[test]
+fn out_of_order_pubacks() {
+    let _serial = serial();
+    let until = if long_profile() { 120.0 } else { 25.0 };
+    // Records come a few a second: held up to a second, most PUBACKs wait for later ones.
+    let drop_after = vec![10, 30, 50];
+    let mut rig = Rig::new(RigOptions {
+        ack_shuffle: Some(AckShuffle {
+            hold: 4,
+            flush_after: Duration::from_secs(1),
+            drop_after: drop_after.clone(),
+        }),
+        ..RigOptions::default()
+    });
+    let fills = rush(61, 3.0, until);
+    rig.agent.start();
+    rig.start_sim(&fills, &[]);
+    rig.drain(sched_end(&fills));
+    let archived = rig
+        .outbox_column("SELECT id FROM archive;")
+        .unwrap_or_default();
+    let log = rig.proxy.as_ref().unwrap().log();
+    let unacknowledged: Vec<&String> = archived
+        .iter()
+        .filter(|id| !log.acks_delivered.contains(*id))
+        .collect();
+    let faults = format!(
+        "PUBACKs last first ({} of {}), {} drops with {} held",
+        log.acks_reordered, log.acks_handed_over, log.drops, log.acks_discarded
+    );
+    let (o, rig) = rig.finish("ooo_pubacks", faults);
+    let extra = [
+        (
+            unacknowledged.is_empty(),
+            format!(
+                "{} of {} archived records deleted without their PUBACK: {unacknowledged:?}",
+                unacknowledged.len(),
+                archived.len()
+            ),
+        ),
+        (
+            log.acks_reordered > 0 && log.drops == drop_after.len() && log.acks_discarded > 0,
+            format!(
+                "the proxy reordered or dropped too little to prove anything: {faults_log:?}",
+                faults_log = (log.acks_reordered, log.drops, log.acks_discarded)
+            ),
+        ),
+        no_sale_gaps(&o),
+    ];
     report_and_check(o, &rig, 20, &extra);
 }
 
