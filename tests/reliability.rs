@@ -1882,6 +1882,41 @@ fn bad_mqtt_commands() {
         .args(["-h", "127.0.0.1", "-p", &port, "-q", "1", "-r", "-n"])
         .args(["-t", &format!("forecourt/{STATION}/cmd/ping")])
         .status();
+    // Command replay: the same command id again, live and after a restart, runs once (every
+    // command but `ping`, which changes nothing).
+    let replay = || {
+        let _ = Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &port, "-q", "1"])
+            .args(["-t", &format!("forecourt/{STATION}/cmd/reload_config")])
+            .args(["-m", "{\"id\":\"replayed\"}"])
+            .status();
+    };
+    let replies_to = |id: &str, ok: bool| {
+        std::fs::read_to_string(&replies_path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(&format!("\"{id}\"")) && l.contains(&format!("\"ok\":{ok}")))
+            .count()
+    };
+    let wait_for = |rig: &mut Rig, what: &dyn Fn() -> bool| {
+        let until = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < until && !what() {
+            rig.run_for(Duration::from_millis(250));
+        }
+    };
+    replay();
+    wait_for(&mut rig, &|| replies_to("replayed", true) == 1);
+    replay();
+    wait_for(&mut rig, &|| replies_to("replayed", false) == 1);
+    let _ = rig.agent.stop();
+    rig.agent.start();
+    // Sent until the restarted agent is subscribed and answers (each answer a refusal).
+    let until = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < until && replies_to("replayed", false) < 2 {
+        replay();
+        rig.run_for(Duration::from_secs(1));
+    }
+    let replayed = (replies_to("replayed", true), replies_to("replayed", false));
     // Still answering?
     let mut answered = false;
     let until = Instant::now() + Duration::from_secs(30);
@@ -1906,7 +1941,10 @@ fn bad_mqtt_commands() {
     let exits = rig.agent.unexpected_exits.clone();
     let (mut o, rig) = rig.finish(
         "bad_mqtt_commands",
-        format!("{sent} bad commands ({refused} refused replies)"),
+        format!(
+            "{sent} bad commands, 1 replayed x{} ({refused} refused)",
+            replayed.0 + replayed.1
+        ),
     );
     if !answered {
         o.notes.push("no ping reply after the bad commands".into());
@@ -1926,6 +1964,14 @@ fn bad_mqtt_commands() {
         (
             reply_text.matches("\"retained\"").count() <= 1,
             "a retained command was answered more than once".to_string(),
+        ),
+        (
+            replayed.0 == 1 && replayed.1 >= 2,
+            format!(
+                "a command id sent again, live and after a restart: {} ran, {} refused (want 1 \
+                 and at least 2)",
+                replayed.0, replayed.1
+            ),
         ),
         no_sale_gaps(&o),
     ];
