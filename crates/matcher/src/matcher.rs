@@ -985,12 +985,28 @@ impl Matcher {
                     ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt()
                         <= self.config.stationary_distance
                 };
+                // Another car read at the pump between two reads of this one, as
+                // `other_car_between` tells, with the start of the search carried forward from
+                // pair to pair (the reads are in time order).
+                let own = car(track.id);
+                let mut after_a: Option<usize> = None;
+                let mut other_car_in = |a: UnixMillis, b: UnixMillis| {
+                    let first =
+                        after_a.get_or_insert_with(|| pump_reads.partition_point(|&(t, _)| t <= a));
+                    while pump_reads.get(*first).is_some_and(|&(t, _)| t <= a) {
+                        *first += 1;
+                    }
+                    pump_reads[*first..]
+                        .iter()
+                        .take_while(|&&(t, _)| t < b)
+                        .any(|&(_, other)| other != own)
+                };
                 for i in 0..reads.len().saturating_sub(1) {
                     let (a, b) = (&reads[i], &reads[i + 1]);
                     if pumped(i)
                         && pumped(i + 1)
                         && (still(smoothed(i), smoothed(i + 1)) || (at_stop(i) && at_stop(i + 1)))
-                        && !other_car_between(track.id, a.t, b.t)
+                        && !other_car_in(a.t, b.t)
                     {
                         let (s, t) = (a.t.max(from), b.t.min(to));
                         if s < t {
