@@ -146,9 +146,19 @@ impl Tracker {
     /// Joins the frame's reads to tracks; returns the ids of the tracks that got one (each its
     /// last read now), in the order the reads were added.
     pub fn observe(&mut self, frame: &FramePlates) -> Vec<u64> {
+        if frame.plates.is_empty() {
+            // Most frames: nothing read, nothing to join.
+            return Vec::new();
+        }
         let config = self.config.clone();
         let is_well_formed = self.is_well_formed;
-        let camera = self.cameras.entry(frame.camera.clone()).or_default();
+        if !self.cameras.contains_key(&frame.camera) {
+            self.cameras
+                .insert(frame.camera.clone(), CameraTracks::default());
+        }
+        let Some(camera) = self.cameras.get_mut(&frame.camera) else {
+            return Vec::new();
+        };
         let reads: Vec<TrackRead> = frame
             .plates
             .iter()
@@ -216,13 +226,10 @@ impl Tracker {
             }
         }
         pairs.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-        let mut read_taken = vec![false; reads.len()];
-        let mut track_taken = vec![false; camera.tracks.len()];
+        // A frame holds a few reads: the tracks taken are few too.
         let mut joined: Vec<Option<usize>> = vec![None; reads.len()];
         for (_, ri, ti) in pairs {
-            if !read_taken[ri] && !track_taken[ti] {
-                read_taken[ri] = true;
-                track_taken[ti] = true;
+            if joined[ri].is_none() && !joined.contains(&Some(ti)) {
                 joined[ri] = Some(ti);
             }
         }
