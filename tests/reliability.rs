@@ -640,18 +640,9 @@ impl Rig {
     /// HQ: there with its exact volume, amount and price, or (per fuelling point and nozzle)
     /// covered by `sale_gap` volume. A simulator killed before the agent accounted a completed
     /// fill loses it with its totalizer (a new one starts at 0, which no pump does): a test that
-    /// kills it must first let every sale be taken, however slow this machine is. False if the
-    /// wait ran out (the scenario's analysis then reports what is missing).
-    fn wait_sales_at_hq(&mut self) -> bool {
-        let key = |v: &Value| {
-            (
-                v["fp"].as_u64().unwrap_or(0),
-                v["nozzle"].as_u64().unwrap_or(0),
-                centi(&v["volume"]),
-                centi(&v["amount"]),
-                centi(&v["price"]),
-            )
-        };
+    /// kills it must first let every sale be taken, however slow this machine is. If the wait
+    /// runs out, the scenario's analysis reports what is missing.
+    fn wait_sales_at_hq(&mut self) {
         let until = Instant::now() + Duration::from_secs(60);
         loop {
             self.agent.supervise(self.t0);
@@ -662,7 +653,7 @@ impl Rig {
                 .filter_map(|l| serde_json::from_str::<Value>(l).ok())
                 .filter(|v| v["kind"] == "sale")
             {
-                *missing.entry(key(&v)).or_default() += 1;
+                *missing.entry(sale_key(&v)).or_default() += 1;
             }
             let mut seen = BTreeSet::new();
             let mut gap_cl: BTreeMap<(u64, u64), i64> = BTreeMap::new();
@@ -672,7 +663,7 @@ impl Rig {
                 }
                 let body = &env["body"];
                 if env["stream"] == "sale" {
-                    if let Some(n) = missing.get_mut(&key(body)) {
+                    if let Some(n) = missing.get_mut(&sale_key(body)) {
                         *n -= 1;
                     }
                 } else if env["stream"] == "sale_gap" {
@@ -692,13 +683,13 @@ impl Rig {
                 .filter(|(nozzle, &cl)| cl > gap_cl.get(*nozzle).copied().unwrap_or(0))
                 .count();
             if left == 0 {
-                return true;
+                return;
             }
             if Instant::now() >= until {
                 eprintln!(
                     "wait_sales_at_hq: sales on {left} nozzle(s) still unaccounted after 60 s"
                 );
-                return false;
+                return;
             }
             std::thread::sleep(Duration::from_millis(250));
         }
@@ -706,12 +697,12 @@ impl Rig {
 
     /// Runs until the sim's schedule ended (`sim_end_s` in sim time, plus 2 s), then waits for
     /// every sale logged to reach HQ ([`Rig::wait_sales_at_hq`]).
-    fn settle_sales(&mut self, sim_end_s: f64) -> bool {
+    fn settle_sales(&mut self, sim_end_s: f64) {
         let wait = sim_end_s + 2.0 - self.sim_time();
         if wait > 0.0 {
             self.run_for(Duration::from_secs_f64(wait));
         }
-        self.wait_sales_at_hq()
+        self.wait_sales_at_hq();
     }
 
     /// Runs until the sim's schedule ended (`sim_end_s` in sim time) and everything settled:
@@ -810,6 +801,20 @@ struct Outcome {
     lost_detail: Vec<String>,
 }
 
+/// A sale as the ground truth and HQ both name it: fuelling point, nozzle, and volume, amount
+/// and price in hundredths.
+type SaleKey = (u64, u64, i64, i64, i64);
+
+fn sale_key(v: &Value) -> SaleKey {
+    (
+        v["fp"].as_u64().unwrap_or(0),
+        v["nozzle"].as_u64().unwrap_or(0),
+        centi(&v["volume"]),
+        centi(&v["amount"]),
+        centi(&v["price"]),
+    )
+}
+
 fn centi(v: &Value) -> i64 {
     let s = match v {
         Value::String(s) => s.clone(),
@@ -840,24 +845,14 @@ struct OutboxTail {
 
 fn analyse(truth: &str, raw: &[(String, String)], summary: &Value, tail: &OutboxTail) -> Outcome {
     let mut o = Outcome::default();
-    type Key = (u64, u64, i64, i64, i64);
-    let key = |v: &Value| -> Key {
-        (
-            v["fp"].as_u64().unwrap_or(0),
-            v["nozzle"].as_u64().unwrap_or(0),
-            centi(&v["volume"]),
-            centi(&v["amount"]),
-            centi(&v["price"]),
-        )
-    };
-    let mut want: BTreeMap<Key, usize> = BTreeMap::new();
+    let mut want: BTreeMap<SaleKey, usize> = BTreeMap::new();
     let mut lost_fill_cl: BTreeMap<(u64, u64), i64> = BTreeMap::new();
     for line in truth.lines().filter(|l| !l.trim().is_empty()) {
         let v: Value = serde_json::from_str(line).expect("sales log line is JSON");
         match v["kind"].as_str() {
             Some("sale") => {
                 o.true_sales += 1;
-                *want.entry(key(&v)).or_default() += 1;
+                *want.entry(sale_key(&v)).or_default() += 1;
             }
             _ => {
                 *lost_fill_cl
@@ -869,7 +864,7 @@ fn analyse(truth: &str, raw: &[(String, String)], summary: &Value, tail: &Outbox
     // HQ: dedupe by id; seqs per stream.
     let mut seen: HashMap<String, Value> = HashMap::new();
     let mut seqs: BTreeMap<String, std::collections::BTreeSet<u64>> = BTreeMap::new();
-    let mut got: BTreeMap<Key, usize> = BTreeMap::new();
+    let mut got: BTreeMap<SaleKey, usize> = BTreeMap::new();
     let mut gap_cl: BTreeMap<(u64, u64), i64> = BTreeMap::new();
     for (topic, payload) in raw {
         let Ok(env) = serde_json::from_str::<Value>(payload) else {
@@ -889,7 +884,7 @@ fn analyse(truth: &str, raw: &[(String, String)], summary: &Value, tail: &Outbox
         match stream.as_str() {
             "sale" => {
                 o.hq_sales += 1;
-                *got.entry(key(body)).or_default() += 1;
+                *got.entry(sale_key(body)).or_default() += 1;
             }
             "sale_gap" => {
                 *gap_cl
