@@ -931,12 +931,16 @@ impl Matcher {
                 );
             }
             pump_reads.sort_unstable();
-            let other_car_between = |id: u64, a: UnixMillis, b: UnixMillis| {
-                let (id, first) = (car(id), pump_reads.partition_point(|&(t, _)| t <= a));
+            // Whether a car other than `own` was read at the pump from `pump_reads[first]` on,
+            // before `b`.
+            let other_car_from = |first: usize, b: UnixMillis, own: u64| {
                 pump_reads[first..]
                     .iter()
                     .take_while(|&&(t, _)| t < b)
-                    .any(|&(_, other)| other != id)
+                    .any(|&(_, other)| other != own)
+            };
+            let other_car_between = |id: u64, a: UnixMillis, b: UnixMillis| {
+                other_car_from(pump_reads.partition_point(|&(t, _)| t <= a), b, car(id))
             };
             for (track, since_lookback, all_likeness) in &likenesses {
                 let track: &'a Track = track;
@@ -985,9 +989,8 @@ impl Matcher {
                     ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt()
                         <= self.config.stationary_distance
                 };
-                // Another car read at the pump between two reads of this one, as
-                // `other_car_between` tells, with the start of the search carried forward from
-                // pair to pair (the reads are in time order).
+                // `other_car_between` for this track's consecutive reads, the start of the
+                // search carried forward from pair to pair (the reads are in time order).
                 let own = car(track.id);
                 let mut after_a: Option<usize> = None;
                 let mut other_car_in = |a: UnixMillis, b: UnixMillis| {
@@ -996,10 +999,7 @@ impl Matcher {
                     while pump_reads.get(*first).is_some_and(|&(t, _)| t <= a) {
                         *first += 1;
                     }
-                    pump_reads[*first..]
-                        .iter()
-                        .take_while(|&&(t, _)| t < b)
-                        .any(|&(_, other)| other != own)
+                    other_car_from(*first, b, own)
                 };
                 for i in 0..reads.len().saturating_sub(1) {
                     let (a, b) = (&reads[i], &reads[i + 1]);

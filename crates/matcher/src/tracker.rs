@@ -152,12 +152,10 @@ impl Tracker {
         }
         let config = self.config.clone();
         let is_well_formed = self.is_well_formed;
-        if !self.cameras.contains_key(&frame.camera) {
-            self.cameras
-                .insert(frame.camera.clone(), CameraTracks::default());
-        }
-        let Some(camera) = self.cameras.get_mut(&frame.camera) else {
-            return Vec::new();
+        // The camera's name is copied only for its first frame.
+        let camera = match self.cameras.get_mut(&frame.camera) {
+            Some(camera) => camera,
+            None => self.cameras.entry(frame.camera.clone()).or_default(),
         };
         let reads: Vec<TrackRead> = frame
             .plates
