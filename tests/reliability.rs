@@ -1616,9 +1616,10 @@ fn serial_line_faults() {
 }
 
 /// A broker that acknowledges out of order, on a line that drops: the agent reaches mosquitto
-/// through a proxy that holds the PUBACKs (four, or a second) and hands them over last first, and drops the connection three
-/// times with PUBACKs held. Every record the outbox archived (deleted as acknowledged) must have
-/// had its own PUBACK handed over, and every sale arrives.
+/// through a proxy that holds the PUBACKs (four, or a second), hands them over last first
+/// (keeping the oldest back a round), and drops the connection three times with PUBACKs held.
+/// Every record the outbox archived (deleted as acknowledged) must have had its own PUBACK
+/// handed over, and every sale arrives.
 #[test]
 fn out_of_order_pubacks() {
     let _serial = serial();

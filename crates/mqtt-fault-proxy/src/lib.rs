@@ -94,9 +94,11 @@ impl Drop for FaultProxy {
     }
 }
 
-/// A poisoned log (a panic on another proxy thread) is still the log.
-fn lock(log: &Mutex<ProxyLog>) -> MutexGuard<'_, ProxyLog> {
-    log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// A poisoned lock (a panic on another proxy thread) still guards valid data.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Proxies one client connection until either side closes or the proxy drops it.
@@ -120,12 +122,13 @@ fn serve(
                 break;
             }
             buf.extend_from_slice(&chunk[..n]);
-            while let Ok(Some(packet)) = take_packet(&mut buf) {
+            // Not MQTT: the connection ends (rather than bytes piling up unsent).
+            while let Some(packet) = take_packet(&mut buf).unwrap_or_else(|_| {
+                let _ = from_client.shutdown(Shutdown::Both);
+                None
+            }) {
                 if let Some((pkid, id)) = publish_ids(&packet) {
-                    noted
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner())
-                        .insert(pkid, id);
+                    lock(&noted).insert(pkid, id);
                 }
                 if to_broker.write_all(&packet).is_err() {
                     return;
@@ -191,11 +194,7 @@ fn serve(
         for (pkid, packet) in held.drain(..).rev() {
             // Logged before the client can read it: whatever the client deleted at any moment
             // is in the log by then.
-            let id = in_flight
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .remove(&pkid);
-            if let Some(id) = id {
+            if let Some(id) = lock(&in_flight).remove(&pkid) {
                 log.acks_delivered.insert(id);
             }
             log.acks_handed_over += 1;
