@@ -147,6 +147,9 @@ struct Evidence {
     outside: f32,
     /// Reads at the pump around the fill (from a margin before the lift to one after the hang-up).
     reads_at_pump: usize,
+    /// Another car was the next one read at the pump after this one's last read there: it left at
+    /// some unseen moment, so dark time in the fill is not its to leave out of the fill's length.
+    replaced: bool,
 }
 
 /// A car's standing for one fill, ready to score.
@@ -1022,7 +1025,20 @@ impl Matcher {
                         || still(smoothed(last_i - 1), smoothed(last_i))
                         || last_i + 1 == reads.len();
                     let bound = to.min(as_of);
-                    let dark_after = self.frames.dark_ms(&view.camera, last.t, bound, as_of);
+                    // Dark time says nothing of who stood there: the car is assumed through it
+                    // only while no other car is the next one read at the pump (a car found
+                    // there when the camera came back took the place at some unseen moment).
+                    let next_read = pump_reads.partition_point(|&(t, _)| t <= last.t);
+                    let replaced = last.t < bound
+                        && pump_reads
+                            .get(next_read)
+                            .is_some_and(|&(_, next)| next != own);
+                    e.replaced = replaced;
+                    let dark_after = if replaced {
+                        0
+                    } else {
+                        self.frames.dark_ms(&view.camera, last.t, bound, as_of)
+                    };
                     let until = (last.t + self.config.visible_hold_ms + dark_after)
                         .min(last.t + self.config.hidden_stay_ms.max(dark_after))
                         .min(bound);
@@ -1122,6 +1138,7 @@ impl Matcher {
             let mut intervals = Vec::new();
             let mut hidden = Vec::new();
             let (mut inside, mut outside, mut reads_at_pump) = (0.0f32, 0.0f32, 0);
+            let mut replaced = false;
             for &i in &members {
                 let e = &seen[i].1;
                 intervals.extend_from_slice(&e.intervals);
@@ -1129,6 +1146,7 @@ impl Matcher {
                 inside += e.inside;
                 outside += e.outside;
                 reads_at_pump += e.reads_at_pump;
+                replaced |= e.replaced;
             }
             // Assumed time counts half.
             let seen_ms = union_length(intervals.clone());
@@ -1136,10 +1154,15 @@ impl Matcher {
             let covered_ms = union_length(hidden.clone());
             let assumed_ms = covered_ms - seen_ms;
             // Dark time the car is not known for says nothing either way: leave it out of the
-            // fill's length, but never below a quarter of it.
-            let mut both = hidden;
-            both.extend_from_slice(&dark);
-            let dark_unexplained = union_length(both) - covered_ms;
+            // fill's length, but never below a quarter of it. Unless another car was found in
+            // its place: then it left unseen, and the dark time counts as time it was not there.
+            let dark_unexplained = if replaced {
+                0
+            } else {
+                let mut both = hidden;
+                both.extend_from_slice(&dark);
+                union_length(both) - covered_ms
+            };
             let observable = (fill_ms - dark_unexplained).max(fill_ms / 4).max(1) as f32;
             let coverage =
                 ((seen_ms as f32 + 0.5 * assumed_ms as f32) / observable).clamp(0.0, 1.0);
@@ -1629,6 +1652,25 @@ mod tests {
                 .all(|m| m.verdict.plate.as_deref() != Some("苏E05EV8")),
             "{out:?}"
         );
+    }
+
+    #[test]
+    fn a_car_gone_when_the_camera_came_back_is_not_assumed_through_the_dark() {
+        // One car stands at the pump, the camera goes dark over the whole fill, and comes back
+        // to find another car standing there, which stays on paying with no new fill: the
+        // first car may have left at any unseen moment, so the dark time is not its.
+        let frames: Vec<FramePlates> = (0..240)
+            .map(|i| i * 500)
+            .filter_map(|t| match t {
+                0..=9_500 => Some(frame(t, &[("京A12345", 0.25, 0.95)])),
+                10_000..=49_500 => None,
+                _ => Some(frame(t, &[("苏E05EV8", 0.25, 0.95)])),
+            })
+            .collect();
+        let out = run_live(&frames, &fill(1, 12_000, 40_000), 200_000);
+        let last = out.last().expect("a verdict");
+        assert_eq!(last.verdict.plate.as_deref(), Some("苏E05EV8"), "{out:?}");
+        assert!(last.verdict.confidence >= MatcherConfig::default().min_confidence);
     }
 
     #[test]
