@@ -1057,16 +1057,28 @@ impl Matcher {
                     // Found there after the hang-up and still standing there a while later with
                     // no new fill of this pump begun: the fill's customer (paying), not the next
                     // one (whose nozzle would be out by then).
-                    let stayed_unserved = first.t >= to && {
-                        let stay_end = reads[first_i..]
-                            .iter()
-                            .enumerate()
-                            .take_while(|(k, _)| pumped(first_i + k))
-                            .last()
-                            .map_or(first.t, |(_, r)| r.t);
-                        stay_end - to >= STAYED_AFTER_MS
-                            && self.first_fill_begun(bay, to, stay_end).is_none()
-                    };
+                    let stay_end = reads[first_i..]
+                        .iter()
+                        .enumerate()
+                        .take_while(|(k, _)| pumped(first_i + k))
+                        .last()
+                        .map_or(first.t, |(_, r)| r.t);
+                    let paid_after = stay_end - to >= STAYED_AFTER_MS
+                        && self.first_fill_begun(bay, to, stay_end).is_none();
+                    let stayed_unserved = first.t >= to && paid_after;
+                    // First read at the pump during the fill, standing there through the hang-up
+                    // and paying after it, with no other car read at the pump since the lift: it
+                    // came in unseen earlier in the fill (hidden, or the nozzle was lifted before
+                    // it stopped), and it is the fill's customer.
+                    if reach == Reach::Bay
+                        && !was_before
+                        && paid_after
+                        && first.t > from
+                        && first.t < to
+                        && !other_car_between(track.id, from, first.t)
+                    {
+                        e.intervals.push((from, first.t));
+                    }
                     if !was_before {
                         for (a, b) in self.frames.dark_spells(&view.camera, from, first.t, as_of) {
                             if first.t - b <= self.config.outage_after_ms * 2
@@ -1671,6 +1683,33 @@ mod tests {
         let last = out.last().expect("a verdict");
         assert_eq!(last.verdict.plate.as_deref(), Some("苏E05EV8"), "{out:?}");
         assert!(last.verdict.confidence >= MatcherConfig::default().min_confidence);
+    }
+
+    #[test]
+    fn a_car_first_read_late_in_the_fill_that_stays_paying_was_there_from_the_lift() {
+        // Frames come with nothing read until 30 s into a fill that began at 10 s (the car was
+        // hidden, or came in after the lift); then it is read at the pump through the hang-up
+        // and stays 50 s more with no new fill: the fill's customer. Another car read at the
+        // pump before it in the fill leaves the start of the fill to that car.
+        let frames = |other: Option<&'static str>| -> Vec<FramePlates> {
+            (0..240)
+                .map(|i| i * 500)
+                .map(|t| match (t, other) {
+                    (15_000..=19_500, Some(other)) => frame(t, &[(other, 0.25, 0.95)]),
+                    (0..=29_500, _) => frame(t, &[]),
+                    _ => frame(t, &[("苏E05EV8", 0.25, 0.95)]),
+                })
+                .collect()
+        };
+        let last_verdict = |frames: &[FramePlates]| {
+            let out = run_live(frames, &fill(1, 10_000, 40_000), 200_000);
+            out.last().expect("a verdict").verdict.clone()
+        };
+        let alone = last_verdict(&frames(None));
+        assert_eq!(alone.plate.as_deref(), Some("苏E05EV8"), "{alone:?}");
+        assert!(alone.confidence >= MatcherConfig::default().min_confidence);
+        let after_another = last_verdict(&frames(Some("京A12345")));
+        assert_eq!(after_another.plate, None, "{after_another:?}");
     }
 
     #[test]
