@@ -162,6 +162,8 @@ struct Candidate {
     reads_at_pump: usize,
     /// How sure the text vote over all the car's reads is.
     certainty: f32,
+    /// The camera and id of the track that saw it most at the pump.
+    lead: (String, u64),
 }
 
 impl Candidate {
@@ -758,7 +760,18 @@ impl Matcher {
         // or overshot: never chosen on that alone (a queued car waits there too), but a doubt,
         // unless another fill explains it.
         if !across {
-            let near = self.candidates(p.sale.fp, start, end, as_of, Reach::BayAndNear, &mut texts);
+            let (camera, track) = &chosen.lead;
+            let beside = self
+                .standing_in(camera, *track, start, end.min(as_of))
+                .map(|standing| (camera.as_str(), standing));
+            let near = self.candidates(
+                p.sale.fp,
+                start,
+                end,
+                as_of,
+                Reach::BayAndNear(beside),
+                &mut texts,
+            );
             let max_distance = self.config.tracker.max_text_distance;
             let same_car = |a: &str, b: &str| text_distance_at_most(a, b, max_distance).is_some();
             for (other, c) in &near {
@@ -822,7 +835,7 @@ impl Matcher {
         from: UnixMillis,
         to: UnixMillis,
         as_of: UnixMillis,
-        reach: Reach,
+        reach: Reach<'_>,
         texts: &mut BTreeMap<u64, VotedText>,
     ) -> BTreeMap<String, Candidate> {
         let mut seen: Vec<(&'a Track, Evidence)> = Vec::new();
@@ -853,8 +866,17 @@ impl Matcher {
                 // the camera may not (a queued car reads smaller, or larger).
                 // Before the stop is learned, any car standing there is a doubt: it may be the
                 // customer, stopped a little past the drawn line.
-                if reach == Reach::BayAndNear && !inside && view.is_near(r, near) {
-                    return stop.map_or(1.0, |stop| size_likeness(stop, r.w));
+                if let Reach::BayAndNear(beside) = reach {
+                    if !inside && view.is_near(r, near) {
+                        let chosen = beside
+                            .filter(|(camera, _)| *camera == view.camera)
+                            .map(|(_, standing)| standing);
+                        return match (stop, chosen) {
+                            (Some(stop), _) => size_likeness(stop, r.w),
+                            (None, Some(chosen)) if r.w < chosen.w => size_likeness(chosen, r.w),
+                            (None, _) => 1.0,
+                        };
+                    }
                 }
                 match stop {
                     // Before the stop is learned: where cars were seen to queue is not the pump.
@@ -1188,7 +1210,7 @@ impl Matcher {
                 continue;
             }
             let tracks: Vec<&Track> = members.iter().map(|&i| seen[i].0).collect();
-            if reach != Reach::BayAndNear
+            if !matches!(reach, Reach::BayAndNear(_))
                 && self.moved_up_for_next_fill(bay, &voted.text, &tracks, from, to, as_of)
             {
                 continue;
@@ -1199,6 +1221,7 @@ impl Matcher {
                 containment,
                 reads_at_pump,
                 certainty: voted.certainty,
+                lead: (seen[members[0]].0.camera.clone(), seen[members[0]].0.id),
             };
             // Two groups voting the same text: keep the stronger.
             match candidates.get(&voted.text) {
@@ -1213,6 +1236,35 @@ impl Matcher {
 }
 
 impl Matcher {
+    /// The median box of track `id` of `camera` over its reads from `from` to `to` (`None` with
+    /// fewer than [`MIN_STANDING_READS`]).
+    fn standing_in(
+        &self,
+        camera: &str,
+        id: u64,
+        from: UnixMillis,
+        to: UnixMillis,
+    ) -> Option<StopSample> {
+        let track = self
+            .tracker
+            .tracks_between(camera, from, to)
+            .find(|t| t.id == id)?;
+        let boxes: Vec<StopSample> = track
+            .reads
+            .iter()
+            .filter(|r| r.t >= from && r.t <= to)
+            .map(|r| StopSample {
+                x: r.x,
+                y: r.y,
+                w: r.w,
+            })
+            .collect();
+        if boxes.len() < MIN_STANDING_READS {
+            return None;
+        }
+        StopSample::median(boxes.iter())
+    }
+
     /// The first fill of `fp` whose nozzle was lifted after `after`, up to `until`.
     fn first_fill_begun(
         &self,
@@ -1281,16 +1333,23 @@ const MOVED_UP_WIDTHS: f32 = 2.0;
 /// ...when read there this many times.
 const MOVED_UP_READS: usize = 3;
 
+/// Reads a car needs in a fill for its box there to be known.
+const MIN_STANDING_READS: usize = 3;
+
 /// Which cars [`Matcher::candidates`] looks at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reach {
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Reach<'r> {
     /// The fill's own bay: in its zone, or just outside where the learned stop is.
     Bay,
     /// The bay across the island, for a fill with nobody in its own: a car whose stay there saw
     /// a fill of that bay's own pump was its customer, not this fill's.
     AcrossIsland,
-    /// The own bay and anywhere just outside its zone: rivals only.
-    BayAndNear,
+    /// The own bay and anywhere just outside its zone: rivals only. With the camera and standing
+    /// box of the car chosen in the zone: before the stop is learned, a car just outside that
+    /// reads smaller than the chosen one stands further from the camera, queued behind it (a
+    /// camera looks at the cars coming in). One that reads larger stays a doubt: it may be the
+    /// customer, stopped past a sloppy zone, and the chosen car the one queued behind.
+    BayAndNear(Option<(&'r str, StopSample)>),
 }
 
 /// A car first read at the pump after a fill's hang-up (the camera was dark until then) and still
@@ -1484,6 +1543,22 @@ mod tests {
 
     fn plate_ok(text: &str) -> bool {
         text.chars().count() == 7
+    }
+
+    /// A frame of reads `(text, x, width)` at confidence 0.95.
+    fn sized_frame(t: i64, plates: &[(&str, f32, f32)]) -> FramePlates {
+        FramePlates {
+            t,
+            camera: "cam1".into(),
+            plates: plates
+                .iter()
+                .map(|(text, x, w)| PlateRead {
+                    text: text.to_string(),
+                    confidence: 0.95,
+                    bbox: [x - w / 2.0, 0.5, x + w / 2.0, 0.55],
+                })
+                .collect(),
+        }
     }
 
     fn frame(t: i64, plates: &[(&str, f32, f32)]) -> FramePlates {
@@ -1820,6 +1895,30 @@ mod tests {
         );
         let doubted = judge(&[("苏E05EV8", 0.2, 0.95), ("京A12345", 0.45, 0.95)]);
         assert_eq!(doubted.verdict.plate, None, "{:?}", doubted.verdict);
+    }
+
+    #[test]
+    fn before_the_stop_is_learned_a_smaller_car_just_outside_the_zone_is_queued_behind() {
+        // As above, but the car just outside reads 0.6x the width of the one in the zone: it
+        // stands further from the camera, queued behind, not beside it. One that reads larger
+        // stays a doubt (it may be the customer, and the car in the zone the queued one).
+        let layout = layout_split_at(0.4, 0.6);
+        let judge = |outside_width: f32| {
+            let mut m = Matcher::new(layout.clone(), MatcherConfig::default(), plate_ok);
+            for i in 0..80 {
+                m.observe_frame(&sized_frame(
+                    i * 500,
+                    &[("苏E05EV8", 0.2, 0.1), ("京A12345", 0.45, outside_width)],
+                ));
+            }
+            m.observe_dispenser(&sale(1, 38_000, Some(2_000)));
+            m.poll(44_000).remove(0).verdict
+        };
+        let queued = judge(0.06);
+        assert_eq!(queued.plate.as_deref(), Some("苏E05EV8"), "{queued:?}");
+        assert!(queued.confidence >= MatcherConfig::default().min_confidence);
+        let larger = judge(0.12);
+        assert_eq!(larger.plate, None, "{larger:?}");
     }
 
     #[test]
