@@ -170,6 +170,13 @@ impl Candidate {
     fn score(&self) -> f64 {
         f64::from(self.coverage * self.containment)
     }
+
+    /// This car's score as a rival of `chosen`: time it was only assumed at the pump (hidden, or
+    /// the camera dark) counts only where `chosen` was not seen there, as one pump holds one car.
+    fn strength_beside(&self, chosen: &Candidate) -> f32 {
+        let unseen_by_chosen = (1.0 - chosen.seen).max(0.0);
+        self.coverage.min(self.seen + unseen_by_chosen) * self.containment
+    }
 }
 
 /// One camera's view of one fuelling point, as the evidence for a fill needs it.
@@ -749,11 +756,14 @@ impl Matcher {
         };
         let (mut free_rival, mut explained_rival) = (0.0f32, 0.0f32);
         for (c, t) in columns.iter().enumerate().filter(|(c, _)| *c != column) {
-            let own = row_candidates[0].get(*t).map_or(0.0, Candidate::score);
-            if assigned_elsewhere(c, own) {
-                explained_rival = explained_rival.max(0.5 * own as f32);
+            let Some(other) = row_candidates[0].get(*t) else {
+                continue;
+            };
+            let strength = other.strength_beside(chosen);
+            if assigned_elsewhere(c, other.score()) {
+                explained_rival = explained_rival.max(0.5 * strength);
             } else {
-                free_rival = free_rival.max(own as f32);
+                free_rival = free_rival.max(strength);
             }
         }
         // A car standing just outside the zone all along may be the customer that stopped short
@@ -779,7 +789,7 @@ impl Matcher {
                     same_car(t, other) && (col == column || assignment[1..].contains(&Some(col)))
                 });
                 if !explained {
-                    free_rival = free_rival.max(c.score() as f32);
+                    free_rival = free_rival.max(c.strength_beside(chosen));
                 }
             }
         }
@@ -1785,6 +1795,55 @@ mod tests {
         assert!(alone.confidence >= MatcherConfig::default().min_confidence);
         let after_another = last_verdict(&frames(Some("京A12345")));
         assert_eq!(after_another.plate, None, "{after_another:?}");
+    }
+
+    #[test]
+    fn a_car_only_assumed_at_the_pump_is_no_rival_where_another_was_seen_there() {
+        // Two cameras see fp 1. On cam1 one car stands at the pump all along. Cam2 is dark over
+        // the fill and comes back to find another car there for a moment: that one is only
+        // assumed to have stood there in the dark, which the first car, seen, rules out.
+        let layout = Layout {
+            fps: vec![FpLayout {
+                fp: 1,
+                zones: ["cam1", "cam2"]
+                    .into_iter()
+                    .map(|camera| Zone {
+                        camera: camera.into(),
+                        polygon: vec![[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]],
+                    })
+                    .collect(),
+            }],
+        };
+        let on = |camera: &str, mut frame: FramePlates| {
+            frame.camera = camera.into();
+            frame
+        };
+        let mut frames = Vec::new();
+        for t in (0..240).map(|i| i * 500) {
+            frames.push(on("cam1", frame(t, &[("苏E05EV8", 0.25, 0.95)])));
+            match t {
+                0..=4_500 | 60_000.. => frames.push(on("cam2", frame(t + 1, &[]))),
+                45_000..=55_000 => {
+                    frames.push(on("cam2", frame(t + 1, &[("京A12345", 0.25, 0.95)])))
+                }
+                _ => {}
+            }
+        }
+        let mut m = Matcher::new(layout, MatcherConfig::default(), plate_ok);
+        let mut out = Vec::new();
+        let events = fill(1, 10_000, 40_000);
+        let mut events = events.iter().peekable();
+        for f in &frames {
+            while let Some((_, e)) = events.next_if(|(t, _)| *t <= f.t) {
+                m.observe_dispenser(e);
+            }
+            out.extend(m.poll(f.t));
+            m.observe_frame(f);
+        }
+        out.extend(m.poll(300_000));
+        let last = &out.last().expect("a verdict").verdict;
+        assert_eq!(last.plate.as_deref(), Some("苏E05EV8"), "{out:?}");
+        assert!(last.confidence >= MatcherConfig::default().min_confidence);
     }
 
     #[test]
