@@ -50,7 +50,9 @@ pub struct MatcherConfig {
     /// unlike frames that arrive with nothing read.
     pub outage_after_ms: i64,
     /// A car last read standing at the pump while frames kept coming is assumed to stay this long
-    /// (a person walking past its plate); dark time is added to it.
+    /// (a person walking past its plate); dark time is added to it. One read standing there with
+    /// the nozzle out is assumed to stay till the hang-up (the nozzle is in it), unless another
+    /// car is read there first.
     pub visible_hold_ms: i64,
     /// Reads this long before the nozzle lift and after the hang-up still show the car standing
     /// there (it arrived before and left after).
@@ -1071,9 +1073,18 @@ impl Matcher {
                     } else {
                         self.frames.dark_ms(&view.camera, last.t, bound, as_of)
                     };
-                    let until = (last.t + self.config.visible_hold_ms + dark_after)
-                        .min(last.t + self.config.hidden_stay_ms.max(dark_after))
-                        .min(bound);
+                    let until = if last.t >= from && !replaced {
+                        // Read standing at the pump with the nozzle out: the nozzle is in the car
+                        // till the hang-up, unless another car is read there first.
+                        pump_reads[next_read..]
+                            .iter()
+                            .find(|&&(_, other)| other != own)
+                            .map_or(bound, |&(t, _)| t.min(bound))
+                    } else {
+                        (last.t + self.config.visible_hold_ms + dark_after)
+                            .min(last.t + self.config.hidden_stay_ms.max(dark_after))
+                            .min(bound)
+                    };
                     if standing
                         && last.t.max(from) < until
                         && !other_car_between(track.id, last.t, until)
@@ -1089,14 +1100,22 @@ impl Matcher {
                     // Found there after the hang-up and still standing there a while later with
                     // no new fill of this pump begun: the fill's customer (paying), not the next
                     // one (whose nozzle would be out by then).
-                    let stay_end = reads[first_i..]
+                    // Standing there unbroken for a while after the hang-up, and gone before the
+                    // pump's next fill began: its last read at the pump, not the end of that run
+                    // (a box jittering over the zone's edge may break a run; a car served next
+                    // is still there when the nozzle comes out).
+                    let run_end = reads[first_i..]
                         .iter()
                         .enumerate()
                         .take_while(|(k, _)| pumped(first_i + k))
                         .last()
                         .map_or(first.t, |(_, r)| r.t);
-                    let paid_after = stay_end - to >= STAYED_AFTER_MS
-                        && self.first_fill_begun(bay, to, stay_end).is_none();
+                    let last_there = (first_i..reads.len())
+                        .rev()
+                        .find(|&k| pumped(k))
+                        .map_or(first.t, |k| reads[k].t);
+                    let paid_after = run_end - to >= STAYED_AFTER_MS
+                        && self.first_fill_begun(bay, to, last_there).is_none();
                     let stayed_unserved = first.t >= to && paid_after;
                     // First read at the pump during the fill, standing there through the hang-up
                     // and paying after it, with no other car read at the pump since the lift: it
@@ -1677,7 +1696,17 @@ mod tests {
         events: &[(i64, DispenserEvent)],
         end: i64,
     ) -> Vec<MatchedSale> {
-        let mut m = Matcher::new(layout(), MatcherConfig::default(), plate_ok);
+        run_live_on(layout(), frames, events, end)
+    }
+
+    /// [`run_live`] on `layout`.
+    fn run_live_on(
+        layout: Layout,
+        frames: &[FramePlates],
+        events: &[(i64, DispenserEvent)],
+        end: i64,
+    ) -> Vec<MatchedSale> {
+        let mut m = Matcher::new(layout, MatcherConfig::default(), plate_ok);
         let mut out = Vec::new();
         let mut events = events.iter().peekable();
         for f in frames {
@@ -1829,21 +1858,62 @@ mod tests {
                 _ => {}
             }
         }
-        let mut m = Matcher::new(layout, MatcherConfig::default(), plate_ok);
-        let mut out = Vec::new();
-        let events = fill(1, 10_000, 40_000);
-        let mut events = events.iter().peekable();
-        for f in &frames {
-            while let Some((_, e)) = events.next_if(|(t, _)| *t <= f.t) {
-                m.observe_dispenser(e);
-            }
-            out.extend(m.poll(f.t));
-            m.observe_frame(f);
-        }
-        out.extend(m.poll(300_000));
+        let out = run_live_on(layout, &frames, &fill(1, 10_000, 40_000), 300_000);
         let last = &out.last().expect("a verdict").verdict;
         assert_eq!(last.plate.as_deref(), Some("苏E05EV8"), "{out:?}");
         assert!(last.confidence >= MatcherConfig::default().min_confidence);
+    }
+
+    #[test]
+    fn a_car_read_standing_at_the_pump_with_the_nozzle_out_is_assumed_there_till_the_hang_up() {
+        // Read at the pump from before the lift to 20 s into a 60 s fill, then hidden (frames
+        // keep coming, nothing read) and never read again. Another car read at the pump in the
+        // hidden spell ends the assumption there.
+        let frames = |other: Option<&'static str>| -> Vec<FramePlates> {
+            (0..200)
+                .map(|i| i * 500)
+                .map(|t| match (t, other) {
+                    (0..=29_500, _) => frame(t, &[("苏E05EV8", 0.25, 0.95)]),
+                    (40_000..=44_500, Some(other)) => frame(t, &[(other, 0.25, 0.95)]),
+                    _ => frame(t, &[]),
+                })
+                .collect()
+        };
+        let last_verdict = |frames: &[FramePlates]| {
+            let out = run_live(frames, &fill(1, 10_000, 70_000), 200_000);
+            out.last().expect("a verdict").verdict.clone()
+        };
+        let hidden = last_verdict(&frames(None));
+        assert_eq!(hidden.plate.as_deref(), Some("苏E05EV8"), "{hidden:?}");
+        assert!(hidden.confidence >= MatcherConfig::default().min_confidence);
+        let another = last_verdict(&frames(Some("京A12345")));
+        assert_eq!(another.plate, None, "{another:?}");
+    }
+
+    #[test]
+    fn a_car_found_after_an_outage_and_still_there_when_the_next_fill_begins_is_not_the_customer() {
+        // The camera is dark over the whole fill and comes back to find a car at the pump. It
+        // stands there more than 30 s past the hang-up, one read of it jittering just outside
+        // the zone, and is still there when the pump's next fill begins: it waited to be
+        // served next, it did not pay for this fill.
+        let frames: Vec<FramePlates> = (0..240)
+            .map(|i| i * 500)
+            .filter_map(|t| match t {
+                5_000..=44_500 => None,
+                80_000 => Some(frame(t, &[("苏E05EV8", 0.42, 0.95)])),
+                45_000.. => Some(frame(t, &[("苏E05EV8", 0.37, 0.95)])),
+                _ => Some(frame(t, &[])),
+            })
+            .collect();
+        let mut events: Vec<(i64, DispenserEvent)> = fill(1, 10_000, 40_000).into();
+        events.extend(fill(1, 95_000, 110_000));
+        let out = run_live_on(layout_split_at(0.4, 0.6), &frames, &events, 300_000);
+        let first_sale = out
+            .iter()
+            .rev()
+            .find(|m| m.sale.t == 40_000)
+            .expect("a verdict");
+        assert_eq!(first_sale.verdict.plate, None, "{out:?}");
     }
 
     #[test]
