@@ -868,7 +868,9 @@ impl Matcher {
             // Per read: at the pump (in the bay, and the size and place of a car stopped there),
             // and how much it looks like one.
             // Until the stop is learned, any car in the zone may be at the pump; a car a little
-            // outside the zone counts only once it is known to stand where cars at the pump do.
+            // outside the zone counts only once the stop is learned, when it reads the size of a
+            // car at the pump (it stopped short or overshot along the lane: its place there says
+            // little, its distance from the camera much).
             let stop = self.stops.stop(&view.camera, bay);
             let queue = self.stops.queue(&view.camera, bay);
             let at_pump = |r: &TrackRead| -> f32 {
@@ -900,9 +902,8 @@ impl Matcher {
                         }
                     }
                     None => 0.0,
-                    Some(stop) if inside || view.is_near(r, near) => {
-                        likeness_to(stop, r.x, r.y, r.w)
-                    }
+                    Some(stop) if inside => likeness_to(stop, r.x, r.y, r.w),
+                    Some(stop) if view.is_near(r, near) => size_likeness(stop, r.w),
                     Some(_) => 0.0,
                 }
             };
@@ -2140,6 +2141,54 @@ mod tests {
             assert_eq!(verdict.verdict.plate.as_deref(), Some(plate));
         }
         assert_eq!(out[5].verdict.plate, None, "{:?}", out[5].verdict);
+    }
+
+    #[test]
+    fn once_the_stop_is_learned_a_car_just_outside_the_zone_of_its_size_is_the_customer() {
+        // Zones with a gap between them; five customers alone at fp 1 teach its stop. Then a
+        // car stands just outside fp 1's zone (nearer to it than to fp 2's), far along the lane
+        // from the learned stop but reading its size: it stopped past the drawn line, at the
+        // pump's distance from the camera. One reading 0.6x that size is queued further back.
+        let read = |text: &str, x: f32, y: f32, w: f32| PlateRead {
+            text: text.to_string(),
+            confidence: 0.95,
+            bbox: [x - w / 2.0, y - 0.02, x + w / 2.0, y + 0.02],
+        };
+        let judge = |width: f32| {
+            let mut m = Matcher::new(
+                layout_split_at(0.4, 0.6),
+                MatcherConfig::default(),
+                plate_ok,
+            );
+            let plates = ["苏E05EV1", "京B77K12", "沪C3M456", "粤D98765", "浙F1234Q"];
+            let mut t = 0;
+            for plate in plates {
+                for i in 0..40 {
+                    m.observe_frame(&FramePlates {
+                        t: t + i * 500,
+                        camera: "cam1".into(),
+                        plates: vec![read(plate, 0.25, 0.8, 0.1)],
+                    });
+                }
+                m.observe_dispenser(&sale(1, t + 18_000, Some(t + 1_000)));
+                m.poll(t + 30_000);
+                t += 200_000;
+            }
+            m.poll(t);
+            for i in 0..40 {
+                m.observe_frame(&FramePlates {
+                    t: t + i * 500,
+                    camera: "cam1".into(),
+                    plates: vec![read("京A12345", 0.45, 0.2, width)],
+                });
+            }
+            m.observe_dispenser(&sale(1, t + 18_000, Some(t + 1_000)));
+            m.poll(t + 24_000).remove(0).verdict
+        };
+        let beside = judge(0.1);
+        assert_eq!(beside.plate.as_deref(), Some("京A12345"), "{beside:?}");
+        let queued = judge(0.06);
+        assert_eq!(queued.plate, None, "{queued:?}");
     }
 
     #[test]
