@@ -1039,11 +1039,35 @@ impl Matcher {
                     }
                     other_car_from(*first, b, own)
                 };
+                // Its first read at the pump from the lift on, and whether it then stood there
+                // unbroken a while past the hang-up and was gone before the pump's next fill
+                // began: the fill's customer, paying, not the next one (whose nozzle would be out
+                // by then). Gone by its last read there, not the end of that run: a box
+                // jittering over the zone's edge may break a run, and a car served next is still
+                // there when the nozzle comes out.
+                let first_at_pump = (0..reads.len()).find(|&i| pumped(i) && reads[i].t >= from);
+                let paid_after = first_at_pump.is_some_and(|first_i| {
+                    let run_end = (first_i..reads.len())
+                        .take_while(|&k| pumped(k))
+                        .last()
+                        .map_or(reads[first_i].t, |k| reads[k].t);
+                    let last_there = (first_i..reads.len())
+                        .rev()
+                        .find(|&k| pumped(k))
+                        .map_or(reads[first_i].t, |k| reads[k].t);
+                    run_end - to >= STAYED_AFTER_MS
+                        && self.first_fill_begun(bay, to, last_there).is_none()
+                });
+                // Moving at the pump between two reads, nobody else read there: creeping in or
+                // pulling up to the stop, for the customer that then paid.
+                let arriving = paid_after && reach == Reach::Bay;
                 for i in 0..reads.len().saturating_sub(1) {
                     let (a, b) = (&reads[i], &reads[i + 1]);
                     if pumped(i)
                         && pumped(i + 1)
-                        && (still(smoothed(i), smoothed(i + 1)) || (at_stop(i) && at_stop(i + 1)))
+                        && (still(smoothed(i), smoothed(i + 1))
+                            || (at_stop(i) && at_stop(i + 1))
+                            || arriving)
                         && !other_car_in(a.t, b.t)
                     {
                         let (s, t) = (a.t.max(from), b.t.min(to));
@@ -1095,28 +1119,10 @@ impl Matcher {
                 }
                 // Dark before its first read at the pump during the fill: it may have stood there
                 // unseen (the camera came back to find it standing).
-                if let Some(first_i) = (0..reads.len()).find(|&i| pumped(i) && reads[i].t >= from) {
+                if let Some(first_i) = first_at_pump {
                     let first = &reads[first_i];
                     let was_before = first_i > 0 && pumped(first_i - 1);
-                    // Found there after the hang-up and still standing there a while later with
-                    // no new fill of this pump begun: the fill's customer (paying), not the next
-                    // one (whose nozzle would be out by then).
-                    // Standing there unbroken for a while after the hang-up, and gone before the
-                    // pump's next fill began: its last read at the pump, not the end of that run
-                    // (a box jittering over the zone's edge may break a run; a car served next
-                    // is still there when the nozzle comes out).
-                    let run_end = reads[first_i..]
-                        .iter()
-                        .enumerate()
-                        .take_while(|(k, _)| pumped(first_i + k))
-                        .last()
-                        .map_or(first.t, |(_, r)| r.t);
-                    let last_there = (first_i..reads.len())
-                        .rev()
-                        .find(|&k| pumped(k))
-                        .map_or(first.t, |k| reads[k].t);
-                    let paid_after = run_end - to >= STAYED_AFTER_MS
-                        && self.first_fill_begun(bay, to, last_there).is_none();
+                    // Found there after the hang-up and paying: the fill's customer.
                     let stayed_unserved = first.t >= to && paid_after;
                     // First read at the pump during the fill, standing there through the hang-up
                     // and paying after it, with no other car read at the pump since the lift: it
@@ -1915,6 +1921,38 @@ mod tests {
             .find(|m| m.sale.t == 40_000)
             .expect("a verdict");
         assert_eq!(first_sale.verdict.plate, None, "{out:?}");
+    }
+
+    #[test]
+    fn a_car_that_pulled_up_unseen_during_the_fill_and_then_paid_covers_the_fill() {
+        // Read in the zone at the lift, hidden while it pulls up to the pump (read again 20 s
+        // later, elsewhere in the zone), standing there through the hang-up and 60 s more with
+        // no new fill: the customer, there all along. Another car read at the pump while it
+        // was hidden leaves that time to the other car.
+        let frames = |other: Option<&'static str>| -> Vec<FramePlates> {
+            (0..240)
+                .map(|i| i * 500)
+                .map(|t| match (t, other) {
+                    (0..=11_500, _) => frame(t, &[("苏E05EV8", 0.1, 0.95)]),
+                    (15_000..=19_500, Some(other)) => frame(t, &[(other, 0.3, 0.95)]),
+                    (12_000..=29_500, _) => frame(t, &[]),
+                    _ => frame(t, &[("苏E05EV8", 0.3, 0.95)]),
+                })
+                .collect()
+        };
+        let last_verdict = |frames: &[FramePlates]| {
+            let out = run_live(frames, &fill(1, 10_000, 40_000), 200_000);
+            out.last().expect("a verdict").verdict.clone()
+        };
+        let pulled_up = last_verdict(&frames(None));
+        assert_eq!(
+            pulled_up.plate.as_deref(),
+            Some("苏E05EV8"),
+            "{pulled_up:?}"
+        );
+        assert!(pulled_up.confidence >= MatcherConfig::default().min_confidence);
+        let another = last_verdict(&frames(Some("京A12345")));
+        assert_eq!(another.plate, None, "{another:?}");
     }
 
     #[test]
