@@ -902,6 +902,10 @@ impl Matcher {
                         }
                     }
                     None => 0.0,
+                    // At least the size of a car at the pump: at least as near the camera, so
+                    // not queued behind it (a queued car reads smaller); it stopped further
+                    // along the lane than most.
+                    Some(stop) if inside && r.w >= stop.w => size_likeness(stop, r.w),
                     Some(stop) if inside => likeness_to(stop, r.x, r.y, r.w),
                     Some(stop) if view.is_near(r, near) => size_likeness(stop, r.w),
                     Some(_) => 0.0,
@@ -2181,52 +2185,73 @@ mod tests {
         assert_eq!(out[5].verdict.plate, None, "{:?}", out[5].verdict);
     }
 
-    #[test]
-    fn once_the_stop_is_learned_a_car_just_outside_the_zone_of_its_size_is_the_customer() {
-        // Zones with a gap between them; five customers alone at fp 1 teach its stop. Then a
-        // car stands just outside fp 1's zone (nearer to it than to fp 2's), far along the lane
-        // from the learned stop but reading its size: it stopped past the drawn line, at the
-        // pump's distance from the camera. One reading 0.6x that size is queued further back.
-        let read = |text: &str, x: f32, y: f32, w: f32| PlateRead {
-            text: text.to_string(),
-            confidence: 0.95,
-            bbox: [x - w / 2.0, y - 0.02, x + w / 2.0, y + 0.02],
-        };
-        let judge = |width: f32| {
-            let mut m = Matcher::new(
-                layout_split_at(0.4, 0.6),
-                MatcherConfig::default(),
-                plate_ok,
-            );
-            let plates = ["苏E05EV1", "京B77K12", "沪C3M456", "粤D98765", "浙F1234Q"];
-            let mut t = 0;
-            for plate in plates {
-                for i in 0..40 {
-                    m.observe_frame(&FramePlates {
-                        t: t + i * 500,
-                        camera: "cam1".into(),
-                        plates: vec![read(plate, 0.25, 0.8, 0.1)],
-                    });
-                }
-                m.observe_dispenser(&sale(1, t + 18_000, Some(t + 1_000)));
-                m.poll(t + 30_000);
-                t += 200_000;
-            }
-            m.poll(t);
+    /// A matcher on `layout` taught fp 1's stop (cam1, centre 0.25, 0.8, width 0.1) by five
+    /// customers alone at the pump, and the time after them.
+    fn taught_stop(layout: Layout) -> (Matcher, i64) {
+        let mut m = Matcher::new(layout, MatcherConfig::default(), plate_ok);
+        let plates = ["苏E05EV1", "京B77K12", "沪C3M456", "粤D98765", "浙F1234Q"];
+        let mut t = 0;
+        for plate in plates {
             for i in 0..40 {
-                m.observe_frame(&FramePlates {
-                    t: t + i * 500,
-                    camera: "cam1".into(),
-                    plates: vec![read("京A12345", 0.45, 0.2, width)],
-                });
+                m.observe_frame(&sized_read_frame(t + i * 500, plate, 0.25, 0.8, 0.1));
             }
             m.observe_dispenser(&sale(1, t + 18_000, Some(t + 1_000)));
-            m.poll(t + 24_000).remove(0).verdict
-        };
-        let beside = judge(0.1);
+            m.poll(t + 30_000);
+            t += 200_000;
+        }
+        m.poll(t);
+        (m, t)
+    }
+
+    /// A frame of cam1 with one read at confidence 0.95, centred at `x`, `y`, `w` wide.
+    fn sized_read_frame(t: i64, text: &str, x: f32, y: f32, w: f32) -> FramePlates {
+        FramePlates {
+            t,
+            camera: "cam1".into(),
+            plates: vec![PlateRead {
+                text: text.to_string(),
+                confidence: 0.95,
+                bbox: [x - w / 2.0, y - 0.02, x + w / 2.0, y + 0.02],
+            }],
+        }
+    }
+
+    /// With fp 1's stop taught, the verdict of a fill during which one car stands at `x`, `y`,
+    /// `w` wide.
+    fn verdict_once_taught(layout: Layout, x: f32, y: f32, w: f32) -> SaleMatch {
+        let (mut m, t) = taught_stop(layout);
+        for i in 0..40 {
+            m.observe_frame(&sized_read_frame(t + i * 500, "京A12345", x, y, w));
+        }
+        m.observe_dispenser(&sale(1, t + 18_000, Some(t + 1_000)));
+        m.poll(t + 24_000).remove(0).verdict
+    }
+
+    #[test]
+    fn once_the_stop_is_learned_a_car_just_outside_the_zone_of_its_size_is_the_customer() {
+        // Zones with a gap between them. A car stands just outside fp 1's zone (nearer to it
+        // than to fp 2's), far along the lane from the learned stop but reading its size: it
+        // stopped past the drawn line, at the pump's distance from the camera. One reading 0.6x
+        // that size is queued further back.
+        let beside = verdict_once_taught(layout_split_at(0.4, 0.6), 0.45, 0.2, 0.1);
         assert_eq!(beside.plate.as_deref(), Some("京A12345"), "{beside:?}");
-        let queued = judge(0.06);
+        let queued = verdict_once_taught(layout_split_at(0.4, 0.6), 0.45, 0.2, 0.06);
         assert_eq!(queued.plate, None, "{queued:?}");
+    }
+
+    #[test]
+    fn once_the_stop_is_learned_a_car_in_the_zone_at_least_its_size_is_at_the_pump() {
+        // In the zone, far along the lane from the learned stop: reading larger than a car at
+        // the stop it is nearer the camera, not queued behind, and it stopped further along.
+        // Reading smaller at that place it is a car further back.
+        let further_along = verdict_once_taught(layout(), 0.25, 0.2, 0.12);
+        assert_eq!(
+            further_along.plate.as_deref(),
+            Some("京A12345"),
+            "{further_along:?}"
+        );
+        let further_back = verdict_once_taught(layout(), 0.25, 0.2, 0.085);
+        assert_eq!(further_back.plate, None, "{further_back:?}");
     }
 
     #[test]
