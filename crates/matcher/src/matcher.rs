@@ -1048,6 +1048,13 @@ impl Matcher {
                 // jittering over the zone's edge may break a run, and a car served next is still
                 // there when the nozzle comes out.
                 let first_at_pump = (0..reads.len()).find(|&i| pumped(i) && reads[i].t >= from);
+                // What a car in this bay paid for is not known when a pump across the island
+                // filled at the same time (its hose reaches this bay).
+                let across_filling = self.island.get(&bay).into_iter().flatten().any(|&other| {
+                    self.fills
+                        .iter()
+                        .any(|f| f.fp == other && f.start < to && f.end.unwrap_or(as_of) > from)
+                });
                 let paid_after = first_at_pump.is_some_and(|first_i| {
                     let run_end = (first_i..reads.len())
                         .take_while(|&k| pumped(k))
@@ -1062,7 +1069,7 @@ impl Matcher {
                 });
                 // Moving at the pump between two reads, nobody else read there: creeping in or
                 // pulling up to the stop, for the customer that then paid.
-                let arriving = paid_after && reach == Reach::Bay;
+                let arriving = paid_after && reach == Reach::Bay && !across_filling;
                 for i in 0..reads.len().saturating_sub(1) {
                     let (a, b) = (&reads[i], &reads[i + 1]);
                     if pumped(i)
@@ -1133,6 +1140,7 @@ impl Matcher {
                     if reach == Reach::Bay
                         && !was_before
                         && paid_after
+                        && !across_filling
                         && first.t > from
                         && first.t < to
                         && !other_car_between(track.id, from, first.t)
@@ -1833,6 +1841,19 @@ mod tests {
         assert!(alone.confidence >= MatcherConfig::default().min_confidence);
         let after_another = last_verdict(&frames(Some("京A12345")));
         assert_eq!(after_another.plate, None, "{after_another:?}");
+        // With the pump across the island (fp 2, same camera) filling meanwhile, the car may
+        // have been that fill's, its hose reaching across: the first 20 s are not known.
+        let mut both: Vec<(i64, DispenserEvent)> = fill(1, 10_000, 40_000).into();
+        both.extend(fill(2, 12_000, 38_000));
+        both.sort_by_key(|(t, _)| *t);
+        let out = run_live(&frames(None), &both, 200_000);
+        let across = &out
+            .iter()
+            .rev()
+            .find(|m| m.sale.fp == 1)
+            .expect("a verdict")
+            .verdict;
+        assert_eq!(across.plate, None, "{out:?}");
     }
 
     #[test]
