@@ -1591,17 +1591,17 @@ mod tests {
         text.chars().count() == 7
     }
 
-    /// A frame of reads `(text, x, width)` at confidence 0.95.
-    fn sized_frame(t: i64, plates: &[(&str, f32, f32)]) -> FramePlates {
+    /// A frame of cam1 with reads `(text, x, y, width)` at confidence 0.95.
+    fn sized_frame(t: i64, plates: &[(&str, f32, f32, f32)]) -> FramePlates {
         FramePlates {
             t,
             camera: "cam1".into(),
             plates: plates
                 .iter()
-                .map(|(text, x, w)| PlateRead {
+                .map(|(text, x, y, w)| PlateRead {
                     text: text.to_string(),
                     confidence: 0.95,
-                    bbox: [x - w / 2.0, 0.5, x + w / 2.0, 0.55],
+                    bbox: [x - w / 2.0, y - 0.02, x + w / 2.0, y + 0.02],
                 })
                 .collect(),
         }
@@ -1714,6 +1714,18 @@ mod tests {
         end: i64,
     ) -> Vec<MatchedSale> {
         run_live_on(layout(), frames, events, end)
+    }
+
+    /// The last verdict a live run gives for one fill of fp 1 from 10 s to `fill_end`.
+    fn last_verdict(frames: &[FramePlates], fill_end: i64) -> SaleMatch {
+        let out = run_live(frames, &fill(1, 10_000, fill_end), 200_000);
+        out.last().expect("a verdict").verdict.clone()
+    }
+
+    /// `verdict` gives `plate` at a confidence the matcher publishes.
+    fn assert_gives(verdict: &SaleMatch, plate: &str) {
+        assert_eq!(verdict.plate.as_deref(), Some(plate), "{verdict:?}");
+        assert!(verdict.confidence >= MatcherConfig::default().min_confidence);
     }
 
     /// [`run_live`] on `layout`.
@@ -1832,14 +1844,10 @@ mod tests {
                 })
                 .collect()
         };
-        let last_verdict = |frames: &[FramePlates]| {
-            let out = run_live(frames, &fill(1, 10_000, 40_000), 200_000);
-            out.last().expect("a verdict").verdict.clone()
-        };
-        let alone = last_verdict(&frames(None));
-        assert_eq!(alone.plate.as_deref(), Some("苏E05EV8"), "{alone:?}");
-        assert!(alone.confidence >= MatcherConfig::default().min_confidence);
-        let after_another = last_verdict(&frames(Some("京A12345")));
+        let fill_end = 40_000;
+        let alone = last_verdict(&frames(None), fill_end);
+        assert_gives(&alone, "苏E05EV8");
+        let after_another = last_verdict(&frames(Some("京A12345")), fill_end);
         assert_eq!(after_another.plate, None, "{after_another:?}");
         // With the pump across the island (fp 2, same camera) filling meanwhile, the car may
         // have been that fill's, its hose reaching across: the first 20 s are not known.
@@ -1909,14 +1917,10 @@ mod tests {
                 })
                 .collect()
         };
-        let last_verdict = |frames: &[FramePlates]| {
-            let out = run_live(frames, &fill(1, 10_000, 70_000), 200_000);
-            out.last().expect("a verdict").verdict.clone()
-        };
-        let hidden = last_verdict(&frames(None));
-        assert_eq!(hidden.plate.as_deref(), Some("苏E05EV8"), "{hidden:?}");
-        assert!(hidden.confidence >= MatcherConfig::default().min_confidence);
-        let another = last_verdict(&frames(Some("京A12345")));
+        let fill_end = 70_000;
+        let hidden = last_verdict(&frames(None), fill_end);
+        assert_gives(&hidden, "苏E05EV8");
+        let another = last_verdict(&frames(Some("京A12345")), fill_end);
         assert_eq!(another.plate, None, "{another:?}");
     }
 
@@ -1963,18 +1967,10 @@ mod tests {
                 })
                 .collect()
         };
-        let last_verdict = |frames: &[FramePlates]| {
-            let out = run_live(frames, &fill(1, 10_000, 40_000), 200_000);
-            out.last().expect("a verdict").verdict.clone()
-        };
-        let pulled_up = last_verdict(&frames(None));
-        assert_eq!(
-            pulled_up.plate.as_deref(),
-            Some("苏E05EV8"),
-            "{pulled_up:?}"
-        );
-        assert!(pulled_up.confidence >= MatcherConfig::default().min_confidence);
-        let another = last_verdict(&frames(Some("京A12345")));
+        let fill_end = 40_000;
+        let pulled_up = last_verdict(&frames(None), fill_end);
+        assert_gives(&pulled_up, "苏E05EV8");
+        let another = last_verdict(&frames(Some("京A12345")), fill_end);
         assert_eq!(another.plate, None, "{another:?}");
     }
 
@@ -2099,15 +2095,17 @@ mod tests {
             for i in 0..80 {
                 m.observe_frame(&sized_frame(
                     i * 500,
-                    &[("苏E05EV8", 0.2, 0.1), ("京A12345", 0.45, outside_width)],
+                    &[
+                        ("苏E05EV8", 0.2, 0.525, 0.1),
+                        ("京A12345", 0.45, 0.525, outside_width),
+                    ],
                 ));
             }
             m.observe_dispenser(&sale(1, 38_000, Some(2_000)));
             m.poll(44_000).remove(0).verdict
         };
         let queued = judge(0.06);
-        assert_eq!(queued.plate.as_deref(), Some("苏E05EV8"), "{queued:?}");
-        assert!(queued.confidence >= MatcherConfig::default().min_confidence);
+        assert_gives(&queued, "苏E05EV8");
         let larger = judge(0.12);
         assert_eq!(larger.plate, None, "{larger:?}");
     }
@@ -2212,7 +2210,7 @@ mod tests {
         let mut t = 0;
         for plate in plates {
             for i in 0..40 {
-                m.observe_frame(&sized_read_frame(t + i * 500, plate, 0.25, 0.8, 0.1));
+                m.observe_frame(&sized_frame(t + i * 500, &[(plate, 0.25, 0.8, 0.1)]));
             }
             m.observe_dispenser(&sale(1, t + 18_000, Some(t + 1_000)));
             m.poll(t + 30_000);
@@ -2222,25 +2220,12 @@ mod tests {
         (m, t)
     }
 
-    /// A frame of cam1 with one read at confidence 0.95, centred at `x`, `y`, `w` wide.
-    fn sized_read_frame(t: i64, text: &str, x: f32, y: f32, w: f32) -> FramePlates {
-        FramePlates {
-            t,
-            camera: "cam1".into(),
-            plates: vec![PlateRead {
-                text: text.to_string(),
-                confidence: 0.95,
-                bbox: [x - w / 2.0, y - 0.02, x + w / 2.0, y + 0.02],
-            }],
-        }
-    }
-
     /// With fp 1's stop taught, the verdict of a fill during which one car stands at `x`, `y`,
     /// `w` wide.
     fn verdict_once_taught(layout: Layout, x: f32, y: f32, w: f32) -> SaleMatch {
         let (mut m, t) = taught_stop(layout);
         for i in 0..40 {
-            m.observe_frame(&sized_read_frame(t + i * 500, "京A12345", x, y, w));
+            m.observe_frame(&sized_frame(t + i * 500, &[("京A12345", x, y, w)]));
         }
         m.observe_dispenser(&sale(1, t + 18_000, Some(t + 1_000)));
         m.poll(t + 24_000).remove(0).verdict
