@@ -156,7 +156,7 @@ struct Evidence {
 
 /// A car's standing for one fill, ready to score.
 #[derive(Debug, Clone)]
-struct Candidate {
+struct Candidate<'a> {
     /// Share of the fill it was seen at the pump (not assumed across a hidden spell's end).
     seen: f32,
     coverage: f32,
@@ -165,17 +165,17 @@ struct Candidate {
     /// How sure the text vote over all the car's reads is.
     certainty: f32,
     /// The camera and id of the track that saw it most at the pump.
-    lead: (String, u64),
+    lead: (&'a str, u64),
 }
 
-impl Candidate {
+impl Candidate<'_> {
     fn score(&self) -> f64 {
         f64::from(self.coverage * self.containment)
     }
 
     /// This car's score as a rival of `chosen`: time it was only assumed at the pump (hidden, or
     /// the camera dark) counts only where `chosen` was not seen there, as one pump holds one car.
-    fn strength_beside(&self, chosen: &Candidate) -> f32 {
+    fn strength_beside(&self, chosen: &Candidate<'_>) -> f32 {
         let unseen_by_chosen = (1.0 - chosen.seen).max(0.0);
         self.coverage.min(self.seen + unseen_by_chosen) * self.containment
     }
@@ -691,7 +691,7 @@ impl Matcher {
             }
         }
         let mut texts: BTreeMap<u64, VotedText> = BTreeMap::new();
-        let mut row_candidates: Vec<BTreeMap<String, Candidate>> = rows
+        let mut row_candidates: Vec<BTreeMap<String, Candidate<'_>>> = rows
             .iter()
             .map(|&(fp, from, to)| self.candidates(fp, from, to, as_of, Reach::Bay, &mut texts))
             .collect();
@@ -772,10 +772,10 @@ impl Matcher {
         // or overshot: never chosen on that alone (a queued car waits there too), but a doubt,
         // unless another fill explains it.
         if !across {
-            let (camera, track) = &chosen.lead;
+            let (camera, track) = chosen.lead;
             let beside = self
-                .standing_in(camera, *track, start, end.min(as_of))
-                .map(|standing| (camera.as_str(), standing));
+                .standing_in(camera, track, start, end.min(as_of))
+                .map(|standing| (camera, standing));
             let near = self.candidates(
                 p.sale.fp,
                 start,
@@ -849,8 +849,15 @@ impl Matcher {
         as_of: UnixMillis,
         reach: Reach<'_>,
         texts: &mut BTreeMap<u64, VotedText>,
-    ) -> BTreeMap<String, Candidate> {
+    ) -> BTreeMap<String, Candidate<'a>> {
         let mut seen: Vec<(&'a Track, Evidence)> = Vec::new();
+        // What a car in this bay paid for is not known when a pump across the island filled at
+        // the same time (its hose reaches this bay).
+        let across_filling = self.island.get(&bay).into_iter().flatten().any(|&other| {
+            self.fills
+                .iter()
+                .any(|f| f.fp == other && f.start < to && f.end.unwrap_or(as_of) > from)
+        });
         let lookback = self.config.tracker.max_gap_ms;
         let margin = self.config.presence_margin_ms;
         let near = self.config.near_zone_widths;
@@ -1048,13 +1055,6 @@ impl Matcher {
                 // jittering over the zone's edge may break a run, and a car served next is still
                 // there when the nozzle comes out.
                 let first_at_pump = (0..reads.len()).find(|&i| pumped(i) && reads[i].t >= from);
-                // What a car in this bay paid for is not known when a pump across the island
-                // filled at the same time (its hose reaches this bay).
-                let across_filling = self.island.get(&bay).into_iter().flatten().any(|&other| {
-                    self.fills
-                        .iter()
-                        .any(|f| f.fp == other && f.start < to && f.end.unwrap_or(as_of) > from)
-                });
                 let paid_after = first_at_pump.is_some_and(|first_i| {
                     let run_end = (first_i..reads.len())
                         .take_while(|&k| pumped(k))
@@ -1200,7 +1200,7 @@ impl Matcher {
             }
         }
         let fill_ms = (to - from).max(1);
-        let mut candidates: BTreeMap<String, Candidate> = BTreeMap::new();
+        let mut candidates: BTreeMap<String, Candidate<'a>> = BTreeMap::new();
         for (_, members) in groups {
             let voted = if let [only] = members[..] {
                 Some(texts[&seen[only].0.id].clone())
@@ -1267,7 +1267,7 @@ impl Matcher {
                 containment,
                 reads_at_pump,
                 certainty: voted.certainty,
-                lead: (seen[members[0]].0.camera.clone(), seen[members[0]].0.id),
+                lead: (seen[members[0]].0.camera.as_str(), seen[members[0]].0.id),
             };
             // Two groups voting the same text: keep the stronger.
             match candidates.get(&voted.text) {
@@ -1299,11 +1299,7 @@ impl Matcher {
             .reads
             .iter()
             .filter(|r| r.t >= from && r.t <= to)
-            .map(|r| StopSample {
-                x: r.x,
-                y: r.y,
-                w: r.w,
-            })
+            .map(read_box)
             .collect();
         if boxes.len() < MIN_STANDING_READS {
             return None;
@@ -1421,20 +1417,22 @@ struct StopCandidate {
 /// to the pump (it was queued) or drove off (it was at the pump).
 const LEARN_AFTER_MS: i64 = 180_000;
 
+/// A read's box as the stop model keeps boxes.
+fn read_box(r: &TrackRead) -> StopSample {
+    StopSample {
+        x: r.x,
+        y: r.y,
+        w: r.w,
+    }
+}
+
 /// The median box of reads in a zone, when they show one car standing through most of the fill.
 fn standing_box(in_zone: &[&TrackRead], from: UnixMillis, to: UnixMillis) -> Option<StopSample> {
     let (first, last) = (in_zone.first()?, in_zone.last()?);
     if in_zone.len() < 5 || ((last.t - first.t) as f32) < 0.8 * (to - from) as f32 {
         return None;
     }
-    let boxes: Vec<StopSample> = in_zone
-        .iter()
-        .map(|r| StopSample {
-            x: r.x,
-            y: r.y,
-            w: r.w,
-        })
-        .collect();
+    let boxes: Vec<StopSample> = in_zone.iter().map(|r| read_box(r)).collect();
     let sample = StopSample::median(boxes.iter())?;
     // A car that drove about during the fill is not a standing one.
     let wandered = in_zone
