@@ -22,6 +22,7 @@ APT_PACKAGES=(
     gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly # local RTSP server for the camera tests (x264enc: ugly)
   unzip ca-certificates systemd                        # systemd-analyze checks the unit in tests
   python3 sqlite3 openssl file                          # tests: outbox inspection, test PKI
+  gcc libc6-dev                                         # cargo's linker; tests: the faultfs shim
 )
 
 step() { printf '\n== setup: %s\n' "$*" >&2; }
