@@ -30,6 +30,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use faultfs::{power_cut, read_log, Faults};
 use mqtt_fault_proxy::{AckShuffle, FaultProxy};
 use serde_json::Value;
 use support::*;
@@ -172,10 +173,12 @@ struct Agent {
     /// Exits the test did not cause (status and when).
     unexpected_exits: Vec<String>,
     max_hwm_kb: u64,
+    /// Runs under the `faultfs` shim with these faults on its data dir.
+    faults: Option<Faults>,
 }
 
 impl Agent {
-    fn new(config: PathBuf, log: PathBuf) -> Agent {
+    fn new(config: PathBuf, log: PathBuf, faults: Option<Faults>) -> Agent {
         Agent {
             config,
             log,
@@ -183,6 +186,7 @@ impl Agent {
             starts: 0,
             unexpected_exits: Vec::new(),
             max_hwm_kb: 0,
+            faults,
         }
     }
 
@@ -192,14 +196,16 @@ impl Agent {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let proc = Proc::spawn(
-            "forecourt-agent",
-            Command::new(binary("forecourt-agent"))
-                .args(["run", "--config"])
-                .arg(&self.config)
-                .stdout(Stdio::null())
-                .stderr(log),
-        );
+        let mut command = Command::new(binary("forecourt-agent"));
+        command
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(log);
+        if let Some(faults) = &self.faults {
+            faults.apply(&mut command);
+        }
+        let proc = Proc::spawn("forecourt-agent", &mut command);
         self.starts += 1;
         self.proc = Some(proc);
     }
@@ -359,6 +365,10 @@ struct RigOptions {
     uplink_extra: &'static str,
     /// The agent reaches the broker through a proxy that treats PUBACKs so.
     ack_shuffle: Option<AckShuffle>,
+    /// The agent runs under the `faultfs` shim on its data dir (full disk, stalled sync).
+    faults: bool,
+    /// ... and the shim keeps an undo log for power cuts (implies `faults`).
+    undo_log: bool,
 }
 
 impl Default for RigOptions {
@@ -368,6 +378,8 @@ impl Default for RigOptions {
             camera: true,
             uplink_extra: "",
             ack_shuffle: None,
+            faults: false,
+            undo_log: false,
         }
     }
 }
@@ -488,7 +500,14 @@ impl Rig {
             ),
         )
         .unwrap();
-        let agent = Agent::new(config, dir.path().join("agent.log"));
+        let faults = (opts.faults || opts.undo_log).then(|| {
+            let faults = Faults::new(&data_dir, dir.path().join("faultfs")).unwrap();
+            match opts.undo_log {
+                true => faults.with_undo_log(dir.path().join("undo.log")),
+                false => faults,
+            }
+        });
+        let agent = Agent::new(config, dir.path().join("agent.log"), faults);
         Rig {
             truth: dir.path().join("sales.jsonl"),
             dir,
@@ -1712,9 +1731,46 @@ fn camera_faults() {
     report_and_check(o, &rig, 10, &extra);
 }
 
+/// How a disk-full scenario fills the disk.
+enum FullDisk {
+    /// A small tmpfs on the data dir (needs root), filled by a file.
+    Tmpfs { filler: PathBuf },
+    /// The `faultfs` shim: the agent's writes to its data dir fail with ENOSPC (any user).
+    Shim(Faults),
+}
+
+impl FullDisk {
+    fn fill(&self) {
+        match self {
+            FullDisk::Tmpfs { filler } => {
+                let mut f = std::fs::File::create(filler).unwrap();
+                let block = vec![0u8; 64 * 1024];
+                while f.write_all(&block).is_ok() {}
+                let _ = f.sync_all();
+            }
+            FullDisk::Shim(faults) => faults.set_disk_full(true).unwrap(),
+        }
+    }
+
+    fn free(&self) {
+        match self {
+            FullDisk::Tmpfs { filler } => std::fs::remove_file(filler).unwrap(),
+            FullDisk::Shim(faults) => faults.set_disk_full(false).unwrap(),
+        }
+    }
+
+    fn what(&self) -> &'static str {
+        match self {
+            FullDisk::Tmpfs { .. } => "tmpfs full",
+            FullDisk::Shim(_) => "ENOSPC (shim)",
+        }
+    }
+}
+
 /// The data dir on a small tmpfs that fills up while sales go on; the agent is killed while
 /// sales wait in memory, then space returns. The outbox must stay intact, the agent must resume,
 /// and the sales that were only in memory must come back from the pumps, which were not reset.
+/// Needs root for the mount; `disk_full_without_root` runs the same scenario for any user.
 #[test]
 fn disk_full() {
     let _serial = serial();
@@ -1726,7 +1782,9 @@ fn disk_full() {
         .status()
         .is_ok_and(|s| s.success());
     if !mounted {
-        eprintln!("disk_full: SKIPPED (cannot mount a tmpfs here: not root?)");
+        eprintln!(
+            "disk_full: SKIPPED (cannot mount a tmpfs: not root; disk_full_without_root runs)"
+        );
         return;
     }
     struct Unmount(PathBuf);
@@ -1736,31 +1794,41 @@ fn disk_full() {
         }
     }
     let _unmount = Unmount(mnt.path().to_path_buf());
-    let data = mnt.path().join("data");
-    let until = if long_profile() { 120.0 } else { 34.0 };
-    let mut rig = Rig::new(RigOptions {
-        data_dir: Some(data.clone()),
+    let rig = Rig::new(RigOptions {
+        data_dir: Some(mnt.path().join("data")),
         ..RigOptions::default()
     });
+    let filler = mnt.path().join("filler");
+    run_disk_full(rig, FullDisk::Tmpfs { filler }, "disk_full");
+}
+
+/// `disk_full` where the full disk is the `faultfs` shim's ENOSPC on every write to the data
+/// dir (SQLite sees SQLITE_FULL as from a full file system), so it runs without root.
+#[test]
+fn disk_full_without_root() {
+    let _serial = serial();
+    let rig = Rig::new(RigOptions {
+        faults: true,
+        ..RigOptions::default()
+    });
+    let faults = rig.agent.faults.clone().unwrap();
+    run_disk_full(rig, FullDisk::Shim(faults), "disk_full_shim");
+}
+
+fn run_disk_full(mut rig: Rig, disk: FullDisk, scenario: &str) {
+    let until = if long_profile() { 120.0 } else { 34.0 };
     let fills = rush(61, 3.0, until);
     rig.agent.start();
     rig.start_sim(&fills, &[]);
     rig.run_for(Duration::from_secs(8));
-    // Fill the disk.
-    let filler = mnt.path().join("filler");
-    {
-        let mut f = std::fs::File::create(&filler).unwrap();
-        let block = vec![0u8; 64 * 1024];
-        while f.write_all(&block).is_ok() {}
-        let _ = f.sync_all();
-    }
+    disk.fill();
     let full_s = until / 3.0;
     rig.run_for(Duration::from_secs_f64(full_s));
     let exits_while_full = rig.agent.unexpected_exits.len();
     // A crash while sales wait in memory: their pumps were not reset, so the next start finds
     // them completed and reports them (a reset pump would leave only a sale_gap).
     rig.agent.kill9();
-    std::fs::remove_file(&filler).unwrap();
+    disk.free();
     rig.agent.start();
     rig.drain(sched_end(&fills));
     let recovered = rig
@@ -1769,17 +1837,13 @@ fn disk_full() {
         .matches("recovered a sale completed while the agent was down")
         .count();
     let (mut o, rig) = rig.finish(
-        "disk_full",
+        scenario,
         format!(
-            "tmpfs full {full_s:.0} s ({exits_while_full} agent exits), kill -9 before freeing"
+            "{} {full_s:.0} s ({exits_while_full} agent exits), kill -9 before freeing",
+            disk.what()
         ),
     );
-    let check = Command::new("sqlite3")
-        .arg(data.join("outbox.sqlite"))
-        .arg("PRAGMA integrity_check;")
-        .output()
-        .unwrap();
-    let integrity = String::from_utf8_lossy(&check.stdout).trim().to_string();
+    let integrity = integrity_check(&rig.outbox_path());
     if integrity != "ok" {
         o.notes.push(format!("integrity_check: {integrity}"));
     }
@@ -1798,6 +1862,217 @@ fn disk_full() {
         ),
     ];
     report_and_check(o, &rig, 15, &extra);
+}
+
+/// `PRAGMA integrity_check` of an outbox file, by the sqlite3 CLI.
+fn integrity_check(db: &Path) -> String {
+    let check = Command::new("sqlite3")
+        .arg(db)
+        .arg("PRAGMA integrity_check;")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&check.stdout).trim().to_string()
+}
+
+/// The outbox's disk sync hangs (a failing disk) while fills complete, and the agent is killed
+/// before any of those sales is committed: the crash lands between the pump's completion and
+/// the commit. The pumps were not reset, so after the restart each of those sales comes back
+/// from its pump: at HQ once, with its volume, and never as a sale_gap.
+#[test]
+fn crash_between_pump_completion_and_commit() {
+    let _serial = serial();
+    let mut rig = Rig::new(RigOptions {
+        faults: true,
+        ..RigOptions::default()
+    });
+    let faults = rig.agent.faults.clone().unwrap();
+    let fills = rush(83, 3.0, 30.0);
+    rig.agent.start();
+    rig.start_sim(&fills, &[]);
+    rig.run_for(Duration::from_secs(8));
+    faults.set_sync_stall(true).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !faults.sync_stalled() {
+        assert!(Instant::now() < deadline, "the outbox did not sync in 60 s");
+        rig.run_for(Duration::from_millis(100));
+    }
+    let stalled_at = rig.sim_time();
+    // Two fills complete on their pumps while the commit hangs; 3 s for the agent to take them.
+    let mut ends: Vec<f64> = fills
+        .iter()
+        .map(|f| f.end_s)
+        .filter(|&e| e > stalled_at + 0.5)
+        .collect();
+    ends.sort_by(f64::total_cmp);
+    let kill_at = ends.get(1).copied().unwrap_or(stalled_at) + 3.0;
+    while rig.sim_time() < kill_at {
+        rig.run_for(Duration::from_millis(100));
+    }
+    let completed = fills
+        .iter()
+        .filter(|f| f.end_s > stalled_at && f.end_s < kill_at)
+        .count();
+    let stalled_s = rig.sim_time() - stalled_at;
+    rig.agent.kill9();
+    faults.set_sync_stall(false).unwrap();
+    rig.agent.start();
+    rig.drain(sched_end(&fills));
+    let recovered = rig
+        .agent
+        .log_text()
+        .matches("recovered a sale completed while the agent was down")
+        .count();
+    let (o, rig) = rig.finish(
+        "crash_before_commit",
+        format!(
+            "outbox sync hung {stalled_s:.0} s, {completed} fills completed, kill -9; \
+             {recovered} recovered"
+        ),
+    );
+    let extra = [
+        (
+            completed >= 2 && recovered >= 1,
+            format!(
+                "{completed} fills completed during the hung sync, {recovered} recovered from \
+                 the pumps after the restart (want >= 2 and >= 1)"
+            ),
+        ),
+        no_sale_gaps(&o),
+    ];
+    report_and_check(o, &rig, 10, &extra);
+}
+
+/// Power cuts during a rush hour: kill -9, then every write to the data dir that no sync
+/// covered is undone from a random point of the `faultfs` undo log on (what a disk that lost
+/// power there could hold), then the agent starts again. A sale whose pump was reset must
+/// never be lost (it would show as a sale_gap); a sale not yet kept comes back from its pump.
+#[test]
+fn power_cuts_during_rush_hour() {
+    let _serial = serial();
+    let long = long_profile();
+    let (until, cuts_wanted, min_sales) = if long {
+        (560.0, 200, 300)
+    } else {
+        (30.0, 200, 12)
+    };
+    let mut rig = Rig::new(RigOptions {
+        undo_log: true,
+        ..RigOptions::default()
+    });
+    let log = rig
+        .agent
+        .faults
+        .as_ref()
+        .unwrap()
+        .undo_log()
+        .unwrap()
+        .to_path_buf();
+    let fills = rush(89, 3.0, until);
+    rig.agent.start();
+    rig.start_sim(&fills, &[]);
+    let mut rng = Rng::new(89);
+    let (mut cuts, mut undone, mut cuts_losing) = (0, 0, 0);
+    rig.run_for(Duration::from_secs(5));
+    while rig.sim_time() < until && cuts < cuts_wanted {
+        rig.run_for(Duration::from_secs_f64(rng.range(1.0, 3.0)));
+        rig.agent.kill9();
+        if let Ok(bytes) = std::fs::read(&log) {
+            let records = read_log(&bytes).unwrap().0.len();
+            let cut = (rng.next() % (records as u64 + 1)) as usize;
+            let report = power_cut(&log, cut).unwrap();
+            undone += report.undone;
+            cuts_losing += usize::from(report.undone > 0);
+        }
+        cuts += 1;
+        std::thread::sleep(Duration::from_secs_f64(rng.range(0.2, 0.6)));
+        rig.agent.start();
+    }
+    rig.drain(sched_end(&fills));
+    let (mut o, rig) = rig.finish(
+        "power_cuts",
+        format!("{cuts} power cuts ({cuts_losing} lost unsynced writes, {undone} undone)"),
+    );
+    let integrity = integrity_check(&rig.outbox_path());
+    if integrity != "ok" {
+        o.notes.push(format!("integrity_check: {integrity}"));
+    }
+    let extra = [
+        (integrity == "ok", format!("outbox damaged: {integrity}")),
+        (
+            cuts_losing * 2 >= cuts,
+            format!("only {cuts_losing} of {cuts} cuts lost any write: is the shim in the way?"),
+        ),
+        no_sale_gaps(&o),
+    ];
+    report_and_check(o, &rig, min_sales, &extra);
+}
+
+/// Two records that can never be sent appear in the outbox's queue while sales go on (a row
+/// whose id is not a UUID, and one larger than the broker takes, which would drop the
+/// connection): each is moved to the dead letters and reported once, the connection stays up,
+/// and every sale behind them arrives.
+#[test]
+fn poison_records() {
+    let _serial = serial();
+    let mut rig = Rig::new(RigOptions::default());
+    let fills = rush(87, 3.0, 24.0);
+    rig.agent.start();
+    rig.start_sim(&fills, &[]);
+    rig.run_for(Duration::from_secs(6));
+    let topic = format!("forecourt/{STATION}/events/sale");
+    let insert = format!(
+        ".timeout 10000\n\
+         INSERT INTO records (id, stream, seq, topic, payload, created) VALUES \
+         ('not-a-uuid', 'sale', 1000000, '{topic}', CAST('{{}}' AS BLOB), 0), \
+         ('0b6f3c1e-8d2a-4f57-9a51-3f0c2e7d9b10', 'sale', 1000001, '{topic}', \
+          CAST('{{\"pad\":\"' || replace(hex(zeroblob(1000000)), '0', 'x') || '\"}}' AS BLOB), 0);\n"
+    );
+    let out = Command::new("sqlite3")
+        .arg(rig.outbox_path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child.stdin.take().unwrap().write_all(insert.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "inserting the poison: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log_at_poison = rig.agent.log_text().len();
+    rig.drain(sched_end(&fills));
+    let dead = rig
+        .outbox_column("SELECT COUNT(*) FROM dead_letter")
+        .and_then(|v| v.first().and_then(|n| n.parse::<u64>().ok()));
+    let notices = rig.bodies_at_hq("dead_letter");
+    let lost_connections = rig.agent.log_text()[log_at_poison..]
+        .matches("uplink connection lost")
+        .count();
+    let (o, rig) = rig.finish(
+        "poison_records",
+        format!(
+            "bad id + 2 MB record queued: {} dead letters, {} notices, {lost_connections} \
+             reconnects",
+            dead.unwrap_or(0),
+            notices.len()
+        ),
+    );
+    let extra = [
+        (
+            dead == Some(2) && notices.len() == 2,
+            format!("dead letters in the outbox {dead:?}, notices at HQ {notices:?} (want 2, 2)"),
+        ),
+        (
+            lost_connections == 0,
+            format!("the uplink lost its connection {lost_connections} times over the poison"),
+        ),
+        no_sale_gaps(&o),
+    ];
+    report_and_check(o, &rig, 10, &extra);
 }
 
 /// Malformed MQTT commands and oversized payloads while sales go on: each is refused (or
@@ -1904,7 +2179,24 @@ fn bad_mqtt_commands() {
     wait_for(&mut rig, &|| replies_to("replayed", true) == 1);
     replay();
     wait_for(&mut rig, &|| replies_to("replayed", false) == 1);
+    // A retained 2.7 MB command waits at the broker when the agent comes back: each
+    // subscription brings it again, so it must be refused without dropping the connection
+    // (it once caused a reconnect storm).
+    let retain_big = |payload: Option<&Path>| {
+        let mut pub_ = Command::new("mosquitto_pub");
+        pub_.args(["-h", "127.0.0.1", "-p", &port, "-q", "1", "-r"])
+            .args(["-t", &format!("forecourt/{STATION}/cmd/ping")]);
+        match payload {
+            Some(file) => pub_.arg("-f").arg(file),
+            None => pub_.arg("-n"), // clears the retained message
+        };
+        assert!(pub_.status().is_ok_and(|s| s.success()), "mosquitto_pub -r");
+    };
+    let big_file = rig.dir.path().join("retained-big.bin");
+    std::fs::write(&big_file, big(2_700_000)).unwrap();
     let _ = rig.agent.stop();
+    retain_big(Some(&big_file));
+    let log_at_restart = rig.agent.log_text().len();
     rig.agent.start();
     // Sent until the restarted agent is subscribed and answers (each answer a refusal).
     let until = Instant::now() + Duration::from_secs(30);
@@ -1930,6 +2222,10 @@ fn bad_mqtt_commands() {
         answered = std::fs::read_to_string(&replies_path)
             .is_ok_and(|s| s.contains("\"alive\"") && s.contains("\"ok\":true"));
     }
+    let lost_connections = rig.agent.log_text()[log_at_restart..]
+        .matches("uplink connection lost")
+        .count();
+    retain_big(None);
     replies.terminate(Duration::from_secs(2));
     let reply_text = std::fs::read_to_string(&replies_path).unwrap_or_default();
     let refused = reply_text.matches("\"ok\":false").count();
@@ -1938,7 +2234,8 @@ fn bad_mqtt_commands() {
     let (mut o, rig) = rig.finish(
         "bad_mqtt_commands",
         format!(
-            "{sent} bad commands, 1 replayed x{} ({refused} refused)",
+            "{sent} bad commands, 1 replayed x{}, 2.7 MB retained ({refused} refused, \
+             {lost_connections} reconnects)",
             replayed.0 + replayed.1
         ),
     );
@@ -1953,6 +2250,13 @@ fn bad_mqtt_commands() {
         (
             exits.is_empty(),
             format!("the agent exited on bad commands: {exits:?}"),
+        ),
+        (
+            lost_connections == 0,
+            format!(
+                "a retained 2.7 MB command dropped the uplink's connection {lost_connections} \
+                 times after the restart"
+            ),
         ),
         // Published with retain while the agent is subscribed, the broker delivers it live (no
         // retain flag), like any command: answered once. It must never run again when a new
