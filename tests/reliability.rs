@@ -1568,8 +1568,9 @@ fn check_outbox_prefix(db: &Path, what: &str) {
     );
 }
 
-/// Serial faults: corrupted bytes at 1e-3 and 1e-2, the simulator restarted mid-fill, the pty
-/// pair disappearing and coming back under the same names.
+/// Serial faults: corrupted bytes at 1e-3 and 1e-2, final DC2s after the completion and in
+/// corrupted blocks, the simulator restarted mid-fill, the pty pair disappearing and coming back
+/// under the same names.
 #[test]
 fn serial_line_faults() {
     let _serial = serial();
@@ -1581,15 +1582,23 @@ fn serial_line_faults() {
 
     for (i, rate) in ["1e-3", "1e-2"].into_iter().enumerate() {
         let fills = rush(31 + i as u64, 3.0, 3.0 + phase_s);
-        // Half the sales also send their final DC2 one block after the completion.
+        // Half the sales also send their final DC2 one block after the completion, and the
+        // block with the final DC2 of a third of them is corrupted the first time it is sent.
         rig.start_sim(
             &fills,
-            &["--corrupt-rate", rate, "--late-final-dc2-rate", "0.5"],
+            &[
+                "--corrupt-rate",
+                rate,
+                "--late-final-dc2-rate",
+                "0.5",
+                "--corrupt-final-dc2-rate",
+                "0.3",
+            ],
         );
         // This phase's sales all taken before the next simulator takes the line.
         rig.settle_sales(sched_end(&fills));
         rig.kill_sim();
-        faults.push(format!("corrupt {rate}, late DC2"));
+        faults.push(format!("corrupt {rate}, late DC2, bad final DC2"));
     }
 
     // Simulator restarted mid-fill: a long fill on fp 1, killed in its middle once every other

@@ -92,6 +92,10 @@ async fn sales_survive_a_faulty_line() {
         silences_per_min: 1.0,
         silence_s: 1.5,
         restarts_per_min: 2.0,
+        // The final DC2 after the completion's block, and its block corrupted once: the sale
+        // must still carry its final volume.
+        late_final_dc2_rate: 0.3,
+        corrupt_final_dc2_rate: 0.3,
         until_s: Some(customers_s),
         ..FaultOptions::default()
     };
@@ -132,7 +136,11 @@ async fn sales_survive_a_faulty_line() {
     }
     stop_tx.send(true).unwrap();
     master.await.unwrap().unwrap();
-    sim.await.unwrap().unwrap();
+    let injected = sim.await.unwrap().unwrap();
+    assert!(
+        injected.final_dc2_corrupted > 0 && injected.bytes_corrupted > 0,
+        "faults not injected: {injected:?}"
+    );
     while let Ok(ev) = ev_rx.try_recv() {
         events.push(ev);
     }

@@ -28,6 +28,10 @@ pub struct FaultOptions {
     /// Probability (0..1) per sale that the pump sends the final filling information (DC2) in
     /// a later block than the completion (DC1 5), as some pumps order them.
     pub late_final_dc2_rate: f64,
+    /// Probability (0..1) that a block carrying a sale's final filling information (a DC2 sent
+    /// after the flow stopped) is corrupted on the line the first time it is sent; the pump
+    /// sends it again when the master polls, as it was not acknowledged.
+    pub corrupt_final_dc2_rate: f64,
     /// A pump the master has not addressed for this many seconds drops the data it queued for
     /// it (status changes, filling info, nozzle): after a dead line, or a master that died
     /// after taking a block it never acted on, the master learns only what RETURN STATUS and
@@ -45,6 +49,7 @@ impl FaultOptions {
             ("byte_drop_rate", self.byte_drop_rate),
             ("delay_rate", self.delay_rate),
             ("late_final_dc2_rate", self.late_final_dc2_rate),
+            ("corrupt_final_dc2_rate", self.corrupt_final_dc2_rate),
         ] {
             if !(0.0..=1.0).contains(&p) {
                 return Err(format!("{name} must be within 0..1, got {p}"));
@@ -73,6 +78,7 @@ pub struct FaultStats {
     pub answers_delayed: u64,
     pub silences: u64,
     pub restarts: u64,
+    pub final_dc2_corrupted: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -129,6 +135,15 @@ impl FaultInjector {
     /// Whether the next sale's final DC2 comes in a later block than its completion.
     pub fn late_final_dc2(&mut self, now_s: f64) -> bool {
         self.active(now_s) && self.chance(self.opts.late_final_dc2_rate)
+    }
+
+    /// Whether to corrupt this block, which carries a sale's final filling information.
+    pub fn corrupt_final_dc2(&mut self, now_s: f64) -> bool {
+        let hit = self.active(now_s) && self.chance(self.opts.corrupt_final_dc2_rate);
+        if hit {
+            self.stats.final_dc2_corrupted += 1;
+        }
+        hit
     }
 
     /// The line answers nothing now.

@@ -10,7 +10,9 @@ pub mod slave;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use dart_protocol::{encode, FrameDecoder};
+use dart_protocol::{
+    encode, parse_pump_transactions, Frame, FrameDecoder, FrameKind, PumpTransaction,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio_serial::SerialPortBuilderExt;
@@ -198,15 +200,39 @@ impl Simulator {
                     tracing::debug!(?answer, "fault injection: frame dropped");
                     continue;
                 }
-                out.extend(encode(&answer));
+                let mut bytes = encode(&answer);
+                if carries_final_filling_info(&answer, pump) && self.faults.corrupt_final_dc2(now_s)
+                {
+                    tracing::debug!(fp = pump.fp, "fault injection: final DC2 block corrupted");
+                    let middle = bytes.len() / 2;
+                    bytes[middle] ^= 0x5A;
+                }
+                out.extend(bytes);
             }
         }
         self.faults.mangle(&out, now_s)
     }
 }
 
-/// Runs the simulator on `opts.port` until `shutdown` turns true (or its sender is dropped).
-pub async fn run(opts: SimOptions, mut shutdown: watch::Receiver<bool>) -> Result<(), SimError> {
+/// Whether `answer` is a data block with filling information sent after the flow stopped: the
+/// final volume and amount of a sale.
+fn carries_final_filling_info(answer: &Frame, pump: &SimPump) -> bool {
+    let FrameKind::Data { payload, .. } = &answer.kind else {
+        return false;
+    };
+    !pump.is_flowing()
+        && parse_pump_transactions(payload).is_ok_and(|txs| {
+            txs.iter()
+                .any(|t| matches!(t, PumpTransaction::FillingInfo { .. }))
+        })
+}
+
+/// Runs the simulator on `opts.port` until `shutdown` turns true (or its sender is dropped);
+/// returns what faults it injected.
+pub async fn run(
+    opts: SimOptions,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<FaultStats, SimError> {
     let port_name = opts.port.to_string_lossy().into_owned();
     let mut port = tokio_serial::new(&port_name, opts.baud)
         .data_bits(tokio_serial::DataBits::Eight)
@@ -238,12 +264,12 @@ pub async fn run(opts: SimOptions, mut shutdown: watch::Receiver<bool>) -> Resul
     let mut buf = [0u8; 256];
     loop {
         if *shutdown.borrow() {
-            return Ok(());
+            break;
         }
         tokio::select! {
             changed = shutdown.changed() => {
                 if changed.is_err() {
-                    return Ok(());
+                    break;
                 }
             }
             n = port.read(&mut buf) => {
@@ -271,4 +297,7 @@ pub async fn run(opts: SimOptions, mut shutdown: watch::Receiver<bool>) -> Resul
             }
         }
     }
+    let stats = sim.fault_stats();
+    tracing::info!(?stats, "pump simulator stopped");
+    Ok(stats)
 }

@@ -62,6 +62,9 @@ struct Args {
     /// Probability per sale that the final DC2 comes in a later block than the completion.
     #[arg(long, default_value_t = 0.0)]
     late_final_dc2_rate: f64,
+    /// Probability that the block carrying a sale's final DC2 is corrupted when first sent.
+    #[arg(long, default_value_t = 0.0)]
+    corrupt_final_dc2_rate: f64,
     /// A pump not addressed by the master for this many seconds drops the data it queued.
     #[arg(long)]
     forget_unpolled_s: Option<f64>,
@@ -89,6 +92,7 @@ async fn main() -> anyhow::Result<()> {
         restarts_per_min: args.restarts_per_min,
         forget_unpolled_s: args.forget_unpolled_s,
         late_final_dc2_rate: args.late_final_dc2_rate,
+        corrupt_final_dc2_rate: args.corrupt_final_dc2_rate,
         until_s: None,
     };
     faults
