@@ -213,16 +213,27 @@ async fn run_agent(
         outbox::Outbox::open_or_quarantine(data_dir.join("outbox.sqlite"), config.outbox.clone())?;
     let mut alarms = Vec::new();
     if let Some(q) = quarantined {
+        let s = q.salvaged;
         tracing::error!(
             moved_to = %q.moved_to.display(),
             why = %q.why,
-            "the outbox file was unusable: kept aside for forensics, started a fresh one \
-             (records not yet at HQ are in the old file; HQ sees every stream start again at seq 1)"
+            records_taken_over = s.records,
+            held_taken_over = s.held,
+            totalizers_taken_over = s.totalizers,
+            streams_numbered_on = s.streams,
+            "the outbox file was unusable: kept aside for forensics, started a fresh one with \
+             what could still be read of it (records it held beyond these are lost; streams \
+             not numbered on start again at seq 1)"
         );
         alarms.push(format!(
-            "outbox quarantined to {}: {}",
+            "outbox quarantined to {}: {} (taken over: {} records, {} held sales, {} \
+             totalizers; {} streams numbered on)",
             q.moved_to.display(),
-            q.why
+            q.why,
+            s.records,
+            s.held,
+            s.totalizers,
+            s.streams
         ));
     }
     let wake_uplink = Arc::new(Notify::new());

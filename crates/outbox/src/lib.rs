@@ -8,6 +8,7 @@
 mod error;
 mod limits;
 mod record;
+mod salvage;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ use uuid::Uuid;
 pub use error::OutboxError;
 pub use limits::{CapState, LimitReport, OutboxLimits, OutboxUsage};
 pub use record::{Record, Totalizer};
+pub use salvage::Salvaged;
 
 /// The stream of the notices [`Outbox::dead_letter`] appends.
 pub const DEAD_LETTER_STREAM: &str = "dead_letter";
@@ -49,6 +51,8 @@ pub struct Quarantined {
     pub moved_to: PathBuf,
     /// What was wrong with it.
     pub why: String,
+    /// What the fresh outbox took over from it.
+    pub salvaged: Salvaged,
 }
 
 /// `outbox.sqlite` -> `outbox.sqlite.corrupt-<t>`.
@@ -143,8 +147,10 @@ impl Outbox {
     /// quick_check`). A corrupt file (see [`OutboxError::is_corrupt`]) is never deleted: it is
     /// renamed, with its `-wal` and `-shm`, to `<name>.corrupt-<unix ms>` for forensics, and a
     /// fresh outbox starts in its place, so the agent keeps polling pumps instead of crash
-    /// looping. Returns what was moved aside, if anything. A fresh outbox numbers every stream
-    /// from 1 again.
+    /// looping. The fresh outbox takes over whatever SQLite can still read of the old file (see
+    /// `salvage`): records not yet at HQ, held sales, kept totalizers, and each stream's
+    /// numbering, which goes on after the last seq the old file shows (from 1 where it shows
+    /// none). Returns what was moved aside and taken over, if anything.
     pub fn open_or_quarantine(
         path: impl AsRef<Path>,
         limits: OutboxLimits,
@@ -176,7 +182,19 @@ impl Outbox {
             }
         }
         let outbox = Outbox::open_with_limits(path, limits)?;
-        Ok((outbox, Some(Quarantined { moved_to, why })))
+        let salvage = salvage::read(&moved_to);
+        salvage::restore(&mut outbox.lock(), &salvage).map_err(|e| {
+            OutboxError::sqlite(path, "take over what the quarantined file still held", e)
+        })?;
+        let salvaged = salvage.counts();
+        Ok((
+            outbox,
+            Some(Quarantined {
+                moved_to,
+                why,
+                salvaged,
+            }),
+        ))
     }
 
     /// `PRAGMA synchronous` of the write connection and of the drain connection as SQLite

@@ -265,6 +265,112 @@ fn a_corrupt_file_is_quarantined_and_a_fresh_outbox_starts() {
     assert!(not_a_file.is_dir(), "a directory is never moved");
 }
 
+/// A file with a damaged index (quick_check fails) whose tables still read: it is quarantined
+/// byte for byte, and the fresh outbox takes over the records still waiting for HQ (same id and
+/// seq, same order), the held items and the kept totalizers, and numbers each stream on after
+/// the old file's last seq. A file of garbage hands over nothing, and its streams start at 1.
+#[test]
+fn a_quarantined_file_hands_over_what_can_still_be_read() {
+    use outbox::{OutboxLimits, Salvaged, Totalizer};
+    let (dir, path) = temp_outbox();
+    let waiting: Vec<(String, String, u64)> = {
+        let outbox = Outbox::open(&path).unwrap();
+        let mut sales = Vec::new();
+        for n in 0..6 {
+            sales.push(outbox.append("sale", "t", &json!({ "n": n })).unwrap());
+        }
+        let plate = outbox.append("plate", "t", &json!({})).unwrap();
+        // HQ acknowledged the first two sales: archived, not waiting.
+        assert_eq!(
+            outbox.ack_many(&[sales[0].rowid, sales[1].rowid]).unwrap(),
+            2
+        );
+        outbox.hold("sale-fp1", &json!({ "fp": 1 })).unwrap();
+        outbox
+            .keep_totalizer(&Totalizer {
+                fp: 2,
+                nozzle: 1,
+                total: 12345,
+            })
+            .unwrap();
+        sales[2..]
+            .iter()
+            .chain([&plate])
+            .map(|r| (r.id.to_string(), r.stream.clone(), r.seq))
+            .collect()
+    };
+    // Overwrite the root page of the (stream, seq) index of `records` with garbage.
+    let (page_size, root): (i64, i64) = {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        (
+            conn.query_row("PRAGMA page_size", [], |r| r.get(0))
+                .unwrap(),
+            conn.query_row(
+                "SELECT rootpage FROM sqlite_master WHERE name = 'sqlite_autoindex_records_1'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap(),
+        )
+    };
+    {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let garbage = vec![0xA5u8; page_size as usize];
+        file.write_all_at(&garbage, ((root - 1) * page_size) as u64)
+            .unwrap();
+    }
+    let damaged = std::fs::read(&path).unwrap();
+
+    let (fresh, moved) = Outbox::open_or_quarantine(&path, OutboxLimits::default()).unwrap();
+    let moved = moved.expect("a damaged index is quarantined");
+    assert_eq!(
+        std::fs::read(&moved.moved_to).unwrap(),
+        damaged,
+        "the quarantined file is kept as it was"
+    );
+    assert_eq!(
+        moved.salvaged,
+        Salvaged {
+            records: 5,
+            held: 1,
+            totalizers: 1,
+            streams: 2
+        }
+    );
+    let now_waiting: Vec<(String, String, u64)> = fresh
+        .pending(None, 100)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.id.to_string(), r.stream, r.seq))
+        .collect();
+    assert_eq!(now_waiting, waiting);
+    assert_eq!(fresh.held().unwrap()[0].0, "sale-fp1");
+    assert_eq!(
+        fresh.totalizers().unwrap(),
+        vec![Totalizer {
+            fp: 2,
+            nozzle: 1,
+            total: 12345
+        }]
+    );
+    assert_eq!(fresh.append("sale", "t", &json!({})).unwrap().seq, 7);
+    assert_eq!(fresh.append("plate", "t", &json!({})).unwrap().seq, 2);
+    fresh.quick_check().unwrap();
+    let leftovers: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("salvage"))
+        .collect();
+    assert!(leftovers.is_empty(), "scratch copies left: {leftovers:?}");
+    drop(fresh);
+
+    std::fs::write(&path, vec![0x42u8; 8192]).unwrap();
+    let (fresh, moved) = Outbox::open_or_quarantine(&path, OutboxLimits::default()).unwrap();
+    assert_eq!(moved.unwrap().salvaged, Salvaged::default());
+    assert_eq!(fresh.append("sale", "t", &json!({})).unwrap().seq, 1);
+}
+
 /// Each connection's own durability, as SQLite reports it: appends sync every commit (FULL: a
 /// committed sale survives a power cut), the drain's deletes ride on the next sync (NORMAL: a
 /// delete undone by a power cut only sends a record again). kill -9 cannot show a missing
