@@ -486,14 +486,23 @@ impl FuellingPoint {
 
     /// A pump that never answers RETURN FILLING INFO: after `FILLING_INFO_WAIT_MS` the sale
     /// goes with the last DC2 seen (better than none; the totalizers then tell any difference).
+    /// With no DC2 at all there is no volume to report: the fill is dropped so the pump can be
+    /// reset and serve again (held for ever, it could sell nothing), and the totalizers, read
+    /// again once it is idle, show the fuel as a `sale_gap`.
     fn give_up_filling_info(&mut self, now: UnixMillis, events: &mut Vec<DispenserEvent>) {
         let waited_out = self
             .fill
             .filling_info_since
             .is_some_and(|since| now - since >= FILLING_INFO_WAIT_MS);
-        if self.fill.awaiting_filling_info && waited_out && self.fill.volume.is_some() {
-            self.fill.awaiting_filling_info = false;
+        if !(self.fill.awaiting_filling_info && waited_out) {
+            return;
+        }
+        self.fill.awaiting_filling_info = false;
+        if self.fill.volume.is_some() {
             self.fill_ended(now, events);
+        } else {
+            self.fill = Fill::default();
+            self.all_totals_due();
         }
     }
 
@@ -1435,6 +1444,30 @@ mod tests {
             sale_volumes(&p.tick(4_000 + FILLING_INFO_WAIT_MS)),
             vec![2_461]
         );
+    }
+
+    /// A completion without any DC2, on a pump that never answers RETURN FILLING INFO: no sale
+    /// can be made, but the pump is not held for ever: after the wait it is reset, and the
+    /// totalizers read once it is idle show the fuel as a gap on its nozzle.
+    #[test]
+    fn a_completion_without_any_filling_info_frees_the_pump_and_shows_as_a_gap() {
+        let mut p = fp();
+        feed(&mut p, 0, &[status(1), totals(2, 50_000)]);
+        let ev = feed(&mut p, 100, &[nozzle(2, true), status(2), status(4)]);
+        assert!(sale_volumes(&ev).is_empty());
+        let ev = feed(&mut p, 4_000, &[nozzle(2, false), status(5)]);
+        assert!(sale_volumes(&ev).is_empty());
+        assert!(!p.needs_reset(), "waits for RETURN FILLING INFO first");
+        assert!(sale_volumes(&p.tick(4_000 + FILLING_INFO_WAIT_MS)).is_empty());
+        assert!(p.needs_reset(), "the pump is held after the wait");
+        assert_eq!(
+            p.wanted_command(4_000 + FILLING_INFO_WAIT_MS, true),
+            Some(Command::Reset)
+        );
+        let t = 5_000 + FILLING_INFO_WAIT_MS;
+        feed(&mut p, t, &[status(1)]);
+        let ev = feed(&mut p, t + 100, &[totals(2, 53_307)]);
+        assert_eq!(gaps(&ev), vec![(2, Decimal::new(3_307, 2))]);
     }
 
     /// With a count of kept sales, RESET waits until the sale is durable.
