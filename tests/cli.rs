@@ -1,4 +1,5 @@
-//! The agent's command line as a technician uses it: check-config and dart decode.
+//! The agent's command line as a technician uses it: check-config, dart decode, and what `run`
+//! prints.
 
 mod support;
 
@@ -128,4 +129,67 @@ fn run_refuses_a_model_file_that_does_not_match_the_manifest() {
         stderr.contains("clp_dict.txt") && stderr.contains("models/MANIFEST"),
         "{stderr}"
     );
+}
+
+/// A camera URL's password never reaches the output, not through our logs nor through OpenCV or
+/// FFmpeg: the agent opens `rtsp://user:pass@...` against a local server that refuses it (RTSP
+/// 401) again and again, and prints only the redacted URL. MQTT credentials over plain TCP are
+/// warned about, never printed.
+#[test]
+fn credentials_are_never_printed() {
+    use std::io::Read;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let asked = Arc::new(AtomicUsize::new(0));
+    let counter = asked.clone();
+    std::thread::spawn(move || {
+        for mut conn in server.incoming().flatten() {
+            let mut request = [0u8; 4096];
+            if conn.read(&mut request).is_ok_and(|n| n > 0) {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let _ = conn.write_all(
+                    b"RTSP/1.0 401 Unauthorized\r\nCSeq: 1\r\n\
+                      WWW-Authenticate: Basic realm=\"cam\"\r\n\r\n",
+                );
+            }
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "station_id = \"x\"\ndata_dir = \"{data}\"\n[plates]\nmodels_dir = \"{models}\"\n\
+             [[camera]]\nname = \"gate\"\nurl = \"rtsp://admin:Zq7-cam-secret@127.0.0.1:{port}/stream1\"\n\
+             [uplink]\nhost = \"127.0.0.1\"\nport = 1\nusername = \"hq\"\npassword = \"mqtt-Pw-9x-secret\"\n",
+            data = dir.path().join("data").display(),
+            models = repo_root().join("models").display(),
+        ),
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = agent(
+        &[
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--seconds",
+            "6",
+        ],
+        "",
+    );
+    let output = format!("{stdout}{stderr}");
+    assert!(ok, "the agent did not run:\n{output}");
+    assert!(
+        asked.load(Ordering::SeqCst) >= 2,
+        "the camera was not tried with its credentials twice:\n{output}"
+    );
+    assert!(
+        !output.contains("secret"),
+        "a password was printed:\n{output}"
+    );
+    assert!(output.contains("rtsp://***@127.0.0.1"), "{output}");
+    assert!(output.contains("plain TCP"), "{output}");
 }
