@@ -1129,6 +1129,52 @@ fn sched_end(fills: &[Fill]) -> f64 {
     last_end(fills)
 }
 
+/// The agent's health messages as HQ gets them (give the rig a short `health_interval_s`).
+struct HealthWatch {
+    proc: Proc,
+    path: PathBuf,
+}
+
+impl HealthWatch {
+    fn start(rig: &Rig) -> HealthWatch {
+        let path = rig.dir.path().join("health.jsonl");
+        let proc = Proc::spawn(
+            "mosquitto_sub",
+            Command::new("mosquitto_sub")
+                .args(["-h", "127.0.0.1", "-p", &rig.port.to_string()])
+                .args(["-t", &format!("forecourt/{STATION}/health")])
+                .stdout(std::fs::File::create(&path).unwrap()),
+        );
+        HealthWatch { proc, path }
+    }
+
+    fn reports(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Whether a report so far raised an alarm containing `what`.
+    fn alarmed(&self, what: &str) -> bool {
+        self.reports().iter().any(|h| {
+            h["agent"]["alarms"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|s| s.as_str().is_some_and(|s| s.contains(what)))
+            })
+        })
+    }
+
+    /// Stops listening; returns the last report (for messages).
+    fn stop(mut self) -> String {
+        self.proc.terminate(Duration::from_secs(2));
+        self.reports()
+            .last()
+            .map_or_else(|| "none".to_string(), Value::to_string)
+    }
+}
+
 // ------------------------------------------------------------------------------------------
 // Scenarios
 
@@ -1244,14 +1290,20 @@ fn fill_completed_while_the_agent_was_down() {
 #[test]
 fn corrupt_outbox_at_start() {
     let _serial = serial();
-    let mut rig = Rig::new(RigOptions::default());
+    let mut rig = Rig::new(RigOptions {
+        uplink_extra: "health_interval_s = 2",
+        ..RigOptions::default()
+    });
     std::fs::create_dir_all(&rig.data_dir).unwrap();
     let garbage = vec![0x5au8; 64 * 1024];
     std::fs::write(rig.outbox_path(), &garbage).unwrap();
     let fills = rush(31, 3.0, 20.0);
+    let health = HealthWatch::start(&rig);
     rig.agent.start();
     rig.start_sim(&fills, &[]);
     rig.drain(sched_end(&fills));
+    let alarmed = health.alarmed("outbox quarantined");
+    let last_health = health.stop();
     let kept: Vec<PathBuf> = std::fs::read_dir(&rig.data_dir)
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -1280,6 +1332,10 @@ fn corrupt_outbox_at_start() {
             (
                 logged,
                 "no error in the log about the unusable outbox".into(),
+            ),
+            (
+                alarmed,
+                format!("no quarantine alarm in the health messages; last: {last_health}"),
             ),
         ],
     );
@@ -1805,6 +1861,7 @@ fn disk_full() {
     let _unmount = Unmount(mnt.path().to_path_buf());
     let rig = Rig::new(RigOptions {
         data_dir: Some(mnt.path().join("data")),
+        uplink_extra: "health_interval_s = 2",
         ..RigOptions::default()
     });
     let filler = mnt.path().join("filler");
@@ -1818,6 +1875,7 @@ fn disk_full_without_root() {
     let _serial = serial();
     let rig = Rig::new(RigOptions {
         faults: true,
+        uplink_extra: "health_interval_s = 2",
         ..RigOptions::default()
     });
     let faults = rig.agent.faults.clone().unwrap();
@@ -1827,6 +1885,7 @@ fn disk_full_without_root() {
 fn run_disk_full(mut rig: Rig, disk: FullDisk, scenario: &str) {
     let until = if long_profile() { 120.0 } else { 34.0 };
     let fills = rush(61, 3.0, until);
+    let health = HealthWatch::start(&rig);
     rig.agent.start();
     rig.start_sim(&fills, &[]);
     rig.run_for(Duration::from_secs(8));
@@ -1834,12 +1893,20 @@ fn run_disk_full(mut rig: Rig, disk: FullDisk, scenario: &str) {
     let full_s = until / 3.0;
     rig.run_for(Duration::from_secs_f64(full_s));
     let exits_while_full = rig.agent.unexpected_exits.len();
+    // While writes wait in memory, health says how many, with an alarm.
+    let most_in_memory = health
+        .reports()
+        .iter()
+        .filter_map(|h| h["agent"]["outbox_writes_in_memory"].as_u64())
+        .max();
+    let alarmed = health.alarmed("in memory");
     // A crash while sales wait in memory: their pumps were not reset, so the next start finds
     // them completed and reports them (a reset pump would leave only a sale_gap).
     rig.agent.kill9();
     disk.free();
     rig.agent.start();
     rig.drain(sched_end(&fills));
+    let last_health = health.stop();
     let recovered = rig
         .agent
         .log_text()
@@ -1848,8 +1915,10 @@ fn run_disk_full(mut rig: Rig, disk: FullDisk, scenario: &str) {
     let (mut o, rig) = rig.finish(
         scenario,
         format!(
-            "{} {full_s:.0} s ({exits_while_full} agent exits), kill -9 before freeing",
-            disk.what()
+            "{} {full_s:.0} s ({exits_while_full} agent exits, up to {} writes in memory), \
+             kill -9 before freeing",
+            disk.what(),
+            most_in_memory.unwrap_or(0)
         ),
     );
     let integrity = integrity_check(&rig.outbox_path());
@@ -1860,6 +1929,13 @@ fn run_disk_full(mut rig: Rig, disk: FullDisk, scenario: &str) {
         (
             integrity == "ok",
             format!("outbox corrupted by a full disk: {integrity}"),
+        ),
+        (
+            most_in_memory.is_some_and(|n| n > 0) && alarmed,
+            format!(
+                "health while the disk was full: at most {most_in_memory:?} writes in memory, \
+                 alarm {alarmed} (want > 0 and an alarm); last report: {last_health}"
+            ),
         ),
         (
             o.gap_reported == 0 && recovered > 0,

@@ -41,19 +41,23 @@ pub async fn log_health(
         outbox,
         unwritten,
     } = sources;
+    // The first report at once: alarms raised at start (a quarantined outbox) reach HQ with
+    // the first health message, not a period later.
     let mut tick = tokio::time::interval(every);
-    tick.tick().await;
     let mut last_frames: Vec<u64> = vec![0; cameras.len()];
+    let mut last_report = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
+        let since_last = last_report.elapsed().as_secs_f64().max(1e-3);
+        last_report = tokio::time::Instant::now();
         let mut camera_reports = Vec::new();
         for (i, (name, slot)) in cameras.iter().enumerate() {
             let s = &slot.stats;
             let frames = s.frames.load(Ordering::Relaxed);
-            let fps = (frames - last_frames[i]) as f64 / every.as_secs_f64();
+            let fps = (frames - last_frames[i]) as f64 / since_last;
             let (dropped, reconnects, connected) = (
                 s.dropped.load(Ordering::Relaxed),
                 s.reconnects.load(Ordering::Relaxed),

@@ -238,6 +238,12 @@ async fn run_agent(
     }
     let wake_uplink = Arc::new(Notify::new());
     let uplink_config = config.uplink_config()?;
+    // The agent's part of the health message is refreshed as often as the uplink publishes it
+    // (the log line every minute when HQ gets none).
+    let health_every = Duration::from_secs(match uplink_config.health_interval_s {
+        0 => 60,
+        s => s,
+    });
     let topic_root = format!("{}/{}", uplink_config.prefix, uplink_config.station_id);
     let mut uplink = uplink::Uplink::new(uplink_config, outbox.clone(), wake_uplink.clone())?;
     let uplink_health = uplink.health();
@@ -282,7 +288,7 @@ async fn run_agent(
 
     let unwritten_count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let health_task = tokio::spawn(health::log_health(
-        Duration::from_secs(60),
+        health_every,
         health::HealthSources {
             alarms,
             cameras: vision.camera_slots(),
