@@ -92,7 +92,7 @@ async fn sales_survive_a_faulty_line() {
         silences_per_min: 1.0,
         silence_s: 1.5,
         restarts_per_min: 2.0,
-        // The final DC2 after the completion's block, and its block corrupted once: the sale
+        // The final DC2 after the completion's block, and blocks with it corrupted: the sale
         // must still carry its final volume.
         late_final_dc2_rate: 0.3,
         corrupt_final_dc2_rate: 0.3,

@@ -28,9 +28,9 @@ pub struct FaultOptions {
     /// Probability (0..1) per sale that the pump sends the final filling information (DC2) in
     /// a later block than the completion (DC1 5), as some pumps order them.
     pub late_final_dc2_rate: f64,
-    /// Probability (0..1) that a block carrying a sale's final filling information (a DC2 sent
-    /// after the flow stopped) is corrupted on the line the first time it is sent; the pump
-    /// sends it again when the master polls, as it was not acknowledged.
+    /// Probability (0..1), each time a block carrying a sale's final filling information (a DC2
+    /// sent after the flow stopped) goes out, that it is corrupted on the line; the pump sends
+    /// it again when the master polls, as it was not acknowledged.
     pub corrupt_final_dc2_rate: f64,
     /// A pump the master has not addressed for this many seconds drops the data it queued for
     /// it (status changes, filling info, nozzle): after a dead line, or a master that died

@@ -62,7 +62,8 @@ struct Args {
     /// Probability per sale that the final DC2 comes in a later block than the completion.
     #[arg(long, default_value_t = 0.0)]
     late_final_dc2_rate: f64,
-    /// Probability that the block carrying a sale's final DC2 is corrupted when first sent.
+    /// Probability, each time the block carrying a sale's final DC2 goes out, that it is
+    /// corrupted on the line (the pump sends it again).
     #[arg(long, default_value_t = 0.0)]
     corrupt_final_dc2_rate: f64,
     /// A pump not addressed by the master for this many seconds drops the data it queued.
