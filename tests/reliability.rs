@@ -1638,8 +1638,8 @@ fn serial_line_faults() {
 
     for (i, rate) in ["1e-3", "1e-2"].into_iter().enumerate() {
         let fills = rush(31 + i as u64, 3.0, 3.0 + phase_s);
-        // Half the sales also send their final DC2 one block after the completion, and the
-        // block with the final DC2 of a third of them is corrupted each time it goes out.
+        // Half the sales also send their final DC2 one block after the completion, and each
+        // sending of a block with a final DC2 is corrupted with probability 0.3.
         rig.start_sim(
             &fills,
             &[
