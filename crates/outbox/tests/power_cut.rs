@@ -103,17 +103,6 @@ impl Reported {
     }
 }
 
-/// xorshift64*: the cut points and kill moments, reproducible from the seed printed.
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n.max(1)
-    }
-}
-
 #[test]
 fn no_returned_append_is_lost_in_200_power_cuts() {
     if std::env::var(CHILD_ENV).is_ok() {
@@ -127,7 +116,8 @@ fn no_returned_append_is_lost_in_200_power_cuts() {
     let path = faults.watched().join("outbox.sqlite");
     let seed = 0x005e_ed0f_c075;
     eprintln!("power cuts: seed {seed:#x}");
-    let mut rng = Rng(seed);
+    // The cut points and kill moments, reproducible from the seed printed.
+    let mut rng = fastrand::Rng::with_seed(seed);
     let mut reported = Reported::default();
     let (mut undone, mut unsynced_cuts, mut torn) = (0, 0, 0);
     for round in 0..CUTS {
@@ -148,7 +138,7 @@ fn no_returned_append_is_lost_in_200_power_cuts() {
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         // Let it commit 0..30 appends, then cut within the next few milliseconds: mid-write,
         // mid-sync or between calls.
-        let wait_for = rng.below(30);
+        let wait_for = rng.u64(0..30);
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut seen = 0;
         while seen < wait_for {
@@ -157,7 +147,7 @@ fn no_returned_append_is_lost_in_200_power_cuts() {
             seen += u64::from(line.starts_with("committed"));
             reported.take(&line, round);
         }
-        std::thread::sleep(Duration::from_micros(rng.below(4000)));
+        std::thread::sleep(Duration::from_micros(rng.u64(0..4000)));
         child.kill().unwrap(); // SIGKILL: no destructors, no checkpoint
         child.wait().unwrap();
         for line in lines {
@@ -166,7 +156,7 @@ fn no_returned_append_is_lost_in_200_power_cuts() {
 
         // No log: killed before it wrote anything.
         let records = std::fs::read(&log).map_or(0, |bytes| read_log(&bytes).unwrap().0.len());
-        let cut = rng.below(records as u64 + 1) as usize;
+        let cut = rng.usize(0..=records);
         let report = if log.exists() {
             power_cut(&log, cut).unwrap()
         } else {
