@@ -701,7 +701,9 @@ impl FuellingPoint {
                 .zip(fill.amount)
                 .and_then(|(v, a)| self.recovered_price(nozzle, v, a))
         } else {
-            self.price
+            // The newest DC3 may be the next customer's, lifting another nozzle before this
+            // sale was reported: this nozzle's own price, as its last DC3 gave it.
+            self.nozzle_prices.get(&nozzle).copied().or(self.price)
         };
         let mut totalizer = None;
         if nozzle > 0 {
@@ -1427,6 +1429,35 @@ mod tests {
         block(&mut p, 10_000, &[nozzle(2, true), status(2), status(4)]);
         let ev = block(&mut p, 12_000, &[info(777), nozzle(2, false), status(5)]);
         assert_eq!(sale_volumes(&ev), vec![777]);
+    }
+
+    /// The next customer lifts another nozzle (another grade, another price) before the last
+    /// sale is reported, here while it waits for its final DC2: the sale keeps its own
+    /// nozzle's price, not the one the newest DC3 announced.
+    #[test]
+    fn a_sale_keeps_its_nozzles_price_when_the_next_lift_comes_first() {
+        let mut p = fp();
+        let dc3 = |n: u8, out: bool, price: u64| PumpTransaction::PriceNozzle {
+            price,
+            nozzle: n,
+            nozzle_out: out,
+        };
+        block(&mut p, 0, &[status(1)]);
+        block(&mut p, 100, &[dc3(2, true, 7_890), status(2), status(4)]);
+        let ev = block(&mut p, 4_000, &[dc3(2, false, 7_890), status(5)]);
+        assert!(sale_volumes(&ev).is_empty(), "waits for the final DC2");
+        block(&mut p, 4_200, &[dc3(1, true, 6_540), status(5)]);
+        let ev = block(&mut p, 4_400, &[info(1_373)]);
+        let sales: Vec<(u8, i64, i64)> = ev
+            .iter()
+            .filter_map(|e| match e {
+                DispenserEvent::SaleCompleted(s) => {
+                    Some((s.nozzle, s.volume.minor(), s.price.minor()))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sales, vec![(2, 1_373, 7_890)]);
     }
 
     /// A pump that never answers RETURN FILLING INFO: the sale goes with the last DC2 after
