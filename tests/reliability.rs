@@ -41,6 +41,9 @@ const MAX_RSS_KB: u64 = 1_000_000;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// What the agent logs for each sale it finds completed on a pump when it starts.
+const RECOVERED_SALE: &str = "recovered a sale completed while the agent was down";
+
 fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -255,6 +258,11 @@ impl Agent {
         self.proc
             .take()
             .and_then(|mut p| p.terminate(Duration::from_secs(20)))
+    }
+
+    /// Sales the agent's logs say it recovered from a pump after a start.
+    fn recovered_sales(&self) -> usize {
+        self.log_text().matches(RECOVERED_SALE).count()
     }
 
     fn log_text(&self) -> String {
@@ -1255,10 +1263,11 @@ fn fill_completed_while_the_agent_was_down() {
     }
     rig.agent.start();
     rig.drain(sched_end(&fills));
-    let recovered = rig.agent.log_text().lines().any(|l| {
-        l.contains("recovered a sale completed while the agent was down")
-            && l.contains("fp=4 nozzle=2 volume=6.77")
-    });
+    let recovered = rig
+        .agent
+        .log_text()
+        .lines()
+        .any(|l| l.contains(RECOVERED_SALE) && l.contains("fp=4 nozzle=2 volume=6.77"));
     let faults = format!("kill -9 mid-fill at {down_at:.1} s, back after it ended");
     let (o, rig) = rig.finish("completed_while_down", faults);
     let gaps = no_sale_gaps(&o);
@@ -1612,16 +1621,7 @@ fn check_outbox_prefix(db: &Path, what: &str) {
             "{what}: next seq of {stream}"
         );
     }
-    let check = Command::new("sqlite3")
-        .arg(db)
-        .arg("PRAGMA integrity_check;")
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&check.stdout).trim(),
-        "ok",
-        "{what}: integrity"
-    );
+    assert_eq!(integrity_check(db), "ok", "{what}: integrity");
 }
 
 /// Serial faults: corrupted bytes at 1e-3 and 1e-2, final DC2s after the completion and in
@@ -1907,11 +1907,7 @@ fn run_disk_full(mut rig: Rig, disk: FullDisk, scenario: &str) {
     rig.agent.start();
     rig.drain(sched_end(&fills));
     let last_health = health.stop();
-    let recovered = rig
-        .agent
-        .log_text()
-        .matches("recovered a sale completed while the agent was down")
-        .count();
+    let recovered = rig.agent.recovered_sales();
     let (mut o, rig) = rig.finish(
         scenario,
         format!(
@@ -2002,11 +1998,7 @@ fn crash_between_pump_completion_and_commit() {
     faults.set_sync_stall(false).unwrap();
     rig.agent.start();
     rig.drain(sched_end(&fills));
-    let recovered = rig
-        .agent
-        .log_text()
-        .matches("recovered a sale completed while the agent was down")
-        .count();
+    let recovered = rig.agent.recovered_sales();
     let (o, rig) = rig.finish(
         "crash_before_commit",
         format!(
