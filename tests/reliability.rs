@@ -30,7 +30,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use faultfs::{power_cut, read_log, Faults};
+use faultfs::{power_cut, Faults};
 use mqtt_fault_proxy::{AckShuffle, FaultProxy};
 use serde_json::Value;
 use support::*;
@@ -2053,13 +2053,10 @@ fn power_cuts_during_rush_hour() {
     while rig.sim_time() < until && cuts < cuts_wanted {
         rig.run_for(Duration::from_secs_f64(rng.range(1.0, 3.0)));
         rig.agent.kill9();
-        if let Ok(bytes) = std::fs::read(&log) {
-            let records = read_log(&bytes).unwrap().0.len();
-            let cut = (rng.next() % (records as u64 + 1)) as usize;
-            let report = power_cut(&log, cut).unwrap();
-            undone += report.undone;
-            cuts_losing += usize::from(report.undone > 0);
-        }
+        let report =
+            power_cut(&log, |records| (rng.next() % (records as u64 + 1)) as usize).unwrap();
+        undone += report.undone;
+        cuts_losing += usize::from(report.undone > 0);
         cuts += 1;
         std::thread::sleep(Duration::from_secs_f64(rng.range(0.2, 0.6)));
         rig.agent.start();

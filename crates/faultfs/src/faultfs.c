@@ -151,6 +151,16 @@ static void save_range(int log, char kind, int fd, const char *path, uint64_t of
   free(saved);
 }
 
+/* `offset` of a plain write(): wherever the descriptor stands (the end, with O_APPEND). */
+#define AT_CURRENT UINT64_MAX
+
+static uint64_t current_offset(int fd, uint64_t size) {
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0 && (fl & O_APPEND)) return size;
+  off_t at = lseek(fd, 0, SEEK_CUR);
+  return at < 0 ? 0 : (uint64_t)at;
+}
+
 /* What each writing call does first: fail when the disk is "full" and the call needs space,
  * log the undo record when asked. Returns 0 to go on (with undo_lock held if *locked), -1 with
  * errno set to fail. */
@@ -175,6 +185,8 @@ static int before_write(int fd, uint64_t offset, uint64_t len, int is_truncate, 
     return 0;
   }
   *locked = 1;
+  /* Only now, for a file whose writes are logged: every other write() goes straight through. */
+  if (offset == AT_CURRENT) offset = current_offset(fd, size);
   if (is_truncate) {
     save_range(log, 'T', fd, path, offset, size > offset ? size - offset : 0);
   } else {
@@ -185,16 +197,6 @@ static int before_write(int fd, uint64_t offset, uint64_t len, int is_truncate, 
 
 static void after_write(int locked) {
   if (locked) pthread_mutex_unlock(&undo_lock);
-}
-
-static uint64_t current_offset(int fd) {
-  int fl = fcntl(fd, F_GETFL);
-  if (fl >= 0 && (fl & O_APPEND)) {
-    struct stat st;
-    return fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
-  }
-  off_t at = lseek(fd, 0, SEEK_CUR);
-  return at < 0 ? 0 : (uint64_t)at;
 }
 
 #define WRAP_WRITE(name, offset_expr, call_args, params)                  \
@@ -208,7 +210,7 @@ static uint64_t current_offset(int fd) {
     return r;                                                             \
   }
 
-WRAP_WRITE(write, current_offset(fd), (fd, buf, n), (int fd, const void *buf, size_t n))
+WRAP_WRITE(write, AT_CURRENT, (fd, buf, n), (int fd, const void *buf, size_t n))
 WRAP_WRITE(pwrite, (uint64_t)at, (fd, buf, n, at), (int fd, const void *buf, size_t n, off_t at))
 WRAP_WRITE(pwrite64, (uint64_t)at, (fd, buf, n, at),
            (int fd, const void *buf, size_t n, off64_t at))

@@ -139,16 +139,25 @@ pub fn lost_at(records: &[UndoRecord], cut: usize) -> Vec<usize> {
     lost
 }
 
-/// Simulates a power cut at record `cut` of the undo log at `log` (call it once the logging
-/// process is dead): undoes, newest first, what [`lost_at`] names, then removes the log.
-/// `cut` at or past the end loses nothing but never-synced writes after it (none).
-pub fn power_cut(log: &Path, cut: usize) -> Result<CutReport, UndoError> {
+/// Simulates a power cut (call it once the logging process is dead): reads the undo log at
+/// `log`, asks `choose_cut` for the record to cut at given how many there are (0 ..= that
+/// many), undoes, newest first, what [`lost_at`] names, then removes the log. No log means the
+/// process wrote nothing there: nothing to undo.
+pub fn power_cut(
+    log: &Path,
+    choose_cut: impl FnOnce(usize) -> usize,
+) -> Result<CutReport, UndoError> {
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| UndoError::Io { path, source }
     };
-    let bytes = std::fs::read(log).map_err(io_err(log))?;
+    let bytes = match std::fs::read(log) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(CutReport::default()),
+        Err(e) => return Err(io_err(log)(e)),
+    };
     let (records, torn_tail) = read_log(&bytes)?;
+    let cut = choose_cut(records.len());
     let mut report = CutReport {
         torn_tail,
         ..CutReport::default()

@@ -61,7 +61,7 @@ fn a_power_cut_loses_exactly_the_unsynced_writes_after_the_cut() {
         let status = python(&faults, &script).status().unwrap();
         assert!(status.success());
         assert_eq!(std::fs::read(&file).unwrap(), b"BBAACC");
-        let report = power_cut(&log, cut).unwrap();
+        let report = power_cut(&log, |_| cut).unwrap();
         assert_eq!(
             (report.writes, report.syncs),
             (4, 1),

@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use faultfs::{power_cut, read_log, Faults};
+use faultfs::{power_cut, Faults};
 use outbox::{Outbox, Totalizer};
 use serde_json::json;
 
@@ -154,14 +154,13 @@ fn no_returned_append_is_lost_in_200_power_cuts() {
             reported.take(&line.unwrap(), round); // printed before the kill: returned too
         }
 
-        // No log: killed before it wrote anything.
-        let records = std::fs::read(&log).map_or(0, |bytes| read_log(&bytes).unwrap().0.len());
-        let cut = rng.usize(0..=records);
-        let report = if log.exists() {
-            power_cut(&log, cut).unwrap()
-        } else {
-            Default::default()
-        };
+        let (mut cut, mut records) = (0, 0);
+        let report = power_cut(&log, |n| {
+            records = n;
+            cut = rng.usize(0..=n);
+            cut
+        })
+        .unwrap();
         undone += report.undone;
         unsynced_cuts += usize::from(report.undone > 0);
         torn += usize::from(report.torn_tail);
