@@ -563,6 +563,9 @@ impl Matcher {
         track: &mut Track,
         first: usize,
     ) {
+        if first == 0 {
+            track.zones_seen = ZoneBits::default();
+        }
         for read in track.reads.iter_mut().skip(first) {
             let mut zones = ZoneBits::default();
             for view in views.values().flatten() {
@@ -577,6 +580,8 @@ impl Matcher {
                 }
             }
             read.zones = zones;
+            track.zones_seen.inside |= zones.inside;
+            track.zones_seen.near |= zones.near;
         }
     }
 
@@ -933,19 +938,39 @@ impl Matcher {
             // Who was read at the pump when (by track first): a car hidden since its last read
             // is not assumed to stay once another car is read there. Per track, how much each
             // read since the look-back looks like a car at the pump (and where they start).
-            let mut likenesses: Vec<(&Track, usize, Vec<f32>)> = Vec::new();
-            for t in self
+            let tracks: Vec<&Track> = self
                 .tracker
                 .tracks_between(&view.camera, from - lookback, as_of)
-            {
-                let (lo, hi) = reads_range(t, from - lookback);
-                let likeness: Vec<f32> = t.reads[lo..hi].iter().map(&at_pump).collect();
-                likenesses.push((t, lo, likeness));
-            }
-            let at_pump_tracks = likenesses
+                // Never in or near this zone: no read of it is at this pump.
+                .filter(|t| {
+                    view.bit
+                        .is_none_or(|bit| (t.zones_seen.inside | t.zones_seen.near) & bit != 0)
+                })
+                .collect();
+            // The earliest read the evidence below looks at: who was read at the pump before it
+            // is never asked, only which tracks were ever read there since the look-back.
+            let earliest = tracks
                 .iter()
-                .filter(|(_, _, likeness)| likeness.iter().any(|l| *l >= 0.5))
-                .map(|(t, _, _)| *t);
+                .filter(|t| t.first_t() <= as_of)
+                .filter_map(|t| {
+                    let (lo, hi) = reads_range(t, from - margin);
+                    (lo < hi).then(|| t.reads[lo].t)
+                })
+                .min()
+                .unwrap_or(from - margin);
+            let mut likenesses: Vec<(&Track, usize, Vec<f32>)> = Vec::new();
+            let mut at_pump_tracks: Vec<&Track> = Vec::new();
+            for t in tracks {
+                let (lo, hi) = reads_range(t, from - lookback);
+                let start = lo + t.reads[lo..hi].partition_point(|r| r.t < earliest);
+                let likeness: Vec<f32> = t.reads[start..hi].iter().map(&at_pump).collect();
+                if likeness.iter().any(|l| *l >= 0.5)
+                    || t.reads[lo..start].iter().any(|r| at_pump(r) >= 0.5)
+                {
+                    at_pump_tracks.push(t);
+                }
+                likenesses.push((t, start, likeness));
+            }
             // Tracks whose texts differ by a misread or two, where one starts by the other, are
             // one car (the tracker can start a second track on a car that stands still): per
             // track, the first such track. Lookalike plates elsewhere in the image stay apart.

@@ -76,6 +76,9 @@ pub struct Track {
     pub camera: String,
     /// In time order.
     pub reads: Vec<TrackRead>,
+    /// The union of its reads' zone bits: a track that never came near a fuelling point's zones
+    /// is passed over without looking at its reads.
+    pub zones_seen: ZoneBits,
 }
 
 impl Track {
@@ -119,10 +122,77 @@ fn median_centre(window: &[TrackRead]) -> [f32; 2] {
 /// How many of a track's latest texts a new read is compared with (one misread must not split it).
 const RECENT_TEXTS: usize = 6;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct CameraTracks {
     /// In creation order; old ones are dropped by [`Tracker::forget_before`].
     tracks: VecDeque<Track>,
+    /// The tracks a read of the newest frame may still join (last read at most `max_gap_ms`
+    /// before it), ids ascending, with their last read's time and centre: a busy camera keeps
+    /// hundreds of tracks for the matcher, and a frame needs to look at the few open near it.
+    open: Vec<OpenTrack>,
+    /// Time of the newest frame with reads.
+    newest: UnixMillis,
+}
+
+/// A track's id and last read, as a new read is compared with it.
+#[derive(Debug, Clone, Copy)]
+struct OpenTrack {
+    id: u64,
+    t: UnixMillis,
+    x: f32,
+    y: f32,
+}
+
+impl OpenTrack {
+    fn of(track: &Track) -> Option<OpenTrack> {
+        let last = track.reads.last()?;
+        Some(OpenTrack {
+            id: track.id,
+            t: last.t,
+            x: last.x,
+            y: last.y,
+        })
+    }
+}
+
+impl Default for CameraTracks {
+    fn default() -> Self {
+        CameraTracks {
+            tracks: VecDeque::new(),
+            open: Vec::new(),
+            newest: UnixMillis::MIN,
+        }
+    }
+}
+
+impl CameraTracks {
+    /// The tracks a read at `t` may join, ids ascending: the open ones, or every one for a frame
+    /// older than the newest (some closed ones may be open again for it).
+    fn joinable(&mut self, t: UnixMillis, max_gap_ms: i64) -> Vec<OpenTrack> {
+        if t < self.newest {
+            return self.tracks.iter().filter_map(OpenTrack::of).collect();
+        }
+        self.newest = t;
+        self.open.retain(|o| t - o.t <= max_gap_ms);
+        self.open.clone()
+    }
+
+    /// The deque index of track `id`.
+    fn index_of(&self, id: u64) -> Option<usize> {
+        // In creation order, so in id order.
+        self.tracks.binary_search_by_key(&id, |t| t.id).ok()
+    }
+
+    /// Track `ti` just got a read: open it, or move its last read.
+    fn reopen(&mut self, ti: usize) {
+        let Some(open) = OpenTrack::of(&self.tracks[ti]) else {
+            return;
+        };
+        match self.open.binary_search_by_key(&open.id, |o| o.id) {
+            Ok(at) => self.open[at] = open,
+            Err(at) => self.open.insert(at, open),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -181,33 +251,42 @@ impl Tracker {
             .collect();
         // Every admissible (read, track) pair with its cost; cheapest pairs are joined first.
         let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
+        let joinable = camera.joinable(frame.t, config.max_gap_ms);
+        // Beyond the largest gate a track is out of reach whatever its gap (a little margin for
+        // rounding: the exact test follows).
+        let beyond = (config.max_gate * 1.001).powi(2);
         for (ri, read) in reads.iter().enumerate() {
-            for (ti, track) in camera.tracks.iter().enumerate() {
-                let Some(last) = track.reads.last() else {
-                    continue;
-                };
+            for last in &joinable {
                 let gap = read.t - last.t;
                 if gap <= 0 || gap > config.max_gap_ms {
                     continue;
                 }
+                let squared = (read.x - last.x).powi(2) + (read.y - last.y).powi(2);
+                if squared > beyond {
+                    continue;
+                }
                 let gate = (config.base_gate + config.gate_per_second * gap as f32 / 1000.0)
                     .min(config.max_gate);
-                let distance = ((read.x - last.x).powi(2) + (read.y - last.y).powi(2)).sqrt();
+                let distance = squared.sqrt();
                 if distance > gate {
                     continue;
                 }
+                let Some(ti) = camera.index_of(last.id) else {
+                    continue;
+                };
+                let track = &camera.tracks[ti];
                 let mut text = usize::MAX;
                 let recent = &track.reads[track.reads.len().saturating_sub(RECENT_TEXTS)..];
                 for (k, r) in recent.iter().enumerate().rev() {
-                    // A standing car reads the same text again and again: compare each once.
-                    if recent[k + 1..].iter().any(|later| later.text == r.text) {
-                        continue;
-                    }
                     let bound = config.max_text_distance.min(text.saturating_sub(1));
                     // Each character one text has and the other lacks is at least one edit.
                     if (r.chars & !read.chars).count_ones() as usize > bound
                         || (read.chars & !r.chars).count_ones() as usize > bound
                     {
+                        continue;
+                    }
+                    // A standing car reads the same text again and again: compare each once.
+                    if recent[k + 1..].iter().any(|later| later.text == r.text) {
                         continue;
                     }
                     if let Some(d) = text_distance_at_most(&r.text, &read.text, bound) {
@@ -242,6 +321,7 @@ impl Tracker {
                     if let Some(i) = reads.len().checked_sub(3) {
                         reads[i].smoothed = median_centre(&reads[i.saturating_sub(2)..]);
                     }
+                    camera.reopen(ti);
                 }
                 None => {
                     added.push(self.next_id);
@@ -249,7 +329,9 @@ impl Tracker {
                         id: self.next_id,
                         camera: frame.camera.clone(),
                         reads: vec![read],
+                        zones_seen: ZoneBits::default(),
                     });
+                    camera.reopen(camera.tracks.len() - 1);
                     self.next_id += 1;
                 }
             }
@@ -375,6 +457,23 @@ mod tests {
         assert_eq!(tracker.track_count(), 1);
         let track = tracker.tracks_between("cam1", 0, 200_000).next().unwrap();
         assert_eq!(track.reads.len(), 3);
+    }
+
+    #[test]
+    fn a_frame_older_than_the_newest_joins_tracks_the_newest_had_left_behind() {
+        let mut tracker = tracker();
+        let gap = TrackerConfig::default().max_gap_ms;
+        tracker.observe(&frame(0, &[("苏E05EV8", 0.3, 0.7)]));
+        // Another car, after the first one's track is closed for frames this new.
+        tracker.observe(&frame(gap + 10_000, &[("京A12345", 0.8, 0.2)]));
+        // A late frame of the first camera: within the gap of the first read, it joins it.
+        tracker.observe(&frame(5_000, &[("苏E05EV8", 0.3, 0.7)]));
+        assert_eq!(tracker.track_count(), 2);
+        let first = tracker.tracks_between("cam1", 0, 0).next().unwrap();
+        assert_eq!(first.reads.len(), 2);
+        // And in time order again, a read far past the gap starts a new track.
+        tracker.observe(&frame(2 * gap + 20_000, &[("苏E05EV8", 0.3, 0.7)]));
+        assert_eq!(tracker.track_count(), 3);
     }
 
     #[test]
