@@ -340,12 +340,11 @@ impl Matcher {
 
     pub fn observe_frame(&mut self, frame: &FramePlates) {
         self.frames.observe(&frame.camera, frame.t);
-        for id in self.tracker.observe(frame) {
-            if let Some(track) = self.tracker.track_mut(&frame.camera, id) {
-                let last = track.reads.len().saturating_sub(1);
-                Self::mark_zones(&self.views, self.config.near_zone_widths, track, last);
-            }
-        }
+        let (views, near_widths) = (&self.views, self.config.near_zone_widths);
+        self.tracker.observe_with(frame, |track| {
+            let last = track.reads.len().saturating_sub(1);
+            Self::mark_zones(views, near_widths, track, last);
+        });
     }
 
     pub fn observe_dispenser(&mut self, event: &DispenserEvent) {

@@ -138,16 +138,19 @@ struct CameraTracks {
 #[derive(Debug, Clone, Copy)]
 struct OpenTrack {
     id: u64,
+    /// Its place in the deque (tracks are only added at the back; kept right when old ones go).
+    index: usize,
     t: UnixMillis,
     x: f32,
     y: f32,
 }
 
 impl OpenTrack {
-    fn of(track: &Track) -> Option<OpenTrack> {
+    fn of(track: &Track, index: usize) -> Option<OpenTrack> {
         let last = track.reads.last()?;
         Some(OpenTrack {
             id: track.id,
+            index,
             t: last.t,
             x: last.x,
             y: last.y,
@@ -166,26 +169,30 @@ impl Default for CameraTracks {
 }
 
 impl CameraTracks {
-    /// The tracks a read at `t` may join, ids ascending: the open ones, or every one for a frame
-    /// older than the newest (some closed ones may be open again for it).
-    fn joinable(&mut self, t: UnixMillis, max_gap_ms: i64) -> Vec<OpenTrack> {
+    /// Whether a frame at `t` is in time order (not older than the newest); if so, closes the
+    /// tracks it can no longer join (last read more than `max_gap_ms` before it).
+    fn close_before(&mut self, t: UnixMillis, max_gap_ms: i64) -> bool {
         if t < self.newest {
-            return self.tracks.iter().filter_map(OpenTrack::of).collect();
+            return false;
         }
         self.newest = t;
         self.open.retain(|o| t - o.t <= max_gap_ms);
-        self.open.clone()
+        true
     }
 
-    /// The deque index of track `id`.
-    fn index_of(&self, id: u64) -> Option<usize> {
-        // In creation order, so in id order.
-        self.tracks.binary_search_by_key(&id, |t| t.id).ok()
+    /// Every track as [`OpenTrack`]s, ids ascending: what a frame older than the newest may join
+    /// (some closed tracks may be open again for it).
+    fn every_track(&self) -> Vec<OpenTrack> {
+        self.tracks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, track)| OpenTrack::of(track, i))
+            .collect()
     }
 
     /// Track `ti` just got a read: open it, or move its last read.
     fn reopen(&mut self, ti: usize) {
-        let Some(open) = OpenTrack::of(&self.tracks[ti]) else {
+        let Some(open) = OpenTrack::of(&self.tracks[ti], ti) else {
             return;
         };
         match self.open.binary_search_by_key(&open.id, |o| o.id) {
@@ -216,9 +223,17 @@ impl Tracker {
     /// Joins the frame's reads to tracks; returns the ids of the tracks that got one (each its
     /// last read now), in the order the reads were added.
     pub fn observe(&mut self, frame: &FramePlates) -> Vec<u64> {
+        let mut added = Vec::new();
+        self.observe_with(frame, |track| added.push(track.id));
+        added
+    }
+
+    /// [`Tracker::observe`], handing each track that got a read to `on_read` instead (in the
+    /// order the reads were added), for its owner to work out what it keeps per read.
+    pub fn observe_with(&mut self, frame: &FramePlates, mut on_read: impl FnMut(&mut Track)) {
         if frame.plates.is_empty() {
             // Most frames: nothing read, nothing to join.
-            return Vec::new();
+            return;
         }
         let config = self.config.clone();
         let is_well_formed = self.is_well_formed;
@@ -251,12 +266,18 @@ impl Tracker {
             .collect();
         // Every admissible (read, track) pair with its cost; cheapest pairs are joined first.
         let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
-        let joinable = camera.joinable(frame.t, config.max_gap_ms);
+        let every;
+        let joinable: &[OpenTrack] = if camera.close_before(frame.t, config.max_gap_ms) {
+            &camera.open
+        } else {
+            every = camera.every_track();
+            &every
+        };
         // Beyond the largest gate a track is out of reach whatever its gap (a little margin for
         // rounding: the exact test follows).
         let beyond = (config.max_gate * 1.001).powi(2);
         for (ri, read) in reads.iter().enumerate() {
-            for last in &joinable {
+            for last in joinable {
                 let gap = read.t - last.t;
                 if gap <= 0 || gap > config.max_gap_ms {
                     continue;
@@ -271,9 +292,7 @@ impl Tracker {
                 if distance > gate {
                     continue;
                 }
-                let Some(ti) = camera.index_of(last.id) else {
-                    continue;
-                };
+                let ti = last.index;
                 let track = &camera.tracks[ti];
                 let mut text = usize::MAX;
                 let recent = &track.reads[track.reads.len().saturating_sub(RECENT_TEXTS)..];
@@ -310,41 +329,31 @@ impl Tracker {
                 joined[ri] = Some(ti);
             }
         }
-        let mut added = Vec::with_capacity(reads.len());
         for (read, track) in reads.into_iter().zip(joined) {
-            match track {
+            let ti = match track {
                 Some(ti) => {
-                    added.push(camera.tracks[ti].id);
                     let reads = &mut camera.tracks[ti].reads;
                     reads.push(read);
                     // The read two back now has both neighbours on each side.
                     if let Some(i) = reads.len().checked_sub(3) {
                         reads[i].smoothed = median_centre(&reads[i.saturating_sub(2)..]);
                     }
-                    camera.reopen(ti);
+                    ti
                 }
                 None => {
-                    added.push(self.next_id);
                     camera.tracks.push_back(Track {
                         id: self.next_id,
                         camera: frame.camera.clone(),
                         reads: vec![read],
                         zones_seen: ZoneBits::default(),
                     });
-                    camera.reopen(camera.tracks.len() - 1);
                     self.next_id += 1;
+                    camera.tracks.len() - 1
                 }
-            }
+            };
+            camera.reopen(ti);
+            on_read(&mut camera.tracks[ti]);
         }
-        added
-    }
-
-    /// The track `id` of `camera`, to set what its owner works out per read.
-    pub fn track_mut(&mut self, camera: &str, id: u64) -> Option<&mut Track> {
-        let tracks = &mut self.cameras.get_mut(camera)?.tracks;
-        // In creation order, so in id order.
-        let i = tracks.binary_search_by_key(&id, |t| t.id).ok()?;
-        tracks.get_mut(i)
     }
 
     /// Every kept track, to work out again what its owner keeps per read.
@@ -370,6 +379,17 @@ impl Tracker {
     pub fn forget_before(&mut self, horizon: UnixMillis) {
         for camera in self.cameras.values_mut() {
             camera.tracks.retain(|t| t.last_t() >= horizon);
+            let tracks = &camera.tracks;
+            camera.open.retain_mut(|open| {
+                // In creation order, so in id order.
+                match tracks.binary_search_by_key(&open.id, |t| t.id) {
+                    Ok(index) => {
+                        open.index = index;
+                        true
+                    }
+                    Err(_) => false,
+                }
+            });
         }
     }
 
