@@ -189,11 +189,13 @@ pub fn likeness_to(stop: StopSample, x: f32, y: f32, w: f32) -> f32 {
     if w.is_nan() || w <= 0.0 {
         return 0.0;
     }
-    let ratio = (w / stop.w).ln().abs();
-    let size = falloff(ratio, SIZE_RATIO_FULL.ln(), SIZE_RATIO_NONE.ln());
     let distance = stop.distance_to(x, y) / stop.w;
     let place = falloff(distance, DISTANCE_FULL, DISTANCE_NONE);
-    size.min(place)
+    if place <= 0.0 {
+        // Most reads of a camera are nowhere near the stop: no need to weigh their size.
+        return 0.0;
+    }
+    size_likeness(stop, w).min(place)
 }
 
 /// How much a box `w` wide has the size of a car at `stop`, wherever it stands.
@@ -201,11 +203,16 @@ pub fn size_likeness(stop: StopSample, w: f32) -> f32 {
     if w.is_nan() || w <= 0.0 {
         return 0.0;
     }
-    falloff(
-        (w / stop.w).ln().abs(),
-        SIZE_RATIO_FULL.ln(),
-        SIZE_RATIO_NONE.ln(),
-    )
+    let ratio = w / stop.w;
+    // Well inside the full range or well past the none one, the logarithm is not needed (the
+    // margins keep rounding at the edges out of it).
+    if ratio <= SIZE_RATIO_FULL * 0.99 && ratio * SIZE_RATIO_FULL * 0.99 >= 1.0 {
+        return 1.0;
+    }
+    if ratio >= SIZE_RATIO_NONE * 1.01 || ratio * SIZE_RATIO_NONE * 1.01 <= 1.0 {
+        return 0.0;
+    }
+    falloff(ratio.ln().abs(), SIZE_RATIO_FULL.ln(), SIZE_RATIO_NONE.ln())
 }
 
 /// 1 up to `full`, 0 from `none` on, linear between.
