@@ -231,6 +231,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn size_likeness_is_the_falloff_of_the_log_ratio_everywhere() {
+        let stop = StopSample {
+            x: 0.5,
+            y: 0.5,
+            w: 0.037,
+        };
+        // Ratios from 0.3 to 3 in steps far finer than the margins of the shortcuts, and the
+        // range edges themselves.
+        let edges = [
+            SIZE_RATIO_FULL,
+            SIZE_RATIO_NONE,
+            1.0 / SIZE_RATIO_FULL,
+            1.0 / SIZE_RATIO_NONE,
+        ];
+        let ratios = (0..27_000)
+            .map(|k| 0.3 + k as f32 * 1e-4)
+            .chain(edges.iter().flat_map(|e| [e * 0.999, *e, e * 1.001]));
+        for ratio in ratios {
+            let w = ratio * stop.w;
+            let by_log = falloff(
+                (w / stop.w).ln().abs(),
+                SIZE_RATIO_FULL.ln(),
+                SIZE_RATIO_NONE.ln(),
+            );
+            assert_eq!(
+                size_likeness(stop, w).to_bits(),
+                by_log.to_bits(),
+                "ratio {ratio}"
+            );
+        }
+    }
+
+    #[test]
     fn learns_the_stop_and_tells_a_queued_car_from_it() {
         let mut model = StopModel::default();
         assert_eq!(model.likeness("cam1", 1, 0.5, 0.3, 0.01), None);
