@@ -1,7 +1,7 @@
 //! Votes one plate text out of many per-frame reads of the same car: first the length, then each
 //! character, weighting every read by its confidence and by whether it obeys the plate grammar.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// A read as the vote sees it.
 #[derive(Debug, Clone, Copy)]
@@ -34,13 +34,21 @@ const LOG_ODDS_PER_READ: f32 = 2.5;
 /// over the same ballots in the same order, to the bit: every weight is summed in ballot order.
 #[derive(Debug, Clone, Default)]
 pub struct VoteTally {
-    /// Weight per text length (in characters).
-    by_length: BTreeMap<usize, f32>,
-    /// Per text length, per position: weight per character.
-    characters: BTreeMap<usize, Vec<BTreeMap<char, f32>>>,
+    /// Per text length (in characters), ascending: its weight, and per position the weight per
+    /// character (in first-seen order; a position sees a handful of characters, so a list beats
+    /// a map).
+    by_length: Vec<LengthTally>,
     /// Ballots per exact text.
     texts: HashMap<String, usize>,
     ballots: usize,
+}
+
+/// The ballots of one text length.
+#[derive(Debug, Clone)]
+struct LengthTally {
+    length: usize,
+    weight: f32,
+    positions: Vec<Vec<(char, f32)>>,
 }
 
 impl VoteTally {
@@ -58,11 +66,27 @@ impl VoteTally {
                 MALFORMED_WEIGHT
             };
         let length = ballot.text.chars().count();
-        *self.by_length.entry(length).or_default() += weight;
-        let positions = self.characters.entry(length).or_default();
-        positions.resize_with(length, BTreeMap::new);
-        for (tally, c) in positions.iter_mut().zip(ballot.text.chars()) {
-            *tally.entry(c).or_default() += weight;
+        let at = match self.by_length.binary_search_by_key(&length, |l| l.length) {
+            Ok(at) => at,
+            Err(at) => {
+                self.by_length.insert(
+                    at,
+                    LengthTally {
+                        length,
+                        weight: 0.0,
+                        positions: vec![Vec::new(); length],
+                    },
+                );
+                at
+            }
+        };
+        let tally = &mut self.by_length[at];
+        tally.weight += weight;
+        for (position, c) in tally.positions.iter_mut().zip(ballot.text.chars()) {
+            match position.iter_mut().find(|(seen, _)| *seen == c) {
+                Some((_, w)) => *w += weight,
+                None => position.push((c, weight)),
+            }
         }
         match self.texts.get_mut(ballot.text) {
             Some(n) => *n += 1,
@@ -79,15 +103,14 @@ impl VoteTally {
         let length = self
             .by_length
             .iter()
-            .fold(None::<(usize, f32)>, |best, (&len, &w)| match best {
-                Some((_, bw)) if bw >= w => best,
-                _ => Some((len, w)),
-            })?
-            .0;
+            .fold(None::<&LengthTally>, |best, l| match best {
+                Some(b) if b.weight >= l.weight => best,
+                _ => Some(l),
+            })?;
         let mut text = String::new();
         let mut certainty = 1.0f32;
-        for tally in &self.characters[&length] {
-            let mut ranked: Vec<(char, f32)> = tally.iter().map(|(c, w)| (*c, *w)).collect();
+        for tally in &length.positions {
+            let mut ranked: Vec<(char, f32)> = tally.clone();
             // Highest weight first; equal weights by character so the result never depends on
             // order.
             ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -126,6 +149,8 @@ pub use forecourt_events::text_distance;
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn ballots<'a>(reads: &[(&'a str, f32)]) -> Vec<Ballot<'a>> {
