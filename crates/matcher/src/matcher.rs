@@ -876,64 +876,11 @@ impl Matcher {
             if dark.as_ref().is_none_or(|(least, _)| *least > dark_ms) {
                 dark = Some((dark_ms, spells));
             }
-            // Per read: at the pump (in the bay, and the size and place of a car stopped there),
-            // and how much it looks like one.
-            // Until the stop is learned, any car in the zone may be at the pump; a car a little
-            // outside the zone counts only once it is known to stand where cars at the pump do.
+            // Per read: how much it looks like a car at the pump.
             let stop = self.stops.stop(&view.camera, bay);
             let queue = self.stops.queue(&view.camera, bay);
-            let at_pump = |r: &TrackRead| -> f32 {
-                let inside = view.holds(r);
-                // Just outside the zone with the size of a car at the pump: where it stands
-                // along the lane may differ (it stopped short or overshot), its distance from
-                // the camera may not (a queued car reads smaller, or larger).
-                // Before the stop is learned, any car standing there is a doubt: it may be the
-                // customer, stopped a little past the drawn line.
-                if let Reach::BayAndNear(beside) = reach {
-                    if !inside && view.is_near(r, near) {
-                        let chosen = beside
-                            .filter(|(camera, _)| *camera == view.camera)
-                            .map(|(_, standing)| standing);
-                        return match (stop, chosen) {
-                            (Some(stop), _) => size_likeness(stop, r.w),
-                            (None, Some(chosen)) if r.w < chosen.w => size_likeness(chosen, r.w),
-                            (None, _) => 1.0,
-                        };
-                    }
-                }
-                match stop {
-                    // Before the stop is learned: where cars were seen to queue is not the pump.
-                    None if inside => {
-                        if queue.is_some_and(|q| q.fits(r.x, r.y, r.w)) {
-                            0.0
-                        } else {
-                            1.0
-                        }
-                    }
-                    None => 0.0,
-                    // At least the size of a car at the pump: at least as near the camera, so
-                    // not queued behind it (a queued car reads smaller); it stopped further
-                    // along the lane than most.
-                    Some(stop) if inside && r.w >= stop.w => size_likeness(stop, r.w),
-                    Some(stop) if inside => likeness_to(stop, r.x, r.y, r.w),
-                    Some(stop) if view.is_near(r, near) => likeness_to(stop, r.x, r.y, r.w),
-                    Some(_) => 0.0,
-                }
-            };
-            // Where a track's reads from `since` up to `as_of` lie (and two before, for the
-            // smoothing and for a hidden spell that began earlier).
-            let reads_range = |track: &Track, since: UnixMillis| -> (usize, usize) {
-                let lo = track
-                    .reads
-                    .partition_point(|r| r.t < since)
-                    .saturating_sub(2);
-                let hi = track.reads.partition_point(|r| r.t <= as_of);
-                (lo, hi.max(lo))
-            };
-            let reads_since = |track: &'a Track, since: UnixMillis| -> &'a [TrackRead] {
-                let (lo, hi) = reads_range(track, since);
-                &track.reads[lo..hi]
-            };
+            let at_pump = |r: &TrackRead| pump_likeness(view, reach, stop, queue, near, r);
+            let reads_range = |track: &Track, since: UnixMillis| reads_range(track, since, as_of);
             // Who was read at the pump when (by track first): a car hidden since its last read
             // is not assumed to stay once another car is read there. Per track, how much each
             // read since the look-back looks like a car at the pump (and where they start).
@@ -970,245 +917,57 @@ impl Matcher {
                 }
                 likenesses.push((t, start, likeness));
             }
-            // Tracks whose texts differ by a misread or two, where one starts by the other, are
-            // one car (the tracker can start a second track on a car that stands still): per
-            // track, the first such track. Lookalike plates elsewhere in the image stay apart.
-            let mut car_of: HashMap<u64, u64> = HashMap::new();
-            let mut cars: Vec<(String, &Track)> = Vec::new();
-            for t in at_pump_tracks {
-                let text = self.track_vote(t, as_of).text;
-                let max_distance = self.config.tracker.max_text_distance;
-                let same = cars.iter().find(|(lead, lead_track)| {
-                    !text.is_empty()
-                        && text_distance_at_most(lead, &text, max_distance).is_some()
-                        && starts_by(t, lead_track)
-                });
-                let car = same.map_or(t.id, |(_, lead)| lead.id);
-                if same.is_none() && !text.is_empty() {
-                    cars.push((text, t));
-                }
-                car_of.insert(t.id, car);
-            }
-            let car = |id: u64| car_of.get(&id).copied().unwrap_or(id);
-            let mut pump_reads: Vec<(UnixMillis, u64)> = Vec::new();
-            for (t, lo, likeness) in &likenesses {
-                let car = car(t.id);
-                pump_reads.extend(
-                    t.reads[*lo..]
-                        .iter()
-                        .zip(likeness)
-                        .filter(|(_, l)| **l >= 0.5)
-                        .map(|(r, _)| (r.t, car)),
-                );
-            }
-            pump_reads.sort_unstable();
-            // Whether a car other than `own` was read at the pump from `pump_reads[first]` on,
-            // before `b`.
-            let other_car_from = |first: usize, b: UnixMillis, own: u64| {
-                pump_reads[first..]
-                    .iter()
-                    .take_while(|&&(t, _)| t < b)
-                    .any(|&(_, other)| other != own)
-            };
-            let other_car_between = |id: u64, a: UnixMillis, b: UnixMillis| {
-                other_car_from(pump_reads.partition_point(|&(t, _)| t <= a), b, car(id))
+            let pump = self.pump_reads(at_pump_tracks, &likenesses, as_of);
+            let scan = ViewScan {
+                view,
+                bay,
+                from,
+                to,
+                as_of,
+                reach,
+                stop,
+                queue,
+                near,
+                across_filling,
+                pump,
             };
             for (track, since_lookback, all_likeness) in &likenesses {
-                let track: &'a Track = track;
-                if track.first_t() > as_of {
-                    continue;
-                }
-                let (lo, hi) = reads_range(track, from - margin);
-                let reads = &track.reads[lo..hi];
-                if reads.is_empty() {
-                    continue;
-                }
-                // Within the look-back (the margin is shorter), these reads' likeness is known.
-                let fresh: Vec<f32>;
-                let likeness: &[f32] = match lo.checked_sub(*since_lookback) {
-                    Some(skip) => &all_likeness[skip..],
-                    None => {
-                        fresh = reads.iter().map(&at_pump).collect();
-                        &fresh
-                    }
-                };
-                let pumped = |i: usize| likeness[i] >= 0.5;
-                // Where the stop is learned, two reads both at it show the car at the pump even
-                // when it crept forward between them.
-                let at_stop = |i: usize| stop.is_some() && likeness[i] >= 0.9;
-                if reach == Reach::AcrossIsland {
-                    // The whole stay in that bay, however long.
-                    let stay = reads_since(track, UnixMillis::MIN)
-                        .iter()
-                        .filter(|r| at_pump(r) >= 0.5)
-                        .map(|r| r.t);
-                    let (first, last) = (stay.clone().min(), stay.max());
-                    if let (Some(first), Some(last)) = (first, last) {
-                        let served_there = self.fills.iter().any(|f| {
-                            f.fp == bay && f.start <= last && f.end.unwrap_or(as_of) >= first
-                        });
-                        if served_there {
-                            continue;
-                        }
-                    }
-                }
-                let mut e = Evidence::default();
-                // Box centres jitter from frame to frame; a median over neighbouring reads tells
-                // a standing car from a moving one more surely than raw positions.
-                let smoothed = |i: usize| smoothed_at(&track.reads[..hi], lo + i);
-                let still = |a: (f32, f32), b: (f32, f32)| {
-                    ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt()
-                        <= self.config.stationary_distance
-                };
-                // `other_car_between` for this track's consecutive reads, the start of the
-                // search carried forward from pair to pair (the reads are in time order).
-                let own = car(track.id);
-                let mut after_a: Option<usize> = None;
-                let mut other_car_in = |a: UnixMillis, b: UnixMillis| {
-                    let first =
-                        after_a.get_or_insert_with(|| pump_reads.partition_point(|&(t, _)| t <= a));
-                    while pump_reads.get(*first).is_some_and(|&(t, _)| t <= a) {
-                        *first += 1;
-                    }
-                    other_car_from(*first, b, own)
-                };
-                // Its first read at the pump from the lift on, and whether it then stood there
-                // unbroken a while past the hang-up and was gone before the pump's next fill
-                // began: the fill's customer, paying, not the next one (whose nozzle would be out
-                // by then). Gone by its last read there, not the end of that run: a box
-                // jittering over the zone's edge may break a run, and a car served next is still
-                // there when the nozzle comes out.
-                let first_at_pump = (0..reads.len()).find(|&i| pumped(i) && reads[i].t >= from);
-                let paid_after = first_at_pump.is_some_and(|first_i| {
-                    let run_end = (first_i..reads.len())
-                        .take_while(|&k| pumped(k))
-                        .last()
-                        .map_or(reads[first_i].t, |k| reads[k].t);
-                    let last_there = (first_i..reads.len())
-                        .rev()
-                        .find(|&k| pumped(k))
-                        .map_or(reads[first_i].t, |k| reads[k].t);
-                    run_end - to >= STAYED_AFTER_MS
-                        && self.first_fill_begun(bay, to, last_there).is_none()
-                });
-                // Moving at the pump between two reads, nobody else read there: creeping in or
-                // pulling up to the stop, for the customer that then paid.
-                let arriving = paid_after && reach == Reach::Bay && !across_filling;
-                for i in 0..reads.len().saturating_sub(1) {
-                    let (a, b) = (&reads[i], &reads[i + 1]);
-                    if pumped(i)
-                        && pumped(i + 1)
-                        && (still(smoothed(i), smoothed(i + 1))
-                            || (at_stop(i) && at_stop(i + 1))
-                            || arriving)
-                        && !other_car_in(a.t, b.t)
-                    {
-                        let (s, t) = (a.t.max(from), b.t.min(to));
-                        if s < t {
-                            e.intervals.push((s, t));
-                        }
-                    }
-                }
-                // Hidden after its last read at the pump: a short while if frames kept coming
-                // (someone walked past), through any time the camera was dark.
-                if let Some(last_i) = (0..reads.len()).rev().find(|&i| pumped(i)) {
-                    let last = &reads[last_i];
-                    let standing = last_i == 0
-                        || still(smoothed(last_i - 1), smoothed(last_i))
-                        || last_i + 1 == reads.len();
-                    let bound = to.min(as_of);
-                    // Dark time says nothing of who stood there: the car is assumed through it
-                    // only while no other car is the next one read at the pump (a car found
-                    // there when the camera came back took the place at some unseen moment).
-                    let next_read = pump_reads.partition_point(|&(t, _)| t <= last.t);
-                    let replaced = last.t < bound
-                        && pump_reads
-                            .get(next_read)
-                            .is_some_and(|&(_, next)| next != own);
-                    e.replaced = replaced;
-                    let dark_after = if replaced {
-                        0
-                    } else {
-                        self.frames.dark_ms(&view.camera, last.t, bound, as_of)
-                    };
-                    let until = if last.t >= from && !replaced {
-                        // Read standing at the pump with the nozzle out: the nozzle is in the car
-                        // till the hang-up, unless another car is read there first.
-                        pump_reads[next_read..]
-                            .iter()
-                            .find(|&&(_, other)| other != own)
-                            .map_or(bound, |&(t, _)| t.min(bound))
-                    } else {
-                        (last.t + self.config.visible_hold_ms + dark_after)
-                            .min(last.t + self.config.hidden_stay_ms.max(dark_after))
-                            .min(bound)
-                    };
-                    if standing
-                        && last.t.max(from) < until
-                        && !other_car_between(track.id, last.t, until)
-                    {
-                        e.hidden.push((last.t.max(from), until));
-                    }
-                }
-                // Dark before its first read at the pump during the fill: it may have stood there
-                // unseen (the camera came back to find it standing).
-                if let Some(first_i) = first_at_pump {
-                    let first = &reads[first_i];
-                    let was_before = first_i > 0 && pumped(first_i - 1);
-                    // Found there after the hang-up and paying: the fill's customer.
-                    let stayed_unserved = first.t >= to && paid_after;
-                    // First read at the pump during the fill, standing there through the hang-up
-                    // and paying after it, with no other car read at the pump since the lift: it
-                    // came in unseen earlier in the fill (hidden, or the nozzle was lifted before
-                    // it stopped), and it is the fill's customer.
-                    if reach == Reach::Bay
-                        && !was_before
-                        && paid_after
-                        && !across_filling
-                        && first.t > from
-                        && first.t < to
-                        && !other_car_between(track.id, from, first.t)
-                    {
-                        e.intervals.push((from, first.t));
-                    }
-                    if !was_before {
-                        for (a, b) in self.frames.dark_spells(&view.camera, from, first.t, as_of) {
-                            if first.t - b <= self.config.outage_after_ms * 2
-                                && !other_car_between(track.id, a, first.t)
-                            {
-                                if stayed_unserved {
-                                    e.intervals.push((a.max(from), first.t.min(to)));
-                                } else {
-                                    e.hidden.push((a, first.t));
-                                }
-                            }
-                        }
-                    }
-                }
-                let covered = !e.intervals.is_empty() || !e.hidden.is_empty();
-                for (i, r) in reads.iter().enumerate() {
-                    let during = r.t >= from && r.t <= to;
-                    let w = r.confidence * if r.well_formed { 1.0 } else { 0.2 };
-                    if during && pumped(i) {
-                        e.inside += w * likeness[i];
-                    } else if during {
-                        e.outside += w;
-                    }
-                    if pumped(i) && r.t >= from - margin && r.t <= to + margin {
-                        e.reads_at_pump += 1;
-                    }
-                }
-                if covered || e.inside > 0.0 {
+                if let Some(e) = self.track_evidence(&scan, track, *since_lookback, all_likeness) {
                     texts
                         .entry(track.id)
                         .or_insert_with(|| self.track_vote(track, as_of));
-                    seen.push((track, e));
+                    seen.push((*track, e));
                 }
             }
         }
         let dark = dark.map(|(_, spells)| spells).unwrap_or_default();
-        // Tracks whose texts differ by a misread or two are one car seen by several cameras (or
-        // one camera after a long occlusion): the strongest track leads each group.
+        let mut candidates: BTreeMap<String, Candidate<'a>> = BTreeMap::new();
+        for members in self.same_cars(&mut seen, texts) {
+            let fill = (bay, from, to, as_of);
+            let Some((text, candidate)) =
+                self.car_candidate(&seen, &members, texts, &dark, fill, reach)
+            else {
+                continue;
+            };
+            // Two groups voting the same text: keep the stronger.
+            match candidates.get(&text) {
+                Some(c) if c.score() >= candidate.score() => {}
+                _ => {
+                    candidates.insert(text, candidate);
+                }
+            }
+        }
+        candidates
+    }
+
+    /// `seen`'s tracks grouped into cars (indices into `seen`, which is sorted here strongest
+    /// first): tracks whose texts differ by a misread or two are one car seen by several cameras
+    /// (or one camera after a long occlusion), and the strongest track leads each group.
+    fn same_cars(
+        &self,
+        seen: &mut [(&Track, Evidence)],
+        texts: &BTreeMap<u64, VotedText>,
+    ) -> Vec<Vec<usize>> {
         seen.sort_by(|a, b| b.1.inside.total_cmp(&a.1.inside).then(a.0.id.cmp(&b.0.id)));
         let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
         for (i, (track, _)) in seen.iter().enumerate() {
@@ -1223,89 +982,349 @@ impl Matcher {
                 None => groups.push((text.clone(), vec![i])),
             }
         }
+        groups.into_iter().map(|(_, members)| members).collect()
+    }
+
+    /// One car (`members` of `seen`) as a candidate for the fill `(bay, from, to, as_of)`, by its
+    /// voted text: how much of the fill it was seen or assumed at the pump (`dark`: the fill's
+    /// dark spells), how much of its reading was there. `None` when it was there too little, its
+    /// text cannot be voted, or it waited through the fill and moved up to be served next.
+    fn car_candidate<'a>(
+        &self,
+        seen: &[(&'a Track, Evidence)],
+        members: &[usize],
+        texts: &BTreeMap<u64, VotedText>,
+        dark: &[(UnixMillis, UnixMillis)],
+        (bay, from, to, as_of): (FpNumber, UnixMillis, UnixMillis, UnixMillis),
+        reach: Reach<'_>,
+    ) -> Option<(String, Candidate<'a>)> {
         let fill_ms = (to - from).max(1);
-        let mut candidates: BTreeMap<String, Candidate<'a>> = BTreeMap::new();
-        for (_, members) in groups {
-            let voted = if let [only] = members[..] {
-                Some(texts[&seen[only].0.id].clone())
-            } else {
-                vote(members.iter().flat_map(|&i| {
-                    seen[i]
-                        .0
-                        .reads
-                        .iter()
-                        .take_while(|r| r.t <= as_of)
-                        .map(ballot)
-                }))
-            };
-            let Some(voted) = voted else { continue };
-            let mut intervals = Vec::new();
-            let mut hidden = Vec::new();
-            let (mut inside, mut outside, mut reads_at_pump) = (0.0f32, 0.0f32, 0);
-            let mut replaced = false;
-            for &i in &members {
-                let e = &seen[i].1;
-                intervals.extend_from_slice(&e.intervals);
-                hidden.extend_from_slice(&e.hidden);
-                inside += e.inside;
-                outside += e.outside;
-                reads_at_pump += e.reads_at_pump;
-                replaced |= e.replaced;
-            }
-            // Assumed time counts half.
-            let seen_ms = union_length(intervals.clone());
-            hidden.extend(intervals);
-            let covered_ms = union_length(hidden.clone());
-            let assumed_ms = covered_ms - seen_ms;
-            // Dark time the car is not known for says nothing either way: leave it out of the
-            // fill's length, but never below a quarter of it. Unless another car was found in
-            // its place: then it left unseen, and the dark time counts as time it was not there.
-            let dark_unexplained = if replaced {
-                0
-            } else {
-                let mut both = hidden;
-                both.extend_from_slice(&dark);
-                union_length(both) - covered_ms
-            };
-            let observable = (fill_ms - dark_unexplained).max(fill_ms / 4).max(1) as f32;
-            let coverage =
-                ((seen_ms as f32 + 0.5 * assumed_ms as f32) / observable).clamp(0.0, 1.0);
-            let containment = if inside + outside > 0.0 {
-                inside / (inside + outside)
-            } else {
-                // Only bridged (occluded) time inside the fill: it stood in the bay.
-                1.0
-            };
-            if coverage < self.config.min_coverage {
-                continue;
-            }
-            let tracks: Vec<&Track> = members.iter().map(|&i| seen[i].0).collect();
-            if !matches!(reach, Reach::BayAndNear(_))
-                && self.moved_up_for_next_fill(bay, &voted.text, &tracks, from, to, as_of)
-            {
-                continue;
-            }
-            let candidate = Candidate {
-                seen: seen_ms as f32 / fill_ms as f32,
-                coverage,
-                containment,
-                reads_at_pump,
-                certainty: voted.certainty,
-                lead: (seen[members[0]].0.camera.as_str(), seen[members[0]].0.id),
-            };
-            // Two groups voting the same text: keep the stronger.
-            match candidates.get(&voted.text) {
-                Some(c) if c.score() >= candidate.score() => {}
-                _ => {
-                    candidates.insert(voted.text, candidate);
-                }
-            }
+        let voted = if let [only] = members[..] {
+            Some(texts[&seen[only].0.id].clone())
+        } else {
+            vote(members.iter().flat_map(|&i| {
+                seen[i]
+                    .0
+                    .reads
+                    .iter()
+                    .take_while(|r| r.t <= as_of)
+                    .map(ballot)
+            }))
+        }?;
+        let mut intervals = Vec::new();
+        let mut hidden = Vec::new();
+        let (mut inside, mut outside, mut reads_at_pump) = (0.0f32, 0.0f32, 0);
+        let mut replaced = false;
+        for &i in members {
+            let e = &seen[i].1;
+            intervals.extend_from_slice(&e.intervals);
+            hidden.extend_from_slice(&e.hidden);
+            inside += e.inside;
+            outside += e.outside;
+            reads_at_pump += e.reads_at_pump;
+            replaced |= e.replaced;
         }
-        candidates
+        // Assumed time counts half.
+        let seen_ms = union_length(intervals.clone());
+        hidden.extend(intervals);
+        let covered_ms = union_length(hidden.clone());
+        let assumed_ms = covered_ms - seen_ms;
+        // Dark time the car is not known for says nothing either way: leave it out of the
+        // fill's length, but never below a quarter of it. Unless another car was found in its
+        // place: then it left unseen, and the dark time counts as time it was not there.
+        let dark_unexplained = if replaced {
+            0
+        } else {
+            let mut both = hidden;
+            both.extend_from_slice(dark);
+            union_length(both) - covered_ms
+        };
+        let observable = (fill_ms - dark_unexplained).max(fill_ms / 4).max(1) as f32;
+        let coverage = ((seen_ms as f32 + 0.5 * assumed_ms as f32) / observable).clamp(0.0, 1.0);
+        let containment = if inside + outside > 0.0 {
+            inside / (inside + outside)
+        } else {
+            // Only bridged (occluded) time inside the fill: it stood in the bay.
+            1.0
+        };
+        if coverage < self.config.min_coverage {
+            return None;
+        }
+        let tracks: Vec<&Track> = members.iter().map(|&i| seen[i].0).collect();
+        if !matches!(reach, Reach::BayAndNear(_))
+            && self.moved_up_for_next_fill(bay, &voted.text, &tracks, from, to, as_of)
+        {
+            return None;
+        }
+        let lead = seen[members[0]].0;
+        let candidate = Candidate {
+            seen: seen_ms as f32 / fill_ms as f32,
+            coverage,
+            containment,
+            reads_at_pump,
+            certainty: voted.certainty,
+            lead: (lead.camera.as_str(), lead.id),
+        };
+        Some((voted.text, candidate))
     }
 }
 
 impl Matcher {
+    /// Who was read at the pump of one view when: `at_pump_tracks` (those ever read there since
+    /// the look-back) make the cars, `likenesses` (per track, from the earliest read the
+    /// evidence looks at) the reads.
+    fn pump_reads(
+        &self,
+        at_pump_tracks: Vec<&Track>,
+        likenesses: &[(&Track, usize, Vec<f32>)],
+        as_of: UnixMillis,
+    ) -> PumpReads {
+        // Tracks whose texts differ by a misread or two, where one starts by the other, are
+        // one car (the tracker can start a second track on a car that stands still): per
+        // track, the first such track. Lookalike plates elsewhere in the image stay apart.
+        let mut car_of: HashMap<u64, u64> = HashMap::new();
+        let mut cars: Vec<(String, &Track)> = Vec::new();
+        for t in at_pump_tracks {
+            let text = self.track_vote(t, as_of).text;
+            let max_distance = self.config.tracker.max_text_distance;
+            let same = cars.iter().find(|(lead, lead_track)| {
+                !text.is_empty()
+                    && text_distance_at_most(lead, &text, max_distance).is_some()
+                    && starts_by(t, lead_track)
+            });
+            let car = same.map_or(t.id, |(_, lead)| lead.id);
+            if same.is_none() && !text.is_empty() {
+                cars.push((text, t));
+            }
+            car_of.insert(t.id, car);
+        }
+        let mut pump_reads: Vec<(UnixMillis, u64)> = Vec::new();
+        for (t, lo, likeness) in likenesses {
+            let car = car_of.get(&t.id).copied().unwrap_or(t.id);
+            pump_reads.extend(
+                t.reads[*lo..]
+                    .iter()
+                    .zip(likeness)
+                    .filter(|(_, l)| **l >= 0.5)
+                    .map(|(r, _)| (r.t, car)),
+            );
+        }
+        pump_reads.sort_unstable();
+        PumpReads {
+            car_of,
+            reads: pump_reads,
+        }
+    }
+
+    /// What `track`'s reads say about it standing at the pump of `scan`'s view during the fill
+    /// (`None` when it was never there). `all_likeness` is the likeness of its reads from
+    /// `since_lookback` on.
+    fn track_evidence(
+        &self,
+        scan: &ViewScan<'_>,
+        track: &Track,
+        since_lookback: usize,
+        all_likeness: &[f32],
+    ) -> Option<Evidence> {
+        let ViewScan {
+            view,
+            bay,
+            from,
+            to,
+            as_of,
+            reach,
+            stop,
+            across_filling,
+            ref pump,
+            ..
+        } = *scan;
+        let margin = self.config.presence_margin_ms;
+        if track.first_t() > as_of {
+            return None;
+        }
+        let (lo, hi) = reads_range(track, from - margin, as_of);
+        let reads = &track.reads[lo..hi];
+        if reads.is_empty() {
+            return None;
+        }
+        // Within the look-back (the margin is shorter), these reads' likeness is known.
+        let fresh: Vec<f32>;
+        let likeness: &[f32] = match lo.checked_sub(since_lookback) {
+            Some(skip) => &all_likeness[skip..],
+            None => {
+                fresh = reads.iter().map(|r| scan.likeness(r)).collect();
+                &fresh
+            }
+        };
+        let pumped = |i: usize| likeness[i] >= 0.5;
+        // Where the stop is learned, two reads both at it show the car at the pump even
+        // when it crept forward between them.
+        let at_stop = |i: usize| stop.is_some() && likeness[i] >= 0.9;
+        if reach == Reach::AcrossIsland {
+            // The whole stay in that bay, however long.
+            let (first_read, last_read) = reads_range(track, UnixMillis::MIN, as_of);
+            let stay = track.reads[first_read..last_read]
+                .iter()
+                .filter(|r| scan.likeness(r) >= 0.5)
+                .map(|r| r.t);
+            let (first, last) = (stay.clone().min(), stay.max());
+            if let (Some(first), Some(last)) = (first, last) {
+                let served_there = self
+                    .fills
+                    .iter()
+                    .any(|f| f.fp == bay && f.start <= last && f.end.unwrap_or(as_of) >= first);
+                if served_there {
+                    return None;
+                }
+            }
+        }
+        let mut e = Evidence::default();
+        // Box centres jitter from frame to frame; a median over neighbouring reads tells
+        // a standing car from a moving one more surely than raw positions.
+        let smoothed = |i: usize| smoothed_at(&track.reads[..hi], lo + i);
+        let still = |a: (f32, f32), b: (f32, f32)| {
+            ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt() <= self.config.stationary_distance
+        };
+        // `other_car_between` for this track's consecutive reads, the start of the
+        // search carried forward from pair to pair (the reads are in time order).
+        let own = pump.car(track.id);
+        let mut after_a: Option<usize> = None;
+        let mut other_car_in = |a: UnixMillis, b: UnixMillis| {
+            let first = after_a.get_or_insert_with(|| pump.reads.partition_point(|&(t, _)| t <= a));
+            while pump.reads.get(*first).is_some_and(|&(t, _)| t <= a) {
+                *first += 1;
+            }
+            pump.other_car_from(*first, b, own)
+        };
+        // Its first read at the pump from the lift on, and whether it then stood there
+        // unbroken a while past the hang-up and was gone before the pump's next fill
+        // began: the fill's customer, paying, not the next one (whose nozzle would be out
+        // by then). Gone by its last read there, not the end of that run: a box
+        // jittering over the zone's edge may break a run, and a car served next is still
+        // there when the nozzle comes out.
+        let first_at_pump = (0..reads.len()).find(|&i| pumped(i) && reads[i].t >= from);
+        let paid_after = first_at_pump.is_some_and(|first_i| {
+            let run_end = (first_i..reads.len())
+                .take_while(|&k| pumped(k))
+                .last()
+                .map_or(reads[first_i].t, |k| reads[k].t);
+            let last_there = (first_i..reads.len())
+                .rev()
+                .find(|&k| pumped(k))
+                .map_or(reads[first_i].t, |k| reads[k].t);
+            run_end - to >= STAYED_AFTER_MS && self.first_fill_begun(bay, to, last_there).is_none()
+        });
+        // Moving at the pump between two reads, nobody else read there: creeping in or
+        // pulling up to the stop, for the customer that then paid.
+        let arriving = paid_after && reach == Reach::Bay && !across_filling;
+        for i in 0..reads.len().saturating_sub(1) {
+            let (a, b) = (&reads[i], &reads[i + 1]);
+            if pumped(i)
+                && pumped(i + 1)
+                && (still(smoothed(i), smoothed(i + 1))
+                    || (at_stop(i) && at_stop(i + 1))
+                    || arriving)
+                && !other_car_in(a.t, b.t)
+            {
+                let (s, t) = (a.t.max(from), b.t.min(to));
+                if s < t {
+                    e.intervals.push((s, t));
+                }
+            }
+        }
+        // Hidden after its last read at the pump: a short while if frames kept coming
+        // (someone walked past), through any time the camera was dark.
+        if let Some(last_i) = (0..reads.len()).rev().find(|&i| pumped(i)) {
+            let last = &reads[last_i];
+            let standing = last_i == 0
+                || still(smoothed(last_i - 1), smoothed(last_i))
+                || last_i + 1 == reads.len();
+            let bound = to.min(as_of);
+            // Dark time says nothing of who stood there: the car is assumed through it
+            // only while no other car is the next one read at the pump (a car found
+            // there when the camera came back took the place at some unseen moment).
+            let next_read = pump.reads.partition_point(|&(t, _)| t <= last.t);
+            let replaced = last.t < bound
+                && pump
+                    .reads
+                    .get(next_read)
+                    .is_some_and(|&(_, next)| next != own);
+            e.replaced = replaced;
+            let dark_after = if replaced {
+                0
+            } else {
+                self.frames.dark_ms(&view.camera, last.t, bound, as_of)
+            };
+            let until = if last.t >= from && !replaced {
+                // Read standing at the pump with the nozzle out: the nozzle is in the car
+                // till the hang-up, unless another car is read there first.
+                pump.reads[next_read..]
+                    .iter()
+                    .find(|&&(_, other)| other != own)
+                    .map_or(bound, |&(t, _)| t.min(bound))
+            } else {
+                (last.t + self.config.visible_hold_ms + dark_after)
+                    .min(last.t + self.config.hidden_stay_ms.max(dark_after))
+                    .min(bound)
+            };
+            if standing
+                && last.t.max(from) < until
+                && !pump.other_car_between(track.id, last.t, until)
+            {
+                e.hidden.push((last.t.max(from), until));
+            }
+        }
+        // Dark before its first read at the pump during the fill: it may have stood there
+        // unseen (the camera came back to find it standing).
+        if let Some(first_i) = first_at_pump {
+            let first = &reads[first_i];
+            let was_before = first_i > 0 && pumped(first_i - 1);
+            // Found there after the hang-up and paying: the fill's customer.
+            let stayed_unserved = first.t >= to && paid_after;
+            // First read at the pump during the fill, standing there through the hang-up
+            // and paying after it, with no other car read at the pump since the lift: it
+            // came in unseen earlier in the fill (hidden, or the nozzle was lifted before
+            // it stopped), and it is the fill's customer.
+            if reach == Reach::Bay
+                && !was_before
+                && paid_after
+                && !across_filling
+                && first.t > from
+                && first.t < to
+                && !pump.other_car_between(track.id, from, first.t)
+            {
+                e.intervals.push((from, first.t));
+            }
+            if !was_before {
+                for (a, b) in self.frames.dark_spells(&view.camera, from, first.t, as_of) {
+                    if first.t - b <= self.config.outage_after_ms * 2
+                        && !pump.other_car_between(track.id, a, first.t)
+                    {
+                        if stayed_unserved {
+                            e.intervals.push((a.max(from), first.t.min(to)));
+                        } else {
+                            e.hidden.push((a, first.t));
+                        }
+                    }
+                }
+            }
+        }
+        let covered = !e.intervals.is_empty() || !e.hidden.is_empty();
+        for (i, r) in reads.iter().enumerate() {
+            let during = r.t >= from && r.t <= to;
+            let w = r.confidence * if r.well_formed { 1.0 } else { 0.2 };
+            if during && pumped(i) {
+                e.inside += w * likeness[i];
+            } else if during {
+                e.outside += w;
+            }
+            if pumped(i) && r.t >= from - margin && r.t <= to + margin {
+                e.reads_at_pump += 1;
+            }
+        }
+        (covered || e.inside > 0.0).then_some(e)
+    }
+
     /// The median box of track `id` of `camera` over its reads from `from` to `to` (`None` with
     /// fewer than [`MIN_STANDING_READS`]).
     fn standing_in(
@@ -1394,6 +1413,68 @@ impl Matcher {
     }
 }
 
+/// How much read `r` of `view`'s camera looks like a car at the pump of `view`'s bay, for the
+/// cars [`Reach`] looks at: in the bay, and the size and place of a car stopped there (`stop`,
+/// once learned; `queue`, where cars were seen to queue). Until the stop is learned, any car in
+/// the zone may be at the pump; a car a little outside the zone (`near` widths) counts only once
+/// it is known to stand where cars at the pump do.
+fn pump_likeness(
+    view: &PumpView,
+    reach: Reach<'_>,
+    stop: Option<StopSample>,
+    queue: Option<StopSample>,
+    near: f32,
+    r: &TrackRead,
+) -> f32 {
+    let inside = view.holds(r);
+    // Just outside the zone with the size of a car at the pump: where it stands
+    // along the lane may differ (it stopped short or overshot), its distance from
+    // the camera may not (a queued car reads smaller, or larger).
+    // Before the stop is learned, any car standing there is a doubt: it may be the
+    // customer, stopped a little past the drawn line.
+    if let Reach::BayAndNear(beside) = reach {
+        if !inside && view.is_near(r, near) {
+            let chosen = beside
+                .filter(|(camera, _)| *camera == view.camera)
+                .map(|(_, standing)| standing);
+            return match (stop, chosen) {
+                (Some(stop), _) => size_likeness(stop, r.w),
+                (None, Some(chosen)) if r.w < chosen.w => size_likeness(chosen, r.w),
+                (None, _) => 1.0,
+            };
+        }
+    }
+    match stop {
+        // Before the stop is learned: where cars were seen to queue is not the pump.
+        None if inside => {
+            if queue.is_some_and(|q| q.fits(r.x, r.y, r.w)) {
+                0.0
+            } else {
+                1.0
+            }
+        }
+        None => 0.0,
+        // At least the size of a car at the pump: at least as near the camera, so
+        // not queued behind it (a queued car reads smaller); it stopped further
+        // along the lane than most.
+        Some(stop) if inside && r.w >= stop.w => size_likeness(stop, r.w),
+        Some(stop) if inside => likeness_to(stop, r.x, r.y, r.w),
+        Some(stop) if view.is_near(r, near) => likeness_to(stop, r.x, r.y, r.w),
+        Some(_) => 0.0,
+    }
+}
+
+/// Where `track`'s reads from `since` up to `as_of` lie (and two before, for the smoothing and
+/// for a hidden spell that began earlier).
+fn reads_range(track: &Track, since: UnixMillis, as_of: UnixMillis) -> (usize, usize) {
+    let lo = track
+        .reads
+        .partition_point(|r| r.t < since)
+        .saturating_sub(2);
+    let hi = track.reads.partition_point(|r| r.t <= as_of);
+    (lo, hi.max(lo))
+}
+
 /// A car read this many of its plate widths from where it stood during a fill has moved...
 const MOVED_UP_WIDTHS: f32 = 2.0;
 /// ...when read there this many times.
@@ -1401,6 +1482,62 @@ const MOVED_UP_READS: usize = 3;
 
 /// Reads a car needs in a fill for its box there to be known.
 const MIN_STANDING_READS: usize = 3;
+
+/// One camera's view of a bay, asked about one fill: what [`Matcher::track_evidence`] needs.
+struct ViewScan<'v> {
+    view: &'v PumpView,
+    bay: FpNumber,
+    from: UnixMillis,
+    to: UnixMillis,
+    as_of: UnixMillis,
+    reach: Reach<'v>,
+    stop: Option<StopSample>,
+    queue: Option<StopSample>,
+    near: f32,
+    /// A pump across the island filled at the same time (its hose reaches this bay).
+    across_filling: bool,
+    pump: PumpReads,
+}
+
+impl ViewScan<'_> {
+    /// How much read `r` looks like a car at this pump.
+    fn likeness(&self, r: &TrackRead) -> f32 {
+        pump_likeness(self.view, self.reach, self.stop, self.queue, self.near, r)
+    }
+}
+
+/// Who was read at the pump of one view when: a car hidden since its last read is not assumed to
+/// stay once another car is read there.
+struct PumpReads {
+    /// Per track read at the pump, the car it is: the first track of that car.
+    car_of: HashMap<u64, u64>,
+    /// Time and car of each read at the pump, in time order.
+    reads: Vec<(UnixMillis, u64)>,
+}
+
+impl PumpReads {
+    /// The car track `id` is.
+    fn car(&self, id: u64) -> u64 {
+        self.car_of.get(&id).copied().unwrap_or(id)
+    }
+
+    /// Whether a car other than `own` was read at the pump from `reads[first]` on, before `b`.
+    fn other_car_from(&self, first: usize, b: UnixMillis, own: u64) -> bool {
+        self.reads[first..]
+            .iter()
+            .take_while(|&&(t, _)| t < b)
+            .any(|&(_, other)| other != own)
+    }
+
+    /// Whether a car other than track `id`'s was read at the pump after `a`, before `b`.
+    fn other_car_between(&self, id: u64, a: UnixMillis, b: UnixMillis) -> bool {
+        self.other_car_from(
+            self.reads.partition_point(|&(t, _)| t <= a),
+            b,
+            self.car(id),
+        )
+    }
+}
 
 /// Which cars [`Matcher::candidates`] looks at.
 #[derive(Debug, Clone, Copy, PartialEq)]
