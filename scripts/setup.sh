@@ -81,6 +81,13 @@ if ! models_ok; then
 fi
 echo "models verified against models/MANIFEST" >&2
 
+step "rust lint tools (clippy, rustfmt)"
+if cargo clippy --version >/dev/null 2>&1 && cargo fmt --version >/dev/null 2>&1; then
+  echo "present" >&2
+else
+  rustup component add clippy rustfmt
+fi
+
 step "release build"
 cargo build --release --workspace --bins
 

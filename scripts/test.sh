@@ -17,6 +17,12 @@ stage() {
 scripts/setup.sh
 stage "setup (apt, ORT, models, build)"
 
+# Lint gates before any test: unformatted code or any clippy warning fails the run. Release
+# profile, so the build scripts the set-up ran (OpenCV bindings among them) are reused.
+cargo fmt --all --check
+cargo clippy --release --workspace --all-targets -- -D warnings 2>&1
+stage "cargo fmt --check, clippy -D warnings"
+
 # Release profile: the tests reuse the set-up's release build instead of a second debug build.
 cargo test --release --workspace --no-fail-fast 2>&1
 stage "cargo test --release"
