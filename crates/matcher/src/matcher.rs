@@ -686,14 +686,7 @@ impl Matcher {
         };
         let as_of = p.decide_at;
         let end = p.end.max(start + 1);
-        // The fills of other fuelling points that overlap this one compete for the same cars.
-        let mut rows: Vec<(FpNumber, UnixMillis, UnixMillis)> = vec![(p.sale.fp, start, end)];
-        for fill in &self.fills {
-            let fill_end = fill.end.unwrap_or(as_of).min(as_of);
-            if fill.fp != p.sale.fp && fill.start < end && fill_end > start && fill.start < as_of {
-                rows.push((fill.fp, fill.start, fill_end.max(fill.start + 1)));
-            }
-        }
+        let rows = self.competing_fills(p.sale.fp, start, end, as_of);
         let mut texts: BTreeMap<u64, VotedText> = BTreeMap::new();
         let mut row_candidates: Vec<BTreeMap<String, Candidate<'_>>> = rows
             .iter()
@@ -751,74 +744,26 @@ impl Matcher {
                 chosen.reads_at_pump
             ));
         }
-        // Other cars for this fill: one the joint assignment gave to another fill it suits at
-        // least as well is mostly explained there (half its strength, as a doubt of its own);
-        // any other is a free rival.
-        let assigned_elsewhere = |c: usize, own: f64| {
-            assignment[1..]
-                .iter()
-                .enumerate()
-                .any(|(r, a)| *a == Some(c) && scores[r + 1][c] >= own)
-        };
-        let (mut free_rival, mut explained_rival) = (0.0f32, 0.0f32);
-        for (c, t) in columns.iter().enumerate().filter(|(c, _)| *c != column) {
-            let Some(other) = row_candidates[0].get(*t) else {
-                continue;
-            };
-            let strength = other.strength_beside(chosen);
-            if assigned_elsewhere(c, other.score()) {
-                explained_rival = explained_rival.max(0.5 * strength);
-            } else {
-                free_rival = free_rival.max(strength);
-            }
-        }
-        // A car standing just outside the zone all along may be the customer that stopped short
-        // or overshot: never chosen on that alone (a queued car waits there too), but a doubt,
-        // unless another fill explains it.
+        let (mut free_rival, explained_rival) =
+            assignment_rivals(&row_candidates, &columns, &scores, &assignment, column);
         if !across {
-            let (camera, track) = chosen.lead;
-            let beside = self
-                .standing_in(camera, track, start, end.min(as_of))
-                .map(|standing| (camera, standing));
-            let near = self.candidates(
-                p.sale.fp,
-                start,
-                end,
-                as_of,
-                Reach::BayAndNear(beside),
-                &mut texts,
-            );
-            let max_distance = self.config.tracker.max_text_distance;
-            let same_car = |a: &str, b: &str| text_distance_at_most(a, b, max_distance).is_some();
-            for (other, c) in &near {
-                let explained = columns.iter().enumerate().any(|(col, t)| {
-                    same_car(t, other) && (col == column || assignment[1..].contains(&Some(col)))
-                });
-                if !explained {
-                    free_rival = free_rival.max(c.strength_beside(chosen));
+            let near = self.near_rival(p.sale.fp, (start, end, as_of), chosen, &mut texts);
+            let explains = |other: &str| {
+                let max_distance = self.config.tracker.max_text_distance;
+                columns.iter().enumerate().any(|(col, t)| {
+                    text_distance_at_most(t, other, max_distance).is_some()
+                        && (col == column || assignment[1..].contains(&Some(col)))
+                })
+            };
+            for (other, strength) in near {
+                if !explains(&other) {
+                    free_rival = free_rival.max(strength);
                 }
             }
         }
         let rival = free_rival.max(explained_rival);
         let certainty = chosen.certainty;
-        let presence = ramp(
-            chosen.coverage,
-            self.config.min_coverage.max(0.3),
-            self.config.full_coverage,
-        );
-        let containment = ramp(chosen.containment, 0.5, 0.9);
-        let score = chosen.coverage * chosen.containment;
-        // A free rival three quarters as strong as the chosen car leaves it a guess; one
-        // explained by another fill, as strong as the chosen car.
-        let score_or_least = score.max(f32::EPSILON);
-        let exclusivity = ramp(1.0 - free_rival / score_or_least, 0.25, 0.75).min(ramp(
-            1.0 - explained_rival / score_or_least,
-            0.0,
-            0.5,
-        ));
-        // A car across the island is a weaker sign than one in the fuelling point's own bay.
-        let bay = if across { ACROSS_ISLAND } else { 1.0 };
-        let raw = (certainty * presence * containment * exclusivity * bay).clamp(0.0, 1.0);
+        let raw = self.raw_score(chosen, free_rival, explained_rival, across);
         let confidence = calibrated(raw);
         let detail = format!(
             "score {raw:.3}: {} reads, text {certainty:.3}, coverage {:.2}, containment {:.2}, rival {rival:.2}{}",
@@ -841,6 +786,80 @@ impl Matcher {
             reason: detail,
         };
         (verdict, candidate)
+    }
+
+    /// The fill of `fp` (`start..end`) and every fill of another fuelling point that overlaps it
+    /// (as known at `as_of`): they compete for the same cars.
+    fn competing_fills(
+        &self,
+        fp: FpNumber,
+        start: UnixMillis,
+        end: UnixMillis,
+        as_of: UnixMillis,
+    ) -> Vec<(FpNumber, UnixMillis, UnixMillis)> {
+        let mut rows = vec![(fp, start, end)];
+        for fill in &self.fills {
+            let fill_end = fill.end.unwrap_or(as_of).min(as_of);
+            if fill.fp != fp && fill.start < end && fill_end > start && fill.start < as_of {
+                rows.push((fill.fp, fill.start, fill_end.max(fill.start + 1)));
+            }
+        }
+        rows
+    }
+
+    /// Cars standing just outside `fp`'s zone through the fill `(start, end, as_of)`, by text,
+    /// with their strength beside `chosen`: one may be the customer that stopped short or
+    /// overshot. Never chosen on that alone (a queued car waits there too), but a doubt, unless
+    /// another fill explains it.
+    fn near_rival(
+        &self,
+        fp: FpNumber,
+        (start, end, as_of): (UnixMillis, UnixMillis, UnixMillis),
+        chosen: &Candidate<'_>,
+        texts: &mut BTreeMap<u64, VotedText>,
+    ) -> Vec<(String, f32)> {
+        let (camera, track) = chosen.lead;
+        let beside = self
+            .standing_in(camera, track, start, end.min(as_of))
+            .map(|standing| (camera, standing));
+        self.candidates(fp, start, end, as_of, Reach::BayAndNear(beside), texts)
+            .into_iter()
+            .map(|(text, c)| {
+                let strength = c.strength_beside(chosen);
+                (text, strength)
+            })
+            .collect()
+    }
+
+    /// The evidence score of `chosen` (0..1, before calibration): how sure its text is, how much
+    /// of the fill it stood at the pump, how much of its reading was there, how far the
+    /// strongest rival (free, or explained by another fill) leaves it alone, and whether it
+    /// stood across the island.
+    fn raw_score(
+        &self,
+        chosen: &Candidate<'_>,
+        free_rival: f32,
+        explained_rival: f32,
+        across: bool,
+    ) -> f32 {
+        let presence = ramp(
+            chosen.coverage,
+            self.config.min_coverage.max(0.3),
+            self.config.full_coverage,
+        );
+        let containment = ramp(chosen.containment, 0.5, 0.9);
+        let score = chosen.coverage * chosen.containment;
+        // A free rival three quarters as strong as the chosen car leaves it a guess; one
+        // explained by another fill, as strong as the chosen car.
+        let score_or_least = score.max(f32::EPSILON);
+        let exclusivity = ramp(1.0 - free_rival / score_or_least, 0.25, 0.75).min(ramp(
+            1.0 - explained_rival / score_or_least,
+            0.0,
+            0.5,
+        ));
+        // A car across the island is a weaker sign than one in the fuelling point's own bay.
+        let bay = if across { ACROSS_ISLAND } else { 1.0 };
+        (chosen.certainty * presence * containment * exclusivity * bay).clamp(0.0, 1.0)
     }
 
     /// The cars seen standing in `bay`'s part of the forecourt during `from..to`, by voted text;
@@ -1411,6 +1430,39 @@ impl Matcher {
         }
         false
     }
+}
+
+/// The strongest other car of the fill (row 0 of `rows`, whose car is `column`) as a rival of
+/// it: (free, explained). A car the joint `assignment` gave to another fill it suits at least as
+/// well is mostly explained there (half its strength, as a doubt of its own); any other is a free
+/// rival.
+fn assignment_rivals(
+    rows: &[BTreeMap<String, Candidate<'_>>],
+    columns: &[&String],
+    scores: &[Vec<f64>],
+    assignment: &[Option<usize>],
+    column: usize,
+) -> (f32, f32) {
+    let chosen = &rows[0][columns[column]];
+    let assigned_elsewhere = |c: usize, own: f64| {
+        assignment[1..]
+            .iter()
+            .enumerate()
+            .any(|(r, a)| *a == Some(c) && scores[r + 1][c] >= own)
+    };
+    let (mut free_rival, mut explained_rival) = (0.0f32, 0.0f32);
+    for (c, t) in columns.iter().enumerate().filter(|(c, _)| *c != column) {
+        let Some(other) = rows[0].get(*t) else {
+            continue;
+        };
+        let strength = other.strength_beside(chosen);
+        if assigned_elsewhere(c, other.score()) {
+            explained_rival = explained_rival.max(0.5 * strength);
+        } else {
+            free_rival = free_rival.max(strength);
+        }
+    }
+    (free_rival, explained_rival)
 }
 
 /// How much read `r` of `view`'s camera looks like a car at the pump of `view`'s bay, for the
