@@ -1145,23 +1145,11 @@ impl Matcher {
         since_lookback: usize,
         all_likeness: &[f32],
     ) -> Option<Evidence> {
-        let ViewScan {
-            view,
-            bay,
-            from,
-            to,
-            as_of,
-            reach,
-            stop,
-            across_filling,
-            ref pump,
-            ..
-        } = *scan;
-        let margin = self.config.presence_margin_ms;
-        if track.first_t() > as_of {
+        if track.first_t() > scan.as_of {
             return None;
         }
-        let (lo, hi) = reads_range(track, from - margin, as_of);
+        let margin = self.config.presence_margin_ms;
+        let (lo, hi) = reads_range(track, scan.from - margin, scan.as_of);
         let reads = &track.reads[lo..hi];
         if reads.is_empty() {
             return None;
@@ -1175,173 +1163,235 @@ impl Matcher {
                 &fresh
             }
         };
-        let pumped = |i: usize| likeness[i] >= 0.5;
-        // Where the stop is learned, two reads both at it show the car at the pump even
-        // when it crept forward between them.
-        let at_stop = |i: usize| stop.is_some() && likeness[i] >= 0.9;
-        if reach == Reach::AcrossIsland {
-            // The whole stay in that bay, however long.
-            let (first_read, last_read) = reads_range(track, UnixMillis::MIN, as_of);
-            let stay = track.reads[first_read..last_read]
-                .iter()
-                .filter(|r| scan.likeness(r) >= 0.5)
-                .map(|r| r.t);
-            let (first, last) = (stay.clone().min(), stay.max());
-            if let (Some(first), Some(last)) = (first, last) {
-                let served_there = self
-                    .fills
-                    .iter()
-                    .any(|f| f.fp == bay && f.start <= last && f.end.unwrap_or(as_of) >= first);
-                if served_there {
-                    return None;
-                }
+        if scan.reach == Reach::AcrossIsland && self.served_in_its_bay(scan, track) {
+            return None;
+        }
+        let at = TrackAtPump {
+            track,
+            lo,
+            hi,
+            likeness,
+            own: scan.pump.car(track.id),
+        };
+        let first_at_pump = (0..reads.len()).find(|&i| at.pumped(i) && reads[i].t >= scan.from);
+        let paid_after = self.paid_after(scan, &at, first_at_pump);
+        let mut e = Evidence {
+            intervals: self.seen_standing(scan, &at, paid_after),
+            ..Evidence::default()
+        };
+        self.hidden_after_last_read(scan, &at, &mut e);
+        if let Some(first_i) = first_at_pump {
+            self.unseen_before_first_read(scan, &at, first_i, paid_after, &mut e);
+        }
+        let covered = !e.intervals.is_empty() || !e.hidden.is_empty();
+        for (i, r) in reads.iter().enumerate() {
+            let during = r.t >= scan.from && r.t <= scan.to;
+            let w = r.confidence * if r.well_formed { 1.0 } else { 0.2 };
+            if during && at.pumped(i) {
+                e.inside += w * likeness[i];
+            } else if during {
+                e.outside += w;
+            }
+            if at.pumped(i) && r.t >= scan.from - margin && r.t <= scan.to + margin {
+                e.reads_at_pump += 1;
             }
         }
-        let mut e = Evidence::default();
-        // Box centres jitter from frame to frame; a median over neighbouring reads tells
-        // a standing car from a moving one more surely than raw positions.
-        let smoothed = |i: usize| smoothed_at(&track.reads[..hi], lo + i);
-        let still = |a: (f32, f32), b: (f32, f32)| {
-            ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt() <= self.config.stationary_distance
+        (covered || e.inside > 0.0).then_some(e)
+    }
+
+    /// For a car in the bay across the island: whether its whole stay there, however long, saw
+    /// a fill of that bay's own pump (then it was that pump's customer).
+    fn served_in_its_bay(&self, scan: &ViewScan<'_>, track: &Track) -> bool {
+        let (first_read, last_read) = reads_range(track, UnixMillis::MIN, scan.as_of);
+        let stay = track.reads[first_read..last_read]
+            .iter()
+            .filter(|r| scan.likeness(r) >= 0.5)
+            .map(|r| r.t);
+        let (Some(first), Some(last)) = (stay.clone().min(), stay.max()) else {
+            return false;
         };
-        // `other_car_between` for this track's consecutive reads, the start of the
-        // search carried forward from pair to pair (the reads are in time order).
-        let own = pump.car(track.id);
+        self.fills
+            .iter()
+            .any(|f| f.fp == scan.bay && f.start <= last && f.end.unwrap_or(scan.as_of) >= first)
+    }
+
+    /// Whether the car, first read at the pump from the lift on at `first_at_pump`, then stood
+    /// there unbroken a while past the hang-up and was gone before the pump's next fill began:
+    /// the fill's customer, paying, not the next one (whose nozzle would be out by then). Gone
+    /// by its last read there, not the end of that run: a box jittering over the zone's edge may
+    /// break a run, and a car served next is still there when the nozzle comes out.
+    fn paid_after(
+        &self,
+        scan: &ViewScan<'_>,
+        at: &TrackAtPump<'_>,
+        first_at_pump: Option<usize>,
+    ) -> bool {
+        let reads = at.reads();
+        first_at_pump.is_some_and(|first_i| {
+            let run_end = (first_i..reads.len())
+                .take_while(|&k| at.pumped(k))
+                .last()
+                .map_or(reads[first_i].t, |k| reads[k].t);
+            let last_there = (first_i..reads.len())
+                .rev()
+                .find(|&k| at.pumped(k))
+                .map_or(reads[first_i].t, |k| reads[k].t);
+            run_end - scan.to >= STAYED_AFTER_MS
+                && self
+                    .first_fill_begun(scan.bay, scan.to, last_there)
+                    .is_none()
+        })
+    }
+
+    /// The spells of the fill between two reads of the car at the pump, standing (or both at the
+    /// learned stop, or arriving for the customer that then paid), with no other car read there
+    /// between them.
+    fn seen_standing(
+        &self,
+        scan: &ViewScan<'_>,
+        at: &TrackAtPump<'_>,
+        paid_after: bool,
+    ) -> Vec<(UnixMillis, UnixMillis)> {
+        let reads = at.reads();
+        // Where the stop is learned, two reads both at it show the car at the pump even when it
+        // crept forward between them.
+        let at_stop = |i: usize| scan.stop.is_some() && at.likeness[i] >= 0.9;
+        // Moving at the pump between two reads, nobody else read there: creeping in or pulling
+        // up to the stop, for the customer that then paid.
+        let arriving = paid_after && scan.reach == Reach::Bay && !scan.across_filling;
+        // `other_car_between` for this track's consecutive reads, the start of the search
+        // carried forward from pair to pair (the reads are in time order).
+        let pump = &scan.pump;
         let mut after_a: Option<usize> = None;
         let mut other_car_in = |a: UnixMillis, b: UnixMillis| {
             let first = after_a.get_or_insert_with(|| pump.reads.partition_point(|&(t, _)| t <= a));
             while pump.reads.get(*first).is_some_and(|&(t, _)| t <= a) {
                 *first += 1;
             }
-            pump.other_car_from(*first, b, own)
+            pump.other_car_from(*first, b, at.own)
         };
-        // Its first read at the pump from the lift on, and whether it then stood there
-        // unbroken a while past the hang-up and was gone before the pump's next fill
-        // began: the fill's customer, paying, not the next one (whose nozzle would be out
-        // by then). Gone by its last read there, not the end of that run: a box
-        // jittering over the zone's edge may break a run, and a car served next is still
-        // there when the nozzle comes out.
-        let first_at_pump = (0..reads.len()).find(|&i| pumped(i) && reads[i].t >= from);
-        let paid_after = first_at_pump.is_some_and(|first_i| {
-            let run_end = (first_i..reads.len())
-                .take_while(|&k| pumped(k))
-                .last()
-                .map_or(reads[first_i].t, |k| reads[k].t);
-            let last_there = (first_i..reads.len())
-                .rev()
-                .find(|&k| pumped(k))
-                .map_or(reads[first_i].t, |k| reads[k].t);
-            run_end - to >= STAYED_AFTER_MS && self.first_fill_begun(bay, to, last_there).is_none()
-        });
-        // Moving at the pump between two reads, nobody else read there: creeping in or
-        // pulling up to the stop, for the customer that then paid.
-        let arriving = paid_after && reach == Reach::Bay && !across_filling;
+        let mut intervals = Vec::new();
         for i in 0..reads.len().saturating_sub(1) {
             let (a, b) = (&reads[i], &reads[i + 1]);
-            if pumped(i)
-                && pumped(i + 1)
-                && (still(smoothed(i), smoothed(i + 1))
+            if at.pumped(i)
+                && at.pumped(i + 1)
+                && (self.still(at.smoothed(i), at.smoothed(i + 1))
                     || (at_stop(i) && at_stop(i + 1))
                     || arriving)
                 && !other_car_in(a.t, b.t)
             {
-                let (s, t) = (a.t.max(from), b.t.min(to));
+                let (s, t) = (a.t.max(scan.from), b.t.min(scan.to));
                 if s < t {
-                    e.intervals.push((s, t));
+                    intervals.push((s, t));
                 }
             }
         }
-        // Hidden after its last read at the pump: a short while if frames kept coming
-        // (someone walked past), through any time the camera was dark.
-        if let Some(last_i) = (0..reads.len()).rev().find(|&i| pumped(i)) {
-            let last = &reads[last_i];
-            let standing = last_i == 0
-                || still(smoothed(last_i - 1), smoothed(last_i))
-                || last_i + 1 == reads.len();
-            let bound = to.min(as_of);
-            // Dark time says nothing of who stood there: the car is assumed through it
-            // only while no other car is the next one read at the pump (a car found
-            // there when the camera came back took the place at some unseen moment).
-            let next_read = pump.reads.partition_point(|&(t, _)| t <= last.t);
-            let replaced = last.t < bound
-                && pump
-                    .reads
-                    .get(next_read)
-                    .is_some_and(|&(_, next)| next != own);
-            e.replaced = replaced;
-            let dark_after = if replaced {
-                0
-            } else {
-                self.frames.dark_ms(&view.camera, last.t, bound, as_of)
-            };
-            let until = if last.t >= from && !replaced {
-                // Read standing at the pump with the nozzle out: the nozzle is in the car
-                // till the hang-up, unless another car is read there first.
-                pump.reads[next_read..]
-                    .iter()
-                    .find(|&&(_, other)| other != own)
-                    .map_or(bound, |&(t, _)| t.min(bound))
-            } else {
-                (last.t + self.config.visible_hold_ms + dark_after)
-                    .min(last.t + self.config.hidden_stay_ms.max(dark_after))
-                    .min(bound)
-            };
-            if standing
-                && last.t.max(from) < until
-                && !pump.other_car_between(track.id, last.t, until)
-            {
-                e.hidden.push((last.t.max(from), until));
-            }
+        intervals
+    }
+
+    /// Hidden after its last read at the pump: assumed there a short while if frames kept coming
+    /// (someone walked past), through any time the camera was dark, till the hang-up if read
+    /// there with the nozzle out; never past another car read there. Adds to `e.hidden` and
+    /// sets `e.replaced`.
+    fn hidden_after_last_read(&self, scan: &ViewScan<'_>, at: &TrackAtPump<'_>, e: &mut Evidence) {
+        let reads = at.reads();
+        let Some(last_i) = (0..reads.len()).rev().find(|&i| at.pumped(i)) else {
+            return;
+        };
+        let last = &reads[last_i];
+        let standing = last_i == 0
+            || self.still(at.smoothed(last_i - 1), at.smoothed(last_i))
+            || last_i + 1 == reads.len();
+        let bound = scan.to.min(scan.as_of);
+        // Dark time says nothing of who stood there: the car is assumed through it only while
+        // no other car is the next one read at the pump (a car found there when the camera came
+        // back took the place at some unseen moment).
+        let pump = &scan.pump;
+        let next_read = pump.reads.partition_point(|&(t, _)| t <= last.t);
+        let replaced = last.t < bound
+            && pump
+                .reads
+                .get(next_read)
+                .is_some_and(|&(_, next)| next != at.own);
+        e.replaced = replaced;
+        let dark_after = if replaced {
+            0
+        } else {
+            self.frames
+                .dark_ms(&scan.view.camera, last.t, bound, scan.as_of)
+        };
+        let until = if last.t >= scan.from && !replaced {
+            // Read standing at the pump with the nozzle out: the nozzle is in the car till the
+            // hang-up, unless another car is read there first.
+            pump.reads[next_read..]
+                .iter()
+                .find(|&&(_, other)| other != at.own)
+                .map_or(bound, |&(t, _)| t.min(bound))
+        } else {
+            (last.t + self.config.visible_hold_ms + dark_after)
+                .min(last.t + self.config.hidden_stay_ms.max(dark_after))
+                .min(bound)
+        };
+        if standing
+            && last.t.max(scan.from) < until
+            && !pump.other_car_between(at.track.id, last.t, until)
+        {
+            e.hidden.push((last.t.max(scan.from), until));
         }
-        // Dark before its first read at the pump during the fill: it may have stood there
-        // unseen (the camera came back to find it standing).
-        if let Some(first_i) = first_at_pump {
-            let first = &reads[first_i];
-            let was_before = first_i > 0 && pumped(first_i - 1);
-            // Found there after the hang-up and paying: the fill's customer.
-            let stayed_unserved = first.t >= to && paid_after;
-            // First read at the pump during the fill, standing there through the hang-up
-            // and paying after it, with no other car read at the pump since the lift: it
-            // came in unseen earlier in the fill (hidden, or the nozzle was lifted before
-            // it stopped), and it is the fill's customer.
-            if reach == Reach::Bay
-                && !was_before
-                && paid_after
-                && !across_filling
-                && first.t > from
-                && first.t < to
-                && !pump.other_car_between(track.id, from, first.t)
+    }
+
+    /// Before its first read at the pump in the fill (`first_i`): came in unseen earlier in the
+    /// fill and then paid, or stood there through dark time before it (the camera came back to
+    /// find it standing). Adds to `e.intervals` and `e.hidden`.
+    fn unseen_before_first_read(
+        &self,
+        scan: &ViewScan<'_>,
+        at: &TrackAtPump<'_>,
+        first_i: usize,
+        paid_after: bool,
+        e: &mut Evidence,
+    ) {
+        let (from, to) = (scan.from, scan.to);
+        let first = &at.reads()[first_i];
+        let was_before = first_i > 0 && at.pumped(first_i - 1);
+        // Found there after the hang-up and paying: the fill's customer.
+        let stayed_unserved = first.t >= to && paid_after;
+        // First read at the pump during the fill, standing there through the hang-up and paying
+        // after it, with no other car read at the pump since the lift: it came in unseen earlier
+        // in the fill (hidden, or the nozzle was lifted before it stopped), and it is the fill's
+        // customer.
+        if scan.reach == Reach::Bay
+            && !was_before
+            && paid_after
+            && !scan.across_filling
+            && first.t > from
+            && first.t < to
+            && !scan.pump.other_car_between(at.track.id, from, first.t)
+        {
+            e.intervals.push((from, first.t));
+        }
+        if was_before {
+            return;
+        }
+        for (a, b) in self
+            .frames
+            .dark_spells(&scan.view.camera, from, first.t, scan.as_of)
+        {
+            if first.t - b <= self.config.outage_after_ms * 2
+                && !scan.pump.other_car_between(at.track.id, a, first.t)
             {
-                e.intervals.push((from, first.t));
-            }
-            if !was_before {
-                for (a, b) in self.frames.dark_spells(&view.camera, from, first.t, as_of) {
-                    if first.t - b <= self.config.outage_after_ms * 2
-                        && !pump.other_car_between(track.id, a, first.t)
-                    {
-                        if stayed_unserved {
-                            e.intervals.push((a.max(from), first.t.min(to)));
-                        } else {
-                            e.hidden.push((a, first.t));
-                        }
-                    }
+                if stayed_unserved {
+                    e.intervals.push((a.max(from), first.t.min(to)));
+                } else {
+                    e.hidden.push((a, first.t));
                 }
             }
         }
-        let covered = !e.intervals.is_empty() || !e.hidden.is_empty();
-        for (i, r) in reads.iter().enumerate() {
-            let during = r.t >= from && r.t <= to;
-            let w = r.confidence * if r.well_formed { 1.0 } else { 0.2 };
-            if during && pumped(i) {
-                e.inside += w * likeness[i];
-            } else if during {
-                e.outside += w;
-            }
-            if pumped(i) && r.t >= from - margin && r.t <= to + margin {
-                e.reads_at_pump += 1;
-            }
-        }
-        (covered || e.inside > 0.0).then_some(e)
+    }
+
+    /// Whether two box centres are close enough for the car to have stood still between them.
+    fn still(&self, a: (f32, f32), b: (f32, f32)) -> bool {
+        ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt() <= self.config.stationary_distance
     }
 
     /// The median box of track `id` of `camera` over its reads from `from` to `to` (`None` with
@@ -1588,6 +1638,34 @@ impl PumpReads {
             b,
             self.car(id),
         )
+    }
+}
+
+/// One track's reads around a fill (`lo..hi` of its reads) with how much each looks like a car
+/// at the pump, as [`Matcher::track_evidence`] weighs them.
+struct TrackAtPump<'t> {
+    track: &'t Track,
+    lo: usize,
+    hi: usize,
+    likeness: &'t [f32],
+    /// The car it is (see [`PumpReads::car`]).
+    own: u64,
+}
+
+impl TrackAtPump<'_> {
+    fn reads(&self) -> &[TrackRead] {
+        &self.track.reads[self.lo..self.hi]
+    }
+
+    /// Whether read `i` (of [`TrackAtPump::reads`]) is at the pump.
+    fn pumped(&self, i: usize) -> bool {
+        self.likeness[i] >= 0.5
+    }
+
+    /// Read `i`'s centre, the median over its neighbouring reads: box centres jitter from frame
+    /// to frame, and the median tells a standing car from a moving one more surely.
+    fn smoothed(&self, i: usize) -> (f32, f32) {
+        smoothed_at(&self.track.reads[..self.hi], self.lo + i)
     }
 }
 
