@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 
 use forecourt_events::{Decimal, FpNumber, UnixMillis};
-use serde::{Deserialize, Serialize};
 
 pub const HOUR_MS: i64 = 3_600_000;
 
@@ -13,6 +12,7 @@ pub fn hour_of(t: UnixMillis) -> UnixMillis {
 }
 
 pub use forecourt_events::FillEnd;
+use wire::{FpHourJson, HourSummary, MetricsJson, NozzleHourJson};
 
 /// Upper bounds (litres, exclusive) of the single-sale volume histogram bins; the last bin is open.
 pub const VOLUME_BINS_L: [i64; 5] = [10, 20, 30, 40, 60];
@@ -124,72 +124,6 @@ impl Counters {
 
 fn round4(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0
-}
-
-/// The metrics of one fuelling point or one nozzle for one hour, as HQ receives them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MetricsJson {
-    /// Nozzle-out events in the hour.
-    pub lifts: u32,
-    /// Sales completed in the hour.
-    pub sales: u32,
-    /// Sum of their volumes / amounts, exact decimal strings.
-    pub volume: Decimal,
-    pub amount: Decimal,
-    /// Vehicles whose first sale completed in the hour (per nozzle: whose first sale was there).
-    pub vehicles: u32,
-    /// Waiting time (arrival -> first nozzle out) of those vehicles with a known arrival.
-    pub waiting_n: u32,
-    pub waiting_mean_ms: Option<i64>,
-    pub waiting_p90_ms: Option<i64>,
-    /// Time within the hour with a nozzle out (per FP: any nozzle).
-    pub nozzle_out_ms: i64,
-    /// `nozzle_out_ms / 3_600_000`, 4 decimals.
-    pub utilisation: f64,
-    /// Sales by volume: litres in `[0,10)`, `[10,20)`, ... `[60,∞)`.
-    pub volume_histogram: BTreeMap<String, u32>,
-    /// Sales that ended with DART status 5 / status 6 / not reported.
-    pub fill_auto: u32,
-    pub fill_preset: u32,
-    pub fill_unknown: u32,
-    /// `fill_auto / (fill_auto + fill_preset)`, null when neither is known.
-    pub fill_up_rate: Option<f64>,
-    /// Totalizer gaps (`sale_gap` events) and the volume they missed.
-    pub sale_gaps: u32,
-    pub missing_volume: Decimal,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NozzleHourJson {
-    pub nozzle: u8,
-    #[serde(flatten)]
-    pub metrics: MetricsJson,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FpHourJson {
-    pub fp: FpNumber,
-    /// Arrival events (cars read in this FP's zones) in the hour.
-    pub arrivals: u32,
-    #[serde(flatten)]
-    pub metrics: MetricsJson,
-    pub nozzles: Vec<NozzleHourJson>,
-}
-
-/// The `hourly` stream body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HourSummary {
-    /// Start of the hour (UTC), Unix ms; the hour is `hour .. hour + 3_600_000`.
-    pub hour: UnixMillis,
-    /// Arrivals at entrance cameras (no fuelling point).
-    pub entrance_arrivals: u32,
-    /// Events that arrived after their hour had closed (counted nowhere).
-    pub late_events: u32,
-    /// Set when counting began inside this hour (the agent started or restarted then): the
-    /// figures cover `counted_from .. hour + 3_600_000` only. Null for a whole hour.
-    #[serde(default)]
-    pub counted_from: Option<UnixMillis>,
-    pub fps: Vec<FpHourJson>,
 }
 
 /// One hour being counted.

@@ -18,15 +18,14 @@ pub mod replay;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use forecourt_events::{Decimal, DispenserEvent, FpNumber, FramePlates, Sale, UnixMillis};
+use forecourt_events::{DispenserEvent, FpNumber, FramePlates, Sale, UnixMillis};
 use matcher::vote::{text_distance, vote, Ballot};
 use matcher::{Layout, MatchedSale};
-use serde::{Deserialize, Serialize};
 
 use hourly::HourAcc;
-pub use hourly::{
-    hour_of, DecimalSum, FillEnd, FpHourJson, HourSummary, MetricsJson, NozzleHourJson, HOUR_MS,
-    VOLUME_BIN_NAMES,
+pub use hourly::{hour_of, DecimalSum, FillEnd, HOUR_MS, VOLUME_BIN_NAMES};
+pub use wire::{
+    Arrival, FpHourJson, HourSummary, MetricsJson, NozzleHourJson, VisitRecord, VisitSale,
 };
 
 /// A car that was read this long after another nozzle was lifted at its FP (or until that
@@ -77,60 +76,6 @@ impl Default for AnalyticsConfig {
     }
 }
 
-/// The `arrival` stream body: a car was read with enough confidence.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Arrival {
-    /// Visit key, shared with the `visit` record that closes it.
-    pub visit: String,
-    /// When the read that made it sure was taken (the event's time).
-    pub t: UnixMillis,
-    pub plate: String,
-    /// Vote certainty over the reads so far, 0..1, 3 decimals.
-    pub confidence: f64,
-    /// Camera of the deciding read.
-    pub camera: String,
-    /// Fuelling point whose zone the car was read in; null at an entrance camera.
-    pub fp: Option<FpNumber>,
-    /// First of the reads it was decided on.
-    pub first_seen_t: UnixMillis,
-    pub reads: usize,
-}
-
-/// One sale of a visit.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VisitSale {
-    pub fp: FpNumber,
-    pub nozzle: u8,
-    pub volume: Decimal,
-    pub amount: Decimal,
-    pub nozzle_out_t: Option<UnixMillis>,
-    pub nozzle_in_t: UnixMillis,
-    pub completed_t: UnixMillis,
-    /// The matcher's verdict for it (null: abstained).
-    pub plate: Option<String>,
-}
-
-/// The `visit` stream body: one car's (or one plate-less customer's) stay, when it ended.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VisitRecord {
-    pub visit: String,
-    /// null: no plate (the matcher abstained on every sale and no arrival was read).
-    pub plate: Option<String>,
-    pub fp: Option<FpNumber>,
-    /// First confident read (null: never read well enough for an arrival).
-    pub arrival_t: Option<UnixMillis>,
-    /// First nozzle-out and last nozzle-in of its sales (null: none known / no sale).
-    pub nozzle_out_t: Option<UnixMillis>,
-    pub nozzle_in_t: Option<UnixMillis>,
-    /// Last read (or, without reads, the last nozzle-in).
-    pub departure_t: UnixMillis,
-    /// `nozzle_out_t - arrival_t` (0 when the nozzle was lifted before the car was read).
-    pub waiting_ms: Option<i64>,
-    /// `nozzle_in_t - nozzle_out_t`.
-    pub service_ms: Option<i64>,
-    pub sales: Vec<VisitSale>,
-}
-
 /// What [`Analytics::poll`] hands out, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AnalyticsEvent {
@@ -140,24 +85,36 @@ pub enum AnalyticsEvent {
 }
 
 impl AnalyticsEvent {
+    /// Its stream on the wire.
+    pub fn wire_stream(&self) -> wire::Stream {
+        match self {
+            AnalyticsEvent::Arrival(_) => wire::Stream::Arrival,
+            AnalyticsEvent::Visit(_) => wire::Stream::Visit,
+            AnalyticsEvent::Hourly(_) => wire::Stream::Hourly,
+        }
+    }
+
     /// The outbox stream: `arrival`, `visit` or `hourly`.
     pub fn stream(&self) -> &'static str {
+        self.wire_stream().name()
+    }
+
+    /// What the station sends.
+    pub fn into_event(self) -> wire::Event {
         match self {
-            AnalyticsEvent::Arrival(_) => "arrival",
-            AnalyticsEvent::Visit(_) => "visit",
-            AnalyticsEvent::Hourly(_) => "hourly",
+            AnalyticsEvent::Arrival(a) => wire::Event::Arrival(a),
+            AnalyticsEvent::Visit(v) => wire::Event::Visit(v),
+            AnalyticsEvent::Hourly(h) => wire::Event::Hourly(h),
         }
     }
 
     /// The outbox body.
     pub fn body(&self) -> serde_json::Value {
-        let value = match self {
-            AnalyticsEvent::Arrival(a) => serde_json::to_value(a),
-            AnalyticsEvent::Visit(v) => serde_json::to_value(v),
-            AnalyticsEvent::Hourly(h) => serde_json::to_value(h),
-        };
-        // Plain data with string keys always serialises.
-        value.unwrap_or(serde_json::Value::Null)
+        // Plain data with string keys and finite numbers always serialises.
+        self.clone()
+            .into_event()
+            .to_body()
+            .unwrap_or(serde_json::Value::Null)
     }
 }
 
@@ -523,13 +480,15 @@ impl Analytics {
         self.out.drain(..).collect()
     }
 
-    /// The `hourly` body of a closed hour still held (`hour` is any time within it).
-    pub fn hour_json(&self, hour: UnixMillis) -> Option<serde_json::Value> {
+    /// The summary of a closed hour still held (`hour` is any time within it).
+    pub fn hour(&self, hour: UnixMillis) -> Option<&HourSummary> {
         let hour = hour_of(hour);
-        self.history
-            .iter()
-            .find(|h| h.hour == hour)
-            .and_then(|h| serde_json::to_value(h).ok())
+        self.history.iter().find(|h| h.hour == hour)
+    }
+
+    /// [`Analytics::hour`] as the `hourly` body.
+    pub fn hour_json(&self, hour: UnixMillis) -> Option<serde_json::Value> {
+        self.hour(hour).and_then(|h| serde_json::to_value(h).ok())
     }
 
     /// Closed hours held, oldest first.

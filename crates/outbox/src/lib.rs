@@ -26,7 +26,7 @@ pub use record::{Record, Totalizer};
 pub use salvage::Salvaged;
 
 /// The stream of the notices [`Outbox::dead_letter`] appends.
-pub const DEAD_LETTER_STREAM: &str = "dead_letter";
+pub const DEAD_LETTER_STREAM: &str = wire::Stream::DeadLetter.name();
 
 /// What [`Outbox::resend_batch`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,8 +65,6 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     name.push(suffix);
     PathBuf::from(name)
 }
-
-use record::Envelope;
 
 /// How long a call waits for another connection's write lock before failing with "busy".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -475,10 +473,10 @@ impl Outbox {
             )
             .map_err(|e| err("take the next sequence number", e))?;
         let created = now_millis();
-        let payload = serde_json::to_vec(&Envelope {
-            id: &id,
+        let payload = serde_json::to_vec(&wire::Envelope {
+            id,
             seq: seq as u64,
-            stream,
+            stream: stream.to_owned(),
             t: created,
             body,
         })
@@ -589,10 +587,14 @@ impl Outbox {
         .map_err(|e| err("move a record to the dead letters", e))?;
         tx.execute("DELETE FROM records WHERE pos = ?1", params![rowid])
             .map_err(|e| err("move a record to the dead letters", e))?;
-        let notice = serde_json::json!({
-            "record": {"id": id, "stream": stream, "seq": seq},
-            "why": why,
-        });
+        let notice = serde_json::to_value(wire::DeadLetter {
+            record: wire::DeadLetterRecord { id, stream, seq },
+            why: why.to_owned(),
+        })
+        .map_err(|source| OutboxError::Encode {
+            path: path.to_path_buf(),
+            source,
+        })?;
         self.append_in(&tx, DEAD_LETTER_STREAM, notice_topic, &notice)?;
         tx.commit()
             .map_err(|e| err("commit moving a record to the dead letters", e))?;

@@ -15,7 +15,11 @@
 use serde::{Deserialize, Serialize};
 
 /// Streams that carry money or customer data: never dropped to stay under a cap.
-pub const MONEY_STREAMS: &[&str] = &["sale", "sale_gap", "sale_correction"];
+pub const MONEY_STREAMS: &[&str] = &[
+    wire::Stream::Sale.name(),
+    wire::Stream::SaleGap.name(),
+    wire::Stream::SaleCorrection.name(),
+];
 
 /// The `[outbox]` section of the agent's config. Every field has a default.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]

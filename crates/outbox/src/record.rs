@@ -1,7 +1,6 @@
 //! A stored message, and the JSON envelope HQ receives.
 
 use forecourt_events::UnixMillis;
-use serde::Serialize;
 use uuid::Uuid;
 
 /// One message waiting for HQ's acknowledgement.
@@ -29,14 +28,4 @@ pub struct Totalizer {
     pub fp: u8,
     pub nozzle: u8,
     pub total: u64,
-}
-
-/// The payload as HQ sees it. Field order is the order written.
-#[derive(Serialize)]
-pub(crate) struct Envelope<'a> {
-    pub id: &'a Uuid,
-    pub seq: u64,
-    pub stream: &'a str,
-    pub t: UnixMillis,
-    pub body: &'a serde_json::Value,
 }

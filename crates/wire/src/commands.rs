@@ -1,0 +1,57 @@
+//! `cmd/<name>/reply`: what each command answers when it is done (`result`), and the reply
+//! around it.
+
+use forecourt_events::UnixMillis;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The reply to every command: `{"id", "ok": true, "result"}` or `{"id", "ok": false, "error"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    /// HQ's correlation id; null only when the payload had no usable one.
+    pub id: Option<String>,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `ping`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PingResult {
+    pub station: String,
+    pub version: String,
+    pub started: UnixMillis,
+    pub t: UnixMillis,
+}
+
+/// `reload_config`: the config sections that changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadResult {
+    pub applied: Vec<String>,
+    pub needs_restart: Vec<String>,
+}
+
+/// `plate_correction`: the `sale_correction` record written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlateCorrectionResult {
+    pub stream: crate::Stream,
+    pub seq: u64,
+    pub id: Uuid,
+}
+
+/// `resend`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResendResult {
+    pub requeued: u64,
+    /// Where to ask again; `None`: nothing left.
+    pub next_from_seq: Option<u64>,
+}
+
+/// `record_trace`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordTraceResult {
+    pub file: std::path::PathBuf,
+    pub minutes: u16,
+}

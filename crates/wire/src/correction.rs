@@ -1,0 +1,42 @@
+//! `events/sale_correction`: a later word on a sale already sent, from HQ or from the matcher.
+
+use forecourt_events::UnixMillis;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Told apart on the wire by `source`: `"hq"` or `"matcher"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum SaleCorrection {
+    Hq(HqCorrection),
+    Matcher(MatcherCorrection),
+}
+
+/// HQ's `plate_correction` command: the sale was really `plate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HqCorrection {
+    pub t: UnixMillis,
+    /// The `id` of the sale record's envelope.
+    pub sale_id: Uuid,
+    pub plate: String,
+    /// Who made it, as the command said.
+    pub by: Option<String>,
+}
+
+/// The matcher's second look disagreed with the verdict the sale carried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MatcherCorrection {
+    pub t: UnixMillis,
+    pub sale_id: Uuid,
+    /// `None`: the matcher withdraws the plate it gave.
+    pub plate: Option<String>,
+    pub plate_confidence: f32,
+    pub match_reason: String,
+    /// Always `"matcher"`.
+    pub by: String,
+}
+
+impl MatcherCorrection {
+    /// What `by` says for the matcher's own corrections.
+    pub const BY: &'static str = "matcher";
+}

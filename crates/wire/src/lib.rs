@@ -1,0 +1,28 @@
+//! The HQ contract as types: every payload the station publishes on MQTT, one struct per stream,
+//! matching `docs/mqtt.md` one to one (`tests/docs.rs` holds the document to these types, so
+//! neither can drift). Writers build these and serialise them; readers (the station at restart,
+//! HQ tools) deserialise them. Pure data: no I/O.
+
+mod analytics;
+mod commands;
+mod correction;
+mod dead_letter;
+mod dispenser;
+mod envelope;
+mod sale;
+mod status;
+mod stream;
+
+pub use analytics::{
+    Arrival, FpHourJson, HourSummary, MetricsJson, NozzleHourJson, VisitRecord, VisitSale,
+};
+pub use commands::{
+    PingResult, PlateCorrectionResult, RecordTraceResult, ReloadResult, Reply, ResendResult,
+};
+pub use correction::{HqCorrection, MatcherCorrection, SaleCorrection};
+pub use dead_letter::{DeadLetter, DeadLetterRecord};
+pub use dispenser::{NozzleBody, NozzleState, PumpBody, PumpState, SaleGapBody};
+pub use envelope::Envelope;
+pub use sale::SaleBody;
+pub use status::{Status, StatusState};
+pub use stream::{Event, Stream, UnknownStream, WireError};
