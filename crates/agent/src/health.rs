@@ -12,18 +12,18 @@ use tokio::sync::watch;
 use tracing::info;
 use uplink::{HealthPublisher, UplinkHealth};
 
-use crate::vision::VisionStats;
+use station::reader::ReaderStats;
 
 /// What the health report reads.
 pub struct HealthSources {
     /// Conditions an operator must act on, repeated in every report.
     pub alarms: Vec<String>,
     pub cameras: Vec<(String, Arc<FrameSlot>)>,
-    pub vision: Arc<VisionStats>,
+    pub vision: Arc<ReaderStats>,
     pub uplink: Arc<UplinkHealth>,
     pub publisher: HealthPublisher,
     pub outbox: Outbox,
-    /// Outbox writes the disk refused, waiting in memory (see `Station::unwritten`).
+    /// Outbox writes the disk refused, waiting in memory (see `station::Station::unwritten_count`).
     pub unwritten: Arc<std::sync::atomic::AtomicUsize>,
 }
 

@@ -2,13 +2,10 @@
 //! of the car being fuelled, keeps everything in SQLite until HQ has it, and syncs to HQ over MQTT.
 //! This binary only wires the crates together; each noun lives in its own crate.
 
-mod commands;
 mod config;
 mod health;
 mod liveness;
 mod model_files;
-mod station;
-mod trace_files;
 mod vision;
 
 use std::path::PathBuf;
@@ -20,8 +17,7 @@ use clap::{Parser, Subcommand};
 use tokio::sync::{mpsc, watch, Notify};
 use tracing::{info, warn};
 
-use crate::config::{AgentConfig, DispenserSection};
-use crate::station::Station;
+use crate::config::{AgentConfig, DispenserSection, LoadedConfig};
 use crate::vision::Vision;
 
 #[derive(Parser)]
@@ -192,7 +188,7 @@ fn dart_decode(from: &str) -> Result<()> {
 }
 
 fn run(config_path: &std::path::Path, seconds: Option<u64>) -> Result<()> {
-    let (config, loaded) = commands::LoadedConfig::read(config_path.to_path_buf())?;
+    let (config, loaded) = LoadedConfig::read(config_path.to_path_buf())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -200,11 +196,7 @@ fn run(config_path: &std::path::Path, seconds: Option<u64>) -> Result<()> {
     runtime.block_on(run_agent(config, loaded, seconds))
 }
 
-async fn run_agent(
-    config: AgentConfig,
-    loaded: commands::LoadedConfig,
-    seconds: Option<u64>,
-) -> Result<()> {
+async fn run_agent(config: AgentConfig, loaded: LoadedConfig, seconds: Option<u64>) -> Result<()> {
     info!(station = %config.station_id, "forecourt-agent {} starting", env!("CARGO_PKG_VERSION"));
     let (shutdown_tx, shutdown) = watch::channel(false);
 
@@ -248,8 +240,8 @@ async fn run_agent(
     let mut uplink = uplink::Uplink::new(uplink_config, outbox.clone(), wake_uplink.clone())?;
     let uplink_health = uplink.health();
     let health_publisher = uplink.health_publisher();
-    let hq_commands = uplink.commands(16);
-    let station_commands = forward_commands(hq_commands, shutdown.clone());
+    let hq_commands = uplink.commands(16, Arc::new(station::StationCommands));
+    let (station_commands, forwarder_task) = forward_commands(hq_commands, shutdown.clone());
     let uplink_heartbeat = uplink.heartbeat();
     let mut uplink_task = tokio::spawn(uplink.run(shutdown.clone()));
 
@@ -286,7 +278,19 @@ async fn run_agent(
     let (frame_tx, frame_rx) = mpsc::channel(64);
     let vision = Vision::start(&config, frame_tx, &liveness)?;
 
-    let unwritten_count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut station = station::Station::new(station::StationParts {
+        layout: config.layout(),
+        matcher: config.matcher_config(),
+        outbox: outbox.clone(),
+        wake_uplink,
+        topic_root,
+        kept_sales,
+        kept_totalizers,
+        trace_dir: data_dir.join("traces"),
+        trace_file: config.trace_file.as_ref().map(|p| config.resolve(p)),
+        config: Some(Box::new(loaded)),
+    })
+    .context("starting the station")?;
     let health_task = tokio::spawn(health::log_health(
         health_every,
         health::HealthSources {
@@ -295,76 +299,12 @@ async fn run_agent(
             vision: vision.stats.clone(),
             uplink: uplink_health,
             publisher: health_publisher,
-            outbox: outbox.clone(),
-            unwritten: unwritten_count.clone(),
+            outbox,
+            unwritten: station.unwritten_count(),
         },
         shutdown.clone(),
     ));
-    let trace = match &config.trace_file {
-        Some(path) => {
-            let path = config.resolve(path);
-            let file = std::fs::File::create(&path)
-                .with_context(|| format!("cannot create trace file {}", path.display()))?;
-            info!(trace = %path.display(), "recording a trace");
-            // Plate reads arrive after the pump events of the same moment: 2 s puts them in order.
-            Some(matcher::TraceWriter::new(
-                std::io::BufWriter::new(file),
-                &config.layout(),
-                station::TRACE_REORDER_MS,
-            )?)
-        }
-        None => None,
-    };
-    let mut station = Station {
-        restored_sales: Vec::new(),
-        released_last: Default::default(),
-        awaiting_revisit: Default::default(),
-        kept_totalizers: kept_totalizers
-            .iter()
-            .map(|t| ((t.fp, t.nozzle), t.total))
-            .collect(),
-        kept_sales,
-        unwritten: Default::default(),
-        unwritten_count: unwritten_count.clone(),
-        analytics: analytics::Analytics::new(
-            config.layout(),
-            analytics::AnalyticsConfig::default(),
-            plates::is_valid_plate,
-        ),
-        trace,
-        trace_until: None,
-        trace_dir: data_dir.join("traces"),
-        trace_path: None,
-        traces_pruned_at: None,
-        config: Some(loaded),
-        layout: config.layout(),
-        matcher: matcher::Matcher::new(
-            config.layout(),
-            config.matcher_config(),
-            plates::is_valid_plate,
-        ),
-        outbox,
-        wake_uplink,
-        topic_root,
-    };
-    station
-        .analytics
-        .counting_since(forecourt_events::now_millis());
-    let hours = station.restore_hourly().await?;
-    if hours > 0 {
-        info!(
-            hours,
-            "hourly summaries from before the last stop available on demand"
-        );
-    }
-    station.restore_released_sales().await?;
-    let restored = station.restore_held_sales().await?;
-    if restored > 0 {
-        info!(
-            restored,
-            "sales held from before the last stop go to the matcher again"
-        );
-    }
+    station.restore().await.context("restoring the station")?;
     let station_heartbeat = liveness.register("station");
     let mut station_task = tokio::spawn(station.run(
         frame_rx,
@@ -373,7 +313,7 @@ async fn run_agent(
         shutdown.clone(),
         move || station_heartbeat.beat(),
     ));
-    tokio::spawn(liveness::run_watchdog(
+    let watchdog_task = tokio::spawn(liveness::run_watchdog(
         liveness.clone(),
         Duration::from_secs_f64(config.watchdog_stall_s),
         shutdown.clone(),
@@ -416,6 +356,8 @@ async fn run_agent(
     }
     vision.stop();
     let _ = health_task.await;
+    let _ = watchdog_task.await;
+    let _ = forwarder_task.await;
     for t in dispenser_tasks {
         if let Ok(Err(e)) = t.await {
             warn!("dispenser driver: {e}");
@@ -432,14 +374,18 @@ async fn run_agent(
     station_result
 }
 
-/// HQ's commands and the operator's SIGHUP (a reload) in one queue for the station.
+/// HQ's commands and the operator's SIGHUP (a reload) in one queue for the station, until
+/// shutdown.
 fn forward_commands(
     mut hq: mpsc::Receiver<uplink::CommandRequest>,
     mut shutdown: watch::Receiver<bool>,
-) -> mpsc::Receiver<uplink::CommandRequest> {
+) -> (
+    mpsc::Receiver<uplink::CommandRequest>,
+    tokio::task::JoinHandle<()>,
+) {
     use tokio::signal::unix::{signal, SignalKind};
     let (tx, rx) = mpsc::channel(16);
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut hup = match signal(SignalKind::hangup()) {
             Ok(s) => Some(s),
             Err(e) => {
@@ -457,8 +403,15 @@ fn forward_commands(
                             info!("SIGHUP reload: {r:?}");
                         }
                     });
+                    let action = match station::StationCommands::local("reload_config", r#"{"id":"sighup"}"#) {
+                        Ok(action) => action,
+                        Err(e) => {
+                            warn!("SIGHUP: {e}");
+                            continue;
+                        }
+                    };
                     uplink::CommandRequest {
-                        command: uplink::Command::local("sighup", uplink::CommandAction::ReloadConfig),
+                        command: uplink::Command::local("sighup", action),
                         reply,
                     }
                 }
@@ -470,7 +423,7 @@ fn forward_commands(
             }
         }
     });
-    rx
+    (rx, task)
 }
 
 async fn shutdown_signal() {

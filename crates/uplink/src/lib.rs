@@ -10,7 +10,7 @@
 //! let wake = Arc::new(Notify::new());
 //! let mut uplink = Uplink::new(config, outbox.clone(), wake.clone())?;
 //! let health = uplink.health();
-//! let mut commands = uplink.commands(16);   // CommandRequest { command, reply }
+//! let mut commands = uplink.commands(16, command_set);   // CommandRequest { command, reply }
 //! let health_publisher = uplink.health_publisher();
 //! tokio::spawn(uplink.run(shutdown_rx));
 //! // after each outbox.append(..): wake.notify_one();
@@ -32,7 +32,9 @@ use forecourt_events::{now_millis, Heartbeat};
 use outbox::Outbox;
 use tokio::sync::{mpsc, watch, Notify};
 
-pub use commands::{Command, CommandAction, CommandError, CommandReply, CommandRequest};
+pub use commands::{
+    Command, CommandAction, CommandError, CommandReply, CommandRequest, CommandSet, StationCommand,
+};
 pub use config::{TlsFiles, UplinkConfig};
 pub use health::{HealthPublisher, HealthSnapshot, UplinkHealth};
 
@@ -79,6 +81,7 @@ impl Uplink {
                 health: Arc::new(UplinkHealth::new()),
                 status,
                 commands: None,
+                command_set: Arc::new(commands::NoStationCommands),
                 replies_tx,
                 agent_health: agent_health_rx,
                 heartbeat: Arc::new(Heartbeat::new()),
@@ -89,14 +92,18 @@ impl Uplink {
         })
     }
 
-    /// The commands for the agent (`reload_config`, `plate_correction`, `record_trace`), at
-    /// most `capacity` waiting; more are refused with a "busy" reply. Answer each on its
-    /// `reply` within `command_timeout_s`. Without this call those commands are refused
-    /// ("not supported"). `ping` and `resend` are answered by the uplink and never show here.
-    /// Calling it again replaces the earlier receiver.
-    pub fn commands(&mut self, capacity: usize) -> mpsc::Receiver<CommandRequest> {
+    /// The station's commands, as `set` checks them, at most `capacity` waiting; more are
+    /// refused with a "busy" reply. Answer each on its `reply` within `command_timeout_s`.
+    /// Without this call only `ping` and `resend` are known; they are answered by the uplink
+    /// and never show here. Calling it again replaces the earlier receiver and set.
+    pub fn commands(
+        &mut self,
+        capacity: usize,
+        set: Arc<dyn CommandSet>,
+    ) -> mpsc::Receiver<CommandRequest> {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         self.shared.commands = Some(tx);
+        self.shared.command_set = set;
         rx
     }
 

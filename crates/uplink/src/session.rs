@@ -21,7 +21,7 @@ use tokio::task::{JoinError, JoinHandle};
 
 use crate::commands::{
     command_name, correlation_id, parse_command, reply_payload, Command, CommandAction,
-    CommandReply, CommandRequest,
+    CommandReply, CommandRequest, CommandSet,
 };
 use crate::health::{health_payload, OutboxFigures, UplinkHealth};
 use crate::inflight::{InflightTracker, Sent};
@@ -49,6 +49,8 @@ pub(crate) struct Shared {
     pub status: StationStatus,
     /// Where valid agent commands go; `None` if the agent did not ask for them.
     pub commands: Option<mpsc::Sender<CommandRequest>>,
+    /// Checks the station's commands (none until the agent asks for commands).
+    pub command_set: Arc<dyn CommandSet>,
     /// Replies finished off the session task (agent answers, resends): `(topic, payload)`.
     pub replies_tx: mpsc::UnboundedSender<(String, Vec<u8>)>,
     /// The agent's part of the health message.
@@ -465,7 +467,7 @@ impl Session<'_> {
             UplinkHealth::add(&health.commands_refused, 1);
             return;
         }
-        let command = match parse_command(name, payload) {
+        let command = match parse_command(name, payload, &*self.shared.command_set) {
             Ok(command) => command,
             Err(e) => {
                 tracing::warn!(topic, "command refused: {e}");
@@ -499,12 +501,12 @@ impl Session<'_> {
             let _ = replies.send((reply_topic, reply_payload(Some(&id), &reply)));
         };
         match &command.action {
-            CommandAction::Ping => send_reply(CommandReply::Done(serde_json::json!({
-                "station": self.shared.config.station_id,
-                "version": self.shared.status.version,
-                "started": self.shared.status.started,
-                "t": forecourt_events::now_millis(),
-            }))),
+            CommandAction::Ping => send_reply(CommandReply::done(&wire::PingResult {
+                station: self.shared.config.station_id.clone(),
+                version: self.shared.status.version.clone(),
+                started: self.shared.status.started,
+                t: forecourt_events::now_millis(),
+            })),
             CommandAction::Resend { stream, from_seq } => {
                 let (outbox, wake) = (self.shared.outbox.clone(), self.shared.wake.clone());
                 let (stream, from_seq) = (stream.clone(), *from_seq);
@@ -518,10 +520,10 @@ impl Session<'_> {
                     let reply = match resent {
                         Ok(resent) => {
                             wake.notify_one();
-                            CommandReply::Done(serde_json::json!({
-                                "requeued": resent.requeued,
-                                "next_from_seq": resent.next_from_seq,
-                            }))
+                            CommandReply::done(&wire::ResendResult {
+                                requeued: resent.requeued,
+                                next_from_seq: resent.next_from_seq,
+                            })
                         }
                         Err(e) => CommandReply::Failed(format!("cannot re-queue: {e}")),
                     };
@@ -572,7 +574,7 @@ impl Session<'_> {
     /// (ids are kept in the outbox for `COMMAND_ID_WINDOW_MS`), and for `resend`, none running.
     /// `ping` changes nothing and is always answered.
     fn admit(&self, command: &Command) -> Result<(), String> {
-        if command.action == CommandAction::Ping {
+        if matches!(command.action, CommandAction::Ping) {
             return Ok(());
         }
         let now = forecourt_events::now_millis();

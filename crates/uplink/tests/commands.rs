@@ -11,7 +11,11 @@ use outbox::Outbox;
 use serde_json::json;
 use support::{mosquitto_pub, wait_until, Broker, Subscriber};
 use tokio::sync::{mpsc, watch, Notify};
-use uplink::{CommandAction, CommandReply, CommandRequest, Uplink, UplinkConfig};
+use uplink::commands::{fields, IdOnly};
+use uplink::{
+    CommandAction, CommandError, CommandReply, CommandRequest, CommandSet, StationCommand, Uplink,
+    UplinkConfig,
+};
 
 const CMD: &str = "forecourt/ST1/cmd";
 const SALE_TOPIC: &str = "forecourt/ST1/events/sale";
@@ -20,6 +24,49 @@ async fn bounded<F: Future<Output = ()>>(limit: Duration, test: F) {
     tokio::time::timeout(limit, test)
         .await
         .unwrap_or_else(|_| panic!("test did not finish within {limit:?}"));
+}
+
+/// The agent's side, played by the test: three commands with strict fields, as a station's
+/// command set checks them (the station's own are tested in the station crate).
+struct TestStation;
+
+#[derive(Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Correction {
+    id: String,
+    sale_id: String,
+    plate: String,
+    by: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Trace {
+    #[allow(dead_code)]
+    id: String,
+    minutes: u16,
+}
+
+impl CommandSet for TestStation {
+    fn check(&self, name: &str, payload: &str) -> Option<Result<StationCommand, CommandError>> {
+        let checked = match name {
+            "reload_config" => {
+                fields::<IdOnly>(payload).map(|_| StationCommand::new("reload_config", ()))
+            }
+            "plate_correction" => {
+                fields::<Correction>(payload).map(|c| StationCommand::new("plate_correction", c))
+            }
+            "record_trace" => fields::<Trace>(payload).and_then(|t| match t.minutes {
+                1..=120 => Ok(StationCommand::new("record_trace", t.minutes)),
+                _ => Err(CommandError::BadValue {
+                    field: "minutes",
+                    why: "must be 1 to 120".into(),
+                }),
+            }),
+            _ => return None,
+        };
+        Some(checked)
+    }
 }
 
 fn config(port: u16) -> UplinkConfig {
@@ -68,7 +115,8 @@ async fn commands_are_checked_answered_and_handed_to_the_agent() {
 
         let wake = Arc::new(Notify::new());
         let mut uplink = Uplink::new(config(broker.port), outbox.clone(), wake.clone()).unwrap();
-        let mut commands: mpsc::Receiver<CommandRequest> = uplink.commands(4);
+        let mut commands: mpsc::Receiver<CommandRequest> =
+            uplink.commands(4, Arc::new(TestStation));
         let health_publisher = uplink.health_publisher();
         health_publisher.set(json!({"cameras": {"cam1": {"fps": 5.0}}}));
         let health = uplink.health();
@@ -139,10 +187,14 @@ async fn commands_are_checked_answered_and_handed_to_the_agent() {
             .unwrap()
             .unwrap();
         assert_eq!(request.command.id, "c1");
+        let CommandAction::Station(checked) = request.command.action else {
+            panic!("not a station command");
+        };
         assert_eq!(
-            request.command.action,
-            CommandAction::PlateCorrection {
-                sale_id: sale_id.parse().unwrap(),
+            checked.downcast::<Correction>().unwrap(),
+            Correction {
+                id: "c1".into(),
+                sale_id: sale_id.into(),
                 plate: "京A12345".into(),
                 by: Some("ops".into()),
             }
@@ -332,7 +384,7 @@ async fn a_retained_oversized_command_neither_drops_the_connection_nor_repeats_r
         let mut replies = Subscriber::start(broker.port, &format!("{CMD}/+/reply"), None).await;
         let wake = Arc::new(Notify::new());
         let mut uplink = Uplink::new(config(broker.port), outbox.clone(), wake.clone()).unwrap();
-        let _commands = uplink.commands(4);
+        let _commands = uplink.commands(4, Arc::new(TestStation));
         let health = uplink.health();
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(uplink.run(stop_rx));

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 mod problems;
+mod reload;
 
 use anyhow::{bail, Context, Result};
 use matcher::{FpLayout, Layout, MatcherConfig};
@@ -11,6 +12,7 @@ use serde::Deserialize;
 
 pub use problems::ConfigError;
 use problems::{key, Problem, Seg};
+pub use reload::LoadedConfig;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

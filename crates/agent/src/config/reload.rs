@@ -1,0 +1,58 @@
+//! The config file as loaded, and what a reload changed: the station's [`ConfigSource`].
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use station::{ConfigSource, Reload, ReloadError};
+
+use super::AgentConfig;
+
+/// What a reload can apply without a restart.
+const LIVE_SECTIONS: &[&str] = &["matcher"];
+
+/// The config file as the running agent has it, to tell what a reload changed.
+pub struct LoadedConfig {
+    pub path: PathBuf,
+    pub table: toml::Table,
+}
+
+impl LoadedConfig {
+    /// Reads the file once: the checked config and the table a later reload compares with
+    /// come from the same text.
+    pub fn read(path: PathBuf) -> Result<(AgentConfig, Self)> {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let config = AgentConfig::from_text(&path, &text)?;
+        let table = text.parse().context("config file")?;
+        Ok((config, LoadedConfig { path, table }))
+    }
+}
+
+impl ConfigSource for LoadedConfig {
+    /// Re-reads the file; what needs a restart stays as the running agent has it, so it is
+    /// reported again next time.
+    fn reload(&mut self) -> Result<Reload, ReloadError> {
+        let (config, fresh) = LoadedConfig::read(self.path.clone())?;
+        let keys: BTreeSet<&String> = self.table.keys().chain(fresh.table.keys()).collect();
+        let changed: Vec<String> = keys
+            .into_iter()
+            .filter(|k| self.table.get(*k) != fresh.table.get(*k))
+            .cloned()
+            .collect();
+        let (applied, needs_restart): (Vec<String>, Vec<String>) = changed
+            .into_iter()
+            .partition(|k| LIVE_SECTIONS.contains(&k.as_str()));
+        for k in &applied {
+            match fresh.table.get(k) {
+                Some(v) => self.table.insert(k.clone(), v.clone()),
+                None => self.table.remove(k),
+            };
+        }
+        Ok(Reload {
+            matcher: (!applied.is_empty()).then(|| config.matcher_config()),
+            applied,
+            needs_restart,
+        })
+    }
+}

@@ -1,0 +1,30 @@
+//! The station: dispenser events and plate reads in, matched sales out to the outbox, and HQ's
+//! commands carried out. Everything that leaves the station is committed to the outbox before
+//! the uplink may publish it; a sale is held durably from the moment the pump reports it until
+//! its match is sent, so it leaves exactly once, across restarts too.
+//!
+//! - [`Station`]: the loop ([`Station::run`]), built from [`StationParts`];
+//! - `writer`: outbox writes, kept in memory and retried in order while the disk refuses them;
+//! - `restore`: what a restart takes over from the outbox (held sales, sales already sent, closed
+//!   hours);
+//! - `cmd`: one file per HQ command the station carries out;
+//! - `recording`: trace files for `forecourt-agent replay`;
+//! - [`reader`]: the plate-reader thread that turns camera frames into [`FramePlates`].
+//!
+//! [`FramePlates`]: forecourt_events::FramePlates
+
+mod cmd;
+mod config_source;
+mod error;
+pub mod reader;
+mod recording;
+mod restore;
+mod station;
+mod trace_files;
+mod writer;
+
+pub use cmd::StationCommands;
+pub use config_source::{ConfigSource, Reload, ReloadError};
+pub use error::{CommandFailed, RecordingError, StationError};
+pub use restore::{last_released_per_fp, ReleasedSale, Restored};
+pub use station::{matcher_correction, sale_body, Station, StationParts, TRACE_REORDER_MS};

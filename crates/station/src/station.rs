@@ -1,0 +1,353 @@
+//! The station loop: dispenser events and plate reads in, matched sales out to the outbox.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use forecourt_events::{now_millis, DispenserEvent, FramePlates, KeptSales, UnixMillis};
+use matcher::{Layout, MatchedSale, Matcher, MatcherConfig};
+use outbox::{Outbox, Totalizer};
+use tokio::sync::{mpsc, watch, Notify};
+use tracing::{info, warn};
+use wire::{
+    Event, MatcherCorrection, NozzleBody, NozzleState, PumpBody, PumpState, SaleBody,
+    SaleCorrection, SaleGapBody, Stream,
+};
+
+use crate::recording::Recording;
+pub use crate::recording::TRACE_REORDER_MS;
+use crate::restore::EarlierRun;
+use crate::writer::{held_key, sale_totalizer, OutboxWrite, OutboxWriter};
+use crate::{ConfigSource, StationError};
+
+/// A sale as the matcher's verdicts name it: fuelling point, nozzle, when the pump reported it.
+type SaleKey = (u8, u8, UnixMillis);
+
+/// How long past a sale's revisit its record id is kept in case the correction comes late.
+const REVISIT_SLACK_MS: i64 = 60_000;
+
+/// How often the station decides sales whose grace period is over, retries refused writes and
+/// says it is alive.
+const TICK: Duration = Duration::from_millis(250);
+
+/// What a station is built from.
+pub struct StationParts {
+    pub layout: Layout,
+    pub matcher: MatcherConfig,
+    pub outbox: Outbox,
+    /// Woken after every durable write.
+    pub wake_uplink: Arc<Notify>,
+    /// `<prefix>/<station_id>`: events go to `<topic_root>/events/<stream>`.
+    pub topic_root: String,
+    /// Sales made durable, per fuelling point: the DART master resets a pump only after.
+    pub kept_sales: Arc<KeptSales>,
+    /// The totalizers the outbox keeps (`Outbox::totalizers`).
+    pub kept_totalizers: Vec<Totalizer>,
+    /// Where HQ's trace recordings go.
+    pub trace_dir: PathBuf,
+    /// Record a trace of the whole run here (the config's `trace_file`).
+    pub trace_file: Option<PathBuf>,
+    /// The configuration, for reloads; `None`: nothing to reload.
+    pub config: Option<Box<dyn ConfigSource>>,
+}
+
+pub struct Station {
+    pub(crate) matcher: Matcher,
+    /// Arrivals, visits and hourly figures, from the same events as the matcher.
+    pub(crate) analytics: analytics::Analytics,
+    pub(crate) writer: OutboxWriter,
+    pub(crate) earlier_run: EarlierRun,
+    /// Sales sent with their first verdict and still waiting for the matcher's revisit: their
+    /// record ids, to name in a correction. Forgotten after the revisit.
+    awaiting_revisit: BTreeMap<SaleKey, uuid::Uuid>,
+    pub(crate) recording: Recording,
+    pub(crate) config: Option<Box<dyn ConfigSource>>,
+    topic_root: String,
+}
+
+impl Station {
+    pub fn new(parts: StationParts) -> Result<Station, StationError> {
+        let mut analytics = analytics::Analytics::new(
+            parts.layout.clone(),
+            analytics::AnalyticsConfig::default(),
+            plates::is_valid_plate,
+        );
+        analytics.counting_since(now_millis());
+        Ok(Station {
+            matcher: Matcher::new(parts.layout.clone(), parts.matcher, plates::is_valid_plate),
+            analytics,
+            writer: OutboxWriter::new(
+                parts.outbox,
+                parts.wake_uplink,
+                parts.kept_sales,
+                &parts.kept_totalizers,
+            ),
+            earlier_run: EarlierRun::default(),
+            awaiting_revisit: BTreeMap::new(),
+            recording: Recording::new(parts.trace_dir, parts.layout, parts.trace_file.as_deref())?,
+            config: parts.config,
+            topic_root: parts.topic_root,
+        })
+    }
+
+    /// Outbox writes the disk refused, waiting in memory, for the health report.
+    pub fn unwritten_count(&self) -> Arc<AtomicUsize> {
+        self.writer.unwritten_count()
+    }
+
+    /// Runs until `shutdown`, then decides every sale still in its grace period with what was
+    /// seen and flushes it to the outbox. `alive` is called on every tick.
+    pub async fn run(
+        mut self,
+        mut frames: mpsc::Receiver<FramePlates>,
+        mut pumps: mpsc::Receiver<DispenserEvent>,
+        mut commands: mpsc::Receiver<uplink::CommandRequest>,
+        mut shutdown: watch::Receiver<bool>,
+        mut alive: impl FnMut(),
+    ) -> Result<(), StationError> {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                Some(f) = frames.recv() => self.on_frame(&f).await?,
+                Some(e) = pumps.recv() => self.on_dispenser(e).await?,
+                Some(request) = commands.recv() => self.handle_command(request).await,
+                _ = tick.tick() => {
+                    let now = now_millis();
+                    self.writer.retry().await?;
+                    self.decide(now).await?;
+                    self.recording.tick(now);
+                    alive();
+                }
+                _ = shutdown.changed() => break,
+            }
+        }
+        // Decide what is still in its grace period now, with what was seen: a sale must not be
+        // lost because the agent was asked to stop.
+        self.decide(UnixMillis::MAX).await?;
+        self.writer.retry().await?;
+        if self.writer.unwritten() > 0 {
+            tracing::error!(
+                writes = self.writer.unwritten(),
+                "stopping with outbox writes the disk would not take: they are lost"
+            );
+        }
+        self.recording.stop();
+        Ok(())
+    }
+
+    async fn on_frame(&mut self, f: &FramePlates) -> Result<(), StationError> {
+        self.recording.record(|t| t.write_frame(f));
+        self.matcher.observe_frame(f);
+        self.analytics.observe_frame(f);
+        // At once: HQ wants to know a car arrived while it is still at the pump.
+        self.publish_analytics(now_millis()).await
+    }
+
+    async fn on_dispenser(&mut self, e: DispenserEvent) -> Result<(), StationError> {
+        if let DispenserEvent::TotalizerRead {
+            fp, nozzle, total, ..
+        } = e
+        {
+            return self
+                .writer
+                .keep_totalizer(Totalizer { fp, nozzle, total })
+                .await;
+        }
+        if let DispenserEvent::SaleCompleted(sale) = &e {
+            if self.earlier_run.reports_again(sale) {
+                if let Some(t) = sale_totalizer(sale) {
+                    self.writer.keep_totalizer(t).await?;
+                }
+                // Kept before the restart: the pump may be reset.
+                self.writer.kept_sales().keep(sale.fp);
+                return Ok(());
+            }
+            // Durable before anything else happens to it.
+            self.writer.hold(sale).await?;
+            self.recording
+                .record(|t| t.write_sale(sale, &held_key(sale)));
+        } else {
+            self.recording.record(|t| t.write_dispenser(&e));
+        }
+        self.matcher.observe_dispenser(&e);
+        self.analytics.observe_dispenser(&e);
+        self.publish_dispenser_event(&e).await
+    }
+
+    async fn decide(&mut self, now: UnixMillis) -> Result<(), StationError> {
+        for m in self.matcher.poll(now) {
+            if m.correction {
+                self.correct(&m).await?;
+                continue;
+            }
+            self.analytics.observe_matched(&m);
+            info!(
+                fp = m.sale.fp,
+                nozzle = m.sale.nozzle,
+                volume = %m.sale.volume,
+                amount = %m.sale.amount,
+                plate = m.verdict.plate.as_deref().unwrap_or("-"),
+                confidence = m.verdict.confidence,
+                reason = %m.verdict.reason,
+                "sale matched"
+            );
+            let id = uuid::Uuid::new_v4();
+            let body = Event::Sale(sale_body(&m)).to_body()?;
+            self.writer
+                .write(OutboxWrite::Release {
+                    key: held_key(&m.sale),
+                    id,
+                    stream: Stream::Sale,
+                    topic: self.topic(Stream::Sale),
+                    body,
+                })
+                .await?;
+            self.awaiting_revisit
+                .insert((m.sale.fp, m.sale.nozzle, m.sale.t), id);
+        }
+        // A sale is revisited once, `revisit_ms` after it ended: older entries can only be sales
+        // whose revisit agreed (or a matcher reconfigured since).
+        let config = self.matcher.config();
+        let horizon = now.saturating_sub(config.revisit_ms.max(config.grace_ms) + REVISIT_SLACK_MS);
+        self.awaiting_revisit.retain(|(_, _, t), _| *t >= horizon);
+        // Not `now`: at shutdown it is the end of time, which would close the unfinished hour.
+        self.publish_analytics(now.min(now_millis())).await
+    }
+
+    /// Publishes the matcher's later verdict on a sale already sent, as a `sale_correction` that
+    /// names the sale's record.
+    async fn correct(&mut self, m: &MatchedSale) -> Result<(), StationError> {
+        let Some(id) = self
+            .awaiting_revisit
+            .remove(&(m.sale.fp, m.sale.nozzle, m.sale.t))
+        else {
+            // Sent by an earlier run (restored after a restart): its record id is not known here.
+            warn!(
+                fp = m.sale.fp,
+                nozzle = m.sale.nozzle,
+                "a correction for a sale this run did not send; not published"
+            );
+            return Ok(());
+        };
+        info!(
+            fp = m.sale.fp,
+            nozzle = m.sale.nozzle,
+            plate = m.verdict.plate.as_deref().unwrap_or("-"),
+            confidence = m.verdict.confidence,
+            reason = %m.verdict.reason,
+            "sale match corrected"
+        );
+        let correction = matcher_correction(m, id, now_millis());
+        self.append(Event::SaleCorrection(correction)).await
+    }
+
+    async fn publish_analytics(&mut self, now: UnixMillis) -> Result<(), StationError> {
+        for e in self.analytics.poll(now) {
+            self.append(e.into_event()).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn topic(&self, stream: Stream) -> String {
+        format!("{}/events/{stream}", self.topic_root)
+    }
+
+    async fn publish_dispenser_event(&mut self, e: &DispenserEvent) -> Result<(), StationError> {
+        let nozzle = |t: UnixMillis, fp: u8, nozzle: u8, state| {
+            Event::Nozzle(NozzleBody {
+                t,
+                fp,
+                nozzle,
+                state,
+            })
+        };
+        let pump = |t: UnixMillis, fp: u8, state| Event::Pump(PumpBody { t, fp, state });
+        let event = match *e {
+            DispenserEvent::NozzleOut { t, fp, nozzle: n } => nozzle(t, fp, n, NozzleState::Out),
+            DispenserEvent::NozzleIn { t, fp, nozzle: n } => nozzle(t, fp, n, NozzleState::In),
+            DispenserEvent::PumpOnline { t, fp } => {
+                info!(fp, "pump online");
+                pump(t, fp, PumpState::Online)
+            }
+            DispenserEvent::PumpOffline { t, fp } => {
+                warn!(fp, "pump offline");
+                pump(t, fp, PumpState::Offline)
+            }
+            DispenserEvent::SaleGap {
+                t,
+                fp,
+                nozzle,
+                missing_volume,
+                totalizer,
+            } => {
+                warn!(fp, nozzle, %missing_volume, "totalizer shows fuel sold without a reported sale");
+                let gap = Event::SaleGap(SaleGapBody {
+                    t,
+                    fp,
+                    nozzle,
+                    missing_volume,
+                });
+                let totalizer = Totalizer {
+                    fp,
+                    nozzle,
+                    total: totalizer,
+                };
+                let topic = self.topic(Stream::SaleGap);
+                return self
+                    .writer
+                    .append_counted(Stream::SaleGap, topic, gap.to_body()?, totalizer)
+                    .await;
+            }
+            // Sales leave the station with their match, in `decide`; readings without a gap
+            // are kept, never sent.
+            DispenserEvent::SaleCompleted(_) | DispenserEvent::TotalizerRead { .. } => {
+                return Ok(())
+            }
+        };
+        self.append(event).await
+    }
+
+    async fn append(&mut self, event: Event) -> Result<(), StationError> {
+        let stream = event.stream();
+        let write = OutboxWrite::Append {
+            stream,
+            topic: self.topic(stream),
+            body: event.to_body()?,
+            totalizer: None,
+        };
+        self.writer.write(write).await
+    }
+}
+
+/// The matcher's revisit of the sale recorded as `sale_id`, as a `sale_correction`.
+pub fn matcher_correction(m: &MatchedSale, sale_id: uuid::Uuid, t: UnixMillis) -> SaleCorrection {
+    SaleCorrection::Matcher(MatcherCorrection {
+        t,
+        sale_id,
+        plate: m.verdict.plate.clone(),
+        plate_confidence: m.verdict.confidence,
+        match_reason: m.verdict.reason.clone(),
+        by: MatcherCorrection::BY.to_owned(),
+    })
+}
+
+/// The `sale` message HQ receives.
+pub fn sale_body(m: &MatchedSale) -> SaleBody {
+    SaleBody {
+        fp: m.sale.fp,
+        nozzle: m.sale.nozzle,
+        grade: m.sale.grade.clone(),
+        volume: m.sale.volume,
+        amount: m.sale.amount,
+        price: m.sale.price,
+        nozzle_out_t: m.fill_start,
+        nozzle_in_t: m.fill_end,
+        completed_t: m.sale.t,
+        plate: m.verdict.plate.clone(),
+        plate_confidence: m.verdict.confidence,
+        match_reason: m.verdict.reason.clone(),
+    }
+}

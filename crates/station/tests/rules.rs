@@ -1,0 +1,316 @@
+//! The station's rules, driven through its channels against a real (temporary) outbox: a sale
+//! leaves exactly once, a sale held at a crash is sent after the restart, a pump reporting a
+//! sale again after a restart does not make a second one, and HQ's commands reach their files.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use forecourt_events::{DispenserEvent, FramePlates, KeptSales, Sale};
+use outbox::Outbox;
+use station::{Restored, Station, StationCommands, StationError, StationParts};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::task::JoinHandle;
+use uplink::{Command, CommandAction, CommandError, CommandReply, CommandRequest};
+
+struct Running {
+    frames: mpsc::Sender<FramePlates>,
+    pumps: mpsc::Sender<DispenserEvent>,
+    commands: mpsc::Sender<CommandRequest>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<Result<(), StationError>>,
+    kept_sales: Arc<KeptSales>,
+}
+
+fn layout() -> matcher::Layout {
+    serde_json::from_value(serde_json::json!({"fps": [{"fp": 1, "zones": [
+        {"camera": "cam1", "polygon": [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]}
+    ]}]}))
+    .unwrap()
+}
+
+/// Builds a station on `outbox` as the agent does at start, restores, and runs it.
+async fn start(outbox: &Outbox, dir: &std::path::Path) -> (Running, Restored) {
+    let kept_sales = Arc::new(KeptSales::new());
+    let mut station = Station::new(StationParts {
+        layout: layout(),
+        // Nothing is decided before the stop, however slow the machine: the test says when.
+        matcher: matcher::MatcherConfig {
+            grace_ms: 3_600_000,
+            revisit_ms: 7_200_000,
+            ..Default::default()
+        },
+        outbox: outbox.clone(),
+        wake_uplink: Arc::new(Notify::new()),
+        topic_root: "forecourt/T1".into(),
+        kept_sales: kept_sales.clone(),
+        kept_totalizers: outbox.totalizers().unwrap(),
+        trace_dir: dir.join("traces"),
+        trace_file: None,
+        config: None,
+    })
+    .unwrap();
+    let restored = station.restore().await.unwrap();
+    let (frames, frames_rx) = mpsc::channel(16);
+    let (pumps, pumps_rx) = mpsc::channel(16);
+    let (commands, commands_rx) = mpsc::channel(16);
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let task = tokio::spawn(station.run(frames_rx, pumps_rx, commands_rx, shutdown_rx, || {}));
+    let running = Running {
+        frames,
+        pumps,
+        commands,
+        shutdown,
+        task,
+        kept_sales,
+    };
+    (running, restored)
+}
+
+impl Running {
+    async fn pump(&self, e: DispenserEvent) {
+        self.pumps.send(e).await.unwrap();
+    }
+
+    /// A whole fill at FP 1: nozzle out, nozzle in, sale completed.
+    async fn fill(&self, sale: &Sale) {
+        let (fp, nozzle) = (sale.fp, sale.nozzle);
+        let t = sale.t - 60_000;
+        self.pump(DispenserEvent::NozzleOut { t, fp, nozzle }).await;
+        let t = sale.t - 1_000;
+        self.pump(DispenserEvent::NozzleIn { t, fp, nozzle }).await;
+        self.pump(DispenserEvent::SaleCompleted(sale.clone())).await;
+    }
+
+    async fn command(&self, action: CommandAction) -> CommandReply {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::local("test", action);
+        self.commands
+            .send(CommandRequest { command, reply })
+            .await
+            .unwrap();
+        answer.await.unwrap()
+    }
+
+    /// A clean stop: the station decides what is pending and flushes it.
+    async fn stop(self) {
+        self.shutdown.send(true).unwrap();
+        self.task.await.unwrap().unwrap();
+        drop((self.frames, self.pumps, self.commands));
+    }
+
+    /// A crash: the station is gone without deciding anything.
+    async fn crash(self) {
+        self.task.abort();
+        assert!(self.task.await.unwrap_err().is_cancelled());
+    }
+}
+
+fn sale(t: i64, volume: &str, recovered: bool) -> Sale {
+    Sale {
+        t,
+        fp: 1,
+        nozzle: 1,
+        nozzle_out_t: None,
+        grade: Some("92".into()),
+        volume: volume.parse().unwrap(),
+        amount: "80.00".parse().unwrap(),
+        price: "8.00".parse().unwrap(),
+        end: None,
+        recovered,
+        totalizer: None,
+    }
+}
+
+/// The `sale` records waiting for HQ, as HQ will read them.
+fn sales_sent(outbox: &Outbox) -> Vec<(uuid::Uuid, wire::SaleBody)> {
+    outbox
+        .pending(None, 1_000)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.stream == "sale")
+        .map(|r| {
+            let envelope: wire::Envelope<wire::SaleBody> =
+                serde_json::from_slice(&r.payload).unwrap();
+            (envelope.id, envelope.body)
+        })
+        .collect()
+}
+
+/// Waits (bounded) until `done` holds.
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn open(dir: &std::path::Path) -> Outbox {
+    Outbox::open(dir.join("outbox.sqlite")).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_is_held_until_matched_then_leaves_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = open(dir.path());
+    let t0 = forecourt_events::now_millis();
+    let (station, restored) = start(&outbox, dir.path()).await;
+    assert_eq!(restored, Restored::default());
+    station.fill(&sale(t0, "41.27", false)).await;
+    until("the sale to be held", || outbox.held().unwrap().len() == 1).await;
+    // Durable: the pump may be reset now.
+    until("the pump reset to be allowed", || {
+        station.kept_sales.count(1) == 1
+    })
+    .await;
+    assert!(sales_sent(&outbox).is_empty(), "sent before its match");
+    station.stop().await;
+    let sent = sales_sent(&outbox);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].1.volume.to_string(), "41.27");
+    assert_eq!(sent[0].1.completed_t, t0);
+    assert!(outbox.held().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_held_at_a_crash_is_sent_after_the_restart_and_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = open(dir.path());
+    let t0 = forecourt_events::now_millis();
+    let (station, _) = start(&outbox, dir.path()).await;
+    station.fill(&sale(t0, "30.00", false)).await;
+    until("the sale to be held", || outbox.held().unwrap().len() == 1).await;
+    station.crash().await;
+    assert!(sales_sent(&outbox).is_empty());
+
+    let (station, restored) = start(&outbox, dir.path()).await;
+    assert_eq!(restored.held, 1);
+    // The crash came before the pump's reset: it reports the same fill again.
+    station
+        .pump(DispenserEvent::SaleCompleted(sale(
+            t0 + 5_000,
+            "30.00",
+            true,
+        )))
+        .await;
+    until("the recovered sale to be counted as kept", || {
+        station.kept_sales.count(1) == 1
+    })
+    .await;
+    station.stop().await;
+    let sent = sales_sent(&outbox);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].1.completed_t, t0, "the sale held, not the report");
+    assert!(outbox.held().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_sent_before_a_restart_is_not_sent_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = open(dir.path());
+    let t0 = forecourt_events::now_millis();
+    let (station, _) = start(&outbox, dir.path()).await;
+    station.fill(&sale(t0, "25.50", false)).await;
+    until("the sale to be held", || outbox.held().unwrap().len() == 1).await;
+    station.stop().await;
+    assert_eq!(sales_sent(&outbox).len(), 1);
+
+    let (station, restored) = start(&outbox, dir.path()).await;
+    assert_eq!((restored.released, restored.held), (1, 0));
+    // The pump still shows that fill at start; a different fill is a new sale.
+    station
+        .pump(DispenserEvent::SaleCompleted(sale(
+            t0 + 5_000,
+            "25.50",
+            true,
+        )))
+        .await;
+    station
+        .pump(DispenserEvent::SaleCompleted(sale(
+            t0 + 9_000,
+            "12.00",
+            true,
+        )))
+        .await;
+    until("the new sale to be held", || {
+        outbox.held().unwrap().len() == 1
+    })
+    .await;
+    station.stop().await;
+    let volumes: Vec<String> = sales_sent(&outbox)
+        .iter()
+        .map(|(_, s)| s.volume.to_string())
+        .collect();
+    assert_eq!(volumes, ["25.50", "12.00"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hq_commands_are_carried_out_or_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = open(dir.path());
+    let t0 = forecourt_events::now_millis();
+    let (station, _) = start(&outbox, dir.path()).await;
+    station.fill(&sale(t0, "20.00", false)).await;
+    until("the sale to be held", || outbox.held().unwrap().len() == 1).await;
+    station.stop().await;
+    let (sale_id, _) = sales_sent(&outbox)[0].clone();
+
+    let (station, _) = start(&outbox, dir.path()).await;
+    let correct = |sale_id: uuid::Uuid, plate: &str| {
+        let payload = format!(r#"{{"id":"c","sale_id":"{sale_id}","plate":"{plate}","by":"ops"}}"#);
+        StationCommands::local("plate_correction", &payload)
+    };
+    match station.command(correct(sale_id, "京A12345").unwrap()).await {
+        CommandReply::Done(result) => {
+            let result: wire::PlateCorrectionResult = serde_json::from_value(result).unwrap();
+            assert_eq!(
+                (result.stream, result.seq),
+                (wire::Stream::SaleCorrection, 1)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Refused before it reaches the station: not a plate.
+    assert!(matches!(
+        correct(sale_id, "A1"),
+        Err(CommandError::BadValue { field: "plate", .. })
+    ));
+    // Checked, but the station cannot carry them out.
+    let refused = [
+        correct(uuid::Uuid::new_v4(), "京A12345").unwrap(),
+        StationCommands::local("hourly", &format!(r#"{{"id":"h","hour":{t0}}}"#)).unwrap(),
+        StationCommands::local("reload_config", r#"{"id":"r"}"#).unwrap(),
+    ];
+    for action in refused {
+        let name = action.name();
+        let reply = station.command(action).await;
+        assert!(
+            matches!(&reply, CommandReply::Failed(why) if !why.is_empty()),
+            "{name}: {reply:?}"
+        );
+    }
+    let trace = StationCommands::local("record_trace", r#"{"id":"t","minutes":1}"#).unwrap();
+    match station.command(trace).await {
+        CommandReply::Done(result) => {
+            let result: wire::RecordTraceResult = serde_json::from_value(result).unwrap();
+            assert!(result.file.starts_with(dir.path().join("traces")));
+            assert!(result.file.is_file());
+        }
+        other => panic!("{other:?}"),
+    }
+    station.stop().await;
+    let corrections: Vec<wire::Envelope<wire::SaleCorrection>> = outbox
+        .pending(None, 1_000)
+        .unwrap()
+        .iter()
+        .filter(|r| r.stream == "sale_correction")
+        .map(|r| serde_json::from_slice(&r.payload).unwrap())
+        .collect();
+    assert_eq!(corrections.len(), 1, "only the valid correction is written");
+    match &corrections[0].body {
+        wire::SaleCorrection::Hq(c) => {
+            assert_eq!((c.sale_id, c.plate.as_str()), (sale_id, "京A12345"))
+        }
+        other => panic!("{other:?}"),
+    }
+}
