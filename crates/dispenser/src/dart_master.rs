@@ -31,7 +31,8 @@ use tokio_serial::SerialStream;
 
 use crate::config::{DartConfig, DartMode};
 use crate::driver::{
-    is_shutdown, sleep_or_shutdown, DispenserDriver, DispenserError, BACKOFF_MAX, BACKOFF_MIN,
+    is_shutdown, run_reconnecting, sleep_or_shutdown, DispenserDriver, DispenserError, LineDriver,
+    SessionEnd,
 };
 
 /// After this many NAKs for one of our blocks, restart the line (TX# 0) per the spec.
@@ -60,12 +61,6 @@ struct OutgoingBlock {
     tx: u8,
     payload: Vec<u8>,
     naks: u8,
-}
-
-/// Why a session with an open port ended.
-enum SessionEnd {
-    Shutdown,
-    PortLost(io::Error),
 }
 
 impl DartMaster {
@@ -115,41 +110,6 @@ impl DartMaster {
         true
     }
 
-    async fn run_inner(
-        mut self,
-        events: mpsc::Sender<DispenserEvent>,
-        mut shutdown: watch::Receiver<bool>,
-    ) -> Result<(), DispenserError> {
-        let mut backoff = BACKOFF_MIN;
-        let port_name = self.cfg.port.display().to_string();
-        loop {
-            self.heartbeat.beat();
-            if is_shutdown(&shutdown) {
-                return Ok(());
-            }
-            match self.cfg.open_port() {
-                Ok(port) => {
-                    tracing::info!(port = %port_name, fps = self.links.len(), "DART line open");
-                    backoff = BACKOFF_MIN;
-                    match self.session(port, &events, &mut shutdown).await? {
-                        SessionEnd::Shutdown => return Ok(()),
-                        SessionEnd::PortLost(e) => {
-                            tracing::warn!(port = %port_name, error = %e, "DART line lost");
-                            self.all_offline(&events).await?;
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(port = %port_name, error = %e, retry_s = backoff.as_secs(), "cannot open DART line");
-                }
-            }
-            if sleep_or_shutdown(backoff, &mut shutdown, &self.heartbeat).await {
-                return Ok(());
-            }
-            backoff = (backoff * 2).min(BACKOFF_MAX);
-        }
-    }
-
     async fn all_offline(
         &mut self,
         events: &mpsc::Sender<DispenserEvent>,
@@ -173,7 +133,7 @@ impl DartMaster {
     }
 
     /// Polls round robin until shutdown or a port error.
-    async fn session(
+    async fn poll_line(
         &mut self,
         port: SerialStream,
         events: &mpsc::Sender<DispenserEvent>,
@@ -225,17 +185,49 @@ impl DartMaster {
     }
 }
 
+impl LineDriver for DartMaster {
+    const OPENED: &'static str = "DART line open";
+
+    fn line_config(&self) -> &DartConfig {
+        &self.cfg
+    }
+
+    fn line_heartbeat(&self) -> &Heartbeat {
+        &self.heartbeat
+    }
+
+    fn fuelling_points(&self) -> usize {
+        self.links.len()
+    }
+
+    fn session(
+        &mut self,
+        port: SerialStream,
+        events: &mpsc::Sender<DispenserEvent>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> impl std::future::Future<Output = Result<SessionEnd, DispenserError>> + Send {
+        self.poll_line(port, events, shutdown)
+    }
+
+    fn line_lost(
+        &mut self,
+        events: &mpsc::Sender<DispenserEvent>,
+    ) -> impl std::future::Future<Output = Result<(), DispenserError>> + Send {
+        self.all_offline(events)
+    }
+}
+
 impl DispenserDriver for DartMaster {
     fn heartbeat(&self) -> Arc<Heartbeat> {
         self.heartbeat.clone()
     }
 
-    fn run(
-        self,
+    async fn run(
+        mut self,
         events: mpsc::Sender<DispenserEvent>,
         shutdown: watch::Receiver<bool>,
-    ) -> impl std::future::Future<Output = Result<(), DispenserError>> + Send {
-        self.run_inner(events, shutdown)
+    ) -> Result<(), DispenserError> {
+        run_reconnecting(&mut self, events, shutdown).await
     }
 }
 
