@@ -68,15 +68,16 @@ pub fn dart_decoder(data: &[u8]) {
 }
 
 /// MQTT commands: the command name (the last topic level) from the first bytes, the payload
-/// from the rest. `parse_command` must never panic, and what it accepts must fit the documented
-/// limits (64 KiB payload, id 1..=128 characters).
+/// from the rest. `parse_command`, with the station's command checks, must never panic, and what
+/// it accepts must fit the documented limits (64 KiB payload, id 1..=128 characters).
 pub fn mqtt_command(data: &[u8]) {
-    const NAMES: [&str; 7] = [
+    const NAMES: [&str; 8] = [
         "ping",
         "reload_config",
         "plate_correction",
         "resend",
         "record_trace",
+        "hourly",
         "unknown",
         "",
     ];
@@ -84,7 +85,7 @@ pub fn mqtt_command(data: &[u8]) {
         return;
     };
     let name = NAMES[usize::from(pick) % NAMES.len()];
-    if let Ok(cmd) = uplink::commands::parse_command(name, payload) {
+    if let Ok(cmd) = uplink::commands::parse_command(name, payload, &station::StationCommands) {
         assert!(payload.len() <= uplink::commands::MAX_COMMAND_BYTES);
         let n = cmd.id.chars().count();
         assert!((1..=128).contains(&n), "accepted id of {n} characters");

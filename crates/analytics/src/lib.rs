@@ -13,8 +13,13 @@
 //! [`Analytics::observe_dispenser`], and the matcher's decided sales
 //! ([`Analytics::observe_matched`], which ties sales to cars); then [`Analytics::poll`].
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod config;
+mod event;
 mod hourly;
 pub mod replay;
+mod visit;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -22,8 +27,11 @@ use forecourt_events::{DispenserEvent, FpNumber, FramePlates, Sale, UnixMillis};
 use matcher::vote::{text_distance, vote, Ballot};
 use matcher::{Layout, MatchedSale};
 
+pub use config::AnalyticsConfig;
+pub use event::AnalyticsEvent;
 use hourly::HourAcc;
 pub use hourly::{hour_of, DecimalSum, FillEnd, HOUR_MS, VOLUME_BIN_NAMES};
+use visit::{Read, Visit};
 pub use wire::{
     Arrival, FpHourJson, HourSummary, MetricsJson, NozzleHourJson, VisitRecord, VisitSale,
 };
@@ -32,165 +40,6 @@ pub use wire::{
 /// nozzle hung up) was still there for that fill; a car pulling out is gone from the zones within
 /// a few seconds.
 const STILL_THERE_AFTER_LIFT_MS: i64 = 10_000;
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct AnalyticsConfig {
-    /// Cameras whose every read counts as an arrival (no zone; the event has no FP).
-    pub entrance_cameras: Vec<String>,
-    /// Reads below this recogniser confidence are ignored.
-    pub min_read_confidence: f32,
-    /// An arrival needs this many such reads of one car within `window_ms`...
-    pub min_reads: usize,
-    pub window_ms: i64,
-    /// ...whose voted text is a well-formed plate with at least this vote certainty.
-    pub min_certainty: f32,
-    /// Reads this close (characters) to a car's text are that car.
-    pub max_text_distance: usize,
-    /// A visit ends when its car was not read (nor sold to) for this long; its departure is the
-    /// last read. Covers occlusions.
-    pub depart_after_ms: i64,
-    /// A sale whose nozzle-out follows the previous fill at the same FP this closely is the same
-    /// vehicle (a second nozzle) unless the matcher says another plate.
-    pub same_vehicle_gap_ms: i64,
-    /// An hour is closed and published this long after it ends. Must exceed the matcher's
-    /// `grace_ms` (sales are tied to cars after it).
-    pub close_delay_ms: i64,
-    /// Hourly summaries kept for [`Analytics::hour_json`] (168 = 7 days).
-    pub keep_hours: usize,
-}
-
-impl Default for AnalyticsConfig {
-    fn default() -> Self {
-        AnalyticsConfig {
-            entrance_cameras: Vec::new(),
-            min_read_confidence: 0.85,
-            min_reads: 3,
-            window_ms: 10_000,
-            min_certainty: 0.9,
-            max_text_distance: 2,
-            depart_after_ms: 180_000,
-            same_vehicle_gap_ms: 20_000,
-            close_delay_ms: 60_000,
-            keep_hours: 168,
-        }
-    }
-}
-
-/// What [`Analytics::poll`] hands out, in order.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AnalyticsEvent {
-    Arrival(Arrival),
-    Visit(VisitRecord),
-    Hourly(HourSummary),
-}
-
-impl AnalyticsEvent {
-    /// Its stream on the wire.
-    pub fn wire_stream(&self) -> wire::Stream {
-        match self {
-            AnalyticsEvent::Arrival(_) => wire::Stream::Arrival,
-            AnalyticsEvent::Visit(_) => wire::Stream::Visit,
-            AnalyticsEvent::Hourly(_) => wire::Stream::Hourly,
-        }
-    }
-
-    /// The outbox stream: `arrival`, `visit` or `hourly`.
-    pub fn stream(&self) -> &'static str {
-        self.wire_stream().name()
-    }
-
-    /// What the station sends.
-    pub fn into_event(self) -> wire::Event {
-        match self {
-            AnalyticsEvent::Arrival(a) => wire::Event::Arrival(a),
-            AnalyticsEvent::Visit(v) => wire::Event::Visit(v),
-            AnalyticsEvent::Hourly(h) => wire::Event::Hourly(h),
-        }
-    }
-
-    /// The outbox body.
-    pub fn body(&self) -> serde_json::Value {
-        // Plain data with string keys and finite numbers always serialises.
-        self.clone()
-            .into_event()
-            .to_body()
-            .unwrap_or(serde_json::Value::Null)
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Read {
-    t: UnixMillis,
-    text: String,
-    confidence: f32,
-    well_formed: bool,
-    camera: String,
-    fp: Option<FpNumber>,
-}
-
-#[derive(Debug, Clone)]
-struct Visit {
-    key: String,
-    plate: Option<String>,
-    arrival_t: Option<UnixMillis>,
-    last_seen: Option<UnixMillis>,
-    /// Reads per FP (the car's FP is the most read one); `None`: entrance.
-    fp_reads: BTreeMap<Option<FpNumber>, u32>,
-    sales: Vec<VisitSale>,
-    /// Counted in an hour's `vehicles` already.
-    counted: bool,
-}
-
-impl Visit {
-    fn fp(&self) -> Option<FpNumber> {
-        if let Some(s) = self.sales.first() {
-            return Some(s.fp);
-        }
-        self.fp_reads
-            .iter()
-            .filter(|(fp, _)| fp.is_some())
-            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
-            .and_then(|(fp, _)| *fp)
-    }
-
-    fn last_activity(&self) -> UnixMillis {
-        let sold = self.sales.iter().map(|s| s.nozzle_in_t.max(s.completed_t));
-        self.last_seen.into_iter().chain(sold).max().unwrap_or(0)
-    }
-
-    fn last_fill_end_at(&self, fp: FpNumber) -> Option<UnixMillis> {
-        self.sales
-            .iter()
-            .filter(|s| s.fp == fp)
-            .map(|s| s.nozzle_in_t)
-            .max()
-    }
-
-    fn first_out(&self) -> Option<UnixMillis> {
-        self.sales.iter().filter_map(|s| s.nozzle_out_t).min()
-    }
-
-    fn waiting_ms(&self) -> Option<i64> {
-        Some((self.first_out()? - self.arrival_t?).max(0))
-    }
-
-    fn record(&self) -> VisitRecord {
-        let nozzle_out_t = self.first_out();
-        let nozzle_in_t = self.sales.iter().map(|s| s.nozzle_in_t).max();
-        VisitRecord {
-            visit: self.key.clone(),
-            plate: self.plate.clone(),
-            fp: self.fp(),
-            arrival_t: self.arrival_t,
-            nozzle_out_t,
-            nozzle_in_t,
-            departure_t: self.last_seen.or(nozzle_in_t).unwrap_or(0),
-            waiting_ms: self.waiting_ms(),
-            service_ms: nozzle_out_t.zip(nozzle_in_t).map(|(o, i)| (i - o).max(0)),
-            sales: self.sales.clone(),
-        }
-    }
-}
 
 /// A nozzle or an FP with a nozzle out, since when.
 #[derive(Debug, Clone, Default)]

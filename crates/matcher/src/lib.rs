@@ -2,6 +2,8 @@
 //! The tracker and the matcher are pure logic: time comes in with the events, so the same events
 //! always give the same verdicts. `trace` and `replay` read and write a caller's streams.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 mod assign;
 mod frame_log;
 mod layout;

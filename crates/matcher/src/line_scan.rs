@@ -9,8 +9,16 @@
 //! parser, which allocates; sales are rare).
 
 use forecourt_events::{Decimal, FpNumber, UnixMillis};
+use serde::{Deserialize, Serialize};
 
-use crate::trace::NozzleState;
+/// A nozzle change as the trace records it (here, below both readers of the trace: the serde
+/// records of `trace.rs` and this scanner).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NozzleState {
+    Out,
+    In,
+}
 
 /// A byte range of the scanned line (the quotes of a string excluded).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,6 +12,7 @@ use forecourt_events::{
 use serde::{Deserialize, Serialize};
 
 use crate::layout::{FpLayout, Layout, LayoutError};
+pub use crate::line_scan::NozzleState;
 use crate::line_scan::{scan_record, ScannedPlate, ScannedRecord, Span};
 
 #[derive(Debug, thiserror::Error)]
@@ -24,14 +25,6 @@ pub enum TraceError {
     BadLayout { line: usize, source: LayoutError },
     #[error("trace i/o: {0}")]
     Io(#[from] std::io::Error),
-}
-
-/// A nozzle change as the trace records it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NozzleState {
-    Out,
-    In,
 }
 
 /// One plate read in a trace `frame` record (field names as the trace spells them).

@@ -8,7 +8,7 @@ use opencv::prelude::*;
 use ort::session::Session;
 use ort::value::Tensor;
 
-use crate::detector::{non_max_suppression, Detection};
+use crate::detection::{non_max_suppression, Detection};
 use crate::image::bgr_to_chw;
 use crate::PlateError;
 

@@ -1,6 +1,9 @@
 //! Licence plate reading with ONNX models through `ort` (ONNX Runtime loaded at run time):
 //! detector (box + 4 corners) -> perspective rectification -> CTC recogniser -> text + confidence.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod detection;
 mod detector;
 mod detector_y5fu;
 pub mod eval;
@@ -9,7 +12,8 @@ mod pipeline;
 mod recogniser;
 mod runtime;
 
-pub use detector::{Detection, DetectorKind, PlateDetector};
+pub use detection::Detection;
+pub use detector::{DetectorKind, PlateDetector};
 /// The plate grammar lives with the shared vocabulary (the matcher needs it without OpenCV).
 pub use forecourt_events::is_valid_plate;
 pub use image::{bgr_to_chw, pad_right, quad_aspect, rectify_plate};

@@ -6,7 +6,8 @@ use forecourt_events::PlateRead;
 use opencv::core::Mat;
 use opencv::prelude::*;
 
-use crate::detector::{Detection, DetectorKind, PlateDetector};
+use crate::detection::Detection;
+use crate::detector::{DetectorKind, PlateDetector};
 use crate::image::{pad_right, quad_aspect, rectify_plate};
 use crate::recogniser::{PlateRecogniser, Recognition, INPUT_HEIGHT};
 use crate::runtime::Device;

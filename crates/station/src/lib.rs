@@ -6,16 +6,20 @@
 //! - [`Station`]: the loop ([`Station::run`]), built from [`StationParts`];
 //! - `writer`: outbox writes, kept in memory and retried in order while the disk refuses them;
 //! - `restore`: what a restart takes over from the outbox (held sales, sales already sent, closed
-//!   hours);
+//!   hours), and `earlier_run`: how a sale the pump reports again after a restart is counted once;
 //! - `cmd`: one file per HQ command the station carries out;
 //! - `recording`: trace files for `forecourt-agent replay`;
 //! - [`reader`]: the plate-reader thread that turns camera frames into [`FramePlates`].
 //!
 //! [`FramePlates`]: forecourt_events::FramePlates
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 mod cmd;
 mod config_source;
+mod earlier_run;
 mod error;
+#[cfg(feature = "reader")]
 pub mod reader;
 mod recording;
 mod restore;
@@ -25,6 +29,7 @@ mod writer;
 
 pub use cmd::StationCommands;
 pub use config_source::{ConfigSource, Reload, ReloadError};
+pub use earlier_run::{last_released_per_fp, ReleasedSale};
 pub use error::{CommandFailed, RecordingError, StationError};
-pub use restore::{last_released_per_fp, ReleasedSale, Restored};
+pub use restore::Restored;
 pub use station::{matcher_correction, sale_body, Station, StationParts, TRACE_REORDER_MS};

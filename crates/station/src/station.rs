@@ -16,9 +16,9 @@ use wire::{
     SaleCorrection, SaleGapBody, Stream,
 };
 
+use crate::earlier_run::EarlierRun;
 use crate::recording::Recording;
 pub use crate::recording::TRACE_REORDER_MS;
-use crate::restore::EarlierRun;
 use crate::writer::{held_key, sale_totalizer, OutboxWrite, OutboxWriter};
 use crate::{ConfigSource, StationError};
 
@@ -72,11 +72,15 @@ impl Station {
         let mut analytics = analytics::Analytics::new(
             parts.layout.clone(),
             analytics::AnalyticsConfig::default(),
-            plates::is_valid_plate,
+            forecourt_events::is_valid_plate,
         );
         analytics.counting_since(now_millis());
         Ok(Station {
-            matcher: Matcher::new(parts.layout.clone(), parts.matcher, plates::is_valid_plate),
+            matcher: Matcher::new(
+                parts.layout.clone(),
+                parts.matcher,
+                forecourt_events::is_valid_plate,
+            ),
             analytics,
             writer: OutboxWriter::new(
                 parts.outbox,

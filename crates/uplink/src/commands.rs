@@ -313,30 +313,37 @@ pub fn fields<'de, T: Deserialize<'de>>(text: &'de str) -> Result<T, CommandErro
     serde_json::from_str(text).map_err(|e| CommandError::BadFields(e.to_string()))
 }
 
-/// A command with no fields of its own. `id`, `t` and `expires` are in every shape so that
-/// `deny_unknown_fields` accepts them; [`parse_command`] has checked them.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct IdOnly {
-    id: String,
-    #[serde(default)]
-    t: Option<i64>,
-    #[serde(default)]
-    expires: Option<i64>,
+/// Declares the fields of a command for [`fields`]: the envelope's `id`, `t` and `expires`
+/// (which [`parse_command`] has checked) are added, so that `deny_unknown_fields` accepts them.
+/// The caller needs `serde` as a dependency.
+#[macro_export]
+macro_rules! command_fields {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident { $($field:ident: $ty:ty),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(::serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        $vis struct $name {
+            id: String,
+            #[serde(default)]
+            t: Option<i64>,
+            #[serde(default)]
+            expires: Option<i64>,
+            $($field: $ty),*
+        }
+    };
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct ResendFields {
-    id: String,
-    #[serde(default)]
-    t: Option<i64>,
-    #[serde(default)]
-    expires: Option<i64>,
-    stream: String,
-    from_seq: u64,
+command_fields! {
+    /// A command with no fields of its own.
+    pub struct IdOnly {}
+}
+
+command_fields! {
+    struct ResendFields {
+        stream: String,
+        from_seq: u64,
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,5 @@
 //! `hourly`: the hourly summary of the hour holding `hour`, while the station still has it.
 
-use serde::Deserialize;
 use uplink::commands::fields;
 use uplink::CommandError;
 
@@ -8,16 +7,10 @@ use super::{Apply, Applying};
 use crate::CommandFailed;
 use crate::Station;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct Fields {
-    id: String,
-    #[serde(default)]
-    t: Option<i64>,
-    #[serde(default)]
-    expires: Option<i64>,
-    hour: i64,
+uplink::command_fields! {
+    struct Fields {
+        hour: i64,
+    }
 }
 
 struct Hourly {

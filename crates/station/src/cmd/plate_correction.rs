@@ -2,7 +2,6 @@
 //! station sends that as a `sale_correction` naming the sale's record.
 
 use forecourt_events::now_millis;
-use serde::Deserialize;
 use uplink::commands::fields;
 use uplink::CommandError;
 use uuid::Uuid;
@@ -16,19 +15,12 @@ const MAX_PLATE_CHARS: usize = 16;
 /// Longest `by` (who corrected the plate) accepted, in characters.
 const MAX_BY_CHARS: usize = 128;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct Fields {
-    id: String,
-    #[serde(default)]
-    t: Option<i64>,
-    #[serde(default)]
-    expires: Option<i64>,
-    sale_id: String,
-    plate: String,
-    #[serde(default)]
-    by: Option<String>,
+uplink::command_fields! {
+    struct Fields {
+        sale_id: String,
+        plate: String,
+        by: Option<String>,
+    }
 }
 
 #[derive(Debug, PartialEq)]
@@ -63,7 +55,7 @@ fn read(payload: &str) -> Result<PlateCorrection, CommandError> {
             why: format!("must be 1 to {MAX_PLATE_CHARS} characters, no spaces"),
         });
     }
-    if !plates::is_valid_plate(&f.plate) {
+    if !forecourt_events::is_valid_plate(&f.plate) {
         return Err(CommandError::BadValue {
             field: "plate",
             why: format!("{:?} is not a well-formed Chinese plate", f.plate),

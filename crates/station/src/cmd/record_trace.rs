@@ -2,7 +2,6 @@
 //! fetch and replay.
 
 use forecourt_events::now_millis;
-use serde::Deserialize;
 use uplink::commands::fields;
 use uplink::CommandError;
 use wire::RecordTraceResult;
@@ -13,16 +12,10 @@ use crate::Station;
 /// Minutes a recording may last, inclusive.
 const MINUTES: std::ops::RangeInclusive<u16> = 1..=120;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct Fields {
-    id: String,
-    #[serde(default)]
-    t: Option<i64>,
-    #[serde(default)]
-    expires: Option<i64>,
-    minutes: u16,
+uplink::command_fields! {
+    struct Fields {
+        minutes: u16,
+    }
 }
 
 struct RecordTrace {
