@@ -24,7 +24,10 @@ cargo clippy --release --workspace --all-targets -- -D warnings 2>&1
 stage "cargo fmt --check, clippy -D warnings"
 
 # Release profile: the tests reuse the set-up's release build instead of a second debug build.
-cargo test --release --workspace --no-fail-fast 2>&1
+# Examples (benchmarks and evaluation tools) are not tests: clippy --all-targets above has
+# compiled them, so they are not linked again here; doc tests run on their own.
+cargo test --release --workspace --no-fail-fast --lib --bins --tests 2>&1
+cargo test --release --workspace --no-fail-fast --doc 2>&1
 stage "cargo test --release"
 
 # The aarch64 station binary (cross gcc and an arm64 OpenCV sysroot; fails unless it links and

@@ -3,6 +3,8 @@
 //! consumer drops frames instead of falling behind. Failures reconnect with exponential backoff,
 //! and a watchdog replaces a capture thread that hangs inside OpenCV.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 mod slot;
 mod source;
 

@@ -2,6 +2,8 @@
 //! bookkeeping and a fuelling-point state machine. Pure logic: no I/O, no clocks (callers pass
 //! `now`), so both the master (dispenser crate) and the simulator (pump-sim) share it.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod bcd;
 pub mod crc;
 pub mod decode_tool;

@@ -1,6 +1,8 @@
 //! The events that flow through the agent: sources (dispensers, cameras) produce them, the matcher
 //! consumes them, and the outbox stores what leaves the station. No I/O here.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 mod decimal;
 mod heartbeat;
 mod kept_sales;

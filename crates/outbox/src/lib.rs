@@ -5,6 +5,8 @@
 //! A record is durable when `append` returns (WAL + `synchronous=FULL`), so neither `kill -9`
 //! nor a power cut loses it. Delivery is at-least-once: HQ deduplicates on [`Record::id`].
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 mod error;
 mod limits;
 mod record;

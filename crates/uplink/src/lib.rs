@@ -17,6 +17,8 @@
 //! // health_publisher.set(json!({...}));   // the agent's part of the health message
 //! ```
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod commands;
 mod config;
 mod health;

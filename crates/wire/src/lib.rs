@@ -3,6 +3,8 @@
 //! neither can drift). Writers build these and serialise them; readers (the station at restart,
 //! HQ tools) deserialise them. Pure data: no I/O.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 mod analytics;
 mod commands;
 mod correction;

@@ -15,6 +15,8 @@
 //! through libc (SQLite, Rust's `std::fs`); `mmap` writes and directory entries are not
 //! modelled (SQLite's `-shm` is rebuilt after a crash and is never logged).
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 mod undo;
 
 use std::ffi::OsString;

@@ -18,7 +18,7 @@ use serde_json::json;
 use tokio::sync::{watch, Notify};
 use uplink::{TlsFiles, Uplink, UplinkConfig};
 
-#[path = "../../uplink/tests/support/pki.rs"]
+#[path = "../../../crates/uplink/tests/support/pki.rs"]
 #[allow(dead_code)]
 mod pki;
 

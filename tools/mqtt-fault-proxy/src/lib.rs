@@ -8,6 +8,8 @@
 //!
 //! [`packet`] is the pure part (MQTT framing, bytes in and out); the proxy's threads do the I/O.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod packet;
 
 use std::collections::{HashMap, HashSet};

@@ -22,6 +22,8 @@
 //! same bytes. `examples/eval_families.rs` scores the matcher per family; `write_families.rs`
 //! writes the traces and truth to folders for other scorers.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 mod families;
 mod plate_text;
 mod randomised;

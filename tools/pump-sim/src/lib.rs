@@ -1,6 +1,8 @@
 //! DART pump simulator: one or more fuelling points answering as DART slaves on a serial port or
 //! pty. [`Simulator`] is the I/O-free core (bytes in, bytes out); [`run`] drives it on a port.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod faults;
 pub mod pump;
 pub mod scenario;

@@ -2,6 +2,8 @@
 //! `<prefix>/+/events/#` with a persistent session, dedupes by record id, and tracks per
 //! (station, stream) which sequence numbers arrived, to report gaps, duplicates and counts.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 mod tracker;
 
 use std::time::Duration;

@@ -78,7 +78,12 @@ fn read_record(
     index: usize,
 ) -> Result<Option<(UndoRecord, usize)>, UndoError> {
     let take = |from: usize, n: usize| bytes.get(from..from.checked_add(n)?);
-    let u64_at = |from: usize| take(from, 8).map(|b| u64::from_ne_bytes(b.try_into().unwrap()));
+    // `take` gives exactly the bytes asked for, so the conversions cannot fail.
+    let u64_at = |from: usize| {
+        take(from, 8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_ne_bytes)
+    };
     let Some(&kind) = bytes.get(at) else {
         return Ok(None);
     };
@@ -88,7 +93,10 @@ fn read_record(
         b'S' => Op::Sync,
         kind => return Err(UndoError::BadKind { index, kind }),
     };
-    let Some(path_len) = take(at + 1, 4).map(|b| u32::from_ne_bytes(b.try_into().unwrap())) else {
+    let path_len = take(at + 1, 4)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_ne_bytes);
+    let Some(path_len) = path_len else {
         return Ok(None);
     };
     let path_at = at + 5;
