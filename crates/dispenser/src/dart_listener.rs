@@ -4,7 +4,7 @@
 //! does not swallow the next one. [`WireObserver`] tells who sent what and produces the events.
 //!
 //! If the port cannot be opened or fails, retry with backoff (1 s doubling to 30 s) forever
-//! (`driver::run_reconnecting`).
+//! (`line::run_reconnecting`).
 
 use std::io;
 use std::sync::Arc;
@@ -17,7 +17,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_serial::SerialStream;
 
 use crate::config::{DartConfig, DartMode};
-use crate::driver::{run_reconnecting, DispenserDriver, DispenserError, LineDriver, SessionEnd};
+use crate::driver::{DispenserDriver, DispenserError};
+use crate::line::{run_reconnecting, LineDriver, SessionEnd};
 use crate::wire_observer::WireObserver;
 
 /// Debounce deadlines are checked at least this often on a quiet wire.

@@ -30,10 +30,8 @@ use tokio::time::Instant;
 use tokio_serial::SerialStream;
 
 use crate::config::{DartConfig, DartMode};
-use crate::driver::{
-    is_shutdown, run_reconnecting, sleep_or_shutdown, DispenserDriver, DispenserError, LineDriver,
-    SessionEnd,
-};
+use crate::driver::{is_shutdown, sleep_or_shutdown, DispenserDriver, DispenserError};
+use crate::line::{run_reconnecting, LineDriver, SessionEnd};
 
 /// After this many NAKs for one of our blocks, restart the line (TX# 0) per the spec.
 const MAX_NAKS: u8 = 3;

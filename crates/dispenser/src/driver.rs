@@ -1,15 +1,11 @@
 //! The driver abstraction: anything that turns a dispenser line into events.
 
 use std::future::Future;
-use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
 use forecourt_events::{DispenserEvent, Heartbeat};
 use tokio::sync::{mpsc, watch};
-use tokio_serial::SerialStream;
-
-use crate::config::DartConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DispenserError {
@@ -65,77 +61,5 @@ pub(crate) async fn sleep_or_shutdown(
             _ = tokio::time::sleep(slice) => {}
             changed = shutdown.changed() => if changed.is_err() { return true; },
         }
-    }
-}
-
-/// Why a session on an open port ended.
-pub(crate) enum SessionEnd {
-    Shutdown,
-    PortLost(io::Error),
-}
-
-/// A driver that works its serial line in sessions, one per time the port is open; see
-/// [`run_reconnecting`].
-pub(crate) trait LineDriver {
-    /// Logged when the port opens.
-    const OPENED: &'static str;
-
-    fn line_config(&self) -> &DartConfig;
-
-    fn line_heartbeat(&self) -> &Heartbeat;
-
-    /// Fuelling points on the line (for the log).
-    fn fuelling_points(&self) -> usize;
-
-    /// Works the open port until shutdown or a port error.
-    fn session(
-        &mut self,
-        port: SerialStream,
-        events: &mpsc::Sender<DispenserEvent>,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> impl Future<Output = Result<SessionEnd, DispenserError>> + Send;
-
-    /// The port failed: every pump on the line is offline until it answers again.
-    fn line_lost(
-        &mut self,
-        events: &mpsc::Sender<DispenserEvent>,
-    ) -> impl Future<Output = Result<(), DispenserError>> + Send;
-}
-
-/// Opens the port and runs sessions until shutdown: after a port error, or a port that cannot
-/// be opened, it waits out a backoff (1 s doubling to 30 s, beating the heartbeat) and opens
-/// the port again, forever.
-pub(crate) async fn run_reconnecting<D: LineDriver + Send>(
-    driver: &mut D,
-    events: mpsc::Sender<DispenserEvent>,
-    mut shutdown: watch::Receiver<bool>,
-) -> Result<(), DispenserError> {
-    let mut backoff = BACKOFF_MIN;
-    let port_name = driver.line_config().port.display().to_string();
-    loop {
-        driver.line_heartbeat().beat();
-        if is_shutdown(&shutdown) {
-            return Ok(());
-        }
-        match driver.line_config().open_port() {
-            Ok(port) => {
-                tracing::info!(port = %port_name, fps = driver.fuelling_points(), "{}", D::OPENED);
-                backoff = BACKOFF_MIN;
-                match driver.session(port, &events, &mut shutdown).await? {
-                    SessionEnd::Shutdown => return Ok(()),
-                    SessionEnd::PortLost(e) => {
-                        tracing::warn!(port = %port_name, error = %e, "DART line lost");
-                        driver.line_lost(&events).await?;
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(port = %port_name, error = %e, retry_s = backoff.as_secs(), "cannot open DART line");
-            }
-        }
-        if sleep_or_shutdown(backoff, &mut shutdown, driver.line_heartbeat()).await {
-            return Ok(());
-        }
-        backoff = (backoff * 2).min(BACKOFF_MAX);
     }
 }

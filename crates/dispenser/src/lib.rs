@@ -10,6 +10,7 @@ pub mod dart_driver;
 pub mod dart_listener;
 pub mod dart_master;
 pub mod driver;
+mod line;
 pub mod wire_observer;
 
 pub use config::{DartConfig, DartMode, DecimalsConfig, FpConfig};
