@@ -539,6 +539,31 @@ pub fn generate(
     generate_with_visits(config, trace, truth).map(|(summary, _)| summary)
 }
 
+/// Scenario seconds to trace milliseconds.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    start_ms: UnixMillis,
+}
+
+impl Clock {
+    fn ms(self, s: f64) -> UnixMillis {
+        self.start_ms + (s * 1000.0).round() as i64
+    }
+}
+
+/// What every frame of a scenario is drawn from.
+struct Scene<'a> {
+    config: &'a ScenarioConfig,
+    views: &'a [View],
+    layout: &'a Layout,
+    clock: Clock,
+    /// No drops, no jitter, every plate read right.
+    ideal: bool,
+}
+
+/// A camera outage: camera index, from, until (scenario seconds).
+type Outage = (usize, f64, f64);
+
 /// [`generate`], also giving every visit (customer) of the scenario, sorted by `queue_t` then FP.
 pub fn generate_with_visits(
     config: &ScenarioConfig,
@@ -548,7 +573,45 @@ pub fn generate_with_visits(
     let mut rng = Rng::new(config.seed);
     let views = views();
     let layout = station_layout();
-    let start_ms: UnixMillis = 1_700_000_000_000 + (config.seed % 1000) as i64 * 86_400_000;
+    let clock = Clock {
+        start_ms: 1_700_000_000_000 + (config.seed % 1000) as i64 * 86_400_000,
+    };
+    let mut visits = plan_visits(config, &mut rng);
+    let end_s = visits.iter().map(|v| v.gone_s).fold(0.0, f64::max) + 30.0;
+    let scene = Scene {
+        config,
+        views: &views,
+        layout: &layout,
+        clock,
+        ideal: config.camera == CameraModel::Ideal,
+    };
+    let mut records: Vec<(UnixMillis, TraceRecord)> = Vec::new();
+    let mut summary = ScenarioSummary::default();
+    // Frames: each camera on its own clock, with single drops and longer outages.
+    let mut frame_rng = Rng::new(rng.next_u64());
+    let mut outages: Vec<Outage> = Vec::new();
+    for camera_idx in 0..CAMERAS.len() {
+        camera_frames(
+            &scene,
+            camera_idx,
+            end_s,
+            &mut visits,
+            &mut frame_rng,
+            &mut outages,
+            &mut records,
+            &mut summary,
+        );
+    }
+    let sales = pump_records(&scene, &visits, &outages, &mut records);
+    number_sales(sales, &mut truth, &mut records, &mut summary)?;
+    // Equal times keep the order above (frames, then pump events).
+    write_trace(trace, &layout, records)?;
+    truth.flush()?;
+    Ok((summary, truth_visits(&visits, clock)))
+}
+
+/// Every fuelling point's customers, in the order they queue.
+fn plan_visits(config: &ScenarioConfig, rng: &mut Rng) -> Vec<Visit> {
     let per_lane = config.sales.div_ceil(FPS.len());
     let mut visits: Vec<Visit> = Vec::new();
     for fp in FPS {
@@ -557,225 +620,279 @@ pub fn generate_with_visits(
     }
     tag_cross_cases(&mut visits);
     visits.sort_by(|a, b| a.queue_s.total_cmp(&b.queue_s).then(a.fp.cmp(&b.fp)));
-    let end_s = visits.iter().map(|v| v.gone_s).fold(0.0, f64::max) + 30.0;
-    let to_ms = |s: f64| start_ms + (s * 1000.0).round() as i64;
+    visits
+}
 
-    let mut records: Vec<(UnixMillis, TraceRecord)> = Vec::new();
-    let mut summary = ScenarioSummary::default();
-    // Frames: each camera on its own clock, with single drops and longer outages.
-    let mut frame_rng = Rng::new(rng.next_u64());
-    let mut drops: Vec<(usize, f64, f64)> = Vec::new();
-    let ideal = config.camera == CameraModel::Ideal;
-    for (camera_idx, camera) in CAMERAS.iter().enumerate() {
-        let camera_views: Vec<&View> = views.iter().filter(|v| v.camera == *camera).collect();
-        let mut t_ms = start_ms + 37 * camera_idx as i64;
-        let mut outage_until = f64::MIN;
-        let mut first_active = 0;
-        while t_ms < to_ms(end_s) {
-            let t = (t_ms - start_ms) as f64 / 1000.0;
-            t_ms += config.frame_ms + frame_rng.below(20) as i64;
-            if t < outage_until {
+/// One camera's frames, on its own clock, with single drops and longer outages (recorded in
+/// `outages`).
+#[allow(clippy::too_many_arguments)]
+fn camera_frames(
+    scene: &Scene<'_>,
+    camera_idx: usize,
+    end_s: f64,
+    visits: &mut [Visit],
+    rng: &mut Rng,
+    outages: &mut Vec<Outage>,
+    records: &mut Vec<(UnixMillis, TraceRecord)>,
+    summary: &mut ScenarioSummary,
+) {
+    let camera = CAMERAS[camera_idx];
+    let start_ms = scene.clock.start_ms;
+    let mut t_ms = start_ms + 37 * camera_idx as i64;
+    let mut outage_until = f64::MIN;
+    let mut first_active = 0;
+    while t_ms < scene.clock.ms(end_s) {
+        let t = (t_ms - start_ms) as f64 / 1000.0;
+        t_ms += scene.config.frame_ms + rng.below(20) as i64;
+        if t < outage_until {
+            continue;
+        }
+        if !scene.ideal && rng.chance(scene.config.frame_ms as f64 / 600_000.0) {
+            outage_until = t + rng.range(2.0, 25.0);
+            outages.push((camera_idx, t, outage_until));
+            continue;
+        }
+        if !scene.ideal && rng.chance(0.03) {
+            continue;
+        }
+        while first_active < visits.len() && visits[first_active].gone_s + 600.0 < t {
+            first_active += 1;
+        }
+        let plates = frame_plates(scene, camera_idx, t, &mut visits[first_active..], rng);
+        summary.frames += 1;
+        summary.plate_reads += plates.len();
+        let t_ms = scene.clock.ms(t);
+        let frame = TraceRecord::Frame {
+            t: t_ms,
+            camera: camera.to_string(),
+            plates,
+        };
+        records.push((t_ms, frame));
+    }
+}
+
+/// What one frame of `camera_idx` at `t` reads of the visits around (`active`: those not long
+/// gone, in queue order).
+fn frame_plates(
+    scene: &Scene<'_>,
+    camera_idx: usize,
+    t: f64,
+    active: &mut [Visit],
+    rng: &mut Rng,
+) -> Vec<TracePlate> {
+    let camera = CAMERAS[camera_idx];
+    let mut plates = Vec::new();
+    for vi in 0..active.len() {
+        if active[vi].queue_s > t {
+            break;
+        }
+        for view in scene.views.iter().filter(|v| v.camera == camera) {
+            if view.fp != active[vi].fp {
                 continue;
             }
-            if !ideal && frame_rng.chance(config.frame_ms as f64 / 600_000.0) {
-                outage_until = t + frame_rng.range(2.0, 25.0);
-                drops.push((camera_idx, t, outage_until));
-                continue;
+            if let Some(plate) = read_in_view(scene, camera_idx, view, t, vi, active, rng) {
+                plates.push(plate);
             }
-            if !ideal && frame_rng.chance(0.03) {
-                continue;
-            }
-            while first_active < visits.len() && visits[first_active].gone_s + 600.0 < t {
-                first_active += 1;
-            }
-            let mut plates = Vec::new();
-            // Which lanes have a car standing at the pump now (for occlusion between cars).
-            let stopped_at = |fp: FpNumber, visits: &[Visit]| {
-                visits[first_active..]
-                    .iter()
-                    .take_while(|v| v.queue_s <= t)
-                    .any(|v| v.fp == fp && t >= v.stop_s && t < v.leave_s)
-            };
-            let queued_at = |fp: FpNumber, visits: &[Visit]| {
-                visits[first_active..]
-                    .iter()
-                    .take_while(|v| v.queue_s <= t)
-                    .any(|v| v.fp == fp && t >= v.queue_s && t < v.approach_s)
-            };
-            for vi in first_active..visits.len() {
-                if visits[vi].queue_s > t {
-                    break;
-                }
-                for view in &camera_views {
-                    let visit = &visits[vi];
-                    if view.fp != visit.fp {
-                        continue;
-                    }
-                    let Some(((x, y), still)) = visit.position(view, t) else {
-                        continue;
-                    };
-                    let jitter = if ideal { 0.0 } else { view.jitter };
-                    let x = x + frame_rng.normal() * jitter;
-                    let y = y + frame_rng.normal() * jitter;
-                    if !(0.01..=0.99).contains(&x) || !(0.01..=0.99).contains(&y) {
-                        continue;
-                    }
-                    let waiting = t < visit.approach_s;
-                    let scale = if waiting { 0.6 } else { 1.0 };
-                    let (w, h) = (view.box_size.0 * scale, view.box_size.1 * scale);
-                    let bbox = [
-                        (x - w / 2.0) as f32,
-                        (y - h / 2.0) as f32,
-                        (x + w / 2.0) as f32,
-                        (y + h / 2.0) as f32,
-                    ];
-                    let Some(plate) = &visit.plate else {
-                        // A motorbike's small plate now and then gives a garbage read.
-                        if !ideal && visit.customer == Customer::Motorbike && frame_rng.chance(0.15)
-                        {
-                            let garbage: String = (0..3 + frame_rng.below(3))
-                                .map(|_| char::from(b'A' + frame_rng.below(26) as u8))
-                                .collect();
-                            plates.push(TracePlate {
-                                text: garbage,
-                                conf: frame_rng.range(0.2, 0.5) as f32,
-                                bbox,
-                            });
-                        }
-                        continue;
-                    };
-                    let mut rate = visit.read_rate[camera_idx];
-                    if !still {
-                        rate *= 0.6; // motion blur
-                    }
-                    if waiting {
-                        rate *= 0.7; // far, small
-                    }
-                    if visit.occlusion[camera_idx].is_some_and(|(a, b)| t >= a && t < b) {
-                        rate = 0.0;
-                    }
-                    // From behind, a waiting car hides the rear plate of the one at the pump;
-                    // at the steep angle, a car at FP3 hides most of the one at FP4.
-                    if *camera == "cam2" && !waiting && queued_at(visit.fp, &visits) {
-                        rate *= 0.2;
-                    }
-                    if *camera == "cam3" && visit.fp == 4 && stopped_at(3, &visits) {
-                        rate *= 0.3;
-                    }
-                    let (text, conf) = if ideal {
-                        (plate.clone(), 0.95)
-                    } else {
-                        if !frame_rng.chance(rate) {
-                            continue;
-                        }
-                        let quality = view.quality * if still { 1.0 } else { 1.5 };
-                        let profile = visit.misreads.as_ref().expect("plated visits have one");
-                        let text = profile.read(plate, quality, &mut frame_rng);
-                        let conf = if text == *plate {
-                            0.75 + 0.24 * frame_rng.unit().sqrt()
-                        } else {
-                            0.5 + 0.45 * frame_rng.unit()
-                        };
-                        (text, conf)
-                    };
-                    let correct = text == *plate;
-                    let in_zone = matcher::Zone {
-                        camera: String::new(),
-                        polygon: view.zone.clone(),
-                    }
-                    .contains(x as f32, y as f32);
-                    if correct && in_zone && t >= visit.stop_s && t < visit.leave_s {
-                        visits[vi].correct_reads.push(t);
-                    }
-                    // In any zone, as the agent maps the box centre (from the f32 box, as it does).
-                    let (cx, cy) = ((bbox[0] + bbox[2]) / 2.0, (bbox[1] + bbox[3]) / 2.0);
-                    if layout.fps_at(camera, cx, cy).next().is_some() {
-                        let read_t = to_ms(t);
-                        let span = visits[vi].zone_reads.get_or_insert((read_t, read_t));
-                        span.0 = span.0.min(read_t);
-                        span.1 = span.1.max(read_t);
-                    }
-                    plates.push(TracePlate {
-                        text,
-                        conf: conf as f32,
-                        bbox,
-                    });
-                }
-            }
-            summary.frames += 1;
-            summary.plate_reads += plates.len();
-            records.push((
-                to_ms(t),
-                TraceRecord::Frame {
-                    t: to_ms(t),
-                    camera: (*camera).to_string(),
-                    plates,
-                },
-            ));
         }
     }
-    // Pump events and sales.
-    let mut sales: Vec<(UnixMillis, FpNumber, TruthLine, TraceRecord)> = Vec::new();
-    for v in &visits {
+    plates
+}
+
+/// Whether a car stands at the pump of `fp` at `t`.
+fn stopped_at(active: &[Visit], fp: FpNumber, t: f64) -> bool {
+    active
+        .iter()
+        .take_while(|v| v.queue_s <= t)
+        .any(|v| v.fp == fp && t >= v.stop_s && t < v.leave_s)
+}
+
+/// Whether a car waits in the queue of `fp` at `t`.
+fn queued_at(active: &[Visit], fp: FpNumber, t: f64) -> bool {
+    active
+        .iter()
+        .take_while(|v| v.queue_s <= t)
+        .any(|v| v.fp == fp && t >= v.queue_s && t < v.approach_s)
+}
+
+/// The read of visit `vi` in `view` at `t`, if the camera reads anything of it: its plate
+/// (right or misread), or garbage from a motorbike. Notes the visit's right reads at the pump
+/// and its reads in any zone.
+fn read_in_view(
+    scene: &Scene<'_>,
+    camera_idx: usize,
+    view: &View,
+    t: f64,
+    vi: usize,
+    active: &mut [Visit],
+    rng: &mut Rng,
+) -> Option<TracePlate> {
+    let camera = CAMERAS[camera_idx];
+    let ideal = scene.ideal;
+    let visit = &active[vi];
+    let ((x, y), still) = visit.position(view, t)?;
+    let jitter = if ideal { 0.0 } else { view.jitter };
+    let x = x + rng.normal() * jitter;
+    let y = y + rng.normal() * jitter;
+    if !(0.01..=0.99).contains(&x) || !(0.01..=0.99).contains(&y) {
+        return None;
+    }
+    let waiting = t < visit.approach_s;
+    let scale = if waiting { 0.6 } else { 1.0 };
+    let (w, h) = (view.box_size.0 * scale, view.box_size.1 * scale);
+    let bbox = [
+        (x - w / 2.0) as f32,
+        (y - h / 2.0) as f32,
+        (x + w / 2.0) as f32,
+        (y + h / 2.0) as f32,
+    ];
+    let Some(plate) = &visit.plate else {
+        // A motorbike's small plate now and then gives a garbage read.
+        if !ideal && visit.customer == Customer::Motorbike && rng.chance(0.15) {
+            let garbage: String = (0..3 + rng.below(3))
+                .map(|_| char::from(b'A' + rng.below(26) as u8))
+                .collect();
+            return Some(TracePlate {
+                text: garbage,
+                conf: rng.range(0.2, 0.5) as f32,
+                bbox,
+            });
+        }
+        return None;
+    };
+    let mut rate = visit.read_rate[camera_idx];
+    if !still {
+        rate *= 0.6; // motion blur
+    }
+    if waiting {
+        rate *= 0.7; // far, small
+    }
+    if visit.occlusion[camera_idx].is_some_and(|(a, b)| t >= a && t < b) {
+        rate = 0.0;
+    }
+    // From behind, a waiting car hides the rear plate of the one at the pump;
+    // at the steep angle, a car at FP3 hides most of the one at FP4.
+    if camera == "cam2" && !waiting && queued_at(active, visit.fp, t) {
+        rate *= 0.2;
+    }
+    if camera == "cam3" && visit.fp == 4 && stopped_at(active, 3, t) {
+        rate *= 0.3;
+    }
+    let (text, conf) = if ideal {
+        (plate.clone(), 0.95)
+    } else {
+        if !rng.chance(rate) {
+            return None;
+        }
+        let quality = view.quality * if still { 1.0 } else { 1.5 };
+        let profile = visit.misreads.as_ref()?;
+        let text = profile.read(plate, quality, rng);
+        let conf = if text == *plate {
+            0.75 + 0.24 * rng.unit().sqrt()
+        } else {
+            0.5 + 0.45 * rng.unit()
+        };
+        (text, conf)
+    };
+    let correct = text == *plate;
+    let in_zone = matcher::Zone {
+        camera: String::new(),
+        polygon: view.zone.clone(),
+    }
+    .contains(x as f32, y as f32);
+    let at_pump = t >= visit.stop_s && t < visit.leave_s;
+    if correct && in_zone && at_pump {
+        active[vi].correct_reads.push(t);
+    }
+    // In any zone, as the agent maps the box centre (from the f32 box, as it does).
+    let (cx, cy) = ((bbox[0] + bbox[2]) / 2.0, (bbox[1] + bbox[3]) / 2.0);
+    if scene.layout.fps_at(camera, cx, cy).next().is_some() {
+        let read_t = scene.clock.ms(t);
+        let span = active[vi].zone_reads.get_or_insert((read_t, read_t));
+        span.0 = span.0.min(read_t);
+        span.1 = span.1.max(read_t);
+    }
+    Some(TracePlate {
+        text,
+        conf: conf as f32,
+        bbox,
+    })
+}
+
+/// A sale waiting for its number: when, where, its truth and its record.
+type PlannedSale = (UnixMillis, FpNumber, TruthLine, TraceRecord);
+
+/// The nozzle events of every fill (into `records`) and its sale with its truth (returned).
+fn pump_records(
+    scene: &Scene<'_>,
+    visits: &[Visit],
+    outages: &[Outage],
+    records: &mut Vec<(UnixMillis, TraceRecord)>,
+) -> Vec<PlannedSale> {
+    let clock = scene.clock;
+    let mut sales = Vec::new();
+    for v in visits {
         for s in &v.sales {
-            records.push((
-                to_ms(s.out_s),
-                TraceRecord::Nozzle {
-                    t: to_ms(s.out_s),
+            for (at, state) in [
+                (s.out_s, matcher::NozzleState::Out),
+                (s.in_s, matcher::NozzleState::In),
+            ] {
+                let nozzle = TraceRecord::Nozzle {
+                    t: clock.ms(at),
                     fp: v.fp,
                     nozzle: s.nozzle,
-                    state: matcher::NozzleState::Out,
-                },
-            ));
-            records.push((
-                to_ms(s.in_s),
-                TraceRecord::Nozzle {
-                    t: to_ms(s.in_s),
-                    fp: v.fp,
-                    nozzle: s.nozzle,
-                    state: matcher::NozzleState::In,
-                },
-            ));
+                    state,
+                };
+                records.push((clock.ms(at), nozzle));
+            }
             let mut cases: BTreeSet<&str> = s.cases.clone();
-            if drops.iter().any(|&(camera, a, b)| {
-                views
+            let camera_out = outages.iter().any(|&(camera, a, b)| {
+                scene
+                    .views
                     .iter()
                     .any(|view| view.fp == v.fp && view.camera == CAMERAS[camera])
                     && a < s.in_s
                     && b > s.out_s
-            }) {
+            });
+            if camera_out {
                 cases.insert("frame_drop");
             }
             let price = Decimal::new(785, 2);
             let amount = (s.volume_centilitres * 785 + 50) / 100;
-            sales.push((
-                to_ms(s.sale_s),
-                v.fp,
-                TruthLine {
-                    sale_ref: String::new(),
-                    plate: v.plate.clone(),
-                    // Readable: the plate was read right at least 3 times while the car stood
-                    // at the pump before the matcher can decide (sale + its 5 s grace).
-                    readable: v.plate.is_some()
-                        && v.correct_reads
-                            .iter()
-                            .filter(|&&t| t <= s.sale_s + 5.0)
-                            .count()
-                            >= 3,
-                    cases: cases.iter().map(|c| c.to_string()).collect(),
-                },
-                TraceRecord::Sale {
-                    t: to_ms(s.sale_s),
-                    fp: v.fp,
-                    nozzle: s.nozzle,
-                    volume: Decimal::new(s.volume_centilitres, 2),
-                    amount: Decimal::new(amount, 2),
-                    price,
-                    sale_ref: None,
-                },
-            ));
+            // Readable: the plate was read right at least 3 times while the car stood at the
+            // pump before the matcher can decide (sale + its 5 s grace).
+            let right_reads = v
+                .correct_reads
+                .iter()
+                .filter(|&&t| t <= s.sale_s + 5.0)
+                .count();
+            let truth = TruthLine {
+                sale_ref: String::new(),
+                plate: v.plate.clone(),
+                readable: v.plate.is_some() && right_reads >= 3,
+                cases: cases.iter().map(|c| c.to_string()).collect(),
+            };
+            let sale = TraceRecord::Sale {
+                t: clock.ms(s.sale_s),
+                fp: v.fp,
+                nozzle: s.nozzle,
+                volume: Decimal::new(s.volume_centilitres, 2),
+                amount: Decimal::new(amount, 2),
+                price,
+                sale_ref: None,
+            };
+            sales.push((clock.ms(s.sale_s), v.fp, truth, sale));
         }
     }
+    sales
+}
+
+/// Numbers the sales `s1`, `s2`, ... in time order, writes their truth and adds their records.
+fn number_sales(
+    mut sales: Vec<PlannedSale>,
+    truth: &mut impl Write,
+    records: &mut Vec<(UnixMillis, TraceRecord)>,
+    summary: &mut ScenarioSummary,
+) -> io::Result<()> {
     sales.sort_by_key(|(t, fp, _, _)| (*t, *fp));
     for (n, (t, _, mut truth_line, mut record)) in sales.into_iter().enumerate() {
         let sale_ref = format!("s{}", n + 1);
@@ -788,35 +905,36 @@ pub fn generate_with_visits(
         records.push((t, record));
         summary.sales += 1;
     }
-    // Equal times keep the order above (frames, then pump events).
-    write_trace(trace, &layout, records)?;
-    truth.flush()?;
-    let truth_visits = visits
+    Ok(())
+}
+
+/// Each visit as the truth tells it: its times, its reads in the zones and its fills.
+fn truth_visits(visits: &[Visit], clock: Clock) -> Vec<TruthVisit> {
+    visits
         .iter()
         .map(|v| TruthVisit {
             fp: v.fp,
             plate: v.plate.clone(),
-            queue_t: to_ms(v.queue_s),
-            approach_t: to_ms(v.approach_s),
-            stop_t: to_ms(v.stop_s),
-            leave_t: to_ms(v.leave_s),
-            gone_t: to_ms(v.gone_s),
+            queue_t: clock.ms(v.queue_s),
+            approach_t: clock.ms(v.approach_s),
+            stop_t: clock.ms(v.stop_s),
+            leave_t: clock.ms(v.leave_s),
+            gone_t: clock.ms(v.gone_s),
             zone_reads: v.zone_reads,
             fills: v
                 .sales
                 .iter()
                 .map(|s| TruthFill {
                     nozzle: s.nozzle,
-                    nozzle_out_t: to_ms(s.out_s),
-                    nozzle_in_t: to_ms(s.in_s),
-                    sale_t: to_ms(s.sale_s),
+                    nozzle_out_t: clock.ms(s.out_s),
+                    nozzle_in_t: clock.ms(s.in_s),
+                    sale_t: clock.ms(s.sale_s),
                     volume: Decimal::new(s.volume_centilitres, 2),
                     amount: Decimal::new((s.volume_centilitres * 785 + 50) / 100, 2),
                 })
                 .collect(),
         })
-        .collect();
-    Ok((summary, truth_visits))
+        .collect()
 }
 
 #[cfg(test)]
