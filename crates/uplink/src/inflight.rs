@@ -27,6 +27,15 @@ pub(crate) struct InflightTracker {
     awaiting_ack: HashMap<u16, Sent>,
 }
 
+/// Records and packet ids can no longer be paired.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum PairingError {
+    #[error("publish {pkid} written that was not handed over")]
+    NotHandedOver { pkid: u16 },
+    #[error("packet id {pkid} reused while {replaced:?} still awaits its ack")]
+    Reused { pkid: u16, replaced: Sent },
+}
+
 impl InflightTracker {
     /// A publish was handed to the MQTT client.
     pub fn handed_over(&mut self, sent: Sent) {
@@ -38,18 +47,16 @@ impl InflightTracker {
     /// Errs when the pairing can no longer be trusted (a publish we did not hand over, or an id
     /// reused before its ack): an ack could then delete a record the broker does not have, so
     /// the caller must end the session; everything not deleted is sent again in the next one.
-    pub fn written(&mut self, pkid: u16) -> Result<(), String> {
+    pub fn written(&mut self, pkid: u16) -> Result<(), PairingError> {
         let Some(sent) = self.queued.pop_front() else {
-            return Err(format!("publish {pkid} written that was not handed over"));
+            return Err(PairingError::NotHandedOver { pkid });
         };
         if pkid == 0 {
             return Ok(());
         }
         match self.awaiting_ack.insert(pkid, sent) {
             None => Ok(()),
-            Some(replaced) => Err(format!(
-                "packet id {pkid} reused while {replaced:?} still awaits its ack"
-            )),
+            Some(replaced) => Err(PairingError::Reused { pkid, replaced }),
         }
     }
 
@@ -113,9 +120,14 @@ mod tests {
         t.handed_over(rec(10));
         t.handed_over(rec(11));
         t.written(1).unwrap();
-        let err = t.written(1).unwrap_err();
-        assert!(err.contains("reused"), "{err}");
-        assert!(t.written(2).unwrap_err().contains("not handed over"));
+        assert_eq!(
+            t.written(1),
+            Err(PairingError::Reused {
+                pkid: 1,
+                replaced: rec(10)
+            })
+        );
+        assert_eq!(t.written(2), Err(PairingError::NotHandedOver { pkid: 2 }));
     }
 
     #[test]

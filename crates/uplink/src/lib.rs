@@ -160,17 +160,13 @@ impl Uplink {
             clean_start = false;
             match session {
                 SessionEnd::Shutdown => return Ok(()),
-                SessionEnd::Lost {
-                    connected_for,
-                    oversized_incoming,
-                    why,
-                } => {
+                SessionEnd::Lost { connected_for, why } => {
                     // A packet over our incoming limit kills the connection, and a persistent
                     // session would get it delivered again at every reconnect, for ever. Start
                     // the next session clean: the broker drops what it stored for us (our
                     // outbox keeps everything of ours). A retained one comes again with every
                     // subscription; the backoff below keeps that from becoming a storm.
-                    if oversized_incoming {
+                    if why.oversized_incoming() {
                         tracing::error!("uplink: the broker sent a packet over the incoming limit; reconnecting with a clean session to drop it");
                         clean_start = true;
                     }

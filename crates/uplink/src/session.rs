@@ -24,7 +24,7 @@ use crate::commands::{
     CommandReply, CommandRequest, CommandSet,
 };
 use crate::health::{health_payload, OutboxFigures, UplinkHealth};
-use crate::inflight::{InflightTracker, Sent};
+use crate::inflight::{InflightTracker, PairingError, Sent};
 use crate::status::StationStatus;
 use crate::UplinkConfig;
 
@@ -73,10 +73,55 @@ pub(crate) enum SessionEnd {
     Lost {
         /// How long the connection had been up (None: it never came up).
         connected_for: Option<Duration>,
-        /// The broker sent a packet over our incoming limit.
-        oversized_incoming: bool,
-        why: String,
+        why: SessionLost,
     },
+}
+
+/// Why a valid command does not run; the text goes back to HQ.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum NotAdmitted {
+    #[error("stale command: {0}")]
+    Stale(String),
+    #[error("busy: a resend is running; ask again when it has answered")]
+    ResendRunning,
+    #[error("duplicate command id {0:?}: already carried out (a redelivery)")]
+    Duplicate(String),
+}
+
+/// Why a session ended other than by shutdown.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SessionLost {
+    #[error(transparent)]
+    Connection(Box<rumqttc::ConnectionError>),
+    #[error("MQTT event loop stopped")]
+    EventLoopStopped,
+    #[error("MQTT client refused a publish: {0}")]
+    PublishRefused(rumqttc::ClientError),
+    #[error("MQTT client refused the status publish: {0}")]
+    StatusRefused(rumqttc::ClientError),
+    #[error("MQTT client refused the command subscription: {0}")]
+    SubscribeRefused(rumqttc::ClientError),
+    /// Records are paired with packet ids by order; an ack we cannot place means that pairing
+    /// is off, so no later ack can be trusted to delete the right record.
+    #[error("PUBACK for packet id {0} that awaits none")]
+    UnplacedAck(u16),
+    #[error(transparent)]
+    Pairing(#[from] PairingError),
+}
+
+impl SessionLost {
+    /// The broker sent a packet over our incoming limit (a retained oversized command).
+    pub fn oversized_incoming(&self) -> bool {
+        let SessionLost::Connection(e) = self else {
+            return false;
+        };
+        matches!(
+            **e,
+            ConnectionError::MqttState(StateError::Deserialization(
+                rumqttc::Error::PayloadSizeLimitExceeded(_)
+            ))
+        )
+    }
 }
 
 /// Runs one session to its end.
@@ -204,11 +249,11 @@ impl Session<'_> {
                             }
                             Some(Err(e)) => {
                                 self.finish_deletes().await;
-                                return self.connection_failed(&e);
+                                return self.lost(SessionLost::Connection(Box::new(e)));
                             }
                             None => {
                                 self.finish_deletes().await;
-                                return self.lost("MQTT event loop stopped".into());
+                                return self.lost(SessionLost::EventLoopStopped);
                             }
                         }
                         if taken == ACK_BATCH {
@@ -232,7 +277,7 @@ impl Session<'_> {
         }
     }
 
-    fn handle(&mut self, event: Event, ever_connected: &mut bool) -> Result<(), String> {
+    fn handle(&mut self, event: Event, ever_connected: &mut bool) -> Result<(), SessionLost> {
         match event {
             Event::Incoming(Packet::ConnAck(ack)) => {
                 tracing::info!(
@@ -254,7 +299,7 @@ impl Session<'_> {
                 let filter = format!("{}/+", self.shared.config.command_root());
                 self.client
                     .try_subscribe(filter, QoS::AtLeastOnce)
-                    .map_err(|e| format!("MQTT client refused the command subscription: {e}"))?;
+                    .map_err(SessionLost::SubscribeRefused)?;
             }
             Event::Incoming(Packet::Publish(publish)) => {
                 self.on_command(&publish.topic, publish.retain, &publish.payload);
@@ -271,12 +316,7 @@ impl Session<'_> {
                 Some(Sent::Status | Sent::Notice) => {}
                 // Records are paired with packet ids by order; an ack we cannot place means
                 // that pairing is off, so no later ack can be trusted to delete the right one.
-                None => {
-                    return Err(format!(
-                        "PUBACK for packet id {} that awaits none",
-                        ack.pkid
-                    ))
-                }
+                None => return Err(SessionLost::UnplacedAck(ack.pkid)),
             },
             _ => {}
         }
@@ -285,7 +325,7 @@ impl Session<'_> {
 
     /// Hands read-ahead records to the client until `max_inflight` are unacknowledged or none
     /// are ready.
-    fn publish_ready(&mut self) -> Result<(), String> {
+    fn publish_ready(&mut self) -> Result<(), SessionLost> {
         if !self.connected {
             return Ok(());
         }
@@ -307,7 +347,7 @@ impl Session<'_> {
             };
             self.client
                 .try_publish(record.topic, QoS::AtLeastOnce, false, record.payload)
-                .map_err(|e| format!("MQTT client refused a publish: {e}"))?;
+                .map_err(SessionLost::PublishRefused)?;
             self.tracker.handed_over(sent);
             in_flight += 1;
             UplinkHealth::add(&self.shared.health.published, 1);
@@ -407,7 +447,7 @@ impl Session<'_> {
         self.caught_up = true;
     }
 
-    fn publish_status(&mut self, payload: Vec<u8>) -> Result<(), String> {
+    fn publish_status(&mut self, payload: Vec<u8>) -> Result<(), SessionLost> {
         self.client
             .try_publish(
                 self.shared.config.status_topic(),
@@ -415,7 +455,7 @@ impl Session<'_> {
                 true,
                 payload,
             )
-            .map_err(|e| format!("MQTT client refused the status publish: {e}"))?;
+            .map_err(SessionLost::StatusRefused)?;
         self.tracker.handed_over(Sent::Status);
         Ok(())
     }
@@ -486,7 +526,7 @@ impl Session<'_> {
         if let Err(why) = self.admit(&command) {
             tracing::warn!(id = %command.id, "command refused: {why}");
             UplinkHealth::add(&health.commands_refused, 1);
-            let reply = CommandReply::Failed(why);
+            let reply = CommandReply::Failed(why.to_string());
             self.publish_notice(
                 reply_topic,
                 QoS::AtLeastOnce,
@@ -573,7 +613,7 @@ impl Session<'_> {
     /// Whether a valid command may run: not stale, not a redelivery of one already carried out
     /// (ids are kept in the outbox for `COMMAND_ID_WINDOW_MS`), and for `resend`, none running.
     /// `ping` changes nothing and is always answered.
-    fn admit(&self, command: &Command) -> Result<(), String> {
+    fn admit(&self, command: &Command) -> Result<(), NotAdmitted> {
         if matches!(command.action, CommandAction::Ping) {
             return Ok(());
         }
@@ -584,7 +624,7 @@ impl Session<'_> {
             s => i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX),
         };
         if let Some(why) = command.stale(now, max_age_ms) {
-            return Err(format!("stale command: {why}"));
+            return Err(NotAdmitted::Stale(why));
         }
         let resend = matches!(command.action, CommandAction::Resend { .. });
         if resend
@@ -593,7 +633,7 @@ impl Session<'_> {
                 .resend_running
                 .swap(true, std::sync::atomic::Ordering::AcqRel)
         {
-            return Err("busy: a resend is running; ask again when it has answered".into());
+            return Err(NotAdmitted::ResendRunning);
         }
         // A short SQLite write; commands are rare.
         match self
@@ -608,10 +648,7 @@ impl Session<'_> {
                         .resend_running
                         .store(false, std::sync::atomic::Ordering::Release);
                 }
-                Err(format!(
-                    "duplicate command id {:?}: already carried out (a redelivery)",
-                    command.id
-                ))
+                Err(NotAdmitted::Duplicate(command.id.clone()))
             }
             Err(e) => {
                 // Better run it than refuse everything while the disk is full.
@@ -707,25 +744,9 @@ impl Session<'_> {
         SessionEnd::Shutdown
     }
 
-    fn lost(&mut self, why: String) -> SessionEnd {
-        self.ended(why, false)
-    }
-
-    /// The MQTT connection failed: lost, and whether the broker sent more than we take.
-    fn connection_failed(&mut self, e: &ConnectionError) -> SessionEnd {
-        let oversized_incoming = matches!(
-            e,
-            ConnectionError::MqttState(StateError::Deserialization(
-                rumqttc::Error::PayloadSizeLimitExceeded(_)
-            ))
-        );
-        self.ended(e.to_string(), oversized_incoming)
-    }
-
-    fn ended(&self, why: String, oversized_incoming: bool) -> SessionEnd {
+    fn lost(&mut self, why: SessionLost) -> SessionEnd {
         SessionEnd::Lost {
             connected_for: self.connected_at.map(|t| t.elapsed()),
-            oversized_incoming,
             why,
         }
     }
