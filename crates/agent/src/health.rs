@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use camera::FrameSlot;
 use outbox::Outbox;
-use serde_json::json;
 use tokio::sync::watch;
 use tracing::info;
 use uplink::{HealthPublisher, UplinkHealth};
+use wire::{AgentHealth, CameraHealth, PlateReaderHealth};
 
 use station::reader::ReaderStats;
 
@@ -64,10 +64,13 @@ pub async fn log_health(
                 s.connected.load(Ordering::Relaxed),
             );
             info!(camera = %name, fps, dropped, reconnects, connected, "health: camera");
-            camera_reports.push(json!({
-                "name": name, "fps": fps, "dropped": dropped,
-                "reconnects": reconnects, "connected": connected,
-            }));
+            camera_reports.push(CameraHealth {
+                name: name.clone(),
+                fps,
+                dropped,
+                reconnects,
+                connected,
+            });
             last_frames[i] = frames;
         }
         let read_ms = vision.read_us.load(Ordering::Relaxed) as f64 / 1000.0;
@@ -79,16 +82,18 @@ pub async fn log_health(
                  loses them; pumps keep their sales until written)"
             ));
         }
-        publisher.set(json!({
-            "alarms": alarms_now,
-            "outbox_writes_in_memory": in_memory,
-            "cameras": camera_reports,
-            "plates": {
-                "frames_read": vision.frames_read.load(Ordering::Relaxed),
-                "read_errors": vision.read_errors.load(Ordering::Relaxed),
-                "model_latency_ms": read_ms,
+        let agent = AgentHealth {
+            alarms: alarms_now,
+            outbox_writes_in_memory: in_memory,
+            cameras: camera_reports,
+            plates: PlateReaderHealth {
+                frames_read: vision.frames_read.load(Ordering::Relaxed),
+                read_errors: vision.read_errors.load(Ordering::Relaxed),
+                model_latency_ms: read_ms,
             },
-        }));
+        };
+        // Numbers and strings only (a non-finite fps would be written as null).
+        publisher.set(serde_json::to_value(agent).unwrap_or_default());
         let outbox = outbox.clone();
         let (depth, oldest) = tokio::task::spawn_blocking(move || {
             (outbox.depth().ok(), outbox.oldest_created().ok().flatten())

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use forecourt_events::{now_millis, UnixMillis};
 use outbox::{CapState, OutboxUsage};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::watch;
 
 #[derive(Debug, Default)]
@@ -116,36 +116,36 @@ pub(crate) fn health_payload(
     let age_s = |t: UnixMillis| (now - t).max(0) / 1000;
     let usage = outbox.usage.as_ref();
     let oldest_age_s = usage.and_then(|u| u.oldest_created).map(age_s);
-    json!({
-        "station": station,
-        "t": now,
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_s": age_s(started),
+    let health = wire::Health {
+        station: station.to_owned(),
+        t: now,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        uptime_s: age_s(started),
         // How far behind HQ is: age of the oldest record it has not acknowledged (0: none).
-        "sync_lag_s": usage.map(|_| oldest_age_s.unwrap_or(0)),
-        "uplink": {
-            "connected": up.connected,
-            "published": up.published,
-            "acked": up.acked,
-            "reconnects": up.reconnects,
-            "outbox_errors": up.outbox_errors,
-            "dead_letters": up.dead_letters,
-            "commands": up.commands,
-            "commands_refused": up.commands_refused,
-            "last_ack_lag_ms": up.last_ack_lag_ms,
+        sync_lag_s: usage.map(|_| oldest_age_s.unwrap_or(0)),
+        uplink: wire::UplinkFigures {
+            connected: up.connected,
+            published: up.published,
+            acked: up.acked,
+            reconnects: up.reconnects,
+            outbox_errors: up.outbox_errors,
+            dead_letters: up.dead_letters,
+            commands: up.commands,
+            commands_refused: up.commands_refused,
+            last_ack_lag_ms: up.last_ack_lag_ms,
         },
-        "outbox": {
-            "depth": usage.map(|u| u.records),
-            "bytes": usage.map(|u| u.bytes),
-            "oldest_age_s": oldest_age_s,
-            "cap": outbox.cap.as_str(),
-            "alarm": outbox.cap != CapState::Ok,
-            "dropped": outbox.dropped,
-            "archive_records": usage.map(|u| u.archive_records),
-            "archive_bytes": usage.map(|u| u.archive_bytes),
+        outbox: wire::OutboxFigures {
+            depth: usage.map(|u| u.records),
+            bytes: usage.map(|u| u.bytes),
+            oldest_age_s,
+            cap: outbox.cap.as_str().to_owned(),
+            alarm: outbox.cap != CapState::Ok,
+            dropped: outbox.dropped,
+            archive_records: usage.map(|u| u.archive_records),
+            archive_bytes: usage.map(|u| u.archive_bytes),
         },
-        "agent": agent,
-    })
-    .to_string()
-    .into_bytes()
+        agent: agent.clone(),
+    };
+    // Numbers, strings and a JSON value: this cannot fail.
+    serde_json::to_vec(&health).unwrap_or_default()
 }

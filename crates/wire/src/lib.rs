@@ -11,6 +11,7 @@ mod correction;
 mod dead_letter;
 mod dispenser;
 mod envelope;
+mod health;
 mod sale;
 mod status;
 mod stream;
@@ -25,6 +26,9 @@ pub use correction::{HqCorrection, MatcherCorrection, SaleCorrection};
 pub use dead_letter::{DeadLetter, DeadLetterRecord};
 pub use dispenser::{NozzleBody, NozzleState, PumpBody, PumpState, SaleGapBody};
 pub use envelope::Envelope;
+pub use health::{
+    AgentHealth, CameraHealth, Health, OutboxFigures, PlateReaderHealth, UplinkFigures,
+};
 pub use sale::SaleBody;
 pub use status::{Status, StatusState};
 pub use stream::{Event, Stream, UnknownStream, WireError};

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use serde_json::Value;
-use wire::{Envelope, Event, Status, Stream};
+use wire::{AgentHealth, Envelope, Event, Health, Status, Stream};
 
 fn doc() -> String {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/mqtt.md");
@@ -179,6 +179,32 @@ fn the_status_examples_are_the_status() {
     for example in &examples {
         let status: Status = serde_json::from_value(example.clone()).unwrap();
         assert_round_trip("status", example, &serde_json::to_value(&status).unwrap());
+    }
+}
+
+#[test]
+fn the_health_example_is_the_health_report() {
+    let doc = doc();
+    let text = section(&doc, "## `health`");
+    let example = &examples(text)[0];
+    let health: Health = serde_json::from_value(example.clone()).unwrap();
+    assert_round_trip("health", example, &serde_json::to_value(&health).unwrap());
+    let agent: AgentHealth = serde_json::from_value(health.agent.clone()).unwrap();
+    assert_round_trip(
+        "health.agent",
+        &health.agent,
+        &serde_json::to_value(&agent).unwrap(),
+    );
+    // Every field the table names by its path (`outbox.cap`) is in the example.
+    for name in table_fields(text).unwrap() {
+        if !name.contains('.') || name.contains('*') {
+            continue;
+        }
+        let found = name.split('.').try_fold(example, |at, key| at.get(key));
+        assert!(
+            found.is_some(),
+            "the health table explains {name}, which the example lacks"
+        );
     }
 }
 

@@ -1,0 +1,84 @@
+//! `health`: the periodic report of the uplink, the outbox and the agent.
+
+use forecourt_events::UnixMillis;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub station: String,
+    pub t: UnixMillis,
+    pub version: String,
+    pub uptime_s: i64,
+    /// Age of the oldest record HQ has not acknowledged (0: none); null when the outbox could
+    /// not be read.
+    pub sync_lag_s: Option<i64>,
+    pub uplink: UplinkFigures,
+    pub outbox: OutboxFigures,
+    /// The agent's part ([`AgentHealth`] from the forecourt-agent); null when it set none.
+    pub agent: serde_json::Value,
+}
+
+/// Since start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UplinkFigures {
+    pub connected: bool,
+    /// Records handed to MQTT (re-sends count again).
+    pub published: u64,
+    /// Acknowledged and moved out of the queue.
+    pub acked: u64,
+    /// Successful connections after the first.
+    pub reconnects: u64,
+    pub outbox_errors: u64,
+    pub dead_letters: u64,
+    /// Valid commands taken / commands the uplink itself answered with an error.
+    pub commands: u64,
+    pub commands_refused: u64,
+    /// Append-to-PUBACK time of the last acknowledged record (null before the first).
+    pub last_ack_lag_ms: Option<i64>,
+}
+
+/// The queue and the archive; the counts are null when the outbox could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxFigures {
+    pub depth: Option<u64>,
+    pub bytes: Option<u64>,
+    pub oldest_age_s: Option<i64>,
+    /// `ok`, `near_full`, `dropping` or `over_cap_protected`.
+    pub cap: String,
+    /// `cap != "ok"`.
+    pub alarm: bool,
+    /// Records dropped over the cap since the outbox file was created.
+    pub dropped: u64,
+    pub archive_records: Option<u64>,
+    pub archive_bytes: Option<u64>,
+}
+
+/// What the forecourt-agent puts in `agent`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentHealth {
+    /// Conditions an operator must act on, repeated in every report while they hold.
+    pub alarms: Vec<String>,
+    /// Outbox writes the disk refused, held in memory and retried.
+    pub outbox_writes_in_memory: usize,
+    pub cameras: Vec<CameraHealth>,
+    pub plates: PlateReaderHealth,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CameraHealth {
+    pub name: String,
+    /// Frames per second since the last report.
+    pub fps: f64,
+    /// Frames replaced in the camera's slot before the reader took them, since start.
+    pub dropped: u64,
+    pub reconnects: u64,
+    pub connected: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlateReaderHealth {
+    pub frames_read: u64,
+    pub read_errors: u64,
+    /// Mean time to read one frame, over the last frames.
+    pub model_latency_ms: f64,
+}
