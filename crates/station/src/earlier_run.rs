@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use forecourt_events::{Decimal, Sale};
+use serde::Deserialize;
 use serde_json::Value;
 use tracing::info;
 use wire::{NozzleBody, NozzleState, SaleBody};
@@ -80,7 +81,7 @@ impl EarlierRun {
 pub fn last_released_per_fp(sales: &[Value], nozzles: &[Value]) -> BTreeMap<u8, ReleasedSale> {
     let mut last: BTreeMap<u8, (i64, ReleasedSale)> = BTreeMap::new();
     for body in sales {
-        let Ok(sale) = serde_json::from_value::<SaleBody>(body.clone()) else {
+        let Ok(sale) = SaleBody::deserialize(body) else {
             continue;
         };
         if last
@@ -96,7 +97,7 @@ pub fn last_released_per_fp(sales: &[Value], nozzles: &[Value]) -> BTreeMap<u8, 
         }
     }
     for body in nozzles {
-        let Ok(nozzle) = serde_json::from_value::<NozzleBody>(body.clone()) else {
+        let Ok(nozzle) = NozzleBody::deserialize(body) else {
             continue;
         };
         let lifted_after = |(sale_t, _): &(i64, ReleasedSale)| nozzle.t > *sale_t;
