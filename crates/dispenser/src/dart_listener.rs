@@ -17,8 +17,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_serial::SerialStream;
 
 use crate::config::{DartConfig, DartMode};
-use crate::driver::{DispenserDriver, DispenserError};
-use crate::line::{run_reconnecting, LineDriver, SessionEnd};
+use crate::driver::DispenserError;
+use crate::line::{LineDriver, SessionEnd};
 use crate::wire_observer::WireObserver;
 
 /// Debounce deadlines are checked at least this often on a quiet wire.
@@ -127,7 +127,7 @@ impl LineDriver for DartListener {
         &self.cfg
     }
 
-    fn line_heartbeat(&self) -> &Heartbeat {
+    fn line_heartbeat(&self) -> &Arc<Heartbeat> {
         &self.heartbeat
     }
 
@@ -149,19 +149,5 @@ impl LineDriver for DartListener {
         events: &mpsc::Sender<DispenserEvent>,
     ) -> Result<(), DispenserError> {
         send_all(events, self.observer.all_offline(now_millis())).await
-    }
-}
-
-impl DispenserDriver for DartListener {
-    fn heartbeat(&self) -> Arc<Heartbeat> {
-        self.heartbeat.clone()
-    }
-
-    async fn run(
-        mut self,
-        events: mpsc::Sender<DispenserEvent>,
-        shutdown: watch::Receiver<bool>,
-    ) -> Result<(), DispenserError> {
-        run_reconnecting(&mut self, events, shutdown).await
     }
 }

@@ -30,8 +30,8 @@ use tokio::time::Instant;
 use tokio_serial::SerialStream;
 
 use crate::config::{DartConfig, DartMode};
-use crate::driver::{is_shutdown, sleep_or_shutdown, DispenserDriver, DispenserError};
-use crate::line::{run_reconnecting, LineDriver, SessionEnd};
+use crate::driver::{is_shutdown, sleep_or_shutdown, DispenserError};
+use crate::line::{LineDriver, SessionEnd};
 
 /// After this many NAKs for one of our blocks, restart the line (TX# 0) per the spec.
 const MAX_NAKS: u8 = 3;
@@ -190,7 +190,7 @@ impl LineDriver for DartMaster {
         &self.cfg
     }
 
-    fn line_heartbeat(&self) -> &Heartbeat {
+    fn line_heartbeat(&self) -> &Arc<Heartbeat> {
         &self.heartbeat
     }
 
@@ -212,20 +212,6 @@ impl LineDriver for DartMaster {
         events: &mpsc::Sender<DispenserEvent>,
     ) -> impl std::future::Future<Output = Result<(), DispenserError>> + Send {
         self.all_offline(events)
-    }
-}
-
-impl DispenserDriver for DartMaster {
-    fn heartbeat(&self) -> Arc<Heartbeat> {
-        self.heartbeat.clone()
-    }
-
-    async fn run(
-        mut self,
-        events: mpsc::Sender<DispenserEvent>,
-        shutdown: watch::Receiver<bool>,
-    ) -> Result<(), DispenserError> {
-        run_reconnecting(&mut self, events, shutdown).await
     }
 }
 

@@ -3,13 +3,16 @@
 
 use std::future::Future;
 use std::io;
+use std::sync::Arc;
 
 use forecourt_events::{DispenserEvent, Heartbeat};
 use tokio::sync::{mpsc, watch};
 use tokio_serial::SerialStream;
 
 use crate::config::DartConfig;
-use crate::driver::{is_shutdown, sleep_or_shutdown, DispenserError, BACKOFF_MAX, BACKOFF_MIN};
+use crate::driver::{
+    is_shutdown, sleep_or_shutdown, DispenserDriver, DispenserError, BACKOFF_MAX, BACKOFF_MIN,
+};
 
 /// Why a session on an open port ended.
 pub(crate) enum SessionEnd {
@@ -25,7 +28,7 @@ pub(crate) trait LineDriver {
 
     fn line_config(&self) -> &DartConfig;
 
-    fn line_heartbeat(&self) -> &Heartbeat;
+    fn line_heartbeat(&self) -> &Arc<Heartbeat>;
 
     /// Fuelling points on the line (for the log).
     fn fuelling_points(&self) -> usize;
@@ -80,5 +83,20 @@ pub(crate) async fn run_reconnecting<D: LineDriver + Send>(
             return Ok(());
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// A line driver is a dispenser driver: its heartbeat, and its sessions with reconnects.
+impl<D: LineDriver + Send + 'static> DispenserDriver for D {
+    fn heartbeat(&self) -> Arc<Heartbeat> {
+        self.line_heartbeat().clone()
+    }
+
+    async fn run(
+        mut self,
+        events: mpsc::Sender<DispenserEvent>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<(), DispenserError> {
+        run_reconnecting(&mut self, events, shutdown).await
     }
 }
