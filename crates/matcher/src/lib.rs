@@ -12,6 +12,7 @@ mod matcher;
 pub mod replay;
 mod stop_model;
 pub mod trace;
+mod trace_fields;
 pub mod tracker;
 pub mod vote;
 
@@ -21,7 +22,7 @@ pub use replay::{
     eval_match, replay, replay_with, EvalReport, ReplayError, ReplayedSale, TruthLine,
 };
 pub use trace::{
-    FrameRef, NozzleState, PlateRef, TraceError, TracePlate, TraceReader, TraceRecord,
-    TraceRecordRef, TraceWriter,
+    FrameRef, NozzleRecord, NozzleState, PlateRef, SaleRecord, TraceError, TracePlate, TraceReader,
+    TraceRecord, TraceRecordRef, TraceWriter,
 };
 pub use tracker::{Track, TrackRead, Tracker, TrackerConfig};

@@ -8,17 +8,9 @@
 //! plates are pushed into a buffer the caller reuses (a sale's decimals go through `Decimal`'s own
 //! parser, which allocates; sales are rare).
 
-use forecourt_events::{Decimal, FpNumber, UnixMillis};
-use serde::{Deserialize, Serialize};
+use forecourt_events::{Decimal, UnixMillis};
 
-/// A nozzle change as the trace records it (here, below both readers of the trace: the serde
-/// records of `trace.rs` and this scanner).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NozzleState {
-    Out,
-    In,
-}
+use crate::trace_fields::{NozzleRecord, NozzleState, SaleRecord};
 
 /// A byte range of the scanned line (the quotes of a string excluded).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,25 +38,9 @@ pub(crate) struct ScannedPlate {
 /// A record read by the scanner; a frame's plates are in the caller's buffer.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum ScannedRecord {
-    Frame {
-        t: UnixMillis,
-        camera: Span,
-    },
-    Nozzle {
-        t: UnixMillis,
-        fp: FpNumber,
-        nozzle: u8,
-        state: NozzleState,
-    },
-    Sale {
-        t: UnixMillis,
-        fp: FpNumber,
-        nozzle: u8,
-        volume: Decimal,
-        amount: Decimal,
-        price: Decimal,
-        sale_ref: Option<Span>,
-    },
+    Frame { t: UnixMillis, camera: Span },
+    Nozzle(NozzleRecord),
+    Sale(SaleRecord<Span>),
 }
 
 /// Scans one trimmed line. `plates` is cleared and, for a frame, holds its plates afterwards.
@@ -282,12 +258,12 @@ impl Cursor<'_> {
             self.literal(br#"in"}"#)?;
             NozzleState::In
         };
-        Some(ScannedRecord::Nozzle {
+        Some(ScannedRecord::Nozzle(NozzleRecord {
             t,
             fp,
             nozzle,
             state,
-        })
+        }))
     }
 
     fn sale(&mut self) -> Option<ScannedRecord> {
@@ -312,7 +288,7 @@ impl Cursor<'_> {
             self.literal(b"}")?;
             Some(sale_ref)
         };
-        Some(ScannedRecord::Sale {
+        Some(ScannedRecord::Sale(SaleRecord {
             t,
             fp,
             nozzle,
@@ -320,7 +296,7 @@ impl Cursor<'_> {
             amount,
             price,
             sale_ref,
-        })
+        }))
     }
 }
 

@@ -88,15 +88,11 @@ pub fn replay_with(
             clock = t;
             emit(matcher.poll(clock), &mut refs)?;
         }
-        if let TraceRecordRef::Sale {
-            t,
-            fp,
-            nozzle,
-            sale_ref,
-            ..
-        } = record
-        {
-            refs.insert((fp, nozzle, t), sale_ref.map(str::to_string));
+        if let TraceRecordRef::Sale(sale) = record {
+            refs.insert(
+                (sale.fp, sale.nozzle, sale.t),
+                sale.sale_ref.map(str::to_string),
+            );
         }
         if let TraceRecordRef::Frame(frame_ref) = record {
             matcher.observe_frame(frame_buffer.refill(&frame_ref));

@@ -6,14 +6,12 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 
-use forecourt_events::{
-    Decimal, DispenserEvent, FpNumber, FramePlates, PlateRead, Sale, UnixMillis,
-};
+use forecourt_events::{DispenserEvent, FramePlates, PlateRead, Sale, UnixMillis};
 use serde::{Deserialize, Serialize};
 
 use crate::layout::{FpLayout, Layout, LayoutError};
-pub use crate::line_scan::NozzleState;
 use crate::line_scan::{scan_record, ScannedPlate, ScannedRecord, Span};
+pub use crate::trace_fields::{NozzleRecord, NozzleState, SaleRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TraceError {
@@ -49,31 +47,17 @@ pub enum TraceRecord {
         camera: String,
         plates: Vec<TracePlate>,
     },
-    Nozzle {
-        t: UnixMillis,
-        fp: FpNumber,
-        nozzle: u8,
-        state: NozzleState,
-    },
-    Sale {
-        t: UnixMillis,
-        fp: FpNumber,
-        nozzle: u8,
-        volume: Decimal,
-        amount: Decimal,
-        price: Decimal,
-        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
-        sale_ref: Option<String>,
-    },
+    Nozzle(NozzleRecord),
+    Sale(SaleRecord<String>),
 }
 
 impl TraceRecord {
     pub fn time(&self) -> Option<UnixMillis> {
         match self {
             TraceRecord::Layout { .. } => None,
-            TraceRecord::Frame { t, .. }
-            | TraceRecord::Nozzle { t, .. }
-            | TraceRecord::Sale { t, .. } => Some(*t),
+            TraceRecord::Frame { t, .. } => Some(*t),
+            TraceRecord::Nozzle(nozzle) => Some(nozzle.t),
+            TraceRecord::Sale(sale) => Some(sale.t),
         }
     }
 
@@ -95,28 +79,20 @@ impl TraceRecord {
 
     /// `None` for events the matcher does not use (pump online/offline, ...).
     pub fn from_dispenser(event: &DispenserEvent, sale_ref: Option<&str>) -> Option<Self> {
-        Some(match event {
-            DispenserEvent::NozzleOut { t, fp, nozzle } => TraceRecord::Nozzle {
-                t: *t,
-                fp: *fp,
-                nozzle: *nozzle,
-                state: NozzleState::Out,
-            },
-            DispenserEvent::NozzleIn { t, fp, nozzle } => TraceRecord::Nozzle {
-                t: *t,
-                fp: *fp,
-                nozzle: *nozzle,
-                state: NozzleState::In,
-            },
-            DispenserEvent::SaleCompleted(sale) => TraceRecord::Sale {
-                t: sale.t,
-                fp: sale.fp,
-                nozzle: sale.nozzle,
-                volume: sale.volume,
-                amount: sale.amount,
-                price: sale.price,
-                sale_ref: sale_ref.map(str::to_string),
-            },
+        let nozzle = |t, fp, nozzle, state| {
+            TraceRecord::Nozzle(NozzleRecord {
+                t,
+                fp,
+                nozzle,
+                state,
+            })
+        };
+        Some(match *event {
+            DispenserEvent::NozzleOut { t, fp, nozzle: n } => nozzle(t, fp, n, NozzleState::Out),
+            DispenserEvent::NozzleIn { t, fp, nozzle: n } => nozzle(t, fp, n, NozzleState::In),
+            DispenserEvent::SaleCompleted(ref sale) => {
+                TraceRecord::Sale(SaleRecord::from_sale(sale, sale_ref))
+            }
             // Pump status and the like play no part in matching.
             _ => return None,
         })
@@ -144,34 +120,8 @@ impl TraceRecord {
                 camera,
                 plates: PlateSource::Owned(plates),
             }),
-            TraceRecord::Nozzle {
-                t,
-                fp,
-                nozzle,
-                state,
-            } => TraceRecordRef::Nozzle {
-                t: *t,
-                fp: *fp,
-                nozzle: *nozzle,
-                state: *state,
-            },
-            TraceRecord::Sale {
-                t,
-                fp,
-                nozzle,
-                volume,
-                amount,
-                price,
-                sale_ref,
-            } => TraceRecordRef::Sale {
-                t: *t,
-                fp: *fp,
-                nozzle: *nozzle,
-                volume: *volume,
-                amount: *amount,
-                price: *price,
-                sale_ref: sale_ref.as_deref(),
-            },
+            TraceRecord::Nozzle(nozzle) => TraceRecordRef::Nozzle(*nozzle),
+            TraceRecord::Sale(sale) => TraceRecordRef::Sale(sale.map_ref(String::as_str)),
         }
     }
 }
@@ -180,25 +130,10 @@ impl TraceRecord {
 /// it allocates nothing.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum TraceRecordRef<'a> {
-    Layout {
-        fps: &'a [FpLayout],
-    },
+    Layout { fps: &'a [FpLayout] },
     Frame(FrameRef<'a>),
-    Nozzle {
-        t: UnixMillis,
-        fp: FpNumber,
-        nozzle: u8,
-        state: NozzleState,
-    },
-    Sale {
-        t: UnixMillis,
-        fp: FpNumber,
-        nozzle: u8,
-        volume: Decimal,
-        amount: Decimal,
-        price: Decimal,
-        sale_ref: Option<&'a str>,
-    },
+    Nozzle(NozzleRecord),
+    Sale(SaleRecord<&'a str>),
 }
 
 impl TraceRecordRef<'_> {
@@ -206,7 +141,8 @@ impl TraceRecordRef<'_> {
         match self {
             TraceRecordRef::Layout { .. } => None,
             TraceRecordRef::Frame(frame) => Some(frame.t),
-            TraceRecordRef::Nozzle { t, .. } | TraceRecordRef::Sale { t, .. } => Some(*t),
+            TraceRecordRef::Nozzle(nozzle) => Some(nozzle.t),
+            TraceRecordRef::Sale(sale) => Some(sale.t),
         }
     }
 
@@ -225,70 +161,16 @@ impl TraceRecordRef<'_> {
                     })
                     .collect(),
             },
-            TraceRecordRef::Nozzle {
-                t,
-                fp,
-                nozzle,
-                state,
-            } => TraceRecord::Nozzle {
-                t,
-                fp,
-                nozzle,
-                state,
-            },
-            TraceRecordRef::Sale {
-                t,
-                fp,
-                nozzle,
-                volume,
-                amount,
-                price,
-                sale_ref,
-            } => TraceRecord::Sale {
-                t,
-                fp,
-                nozzle,
-                volume,
-                amount,
-                price,
-                sale_ref: sale_ref.map(str::to_string),
-            },
+            TraceRecordRef::Nozzle(nozzle) => TraceRecord::Nozzle(nozzle),
+            TraceRecordRef::Sale(sale) => TraceRecord::Sale(sale.map_ref(|r| r.to_string())),
         }
     }
 
     /// The dispenser event for a `nozzle` or `sale` record.
     pub fn to_dispenser(&self) -> Option<DispenserEvent> {
-        match *self {
-            TraceRecordRef::Nozzle {
-                t,
-                fp,
-                nozzle,
-                state,
-            } => Some(match state {
-                NozzleState::Out => DispenserEvent::NozzleOut { t, fp, nozzle },
-                NozzleState::In => DispenserEvent::NozzleIn { t, fp, nozzle },
-            }),
-            TraceRecordRef::Sale {
-                t,
-                fp,
-                nozzle,
-                volume,
-                amount,
-                price,
-                ..
-            } => Some(DispenserEvent::SaleCompleted(Sale {
-                t,
-                fp,
-                nozzle,
-                nozzle_out_t: None,
-                grade: None,
-                volume,
-                amount,
-                price,
-                end: None,
-                recovered: false,
-                totalizer: None,
-            })),
+        match self {
+            TraceRecordRef::Nozzle(nozzle) => Some(nozzle.to_dispenser()),
+            TraceRecordRef::Sale(sale) => Some(sale.to_dispenser()),
             TraceRecordRef::Layout { .. } | TraceRecordRef::Frame(_) => None,
         }
     }
@@ -521,34 +403,8 @@ impl<R: BufRead> TraceReader<R> {
                     plates: &self.scanned_plates,
                 },
             }),
-            ScannedRecord::Nozzle {
-                t,
-                fp,
-                nozzle,
-                state,
-            } => TraceRecordRef::Nozzle {
-                t,
-                fp,
-                nozzle,
-                state,
-            },
-            ScannedRecord::Sale {
-                t,
-                fp,
-                nozzle,
-                volume,
-                amount,
-                price,
-                sale_ref,
-            } => TraceRecordRef::Sale {
-                t,
-                fp,
-                nozzle,
-                volume,
-                amount,
-                price,
-                sale_ref: sale_ref.map(|span| span.text(line)),
-            },
+            ScannedRecord::Nozzle(nozzle) => TraceRecordRef::Nozzle(nozzle),
+            ScannedRecord::Sale(sale) => TraceRecordRef::Sale(sale.map_ref(|span| span.text(line))),
         }
     }
 }
@@ -674,10 +530,12 @@ mod tests {
             records.push(r);
         }
         assert_eq!(records.len(), 5);
-        assert!(matches!(&records[3], TraceRecord::Sale { sale_ref: Some(r), .. } if r == "s17"));
+        assert!(
+            matches!(&records[3], TraceRecord::Sale(SaleRecord { sale_ref: Some(r), .. }) if r == "s17")
+        );
         assert!(matches!(
             &records[4],
-            TraceRecord::Sale { sale_ref: None, .. }
+            TraceRecord::Sale(SaleRecord { sale_ref: None, .. })
         ));
         let frame = records[0].to_frame().unwrap();
         assert_eq!(frame.plates[0].text, "苏E05EV8");

@@ -34,7 +34,10 @@ use std::collections::BTreeSet;
 use std::io::{self, Write};
 
 use forecourt_events::{Decimal, FpNumber, UnixMillis};
-use matcher::{FpLayout, Layout, TracePlate, TraceRecord, TraceWriter, TruthLine, Zone};
+use matcher::{
+    FpLayout, Layout, NozzleRecord, SaleRecord, TracePlate, TraceRecord, TraceWriter, TruthLine,
+    Zone,
+};
 
 pub use families::{family, Family, Span, FAMILIES};
 pub use plate_text::{is_valid_plate, random_plate, MisreadProfile};
@@ -836,12 +839,12 @@ fn pump_records(
                 (s.out_s, matcher::NozzleState::Out),
                 (s.in_s, matcher::NozzleState::In),
             ] {
-                let nozzle = TraceRecord::Nozzle {
+                let nozzle = TraceRecord::Nozzle(NozzleRecord {
                     t: clock.ms(at),
                     fp: v.fp,
                     nozzle: s.nozzle,
                     state,
-                };
+                });
                 records.push((clock.ms(at), nozzle));
             }
             let mut cases: BTreeSet<&str> = s.cases.clone();
@@ -871,7 +874,7 @@ fn pump_records(
                 readable: v.plate.is_some() && right_reads >= 3,
                 cases: cases.iter().map(|c| c.to_string()).collect(),
             };
-            let sale = TraceRecord::Sale {
+            let sale = TraceRecord::Sale(SaleRecord {
                 t: clock.ms(s.sale_s),
                 fp: v.fp,
                 nozzle: s.nozzle,
@@ -879,7 +882,7 @@ fn pump_records(
                 amount: Decimal::new(amount, 2),
                 price,
                 sale_ref: None,
-            };
+            });
             sales.push((clock.ms(s.sale_s), v.fp, truth, sale));
         }
     }
@@ -896,8 +899,8 @@ fn number_sales(
     sales.sort_by_key(|(t, fp, _, _)| (*t, *fp));
     for (n, (t, _, mut truth_line, mut record)) in sales.into_iter().enumerate() {
         let sale_ref = format!("s{}", n + 1);
-        if let TraceRecord::Sale { sale_ref: r, .. } = &mut record {
-            *r = Some(sale_ref.clone());
+        if let TraceRecord::Sale(sale) = &mut record {
+            sale.sale_ref = Some(sale_ref.clone());
         }
         truth_line.sale_ref = sale_ref;
         let line = serde_json::to_string(&truth_line).map_err(io::Error::other)?;

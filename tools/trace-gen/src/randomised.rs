@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::io::{self, Write};
 
 use forecourt_events::{text_distance, Decimal, FpNumber, UnixMillis};
-use matcher::{NozzleState, TracePlate, TraceRecord, TruthLine};
+use matcher::{NozzleRecord, NozzleState, SaleRecord, TracePlate, TraceRecord, TruthLine};
 
 use crate::families::Family;
 use crate::plate_text::{confusable_character, random_plate, ALNUM, PROVINCES};
@@ -876,12 +876,12 @@ pub fn generate_randomised(
             for (t, state) in [(f.out_s, NozzleState::Out), (f.in_s, NozzleState::In)] {
                 records.push((
                     to_ms(t),
-                    TraceRecord::Nozzle {
+                    TraceRecord::Nozzle(NozzleRecord {
                         t: to_ms(t),
                         fp,
                         nozzle: f.nozzle,
                         state,
-                    },
+                    }),
                 ));
             }
             let readable = v.plate.is_some()
@@ -902,7 +902,7 @@ pub fn generate_randomised(
                     readable,
                     cases,
                 },
-                TraceRecord::Sale {
+                TraceRecord::Sale(SaleRecord {
                     t: to_ms(f.sale_s),
                     fp,
                     nozzle: f.nozzle,
@@ -910,7 +910,7 @@ pub fn generate_randomised(
                     amount: Decimal::new(amount, 2),
                     price: Decimal::new(785, 2),
                     sale_ref: None,
-                },
+                }),
             ));
         }
     }
@@ -918,8 +918,8 @@ pub fn generate_randomised(
     let mut truths = Vec::new();
     for (n, (t, _, mut sale_truth, mut record)) in sales_out.into_iter().enumerate() {
         let sale_ref = format!("s{}", n + 1);
-        if let TraceRecord::Sale { sale_ref: r, .. } = &mut record {
-            *r = Some(sale_ref.clone());
+        if let TraceRecord::Sale(sale) = &mut record {
+            sale.sale_ref = Some(sale_ref.clone());
         }
         sale_truth.sale_ref = sale_ref;
         let line = serde_json::to_string(&sale_truth.truth_line()).map_err(io::Error::other)?;

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use matcher::{eval_match, MatcherConfig, TraceReader, TraceRecord, TruthLine};
+use matcher::{eval_match, MatcherConfig, SaleRecord, TraceReader, TraceRecord, TruthLine};
 use trace_gen::{generate_randomised, is_valid_plate, Family, RandomisedScenario, CASES, FAMILIES};
 
 fn scenario(family: &Family, seed: u64, sales: usize) -> (Vec<u8>, Vec<u8>, RandomisedScenario) {
@@ -58,7 +58,7 @@ fn read_trace(trace: &[u8], name: &str) -> BTreeMap<String, u32> {
         let t = record.time().unwrap();
         assert!(t >= last_t, "{name}: records out of order");
         last_t = t;
-        if let TraceRecord::Sale { sale_ref, fp, .. } = record {
+        if let TraceRecord::Sale(SaleRecord { sale_ref, fp, .. }) = record {
             assert!(
                 fps.contains(&u32::from(fp)),
                 "{name}: sale at unknown FP {fp}"
