@@ -235,15 +235,10 @@ impl Analytics {
             Some(plate) => {
                 let found = self.find_visit(plate, Some(fp));
                 let i = found.unwrap_or_else(|| {
-                    self.visits.push(Visit {
-                        key: format!("{}:{plate}", start),
-                        plate: Some(plate.clone()),
-                        arrival_t: None,
-                        last_seen: None,
-                        fp_reads: BTreeMap::new(),
-                        sales: Vec::new(),
-                        counted: false,
-                    });
+                    self.visits.push(Visit::unread(
+                        format!("{start}:{plate}"),
+                        Some(plate.clone()),
+                    ));
                     self.visits.len() - 1
                 });
                 // A plate-less visit just before at this FP was this car's other nozzle, unless
@@ -290,15 +285,8 @@ impl Analytics {
                 match by_gap.or_else(by_zone) {
                     Some(i) => i,
                     None => {
-                        self.visits.push(Visit {
-                            key: format!("{start}:fp{fp}"),
-                            plate: None,
-                            arrival_t: None,
-                            last_seen: None,
-                            fp_reads: BTreeMap::new(),
-                            sales: Vec::new(),
-                            counted: false,
-                        });
+                        self.visits
+                            .push(Visit::unread(format!("{start}:fp{fp}"), None));
                         self.visits.len() - 1
                     }
                 }

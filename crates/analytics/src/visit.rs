@@ -29,6 +29,19 @@ pub(crate) struct Visit {
 }
 
 impl Visit {
+    /// A visit made from a sale, with no read of its car (yet).
+    pub(crate) fn unread(key: String, plate: Option<String>) -> Self {
+        Visit {
+            key,
+            plate,
+            arrival_t: None,
+            last_seen: None,
+            fp_reads: BTreeMap::new(),
+            sales: Vec::new(),
+            counted: false,
+        }
+    }
+
     pub(crate) fn fp(&self) -> Option<FpNumber> {
         if let Some(s) = self.sales.first() {
             return Some(s.fp);
