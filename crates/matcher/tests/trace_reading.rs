@@ -205,14 +205,9 @@ fn bad_lines_give_serdes_message_and_their_line_number() {
 #[test]
 fn mutated_lines_never_panic_and_read_as_serde_reads_them() {
     const ALPHABET: &[u8] = b"{}[]\":,.-+eE0123456789 \t\\unxabtf\x00\x1f\x7f\xe4\xba\xac\xff";
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    // xorshift64*: deterministic, so a failure reproduces.
-    let mut random = move |below: usize| {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % below.max(1)
-    };
+    // Seeded, so a failure reproduces.
+    let mut rng = seeded_rng::Rng::new(0x9e37_79b9_7f4a_7c15);
+    let mut random = move |below: usize| rng.below(below.max(1));
     let mut still_valid = 0;
     for round in 0..60_000 {
         let mut line = CORPUS[round % CORPUS.len()].as_bytes().to_vec();

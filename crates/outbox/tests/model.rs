@@ -3,22 +3,8 @@
 use std::collections::{HashMap, VecDeque};
 
 use outbox::Outbox;
+use seeded_rng::Rng;
 use serde_json::json;
-
-/// xorshift64*: deterministic, good enough to pick operations.
-struct Prng(u64);
-
-impl Prng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 #[derive(Debug, Clone, PartialEq)]
 struct Expected {
@@ -32,7 +18,7 @@ struct Expected {
 fn run_model(seed: u64, steps: usize) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("outbox.db");
-    let mut rng = Prng(seed);
+    let mut rng = Rng::new(seed);
     let mut outbox = Outbox::open(&path).unwrap();
     let mut model: VecDeque<Expected> = VecDeque::new();
     let mut next_seq: HashMap<String, u64> = HashMap::new();
@@ -40,7 +26,7 @@ fn run_model(seed: u64, steps: usize) {
     for step in 0..steps {
         match rng.below(100) {
             0..=54 => {
-                let stream = ["sale", "plate", "status"][rng.below(3) as usize].to_string();
+                let stream = rng.pick(&["sale", "plate", "status"]).to_string();
                 let body = json!({"step": step});
                 let topic = format!("forecourt/ST/{stream}");
                 let rec = outbox.append(&stream, &topic, &body).unwrap();
@@ -56,13 +42,13 @@ fn run_model(seed: u64, steps: usize) {
                 });
             }
             55..=84 if !model.is_empty() => {
-                let i = rng.below(model.len() as u64) as usize;
+                let i = rng.below(model.len());
                 let gone = model.remove(i).unwrap();
                 assert!(outbox.ack(gone.rowid).unwrap(), "seed {seed} step {step}");
             }
             85..=89 => {
                 // Acking something already gone (a duplicate PUBACK) changes nothing.
-                let rowid = rng.below(steps as u64 + 2) as i64;
+                let rowid = rng.below(steps + 2) as i64;
                 let present = model.iter().any(|e| e.rowid == rowid);
                 assert_eq!(outbox.ack(rowid).unwrap(), present);
                 model.retain(|e| e.rowid != rowid);
@@ -73,10 +59,8 @@ fn run_model(seed: u64, steps: usize) {
             }
             _ => {
                 // Paging from a random position sees exactly the model's tail.
-                let after = model
-                    .get(rng.below(model.len() as u64 + 1) as usize)
-                    .map(|e| e.rowid);
-                let limit = rng.below(8) as usize;
+                let after = model.get(rng.below(model.len() + 1)).map(|e| e.rowid);
+                let limit = rng.below(8);
                 let got: Vec<i64> = outbox
                     .pending(after, limit)
                     .unwrap()

@@ -117,7 +117,7 @@ fn no_returned_append_is_lost_in_200_power_cuts() {
     let seed = 0x005e_ed0f_c075;
     eprintln!("power cuts: seed {seed:#x}");
     // The cut points and kill moments, reproducible from the seed printed.
-    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut rng = seeded_rng::Rng::new(seed);
     let mut reported = Reported::default();
     let (mut undone, mut unsynced_cuts, mut torn) = (0, 0, 0);
     for round in 0..CUTS {
@@ -138,7 +138,7 @@ fn no_returned_append_is_lost_in_200_power_cuts() {
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         // Let it commit 0..30 appends, then cut within the next few milliseconds: mid-write,
         // mid-sync or between calls.
-        let wait_for = rng.u64(0..30);
+        let wait_for = rng.below(30) as u64;
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut seen = 0;
         while seen < wait_for {
@@ -147,7 +147,7 @@ fn no_returned_append_is_lost_in_200_power_cuts() {
             seen += u64::from(line.starts_with("committed"));
             reported.take(&line, round);
         }
-        std::thread::sleep(Duration::from_micros(rng.u64(0..4000)));
+        std::thread::sleep(Duration::from_micros(rng.below(4000) as u64));
         child.kill().unwrap(); // SIGKILL: no destructors, no checkpoint
         child.wait().unwrap();
         for line in lines {
@@ -157,7 +157,7 @@ fn no_returned_append_is_lost_in_200_power_cuts() {
         let (mut cut, mut records) = (0, 0);
         let report = power_cut(&log, |n| {
             records = n;
-            cut = rng.usize(0..=n);
+            cut = rng.below(n + 1);
             cut
         })
         .unwrap();

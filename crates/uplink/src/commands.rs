@@ -571,20 +571,17 @@ mod tests {
             "]".repeat(10_000)
         );
         assert!(parse_command("ping", deep.as_bytes(), &NoStationCommands).is_err());
-        // xorshift: a deterministic spray of short byte strings, some JSON-looking.
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        // A seeded spray of short byte strings, some JSON-looking.
+        let mut rng = seeded_rng::Rng::new(0x9E37_79B9_7F4A_7C15);
         let alphabet = br#"{}[]":,0123456789.-eE tfnulrsaid\u"#;
         for round in 0..20_000 {
             let mut payload = Vec::new();
             let len = (round % 48) + 1;
             for _ in 0..len {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
                 let b = if round % 3 == 0 {
-                    state as u8
+                    rng.next_u64() as u8
                 } else {
-                    alphabet[(state % alphabet.len() as u64) as usize]
+                    *rng.pick(alphabet)
                 };
                 payload.push(b);
             }

@@ -27,7 +27,6 @@
 mod families;
 mod plate_text;
 mod randomised;
-mod rng;
 pub mod station;
 
 use std::collections::BTreeSet;
@@ -42,7 +41,7 @@ use matcher::{
 pub use families::{family, Family, Span, FAMILIES};
 pub use plate_text::{is_valid_plate, random_plate, MisreadProfile};
 pub use randomised::{generate_randomised, RandomisedScenario, SaleTruth, CASES};
-pub use rng::Rng;
+pub use seeded_rng::Rng;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScenarioConfig {

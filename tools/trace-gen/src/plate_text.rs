@@ -2,7 +2,7 @@
 //! the plate grammar (shared with the reader, from forecourt-events) the evaluation hands to the
 //! matcher.
 
-use crate::rng::Rng;
+use seeded_rng::Rng;
 
 pub(crate) const PROVINCES: &str = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼";
 const LETTERS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";

@@ -16,10 +16,10 @@ use matcher::{NozzleRecord, NozzleState, SaleRecord, TracePlate, TraceRecord, Tr
 
 use crate::families::Family;
 use crate::plate_text::{confusable_character, random_plate, ALNUM, PROVINCES};
-use crate::rng::Rng;
 use crate::station::{
     draw, draw_station, Facing, Station, CAR_PLATE_M, MIN_PLATE_PX, MOTORBIKE_PLATE_M,
 };
+use seeded_rng::Rng;
 
 /// Case tags, in the order that decides a sale's primary case (its first tag in this order).
 /// A sale carries every tag that applies (`normal` only when none does):

@@ -11,7 +11,7 @@ use forecourt_events::FpNumber;
 use matcher::{FpLayout, Layout, Zone};
 
 use crate::families::{Family, Span};
-use crate::rng::Rng;
+use seeded_rng::Rng;
 
 pub type Point = [f64; 3];
 
