@@ -17,7 +17,7 @@ use matcher::{NozzleRecord, NozzleState, SaleRecord, TracePlate, TraceRecord, Tr
 use crate::families::Family;
 use crate::plate_text::{confusable_character, random_plate, ALNUM, PROVINCES};
 use crate::station::{
-    draw, draw_station, Facing, Station, CAR_PLATE_M, MIN_PLATE_PX, MOTORBIKE_PLATE_M,
+    draw, draw_station, Camera, Facing, Station, CAR_PLATE_M, MIN_PLATE_PX, MOTORBIKE_PLATE_M,
 };
 use seeded_rng::Rng;
 
@@ -606,18 +606,69 @@ pub fn generate_randomised(
     seed: u64,
     sales: usize,
     trace: impl Write,
-    mut truth: impl Write,
+    truth: impl Write,
 ) -> io::Result<RandomisedScenario> {
     let mut rng = Rng::new(seed ^ name_hash(family.name));
     let station = draw_station(family, &mut rng);
     let behaviour = Behaviour::draw(family, &mut rng);
     let rushes = draw_rushes(&behaviour, &mut rng);
     let start_ms: UnixMillis = 1_700_000_000_000 + (seed % 1000) as i64 * 86_400_000;
-    let to_ms = |s: f64| start_ms + (s * 1000.0).round() as i64;
+    let mut visits = plan_visits(&station, &behaviour, &rushes, sales, &mut rng);
+    let bay_cameras: Vec<Vec<usize>> = (0..station.bays.len())
+        .map(|b| station.cameras_of(b))
+        .collect();
+    let end_s = visits.iter().map(|v| v.gone_s).fold(0.0, f64::max) + 30.0;
+    let outages = draw_outages(&station, end_s, &mut rng);
 
-    // Customers, lane by lane; busier lanes get more of the sales.
-    let bay_count = station.bays.len();
-    let gaps: Vec<f64> = (0..bay_count)
+    let filming = Filming {
+        station: &station,
+        bay_cameras: &bay_cameras,
+        outages: &outages,
+        start_ms,
+        end_s,
+    };
+    let mut footage = Footage::default();
+    let mut frame_rng = Rng::new(rng.next_u64());
+    for (c, camera) in station.cameras.iter().enumerate() {
+        filming.film(c, camera, &mut visits, &mut frame_rng, &mut footage);
+    }
+    footage.zone_reads.sort_by(|a, b| a.t.total_cmp(&b.t));
+
+    let tagger = Tagger {
+        station: &station,
+        visits: &visits,
+        bay_cameras: &bay_cameras,
+        outages: &outages,
+        zone_reads: &footage.zone_reads,
+    };
+    let mut records = footage.records;
+    let sales_out = sales_and_pump_events(&tagger, start_ms, &mut records);
+    let truths = number_sales(sales_out, &mut records, truth)?;
+    // At equal times frames come first (camera order), then pump events.
+    crate::write_trace(trace, &station.layout(), records)?;
+    Ok(RandomisedScenario {
+        family: family.name,
+        seed,
+        station,
+        sales: truths,
+        frames: footage.frames,
+        plate_reads: footage.plate_reads,
+    })
+}
+
+fn ms_at(start_ms: UnixMillis, s: f64) -> UnixMillis {
+    start_ms + (s * 1000.0).round() as i64
+}
+
+/// Customers, lane by lane (busier lanes get more of the sales), in arrival order.
+fn plan_visits(
+    station: &Station,
+    behaviour: &Behaviour,
+    rushes: &[(f64, f64)],
+    sales: usize,
+    rng: &mut Rng,
+) -> Vec<Visit> {
+    let gaps: Vec<f64> = (0..station.bays.len())
         .map(|_| behaviour.arrival_gap_s * rng.range(0.6, 1.6))
         .collect();
     let rate_sum: f64 = gaps.iter().map(|g| 1.0 / g).sum();
@@ -626,24 +677,24 @@ pub fn generate_randomised(
         let target = ((sales as f64 / gap / rate_sum).ceil() as usize).max(1);
         let mut lane_rng = Rng::new(rng.next_u64());
         visits.extend(plan_lane(
-            &station,
+            station,
             bay,
             target,
             *gap,
-            &rushes,
-            &behaviour,
+            rushes,
+            behaviour,
             &mut lane_rng,
         ));
     }
     visits.sort_by(|a, b| a.arrival_s.total_cmp(&b.arrival_s).then(a.bay.cmp(&b.bay)));
     settle_cross_side(&mut visits);
-    assign_fleet_plates(&mut visits, &behaviour, &mut rng);
+    assign_fleet_plates(&mut visits, behaviour, rng);
+    visits
+}
 
-    let bay_cameras: Vec<Vec<usize>> = (0..bay_count).map(|b| station.cameras_of(b)).collect();
-    let end_s = visits.iter().map(|v| v.gone_s).fold(0.0, f64::max) + 30.0;
-
-    // Outages: no frames at all from that camera for a while.
-    let mut outages: Vec<(usize, f64, f64)> = Vec::new();
+/// Outages: (camera, from, to), no frames at all from that camera for a while.
+fn draw_outages(station: &Station, end_s: f64, rng: &mut Rng) -> Vec<(usize, f64, f64)> {
+    let mut outages = Vec::new();
     for (c, camera) in station.cameras.iter().enumerate() {
         if camera.outages_per_hour <= 0.0 {
             continue;
@@ -655,26 +706,67 @@ pub fn generate_randomised(
             t += length + rng.exponential(3600.0 / camera.outages_per_hour);
         }
     }
+    outages
+}
 
-    let mut records: Vec<(UnixMillis, TraceRecord)> = Vec::new();
-    let mut zone_reads: Vec<ZoneRead> = Vec::new();
-    let (mut frames, mut plate_reads) = (0, 0);
-    let mut frame_rng = Rng::new(rng.next_u64());
-    for (c, camera) in station.cameras.iter().enumerate() {
+/// What every camera films: the station, its dark spells and the time span.
+struct Filming<'a> {
+    station: &'a Station,
+    bay_cameras: &'a [Vec<usize>],
+    outages: &'a [(usize, f64, f64)],
+    start_ms: UnixMillis,
+    end_s: f64,
+}
+
+/// The frames filmed so far, and the reads of cars in zones they hold (for tagging).
+#[derive(Default)]
+struct Footage {
+    records: Vec<(UnixMillis, TraceRecord)>,
+    zone_reads: Vec<ZoneRead>,
+    frames: usize,
+    plate_reads: usize,
+}
+
+/// A vehicle body as a camera sees it: (visit, image box, nearest depth).
+type Body = (usize, [f64; 4], f64);
+
+/// One frame being filmed: camera `c` at `t`, and the bodies in its view.
+struct Shot<'a> {
+    c: usize,
+    camera: &'a Camera,
+    t: f64,
+    bodies: &'a [Body],
+}
+
+impl Filming<'_> {
+    /// Every frame of camera `c`, with the plates its reader gets. Notes exact and hidden plates
+    /// in `visits`.
+    fn film(
+        &self,
+        c: usize,
+        camera: &Camera,
+        visits: &mut [Visit],
+        rng: &mut Rng,
+        footage: &mut Footage,
+    ) {
         let period = 1.0 / camera.fps;
-        let mut nominal = frame_rng.range(0.0, period);
+        let mut nominal = rng.range(0.0, period);
         let mut last_ms = UnixMillis::MIN;
         let mut next_visit = 0;
         let mut active: Vec<usize> = Vec::new();
-        while nominal < end_s {
-            let t = nominal + camera.frame_jitter * period * frame_rng.range(-0.5, 0.5);
+        while nominal < self.end_s {
+            let t = nominal + camera.frame_jitter * period * rng.range(-0.5, 0.5);
             nominal += period;
-            let t_ms = to_ms(t).max(last_ms + 1);
-            let t = (t_ms - start_ms) as f64 / 1000.0;
-            if outages.iter().any(|&(oc, a, b)| oc == c && t >= a && t < b) {
+            let t_ms = ms_at(self.start_ms, t).max(last_ms + 1);
+            let t = (t_ms - self.start_ms) as f64 / 1000.0;
+            if self
+                .outages
+                .iter()
+                .any(|&(oc, a, b)| oc == c && t >= a && t < b)
+            {
                 continue;
             }
-            if frame_rng.chance(camera.frame_drop) {
+            if rng.chance(camera.frame_drop) {
                 continue;
             }
             last_ms = t_ms;
@@ -684,172 +776,25 @@ pub fn generate_randomised(
             }
             active.retain(|&i| visits[i].gone_s > t);
 
-            // Where every vehicle is, and what of it this camera sees.
-            let mut bodies: Vec<(usize, [f64; 4], f64)> = Vec::new();
-            let mut seen: Vec<Seen> = Vec::new();
-            for &i in &active {
-                let visit = &visits[i];
-                if visit.vehicle == Vehicle::OnFoot {
-                    continue;
-                }
-                let Some((x, y, phase)) = visit.front(&station, t) else {
-                    continue;
-                };
-                let length = visit.length_m(&station);
-                let half_width = if visit.vehicle == Vehicle::Motorbike {
-                    0.4
-                } else {
-                    0.9
-                };
-                if let Some((rect, nearest)) = camera.body_rect(
-                    [x - half_width, y - length, 0.0],
-                    [x + half_width, y, visit.body_height_m],
-                ) {
-                    // Bounding boxes overstate a body seen at an angle: shrink them a little.
-                    let (dw, dh) = ((rect[2] - rect[0]) * 0.1, (rect[3] - rect[1]) * 0.1);
-                    bodies.push((
-                        i,
-                        [rect[0] + dw, rect[1] + dh, rect[2] - dw, rect[3] - dh],
-                        nearest,
-                    ));
-                }
-                let (plate_y, front, size) = match (visit.vehicle, camera.facing) {
-                    (Vehicle::Car, Facing::Front) => (y, true, CAR_PLATE_M),
-                    (Vehicle::Car, Facing::Rear) => (y - length, false, CAR_PLATE_M),
-                    (Vehicle::Motorbike, Facing::Rear) => (y - length, false, MOTORBIKE_PLATE_M),
-                    _ => continue, // a motorbike has no front plate
-                };
-                let plate = [x, plate_y, station.plate_z];
-                if !camera.faces(plate, front) {
-                    continue;
-                }
-                let Some((bbox, depth)) = camera.plate_box(plate, size) else {
-                    continue;
-                };
-                let (cx, cy) = ((bbox[0] + bbox[2]) / 2.0, (bbox[1] + bbox[3]) / 2.0);
-                let px = (bbox[2] - bbox[0]) * camera.image_width_px;
-                if !(0.01..=0.99).contains(&cx) || !(0.01..=0.99).contains(&cy) || px < MIN_PLATE_PX
-                {
-                    continue;
-                }
-                seen.push(Seen {
-                    visit: i,
-                    phase,
-                    bbox,
-                    depth,
-                    px,
-                });
-            }
-
+            let (bodies, seen) = self.in_view(camera, visits, &active, t);
+            let shot = Shot {
+                c,
+                camera,
+                t,
+                bodies: &bodies,
+            };
             let mut plates = Vec::new();
             for s in &seen {
-                let visit = &visits[s.visit];
-                let (cx, cy) = ((s.bbox[0] + s.bbox[2]) / 2.0, (s.bbox[1] + s.bbox[3]) / 2.0);
-                let blocked = visit
-                    .occlusions
-                    .iter()
-                    .any(|&(oc, a, b)| oc == c && t >= a && t < b)
-                    || bodies.iter().any(|&(j, r, nearest)| {
-                        j != s.visit
-                            && nearest < s.depth - 0.3
-                            && (r[0]..=r[2]).contains(&cx)
-                            && (r[1]..=r[3]).contains(&cy)
-                    });
-                if blocked {
-                    visits[s.visit].hidden.push((c, t));
-                    continue;
+                if let Some(plate) = self.read(&shot, s, visits, rng, footage) {
+                    plates.push(plate);
                 }
-                let visit = &visits[s.visit];
-                let moving = visit.moving(s.phase, t);
-                let size_factor = ((s.px - MIN_PLATE_PX) / 26.0).clamp(0.0, 1.0);
-                let rate = visit.detect[c] * size_factor * if moving { 0.6 } else { 1.0 };
-                if !frame_rng.chance(rate) {
-                    continue;
-                }
-                // Detector jitter: a few percent of the box.
-                let (w, h) = (s.bbox[2] - s.bbox[0], s.bbox[3] - s.bbox[1]);
-                let (jx, jy) = (frame_rng.normal() * 0.04 * w, frame_rng.normal() * 0.04 * h);
-                let grow = 1.0 + frame_rng.normal() * 0.04;
-                let (bx, by) = (cx + jx, cy + jy);
-                let bbox = [
-                    (bx - w * grow / 2.0).clamp(0.0, 1.0) as f32,
-                    (by - h * grow / 2.0).clamp(0.0, 1.0) as f32,
-                    (bx + w * grow / 2.0).clamp(0.0, 1.0) as f32,
-                    (by + h * grow / 2.0).clamp(0.0, 1.0) as f32,
-                ];
-                let mut exact = false;
-                let (text, conf) = match &visit.plate {
-                    Some(plate) => {
-                        let small = (60.0 / s.px).powi(2);
-                        let p = (camera.char_error
-                            * visit.dirt
-                            * (1.0 + small)
-                            * if moving { 2.0 } else { 1.0 })
-                        .min(0.4);
-                        let (text, errors) =
-                            read_plate(plate, visit.smear.as_ref(), p, &mut frame_rng);
-                        let conf = confidence(
-                            errors,
-                            p,
-                            camera.conf_bias,
-                            camera.conf_noise,
-                            &mut frame_rng,
-                        );
-                        exact = errors == 0
-                            && text == *plate
-                            && s.phase == Phase::Stopped
-                            && bay_cameras[visit.sale_bay].contains(&c);
-                        (text, conf)
-                    }
-                    None => {
-                        // A motorbike's small plate: the reader gets something different every
-                        // time, and knows it.
-                        if !frame_rng.chance(0.5) {
-                            continue;
-                        }
-                        (
-                            garbage_text(&mut frame_rng),
-                            frame_rng.range(0.15, 0.7) as f32,
-                        )
-                    }
-                };
-                if exact {
-                    visits[s.visit].exact_reads.push(t);
-                }
-                if s.phase != Phase::Stopped {
-                    let (fx, fy) = ((bbox[0] + bbox[2]) / 2.0, (bbox[1] + bbox[3]) / 2.0);
-                    for bay in 0..bay_count {
-                        if station.in_zone_of(c, bay, f64::from(fx), f64::from(fy)) {
-                            zone_reads.push(ZoneRead {
-                                bay,
-                                t,
-                                visit: s.visit,
-                                phase: s.phase,
-                            });
-                        }
-                    }
-                }
-                plates.push(TracePlate { text, conf, bbox });
             }
-            // Garbage: anywhere in the image, now and then.
-            if frame_rng.chance(camera.garbage_per_min / 60.0 * period) {
-                let (x, y) = (frame_rng.range(0.05, 0.95), frame_rng.range(0.05, 0.95));
-                let w = frame_rng.range(0.015, 0.1);
-                let h = w * frame_rng.range(0.25, 0.5);
-                plates.push(TracePlate {
-                    text: garbage_text(&mut frame_rng),
-                    conf: frame_rng.range(0.1, 0.8) as f32,
-                    bbox: [
-                        (x - w / 2.0) as f32,
-                        (y - h / 2.0) as f32,
-                        (x + w / 2.0) as f32,
-                        (y + h / 2.0) as f32,
-                    ],
-                });
+            if let Some(plate) = garbage_read(camera, period, rng) {
+                plates.push(plate);
             }
-            frames += 1;
-            plate_reads += plates.len();
-            records.push((
+            footage.frames += 1;
+            footage.plate_reads += plates.len();
+            footage.records.push((
                 t_ms,
                 TraceRecord::Frame {
                     t: t_ms,
@@ -859,19 +804,206 @@ pub fn generate_randomised(
             ));
         }
     }
-    zone_reads.sort_by(|a, b| a.t.total_cmp(&b.t));
 
-    // Sales, their pump events and their truth.
-    let tagger = Tagger {
-        station: &station,
-        visits: &visits,
-        bay_cameras: &bay_cameras,
-        outages: &outages,
-        zone_reads: &zone_reads,
-    };
-    let mut sales_out: Vec<(UnixMillis, FpNumber, SaleTruth, TraceRecord)> = Vec::new();
-    for (vi, v) in visits.iter().enumerate() {
-        let fp = station.bays[v.sale_bay].fp;
+    /// Where every vehicle is at `t`: the bodies this camera sees (they hide plates behind
+    /// them) and the plates in view, large enough to read.
+    fn in_view(
+        &self,
+        camera: &Camera,
+        visits: &[Visit],
+        active: &[usize],
+        t: f64,
+    ) -> (Vec<Body>, Vec<Seen>) {
+        let station = self.station;
+        let mut bodies: Vec<Body> = Vec::new();
+        let mut seen: Vec<Seen> = Vec::new();
+        for &i in active {
+            let visit = &visits[i];
+            if visit.vehicle == Vehicle::OnFoot {
+                continue;
+            }
+            let Some((x, y, phase)) = visit.front(station, t) else {
+                continue;
+            };
+            let length = visit.length_m(station);
+            let half_width = if visit.vehicle == Vehicle::Motorbike {
+                0.4
+            } else {
+                0.9
+            };
+            if let Some((rect, nearest)) = camera.body_rect(
+                [x - half_width, y - length, 0.0],
+                [x + half_width, y, visit.body_height_m],
+            ) {
+                // Bounding boxes overstate a body seen at an angle: shrink them a little.
+                let (dw, dh) = ((rect[2] - rect[0]) * 0.1, (rect[3] - rect[1]) * 0.1);
+                bodies.push((
+                    i,
+                    [rect[0] + dw, rect[1] + dh, rect[2] - dw, rect[3] - dh],
+                    nearest,
+                ));
+            }
+            let (plate_y, front, size) = match (visit.vehicle, camera.facing) {
+                (Vehicle::Car, Facing::Front) => (y, true, CAR_PLATE_M),
+                (Vehicle::Car, Facing::Rear) => (y - length, false, CAR_PLATE_M),
+                (Vehicle::Motorbike, Facing::Rear) => (y - length, false, MOTORBIKE_PLATE_M),
+                _ => continue, // a motorbike has no front plate
+            };
+            let plate = [x, plate_y, station.plate_z];
+            if !camera.faces(plate, front) {
+                continue;
+            }
+            let Some((bbox, depth)) = camera.plate_box(plate, size) else {
+                continue;
+            };
+            let (cx, cy) = ((bbox[0] + bbox[2]) / 2.0, (bbox[1] + bbox[3]) / 2.0);
+            let px = (bbox[2] - bbox[0]) * camera.image_width_px;
+            if !(0.01..=0.99).contains(&cx) || !(0.01..=0.99).contains(&cy) || px < MIN_PLATE_PX {
+                continue;
+            }
+            seen.push(Seen {
+                visit: i,
+                phase,
+                bbox,
+                depth,
+                px,
+            });
+        }
+        (bodies, seen)
+    }
+
+    /// What the reader makes of a plate in view: nothing when it is hidden or missed, else a
+    /// read with its misreads and confidence. Notes hidden and exact plates in `visits` and reads
+    /// of moving cars inside zones in `footage`.
+    fn read(
+        &self,
+        shot: &Shot,
+        s: &Seen,
+        visits: &mut [Visit],
+        rng: &mut Rng,
+        footage: &mut Footage,
+    ) -> Option<TracePlate> {
+        let Shot {
+            c,
+            camera,
+            t,
+            bodies,
+        } = *shot;
+        let visit = &visits[s.visit];
+        let (cx, cy) = ((s.bbox[0] + s.bbox[2]) / 2.0, (s.bbox[1] + s.bbox[3]) / 2.0);
+        let blocked = visit
+            .occlusions
+            .iter()
+            .any(|&(oc, a, b)| oc == c && t >= a && t < b)
+            || bodies.iter().any(|&(j, r, nearest)| {
+                j != s.visit
+                    && nearest < s.depth - 0.3
+                    && (r[0]..=r[2]).contains(&cx)
+                    && (r[1]..=r[3]).contains(&cy)
+            });
+        if blocked {
+            visits[s.visit].hidden.push((c, t));
+            return None;
+        }
+        let moving = visit.moving(s.phase, t);
+        let size_factor = ((s.px - MIN_PLATE_PX) / 26.0).clamp(0.0, 1.0);
+        let rate = visit.detect[c] * size_factor * if moving { 0.6 } else { 1.0 };
+        if !rng.chance(rate) {
+            return None;
+        }
+        // Detector jitter: a few percent of the box.
+        let (w, h) = (s.bbox[2] - s.bbox[0], s.bbox[3] - s.bbox[1]);
+        let (jx, jy) = (rng.normal() * 0.04 * w, rng.normal() * 0.04 * h);
+        let grow = 1.0 + rng.normal() * 0.04;
+        let (bx, by) = (cx + jx, cy + jy);
+        let bbox = [
+            (bx - w * grow / 2.0).clamp(0.0, 1.0) as f32,
+            (by - h * grow / 2.0).clamp(0.0, 1.0) as f32,
+            (bx + w * grow / 2.0).clamp(0.0, 1.0) as f32,
+            (by + h * grow / 2.0).clamp(0.0, 1.0) as f32,
+        ];
+        let mut exact = false;
+        let (text, conf) = match &visit.plate {
+            Some(plate) => {
+                let small = (60.0 / s.px).powi(2);
+                let p = (camera.char_error
+                    * visit.dirt
+                    * (1.0 + small)
+                    * if moving { 2.0 } else { 1.0 })
+                .min(0.4);
+                let (text, errors) = read_plate(plate, visit.smear.as_ref(), p, rng);
+                let conf = confidence(errors, p, camera.conf_bias, camera.conf_noise, rng);
+                exact = errors == 0
+                    && text == *plate
+                    && s.phase == Phase::Stopped
+                    && self.bay_cameras[visit.sale_bay].contains(&c);
+                (text, conf)
+            }
+            None => {
+                // A motorbike's small plate: the reader gets something different every time,
+                // and knows it.
+                if !rng.chance(0.5) {
+                    return None;
+                }
+                (garbage_text(rng), rng.range(0.15, 0.7) as f32)
+            }
+        };
+        if exact {
+            visits[s.visit].exact_reads.push(t);
+        }
+        if s.phase != Phase::Stopped {
+            let (fx, fy) = ((bbox[0] + bbox[2]) / 2.0, (bbox[1] + bbox[3]) / 2.0);
+            for bay in 0..self.station.bays.len() {
+                if self
+                    .station
+                    .in_zone_of(c, bay, f64::from(fx), f64::from(fy))
+                {
+                    footage.zone_reads.push(ZoneRead {
+                        bay,
+                        t,
+                        visit: s.visit,
+                        phase: s.phase,
+                    });
+                }
+            }
+        }
+        Some(TracePlate { text, conf, bbox })
+    }
+}
+
+/// Garbage: a read anywhere in the image, now and then.
+fn garbage_read(camera: &Camera, period: f64, rng: &mut Rng) -> Option<TracePlate> {
+    if !rng.chance(camera.garbage_per_min / 60.0 * period) {
+        return None;
+    }
+    let (x, y) = (rng.range(0.05, 0.95), rng.range(0.05, 0.95));
+    let w = rng.range(0.015, 0.1);
+    let h = w * rng.range(0.25, 0.5);
+    Some(TracePlate {
+        text: garbage_text(rng),
+        conf: rng.range(0.1, 0.8) as f32,
+        bbox: [
+            (x - w / 2.0) as f32,
+            (y - h / 2.0) as f32,
+            (x + w / 2.0) as f32,
+            (y + h / 2.0) as f32,
+        ],
+    })
+}
+
+/// A sale before it is numbered: (time, FP, truth, record).
+type UnnumberedSale = (UnixMillis, FpNumber, SaleTruth, TraceRecord);
+
+/// Every fill's nozzle events (into `records`) and its sale with its truth, unnumbered.
+fn sales_and_pump_events(
+    tagger: &Tagger,
+    start_ms: UnixMillis,
+    records: &mut Vec<(UnixMillis, TraceRecord)>,
+) -> Vec<UnnumberedSale> {
+    let to_ms = |s: f64| ms_at(start_ms, s);
+    let mut sales_out: Vec<UnnumberedSale> = Vec::new();
+    for (vi, v) in tagger.visits.iter().enumerate() {
+        let fp = tagger.station.bays[v.sale_bay].fp;
         for (fi, f) in v.fills.iter().enumerate() {
             for (t, state) in [(f.out_s, NozzleState::Out), (f.in_s, NozzleState::In)] {
                 records.push((
@@ -914,6 +1046,15 @@ pub fn generate_randomised(
             ));
         }
     }
+    sales_out
+}
+
+/// Numbers the sales s1, s2, ... in time order, writes their truth lines and adds their records.
+fn number_sales(
+    mut sales_out: Vec<UnnumberedSale>,
+    records: &mut Vec<(UnixMillis, TraceRecord)>,
+    mut truth: impl Write,
+) -> io::Result<Vec<SaleTruth>> {
     sales_out.sort_by_key(|(t, fp, _, _)| (*t, *fp));
     let mut truths = Vec::new();
     for (n, (t, _, mut sale_truth, mut record)) in sales_out.into_iter().enumerate() {
@@ -928,16 +1069,7 @@ pub fn generate_randomised(
         truths.push(sale_truth);
     }
     truth.flush()?;
-    // At equal times frames come first (camera order), then pump events.
-    crate::write_trace(trace, &station.layout(), records)?;
-    Ok(RandomisedScenario {
-        family: family.name,
-        seed,
-        station,
-        sales: truths,
-        frames,
-        plate_reads,
-    })
+    Ok(truths)
 }
 
 /// A cross-side fill takes the opposite FP's hose: only where that FP is free then (with a few
