@@ -14,7 +14,11 @@ fn is_plate_alnum(c: char) -> bool {
 
 /// True when `text` is a well-formed ordinary, new-energy or special Chinese plate.
 pub fn is_valid_plate(text: &str) -> bool {
-    let chars: Vec<char> = text.chars().collect();
+    // Every read goes through here: the characters on the stack, no allocation.
+    let Some((chars, len)) = short_chars(text) else {
+        return false;
+    };
+    let chars = &chars[..len];
     if chars.len() < 7 || chars.len() > 8 {
         return false;
     }
@@ -47,7 +51,10 @@ pub fn text_distance_at_most(a: &str, b: &str, max: usize) -> Option<usize> {
     }
     // Plates are short: the matcher calls this for every read it tracks, so no allocation.
     match (short_chars(a), short_chars(b)) {
-        (Some((ca, la)), Some((cb, lb))) => edit_distance(&ca[..la], &cb[..lb], max),
+        (Some((ca, la)), Some((cb, lb))) => {
+            let (a, b) = without_common_ends(&ca[..la], &cb[..lb]);
+            edit_distance(a, b, max)
+        }
         _ => edit_distance(
             &a.chars().collect::<Vec<_>>(),
             &b.chars().collect::<Vec<_>>(),
@@ -68,6 +75,21 @@ fn short_chars(text: &str) -> Option<([char; SHORT], usize)> {
         n += 1;
     }
     Some((chars, n))
+}
+
+/// `a` and `b` less what they start and end with alike: the edit distance of what is left is
+/// theirs (an optimal alignment matches common ends), and two readings of one plate differ in a
+/// character or two, so what is left is short.
+fn without_common_ends<'t>(a: &'t [char], b: &'t [char]) -> (&'t [char], &'t [char]) {
+    let prefix = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let (a, b) = (&a[prefix..], &b[prefix..]);
+    let suffix = a
+        .iter()
+        .rev()
+        .zip(b.iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    (&a[..a.len() - suffix], &b[..b.len() - suffix])
 }
 
 /// Levenshtein distance, row by row; `None` as soon as every cell of a row exceeds `max` (the
@@ -138,6 +160,50 @@ mod tests {
             for b in texts {
                 for max in 0..4 {
                     let full = text_distance(a, b);
+                    assert_eq!(
+                        text_distance_at_most(a, b, max),
+                        (full <= max).then_some(full),
+                        "{a} {b} {max}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Plain Levenshtein over the whole strings: what the trimmed, bounded one must agree with.
+    fn reference_distance(a: &str, b: &str) -> usize {
+        let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+        let mut previous: Vec<usize> = (0..=b.len()).collect();
+        for (i, x) in a.iter().enumerate() {
+            let mut current = vec![i + 1];
+            for (j, y) in b.iter().enumerate() {
+                let value = (previous[j] + usize::from(x != y))
+                    .min(previous[j + 1] + 1)
+                    .min(current[j] + 1);
+                current.push(value);
+            }
+            previous = current;
+        }
+        previous[b.len()]
+    }
+
+    #[test]
+    fn bounded_distance_agrees_with_plain_levenshtein_on_every_short_text() {
+        // Every text of up to five characters over a two-letter alphabet with a wide character.
+        let mut texts = vec![String::new()];
+        for _ in 0..5 {
+            let longer: Vec<String> = texts
+                .iter()
+                .filter(|t| t.chars().count() == texts.last().map_or(0, |l| l.chars().count()))
+                .flat_map(|t| ['A', '京'].map(|c| format!("{t}{c}")))
+                .collect();
+            texts.extend(longer);
+        }
+        assert_eq!(texts.len(), 63);
+        for a in &texts {
+            for b in &texts {
+                let full = reference_distance(a, b);
+                for max in 0..4 {
                     assert_eq!(
                         text_distance_at_most(a, b, max),
                         (full <= max).then_some(full),
