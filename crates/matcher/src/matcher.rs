@@ -628,9 +628,14 @@ impl Matcher {
     /// what each did next: a queued car moves up and stands again for its own fill; the car at the
     /// pump drives off.
     fn learn_stops(&mut self, now: UnixMillis) {
+        // Called at every poll (a replay polls at nearly every record): most find none ready.
+        let is_ready = |c: &StopCandidate| now >= c.fill_end + LEARN_AFTER_MS;
+        if !self.stop_candidates.iter().any(is_ready) {
+            return;
+        }
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.stop_candidates)
             .into_iter()
-            .partition(|c| now >= c.fill_end + LEARN_AFTER_MS);
+            .partition(is_ready);
         self.stop_candidates = waiting;
         for c in ready {
             // The same car after the fill, on any track (moving up may start a new one).
