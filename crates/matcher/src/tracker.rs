@@ -208,6 +208,17 @@ pub struct Tracker {
     cameras: BTreeMap<String, CameraTracks>,
     next_id: u64,
     is_well_formed: fn(&str) -> bool,
+    /// Per-frame working space, kept between frames so a frame allocates nothing for it.
+    scratch: FrameScratch,
+}
+
+/// What joining one frame's reads needs for a moment: the reads, the admissible (cost, read,
+/// track) pairs, and the track each read joined.
+#[derive(Debug, Default)]
+struct FrameScratch {
+    reads: Vec<TrackRead>,
+    pairs: Vec<(f32, usize, usize)>,
+    joined: Vec<Option<usize>>,
 }
 
 impl Tracker {
@@ -217,6 +228,7 @@ impl Tracker {
             cameras: BTreeMap::new(),
             next_id: 1,
             is_well_formed,
+            scratch: FrameScratch::default(),
         }
     }
 
@@ -242,30 +254,38 @@ impl Tracker {
             Some(camera) => camera,
             None => self.cameras.entry(frame.camera.clone()).or_default(),
         };
-        let reads: Vec<TrackRead> = frame
-            .plates
-            .iter()
-            .filter(|p| !p.text.is_empty() && p.bbox.iter().all(|v| v.is_finite()))
-            .map(|p| TrackRead {
-                t: frame.t,
-                x: (p.bbox[0] + p.bbox[2]) / 2.0,
-                y: (p.bbox[1] + p.bbox[3]) / 2.0,
-                w: (p.bbox[2] - p.bbox[0]).abs(),
-                h: (p.bbox[3] - p.bbox[1]).abs(),
-                text: p.text.clone(),
-                confidence: if p.confidence.is_finite() {
-                    p.confidence.clamp(0.0, 1.0)
-                } else {
-                    0.0
-                },
-                well_formed: is_well_formed(&p.text),
-                chars: char_mask(&p.text),
-                smoothed: [f32::NAN; 2],
-                zones: ZoneBits::default(),
-            })
-            .collect();
+        let FrameScratch {
+            reads,
+            pairs,
+            joined,
+        } = &mut self.scratch;
+        reads.clear();
+        pairs.clear();
+        joined.clear();
+        reads.extend(
+            frame
+                .plates
+                .iter()
+                .filter(|p| !p.text.is_empty() && p.bbox.iter().all(|v| v.is_finite()))
+                .map(|p| TrackRead {
+                    t: frame.t,
+                    x: (p.bbox[0] + p.bbox[2]) / 2.0,
+                    y: (p.bbox[1] + p.bbox[3]) / 2.0,
+                    w: (p.bbox[2] - p.bbox[0]).abs(),
+                    h: (p.bbox[3] - p.bbox[1]).abs(),
+                    text: p.text.clone(),
+                    confidence: if p.confidence.is_finite() {
+                        p.confidence.clamp(0.0, 1.0)
+                    } else {
+                        0.0
+                    },
+                    well_formed: is_well_formed(&p.text),
+                    chars: char_mask(&p.text),
+                    smoothed: [f32::NAN; 2],
+                    zones: ZoneBits::default(),
+                }),
+        );
         // Every admissible (read, track) pair with its cost; cheapest pairs are joined first.
-        let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
         let every;
         let joinable: &[OpenTrack] = if camera.close_before(frame.t, config.max_gap_ms) {
             &camera.open
@@ -323,13 +343,13 @@ impl Tracker {
         }
         pairs.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
         // A frame holds a few reads: the tracks taken are few too.
-        let mut joined: Vec<Option<usize>> = vec![None; reads.len()];
-        for (_, ri, ti) in pairs {
+        joined.resize(reads.len(), None);
+        for &(_, ri, ti) in pairs.iter() {
             if joined[ri].is_none() && !joined.contains(&Some(ti)) {
                 joined[ri] = Some(ti);
             }
         }
-        for (read, track) in reads.into_iter().zip(joined) {
+        for (read, &track) in reads.drain(..).zip(joined.iter()) {
             let ti = match track {
                 Some(ti) => {
                     let reads = &mut camera.tracks[ti].reads;
