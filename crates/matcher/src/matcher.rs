@@ -293,6 +293,18 @@ fn pump_views(layout: &Layout) -> BTreeMap<FpNumber, Vec<PumpView>> {
     views
 }
 
+/// Per camera, the views on it that have a zone bit.
+fn zone_views(views: &BTreeMap<FpNumber, Vec<PumpView>>) -> BTreeMap<String, Vec<PumpView>> {
+    let mut by_camera: BTreeMap<String, Vec<PumpView>> = BTreeMap::new();
+    for view in views.values().flatten().filter(|v| v.bit.is_some()) {
+        by_camera
+            .entry(view.camera.clone())
+            .or_default()
+            .push(view.clone());
+    }
+    by_camera
+}
+
 pub struct Matcher {
     config: MatcherConfig,
     tracker: Tracker,
@@ -300,6 +312,9 @@ pub struct Matcher {
     stops: StopModel,
     /// Per FP, its views (one per camera that sees it).
     views: BTreeMap<FpNumber, Vec<PumpView>>,
+    /// Per camera, the views on it that have a zone bit: what its reads' bits are worked out
+    /// from (a read is looked at once, against its own camera's zones only).
+    zone_views: BTreeMap<String, Vec<PumpView>>,
     /// Per FP, the fuelling points across its island (cars stand in one bay, hoses reach across).
     island: BTreeMap<FpNumber, Vec<FpNumber>>,
     /// Per FP: the nozzle-out and nozzle-in of the fill in progress or just ended.
@@ -320,12 +335,14 @@ pub struct Matcher {
 impl Matcher {
     /// `is_well_formed` is the plate grammar (reads that break it count for little).
     pub fn new(layout: Layout, config: MatcherConfig, is_well_formed: fn(&str) -> bool) -> Self {
+        let views = pump_views(&layout);
         Matcher {
             tracker: Tracker::new(config.tracker.clone(), is_well_formed),
             frames: FrameLog::new(config.outage_after_ms),
             stops: StopModel::default(),
             island: island_neighbours(&layout),
-            views: pump_views(&layout),
+            zone_views: zone_views(&views),
+            views,
             config,
             nozzle_out: BTreeMap::new(),
             nozzle_in: BTreeMap::new(),
@@ -340,7 +357,12 @@ impl Matcher {
 
     pub fn observe_frame(&mut self, frame: &FramePlates) {
         self.frames.observe(&frame.camera, frame.t);
-        let (views, near_widths) = (&self.views, self.config.near_zone_widths);
+        // Every track that gets a read of this frame is on its camera.
+        let views = self
+            .zone_views
+            .get(&frame.camera)
+            .map_or(&[][..], Vec::as_slice);
+        let near_widths = self.config.near_zone_widths;
         self.tracker.observe_with(frame, |track| {
             let last = track.reads.len().saturating_sub(1);
             Self::mark_zones(views, near_widths, track, last);
@@ -467,7 +489,11 @@ impl Matcher {
         };
         if near_changed {
             for track in self.tracker.tracks_mut() {
-                Self::mark_zones(&self.views, self.config.near_zone_widths, track, 0);
+                let views = self
+                    .zone_views
+                    .get(&track.camera)
+                    .map_or(&[][..], Vec::as_slice);
+                Self::mark_zones(views, self.config.near_zone_widths, track, 0);
             }
         }
     }
@@ -555,20 +581,16 @@ impl Matcher {
         self.views.get(&fp).map_or(&[], Vec::as_slice)
     }
 
-    /// Sets the zone bits of `track`'s reads from `first` on.
-    fn mark_zones(
-        views: &BTreeMap<FpNumber, Vec<PumpView>>,
-        near_widths: f32,
-        track: &mut Track,
-        first: usize,
-    ) {
+    /// Sets the zone bits of `track`'s reads from `first` on; `views` are the zone views of
+    /// its camera.
+    fn mark_zones(views: &[PumpView], near_widths: f32, track: &mut Track, first: usize) {
         if first == 0 {
             track.zones_seen = ZoneBits::default();
         }
         for read in track.reads.iter_mut().skip(first) {
             let mut zones = ZoneBits::default();
-            for view in views.values().flatten() {
-                let Some(bit) = view.bit.filter(|_| view.camera == track.camera) else {
+            for view in views {
+                let Some(bit) = view.bit else {
                     continue;
                 };
                 if view.in_zone(read.x, read.y) {
