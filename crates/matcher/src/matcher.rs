@@ -1155,7 +1155,9 @@ impl Matcher {
                     .map(|(r, _)| (r.t, car)),
             );
         }
-        pump_reads.sort_unstable();
+        // Each track's reads come in time order: a stable sort merges those runs (and equal
+        // pairs are alike, so the order is the unstable one's).
+        pump_reads.sort();
         PumpReads {
             car_of,
             reads: pump_reads,
@@ -1856,7 +1858,7 @@ fn ramp(value: f32, low: f32, high: f32) -> f32 {
 
 /// Total length of the union of intervals.
 fn union_length(mut intervals: Vec<(UnixMillis, UnixMillis)>) -> i64 {
-    intervals.sort_unstable();
+    intervals.sort();
     let mut total = 0;
     let mut current: Option<(UnixMillis, UnixMillis)> = None;
     for (s, e) in intervals {

@@ -112,8 +112,15 @@ fn median_centre(window: &[TrackRead]) -> [f32; 2] {
         ys[k] = r.y;
     }
     let n = window.len();
+    // Insertion sort: at most five values, the same order as any sort by `total_cmp`.
     let median = |v: &mut [f32]| {
-        v.sort_unstable_by(f32::total_cmp);
+        for i in 1..v.len() {
+            let mut j = i;
+            while j > 0 && v[j - 1].total_cmp(&v[j]).is_gt() {
+                v.swap(j - 1, j);
+                j -= 1;
+            }
+        }
         v[v.len() / 2]
     };
     [median(&mut xs[..n]), median(&mut ys[..n])]
