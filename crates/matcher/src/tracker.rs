@@ -106,24 +106,51 @@ pub(crate) fn smoothed_at(reads: &[TrackRead], i: usize) -> (f32, f32) {
 /// The median x and y of up to five reads.
 fn median_centre(window: &[TrackRead]) -> [f32; 2] {
     let window = &window[..window.len().min(5)];
+    if let [a, b, c, d, e] = window {
+        return [
+            median_of_five([a.x, b.x, c.x, d.x, e.x]),
+            median_of_five([a.y, b.y, c.y, d.y, e.y]),
+        ];
+    }
     let (mut xs, mut ys) = ([0.0f32; 5], [0.0f32; 5]);
     for (k, r) in window.iter().enumerate() {
         xs[k] = r.x;
         ys[k] = r.y;
     }
     let n = window.len();
-    // Insertion sort: at most five values, the same order as any sort by `total_cmp`.
     let median = |v: &mut [f32]| {
-        for i in 1..v.len() {
-            let mut j = i;
-            while j > 0 && v[j - 1].total_cmp(&v[j]).is_gt() {
-                v.swap(j - 1, j);
-                j -= 1;
-            }
-        }
+        v.sort_unstable_by(f32::total_cmp);
         v[v.len() / 2]
     };
     [median(&mut xs[..n]), median(&mut ys[..n])]
+}
+
+/// The middle of five values in `f32::total_cmp` order, by a sorting network on their order
+/// keys (one per read, so it is worth being branch-free).
+fn median_of_five(values: [f32; 5]) -> f32 {
+    // The integer whose order is total_cmp's (as the standard library defines it).
+    let key = |v: f32| {
+        let bits = v.to_bits() as i32;
+        bits ^ (((bits >> 31) as u32) >> 1) as i32
+    };
+    let mut k = values.map(key);
+    for (i, j) in [
+        (0, 3),
+        (1, 4),
+        (0, 2),
+        (1, 3),
+        (0, 1),
+        (2, 4),
+        (1, 2),
+        (3, 4),
+        (2, 3),
+    ] {
+        let (low, high) = (k[i].min(k[j]), k[i].max(k[j]));
+        k[i] = low;
+        k[j] = high;
+    }
+    // The key transform is its own inverse.
+    f32::from_bits(key(f32::from_bits(k[2] as u32)) as u32)
 }
 
 /// How many of a track's latest texts a new read is compared with (one misread must not split it).
@@ -446,6 +473,34 @@ mod tests {
     use forecourt_events::PlateRead;
 
     use super::*;
+
+    #[test]
+    fn median_of_five_is_the_middle_of_a_total_cmp_sort() {
+        let pool = [
+            0.0f32,
+            -0.0,
+            1.0,
+            -1.0,
+            0.5,
+            f32::NAN,
+            -f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            1e-40,
+            0.25,
+        ];
+        let mut rng = seeded_rng::Rng::new(7);
+        for _ in 0..20_000 {
+            let values = [(); 5].map(|_| *rng.pick(&pool));
+            let mut sorted = values;
+            sorted.sort_by(f32::total_cmp);
+            assert_eq!(
+                median_of_five(values).to_bits(),
+                sorted[2].to_bits(),
+                "{values:?}"
+            );
+        }
+    }
 
     fn frame(t: i64, plates: &[(&str, f32, f32)]) -> FramePlates {
         FramePlates {
