@@ -1,6 +1,11 @@
 //! The checks behind the fuzz targets, as plain functions: libFuzzer calls them through
 //! `fuzz_targets/*.rs`; `tests/random_inputs.rs` calls them on stable with random input.
 
+use ifsf_protocol::{
+    decode_number, encode_number, DataItem, Heartbeat, Message, MessageDecoder, NodeAddress,
+    TransactionAddress, TransactionRecord,
+};
+
 use dart_protocol::{
     encode, encode_master_transactions, encode_pump_transactions, parse_master_transactions,
     parse_pump_transactions, Decimals, FrameDecoder, FrameKind, FuellingPoint, FuellingPointConfig,
@@ -89,5 +94,74 @@ pub fn mqtt_command(data: &[u8]) {
         assert!(payload.len() <= uplink::commands::MAX_COMMAND_BYTES);
         let n = cmd.id.chars().count();
         assert!((1..=128).contains(&n), "accepted id of {n} characters");
+    }
+}
+
+/// IFSF over TCP/IP: arbitrary stream bytes, pushed in chunks (size from the first byte),
+/// through the message decoder. Every message re-encodes to bytes that decode to it; its data
+/// items, database address and numbers go through the transaction-record readers, and what they
+/// read writes back to the same values; an acknowledge is always something a watch-only source
+/// may send. Nothing may panic, and the decoder holds no more than it was given.
+pub fn ifsf_stream(data: &[u8]) {
+    let Some((&split, rest)) = data.split_first() else {
+        return;
+    };
+    let _ = Heartbeat::decode(rest);
+    let chunk = usize::from(split % 64) + 1;
+    let mut decoder = MessageDecoder::new();
+    let mut pushed = 0usize;
+    for piece in rest.chunks(chunk) {
+        decoder.push(piece);
+        pushed += piece.len();
+        while let Some(result) = decoder.next_message() {
+            let Ok(message) = result else { continue };
+            let bytes = message.encode().expect("a decoded message encodes");
+            let back = Message::decode(&bytes).map(|(m, used)| (m, used == bytes.len()));
+            assert_eq!(
+                back,
+                Some((Ok(message.clone()), true)),
+                "message round trip"
+            );
+            if let Some(ack) = message.acknowledge(NodeAddress::new(2, 9)) {
+                assert!(ack.is_watch_only(), "an acknowledge is watch-only");
+            }
+            if let Ok(address) = TransactionAddress::from_db_address(&message.db_address) {
+                assert_eq!(
+                    address.to_db_address().as_ref().map(|a| &a[..]),
+                    Ok(&message.db_address[..])
+                );
+            }
+            if let Ok(items) = message.items() {
+                ifsf_items(&items);
+            }
+        }
+        assert!(
+            decoder.buffered() <= pushed,
+            "decoder holds more than it was given"
+        );
+    }
+}
+
+fn ifsf_items(items: &[DataItem<'_>]) {
+    for item in items {
+        if let Ok(value) = decode_number(item.value) {
+            let again =
+                encode_number(value, item.value.len()).expect("a read number fits its length");
+            assert_eq!(decode_number(&again), Ok(value), "number round trip");
+        }
+    }
+    if let Ok(record) = TransactionRecord::from_items(items) {
+        // Written in this crate's own lengths, which may not hold what another device sent.
+        if let Ok(written) = record.to_items() {
+            let again: Vec<DataItem<'_>> = written
+                .iter()
+                .map(|(id, value)| DataItem { id: *id, value })
+                .collect();
+            assert_eq!(
+                TransactionRecord::from_items(&again),
+                Ok(record),
+                "record round trip"
+            );
+        }
     }
 }

@@ -144,6 +144,45 @@ fn command_seeds() -> Vec<Vec<u8>> {
     .collect()
 }
 
+fn ifsf_seeds() -> Vec<Vec<u8>> {
+    use ifsf_protocol::*;
+    let record = TransactionRecord {
+        seq: Some(358),
+        amount: Some(forecourt_events::Decimal::new(27_640, 2)),
+        volume: Some(forecourt_events::Decimal::new(3_521, 2)),
+        unit_price: Some(forecourt_events::Decimal::new(785, 2)),
+        logical_nozzle: Some(2),
+        product: Some(92),
+        state: Some(TransactionState::Payable),
+    };
+    let items = record.to_items().unwrap();
+    let items: Vec<DataItem<'_>> = items
+        .iter()
+        .map(|(id, value)| DataItem { id: *id, value })
+        .collect();
+    let address = TransactionAddress { fp: 1, seq: 358 }
+        .to_db_address()
+        .unwrap();
+    let sale = Message::with_items(
+        NodeAddress::new(2, 9),
+        NodeAddress::new(1, 1),
+        MessageKind::UnsolicitedWithAck,
+        3,
+        &address,
+        &items,
+    )
+    .unwrap();
+    let mut stream = vec![5u8];
+    stream.extend(sale.encode().unwrap());
+    stream.extend(
+        sale.acknowledge(NodeAddress::new(2, 9))
+            .unwrap()
+            .encode()
+            .unwrap(),
+    );
+    vec![stream]
+}
+
 fn run(name: &str, target: fn(&[u8]), seeds: Vec<Vec<u8>>) {
     replay(name, target);
     let mut rng = Rng(seed());
@@ -177,4 +216,9 @@ fn mqtt_command_random_inputs() {
         forecourt_fuzz::mqtt_command,
         command_seeds(),
     );
+}
+
+#[test]
+fn ifsf_stream_random_inputs() {
+    run("ifsf_stream", forecourt_fuzz::ifsf_stream, ifsf_seeds());
 }
