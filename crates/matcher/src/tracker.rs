@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use forecourt_events::{FramePlates, UnixMillis};
+use forecourt_events::{FramePlates, PlateRead, UnixMillis};
 
 use forecourt_events::text_distance_at_most;
 
@@ -281,7 +281,7 @@ impl Tracker {
             // Most frames: nothing read, nothing to join.
             return;
         }
-        let config = self.config.clone();
+        let config = &self.config;
         let is_well_formed = self.is_well_formed;
         // The camera's name is copied only for its first frame.
         let camera = match self.cameras.get_mut(&frame.camera) {
@@ -294,32 +294,12 @@ impl Tracker {
             joined,
         } = &mut self.scratch;
         reads.clear();
-        pairs.clear();
-        joined.clear();
         reads.extend(
             frame
                 .plates
                 .iter()
-                .filter(|p| !p.text.is_empty() && p.bbox.iter().all(|v| v.is_finite()))
-                .map(|p| TrackRead {
-                    t: frame.t,
-                    x: (p.bbox[0] + p.bbox[2]) / 2.0,
-                    y: (p.bbox[1] + p.bbox[3]) / 2.0,
-                    w: (p.bbox[2] - p.bbox[0]).abs(),
-                    h: (p.bbox[3] - p.bbox[1]).abs(),
-                    text: p.text.clone(),
-                    confidence: if p.confidence.is_finite() {
-                        p.confidence.clamp(0.0, 1.0)
-                    } else {
-                        0.0
-                    },
-                    well_formed: is_well_formed(&p.text),
-                    chars: char_mask(&p.text),
-                    smoothed: [f32::NAN; 2],
-                    zones: ZoneBits::default(),
-                }),
+                .filter_map(|p| track_read(frame.t, p, is_well_formed)),
         );
-        // Every admissible (read, track) pair with its cost; cheapest pairs are joined first.
         let every;
         let joinable: &[OpenTrack] = if camera.close_before(frame.t, config.max_gap_ms) {
             &camera.open
@@ -327,62 +307,8 @@ impl Tracker {
             every = camera.every_track();
             &every
         };
-        // Beyond the largest gate a track is out of reach whatever its gap (a little margin for
-        // rounding: the exact test follows).
-        let beyond = (config.max_gate * 1.001).powi(2);
-        for (ri, read) in reads.iter().enumerate() {
-            for last in joinable {
-                let gap = read.t - last.t;
-                if gap <= 0 || gap > config.max_gap_ms {
-                    continue;
-                }
-                let squared = (read.x - last.x).powi(2) + (read.y - last.y).powi(2);
-                if squared > beyond {
-                    continue;
-                }
-                let gate = (config.base_gate + config.gate_per_second * gap as f32 / 1000.0)
-                    .min(config.max_gate);
-                let distance = squared.sqrt();
-                if distance > gate {
-                    continue;
-                }
-                let ti = last.index;
-                let track = &camera.tracks[ti];
-                let mut text = usize::MAX;
-                let recent = &track.reads[track.reads.len().saturating_sub(RECENT_TEXTS)..];
-                for (k, r) in recent.iter().enumerate().rev() {
-                    let bound = config.max_text_distance.min(text.saturating_sub(1));
-                    // Each character one text has and the other lacks is at least one edit.
-                    if (r.chars & !read.chars).count_ones() as usize > bound
-                        || (read.chars & !r.chars).count_ones() as usize > bound
-                    {
-                        continue;
-                    }
-                    // A standing car reads the same text again and again: compare each once.
-                    if recent[k + 1..].iter().any(|later| later.text == r.text) {
-                        continue;
-                    }
-                    if let Some(d) = text_distance_at_most(&r.text, &read.text, bound) {
-                        text = d;
-                    }
-                    if text == 0 {
-                        break;
-                    }
-                }
-                if text > config.max_text_distance {
-                    continue;
-                }
-                pairs.push((distance / gate + text as f32 * 0.5, ri, ti));
-            }
-        }
-        pairs.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-        // A frame holds a few reads: the tracks taken are few too.
-        joined.resize(reads.len(), None);
-        for &(_, ri, ti) in pairs.iter() {
-            if joined[ri].is_none() && !joined.contains(&Some(ti)) {
-                joined[ri] = Some(ti);
-            }
-        }
+        admissible_pairs(config, &camera.tracks, joinable, reads, pairs);
+        cheapest_first(pairs, reads.len(), joined);
         for (read, &track) in reads.drain(..).zip(joined.iter()) {
             let ti = match track {
                 Some(ti) => {
@@ -458,6 +384,115 @@ impl Tracker {
 
     pub fn track_count(&self) -> usize {
         self.cameras.values().map(|c| c.tracks.len()).sum()
+    }
+}
+
+/// A plate read as a track keeps it; `None` for a read with no text or a box that is not finite.
+fn track_read(t: UnixMillis, p: &PlateRead, is_well_formed: fn(&str) -> bool) -> Option<TrackRead> {
+    if p.text.is_empty() || !p.bbox.iter().all(|v| v.is_finite()) {
+        return None;
+    }
+    Some(TrackRead {
+        t,
+        x: (p.bbox[0] + p.bbox[2]) / 2.0,
+        y: (p.bbox[1] + p.bbox[3]) / 2.0,
+        w: (p.bbox[2] - p.bbox[0]).abs(),
+        h: (p.bbox[3] - p.bbox[1]).abs(),
+        text: p.text.clone(),
+        confidence: if p.confidence.is_finite() {
+            p.confidence.clamp(0.0, 1.0)
+        } else {
+            0.0
+        },
+        well_formed: is_well_formed(&p.text),
+        chars: char_mask(&p.text),
+        smoothed: [f32::NAN; 2],
+        zones: ZoneBits::default(),
+    })
+}
+
+/// Every admissible (cost, read, track) pair of this frame's `reads` and the `joinable` tracks
+/// into `pairs`: the track's last box near enough for the time that passed, and its recent
+/// texts close enough to the read's. The cost grows with both distances.
+fn admissible_pairs(
+    config: &TrackerConfig,
+    tracks: &VecDeque<Track>,
+    joinable: &[OpenTrack],
+    reads: &[TrackRead],
+    pairs: &mut Vec<(f32, usize, usize)>,
+) {
+    pairs.clear();
+    // Beyond the largest gate a track is out of reach whatever its gap (a little margin for
+    // rounding: the exact test follows).
+    let beyond = (config.max_gate * 1.001).powi(2);
+    for (ri, read) in reads.iter().enumerate() {
+        for last in joinable {
+            let gap = read.t - last.t;
+            if gap <= 0 || gap > config.max_gap_ms {
+                continue;
+            }
+            let squared = (read.x - last.x).powi(2) + (read.y - last.y).powi(2);
+            if squared > beyond {
+                continue;
+            }
+            let gate = (config.base_gate + config.gate_per_second * gap as f32 / 1000.0)
+                .min(config.max_gate);
+            let distance = squared.sqrt();
+            if distance > gate {
+                continue;
+            }
+            let ti = last.index;
+            let text = text_distance_to_track(&tracks[ti], read, config.max_text_distance);
+            if text > config.max_text_distance {
+                continue;
+            }
+            pairs.push((distance / gate + text as f32 * 0.5, ri, ti));
+        }
+    }
+}
+
+/// The least edit distance from `read`'s text to the track's latest texts, if it is at most
+/// `max` (else something larger).
+fn text_distance_to_track(track: &Track, read: &TrackRead, max: usize) -> usize {
+    let mut text = usize::MAX;
+    let recent = &track.reads[track.reads.len().saturating_sub(RECENT_TEXTS)..];
+    for (k, r) in recent.iter().enumerate().rev() {
+        let bound = max.min(text.saturating_sub(1));
+        // Each character one text has and the other lacks is at least one edit.
+        if (r.chars & !read.chars).count_ones() as usize > bound
+            || (read.chars & !r.chars).count_ones() as usize > bound
+        {
+            continue;
+        }
+        // A standing car reads the same text again and again: compare each once.
+        if recent[k + 1..].iter().any(|later| later.text == r.text) {
+            continue;
+        }
+        if let Some(d) = text_distance_at_most(&r.text, &read.text, bound) {
+            text = d;
+        }
+        if text == 0 {
+            break;
+        }
+    }
+    text
+}
+
+/// Joins reads to tracks cheapest pair first, each read and each track at most once: into
+/// `joined`, per read its track (`None`: it starts a new one).
+fn cheapest_first(
+    pairs: &mut [(f32, usize, usize)],
+    read_count: usize,
+    joined: &mut Vec<Option<usize>>,
+) {
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    joined.clear();
+    joined.resize(read_count, None);
+    // A frame holds a few reads: the tracks taken are few too.
+    for &(_, ri, ti) in pairs.iter() {
+        if joined[ri].is_none() && !joined.contains(&Some(ti)) {
+            joined[ri] = Some(ti);
+        }
     }
 }
 
