@@ -908,61 +908,13 @@ impl Matcher {
                 .iter()
                 .any(|f| f.fp == other && f.start < to && f.end.unwrap_or(as_of) > from)
         });
-        let lookback = self.config.tracker.max_gap_ms;
-        let margin = self.config.presence_margin_ms;
         let near = self.config.near_zone_widths;
-        // Dark time of the fill no camera of this bay saw: the least dark camera counts.
-        let mut dark: Option<(i64, Vec<(UnixMillis, UnixMillis)>)> = None;
         for view in self.views(bay) {
-            let spells: Vec<_> = self
-                .frames
-                .dark_spells(&view.camera, from, to, as_of)
-                .collect();
-            let dark_ms = union_length(spells.clone());
-            if dark.as_ref().is_none_or(|(least, _)| *least > dark_ms) {
-                dark = Some((dark_ms, spells));
-            }
             // Per read: how much it looks like a car at the pump.
             let stop = self.stops.stop(&view.camera, bay);
             let queue = self.stops.queue(&view.camera, bay);
             let at_pump = |r: &TrackRead| pump_likeness(view, reach, stop, queue, near, r);
-            let reads_range = |track: &Track, since: UnixMillis| reads_range(track, since, as_of);
-            // Who was read at the pump when (by track first): a car hidden since its last read
-            // is not assumed to stay once another car is read there. Per track, how much each
-            // read since the look-back looks like a car at the pump (and where they start).
-            let tracks: Vec<&Track> = self
-                .tracker
-                .tracks_between(&view.camera, from - lookback, as_of)
-                // Never in or near this zone: no read of it is at this pump.
-                .filter(|t| {
-                    view.bit
-                        .is_none_or(|bit| (t.zones_seen.inside | t.zones_seen.near) & bit != 0)
-                })
-                .collect();
-            // The earliest read the evidence below looks at: who was read at the pump before it
-            // is never asked, only which tracks were ever read there since the look-back.
-            let earliest = tracks
-                .iter()
-                .filter(|t| t.first_t() <= as_of)
-                .filter_map(|t| {
-                    let (lo, hi) = reads_range(t, from - margin);
-                    (lo < hi).then(|| t.reads[lo].t)
-                })
-                .min()
-                .unwrap_or(from - margin);
-            let mut likenesses: Vec<(&Track, usize, Vec<f32>)> = Vec::new();
-            let mut at_pump_tracks: Vec<&Track> = Vec::new();
-            for t in tracks {
-                let (lo, hi) = reads_range(t, from - lookback);
-                let start = lo + t.reads[lo..hi].partition_point(|r| r.t < earliest);
-                let likeness: Vec<f32> = t.reads[start..hi].iter().map(&at_pump).collect();
-                if likeness.iter().any(|l| *l >= 0.5)
-                    || t.reads[lo..start].iter().any(|r| at_pump(r) >= 0.5)
-                {
-                    at_pump_tracks.push(t);
-                }
-                likenesses.push((t, start, likeness));
-            }
+            let (likenesses, at_pump_tracks) = self.view_likenesses(view, at_pump, from, as_of);
             let pump = self.pump_reads(at_pump_tracks, &likenesses, as_of);
             let scan = ViewScan {
                 view,
@@ -986,7 +938,7 @@ impl Matcher {
                 }
             }
         }
-        let dark = dark.map(|(_, spells)| spells).unwrap_or_default();
+        let dark = self.least_dark(bay, from, to, as_of);
         let mut candidates: BTreeMap<String, Candidate<'a>> = BTreeMap::new();
         for members in self.same_cars(&mut seen, texts) {
             let fill = (bay, from, to, as_of);
@@ -1004,6 +956,79 @@ impl Matcher {
             }
         }
         candidates
+    }
+
+    /// The dark spells of the fill `from..to` (as known at `as_of`) on the camera of `bay` that
+    /// saw most of it: dark time no camera of the bay saw.
+    fn least_dark(
+        &self,
+        bay: FpNumber,
+        from: UnixMillis,
+        to: UnixMillis,
+        as_of: UnixMillis,
+    ) -> Vec<(UnixMillis, UnixMillis)> {
+        let mut dark: Option<(i64, Vec<(UnixMillis, UnixMillis)>)> = None;
+        for view in self.views(bay) {
+            let spells: Vec<_> = self
+                .frames
+                .dark_spells(&view.camera, from, to, as_of)
+                .collect();
+            let dark_ms = union_length(spells.clone());
+            if dark.as_ref().is_none_or(|(least, _)| *least > dark_ms) {
+                dark = Some((dark_ms, spells));
+            }
+        }
+        dark.map(|(_, spells)| spells).unwrap_or_default()
+    }
+
+    /// The tracks of `view` read since the look-back before `from`, each with where the reads
+    /// the evidence asks about start and how much each of those looks like a car at the pump
+    /// (`at_pump`); and the tracks ever read at the pump since the look-back (who was read there
+    /// when: a car hidden since its last read is not assumed to stay once another car is read
+    /// there).
+    fn view_likenesses<'a>(
+        &'a self,
+        view: &PumpView,
+        at_pump: impl Fn(&TrackRead) -> f32,
+        from: UnixMillis,
+        as_of: UnixMillis,
+    ) -> (Vec<TrackLikeness<'a>>, Vec<&'a Track>) {
+        let lookback = self.config.tracker.max_gap_ms;
+        let margin = self.config.presence_margin_ms;
+        let tracks: Vec<&Track> = self
+            .tracker
+            .tracks_between(&view.camera, from - lookback, as_of)
+            // Never in or near this zone: no read of it is at this pump.
+            .filter(|t| {
+                view.bit
+                    .is_none_or(|bit| (t.zones_seen.inside | t.zones_seen.near) & bit != 0)
+            })
+            .collect();
+        // The earliest read the evidence looks at: who was read at the pump before it is never
+        // asked, only which tracks were ever read there since the look-back.
+        let earliest = tracks
+            .iter()
+            .filter(|t| t.first_t() <= as_of)
+            .filter_map(|t| {
+                let (lo, hi) = reads_range(t, from - margin, as_of);
+                (lo < hi).then(|| t.reads[lo].t)
+            })
+            .min()
+            .unwrap_or(from - margin);
+        let mut likenesses: Vec<TrackLikeness<'a>> = Vec::new();
+        let mut at_pump_tracks: Vec<&Track> = Vec::new();
+        for t in tracks {
+            let (lo, hi) = reads_range(t, from - lookback, as_of);
+            let start = lo + t.reads[lo..hi].partition_point(|r| r.t < earliest);
+            let likeness: Vec<f32> = t.reads[start..hi].iter().map(&at_pump).collect();
+            if likeness.iter().any(|l| *l >= 0.5)
+                || t.reads[lo..start].iter().any(|r| at_pump(r) >= 0.5)
+            {
+                at_pump_tracks.push(t);
+            }
+            likenesses.push((t, start, likeness));
+        }
+        (likenesses, at_pump_tracks)
     }
 
     /// `seen`'s tracks grouped into cars (indices into `seen`, which is sorted here strongest
@@ -1122,7 +1147,7 @@ impl Matcher {
     fn pump_reads(
         &self,
         at_pump_tracks: Vec<&Track>,
-        likenesses: &[(&Track, usize, Vec<f32>)],
+        likenesses: &[TrackLikeness<'_>],
         as_of: UnixMillis,
     ) -> PumpReads {
         // Tracks whose texts differ by a misread or two, where one starts by the other, are
@@ -1615,6 +1640,10 @@ const MOVED_UP_READS: usize = 3;
 const MIN_STANDING_READS: usize = 3;
 
 /// One camera's view of a bay, asked about one fill: what [`Matcher::track_evidence`] needs.
+/// A track, where the reads a decision looks at start, and how much each of those looks like a
+/// car at the pump.
+type TrackLikeness<'a> = (&'a Track, usize, Vec<f32>);
+
 struct ViewScan<'v> {
     view: &'v PumpView,
     bay: FpNumber,
