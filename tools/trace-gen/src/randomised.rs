@@ -305,14 +305,7 @@ fn plan_lane(
             } else {
                 rng.range(5.0, 8.0)
             };
-        let roll = rng.unit();
-        let vehicle = if roll < behaviour.motorbike {
-            Vehicle::Motorbike
-        } else if roll < behaviour.motorbike + behaviour.jerry_can {
-            Vehicle::OnFoot
-        } else {
-            Vehicle::Car
-        };
+        let vehicle = draw_vehicle(behaviour, rng);
         let two_fills = vehicle == Vehicle::Car && rng.chance(behaviour.double_sale);
         // An attendant or the driver lifts the nozzle while the car is still rolling in.
         let early = rng.chance(behaviour.early_nozzle);
@@ -323,52 +316,11 @@ fn plan_lane(
         } else {
             stop_s + rng.range(2.0, 25.0)
         };
-        let flow = rng.range(0.35, 0.7); // litres per second
-        let first_nozzle = 1 + rng.below(4) as u8;
-        let mut fills = Vec::new();
-        let mut out_s = first_out;
-        for n in 0..if two_fills { 2 } else { 1 } {
-            let fill_s = match (vehicle, n) {
-                (Vehicle::Car, 0) => rng.range(25.0, 150.0),
-                _ => rng.range(15.0, 60.0),
-            };
-            let nozzle = if n == 0 || rng.chance(0.3) {
-                first_nozzle
-            } else {
-                1 + (first_nozzle % 4)
-            };
-            let in_s = out_s + fill_s;
-            let sale_s = in_s + rng.range(0.3, 2.0);
-            fills.push(Fill {
-                nozzle,
-                out_s,
-                in_s,
-                sale_s,
-                volume_cl: (fill_s * flow * 100.0).round() as i64,
-            });
-            out_s = sale_s + rng.range(3.0, 20.0);
-        }
+        let fills = draw_fills(vehicle, two_fills, first_out, rng);
         let last_in = fills.last().map_or(stop_s, |f| f.in_s);
         let leave_s = last_in.max(stop_s) + rng.range(5.0, 60.0);
         let gone_s = leave_s + rng.range(3.5, 6.0);
-        let off_zone_stop = vehicle != Vehicle::OnFoot && rng.chance(behaviour.off_zone);
-        let (stop_shift_m, lateral_m) = if off_zone_stop {
-            if rng.chance(0.6) {
-                let along = rng.range(1.5, 3.5);
-                (
-                    if rng.chance(0.5) { along } else { -along },
-                    rng.normal() * 0.25,
-                )
-            } else {
-                let side = rng.range(0.9, 1.6);
-                (
-                    rng.normal() * behaviour.stop_spread_m,
-                    if rng.chance(0.5) { side } else { -side },
-                )
-            }
-        } else {
-            (rng.normal() * behaviour.stop_spread_m, rng.normal() * 0.25)
-        };
+        let (stop_shift_m, lateral_m) = draw_stop_offset(vehicle, behaviour, rng);
         let cross_side = vehicle != Vehicle::OnFoot && rng.chance(behaviour.cross_side);
         let plate = (vehicle == Vehicle::Car).then(|| random_plate(rng));
         let smear = plate.as_ref().and_then(|p| draw_smear(p, behaviour, rng));
@@ -383,13 +335,7 @@ fn plan_lane(
             .iter()
             .map(|c| (c.detect_rate * car_detect).min(0.98))
             .collect();
-        let mut occlusions = Vec::new();
-        for camera in 0..cameras {
-            if rng.chance(behaviour.occlusion) {
-                let from = rng.range(stop_s - 5.0, leave_s);
-                occlusions.push((camera, from, from + rng.range(15.0, 120.0)));
-            }
-        }
+        let occlusions = draw_occlusions(cameras, stop_s, leave_s, behaviour, rng);
         sales += fills.len();
         visits.push(Visit {
             bay,
@@ -421,6 +367,87 @@ fn plan_lane(
         });
     }
     visits
+}
+
+fn draw_vehicle(behaviour: &Behaviour, rng: &mut Rng) -> Vehicle {
+    let roll = rng.unit();
+    if roll < behaviour.motorbike {
+        Vehicle::Motorbike
+    } else if roll < behaviour.motorbike + behaviour.jerry_can {
+        Vehicle::OnFoot
+    } else {
+        Vehicle::Car
+    }
+}
+
+/// One fill, or two (a second nozzle or a can after the tank), from the first nozzle-out on.
+fn draw_fills(vehicle: Vehicle, two_fills: bool, first_out: f64, rng: &mut Rng) -> Vec<Fill> {
+    let flow = rng.range(0.35, 0.7); // litres per second
+    let first_nozzle = 1 + rng.below(4) as u8;
+    let mut fills = Vec::new();
+    let mut out_s = first_out;
+    for n in 0..if two_fills { 2 } else { 1 } {
+        let fill_s = match (vehicle, n) {
+            (Vehicle::Car, 0) => rng.range(25.0, 150.0),
+            _ => rng.range(15.0, 60.0),
+        };
+        let nozzle = if n == 0 || rng.chance(0.3) {
+            first_nozzle
+        } else {
+            1 + (first_nozzle % 4)
+        };
+        let in_s = out_s + fill_s;
+        let sale_s = in_s + rng.range(0.3, 2.0);
+        fills.push(Fill {
+            nozzle,
+            out_s,
+            in_s,
+            sale_s,
+            volume_cl: (fill_s * flow * 100.0).round() as i64,
+        });
+        out_s = sale_s + rng.range(3.0, 20.0);
+    }
+    fills
+}
+
+/// Where the vehicle stops against the bay's stop line: (along the lane, sideways), in metres.
+/// Now and then well off, past or short of the zone or beside it.
+fn draw_stop_offset(vehicle: Vehicle, behaviour: &Behaviour, rng: &mut Rng) -> (f64, f64) {
+    let off_zone_stop = vehicle != Vehicle::OnFoot && rng.chance(behaviour.off_zone);
+    if !off_zone_stop {
+        return (rng.normal() * behaviour.stop_spread_m, rng.normal() * 0.25);
+    }
+    if rng.chance(0.6) {
+        let along = rng.range(1.5, 3.5);
+        (
+            if rng.chance(0.5) { along } else { -along },
+            rng.normal() * 0.25,
+        )
+    } else {
+        let side = rng.range(0.9, 1.6);
+        (
+            rng.normal() * behaviour.stop_spread_m,
+            if rng.chance(0.5) { side } else { -side },
+        )
+    }
+}
+
+/// (camera, from, to): something stands between a camera and the plate for a while.
+fn draw_occlusions(
+    cameras: usize,
+    stop_s: f64,
+    leave_s: f64,
+    behaviour: &Behaviour,
+    rng: &mut Rng,
+) -> Vec<(usize, f64, f64)> {
+    let mut occlusions = Vec::new();
+    for camera in 0..cameras {
+        if rng.chance(behaviour.occlusion) {
+            let from = rng.range(stop_s - 5.0, leave_s);
+            occlusions.push((camera, from, from + rng.range(15.0, 120.0)));
+        }
+    }
+    occlusions
 }
 
 /// Most plates read cleanly; some have one character that reads three ways, and an unreadable
