@@ -165,3 +165,35 @@ fn ifsf_items(items: &[DataItem<'_>]) {
         }
     }
 }
+
+/// IFSF POS-FDC: the first byte picks the header variant and the chunk size, the rest is the
+/// stream. The frame decoder never panics and holds no more than it was given; every XML it
+/// yields, and the raw bytes as XML, go through the message reader, which never panics.
+pub fn ifsf_fdc(data: &[u8]) {
+    use ifsf_fdc::{FrameDecoder, HeaderVariant, Inbound};
+    let Some((&pick, rest)) = data.split_first() else {
+        return;
+    };
+    let variant = match pick % 3 {
+        0 => HeaderVariant::LengthHashMd5,
+        1 => HeaderVariant::LengthZero,
+        _ => HeaderVariant::LengthMd5,
+    };
+    let chunk = usize::from(pick / 3 % 64) + 1;
+    let mut decoder = FrameDecoder::new(variant, b"pw");
+    let mut pushed = 0usize;
+    for piece in rest.chunks(chunk) {
+        decoder.push(piece);
+        pushed += piece.len();
+        while let Some(result) = decoder.next_xml() {
+            if let Ok(xml) = result {
+                let _ = Inbound::from_bytes(&xml);
+            }
+        }
+        assert!(
+            decoder.buffered() <= pushed,
+            "decoder holds more than it was given"
+        );
+    }
+    let _ = Inbound::from_bytes(rest);
+}

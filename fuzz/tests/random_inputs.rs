@@ -183,6 +183,25 @@ fn ifsf_seeds() -> Vec<Vec<u8>> {
     vec![stream]
 }
 
+fn fdc_seeds() -> Vec<Vec<u8>> {
+    use ifsf_fdc::{encode_frame, HeaderVariant};
+    let sale = br#"<FDCMessage MessageType="FuelSaleTrx" ApplicationSender="POS024"><FDCdata><DeviceClass Type="FP" DeviceID="4" PumpNo="4" NozzleNo="2" TransactionSeqNo="3258"><State>Locked</State><ProductNo>2</ProductNo><Amount>1.04</Amount><Volume>0.345</Volume><UnitPrice>3</UnitPrice></DeviceClass></FDCdata></FDCMessage>"#;
+    let response = br#"<ServiceResponse RequestType="GetAvailableFuelSaleTrxs" RequestID="3" OverallResult="Success"/>"#;
+    [
+        (0u8, HeaderVariant::LengthHashMd5),
+        (1, HeaderVariant::LengthZero),
+        (2, HeaderVariant::LengthMd5),
+    ]
+    .iter()
+    .map(|&(pick, variant)| {
+        let mut v = vec![pick];
+        v.extend(encode_frame(variant, sale, b"pw").unwrap());
+        v.extend(encode_frame(variant, response, b"pw").unwrap());
+        v
+    })
+    .collect()
+}
+
 fn run(name: &str, target: fn(&[u8]), seeds: Vec<Vec<u8>>) {
     replay(name, target);
     let mut rng = Rng(seed());
@@ -221,4 +240,9 @@ fn mqtt_command_random_inputs() {
 #[test]
 fn ifsf_stream_random_inputs() {
     run("ifsf_stream", forecourt_fuzz::ifsf_stream, ifsf_seeds());
+}
+
+#[test]
+fn ifsf_fdc_random_inputs() {
+    run("ifsf_fdc", forecourt_fuzz::ifsf_fdc, fdc_seeds());
 }
