@@ -713,38 +713,10 @@ impl Matcher {
         };
         let as_of = p.decide_at;
         let end = p.end.max(start + 1);
-        let rows = self.competing_fills(p.sale.fp, start, end, as_of);
         let mut texts: BTreeMap<u64, VotedText> = BTreeMap::new();
-        let mut row_candidates: Vec<BTreeMap<String, Candidate<'_>>> = rows
-            .iter()
-            .map(|&(fp, from, to)| self.candidates(fp, from, to, as_of, Reach::Bay, &mut texts))
-            .collect();
-        // Nobody in its own bay: the hose may reach across the island to a car standing in the
-        // other bay, when that bay's own pump was idle the whole time.
-        let mut across = false;
-        if row_candidates[0].is_empty() {
-            for &bay in self.island.get(&p.sale.fp).into_iter().flatten() {
-                let found =
-                    self.candidates(bay, start, end, as_of, Reach::AcrossIsland, &mut texts);
-                row_candidates[0].extend(found);
-                across = !row_candidates[0].is_empty();
-            }
-        }
-        let columns: Vec<&String> = row_candidates
-            .iter()
-            .flat_map(|c| c.keys())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let scores: Vec<Vec<f64>> = row_candidates
-            .iter()
-            .map(|c| {
-                columns
-                    .iter()
-                    .map(|text| c.get(*text).map_or(0.0, Candidate::score))
-                    .collect()
-            })
-            .collect();
+        let (row_candidates, across) =
+            self.fill_candidates(p.sale.fp, (start, end, as_of), &mut texts);
+        let (columns, scores) = score_table(&row_candidates);
         let assignment = assign_max(&scores);
         let Some(column) = assignment[0] else {
             return abstain(if row_candidates[0].is_empty() {
@@ -813,6 +785,32 @@ impl Matcher {
             reason: detail,
         };
         (verdict, candidate)
+    }
+
+    /// Per fill competing for the cars (the sale's own first, see [`Matcher::competing_fills`]),
+    /// its candidates by text; and whether the sale's candidates stand across the island (nobody
+    /// in its own bay: the hose may reach across to a car in the other bay, when that bay's own
+    /// pump was idle the whole time).
+    fn fill_candidates(
+        &self,
+        fp: FpNumber,
+        (start, end, as_of): (UnixMillis, UnixMillis, UnixMillis),
+        texts: &mut BTreeMap<u64, VotedText>,
+    ) -> (Vec<BTreeMap<String, Candidate<'_>>>, bool) {
+        let rows = self.competing_fills(fp, start, end, as_of);
+        let mut row_candidates: Vec<BTreeMap<String, Candidate<'_>>> = rows
+            .iter()
+            .map(|&(fp, from, to)| self.candidates(fp, from, to, as_of, Reach::Bay, texts))
+            .collect();
+        let mut across = false;
+        if row_candidates[0].is_empty() {
+            for &bay in self.island.get(&fp).into_iter().flatten() {
+                let found = self.candidates(bay, start, end, as_of, Reach::AcrossIsland, texts);
+                row_candidates[0].extend(found);
+                across = !row_candidates[0].is_empty();
+            }
+        }
+        (row_candidates, across)
     }
 
     /// The fill of `fp` (`start..end`) and every fill of another fuelling point that overlaps it
@@ -1540,6 +1538,29 @@ impl Matcher {
 /// it: (free, explained). A car the joint `assignment` gave to another fill it suits at least as
 /// well is mostly explained there (half its strength, as a doubt of its own); any other is a free
 /// rival.
+/// Every text any fill's candidates vote (the columns, in order) and each fill's score per
+/// column (0 where it has no such candidate): the table the assignment is made on.
+fn score_table<'r>(
+    row_candidates: &'r [BTreeMap<String, Candidate<'_>>],
+) -> (Vec<&'r String>, Vec<Vec<f64>>) {
+    let columns: Vec<&String> = row_candidates
+        .iter()
+        .flat_map(|c| c.keys())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let scores: Vec<Vec<f64>> = row_candidates
+        .iter()
+        .map(|c| {
+            columns
+                .iter()
+                .map(|text| c.get(*text).map_or(0.0, Candidate::score))
+                .collect()
+        })
+        .collect();
+    (columns, scores)
+}
+
 fn assignment_rivals(
     rows: &[BTreeMap<String, Candidate<'_>>],
     columns: &[&String],
