@@ -1534,10 +1534,6 @@ impl Matcher {
     }
 }
 
-/// The strongest other car of the fill (row 0 of `rows`, whose car is `column`) as a rival of
-/// it: (free, explained). A car the joint `assignment` gave to another fill it suits at least as
-/// well is mostly explained there (half its strength, as a doubt of its own); any other is a free
-/// rival.
 /// Every text any fill's candidates vote (the columns, in order) and each fill's score per
 /// column (0 where it has no such candidate): the table the assignment is made on.
 fn score_table<'r>(
@@ -1561,6 +1557,10 @@ fn score_table<'r>(
     (columns, scores)
 }
 
+/// The strongest other car of the fill (row 0 of `rows`, whose car is `column`) as a rival of
+/// it: (free, explained). A car the joint `assignment` gave to another fill it suits at least as
+/// well is mostly explained there (half its strength, as a doubt of its own); any other is a free
+/// rival.
 fn assignment_rivals(
     rows: &[BTreeMap<String, Candidate<'_>>],
     columns: &[&String],
@@ -1660,11 +1660,11 @@ const MOVED_UP_READS: usize = 3;
 /// Reads a car needs in a fill for its box there to be known.
 const MIN_STANDING_READS: usize = 3;
 
-/// One camera's view of a bay, asked about one fill: what [`Matcher::track_evidence`] needs.
 /// A track, where the reads a decision looks at start, and how much each of those looks like a
 /// car at the pump.
 type TrackLikeness<'a> = (&'a Track, usize, Vec<f32>);
 
+/// One camera's view of a bay, asked about one fill: what [`Matcher::track_evidence`] needs.
 struct ViewScan<'v> {
     view: &'v PumpView,
     bay: FpNumber,
