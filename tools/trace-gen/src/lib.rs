@@ -541,14 +541,14 @@ pub fn generate(
     generate_with_visits(config, trace, truth).map(|(summary, _)| summary)
 }
 
-/// Scenario seconds to trace milliseconds.
+/// Scenario seconds to trace milliseconds (the fixed station's and the randomised ones').
 #[derive(Debug, Clone, Copy)]
-struct Clock {
-    start_ms: UnixMillis,
+pub(crate) struct Clock {
+    pub(crate) start_ms: UnixMillis,
 }
 
 impl Clock {
-    fn ms(self, s: f64) -> UnixMillis {
+    pub(crate) fn ms(self, s: f64) -> UnixMillis {
         self.start_ms + (s * 1000.0).round() as i64
     }
 }

@@ -19,6 +19,7 @@ use crate::plate_text::{confusable_character, random_plate, ALNUM, PROVINCES};
 use crate::station::{
     draw, draw_station, Camera, Facing, Station, CAR_PLATE_M, MIN_PLATE_PX, MOTORBIKE_PLATE_M,
 };
+use crate::Clock;
 use seeded_rng::Rng;
 
 /// Case tags, in the order that decides a sale's primary case (its first tag in this order).
@@ -639,7 +640,9 @@ pub fn generate_randomised(
     let station = draw_station(family, &mut rng);
     let behaviour = Behaviour::draw(family, &mut rng);
     let rushes = draw_rushes(&behaviour, &mut rng);
-    let start_ms: UnixMillis = 1_700_000_000_000 + (seed % 1000) as i64 * 86_400_000;
+    let clock = Clock {
+        start_ms: 1_700_000_000_000 + (seed % 1000) as i64 * 86_400_000,
+    };
     let mut visits = plan_visits(&station, &behaviour, &rushes, sales, &mut rng);
     let bay_cameras: Vec<Vec<usize>> = (0..station.bays.len())
         .map(|b| station.cameras_of(b))
@@ -651,7 +654,7 @@ pub fn generate_randomised(
         station: &station,
         bay_cameras: &bay_cameras,
         outages: &outages,
-        start_ms,
+        clock,
         end_s,
     };
     let mut footage = Footage::default();
@@ -669,7 +672,7 @@ pub fn generate_randomised(
         zone_reads: &footage.zone_reads,
     };
     let mut records = footage.records;
-    let sales_out = sales_and_pump_events(&tagger, start_ms, &mut records);
+    let sales_out = sales_and_pump_events(&tagger, clock, &mut records);
     let truths = number_sales(sales_out, &mut records, truth)?;
     // At equal times frames come first (camera order), then pump events.
     crate::write_trace(trace, &station.layout(), records)?;
@@ -681,10 +684,6 @@ pub fn generate_randomised(
         frames: footage.frames,
         plate_reads: footage.plate_reads,
     })
-}
-
-fn ms_at(start_ms: UnixMillis, s: f64) -> UnixMillis {
-    start_ms + (s * 1000.0).round() as i64
 }
 
 /// Customers, lane by lane (busier lanes get more of the sales), in arrival order.
@@ -741,7 +740,7 @@ struct Filming<'a> {
     station: &'a Station,
     bay_cameras: &'a [Vec<usize>],
     outages: &'a [(usize, f64, f64)],
-    start_ms: UnixMillis,
+    clock: Clock,
     end_s: f64,
 }
 
@@ -784,8 +783,8 @@ impl Filming<'_> {
         while nominal < self.end_s {
             let t = nominal + camera.frame_jitter * period * rng.range(-0.5, 0.5);
             nominal += period;
-            let t_ms = ms_at(self.start_ms, t).max(last_ms + 1);
-            let t = (t_ms - self.start_ms) as f64 / 1000.0;
+            let t_ms = self.clock.ms(t).max(last_ms + 1);
+            let t = (t_ms - self.clock.start_ms) as f64 / 1000.0;
             if self
                 .outages
                 .iter()
@@ -1024,10 +1023,10 @@ type UnnumberedSale = (UnixMillis, FpNumber, SaleTruth, TraceRecord);
 /// Every fill's nozzle events (into `records`) and its sale with its truth, unnumbered.
 fn sales_and_pump_events(
     tagger: &Tagger,
-    start_ms: UnixMillis,
+    clock: Clock,
     records: &mut Vec<(UnixMillis, TraceRecord)>,
 ) -> Vec<UnnumberedSale> {
-    let to_ms = |s: f64| ms_at(start_ms, s);
+    let to_ms = |s: f64| clock.ms(s);
     let mut sales_out: Vec<UnnumberedSale> = Vec::new();
     for (vi, v) in tagger.visits.iter().enumerate() {
         let fp = tagger.station.bays[v.sale_bay].fp;
