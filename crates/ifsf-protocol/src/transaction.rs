@@ -50,6 +50,8 @@ pub enum TransactionError {
     BadFuellingPoint(u8),
     #[error("sequence number {0}: more than four digits")]
     SequenceTooLarge(u16),
+    #[error("product number {0}: more than eight digits")]
+    ProductTooLarge(u32),
 }
 
 /// Where a transaction record lives.
@@ -227,7 +229,7 @@ fn decode_product(bytes: &[u8]) -> Result<u32, TransactionError> {
 
 fn encode_product(product: u32) -> Result<Vec<u8>, TransactionError> {
     crate::bcd::encode(u64::from(product), PRODUCT_LEN)
-        .ok_or_else(|| TransactionError::BadProduct(product.to_be_bytes().to_vec()))
+        .ok_or(TransactionError::ProductTooLarge(product))
 }
 
 #[cfg(test)]
@@ -322,6 +324,26 @@ mod tests {
             .map(|(id, value)| DataItem { id: *id, value })
             .collect();
         assert_eq!(TransactionRecord::from_items(&again), Ok(record));
+    }
+
+    #[test]
+    fn numbers_too_long_for_their_field_are_refused_on_writing() {
+        let seq = TransactionRecord {
+            seq: Some(10_000),
+            ..TransactionRecord::default()
+        };
+        assert_eq!(
+            seq.to_items(),
+            Err(TransactionError::SequenceTooLarge(10_000))
+        );
+        let product = TransactionRecord {
+            product: Some(100_000_000),
+            ..TransactionRecord::default()
+        };
+        assert_eq!(
+            product.to_items(),
+            Err(TransactionError::ProductTooLarge(100_000_000))
+        );
     }
 
     #[test]
