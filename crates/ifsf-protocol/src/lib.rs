@@ -13,6 +13,7 @@
 pub mod address;
 mod bcd;
 pub mod decoder;
+pub mod fuelling_point;
 pub mod heartbeat;
 pub mod message;
 pub mod number;
@@ -20,6 +21,7 @@ pub mod transaction;
 
 pub use address::NodeAddress;
 pub use decoder::{DecoderStats, MessageDecoder};
+pub use fuelling_point::{FpState, FpStatus, FuellingPointError};
 pub use heartbeat::{Heartbeat, HeartbeatError, HEARTBEAT_LEN};
 pub use message::{DataItem, Message, MessageCode, MessageError, MessageKind, HEADER_LEN};
 pub use number::{decode_number, encode_number, NumberError};

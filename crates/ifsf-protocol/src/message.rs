@@ -10,9 +10,10 @@
 //! A message that is not understood (an unknown code or type) still says how long it is, so a
 //! reader skips it whole and stays in step with the stream.
 //!
-//! *Unverified* (no fact in the spec file yet): the layout of a read request's data (taken here
-//! as raw bytes, not parsed as items) and of an acknowledge's data (taken as raw bytes; the
-//! acknowledge this module builds carries one status byte, 0).
+//! *Unverified* against a device: the layout of a read request's data (a public controller's
+//! source parses it as a list of wanted data ids, one byte each; [`Message::read`] builds that)
+//! and of an acknowledge's data (taken as raw bytes; the acknowledge this module builds carries
+//! one status byte, 0).
 
 use crate::address::NodeAddress;
 
@@ -167,6 +168,28 @@ impl Message {
             token,
             db_address: db_address.to_vec(),
             data,
+        };
+        message.check()?;
+        Ok(message)
+    }
+
+    /// A read of the fields `ids` of the database at `db_address`. The data of a read is the
+    /// list of the wanted data ids, one byte each (as a public controller parses it).
+    pub fn read(
+        recipient: NodeAddress,
+        originator: NodeAddress,
+        token: u8,
+        db_address: &[u8],
+        ids: &[u8],
+    ) -> Result<Message, MessageError> {
+        let message = Message {
+            recipient,
+            originator,
+            code: MessageCode::Application,
+            kind: MessageKind::Read,
+            token,
+            db_address: db_address.to_vec(),
+            data: ids.to_vec(),
         };
         message.check()?;
         Ok(message)

@@ -26,6 +26,19 @@ pub mod ids {
     pub const TR_LOG_NOZ: u8 = 8;
     pub const TR_PROD_NB: u8 = 10;
     pub const TRANS_STATE: u8 = 21;
+    /// Marks an unsolicited transaction buffer state message (empty value).
+    pub const TR_BUFF_STATES_MESSAGE: u8 = 100;
+
+    /// Every field a sale is read from, for a read request.
+    pub const SALE_FIELDS: [u8; 7] = [
+        TR_SEQ_NB,
+        TR_AMOUNT,
+        TR_VOLUME,
+        TR_UNIT_PRICE,
+        TR_LOG_NOZ,
+        TR_PROD_NB,
+        TRANS_STATE,
+    ];
 }
 
 /// Bytes this crate writes each number in (sign and point byte included); readers accept any.
@@ -83,7 +96,7 @@ impl TransactionAddress {
     }
 }
 
-fn decode_sequence(bytes: &[u8]) -> Result<u16, TransactionError> {
+pub(crate) fn decode_sequence(bytes: &[u8]) -> Result<u16, TransactionError> {
     let bad = || TransactionError::BadSequence(bytes.to_vec());
     if bytes.len() != 2 {
         return Err(bad());
@@ -94,7 +107,7 @@ fn decode_sequence(bytes: &[u8]) -> Result<u16, TransactionError> {
         .map_err(|_| bad())
 }
 
-fn encode_sequence(seq: u16) -> Result<[u8; 2], TransactionError> {
+pub(crate) fn encode_sequence(seq: u16) -> Result<[u8; 2], TransactionError> {
     match crate::bcd::encode(u64::from(seq), 2).as_deref() {
         Some(&[hi, lo]) => Ok([hi, lo]),
         _ => Err(TransactionError::SequenceTooLarge(seq)),
