@@ -61,6 +61,7 @@ fn sale(t: i64, fp: u8, nozzle: u8, volume: i64, amount: i64) -> Sale {
         end: None,
         recovered: false,
         totalizer: None,
+        source_key: None,
     }
 }
 

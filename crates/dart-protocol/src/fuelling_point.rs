@@ -728,6 +728,7 @@ impl FuellingPoint {
             },
             recovered: fill.recovered,
             totalizer,
+            source_key: None,
         }));
     }
 }
@@ -782,6 +783,7 @@ mod tests {
             end: Some(FillEnd::Auto),
             recovered: false,
             totalizer: None,
+            source_key: None,
         })
     }
 

@@ -113,6 +113,11 @@ pub struct Sale {
     /// the pump's totalizer against exactly the sales that were kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub totalizer: Option<u64>,
+    /// The source's own key for this sale, when it has one (an IFSF transaction's node,
+    /// fuelling point and sequence number): a sale a source reports again after a restart is
+    /// recognised by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_key: Option<String>,
 }
 
 /// How a fill ended, as the pump said: DART status 5 (FILLING COMPLETED: the nozzle stopped by

@@ -2003,6 +2003,7 @@ mod tests {
             end: None,
             recovered: false,
             totalizer: None,
+            source_key: None,
         })
     }
 

@@ -81,6 +81,7 @@ impl<R> SaleRecord<R> {
             end: None,
             recovered: false,
             totalizer: None,
+            source_key: None,
         })
     }
 }

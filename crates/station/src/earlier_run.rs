@@ -1,7 +1,7 @@
 //! What the station remembers of the run before this one, so that a sale the pump reports again
 //! after a restart (its reset had not reached the pump) is counted once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use forecourt_events::{Decimal, Sale};
 use serde::Deserialize;
@@ -27,6 +27,9 @@ pub(crate) struct EarlierRun {
     /// archived) with no nozzle lifted at that point since: a pump still showing that fill as
     /// completed at start reports it again (the reset had not reached the pump before the stop).
     released_last: BTreeMap<u8, ReleasedSale>,
+    /// Sales an earlier run sent that their source keyed (see `Sale::source_key`): volume and
+    /// amount by key.
+    released_keys: HashMap<String, (Decimal, Decimal)>,
 }
 
 impl EarlierRun {
@@ -41,10 +44,19 @@ impl EarlierRun {
         self.released_last.len()
     }
 
-    /// A recovered sale (found completed when the driver started) that this station already
-    /// held or sent before the restart: the same fill, reported again because a crash came
-    /// between the report and the pump's reset. Not a second sale.
+    /// The keys of sales an earlier run sent, read back from the outbox.
+    pub fn released_keys(&mut self, keys: HashMap<String, (Decimal, Decimal)>) {
+        self.released_keys = keys;
+    }
+
+    /// A sale this station already held or sent before the restart, reported again: for a
+    /// source that keys its sales, any sale with a key and fill seen before; otherwise a
+    /// recovered sale (found completed when the driver started) with the same fill, reported
+    /// again because a crash came between the report and the pump's reset. Not a second sale.
     pub fn reports_again(&mut self, sale: &Sale) -> bool {
+        if let Some(key) = &sale.source_key {
+            return self.keyed_again(key, sale);
+        }
         if !sale.recovered {
             return false;
         }
@@ -74,6 +86,47 @@ impl EarlierRun {
             }
         }
     }
+}
+
+impl EarlierRun {
+    /// A sale its source keyed: the same key with the same volume and amount is the same sale
+    /// (a source's numbering may start again after a device reset, so the key alone is not).
+    fn keyed_again(&mut self, key: &str, sale: &Sale) -> bool {
+        let same = |volume: Decimal, amount: Decimal| {
+            volume.same_value(sale.volume) && amount.same_value(sale.amount)
+        };
+        let held_before =
+            |held: &Sale| held.source_key.as_deref() == Some(key) && same(held.volume, held.amount);
+        if let Some(i) = self.held_sales.iter().position(held_before) {
+            self.held_sales.remove(i);
+            info!(
+                fp = sale.fp,
+                key, "source reported a sale held from before the restart; counted once"
+            );
+            return true;
+        }
+        if self
+            .released_keys
+            .get(key)
+            .is_some_and(|(volume, amount)| same(*volume, *amount))
+        {
+            info!(
+                fp = sale.fp,
+                key, "source reported a sale sent before the restart; counted once"
+            );
+            return true;
+        }
+        false
+    }
+}
+
+/// From sent `sale` bodies: volume and amount of each sale its source keyed, by key.
+pub fn released_keys(sales: &[Value]) -> HashMap<String, (Decimal, Decimal)> {
+    sales
+        .iter()
+        .filter_map(|body| SaleBody::deserialize(body).ok())
+        .filter_map(|sale| Some((sale.source_key?, (sale.volume, sale.amount))))
+        .collect()
 }
 
 /// From sent `sale` and `nozzle` bodies: per fuelling point, its last sale if no nozzle was lifted
@@ -128,6 +181,7 @@ mod tests {
             plate: None,
             plate_confidence: 0.0,
             match_reason: String::new(),
+            source_key: None,
         };
         Event::Sale(body).to_body().unwrap()
     }

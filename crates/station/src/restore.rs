@@ -5,7 +5,7 @@
 use forecourt_events::{DispenserEvent, Sale};
 use tracing::{info, warn};
 
-use crate::earlier_run::last_released_per_fp;
+use crate::earlier_run::{last_released_per_fp, released_keys};
 use crate::{Station, StationError};
 
 /// How far back the outbox is read for sales and nozzle events already sent (a busy station's
@@ -57,6 +57,7 @@ impl Station {
         })
         .await?
         .map_err(crate::StationError::outbox("reading sales already sent"))?;
+        self.earlier_run.released_keys(released_keys(&sales));
         Ok(self
             .earlier_run
             .released(last_released_per_fp(&sales, &nozzles)))

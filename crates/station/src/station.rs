@@ -353,5 +353,6 @@ pub fn sale_body(m: &MatchedSale) -> SaleBody {
         plate: m.verdict.plate.clone(),
         plate_confidence: m.verdict.confidence,
         match_reason: m.verdict.reason.clone(),
+        source_key: m.sale.source_key.clone(),
     }
 }

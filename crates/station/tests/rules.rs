@@ -118,6 +118,7 @@ fn sale(t: i64, volume: &str, recovered: bool) -> Sale {
         end: None,
         recovered,
         totalizer: None,
+        source_key: None,
     }
 }
 
@@ -242,6 +243,75 @@ async fn a_sale_sent_before_a_restart_is_not_sent_again() {
         .map(|(_, s)| s.volume.to_string())
         .collect();
     assert_eq!(volumes, ["25.50", "12.00"]);
+}
+
+fn keyed(t: i64, volume: &str, key: &str) -> Sale {
+    Sale {
+        source_key: Some(key.to_owned()),
+        ..sale(t, volume, false)
+    }
+}
+
+/// A source that keys its sales (IFSF) reports every transaction still in the device's buffer
+/// after a restart, held or sent before it, and older ones: each key leaves the station once,
+/// and the same key with another volume (the device numbering again) is a new sale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyed_sale_leaves_once_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = open(dir.path());
+    let t0 = forecourt_events::now_millis();
+    let (station, _) = start(&outbox, dir.path()).await;
+    station
+        .fill(&keyed(t0, "20.00", "ifsf-tcp:1.1:1:0007"))
+        .await;
+    until("the first sale to be held", || {
+        outbox.held().unwrap().len() == 1
+    })
+    .await;
+    station.stop().await;
+    let (station, _) = start(&outbox, dir.path()).await;
+    station
+        .fill(&keyed(t0 + 60_000, "30.00", "ifsf-tcp:1.1:1:0008"))
+        .await;
+    until("the second sale to be held", || {
+        outbox.held().unwrap().len() == 1
+    })
+    .await;
+    station.crash().await;
+
+    let (station, restored) = start(&outbox, dir.path()).await;
+    assert_eq!(restored.held, 1);
+    // The buffer read after the restart: 0007 (sent two runs ago), 0008 (held at the crash),
+    // 0009 (sold while no agent ran), and 0007 again with another volume (a new sale).
+    for (dt, volume, key) in [
+        (1_000, "20.00", "ifsf-tcp:1.1:1:0007"),
+        (1_100, "30.00", "ifsf-tcp:1.1:1:0008"),
+        (1_200, "15.00", "ifsf-tcp:1.1:1:0009"),
+        (1_300, "44.00", "ifsf-tcp:1.1:1:0007"),
+    ] {
+        let mut sale = keyed(t0 + 120_000 + dt, volume, key);
+        sale.recovered = true;
+        station.pump(DispenserEvent::SaleCompleted(sale)).await;
+    }
+    until("the new sales to be held", || {
+        outbox.held().unwrap().len() == 3
+    })
+    .await;
+    station.stop().await;
+    let mut sent: Vec<(String, String)> = sales_sent(&outbox)
+        .into_iter()
+        .map(|(_, s)| (s.source_key.unwrap(), s.volume.to_string()))
+        .collect();
+    sent.sort();
+    assert_eq!(
+        sent,
+        [
+            ("ifsf-tcp:1.1:1:0007".to_owned(), "20.00".to_owned()),
+            ("ifsf-tcp:1.1:1:0007".to_owned(), "44.00".to_owned()),
+            ("ifsf-tcp:1.1:1:0008".to_owned(), "30.00".to_owned()),
+            ("ifsf-tcp:1.1:1:0009".to_owned(), "15.00".to_owned()),
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

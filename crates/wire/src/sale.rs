@@ -24,4 +24,8 @@ pub struct SaleBody {
     pub plate_confidence: f32,
     /// Free text for people.
     pub match_reason: String,
+    /// The sale source's own key for the sale (e.g. `ifsf-tcp:1.1:2:0042`); absent when the
+    /// source has none (DART).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_key: Option<String>,
 }
