@@ -1,7 +1,8 @@
-//! Dispenser drivers: talk to pumps, emit [`forecourt_events::DispenserEvent`]s. One driver per
-//! protocol behind [`DispenserDriver`]; today Wayne DART as bus master ([`DartMaster`]) or as a
-//! read-only listener on a bus another controller polls ([`DartListener`]); [`DartDriver`] picks
-//! one by the config's `mode`.
+//! Sale sources: talk to pumps or to the station's own systems, emit
+//! [`forecourt_events::DispenserEvent`]s. One driver per protocol behind [`DispenserDriver`]: Wayne
+//! DART as bus master ([`DartMaster`]) or as a read-only listener on a bus another controller
+//! polls ([`DartListener`]), [`DartDriver`] picking one by the config's `mode`; and IFSF over
+//! TCP/IP, watch-only ([`IfsfTcpDriver`], its protocol state in [`IfsfWatch`]).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -10,6 +11,9 @@ pub mod dart_driver;
 pub mod dart_listener;
 pub mod dart_master;
 pub mod driver;
+pub mod ifsf_config;
+pub mod ifsf_tcp;
+pub mod ifsf_watch;
 mod line;
 pub mod wire_observer;
 
@@ -18,4 +22,7 @@ pub use dart_driver::DartDriver;
 pub use dart_listener::DartListener;
 pub use dart_master::DartMaster;
 pub use driver::{DispenserDriver, DispenserError};
+pub use ifsf_config::{IfsfFpConfig, IfsfTcpConfig};
+pub use ifsf_tcp::IfsfTcpDriver;
+pub use ifsf_watch::{IfsfWatch, WatchStats, WatchStep};
 pub use wire_observer::{ObserverStats, WireObserver};

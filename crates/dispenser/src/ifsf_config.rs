@@ -1,0 +1,167 @@
+//! Configuration of an IFSF over TCP/IP source, deserialisable so the agent can embed it in its
+//! TOML config:
+//!
+//! ```toml
+//! address = "192.168.1.21:3486"  # the dispenser board, or the controller speaking for it
+//! node = 1                       # the dispenser's node number (subnet 1)
+//! own_node = 9                   # the agent's node number as a controlling device (subnet 2)
+//! [[fps]]
+//! fp = 1        # the fuelling point's number at the station
+//! point = 1     # its number on the dispenser node, 1..4
+//! grades = ["92#", "95#"]
+//! ```
+
+use forecourt_events::FpNumber;
+use ifsf_protocol::NodeAddress;
+use serde::Deserialize;
+
+use crate::driver::DispenserError;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IfsfTcpConfig {
+    /// `host:port` of the dispenser node (one per PetroChina "DIT" board) or of the forecourt
+    /// controller that speaks IFSF for it.
+    pub address: String,
+    /// The dispenser's node number on subnet 1.
+    pub node: u8,
+    /// The agent's own node number on subnet 2 (controlling devices): one the station's own POS
+    /// and controller do not use.
+    pub own_node: u8,
+    pub fps: Vec<IfsfFpConfig>,
+    /// Transactions read back per fuelling point after each (re)connection, newest first: at
+    /// least the device's transaction buffer (IFSF allows up to 15 kept transactions).
+    #[serde(default = "default_history")]
+    pub history: u16,
+    /// The agent reads each fuelling point's state this often: the device's answers show the
+    /// link is alive.
+    #[serde(default = "default_poll_interval_s")]
+    pub poll_interval_s: u64,
+    /// No whole message from the device for this long: the link is dropped and made again (then
+    /// the transaction buffer is read back).
+    #[serde(default = "default_silence_timeout_s")]
+    pub silence_timeout_s: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IfsfFpConfig {
+    /// The fuelling point's number at the station (as the zones and HQ know it).
+    pub fp: FpNumber,
+    /// Its number on the dispenser node, 1..=4 (database 0x21..0x24).
+    pub point: u8,
+    /// Grade name per logical nozzle: index 0 = nozzle 1. A sale on a nozzle with no name here
+    /// carries the device's product number instead.
+    #[serde(default)]
+    pub grades: Vec<String>,
+}
+
+fn default_history() -> u16 {
+    15
+}
+fn default_poll_interval_s() -> u64 {
+    10
+}
+fn default_silence_timeout_s() -> u64 {
+    35
+}
+
+/// Node numbers run 1..=127 on an IFSF subnet.
+const MAX_NODE: u8 = 127;
+
+impl IfsfTcpConfig {
+    pub fn device(&self) -> NodeAddress {
+        NodeAddress::new(NodeAddress::DISPENSER_SUBNET, self.node)
+    }
+
+    pub fn own(&self) -> NodeAddress {
+        NodeAddress::new(NodeAddress::CONTROLLER_SUBNET, self.own_node)
+    }
+
+    pub fn validate(&self) -> Result<(), DispenserError> {
+        let err = |m: String| Err(DispenserError::Config(m));
+        match self.address.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {}
+            _ => {
+                return err(format!(
+                    "address {:?} is not host:port (e.g. \"192.168.1.21:3486\")",
+                    self.address
+                ))
+            }
+        }
+        for (what, node) in [("node", self.node), ("own_node", self.own_node)] {
+            if !(1..=MAX_NODE).contains(&node) {
+                return err(format!("{what} {node} outside 1..{MAX_NODE}"));
+            }
+        }
+        if self.fps.is_empty() {
+            return err("no fuelling points configured".into());
+        }
+        for (i, f) in self.fps.iter().enumerate() {
+            if !(1..=4).contains(&f.point) {
+                return err(format!(
+                    "fp {}: point {} outside 1..4 (a dispenser node has at most four)",
+                    f.fp, f.point
+                ));
+            }
+            if self.fps[..i]
+                .iter()
+                .any(|o| o.point == f.point || o.fp == f.fp)
+            {
+                return err(format!("fp {} / point {} configured twice", f.fp, f.point));
+            }
+        }
+        if !(1..=100).contains(&self.history) {
+            return err(format!("history {} outside 1..100", self.history));
+        }
+        if self.poll_interval_s == 0 || self.silence_timeout_s <= self.poll_interval_s {
+            return err(format!(
+                "silence_timeout_s ({}) must exceed poll_interval_s ({}), which must be above 0",
+                self.silence_timeout_s, self.poll_interval_s
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> IfsfTcpConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    const GOOD: &str = r#"
+address = "127.0.0.1:3486"
+node = 1
+own_node = 9
+fps = [{ fp = 3, point = 1, grades = ["92#"] }, { fp = 4, point = 2 }]
+"#;
+
+    #[test]
+    fn a_good_config_validates_with_defaults() {
+        let c = config(GOOD);
+        c.validate().unwrap();
+        assert_eq!(
+            (c.history, c.poll_interval_s, c.silence_timeout_s),
+            (15, 10, 35)
+        );
+        assert_eq!(c.device(), NodeAddress::new(1, 1));
+        assert_eq!(c.own(), NodeAddress::new(2, 9));
+    }
+
+    #[test]
+    fn mistakes_are_explained() {
+        for (from, to, says) in [
+            ("127.0.0.1:3486", "127.0.0.1", "is not host:port"),
+            ("own_node = 9", "own_node = 0", "own_node 0 outside"),
+            ("point = 2", "point = 5", "point 5 outside 1..4"),
+            ("point = 2", "point = 1", "configured twice"),
+        ] {
+            let c = config(&GOOD.replace(from, to));
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(says), "{to}: {e}");
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! IFSF over TCP/IP, watch-only: the agent joins the dispenser node's network as an additional
+//! controlling device (its own node number), reads what the device announces and answers only
+//! what the protocol requires (acknowledges). It never writes: every message goes through
+//! [`watch_only_bytes`], which refuses anything but a read, an acknowledge or a heartbeat.
+//!
+//! The link is made again after any loss, from 1 s doubling to 30 s; after each connection the
+//! transaction buffer is read back (see [`crate::ifsf_watch`]). A stream that stops making
+//! sense (a run of messages not from the device, or not readable) is dropped and made again:
+//! IFSF over TCP has no checksum or start flag to find the next message by.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use forecourt_events::{now_millis, DispenserEvent, Heartbeat};
+use ifsf_protocol::{Message, MessageDecoder};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::driver::{
+    is_shutdown, sleep_or_shutdown, DispenserDriver, DispenserError, BACKOFF_MAX, BACKOFF_MIN,
+};
+use crate::ifsf_config::IfsfTcpConfig;
+use crate::ifsf_watch::{IfsfWatch, WatchStep};
+
+/// Connecting, and writing one message, may take this long.
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// This many messages in a row that are not the device's, or not readable: the stream is out of
+/// step.
+const OUT_OF_STEP_AFTER: u32 = 3;
+
+pub struct IfsfTcpDriver {
+    config: IfsfTcpConfig,
+    heartbeat: Arc<Heartbeat>,
+}
+
+/// Why a connection ended.
+enum SessionEnd {
+    Shutdown,
+    Lost(String),
+}
+
+impl IfsfTcpDriver {
+    pub fn new(config: IfsfTcpConfig) -> Result<Self, DispenserError> {
+        config.validate()?;
+        Ok(IfsfTcpDriver {
+            config,
+            heartbeat: Arc::new(Heartbeat::new()),
+        })
+    }
+}
+
+/// The bytes of `message` if a watch-only source may send it; `None` (and an error logged) for
+/// anything else: a write is how a device is told to lock, clear or authorise.
+pub fn watch_only_bytes(message: &Message) -> Option<Vec<u8>> {
+    if !message.is_watch_only() {
+        tracing::error!(
+            ?message,
+            "refused to send a message a watch-only source must never send"
+        );
+        return None;
+    }
+    message.encode().ok()
+}
+
+impl DispenserDriver for IfsfTcpDriver {
+    fn heartbeat(&self) -> Arc<Heartbeat> {
+        self.heartbeat.clone()
+    }
+
+    async fn run(
+        self,
+        events: mpsc::Sender<DispenserEvent>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), DispenserError> {
+        let mut watch = IfsfWatch::new(&self.config);
+        let mut backoff = BACKOFF_MIN;
+        let mut last_problem = String::new();
+        loop {
+            self.heartbeat.beat();
+            if is_shutdown(&shutdown) {
+                return Ok(());
+            }
+            let connect = TcpStream::connect(&self.config.address);
+            let problem = match tokio::time::timeout(IO_TIMEOUT, connect).await {
+                Ok(Ok(stream)) => {
+                    info!(address = %self.config.address, "IFSF link up");
+                    backoff = BACKOFF_MIN;
+                    let end = self
+                        .session(stream, &mut watch, &events, &mut shutdown)
+                        .await;
+                    send_events(&events, watch.disconnected(now_millis())).await?;
+                    match end? {
+                        SessionEnd::Shutdown => return Ok(()),
+                        SessionEnd::Lost(why) => why,
+                    }
+                }
+                Ok(Err(e)) => format!("cannot connect: {e}"),
+                Err(_) => "cannot connect: timed out".to_owned(),
+            };
+            // A device that stays away is logged once, not on every attempt.
+            if problem != last_problem {
+                warn!(address = %self.config.address, problem, "IFSF link down; trying again");
+                last_problem = problem;
+            }
+            if sleep_or_shutdown(backoff, &mut shutdown, &self.heartbeat).await {
+                return Ok(());
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+}
+
+impl IfsfTcpDriver {
+    async fn session(
+        &self,
+        stream: TcpStream,
+        watch: &mut IfsfWatch,
+        events: &mpsc::Sender<DispenserEvent>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<SessionEnd, DispenserError> {
+        let _ = stream.set_nodelay(true);
+        let (mut reader, mut writer) = stream.into_split();
+        if let Err(why) = send_messages(&mut writer, &watch.connected().send).await {
+            return Ok(SessionEnd::Lost(why));
+        }
+        let silence = Duration::from_secs(self.config.silence_timeout_s);
+        let poll_every = Duration::from_secs(self.config.poll_interval_s);
+        let mut decoder = MessageDecoder::new();
+        let mut buf = vec![0u8; 8192];
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut last_message = tokio::time::Instant::now();
+        let mut last_poll = tokio::time::Instant::now();
+        let mut out_of_step = 0u32;
+        loop {
+            tokio::select! {
+                read = reader.read(&mut buf) => {
+                    let n = match read {
+                        Ok(0) => return Ok(SessionEnd::Lost("the device closed the link".into())),
+                        Ok(n) => n,
+                        Err(e) => return Ok(SessionEnd::Lost(format!("read: {e}"))),
+                    };
+                    decoder.push(&buf[..n]);
+                    while let Some(decoded) = decoder.next_message() {
+                        let before = watch.stats();
+                        let step = match decoded {
+                            Ok(message) => watch.on_message(&message, now_millis()),
+                            Err(_) => WatchStep::default(),
+                        };
+                        let after = watch.stats();
+                        let made_sense = after.messages > before.messages
+                            && after.foreign == before.foreign
+                            && after.unreadable == before.unreadable;
+                        if made_sense {
+                            out_of_step = 0;
+                            last_message = tokio::time::Instant::now();
+                        } else {
+                            out_of_step += 1;
+                            if out_of_step >= OUT_OF_STEP_AFTER {
+                                return Ok(SessionEnd::Lost("the stream is out of step".into()));
+                            }
+                        }
+                        send_events(events, WatchStep { events: step.events, send: Vec::new() }).await?;
+                        if let Err(why) = send_messages(&mut writer, &step.send).await {
+                            return Ok(SessionEnd::Lost(why));
+                        }
+                    }
+                }
+                _ = tick.tick() => {
+                    self.heartbeat.beat();
+                    if last_message.elapsed() >= silence {
+                        return Ok(SessionEnd::Lost(format!("no message for {} s", silence.as_secs())));
+                    }
+                    if last_poll.elapsed() >= poll_every {
+                        last_poll = tokio::time::Instant::now();
+                        if let Err(why) = send_messages(&mut writer, &watch.poll()).await {
+                            return Ok(SessionEnd::Lost(why));
+                        }
+                    }
+                }
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        return Ok(SessionEnd::Shutdown);
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn send_events(
+    events: &mpsc::Sender<DispenserEvent>,
+    step: WatchStep,
+) -> Result<(), DispenserError> {
+    for event in step.events {
+        events
+            .send(event)
+            .await
+            .map_err(|_| DispenserError::EventsClosed)?;
+    }
+    Ok(())
+}
+
+async fn send_messages(writer: &mut OwnedWriteHalf, messages: &[Message]) -> Result<(), String> {
+    for message in messages {
+        let Some(bytes) = watch_only_bytes(message) else {
+            continue;
+        };
+        match tokio::time::timeout(IO_TIMEOUT, writer.write_all(&bytes)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(format!("write: {e}")),
+            Err(_) => return Err("write: timed out".into()),
+        }
+    }
+    Ok(())
+}
