@@ -6,7 +6,8 @@
 //! The link is made again after any loss, from 1 s doubling to 30 s; after each connection the
 //! transaction buffer is read back (see [`crate::ifsf_watch`]). A stream that stops making
 //! sense (a run of messages not from the device, or not readable) is dropped and made again:
-//! IFSF over TCP has no checksum or start flag to find the next message by.
+//! IFSF over TCP has no checksum or start flag to find the next message by. One doubtful message
+//! may have swallowed others, so the buffer is read back once the stream is in step again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -134,6 +135,9 @@ impl IfsfTcpDriver {
         let mut last_message = tokio::time::Instant::now();
         let mut last_poll = tokio::time::Instant::now();
         let mut out_of_step = 0u32;
+        // A doubtful message may have swallowed a sale's: the buffer is read back once the
+        // stream is in step again.
+        let mut read_back_due = false;
         loop {
             tokio::select! {
                 read = reader.read(&mut buf) => {
@@ -157,6 +161,7 @@ impl IfsfTcpDriver {
                             out_of_step = 0;
                             last_message = tokio::time::Instant::now();
                         } else {
+                            read_back_due = true;
                             out_of_step += 1;
                             if out_of_step >= OUT_OF_STEP_AFTER {
                                 return Ok(SessionEnd::Lost("the stream is out of step".into()));
@@ -172,6 +177,12 @@ impl IfsfTcpDriver {
                     self.heartbeat.beat();
                     if last_message.elapsed() >= silence {
                         return Ok(SessionEnd::Lost(format!("no message for {} s", silence.as_secs())));
+                    }
+                    if read_back_due && out_of_step == 0 {
+                        read_back_due = false;
+                        if let Err(why) = send_messages(&mut writer, &watch.connected().send).await {
+                            return Ok(SessionEnd::Lost(why));
+                        }
                     }
                     if last_poll.elapsed() >= poll_every {
                         last_poll = tokio::time::Instant::now();

@@ -1,9 +1,13 @@
-//! DART pump simulator: one or more fuelling points answering as DART slaves on a serial port or
-//! pty. [`Simulator`] is the I/O-free core (bytes in, bytes out); [`run`] drives it on a port.
+//! Pump simulator: one or more fuelling points answering as DART slaves on a serial port or pty
+//! ([`Simulator`] is the I/O-free core, bytes in and out; [`run`] drives it on a port), or an
+//! IFSF over TCP/IP dispenser node on a TCP port ([`ifsf_device::IfsfDevice`], driven by
+//! [`ifsf_server::run_ifsf`]).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod faults;
+pub mod ifsf_device;
+pub mod ifsf_server;
 pub mod pump;
 pub mod scenario;
 pub mod schedule;
@@ -90,12 +94,7 @@ pub struct Simulator {
 impl Simulator {
     pub fn new(opts: &SimOptions) -> Self {
         let mut scenario = opts.scenario.clone();
-        for fp in 1..=opts.fps {
-            if !scenario.pumps.iter().any(|p| p.fp == fp) {
-                scenario.pumps.push(scenario::PumpSpec::default_for(fp));
-            }
-        }
-        scenario.complete();
+        scenario.ensure_fps(opts.fps);
         let pumps: Vec<_> = scenario
             .pumps
             .iter()

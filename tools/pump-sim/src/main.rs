@@ -1,20 +1,44 @@
-//! `dart-pump-sim`: DART pump simulator on a serial port or pty.
+//! `dart-pump-sim`: a pump simulator: DART fuelling points on a serial port or pty, or an IFSF
+//! over TCP/IP dispenser node on a TCP port (`--protocol ifsf-tcp`).
 
 use std::path::PathBuf;
 
 use clap::Parser;
+use pump_sim::ifsf_device::IfsfDeviceOptions;
+use pump_sim::ifsf_server::{run_ifsf, IfsfFaults, IfsfSimOptions};
 use pump_sim::{CustomerProfile, FaultOptions, Scenario, SimOptions};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "dart-pump-sim",
-    about = "Simulates DART fuelling points (slave side) on a serial port or pty"
+    about = "Simulates DART fuelling points (slave side) on a serial port or pty, or an IFSF over TCP/IP dispenser node on a TCP port"
 )]
 struct Args {
-    /// Serial port or pty path, e.g. /tmp/dart/pumps.
+    /// Which protocol the simulated pumps speak.
+    #[arg(long, value_enum, default_value_t = Protocol::Dart)]
+    protocol: Protocol,
+    /// DART: serial port or pty path, e.g. /tmp/dart/pumps.
     #[arg(long)]
-    port: PathBuf,
+    port: Option<PathBuf>,
+    /// IFSF: the address to listen on, e.g. 127.0.0.1:3486.
+    #[arg(long, default_value = "127.0.0.1:3486")]
+    listen: std::net::SocketAddr,
+    /// IFSF: the dispenser's node number (subnet 1); its points 1..4 are FPs 1..4.
+    #[arg(long, default_value_t = 1)]
+    node: u8,
+    /// IFSF: the station's POS clears a payable sale this many seconds after it completed.
+    #[arg(long, default_value_t = 20.0)]
+    clear_after_s: f64,
+    /// IFSF: expected link drops per minute (the device closes the connection).
+    #[arg(long, default_value_t = 0.0)]
+    link_drops_per_min: f64,
+    /// IFSF: probability (0..1) per message of a run of garbage bytes before it.
+    #[arg(long, default_value_t = 0.0)]
+    garbage_rate: f64,
+    /// IFSF: how long a restarted device stays away (with --restarts-per-min), seconds.
+    #[arg(long, default_value_t = 5.0)]
+    restart_s: f64,
     #[arg(long, default_value_t = 9600)]
     baud: u32,
     /// Scenario file (TOML) with [[pump]] and [[car]] entries.
@@ -56,7 +80,9 @@ struct Args {
     /// Length of a silent period, seconds.
     #[arg(long, default_value_t = 5.0)]
     silence_s: f64,
-    /// Expected restarts per minute of a filling pump (TX# back to 0, the fill lost).
+    /// DART: expected restarts per minute of a filling pump (TX# back to 0, the fill lost).
+    /// IFSF: expected restarts per minute of the device (every connection closed for
+    /// --restart-s; its transaction buffers survive).
     #[arg(long, default_value_t = 0.0)]
     restarts_per_min: f64,
     /// Probability per sale that the final DC2 comes in a later block than the completion.
@@ -72,6 +98,12 @@ struct Args {
     /// Seed for random customers and fault injection.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Protocol {
+    Dart,
+    IfsfTcp,
 }
 
 #[tokio::main]
@@ -110,30 +142,110 @@ async fn main() -> anyhow::Result<()> {
         "--pause-s must be MIN,MAX with 0 <= MIN <= MAX"
     );
     anyhow::ensure!(args.flow_lps > 0.0, "--flow-lps must be > 0");
-    let scenario = match &args.scenario {
+    let mut scenario = match &args.scenario {
         Some(path) => Scenario::load(path)?,
         None => Scenario::default(),
     };
-    let opts = SimOptions {
-        port: args.port,
-        baud: args.baud,
-        scenario,
-        random: args.random,
-        seed: args.seed,
-        faults,
-        customers: CustomerProfile {
-            flow_lps: args.flow_lps,
-            pause_s: (pause[0], pause[1]),
-            ..CustomerProfile::default()
-        },
-        fps: args.fps,
-        sales_log: args.sales_log,
+    let customers = CustomerProfile {
+        flow_lps: args.flow_lps,
+        pause_s: (pause[0], pause[1]),
+        ..CustomerProfile::default()
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
         let _ = stop_tx.send(true);
     });
+    if args.protocol == Protocol::IfsfTcp {
+        scenario.ensure_fps(args.fps);
+        return run_ifsf_device(&args, scenario, customers, stop_rx).await;
+    }
+    let port = args
+        .port
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("--port is required with --protocol dart"))?;
+    let opts = SimOptions {
+        port,
+        baud: args.baud,
+        scenario,
+        random: args.random,
+        seed: args.seed,
+        faults,
+        customers,
+        fps: args.fps,
+        sales_log: args.sales_log,
+    };
     pump_sim::run(opts, stop_rx).await?;
+    Ok(())
+}
+
+async fn run_ifsf_device(
+    args: &Args,
+    scenario: Scenario,
+    customers: CustomerProfile,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.garbage_rate),
+        "--garbage-rate must be within 0..1"
+    );
+    anyhow::ensure!((1..=127).contains(&args.node), "--node must be 1..127");
+    let mut sales_log = match &args.sales_log {
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?,
+        ),
+        None => None,
+    };
+    let options = IfsfSimOptions {
+        listen: args.listen,
+        scenario,
+        device: IfsfDeviceOptions {
+            node: args.node,
+            clear_after_s: args.clear_after_s,
+        },
+        random: args.random.then_some((args.seed, customers)),
+        faults: IfsfFaults {
+            drops_per_min: args.link_drops_per_min,
+            restarts_per_min: args.restarts_per_min,
+            restart_s: args.restart_s,
+            restart_at_s: Vec::new(),
+            garbage_rate: args.garbage_rate,
+            until_s: None,
+        },
+        seed: args.seed,
+    };
+    let (bound, _) = tokio::sync::oneshot::channel();
+    let mut log_error = None;
+    let report = run_ifsf(
+        options,
+        bound,
+        |record| {
+            use std::io::Write;
+            if let Some(log) = sales_log.as_mut() {
+                if let Err(e) = writeln!(log, "{}", record.to_json()) {
+                    log_error.get_or_insert(e);
+                }
+            }
+        },
+        stop,
+    )
+    .await?;
+    if let Some(e) = log_error {
+        anyhow::bail!("writing the sales log: {e}");
+    }
+    tracing::info!(
+        sales = report.records.len(),
+        connections = report.connections,
+        writes = report.writes.len(),
+        "IFSF device simulator stopped"
+    );
+    anyhow::ensure!(
+        report.writes.is_empty(),
+        "received {} write(s): a watch-only client must never send one",
+        report.writes.len()
+    );
     Ok(())
 }

@@ -114,6 +114,16 @@ impl Scenario {
         Self::from_toml(&text)
     }
 
+    /// Makes sure FPs 1..=`fps` exist (default pumps for those it lacks), then [`Self::complete`].
+    pub fn ensure_fps(&mut self, fps: u8) {
+        for fp in 1..=fps {
+            if !self.pumps.iter().any(|p| p.fp == fp) {
+                self.pumps.push(PumpSpec::default_for(fp));
+            }
+        }
+        self.complete();
+    }
+
     /// Adds a default pump for every FP a car uses but no `[[pump]]` declares (fp 1 / 0x50 when
     /// there is nothing at all).
     pub fn complete(&mut self) {
