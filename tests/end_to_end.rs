@@ -1,12 +1,14 @@
 //! The whole chain with real parts: a generated video with two cars read by the real ONNX models,
-//! a simulated DART pump on a socat pty polled by the agent, a real mosquitto. Each sale must reach
-//! the broker with the plate of the car that stood at its fuelling point, and leave the outbox.
+//! simulated pumps the agent takes the sales from (a DART pump on a socat pty polled by the agent,
+//! or an IFSF dispenser node over TCP watched by it), a real mosquitto. Each sale must reach the
+//! broker with the plate of the car that stood at its fuelling point, and leave the outbox.
 
 mod support;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -42,10 +44,69 @@ depart_s = 23.0
 fill = { nozzle = 2, start_s = 6.0, end_s = 15.0, volume = "20.00" }
 "#;
 
+/// Where the agent takes its sales from, and the simulator that plays it.
+enum Source {
+    /// A DART line: the simulator's end and the agent's end of a pty pair.
+    Dart {
+        sim_end: std::path::PathBuf,
+        agent_end: std::path::PathBuf,
+    },
+    /// An IFSF dispenser node listening on this TCP port.
+    IfsfTcp { port: u16 },
+}
+
+impl Source {
+    fn dispenser_section(&self) -> String {
+        match self {
+            Source::Dart { agent_end, .. } => format!(
+                r#"
+[[dispenser]]
+protocol = "dart"
+port = "{pty}"
+auto_authorize = true
+response_timeout_ms = 150
+fps = [
+  {{ fp = 1, address = 0x50, decimals = {{ volume = 2, amount = 2, price = 2 }}, grades = ["92#", "95#"] }},
+  {{ fp = 2, address = 0x51, decimals = {{ volume = 2, amount = 2, price = 2 }}, grades = ["92#", "95#"] }},
+]
+"#,
+                pty = agent_end.display()
+            ),
+            Source::IfsfTcp { port } => format!(
+                r#"
+[[dispenser]]
+protocol = "ifsf_tcp"
+address = "127.0.0.1:{port}"
+node = 1
+own_node = 9
+poll_interval_s = 1
+silence_timeout_s = 5
+fps = [
+  {{ fp = 1, point = 1, grades = ["92#", "95#"] }},
+  {{ fp = 2, point = 2, grades = ["92#", "95#"] }},
+]
+"#
+            ),
+        }
+    }
+
+    fn simulator(&self, scenario: &std::path::Path) -> Command {
+        let mut sim = Command::new(binary("dart-pump-sim"));
+        match self {
+            Source::Dart { sim_end, .. } => sim.arg("--port").arg(sim_end),
+            Source::IfsfTcp { port } => sim
+                .args(["--protocol", "ifsf-tcp", "--listen"])
+                .arg(format!("127.0.0.1:{port}")),
+        };
+        sim.arg("--scenario").arg(scenario).stderr(Stdio::null());
+        sim
+    }
+}
+
 fn agent_config(
     dir: &std::path::Path,
     video: &std::path::Path,
-    pty: &std::path::Path,
+    source: &Source,
     port: u16,
 ) -> String {
     let root = repo_root();
@@ -60,15 +121,7 @@ models_dir = "{models}"
 name = "cam1"
 url = "{video}"
 max_fps = 4.0
-[[dispenser]]
-protocol = "dart"
-port = "{pty}"
-auto_authorize = true
-response_timeout_ms = 150
-fps = [
-  {{ fp = 1, address = 0x50, decimals = {{ volume = 2, amount = 2, price = 2 }}, grades = ["92#", "95#"] }},
-  {{ fp = 2, address = 0x51, decimals = {{ volume = 2, amount = 2, price = 2 }}, grades = ["92#", "95#"] }},
-]
+{dispenser}
 [[fp]]
 fp = 1
 zones = [{{ camera = "cam1", polygon = [[0.0, 0.2], [0.5, 0.2], [0.5, 1.0], [0.0, 1.0]] }}]
@@ -85,22 +138,37 @@ port = {port}
         trace = dir.join("trace.jsonl").display(),
         models = root.join("models").display(),
         video = video.display(),
-        pty = pty.display(),
+        dispenser = source.dispenser_section(),
     )
 }
 
+/// One chain at a time: two agents reading video at once on a small machine would starve each
+/// other's plate reader.
+static ONE_CHAIN: Mutex<()> = Mutex::new(());
+
 #[test]
 fn sale_reaches_the_broker_with_the_plate_of_the_car_at_the_pump() {
+    let _one = ONE_CHAIN.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("scenario.toml");
-    std::fs::write(&scenario, SCENARIO).unwrap();
-    let video = dir.path().join("video.mp4");
-    make_video(&scenario, &video);
-
-    let (_broker, port) = start_mosquitto(dir.path());
     let (_socat, sim_end, agent_end) = pty_pair(dir.path());
-    let config = dir.path().join("agent.toml");
-    std::fs::write(&config, agent_config(dir.path(), &video, &agent_end, port)).unwrap();
+    chain(dir.path(), Source::Dart { sim_end, agent_end });
+}
+
+#[test]
+fn sale_from_an_ifsf_dispenser_reaches_the_broker_with_the_plate() {
+    let _one = ONE_CHAIN.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    chain(dir.path(), Source::IfsfTcp { port: free_port() });
+}
+
+fn chain(dir: &std::path::Path, source: Source) {
+    let scenario = dir.join("scenario.toml");
+    std::fs::write(&scenario, SCENARIO).unwrap();
+    let video = cached_video(SCENARIO);
+
+    let (_broker, port) = start_mosquitto(dir);
+    let config = dir.join("agent.toml");
+    std::fs::write(&config, agent_config(dir, &video, &source, port)).unwrap();
 
     // HQ: wait for both sales (or give up after 120 s).
     let mut hq = Proc::spawn(
@@ -120,21 +188,13 @@ fn sale_reaches_the_broker_with_the_plate_of_the_car_at_the_pump() {
             .stdout(Stdio::piped()),
     );
     std::thread::sleep(Duration::from_millis(300));
-    let _sim = Proc::spawn(
-        "dart-pump-sim",
-        Command::new(binary("dart-pump-sim"))
-            .arg("--port")
-            .arg(&sim_end)
-            .arg("--scenario")
-            .arg(&scenario)
-            .stderr(Stdio::null()),
-    );
+    let _sim = Proc::spawn("dart-pump-sim", &mut source.simulator(&scenario));
     let mut agent = Proc::spawn(
         "forecourt-agent",
         Command::new(binary("forecourt-agent"))
             .args(["run", "--config"])
             .arg(&config)
-            .stderr(std::fs::File::create(dir.path().join("agent.log")).unwrap()),
+            .stderr(std::fs::File::create(dir.join("agent.log")).unwrap()),
     );
 
     let status = hq.wait_for_exit(Duration::from_secs(130));
@@ -143,7 +203,7 @@ fn sale_reaches_the_broker_with_the_plate_of_the_car_at_the_pump() {
         .lines()
         .map(|l| serde_json::from_str(&l.unwrap()).expect("sale message is JSON"))
         .collect();
-    let log = || std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default();
+    let log = || std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default();
     assert!(
         status.is_some_and(|s| s.success()) && sales.len() == 2,
         "expected 2 sales at the broker, got {sales:?}\nagent log:\n{}",
@@ -178,7 +238,7 @@ fn sale_reaches_the_broker_with_the_plate_of_the_car_at_the_pump() {
     // Everything the agent committed reaches the broker (bounded wait: visits and arrivals may
     // still be on their way when the sales are), then it stops cleanly with nothing left
     // unacknowledged in the outbox.
-    let db = dir.path().join("data/outbox.sqlite");
+    let db = dir.join("data/outbox.sqlite");
     wait_until(Duration::from_secs(15), "the outbox to drain", || {
         Command::new("sqlite3")
             .arg("-readonly")
@@ -194,7 +254,7 @@ fn sale_reaches_the_broker_with_the_plate_of_the_car_at_the_pump() {
         "agent did not stop cleanly:\n{}",
         log()
     );
-    let outbox = outbox::Outbox::open(dir.path().join("data/outbox.sqlite")).unwrap();
+    let outbox = outbox::Outbox::open(dir.join("data/outbox.sqlite")).unwrap();
     let left = outbox.pending(None, 100).unwrap();
     assert!(
         left.is_empty(),
@@ -204,7 +264,7 @@ fn sale_reaches_the_broker_with_the_plate_of_the_car_at_the_pump() {
     // The trace the agent recorded, replayed, gives the same verdicts as live.
     let replayed = Command::new(binary("forecourt-agent"))
         .arg("replay")
-        .arg(dir.path().join("trace.jsonl"))
+        .arg(dir.join("trace.jsonl"))
         .arg("--config")
         .arg(&config)
         .output()

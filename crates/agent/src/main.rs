@@ -271,6 +271,16 @@ async fn run_agent(config: AgentConfig, loaded: LoadedConfig, seconds: Option<u6
                     shutdown.clone(),
                 )));
             }
+            DispenserSection::IfsfTcp(ifsf) => {
+                let name = format!("dispenser ifsf-tcp {}", ifsf.address);
+                let driver = dispenser::IfsfTcpDriver::new(ifsf.clone())?;
+                liveness.watch(name, dispenser::DispenserDriver::heartbeat(&driver));
+                dispenser_tasks.push(tokio::spawn(dispenser::DispenserDriver::run(
+                    driver,
+                    pump_tx.clone(),
+                    shutdown.clone(),
+                )));
+            }
         }
     }
     drop(pump_tx);

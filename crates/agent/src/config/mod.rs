@@ -124,8 +124,11 @@ fn default_max_fps() -> f32 {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "protocol", rename_all = "snake_case")]
 pub enum DispenserSection {
-    /// Wayne DART, the agent as bus master.
+    /// Wayne DART on a serial line: the agent as bus master, or listening to another master.
     Dart(dispenser::DartConfig),
+    /// IFSF over TCP/IP, watch-only: the agent joins a dispenser node (or the controller that
+    /// speaks IFSF for it) as an additional controlling device.
+    IfsfTcp(dispenser::IfsfTcpConfig),
 }
 
 #[derive(Debug, Deserialize)]
