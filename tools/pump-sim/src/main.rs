@@ -53,6 +53,9 @@ struct Args {
     /// Random customers' flow rate, litres per second (speed it up for soak tests).
     #[arg(long, default_value_t = 0.6)]
     flow_lps: f64,
+    /// Random customers: no new customer lifts after this many seconds (a run that ends).
+    #[arg(long)]
+    customers_until_s: Option<f64>,
     /// Random customers' pause between customers, seconds: "MIN,MAX".
     #[arg(long, default_value = "5,20")]
     pause_s: String,
@@ -149,6 +152,7 @@ async fn main() -> anyhow::Result<()> {
     let customers = CustomerProfile {
         flow_lps: args.flow_lps,
         pause_s: (pause[0], pause[1]),
+        until_s: args.customers_until_s,
         ..CustomerProfile::default()
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
