@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
-# Runs the built-in demo station: a local mosquitto, a simulated two-FP DART pump on a socat pty
-# pair, the demo video, and the agent with config/demo.toml. Sales with plates are printed as they
-# reach the broker. Runs until Ctrl-C, or for N seconds with --seconds N.
+# Runs the built-in demo station: a local mosquitto, simulated pumps with two fuelling points, the
+# demo video, and the agent. Sales with plates are printed as they reach the broker. Runs until
+# Ctrl-C, or for N seconds with --seconds N. --protocol picks where the sales come from: dart (the
+# default: a DART line on a socat pty pair, config/demo.toml) or ifsf-tcp (an IFSF dispenser node
+# over TCP, config/demo-ifsf-tcp.toml).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 seconds=""
+protocol="dart"
 while (($#)); do
   case "$1" in
     --seconds) seconds="$2"; shift 2 ;;
-    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
-    *) echo "unknown argument: $1 (try --seconds N)" >&2; exit 2 ;;
+    --protocol) protocol="$2"; shift 2 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1 (try --seconds N or --protocol dart|ifsf-tcp)" >&2; exit 2 ;;
   esac
 done
+case "$protocol" in
+  dart|ifsf-tcp) ;;
+  ifsf-fdc) echo "--protocol ifsf-fdc: the IFSF POS-FDC source is not built yet (issue 17)" >&2; exit 2 ;;
+  *) echo "unknown protocol: $protocol (dart or ifsf-tcp)" >&2; exit 2 ;;
+esac
 
 scripts/setup.sh
 
@@ -38,18 +47,28 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
 fi
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 
-# Two ends of one virtual serial line: the simulator is the pumps, the agent is the bus master.
-rm -f "$demo/pump-sim.pty" "$demo/pump-agent.pty"
-socat pty,raw,echo=0,link="$demo/pump-sim.pty" pty,raw,echo=0,link="$demo/pump-agent.pty" 2>"$demo/socat.log" &
-pids+=($!)
-for _ in $(seq 50); do [ -e "$demo/pump-agent.pty" ] && [ -e "$demo/pump-sim.pty" ] && break; sleep 0.1; done
+if [ "$protocol" = dart ]; then
+  # Two ends of one virtual serial line: the simulator is the pumps, the agent is the bus master.
+  rm -f "$demo/pump-sim.pty" "$demo/pump-agent.pty"
+  socat pty,raw,echo=0,link="$demo/pump-sim.pty" pty,raw,echo=0,link="$demo/pump-agent.pty" 2>"$demo/socat.log" &
+  pids+=($!)
+  for _ in $(seq 50); do [ -e "$demo/pump-agent.pty" ] && [ -e "$demo/pump-sim.pty" ] && break; sleep 0.1; done
+fi
 
 # Show every sale as HQ receives it.
 mosquitto_sub -h 127.0.0.1 -p $port -t 'forecourt/+/events/sale' -t 'forecourt/+/status' -v &
 pids+=($!)
 
-target/release/dart-pump-sim --port "$demo/pump-sim.pty" --scenario config/demo-scenario.toml \
-  2>"$demo/pump-sim.log" &
+if [ "$protocol" = dart ]; then
+  target/release/dart-pump-sim --port "$demo/pump-sim.pty" --scenario config/demo-scenario.toml \
+    2>"$demo/pump-sim.log" &
+  config=config/demo.toml
+else
+  # A dispenser node on the station LAN, played on loopback; the agent joins it watch-only.
+  target/release/dart-pump-sim --protocol ifsf-tcp --listen 127.0.0.1:18486 \
+    --scenario config/demo-scenario.toml 2>"$demo/pump-sim.log" &
+  config=config/demo-ifsf-tcp.toml
+fi
 pids+=($!)
 
 cat >&2 <<MSG
@@ -60,6 +79,6 @@ fuel; the agent matches each sale to a plate and publishes it. Watch it from ano
 Pump simulator log: var/demo/pump-sim.log. Stop with Ctrl-C.
 
 MSG
-args=(run --config config/demo.toml)
+args=(run --config "$config")
 [ -n "$seconds" ] && args+=(--seconds "$seconds")
 target/release/forecourt-agent "${args[@]}"

@@ -32,6 +32,9 @@ fn agent(args: &[&str], stdin: &str) -> (bool, String, String) {
 
 #[test]
 fn check_config_accepts_the_demo_and_rejects_a_broken_file_with_its_line() {
+    let ifsf_demo = repo_root().join("config/demo-ifsf-tcp.toml");
+    let (ok, _, stderr) = agent(&["check-config", ifsf_demo.to_str().unwrap()], "");
+    assert!(ok, "{stderr}");
     let demo = repo_root().join("config/demo.toml");
     let (ok, stdout, stderr) = agent(&["check-config", demo.to_str().unwrap()], "");
     assert!(ok, "{stderr}");
