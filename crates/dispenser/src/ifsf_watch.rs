@@ -53,6 +53,8 @@ pub struct WatchStats {
     pub sales: u64,
     /// Reports of a sale already reported in this run.
     pub repeats: u64,
+    /// Transactions found numbered between two reads but no longer in the device's buffer.
+    pub beyond_buffer: u64,
 }
 
 #[derive(Debug)]
@@ -67,6 +69,10 @@ struct PointWatch {
     last_fill: Option<(u8, UnixMillis)>,
     /// Waiting for the latest sequence number to read the buffer back.
     reconciling: bool,
+    /// The latest transaction number the device showed (0: none yet): a newer one in a state
+    /// read means transactions to read (a device that announces nothing to this node is still
+    /// followed).
+    latest_seq: Option<u16>,
     reported: VecDeque<(u16, Decimal, Decimal)>,
 }
 
@@ -101,6 +107,7 @@ impl IfsfWatch {
                     nozzle_out: None,
                     last_fill: None,
                     reconciling: false,
+                    latest_seq: None,
                     reported: VecDeque::new(),
                 })
                 .collect(),
@@ -171,7 +178,7 @@ impl IfsfWatch {
         };
         if let Some(point) = fp_of_db_address(&message.db_address) {
             match FpStatus::from_items(&items) {
-                Ok(status) => self.on_status(point, &status, now, &mut step),
+                Ok(status) => self.on_status((point, message.kind), &status, now, &mut step),
                 Err(_) => self.stats.unreadable += 1,
             }
         } else if let Ok(address) = TransactionAddress::from_db_address(&message.db_address) {
@@ -185,7 +192,13 @@ impl IfsfWatch {
         step
     }
 
-    fn on_status(&mut self, point: u8, status: &FpStatus, now: UnixMillis, step: &mut WatchStep) {
+    fn on_status(
+        &mut self,
+        (point, kind): (u8, MessageKind),
+        status: &FpStatus,
+        now: UnixMillis,
+        step: &mut WatchStep,
+    ) {
         let Some(i) = self.points.iter().position(|p| p.point == point) else {
             self.stats.passed_over += 1;
             return;
@@ -224,12 +237,31 @@ impl IfsfWatch {
             }
             _ => {}
         }
-        if let Some(latest) = status.transaction_seq {
-            if std::mem::take(&mut p.reconciling) {
-                for seq in newest(latest, history) {
-                    self.read_back.insert((point, seq));
-                    step.send.extend(self.read_transaction(point, seq));
+        // A device with no transaction yet answers without a number: none to read back.
+        let latest = status
+            .transaction_seq
+            .or((kind == MessageKind::Answer && p.reconciling).then_some(0));
+        if let Some(latest) = latest {
+            let reconciling = std::mem::take(&mut p.reconciling);
+            let to_read = if reconciling {
+                history
+            } else {
+                let new = p.latest_seq.map_or(0, |seen| seq_distance(seen, latest));
+                if new > history {
+                    // The device keeps at most `history`: the older ones are gone.
+                    self.stats.beyond_buffer += u64::from(new - history);
+                    tracing::warn!(fp = p.fp, missed = new - history, "more transactions than the device keeps completed between two state reads; the oldest cannot be read");
                 }
+                new.min(history)
+            };
+            p.latest_seq = Some(latest);
+            for seq in newest(latest, to_read) {
+                // Read back after a connection: not seen live. Found by a state read: the
+                // fill was followed through the state reads.
+                if reconciling {
+                    self.read_back.insert((point, seq));
+                }
+                step.send.extend(self.read_transaction(point, seq));
             }
         }
     }
@@ -370,6 +402,17 @@ fn newest(latest: u16, count: u16) -> Vec<u16> {
     (0..count.min(MAX_SEQ))
         .map(|back| (latest + MAX_SEQ - 1 - back) % MAX_SEQ + 1)
         .collect()
+}
+
+/// How many sequence numbers after `from` `to` is (1..=9999, wrapping; `from` 0: none before).
+fn seq_distance(from: u16, to: u16) -> u16 {
+    if from > MAX_SEQ || !(1..=MAX_SEQ).contains(&to) {
+        return 0;
+    }
+    if from == 0 {
+        return to;
+    }
+    (to + MAX_SEQ - from) % MAX_SEQ
 }
 
 fn merge(known: &mut TransactionRecord, new: TransactionRecord) {
@@ -625,7 +668,34 @@ fps = [{ fp = 5, point = 1, grades = ["92#", "95#"] }]
     }
 
     #[test]
+    fn a_state_read_showing_new_transactions_reads_them() {
+        let mut w = watch();
+        w.connected();
+        let first = w.on_message(&status(MessageKind::Answer, FpState::Idle, 0, Some(40)), 1);
+        assert_eq!(first.send.len(), 3, "read back on connection");
+        let same = w.on_message(&status(MessageKind::Answer, FpState::Idle, 0, Some(40)), 2);
+        assert!(same.send.is_empty());
+        // Two sales since, never announced to this node: both read, and not taken for
+        // sales completed while the link was down.
+        let newer = w.on_message(&status(MessageKind::Answer, FpState::Idle, 0, Some(42)), 3);
+        let reads: Vec<&[u8]> = newer.send.iter().map(|m| &m.db_address[2..]).collect();
+        assert_eq!(reads, [&[0x00, 0x42][..], &[0x00, 0x41]]);
+        let answer = w.on_message(
+            &transaction(MessageKind::Answer, 42, payable(42, "9.00", "71.91")),
+            3,
+        );
+        assert!(!sales(&answer)[0].recovered);
+        // Five more than the device keeps (3 here): two cannot be read, and say so.
+        let far = w.on_message(&status(MessageKind::Answer, FpState::Idle, 0, Some(47)), 4);
+        assert_eq!(far.send.len(), 3);
+        assert_eq!(w.stats().beyond_buffer, 2);
+    }
+
+    #[test]
     fn newest_sequence_numbers_wrap() {
+        assert_eq!(seq_distance(9998, 2), 3);
+        assert_eq!(seq_distance(5, 5), 0);
+        assert_eq!(seq_distance(0, 2), 2);
         assert_eq!(newest(3, 4), [3, 2, 1, 9999]);
         assert_eq!(newest(9999, 2), [9999, 9998]);
         assert!(newest(0, 5).is_empty());

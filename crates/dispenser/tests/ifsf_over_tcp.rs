@@ -29,6 +29,15 @@ async fn start_device(
     random: Option<CustomerProfile>,
     faults: IfsfFaults,
 ) -> Device {
+    start_device_with(scenario, random, faults, false).await
+}
+
+async fn start_device_with(
+    scenario: &str,
+    random: Option<CustomerProfile>,
+    faults: IfsfFaults,
+    quiet: bool,
+) -> Device {
     let records = Arc::new(Mutex::new(Vec::new()));
     let (bound_tx, bound_rx) = oneshot::channel();
     let (stop, stop_rx) = watch::channel(false);
@@ -38,6 +47,7 @@ async fn start_device(
         device: IfsfDeviceOptions {
             node: 1,
             clear_after_s: 3.0,
+            quiet,
         },
         random: random.map(|profile| (7, profile)),
         faults,
@@ -279,6 +289,44 @@ async fn a_sale_completed_while_no_driver_ran_is_read_back() {
     let second = &sales[1];
     assert!(!second.recovered, "seen live");
     assert!(second.nozzle_out_t.is_some());
+    assert!(report.writes.is_empty());
+}
+
+/// A device that announces nothing to the agent's node is followed by the state reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_that_announces_nothing_is_followed_by_reading() {
+    let customers_until = 12.0;
+    let device = start_device_with(
+        FOUR_POINTS,
+        Some(CustomerProfile {
+            litres: (2.0, 10.0),
+            flow_lps: 4.0,
+            pause_s: (0.5, 2.0),
+            first_lift_s: (0.2, 1.0),
+            until_s: Some(customers_until),
+        }),
+        IfsfFaults::default(),
+        true,
+    )
+    .await;
+    let mut driver = start_driver(device.address, 4);
+    let settled = tokio::time::Instant::now() + Duration::from_secs_f64(customers_until + 5.0);
+    let records = device.records.clone();
+    let sales = driver
+        .sales_until(Duration::from_secs(60), |sales| {
+            tokio::time::Instant::now() >= settled && sales.len() >= records.lock().unwrap().len()
+        })
+        .await;
+    driver.stop().await;
+    device.stop.send(true).unwrap();
+    let report = device.task.await.unwrap();
+    assert!(
+        report.records.len() >= 8,
+        "only {} sales made",
+        report.records.len()
+    );
+    assert_exactly_once(&sales, &report.records);
+    assert!(sales.iter().all(|s| !s.recovered), "{sales:?}");
     assert!(report.writes.is_empty());
 }
 

@@ -115,6 +115,9 @@ pub struct IfsfDeviceOptions {
     pub node: u8,
     /// The simulated POS clears a payable sale this long after it completed.
     pub clear_after_s: f64,
+    /// Sends no unsolicited message (a device that announces only to the controlling devices
+    /// it was configured with): a client learns everything by reading.
+    pub quiet: bool,
 }
 
 impl Default for IfsfDeviceOptions {
@@ -122,6 +125,7 @@ impl Default for IfsfDeviceOptions {
         IfsfDeviceOptions {
             node: 1,
             clear_after_s: 20.0,
+            quiet: false,
         }
     }
 }
@@ -130,6 +134,7 @@ impl Default for IfsfDeviceOptions {
 pub struct IfsfDevice {
     address: NodeAddress,
     clear_after_s: f64,
+    quiet: bool,
     points: Vec<Point>,
     schedule: Schedule,
     random: Option<RandomCustomers>,
@@ -158,6 +163,7 @@ impl IfsfDevice {
         IfsfDevice {
             address: NodeAddress::new(NodeAddress::DISPENSER_SUBNET, options.node),
             clear_after_s: options.clear_after_s,
+            quiet: options.quiet,
             schedule: Schedule::from_scenario(scenario),
             random: random
                 .map(|(seed, profile)| RandomCustomers::with_profile(seed, &fps, profile)),
@@ -391,7 +397,9 @@ impl IfsfDevice {
 
     /// As the public controller sends them: without acknowledge, a marker item first.
     fn unsolicited(&mut self, db: &[u8], marker: u8, items: &[(u8, Vec<u8>)]) {
-        let Some(client) = self.client else { return };
+        let Some(client) = self.client.filter(|_| !self.quiet) else {
+            return;
+        };
         self.token = (self.token + 1) & ifsf_protocol::message::MAX_TOKEN;
         let mut all = vec![DataItem {
             id: marker,

@@ -30,6 +30,10 @@ struct Args {
     /// IFSF: the station's POS clears a payable sale this many seconds after it completed.
     #[arg(long, default_value_t = 20.0)]
     clear_after_s: f64,
+    /// IFSF: send no unsolicited message (a device that announces only to the controlling
+    /// devices it was configured with); a client learns everything by reading.
+    #[arg(long)]
+    quiet: bool,
     /// IFSF: expected link drops per minute (the device closes the connection).
     #[arg(long, default_value_t = 0.0)]
     link_drops_per_min: f64,
@@ -209,6 +213,7 @@ async fn run_ifsf_device(
         device: IfsfDeviceOptions {
             node: args.node,
             clear_after_s: args.clear_after_s,
+            quiet: args.quiet,
         },
         random: args.random.then_some((args.seed, customers)),
         faults: IfsfFaults {
