@@ -1,5 +1,5 @@
-//! The agent's command line as a technician uses it: check-config, dart decode, and what `run`
-//! prints.
+//! The agent's command line as a technician uses it: check-config, dart decode, ifsf watch and
+//! decode, and what `run` prints.
 
 mod support;
 
@@ -92,6 +92,107 @@ fn dart_decode_prints_the_fact_sheet_frames_as_json() {
     );
     assert_eq!(lines[1]["frame"], "eot");
     assert!(lines[2]["error"].is_string());
+}
+
+/// `ifsf watch` joins a simulated node over TCP and shows its traffic and the sales, sending only
+/// reads and acknowledges (the simulator exits non-zero if it got a write); `ifsf decode` reads
+/// a message it showed back from hex.
+#[test]
+fn ifsf_watch_shows_the_traffic_and_decode_reads_it_back() {
+    let port = free_port();
+    let mut sim = Proc::spawn(
+        "dart-pump-sim",
+        Command::new(binary("dart-pump-sim"))
+            .args(["--protocol", "ifsf-tcp", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args([
+                "--fps",
+                "2",
+                "--random",
+                "--flow-lps",
+                "20",
+                "--pause-s",
+                "0,1",
+            ])
+            .stderr(Stdio::null()),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let address = format!("127.0.0.1:{port}");
+    let (ok, stdout, stderr) = agent(&["ifsf", "watch", &address, "--seconds", "6"], "");
+    assert!(ok, "{stderr}");
+    assert!(send_signal(sim.child.id(), "INT"));
+    let status = sim.wait_for_exit(std::time::Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()), "the node got a write");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["link"], "up", "{stdout}");
+    let sent: Vec<&serde_json::Value> = lines.iter().filter(|l| l["dir"] == "out").collect();
+    assert!(!sent.is_empty());
+    assert!(
+        sent.iter()
+            .all(|l| l["kind"] == "read" || l["kind"] == "ack"),
+        "{stdout}"
+    );
+    let sale = lines
+        .iter()
+        .find(|l| l["dir"] == "in" && l["state"] == "payable")
+        .unwrap_or_else(|| panic!("no sale shown:\n{stdout}"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["event"]["kind"] == "sale_completed"
+                && l["event"]["volume"] == sale["volume"]),
+        "{stdout}"
+    );
+
+    // The sale message, rebuilt from what watch showed, decodes to the same figures.
+    let items: Vec<(u8, Vec<u8>)> = sale["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            let value = item["value"]
+                .as_str()
+                .unwrap()
+                .split_whitespace()
+                .map(|b| u8::from_str_radix(b, 16).unwrap())
+                .collect();
+            (item["id"].as_u64().unwrap() as u8, value)
+        })
+        .collect();
+    let data_items: Vec<ifsf_protocol::DataItem<'_>> = items
+        .iter()
+        .map(|(id, value)| ifsf_protocol::DataItem { id: *id, value })
+        .collect();
+    let db: Vec<u8> = sale["db"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .map(|b| u8::from_str_radix(b, 16).unwrap())
+        .collect();
+    let message = ifsf_protocol::Message::with_items(
+        ifsf_protocol::NodeAddress::new(2, 9),
+        ifsf_protocol::NodeAddress::new(1, 1),
+        ifsf_protocol::MessageKind::UnsolicitedNoAck,
+        1,
+        &db,
+        &data_items,
+    )
+    .unwrap();
+    let hex: Vec<String> = message
+        .encode()
+        .unwrap()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    let (ok, stdout, stderr) = agent(&["ifsf", "decode"], &format!("{}\n", hex.join(" ")));
+    assert!(ok, "{stderr}");
+    let decoded: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(decoded["volume"], sale["volume"]);
+    assert_eq!(decoded["amount"], sale["amount"]);
+    assert_eq!(decoded["seq"], sale["seq"]);
 }
 
 /// A default model file that is not the one models/MANIFEST names (here a changed dictionary)

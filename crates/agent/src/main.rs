@@ -3,6 +3,7 @@
 //! This binary only wires the crates together; each noun lives in its own crate.
 
 mod config;
+mod field_tools;
 mod health;
 mod liveness;
 mod model_files;
@@ -66,20 +67,15 @@ enum Command {
     /// Wayne DART tools for field technicians.
     Dart {
         #[command(subcommand)]
-        command: DartCommand,
+        command: field_tools::DartCommand,
+    },
+    /// IFSF over TCP/IP tools for field technicians.
+    Ifsf {
+        #[command(subcommand)]
+        command: field_tools::IfsfCommand,
     },
     /// Print the version.
     Version,
-}
-
-#[derive(Subcommand)]
-enum DartCommand {
-    /// Decode hex frames (one per line, bytes separated by spaces) from stdin into JSON lines.
-    Decode {
-        /// Who sent the frames.
-        #[arg(long, value_parser = ["pump", "master"])]
-        from: String,
-    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -98,9 +94,8 @@ fn main() -> std::process::ExitCode {
         Command::CheckConfig { config } => AgentConfig::load(&config).map(|_| {
             println!("{}: ok", config.display());
         }),
-        Command::Dart {
-            command: DartCommand::Decode { from },
-        } => dart_decode(&from),
+        Command::Dart { command } => field_tools::dart(command),
+        Command::Ifsf { command } => field_tools::ifsf(command),
         Command::Eval {
             manifest,
             config,
@@ -175,15 +170,6 @@ fn eval_match(trace: &std::path::Path, truth: &std::path::Path) -> Result<()> {
         plates::is_valid_plate,
     )?;
     println!("{report}");
-    Ok(())
-}
-
-fn dart_decode(from: &str) -> Result<()> {
-    let from: dart_protocol::decode_tool::Direction =
-        from.parse().map_err(|e| anyhow::anyhow!("--from: {e}"))?;
-    let stdin = std::io::stdin().lock();
-    let mut stdout = std::io::stdout().lock();
-    dart_protocol::decode_tool::decode_lines(stdin, from, &mut stdout)?;
     Ok(())
 }
 

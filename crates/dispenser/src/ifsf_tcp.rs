@@ -35,6 +35,16 @@ const OUT_OF_STEP_AFTER: u32 = 3;
 pub struct IfsfTcpDriver {
     config: IfsfTcpConfig,
     heartbeat: Arc<Heartbeat>,
+    tap: Option<mpsc::UnboundedSender<Tapped>>,
+}
+
+/// A message on the link, for a field tool that shows the traffic (`forecourt-agent ifsf watch`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Tapped {
+    Received(Message),
+    Sent(Message),
+    /// The link came up or went down, and why.
+    Link(String),
 }
 
 /// Why a connection ended.
@@ -49,7 +59,28 @@ impl IfsfTcpDriver {
         Ok(IfsfTcpDriver {
             config,
             heartbeat: Arc::new(Heartbeat::new()),
+            tap: None,
         })
+    }
+
+    /// Every message received and sent from now on, and the link's ups and downs.
+    pub fn tap(&mut self) -> mpsc::UnboundedReceiver<Tapped> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.tap = Some(tx);
+        rx
+    }
+
+    fn tapped(&self, what: impl FnOnce() -> Tapped) {
+        if let Some(tap) = &self.tap {
+            let _ = tap.send(what());
+        }
+    }
+
+    async fn send(&self, writer: &mut OwnedWriteHalf, messages: &[Message]) -> Result<(), String> {
+        for message in messages {
+            self.tapped(|| Tapped::Sent(message.clone()));
+        }
+        send_messages(writer, messages).await
     }
 }
 
@@ -88,6 +119,7 @@ impl DispenserDriver for IfsfTcpDriver {
             let problem = match tokio::time::timeout(IO_TIMEOUT, connect).await {
                 Ok(Ok(stream)) => {
                     info!(address = %self.config.address, "IFSF link up");
+                    self.tapped(|| Tapped::Link("up".into()));
                     backoff = BACKOFF_MIN;
                     let end = self
                         .session(stream, &mut watch, &events, &mut shutdown)
@@ -95,7 +127,10 @@ impl DispenserDriver for IfsfTcpDriver {
                     send_events(&events, watch.disconnected(now_millis())).await?;
                     match end? {
                         SessionEnd::Shutdown => return Ok(()),
-                        SessionEnd::Lost(why) => why,
+                        SessionEnd::Lost(why) => {
+                            self.tapped(|| Tapped::Link(format!("down: {why}")));
+                            why
+                        }
                     }
                 }
                 Ok(Err(e)) => format!("cannot connect: {e}"),
@@ -124,7 +159,7 @@ impl IfsfTcpDriver {
     ) -> Result<SessionEnd, DispenserError> {
         let _ = stream.set_nodelay(true);
         let (mut reader, mut writer) = stream.into_split();
-        if let Err(why) = send_messages(&mut writer, &watch.connected().send).await {
+        if let Err(why) = self.send(&mut writer, &watch.connected().send).await {
             return Ok(SessionEnd::Lost(why));
         }
         let silence = Duration::from_secs(self.config.silence_timeout_s);
@@ -150,7 +185,10 @@ impl IfsfTcpDriver {
                     while let Some(decoded) = decoder.next_message() {
                         let before = watch.stats();
                         let step = match decoded {
-                            Ok(message) => watch.on_message(&message, now_millis()),
+                            Ok(message) => {
+                                self.tapped(|| Tapped::Received(message.clone()));
+                                watch.on_message(&message, now_millis())
+                            }
                             Err(_) => WatchStep::default(),
                         };
                         let after = watch.stats();
@@ -168,7 +206,7 @@ impl IfsfTcpDriver {
                             }
                         }
                         send_events(events, WatchStep { events: step.events, send: Vec::new() }).await?;
-                        if let Err(why) = send_messages(&mut writer, &step.send).await {
+                        if let Err(why) = self.send(&mut writer, &step.send).await {
                             return Ok(SessionEnd::Lost(why));
                         }
                     }
@@ -180,13 +218,13 @@ impl IfsfTcpDriver {
                     }
                     if read_back_due && out_of_step == 0 {
                         read_back_due = false;
-                        if let Err(why) = send_messages(&mut writer, &watch.connected().send).await {
+                        if let Err(why) = self.send(&mut writer, &watch.connected().send).await {
                             return Ok(SessionEnd::Lost(why));
                         }
                     }
                     if last_poll.elapsed() >= poll_every {
                         last_poll = tokio::time::Instant::now();
-                        if let Err(why) = send_messages(&mut writer, &watch.poll()).await {
+                        if let Err(why) = self.send(&mut writer, &watch.poll()).await {
                             return Ok(SessionEnd::Lost(why));
                         }
                     }

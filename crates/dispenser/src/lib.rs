@@ -23,6 +23,6 @@ pub use dart_listener::DartListener;
 pub use dart_master::DartMaster;
 pub use driver::{DispenserDriver, DispenserError};
 pub use ifsf_config::{IfsfFpConfig, IfsfTcpConfig};
-pub use ifsf_tcp::IfsfTcpDriver;
+pub use ifsf_tcp::{IfsfTcpDriver, Tapped};
 pub use ifsf_watch::{IfsfWatch, WatchStats, WatchStep};
 pub use wire_observer::{ObserverStats, WireObserver};
