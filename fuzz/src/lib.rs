@@ -6,6 +6,8 @@ use ifsf_protocol::{
     TransactionAddress, TransactionRecord,
 };
 
+use dispenser::{IfsfFpConfig, IfsfTcpConfig, IfsfWatch};
+
 use dart_protocol::{
     encode, encode_master_transactions, encode_pump_transactions, parse_master_transactions,
     parse_pump_transactions, Decimals, FrameDecoder, FrameKind, FuellingPoint, FuellingPointConfig,
@@ -110,11 +112,17 @@ pub fn ifsf_stream(data: &[u8]) {
     let chunk = usize::from(split % 64) + 1;
     let mut decoder = MessageDecoder::new();
     let mut pushed = 0usize;
+    let mut watch = IfsfWatch::new(&watch_config());
+    let mut t = 0i64;
+    assert_watch_only(&watch.connected().send);
     for piece in rest.chunks(chunk) {
         decoder.push(piece);
         pushed += piece.len();
         while let Some(result) = decoder.next_message() {
             let Ok(message) = result else { continue };
+            t += 100;
+            watch_message(&mut watch, &message, t);
+            let _ = ifsf_protocol::decode_tool::describe(Ok(message.clone()));
             let bytes = message.encode().expect("a decoded message encodes");
             let back = Message::decode(&bytes).map(|(m, used)| (m, used == bytes.len()));
             assert_eq!(
@@ -140,6 +148,55 @@ pub fn ifsf_stream(data: &[u8]) {
             "decoder holds more than it was given"
         );
     }
+}
+
+/// The watch-only source's state, watching node 1.1 as 2.9 (points 1..=4).
+fn watch_config() -> IfsfTcpConfig {
+    IfsfTcpConfig {
+        address: "127.0.0.1:3486".into(),
+        node: 1,
+        own_node: 9,
+        fps: (1..=4)
+            .map(|point| IfsfFpConfig {
+                fp: point,
+                point,
+                grades: vec!["92#".into()],
+            })
+            .collect(),
+        history: 15,
+        poll_interval_s: 10,
+        silence_timeout_s: 35,
+    }
+}
+
+/// `message` as it came, and as if the watched device had sent it to the watch: whatever it
+/// holds, the watch asks to send only reads and acknowledges.
+fn watch_message(watch: &mut IfsfWatch, message: &Message, t: i64) {
+    assert_watch_only(&watch.on_message(message, t).send);
+    let mut addressed = message.clone();
+    addressed.originator = NodeAddress::new(1, 1);
+    addressed.recipient = NodeAddress::new(2, 9);
+    let step = watch.on_message(&addressed, t);
+    assert_watch_only(&step.send);
+    assert_watch_only(&watch.poll());
+}
+
+fn assert_watch_only(messages: &[Message]) {
+    for m in messages {
+        assert!(m.is_watch_only(), "the watch asked to send {m:?}");
+        assert!(
+            m.encode().is_ok(),
+            "the watch built a message that cannot be sent"
+        );
+    }
+}
+
+/// IFSF capture: arbitrary bytes as a pcap file, through the capture reader and the field
+/// decoder. Nothing may panic.
+pub fn ifsf_capture(data: &[u8]) {
+    let _ = ifsf_protocol::capture::read_pcap(data);
+    let mut out = Vec::new();
+    ifsf_protocol::decode_tool::decode_pcap(data, &mut out).expect("writing to memory");
 }
 
 fn ifsf_items(items: &[DataItem<'_>]) {

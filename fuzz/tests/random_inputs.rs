@@ -243,6 +243,36 @@ fn ifsf_stream_random_inputs() {
 }
 
 #[test]
+fn ifsf_capture_random_inputs() {
+    run(
+        "ifsf_capture",
+        forecourt_fuzz::ifsf_capture,
+        capture_seeds(),
+    );
+}
+
+fn capture_seeds() -> Vec<Vec<u8>> {
+    use ifsf_protocol::capture::{write_pcap, Flow};
+    let flow = Flow {
+        from: "192.168.1.21:3486".parse().unwrap(),
+        to: "192.168.1.5:50123".parse().unwrap(),
+    };
+    let back = Flow {
+        from: flow.to,
+        to: flow.from,
+    };
+    let stream = &ifsf_seeds()[0][1..];
+    let (a, b) = stream.split_at(stream.len() / 2);
+    vec![write_pcap(&[
+        (flow, 1, true, b""),
+        (back, 50, true, b""),
+        (flow, 2, false, a),
+        (back, 51, false, b"\x01\x01\x02\x09"),
+        (flow, 2 + a.len() as u32, false, b),
+    ])]
+}
+
+#[test]
 fn ifsf_fdc_random_inputs() {
     run("ifsf_fdc", forecourt_fuzz::ifsf_fdc, fdc_seeds());
 }
