@@ -14,20 +14,16 @@ use std::time::Duration;
 
 use forecourt_events::{now_millis, DispenserEvent, Heartbeat};
 use ifsf_protocol::{Message, MessageDecoder};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
 
-use crate::driver::{
-    is_shutdown, sleep_or_shutdown, DispenserDriver, DispenserError, BACKOFF_MAX, BACKOFF_MIN,
-};
+use crate::driver::{DispenserDriver, DispenserError};
 use crate::ifsf_config::IfsfTcpConfig;
-use crate::ifsf_watch::{IfsfWatch, WatchStep};
+use crate::ifsf_watch::IfsfWatch;
+use crate::tcp_link::{forward, keep_connected, write, LinkSession, SessionEnd};
 
-/// Connecting, and writing one message, may take this long.
-const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// This many messages in a row that are not the device's, or not readable: the stream is out of
 /// step.
 const OUT_OF_STEP_AFTER: u32 = 3;
@@ -45,12 +41,6 @@ pub enum Tapped {
     Sent(Message),
     /// The link came up or went down, and why.
     Link(String),
-}
-
-/// Why a connection ended.
-enum SessionEnd {
-    Shutdown,
-    Lost(String),
 }
 
 impl IfsfTcpDriver {
@@ -107,63 +97,53 @@ impl DispenserDriver for IfsfTcpDriver {
         events: mpsc::Sender<DispenserEvent>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), DispenserError> {
-        let mut watch = IfsfWatch::new(&self.config);
-        let mut backoff = BACKOFF_MIN;
-        let mut last_problem = String::new();
-        loop {
-            self.heartbeat.beat();
-            if is_shutdown(&shutdown) {
-                return Ok(());
-            }
-            let connect = TcpStream::connect(&self.config.address);
-            let problem = match tokio::time::timeout(IO_TIMEOUT, connect).await {
-                Ok(Ok(stream)) => {
-                    info!(address = %self.config.address, "IFSF link up");
-                    self.tapped(|| Tapped::Link("up".into()));
-                    backoff = BACKOFF_MIN;
-                    let end = self
-                        .session(stream, &mut watch, &events, &mut shutdown)
-                        .await;
-                    send_events(&events, watch.disconnected(now_millis())).await?;
-                    match end? {
-                        SessionEnd::Shutdown => return Ok(()),
-                        SessionEnd::Lost(why) => {
-                            self.tapped(|| Tapped::Link(format!("down: {why}")));
-                            why
-                        }
-                    }
-                }
-                Ok(Err(e)) => format!("cannot connect: {e}"),
-                Err(_) => "cannot connect: timed out".to_owned(),
-            };
-            // A device that stays away is logged once, not on every attempt.
-            if problem != last_problem {
-                warn!(address = %self.config.address, problem, "IFSF link down; trying again");
-                last_problem = problem;
-            }
-            if sleep_or_shutdown(backoff, &mut shutdown, &self.heartbeat).await {
-                return Ok(());
-            }
-            backoff = (backoff * 2).min(BACKOFF_MAX);
-        }
+        let mut link = IfsfLink {
+            driver: &self,
+            watch: IfsfWatch::new(&self.config),
+            events: &events,
+        };
+        keep_connected(
+            &self.config.address,
+            &self.heartbeat,
+            &mut shutdown,
+            &mut link,
+        )
+        .await
     }
 }
 
-impl IfsfTcpDriver {
+/// One connection to the node: the watch's state lives across connections.
+struct IfsfLink<'a> {
+    driver: &'a IfsfTcpDriver,
+    watch: IfsfWatch,
+    events: &'a mpsc::Sender<DispenserEvent>,
+}
+
+impl LinkSession for IfsfLink<'_> {
+    fn protocol(&self) -> &'static str {
+        "ifsf-tcp"
+    }
+
+    async fn ended(&mut self, why: Option<&str>) -> Result<(), DispenserError> {
+        if let Some(why) = why {
+            self.driver.tapped(|| Tapped::Link(format!("down: {why}")));
+        }
+        forward(self.events, self.watch.disconnected(now_millis()).events).await
+    }
+
     async fn session(
-        &self,
+        &mut self,
         stream: TcpStream,
-        watch: &mut IfsfWatch,
-        events: &mpsc::Sender<DispenserEvent>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<SessionEnd, DispenserError> {
-        let _ = stream.set_nodelay(true);
+        let (driver, watch, events) = (self.driver, &mut self.watch, self.events);
+        driver.tapped(|| Tapped::Link("up".into()));
         let (mut reader, mut writer) = stream.into_split();
-        if let Err(why) = self.send(&mut writer, &watch.connected().send).await {
+        if let Err(why) = driver.send(&mut writer, &watch.connected().send).await {
             return Ok(SessionEnd::Lost(why));
         }
-        let silence = Duration::from_secs(self.config.silence_timeout_s);
-        let poll_every = Duration::from_secs(self.config.poll_interval_s);
+        let silence = Duration::from_secs(driver.config.silence_timeout_s);
+        let poll_every = Duration::from_secs(driver.config.poll_interval_s);
         let mut decoder = MessageDecoder::new();
         let mut buf = vec![0u8; 8192];
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -186,10 +166,10 @@ impl IfsfTcpDriver {
                         let before = watch.stats();
                         let step = match decoded {
                             Ok(message) => {
-                                self.tapped(|| Tapped::Received(message.clone()));
+                                driver.tapped(|| Tapped::Received(message.clone()));
                                 watch.on_message(&message, now_millis())
                             }
-                            Err(_) => WatchStep::default(),
+                            Err(_) => Default::default(),
                         };
                         let after = watch.stats();
                         let made_sense = after.messages > before.messages
@@ -205,26 +185,26 @@ impl IfsfTcpDriver {
                                 return Ok(SessionEnd::Lost("the stream is out of step".into()));
                             }
                         }
-                        send_events(events, WatchStep { events: step.events, send: Vec::new() }).await?;
-                        if let Err(why) = self.send(&mut writer, &step.send).await {
+                        forward(events, step.events).await?;
+                        if let Err(why) = driver.send(&mut writer, &step.send).await {
                             return Ok(SessionEnd::Lost(why));
                         }
                     }
                 }
                 _ = tick.tick() => {
-                    self.heartbeat.beat();
+                    driver.heartbeat.beat();
                     if last_message.elapsed() >= silence {
                         return Ok(SessionEnd::Lost(format!("no message for {} s", silence.as_secs())));
                     }
                     if read_back_due && out_of_step == 0 {
                         read_back_due = false;
-                        if let Err(why) = self.send(&mut writer, &watch.connected().send).await {
+                        if let Err(why) = driver.send(&mut writer, &watch.connected().send).await {
                             return Ok(SessionEnd::Lost(why));
                         }
                     }
                     if last_poll.elapsed() >= poll_every {
                         last_poll = tokio::time::Instant::now();
-                        if let Err(why) = self.send(&mut writer, &watch.poll()).await {
+                        if let Err(why) = driver.send(&mut writer, &watch.poll()).await {
                             return Ok(SessionEnd::Lost(why));
                         }
                     }
@@ -239,28 +219,10 @@ impl IfsfTcpDriver {
     }
 }
 
-async fn send_events(
-    events: &mpsc::Sender<DispenserEvent>,
-    step: WatchStep,
-) -> Result<(), DispenserError> {
-    for event in step.events {
-        events
-            .send(event)
-            .await
-            .map_err(|_| DispenserError::EventsClosed)?;
-    }
-    Ok(())
-}
-
 async fn send_messages(writer: &mut OwnedWriteHalf, messages: &[Message]) -> Result<(), String> {
     for message in messages {
-        let Some(bytes) = watch_only_bytes(message) else {
-            continue;
-        };
-        match tokio::time::timeout(IO_TIMEOUT, writer.write_all(&bytes)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(format!("write: {e}")),
-            Err(_) => return Err("write: timed out".into()),
+        if let Some(bytes) = watch_only_bytes(message) {
+            write(writer, &bytes).await?;
         }
     }
     Ok(())

@@ -2,7 +2,8 @@
 //! [`forecourt_events::DispenserEvent`]s. One driver per protocol behind [`DispenserDriver`]: Wayne
 //! DART as bus master ([`DartMaster`]) or as a read-only listener on a bus another controller
 //! polls ([`DartListener`]), [`DartDriver`] picking one by the config's `mode`; and IFSF over
-//! TCP/IP, watch-only ([`IfsfTcpDriver`], its protocol state in [`IfsfWatch`]).
+//! TCP/IP, watch-only ([`IfsfTcpDriver`], its protocol state in [`IfsfWatch`]); and IFSF POS-FDC,
+//! watch-only ([`IfsfFdcDriver`], its state in [`FdcWatch`]).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -11,10 +12,14 @@ pub mod dart_driver;
 pub mod dart_listener;
 pub mod dart_master;
 pub mod driver;
+pub mod fdc_config;
+pub mod fdc_tcp;
+pub mod fdc_watch;
 pub mod ifsf_config;
 pub mod ifsf_tcp;
 pub mod ifsf_watch;
 mod line;
+mod tcp_link;
 pub mod wire_observer;
 
 pub use config::{DartConfig, DartMode, DecimalsConfig, FpConfig};
@@ -22,6 +27,9 @@ pub use dart_driver::DartDriver;
 pub use dart_listener::DartListener;
 pub use dart_master::DartMaster;
 pub use driver::{DispenserDriver, DispenserError};
+pub use fdc_config::{FdcFpConfig, FdcHeader, IfsfFdcConfig};
+pub use fdc_tcp::IfsfFdcDriver;
+pub use fdc_watch::{FdcStats, FdcStep, FdcWatch};
 pub use ifsf_config::{IfsfFpConfig, IfsfTcpConfig};
 pub use ifsf_tcp::{IfsfTcpDriver, Tapped};
 pub use ifsf_watch::{IfsfWatch, WatchStats, WatchStep};

@@ -9,7 +9,9 @@ use std::time::Duration;
 use dispenser::{DispenserDriver, IfsfTcpConfig, IfsfTcpDriver};
 use forecourt_events::{DispenserEvent, Sale};
 use pump_sim::ifsf_device::IfsfDeviceOptions;
-use pump_sim::ifsf_server::{run_ifsf, IfsfFaults, IfsfSimOptions, IfsfSimReport};
+use pump_sim::lan_server::{
+    run_lan_device, LanDeviceOptions, LanFaults, LanSimOptions, LanSimReport,
+};
 use pump_sim::{CustomerProfile, Scenario, SimRecord};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -21,13 +23,13 @@ struct Device {
     address: std::net::SocketAddr,
     records: Arc<Mutex<Vec<SimRecord>>>,
     stop: watch::Sender<bool>,
-    task: JoinHandle<IfsfSimReport>,
+    task: JoinHandle<LanSimReport>,
 }
 
 async fn start_device(
     scenario: &str,
     random: Option<CustomerProfile>,
-    faults: IfsfFaults,
+    faults: LanFaults,
 ) -> Device {
     start_device_with(scenario, random, faults, false).await
 }
@@ -35,27 +37,27 @@ async fn start_device(
 async fn start_device_with(
     scenario: &str,
     random: Option<CustomerProfile>,
-    faults: IfsfFaults,
+    faults: LanFaults,
     quiet: bool,
 ) -> Device {
     let records = Arc::new(Mutex::new(Vec::new()));
     let (bound_tx, bound_rx) = oneshot::channel();
     let (stop, stop_rx) = watch::channel(false);
-    let options = IfsfSimOptions {
+    let options = LanSimOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
         scenario: Scenario::from_toml(scenario).unwrap(),
-        device: IfsfDeviceOptions {
+        device: LanDeviceOptions::IfsfTcp(IfsfDeviceOptions {
             node: 1,
             clear_after_s: 3.0,
             quiet,
-        },
+        }),
         random: random.map(|profile| (7, profile)),
         faults,
         seed: 7,
     };
     let sink = records.clone();
     let task = tokio::spawn(async move {
-        run_ifsf(
+        run_lan_device(
             options,
             bound_tx,
             move |r| sink.lock().unwrap().push(r.clone()),
@@ -192,7 +194,7 @@ async fn every_sale_once_through_drops_restarts_and_garbage() {
             first_lift_s: (0.2, 1.0),
             until_s: Some(customers_until),
         }),
-        IfsfFaults {
+        LanFaults {
             drops_per_min: 6.0,
             restarts_per_min: 2.0,
             restart_s: 2.0,
@@ -235,9 +237,9 @@ async fn every_sale_once_through_drops_restarts_and_garbage() {
     let all: Vec<Sale> = sales.into_iter().chain(late).collect();
     assert_exactly_once(&all, &records);
     assert!(
-        report.writes.is_empty(),
+        report.forbidden.is_empty(),
         "the driver sent writes: {:?}",
-        report.writes
+        report.forbidden
     );
 }
 
@@ -248,7 +250,7 @@ async fn a_sale_completed_while_no_driver_ran_is_read_back() {
         "{FOUR_POINTS}\n[[car]]\nfp = 1\n[car.fill]\nnozzle = 2\nstart_s = 1.0\nend_s = 6.0\nvolume = \"31.40\"\n\
          [[car]]\nfp = 1\n[car.fill]\nnozzle = 1\nstart_s = 9.0\nend_s = 11.0\nvolume = \"8.00\"\n"
     );
-    let device = start_device(&scenario, None, IfsfFaults::default()).await;
+    let device = start_device(&scenario, None, LanFaults::default()).await;
     let mut driver = start_driver(device.address, 4);
     // The link goes down during the fill (the driver is stopped once the nozzle is out).
     let until = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -289,7 +291,7 @@ async fn a_sale_completed_while_no_driver_ran_is_read_back() {
     let second = &sales[1];
     assert!(!second.recovered, "seen live");
     assert!(second.nozzle_out_t.is_some());
-    assert!(report.writes.is_empty());
+    assert!(report.forbidden.is_empty());
 }
 
 /// A device that announces nothing to the agent's node is followed by the state reads.
@@ -305,7 +307,7 @@ async fn a_device_that_announces_nothing_is_followed_by_reading() {
             first_lift_s: (0.2, 1.0),
             until_s: Some(customers_until),
         }),
-        IfsfFaults::default(),
+        LanFaults::default(),
         true,
     )
     .await;
@@ -327,7 +329,7 @@ async fn a_device_that_announces_nothing_is_followed_by_reading() {
     );
     assert_exactly_once(&sales, &report.records);
     assert!(sales.iter().all(|s| !s.recovered), "{sales:?}");
-    assert!(report.writes.is_empty());
+    assert!(report.forbidden.is_empty());
 }
 
 /// The device keeps any write; this proves the check above can fail.
@@ -335,7 +337,7 @@ async fn a_device_that_announces_nothing_is_followed_by_reading() {
 async fn the_simulated_device_reports_a_write() {
     use ifsf_protocol::{DataItem, Message, MessageKind, NodeAddress};
     use tokio::io::AsyncWriteExt;
-    let device = start_device(FOUR_POINTS, None, IfsfFaults::default()).await;
+    let device = start_device(FOUR_POINTS, None, LanFaults::default()).await;
     let mut stream = tokio::net::TcpStream::connect(device.address)
         .await
         .unwrap();
@@ -353,5 +355,5 @@ async fn the_simulated_device_reports_a_write() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     device.stop.send(true).unwrap();
     let report = device.task.await.unwrap();
-    assert_eq!(report.writes, [clear]);
+    assert_eq!(report.forbidden, [format!("{clear:?}")]);
 }

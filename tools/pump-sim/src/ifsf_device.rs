@@ -1,113 +1,21 @@
-//! A simulated IFSF over TCP/IP dispenser node, without I/O: up to four fuelling points driven by
-//! the scenario's fills and random customers, a transaction buffer per point (the newest 15
-//! kept), the unsolicited messages a device sends (FP status, running transaction, transaction
-//! buffer state) and answers to reads. The station's own POS is played too: it clears each
-//! payable sale after a while, so the device announces it again. Any write it receives (the
-//! way to lock, clear or authorise) is kept in [`IfsfDevice::writes`]: a watch-only client must
-//! never send one. Time is seconds since sim start.
+//! A simulated IFSF over TCP/IP dispenser node, without I/O: the wire face of a simulated
+//! [`Forecourt`] (up to four fuelling points). It sends what a device sends unsolicited (FP
+//! status, running transaction, transaction buffer state) and answers reads. Any write it
+//! receives (the way to lock, clear or authorise) is kept in [`IfsfDevice::writes`]: a watch-only
+//! client must never send one. Time is seconds since sim start.
 
-use std::collections::VecDeque;
-
-use dart_protocol::Decimals;
-use forecourt_events::Decimal;
 use ifsf_protocol::fuelling_point::{fp_db_address, fp_of_db_address, ids as fp_ids, FpState};
 use ifsf_protocol::transaction::ids as tr_ids;
 use ifsf_protocol::{
     DataItem, FpStatus, Message, MessageKind, NodeAddress, TransactionAddress, TransactionRecord,
-    TransactionState,
 };
 
-use crate::pump::{SimRecord, SimRecordKind};
-use crate::scenario::{to_raw, PumpSpec};
-use crate::schedule::{CustomerProfile, RandomCustomers, Schedule};
+use crate::forecourt::{Change, Forecourt, Transaction};
+use crate::pump::SimRecord;
+use crate::schedule::CustomerProfile;
 use crate::Scenario;
 
-/// Transactions a point keeps (IFSF allows 1..=15 historic transactions).
-pub const BUFFER_LEN: usize = 15;
-/// A running transaction message goes out this often while fuelling.
-const RUNNING_EVERY_S: f64 = 1.0;
-/// Price for a nozzle the scenario gives none: 1.00 per litre.
-const DEFAULT_PRICE: Decimal = Decimal::new(100, 2);
-
-#[derive(Debug, Clone)]
-struct Fill {
-    nozzle: u8,
-    start_s: f64,
-    end_s: f64,
-    /// Raw volume units at the end.
-    volume: u64,
-    last_running_s: f64,
-}
-
-#[derive(Debug, Clone)]
-struct Held {
-    seq: u16,
-    record: TransactionRecord,
-    /// When the simulated POS clears it.
-    clear_at_s: f64,
-}
-
-#[derive(Debug, Clone)]
-struct Point {
-    point: u8,
-    decimals: Decimals,
-    /// Raw price per nozzle (index 0 = nozzle 1).
-    prices: Vec<u64>,
-    fill: Option<Fill>,
-    /// The latest transaction's sequence number (0: none yet).
-    seq: u16,
-    buffer: VecDeque<Held>,
-    totals: Vec<u64>,
-}
-
-impl Point {
-    fn new(spec: &PumpSpec) -> Self {
-        let d = spec.decimals;
-        let prices: Vec<u64> = if spec.prices.is_empty() {
-            vec![DEFAULT_PRICE]
-        } else {
-            spec.prices.clone()
-        }
-        .into_iter()
-        .map(|p| to_raw(p, d.price).unwrap_or(0))
-        .collect();
-        Point {
-            point: spec.fp,
-            decimals: Decimals {
-                volume: d.volume,
-                amount: d.amount,
-                price: d.price,
-            },
-            totals: vec![0; prices.len()],
-            prices,
-            fill: None,
-            seq: 0,
-            buffer: VecDeque::new(),
-        }
-    }
-
-    fn price(&self, nozzle: u8) -> u64 {
-        let i = usize::from(nozzle.max(1) - 1).min(self.prices.len() - 1);
-        self.prices[i]
-    }
-
-    fn status(&self) -> FpStatus {
-        let (state, mask) = match &self.fill {
-            Some(f) => (FpState::Fuelling, 1u8 << (f.nozzle.clamp(1, 8) - 1)),
-            None => (FpState::Idle, 0),
-        };
-        FpStatus {
-            state: Some(state),
-            nozzles_out: Some(mask),
-            transaction_seq: (self.seq > 0).then_some(self.seq),
-            ..FpStatus::default()
-        }
-    }
-
-    fn held(&self, seq: u16) -> Option<&Held> {
-        self.buffer.iter().find(|h| h.seq == seq)
-    }
-}
+pub use crate::forecourt::BUFFER_LEN;
 
 /// How the simulated device behaves beyond its customers.
 #[derive(Debug, Clone)]
@@ -133,15 +41,11 @@ impl Default for IfsfDeviceOptions {
 #[derive(Debug)]
 pub struct IfsfDevice {
     address: NodeAddress,
-    clear_after_s: f64,
     quiet: bool,
-    points: Vec<Point>,
-    schedule: Schedule,
-    random: Option<RandomCustomers>,
+    forecourt: Forecourt,
     /// The controlling device unsolicited messages go to: the last one that spoke to it.
     client: Option<NodeAddress>,
     output: Vec<Message>,
-    records: Vec<SimRecord>,
     writes: Vec<Message>,
     token: u8,
 }
@@ -153,24 +57,12 @@ impl IfsfDevice {
         options: &IfsfDeviceOptions,
         random: Option<(u64, CustomerProfile)>,
     ) -> Self {
-        let points: Vec<Point> = scenario
-            .pumps
-            .iter()
-            .filter(|p| (1..=4).contains(&p.fp))
-            .map(Point::new)
-            .collect();
-        let fps: Vec<u8> = points.iter().map(|p| p.point).collect();
         IfsfDevice {
             address: NodeAddress::new(NodeAddress::DISPENSER_SUBNET, options.node),
-            clear_after_s: options.clear_after_s,
             quiet: options.quiet,
-            schedule: Schedule::from_scenario(scenario),
-            random: random
-                .map(|(seed, profile)| RandomCustomers::with_profile(seed, &fps, profile)),
-            points,
+            forecourt: Forecourt::new(scenario, 4, options.clear_after_s, random),
             client: None,
             output: Vec::new(),
-            records: Vec::new(),
             writes: Vec::new(),
             token: 0,
         }
@@ -182,12 +74,12 @@ impl IfsfDevice {
 
     /// The points' numbers on the node.
     pub fn points(&self) -> Vec<u8> {
-        self.points.iter().map(|p| p.point).collect()
+        self.forecourt.points()
     }
 
     /// Ground-truth sales since the last call.
     pub fn take_records(&mut self) -> Vec<SimRecord> {
-        std::mem::take(&mut self.records)
+        self.forecourt.take_records()
     }
 
     /// Messages to send to the client since the last call.
@@ -207,124 +99,50 @@ impl IfsfDevice {
         self.output.clear();
     }
 
-    /// Starts due customers, advances fills, completes sales and lets the POS clear them.
+    /// Moves the forecourt on and announces what changed.
     pub fn tick(&mut self, now_s: f64) {
-        let mut lifts = self.schedule.due(now_s);
-        if let Some(random) = self.random.as_mut() {
-            for p in &self.points {
-                let nozzles = p.prices.len() as u8;
-                if let Some(l) =
-                    random.due(now_s, p.point, p.fill.is_none(), nozzles, p.decimals.volume)
-                {
-                    lifts.push(l);
+        for change in self.forecourt.tick(now_s) {
+            match change {
+                Change::State { point } => {
+                    if let Some(status) = self.status(point) {
+                        self.announce(point, fp_ids::FP_STATUS_MESSAGE, &status);
+                    }
+                }
+                Change::Running {
+                    point,
+                    nozzle,
+                    amount,
+                    volume,
+                } => {
+                    let running = FpStatus {
+                        current_nozzle: Some(nozzle),
+                        current_amount: Some(amount),
+                        current_volume: Some(volume),
+                        ..FpStatus::default()
+                    };
+                    self.announce(point, fp_ids::RUNNING_TRANSACTION_MESSAGE, &running);
+                }
+                Change::Transaction { point, seq } => {
+                    if let Some(record) = self.forecourt.transaction(point, seq).map(record) {
+                        self.announce_transaction(point, seq, &record);
+                    }
                 }
             }
         }
-        for lift in lifts {
-            let Some(i) = self.points.iter().position(|p| p.point == lift.fp) else {
-                continue;
-            };
-            if self.points[i].fill.is_some() {
-                continue;
-            }
-            self.points[i].fill = Some(Fill {
-                nozzle: lift.nozzle,
-                start_s: now_s,
-                end_s: lift.end_s,
-                volume: lift.volume,
-                last_running_s: now_s,
-            });
-            self.announce_status(i);
-        }
-        for i in 0..self.points.len() {
-            self.advance(i, now_s);
-            self.clear_due(i, now_s);
-        }
     }
 
-    fn advance(&mut self, i: usize, now_s: f64) {
-        let Some(fill) = self.points[i].fill.clone() else {
-            return;
+    fn status(&self, point: u8) -> Option<FpStatus> {
+        let (nozzle_out, seq) = self.forecourt.status(point)?;
+        let (state, mask) = match nozzle_out {
+            Some(nozzle) => (FpState::Fuelling, 1u8 << (nozzle.clamp(1, 8) - 1)),
+            None => (FpState::Idle, 0),
         };
-        if now_s >= fill.end_s {
-            self.points[i].fill = None;
-            self.announce_status(i);
-            self.complete(i, &fill, now_s);
-        } else if now_s - fill.last_running_s >= RUNNING_EVERY_S {
-            if let Some(f) = self.points[i].fill.as_mut() {
-                f.last_running_s = now_s;
-            }
-            let p = &self.points[i];
-            let span = (fill.end_s - fill.start_s).max(1e-3);
-            let volume =
-                (fill.volume as f64 * ((now_s - fill.start_s) / span).clamp(0.0, 1.0)) as u64;
-            let running = FpStatus {
-                current_nozzle: Some(fill.nozzle),
-                current_amount: Some(self.amount(p, volume, fill.nozzle)),
-                current_volume: Some(decimal(volume, p.decimals.volume)),
-                ..FpStatus::default()
-            };
-            let point = p.point;
-            self.announce(point, fp_ids::RUNNING_TRANSACTION_MESSAGE, &running);
-        }
-    }
-
-    fn amount(&self, p: &Point, volume: u64, nozzle: u8) -> Decimal {
-        let raw = dart_protocol::amount_for(volume, p.price(nozzle), p.decimals).unwrap_or(0);
-        decimal(raw, p.decimals.amount)
-    }
-
-    fn complete(&mut self, i: usize, fill: &Fill, now_s: f64) {
-        let amount = self.amount(&self.points[i], fill.volume, fill.nozzle);
-        let p = &mut self.points[i];
-        p.seq = p.seq % 9999 + 1;
-        let nozzle_index = usize::from(fill.nozzle.max(1) - 1).min(p.totals.len() - 1);
-        p.totals[nozzle_index] += fill.volume;
-        let record = TransactionRecord {
-            seq: Some(p.seq),
-            amount: Some(amount),
-            volume: Some(decimal(fill.volume, p.decimals.volume)),
-            unit_price: Some(decimal(p.price(fill.nozzle), p.decimals.price)),
-            logical_nozzle: Some(fill.nozzle),
-            product: Some(u32::from(fill.nozzle)),
-            state: Some(TransactionState::Payable),
-        };
-        self.records.push(SimRecord {
-            t_s: now_s,
-            fp: p.point,
-            nozzle: fill.nozzle,
-            kind: SimRecordKind::Sale,
-            volume: decimal(fill.volume, p.decimals.volume),
-            amount,
-            price: decimal(p.price(fill.nozzle), p.decimals.price),
-            total: decimal(p.totals[nozzle_index], p.decimals.volume),
-        });
-        if p.buffer.len() >= BUFFER_LEN {
-            p.buffer.pop_front();
-        }
-        p.buffer.push_back(Held {
-            seq: p.seq,
-            record: record.clone(),
-            clear_at_s: now_s + self.clear_after_s,
-        });
-        let (point, seq) = (p.point, p.seq);
-        self.announce_transaction(point, seq, &record);
-    }
-
-    fn clear_due(&mut self, i: usize, now_s: f64) {
-        let due: Vec<(u16, TransactionRecord)> = self.points[i]
-            .buffer
-            .iter_mut()
-            .filter(|h| h.record.state == Some(TransactionState::Payable) && now_s >= h.clear_at_s)
-            .map(|h| {
-                h.record.state = Some(TransactionState::Cleared);
-                (h.seq, h.record.clone())
-            })
-            .collect();
-        let point = self.points[i].point;
-        for (seq, record) in due {
-            self.announce_transaction(point, seq, &record);
-        }
+        Some(FpStatus {
+            state: Some(state),
+            nozzles_out: Some(mask),
+            transaction_seq: (seq > 0).then_some(seq),
+            ..FpStatus::default()
+        })
     }
 
     /// A message from the client: reads are answered, writes kept (and not obeyed).
@@ -343,17 +161,18 @@ impl IfsfDevice {
     fn answer(&mut self, read: &Message) {
         let wanted = &read.data;
         let items: Vec<(u8, Vec<u8>)> = if let Some(point) = fp_of_db_address(&read.db_address) {
-            let Some(p) = self.points.iter().find(|p| p.point == point) else {
+            let Some(status) = self.status(point) else {
                 return;
             };
-            p.status().to_items().unwrap_or_default()
+            status.to_items().unwrap_or_default()
         } else if let Ok(address) = TransactionAddress::from_db_address(&read.db_address) {
-            let Some(p) = self.points.iter().find(|p| p.point == address.fp) else {
+            if !self.forecourt.points().contains(&address.fp) {
                 return;
-            };
+            }
             // A transaction no longer held: an answer without items.
-            p.held(address.seq)
-                .and_then(|h| h.record.to_items().ok())
+            self.forecourt
+                .transaction(address.fp, address.seq)
+                .and_then(|t| record(t).to_items().ok())
                 .unwrap_or_default()
         } else {
             return;
@@ -373,12 +192,6 @@ impl IfsfDevice {
         ) {
             self.output.push(answer);
         }
-    }
-
-    fn announce_status(&mut self, i: usize) {
-        let status = self.points[i].status();
-        let point = self.points[i].point;
-        self.announce(point, fp_ids::FP_STATUS_MESSAGE, &status);
     }
 
     fn announce(&mut self, point: u8, marker: u8, status: &FpStatus) {
@@ -419,13 +232,23 @@ impl IfsfDevice {
     }
 }
 
-fn decimal(raw: u64, scale: u8) -> Decimal {
-    Decimal::new(i64::try_from(raw).unwrap_or(i64::MAX), scale)
+/// A held sale as an IFSF transaction record.
+fn record(t: &Transaction) -> TransactionRecord {
+    TransactionRecord {
+        seq: Some(t.seq),
+        amount: Some(t.amount),
+        volume: Some(t.volume),
+        unit_price: Some(t.price),
+        logical_nozzle: Some(t.nozzle),
+        product: Some(t.product),
+        state: Some(t.state),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ifsf_protocol::TransactionState;
 
     const CLIENT: NodeAddress = NodeAddress::new(2, 9);
 

@@ -1,13 +1,16 @@
 //! Pump simulator: one or more fuelling points answering as DART slaves on a serial port or pty
-//! ([`Simulator`] is the I/O-free core, bytes in and out; [`run`] drives it on a port), or an
-//! IFSF over TCP/IP dispenser node on a TCP port ([`ifsf_device::IfsfDevice`], driven by
-//! [`ifsf_server::run_ifsf`]).
+//! ([`Simulator`] is the I/O-free core, bytes in and out; [`run`] drives it on a port), or a
+//! station system on a TCP port: an IFSF over TCP/IP dispenser node ([`ifsf_device::IfsfDevice`])
+//! or an IFSF POS-FDC controller ([`fdc_device::FdcDevice`]), both faces of one simulated
+//! [`forecourt::Forecourt`], served by [`lan_server::run_lan_device`].
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod faults;
+pub mod fdc_device;
+pub mod forecourt;
 pub mod ifsf_device;
-pub mod ifsf_server;
+pub mod lan_server;
 pub mod pump;
 pub mod scenario;
 pub mod schedule;

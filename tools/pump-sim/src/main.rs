@@ -1,11 +1,13 @@
 //! `dart-pump-sim`: a pump simulator: DART fuelling points on a serial port or pty, or an IFSF
-//! over TCP/IP dispenser node on a TCP port (`--protocol ifsf-tcp`).
+//! over TCP/IP dispenser node (`--protocol ifsf-tcp`) or an IFSF POS-FDC controller
+//! (`--protocol ifsf-fdc`) on a TCP port.
 
 use std::path::PathBuf;
 
 use clap::Parser;
+use pump_sim::fdc_device::FdcDeviceOptions;
 use pump_sim::ifsf_device::IfsfDeviceOptions;
-use pump_sim::ifsf_server::{run_ifsf, IfsfFaults, IfsfSimOptions};
+use pump_sim::lan_server::{run_lan_device, LanDeviceOptions, LanFaults, LanSimOptions};
 use pump_sim::{CustomerProfile, FaultOptions, Scenario, SimOptions};
 use tracing_subscriber::EnvFilter;
 
@@ -21,26 +23,33 @@ struct Args {
     /// DART: serial port or pty path, e.g. /tmp/dart/pumps.
     #[arg(long)]
     port: Option<PathBuf>,
-    /// IFSF: the address to listen on, e.g. 127.0.0.1:3486.
+    /// IFSF POS-FDC: the frame header the controller uses.
+    #[arg(long, value_enum, default_value_t = FdcHeaderArg::LengthHashMd5)]
+    fdc_header: FdcHeaderArg,
+    /// IFSF POS-FDC: the passphrase of the MD5 headers.
+    #[arg(long, default_value = "forecourt")]
+    passphrase: String,
+    /// IFSF (both): the address to listen on, e.g. 127.0.0.1:3486.
     #[arg(long, default_value = "127.0.0.1:3486")]
     listen: std::net::SocketAddr,
-    /// IFSF: the dispenser's node number (subnet 1); its points 1..4 are FPs 1..4.
+    /// IFSF over TCP/IP: the dispenser's node number (subnet 1); its points 1..4 are FPs 1..4.
     #[arg(long, default_value_t = 1)]
     node: u8,
-    /// IFSF: the station's POS clears a payable sale this many seconds after it completed.
+    /// IFSF (both): the station's POS clears a payable sale this many seconds after it completed.
     #[arg(long, default_value_t = 20.0)]
     clear_after_s: f64,
-    /// IFSF: send no unsolicited message (a device that announces only to the controlling
-    /// devices it was configured with); a client learns everything by reading.
+    /// IFSF (both): announce nothing unasked (a device that announces only to the controlling
+    /// devices it was configured with, a controller that notifies only the POS that owns a
+    /// sale); a client learns everything by asking.
     #[arg(long)]
     quiet: bool,
-    /// IFSF: expected link drops per minute (the device closes the connection).
+    /// IFSF (both): expected link drops per minute (the device closes the connection).
     #[arg(long, default_value_t = 0.0)]
     link_drops_per_min: f64,
-    /// IFSF: probability (0..1) per message of a run of garbage bytes before it.
+    /// IFSF (both): probability (0..1) per message of a run of garbage bytes before it.
     #[arg(long, default_value_t = 0.0)]
     garbage_rate: f64,
-    /// IFSF: how long a restarted device stays away (with --restarts-per-min), seconds.
+    /// IFSF (both): how long a restarted device stays away (with --restarts-per-min), seconds.
     #[arg(long, default_value_t = 5.0)]
     restart_s: f64,
     #[arg(long, default_value_t = 9600)]
@@ -88,7 +97,7 @@ struct Args {
     #[arg(long, default_value_t = 5.0)]
     silence_s: f64,
     /// DART: expected restarts per minute of a filling pump (TX# back to 0, the fill lost).
-    /// IFSF: expected restarts per minute of the device (every connection closed for
+    /// IFSF (both): expected restarts per minute of the device (every connection closed for
     /// --restart-s; its transaction buffers survive).
     #[arg(long, default_value_t = 0.0)]
     restarts_per_min: f64,
@@ -111,6 +120,24 @@ struct Args {
 enum Protocol {
     Dart,
     IfsfTcp,
+    IfsfFdc,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum FdcHeaderArg {
+    LengthHashMd5,
+    LengthZero,
+    LengthMd5,
+}
+
+impl FdcHeaderArg {
+    fn variant(self) -> ifsf_fdc::HeaderVariant {
+        match self {
+            FdcHeaderArg::LengthHashMd5 => ifsf_fdc::HeaderVariant::LengthHashMd5,
+            FdcHeaderArg::LengthZero => ifsf_fdc::HeaderVariant::LengthZero,
+            FdcHeaderArg::LengthMd5 => ifsf_fdc::HeaderVariant::LengthMd5,
+        }
+    }
 }
 
 #[tokio::main]
@@ -164,9 +191,9 @@ async fn main() -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
         let _ = stop_tx.send(true);
     });
-    if args.protocol == Protocol::IfsfTcp {
+    if args.protocol != Protocol::Dart {
         scenario.ensure_fps(args.fps);
-        return run_ifsf_device(&args, scenario, customers, stop_rx).await;
+        return run_lan_simulator(&args, scenario, customers, stop_rx).await;
     }
     let port = args
         .port
@@ -187,7 +214,7 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_ifsf_device(
+async fn run_lan_simulator(
     args: &Args,
     scenario: Scenario,
     customers: CustomerProfile,
@@ -207,16 +234,25 @@ async fn run_ifsf_device(
         ),
         None => None,
     };
-    let options = IfsfSimOptions {
-        listen: args.listen,
-        scenario,
-        device: IfsfDeviceOptions {
+    let device = match args.protocol {
+        Protocol::IfsfFdc => LanDeviceOptions::IfsfFdc(FdcDeviceOptions {
+            header: args.fdc_header.variant(),
+            passphrase: args.passphrase.clone(),
+            clear_after_s: args.clear_after_s,
+            quiet: args.quiet,
+        }),
+        _ => LanDeviceOptions::IfsfTcp(IfsfDeviceOptions {
             node: args.node,
             clear_after_s: args.clear_after_s,
             quiet: args.quiet,
-        },
+        }),
+    };
+    let options = LanSimOptions {
+        listen: args.listen,
+        scenario,
+        device,
         random: args.random.then_some((args.seed, customers)),
-        faults: IfsfFaults {
+        faults: LanFaults {
             drops_per_min: args.link_drops_per_min,
             restarts_per_min: args.restarts_per_min,
             restart_s: args.restart_s,
@@ -228,7 +264,7 @@ async fn run_ifsf_device(
     };
     let (bound, _) = tokio::sync::oneshot::channel();
     let mut log_error = None;
-    let report = run_ifsf(
+    let report = run_lan_device(
         options,
         bound,
         |record| {
@@ -248,13 +284,14 @@ async fn run_ifsf_device(
     tracing::info!(
         sales = report.records.len(),
         connections = report.connections,
-        writes = report.writes.len(),
-        "IFSF device simulator stopped"
+        forbidden = report.forbidden.len(),
+        "station system simulator stopped"
     );
     anyhow::ensure!(
-        report.writes.is_empty(),
-        "received {} write(s): a watch-only client must never send one",
-        report.writes.len()
+        report.forbidden.is_empty(),
+        "received {} message(s) a watch-only client must never send (a write, lock or clear): {:?}",
+        report.forbidden.len(),
+        report.forbidden
     );
     Ok(())
 }

@@ -1,0 +1,113 @@
+//! Keeping a TCP link to a station system up, for the sources that speak over the LAN: connect,
+//! work the link until it is lost, tell the station, wait (from 1 s doubling to 30 s), connect
+//! again; until shutdown. Each source says what one connection's work is ([`LinkSession`]).
+
+use std::time::Duration;
+
+use forecourt_events::{DispenserEvent, Heartbeat};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::driver::{is_shutdown, sleep_or_shutdown, DispenserError, BACKOFF_MAX, BACKOFF_MIN};
+
+/// Connecting, and writing one message, may take this long.
+pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a connection ended.
+pub(crate) enum SessionEnd {
+    Shutdown,
+    Lost(String),
+}
+
+/// One source's work on one connection.
+pub(crate) trait LinkSession {
+    /// For the log: which protocol.
+    fn protocol(&self) -> &'static str;
+
+    /// Works the connection until it is lost or shutdown is asked.
+    async fn session(
+        &mut self,
+        stream: TcpStream,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<SessionEnd, DispenserError>;
+
+    /// The connection is gone (`why`, or shutdown): what the station must hear.
+    async fn ended(&mut self, why: Option<&str>) -> Result<(), DispenserError>;
+}
+
+pub(crate) async fn keep_connected(
+    address: &str,
+    heartbeat: &Heartbeat,
+    shutdown: &mut watch::Receiver<bool>,
+    link: &mut impl LinkSession,
+) -> Result<(), DispenserError> {
+    let mut backoff = BACKOFF_MIN;
+    let mut last_problem = String::new();
+    loop {
+        heartbeat.beat();
+        if is_shutdown(shutdown) {
+            return Ok(());
+        }
+        let problem = match tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(address)).await {
+            Ok(Ok(stream)) => {
+                info!(address, protocol = link.protocol(), "link up");
+                backoff = BACKOFF_MIN;
+                last_problem.clear();
+                let _ = stream.set_nodelay(true);
+                let end = link.session(stream, shutdown).await;
+                match end {
+                    Ok(SessionEnd::Shutdown) | Err(_) => {
+                        link.ended(None).await?;
+                        return end.map(|_| ());
+                    }
+                    Ok(SessionEnd::Lost(why)) => {
+                        link.ended(Some(&why)).await?;
+                        why
+                    }
+                }
+            }
+            Ok(Err(e)) => format!("cannot connect: {e}"),
+            Err(_) => "cannot connect: timed out".to_owned(),
+        };
+        // A system that stays away is logged once, not on every attempt.
+        if problem != last_problem {
+            warn!(
+                address,
+                protocol = link.protocol(),
+                problem,
+                "link down; trying again"
+            );
+            last_problem = problem;
+        }
+        if sleep_or_shutdown(backoff, shutdown, heartbeat).await {
+            return Ok(());
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Passes `events` to the station.
+pub(crate) async fn forward(
+    events: &mpsc::Sender<DispenserEvent>,
+    batch: Vec<DispenserEvent>,
+) -> Result<(), DispenserError> {
+    for event in batch {
+        events
+            .send(event)
+            .await
+            .map_err(|_| DispenserError::EventsClosed)?;
+    }
+    Ok(())
+}
+
+/// Writes `bytes`, or says why it could not.
+pub(crate) async fn write(writer: &mut OwnedWriteHalf, bytes: &[u8]) -> Result<(), String> {
+    match tokio::time::timeout(IO_TIMEOUT, writer.write_all(bytes)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("write: {e}")),
+        Err(_) => Err("write: timed out".into()),
+    }
+}
