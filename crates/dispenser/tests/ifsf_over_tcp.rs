@@ -199,7 +199,7 @@ async fn every_sale_once_through_drops_restarts_and_garbage() {
             restarts_per_min: 2.0,
             restart_s: 2.0,
             restart_at_s: vec![10.0, 20.0],
-            garbage_rate: 0.01,
+            garbage_rate: 0.03,
             until_s: Some(customers_until),
         },
     )
