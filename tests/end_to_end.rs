@@ -53,6 +53,8 @@ enum Source {
     },
     /// An IFSF dispenser node listening on this TCP port.
     IfsfTcp { port: u16 },
+    /// A forecourt controller with the IFSF POS-FDC interface on this TCP port.
+    IfsfFdc { port: u16 },
 }
 
 impl Source {
@@ -87,6 +89,18 @@ fps = [
 ]
 "#
             ),
+            Source::IfsfFdc { port } => format!(
+                r#"
+[[dispenser]]
+protocol = "ifsf_fdc"
+address = "127.0.0.1:{port}"
+passphrase = "forecourt"
+fps = [
+  {{ fp = 1, pump = 1, grades = ["92#", "95#"] }},
+  {{ fp = 2, pump = 2, grades = ["92#", "95#"] }},
+]
+"#
+            ),
         }
     }
 
@@ -96,6 +110,15 @@ fps = [
             Source::Dart { sim_end, .. } => sim.arg("--port").arg(sim_end),
             Source::IfsfTcp { port } => sim
                 .args(["--protocol", "ifsf-tcp", "--listen"])
+                .arg(format!("127.0.0.1:{port}")),
+            Source::IfsfFdc { port } => sim
+                .args([
+                    "--protocol",
+                    "ifsf-fdc",
+                    "--passphrase",
+                    "forecourt",
+                    "--listen",
+                ])
                 .arg(format!("127.0.0.1:{port}")),
         };
         sim.arg("--scenario").arg(scenario).stderr(Stdio::null());
@@ -159,6 +182,13 @@ fn sale_from_an_ifsf_dispenser_reaches_the_broker_with_the_plate() {
     let _one = ONE_CHAIN.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     chain(dir.path(), Source::IfsfTcp { port: free_port() });
+}
+
+#[test]
+fn sale_from_an_ifsf_fdc_controller_reaches_the_broker_with_the_plate() {
+    let _one = ONE_CHAIN.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    chain(dir.path(), Source::IfsfFdc { port: free_port() });
 }
 
 fn chain(dir: &std::path::Path, source: Source) {

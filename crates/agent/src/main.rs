@@ -257,6 +257,16 @@ async fn run_agent(config: AgentConfig, loaded: LoadedConfig, seconds: Option<u6
                     shutdown.clone(),
                 )));
             }
+            DispenserSection::IfsfFdc(fdc) => {
+                let name = format!("dispenser ifsf-fdc {}", fdc.address);
+                let driver = dispenser::IfsfFdcDriver::new(fdc.clone())?;
+                liveness.watch(name, dispenser::DispenserDriver::heartbeat(&driver));
+                dispenser_tasks.push(tokio::spawn(dispenser::DispenserDriver::run(
+                    driver,
+                    pump_tx.clone(),
+                    shutdown.clone(),
+                )));
+            }
             DispenserSection::IfsfTcp(ifsf) => {
                 let name = format!("dispenser ifsf-tcp {}", ifsf.address);
                 let driver = dispenser::IfsfTcpDriver::new(ifsf.clone())?;

@@ -31,6 +31,15 @@ pub enum FdcHeader {
 }
 
 impl FdcHeader {
+    /// As the config writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            FdcHeader::LengthHashMd5 => "length_hash_md5",
+            FdcHeader::LengthZero => "length_zero",
+            FdcHeader::LengthMd5 => "length_md5",
+        }
+    }
+
     pub fn variant(self) -> HeaderVariant {
         match self {
             FdcHeader::LengthHashMd5 => HeaderVariant::LengthHashMd5,
@@ -111,8 +120,8 @@ impl IfsfFdcConfig {
         }
         if self.header != FdcHeader::LengthZero && self.passphrase.is_empty() {
             return err(format!(
-                "header {:?} signs every message with the passphrase: set passphrase, or header = \"length_zero\"",
-                self.header
+                "header \"{}\" signs every message with the passphrase: set passphrase, or header = \"length_zero\"",
+                self.header.name()
             ));
         }
         for (what, value) in [

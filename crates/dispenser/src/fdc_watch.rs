@@ -11,13 +11,15 @@
 //! reported in this run is not reported again (by pump, sequence number, volume and amount); the
 //! station recognises one reported before a restart by its source key.
 //!
-//! Not yet: nozzle events (`FPStateChange` is passed over), so the matcher gets the sale without
-//! the fill's start.
+//! Nozzle out / in come from `FPStateChange` notifications (see `ifsf_fdc::FpStateChange` for
+//! what is unverified); a sale seen live carries the start of the fill it ends.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use forecourt_events::{Decimal, DispenserEvent, FpNumber, Sale, UnixMillis};
-use ifsf_fdc::{pos_ready, service_request, Client, FuelSaleTrx, Inbound, RequestKind, TrxState};
+use ifsf_fdc::{
+    pos_ready, service_request, Client, FpStateChange, FuelSaleTrx, Inbound, RequestKind, TrxState,
+};
 
 use crate::fdc_config::IfsfFdcConfig;
 
@@ -50,6 +52,10 @@ struct PumpWatch {
     pump: u32,
     fp: FpNumber,
     grades: Vec<String>,
+    /// The nozzle out now and since when.
+    nozzle_out: Option<(u8, UnixMillis)>,
+    /// The last fill seen start, for the sale that ends it.
+    last_fill: Option<(u8, UnixMillis)>,
     reported: VecDeque<(u32, Decimal, Decimal)>,
 }
 
@@ -78,6 +84,8 @@ impl FdcWatch {
                     pump: f.pump,
                     fp: f.fp,
                     grades: f.grades.clone(),
+                    nozzle_out: None,
+                    last_fill: None,
                     reported: VecDeque::new(),
                 })
                 .collect(),
@@ -132,6 +140,11 @@ impl FdcWatch {
                     self.consider(sale, false, now, &mut step);
                 }
             }
+            Ok(Inbound::FpState { points, .. }) => {
+                for point in &points {
+                    self.on_state(point, now, &mut step);
+                }
+            }
             Ok(Inbound::Notice { .. }) => {}
             Ok(Inbound::Response(response)) => {
                 let asked = response
@@ -170,6 +183,36 @@ impl FdcWatch {
         step
     }
 
+    fn on_state(&mut self, change: &FpStateChange, now: UnixMillis, step: &mut FdcStep) {
+        let Some(p) = self.pumps.iter_mut().find(|p| p.pump == change.pump) else {
+            return;
+        };
+        match (change.nozzle_out(), p.nozzle_out) {
+            (true, None) => {
+                let nozzle = change
+                    .nozzle
+                    .and_then(|n| u8::try_from(n).ok())
+                    .unwrap_or(1);
+                p.nozzle_out = Some((nozzle, now));
+                p.last_fill = Some((nozzle, now));
+                step.events.push(DispenserEvent::NozzleOut {
+                    t: now,
+                    fp: p.fp,
+                    nozzle,
+                });
+            }
+            (false, Some((nozzle, _))) => {
+                p.nozzle_out = None;
+                step.events.push(DispenserEvent::NozzleIn {
+                    t: now,
+                    fp: p.fp,
+                    nozzle,
+                });
+            }
+            _ => {}
+        }
+    }
+
     fn consider(
         &mut self,
         sale: &FuelSaleTrx,
@@ -198,6 +241,8 @@ impl FdcWatch {
             p.reported.pop_front();
         }
         p.reported.push_back((sale.seq, sale.volume, sale.amount));
+        // A sale seen live ends the fill whose start was seen; one found by asking was not.
+        let fill = if first_look { None } else { p.last_fill.take() };
         let nozzle = u8::try_from(sale.nozzle).unwrap_or(0);
         let grade = nozzle
             .checked_sub(1)
@@ -208,7 +253,7 @@ impl FdcWatch {
             t: now,
             fp: p.fp,
             nozzle,
-            nozzle_out_t: None,
+            nozzle_out_t: fill.map(|(_, t)| t),
             grade,
             volume: sale.volume,
             amount: sale.amount,
@@ -337,6 +382,47 @@ fps = [{ fp = 7, pump = 4, grades = ["92#", "95#"] }]
         let locked = live.replace("Payable", "Locked");
         assert!(sales(&w.on_xml(locked.as_bytes(), 4)).is_empty());
         assert_eq!(w.stats().repeats, 1);
+    }
+
+    #[test]
+    fn state_changes_give_nozzle_events_and_the_fill_start() {
+        let mut w = watch();
+        let state = |s: &str| {
+            format!(
+                r#"<FDCMessage MessageType="FPStateChange" ApplicationSender="FDC"><FDCdata><DeviceClass Type="FP" DeviceID="4" PumpNo="4" NozzleNo="2"><DeviceState>{s}</DeviceState></DeviceClass></FDCdata></FDCMessage>"#
+            )
+        };
+        let out = w.on_xml(state("FDC_CALLING").as_bytes(), 10);
+        assert_eq!(
+            out.events,
+            [DispenserEvent::NozzleOut {
+                t: 10,
+                fp: 7,
+                nozzle: 2
+            }]
+        );
+        assert!(w
+            .on_xml(state("FDC_FUELLING").as_bytes(), 11)
+            .events
+            .is_empty());
+        let back = w.on_xml(state("FDC_READY").as_bytes(), 50);
+        assert_eq!(
+            back.events,
+            [DispenserEvent::NozzleIn {
+                t: 50,
+                fp: 7,
+                nozzle: 2
+            }]
+        );
+        let live = sale_xml(
+            "FDCMessage",
+            r#"MessageType="FuelSaleTrx" ApplicationSender="FDC""#,
+            9,
+            "Payable",
+            "5.00",
+        );
+        let step = w.on_xml(live.as_bytes(), 51);
+        assert_eq!(sales(&step)[0].nozzle_out_t, Some(10));
     }
 
     #[test]

@@ -40,7 +40,12 @@ pub enum Inbound {
         sender: String,
         sales: Vec<FuelSaleTrx>,
     },
-    /// Any other `FDCMessage` (state changes, heartbeats, price changes...), by its type.
+    /// `FDCMessage MessageType="FPStateChange"`: fuelling points' new states.
+    FpState {
+        sender: String,
+        points: Vec<FpStateChange>,
+    },
+    /// Any other `FDCMessage` (heartbeats, price changes...), by its type.
     Notice {
         message_type: String,
         sender: String,
@@ -58,6 +63,35 @@ pub struct ServiceResponse {
     pub success: bool,
     pub overall_result: String,
     pub sales: Vec<FuelSaleTrx>,
+}
+
+/// A fuelling point's new state (`DeviceClass Type="FP"` with a `DeviceState`).
+///
+/// *Unverified* (not in the spec file's facts): the state names (`FDC_READY`, `FDC_CALLING`,
+/// `FDC_AUTHORISED`, `FDC_STARTED`, `FDC_FUELLING`, `FDC_SUSPENDED_STARTED`,
+/// `FDC_SUSPENDED_FUELLING`, ...) and where the lifted nozzle is named (taken: a `NozzleNo`
+/// attribute, as on a sale).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FpStateChange {
+    pub device_id: u32,
+    pub pump: u32,
+    pub state: String,
+    pub nozzle: Option<u32>,
+}
+
+impl FpStateChange {
+    /// Whether a customer is at the point with a nozzle out (from calling to the end of a fill).
+    pub fn nozzle_out(&self) -> bool {
+        matches!(
+            self.state.as_str(),
+            "FDC_CALLING"
+                | "FDC_AUTHORISED"
+                | "FDC_STARTED"
+                | "FDC_FUELLING"
+                | "FDC_SUSPENDED_STARTED"
+                | "FDC_SUSPENDED_FUELLING"
+        )
+    }
 }
 
 /// A sale's state at the controller.
@@ -116,6 +150,18 @@ pub fn read(xml: &str) -> Result<Inbound, InboundError> {
                     sender: message.sender,
                     sales,
                 })
+            } else if message.message_type == FP_STATE_CHANGE {
+                let points = message
+                    .data
+                    .iter()
+                    .flat_map(|d| &d.devices)
+                    .filter(|d| d.kind == "FP" && d.device_state.is_some())
+                    .map(FpStateChange::from_xml)
+                    .collect::<Result<_, _>>()?;
+                Ok(Inbound::FpState {
+                    sender: message.sender,
+                    points,
+                })
             } else {
                 Ok(Inbound::Notice {
                     message_type: message.message_type,
@@ -172,6 +218,21 @@ fn sales_of<'a>(
         .filter(|d| d.kind == "FP" && d.seq.is_some())
         .map(FuelSaleTrx::from_xml)
         .collect()
+}
+
+impl FpStateChange {
+    fn from_xml(d: &DeviceClassXml) -> Result<Self, InboundError> {
+        Ok(FpStateChange {
+            device_id: number("DeviceID", d.device_id.as_deref())?,
+            pump: number("PumpNo", d.pump.as_deref().or(d.device_id.as_deref()))?,
+            state: text(&d.device_state).ok_or(InboundError::Missing("DeviceState"))?,
+            nozzle: d
+                .nozzle
+                .as_deref()
+                .map(|n| number("NozzleNo", Some(n)))
+                .transpose()?,
+        })
+    }
 }
 
 impl FuelSaleTrx {
@@ -287,11 +348,31 @@ struct DeviceClassXml {
     end: Option<String>,
     #[serde(rename = "ErrorCode")]
     error_code: Option<String>,
+    #[serde(rename = "DeviceState")]
+    device_state: Option<String>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_state_change_names_the_point_its_state_and_nozzle() {
+        let xml = r#"<FDCMessage MessageType="FPStateChange" ApplicationSender="FDC"><FDCdata><DeviceClass Type="FP" DeviceID="3" PumpNo="3" NozzleNo="2"><DeviceState>FDC_CALLING</DeviceState></DeviceClass></FDCdata></FDCMessage>"#;
+        let Inbound::FpState { points, .. } = read(xml).unwrap() else {
+            panic!("not a state change")
+        };
+        assert_eq!(
+            points,
+            [FpStateChange {
+                device_id: 3,
+                pump: 3,
+                state: "FDC_CALLING".into(),
+                nozzle: Some(2)
+            }]
+        );
+        assert!(points[0].nozzle_out());
+    }
 
     /// The notification quoted in the spec file, its elided tail closed.
     const REAL_NOTIFICATION: &str = r#"<FDCMessage MessageType="FuelSaleTrx" ApplicationSender="POS024"><FDCdata><DeviceClass Type="FP"
@@ -333,8 +414,21 @@ mod tests {
 </FDCdata></FDCMessage>"#;
         assert_eq!(
             read(state).unwrap(),
+            Inbound::FpState {
+                sender: "FDC1".into(),
+                points: vec![FpStateChange {
+                    device_id: 1,
+                    pump: 1,
+                    state: "FDC_FUELLING".into(),
+                    nozzle: None
+                }]
+            }
+        );
+        let heartbeat = r#"<FDCMessage MessageType="FDC_Ready" ApplicationSender="FDC1"/>"#;
+        assert_eq!(
+            read(heartbeat).unwrap(),
             Inbound::Notice {
-                message_type: FP_STATE_CHANGE.into(),
+                message_type: "FDC_Ready".into(),
                 sender: "FDC1".into()
             }
         );

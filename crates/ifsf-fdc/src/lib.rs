@@ -18,7 +18,7 @@ pub mod request;
 
 pub use frame::{encode as encode_frame, FrameDecoder, FrameError, HeaderVariant, MAX_XML_BYTES};
 pub use inbound::{
-    read as read_inbound, FuelSaleTrx, Inbound, InboundError, ServiceResponse, TrxState,
-    FP_STATE_CHANGE, FUEL_SALE_TRX,
+    read as read_inbound, FpStateChange, FuelSaleTrx, Inbound, InboundError, ServiceResponse,
+    TrxState, FP_STATE_CHANGE, FUEL_SALE_TRX,
 };
 pub use request::{pos_ready, service_request, Client, RequestError, RequestKind};

@@ -175,12 +175,14 @@ impl FdcDevice {
                     }
                 }
                 Change::State { point } => {
-                    let state = match self.forecourt.status(point) {
-                        Some((Some(_), _)) => "FDC_FUELLING",
-                        _ => "FDC_READY",
+                    let (state, nozzle) = match self.forecourt.status(point) {
+                        Some((Some(nozzle), _)) => {
+                            ("FDC_FUELLING", format!(r#" NozzleNo="{nozzle}""#))
+                        }
+                        _ => ("FDC_READY", String::new()),
                     };
                     self.output.push(format!(
-                        r#"<FDCMessage MessageType="FPStateChange" ApplicationSender="FDC"><FDCdata><DeviceClass Type="FP" DeviceID="{point}" PumpNo="{point}"><DeviceState>{state}</DeviceState></DeviceClass></FDCdata></FDCMessage>"#
+                        r#"<FDCMessage MessageType="FPStateChange" ApplicationSender="FDC"><FDCdata><DeviceClass Type="FP" DeviceID="{point}" PumpNo="{point}"{nozzle}><DeviceState>{state}</DeviceState></DeviceClass></FDCdata></FDCMessage>"#
                     ));
                 }
                 Change::Running { .. } => {}

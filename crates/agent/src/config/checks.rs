@@ -130,6 +130,14 @@ impl AgentConfig {
                         ));
                     }
                 }
+                DispenserSection::IfsfFdc(fdc) => {
+                    if let Err(e) = fdc.validate() {
+                        out.push(Problem::new(
+                            vec![key("dispenser"), Seg::Index(i)],
+                            e.to_string(),
+                        ));
+                    }
+                }
                 DispenserSection::IfsfTcp(ifsf) => {
                     if let Err(e) = ifsf.validate() {
                         out.push(Problem::new(

@@ -129,6 +129,9 @@ pub enum DispenserSection {
     /// IFSF over TCP/IP, watch-only: the agent joins a dispenser node (or the controller that
     /// speaks IFSF for it) as an additional controlling device.
     IfsfTcp(dispenser::IfsfTcpConfig),
+    /// IFSF POS-FDC, watch-only: the agent logs on to the forecourt controller as one more POS
+    /// application and never locks, unlocks or clears a sale.
+    IfsfFdc(dispenser::IfsfFdcConfig),
 }
 
 #[derive(Debug, Deserialize)]
