@@ -1,8 +1,9 @@
-//! The agent with an IFSF over TCP/IP source, as processes: a simulated dispenser node with four
-//! fuelling points and random customers (link drops included), the real agent watching it, a
-//! real mosquitto. The agent is killed with SIGKILL twice, once staying down while sales
-//! complete. Every sale the node made reaches HQ exactly once, with its exact volume, amount and
-//! price; the node never received a write (it exits non-zero if it did).
+//! The agent with an IFSF source, as processes: a simulated station system (an IFSF over TCP/IP
+//! dispenser node, or a forecourt controller with the IFSF POS-FDC interface) with four fuelling
+//! points and random customers (link drops included), the real agent watching it, a real
+//! mosquitto. The agent is killed with SIGKILL twice, once staying down while sales complete.
+//! Every sale the system made reaches HQ exactly once, with its exact volume, amount and price;
+//! the system never received a write, lock or clear (it exits non-zero if it did).
 
 mod support;
 
@@ -16,26 +17,54 @@ use support::*;
 /// No new customer after this many seconds of the simulator's run.
 const CUSTOMERS_UNTIL_S: f64 = 24.0;
 
-fn agent_config(dir: &std::path::Path, sim_port: u16, broker_port: u16) -> String {
+#[derive(Clone, Copy)]
+enum Protocol {
+    IfsfTcp,
+    IfsfFdc,
+}
+
+impl Protocol {
+    fn sim_name(self) -> &'static str {
+        match self {
+            Protocol::IfsfTcp => "ifsf-tcp",
+            Protocol::IfsfFdc => "ifsf-fdc",
+        }
+    }
+
+    fn dispenser_section(self, sim_port: u16) -> String {
+        let (head, point) = match self {
+            Protocol::IfsfTcp => (
+                "protocol = \"ifsf_tcp\"\nnode = 1\nown_node = 9\npoll_interval_s = 1\nsilence_timeout_s = 5",
+                "point",
+            ),
+            Protocol::IfsfFdc => (
+                "protocol = \"ifsf_fdc\"\npassphrase = \"forecourt\"\nheartbeat_interval_s = 2\nreconcile_interval_s = 5\nsilence_timeout_s = 8",
+                "pump",
+            ),
+        };
+        let fps: Vec<String> = (1..=4)
+            .map(|n| format!("  {{ fp = {n}, {point} = {n}, grades = [\"92#\", \"95#\"] }},"))
+            .collect();
+        format!(
+            "[[dispenser]]\n{head}\naddress = \"127.0.0.1:{sim_port}\"\nfps = [\n{}\n]\n",
+            fps.join("\n")
+        )
+    }
+}
+
+fn agent_config(
+    dir: &std::path::Path,
+    protocol: Protocol,
+    sim_port: u16,
+    broker_port: u16,
+) -> String {
     format!(
         r#"
 station_id = "ifsf"
 data_dir = "{data}"
 [plates]
 models_dir = "{models}"
-[[dispenser]]
-protocol = "ifsf_tcp"
-address = "127.0.0.1:{sim_port}"
-node = 1
-own_node = 9
-poll_interval_s = 1
-silence_timeout_s = 5
-fps = [
-  {{ fp = 1, point = 1, grades = ["92#", "95#"] }},
-  {{ fp = 2, point = 2, grades = ["92#", "95#"] }},
-  {{ fp = 3, point = 3, grades = ["92#", "95#"] }},
-  {{ fp = 4, point = 4, grades = ["92#", "95#"] }},
-]
+{dispenser}
 [matcher]
 grace_s = 1.0
 [uplink]
@@ -44,6 +73,7 @@ port = {broker_port}
 "#,
         data = dir.join("data").display(),
         models = repo_root().join("models").display(),
+        dispenser = protocol.dispenser_section(sim_port),
     )
 }
 
@@ -86,7 +116,16 @@ fn sales_at_hq(path: &std::path::Path) -> BTreeMap<String, Value> {
 }
 
 #[test]
-fn every_ifsf_sale_reaches_hq_once_through_agent_kills() {
+fn every_ifsf_tcp_sale_reaches_hq_once_through_agent_kills() {
+    every_sale_once_through_agent_kills(Protocol::IfsfTcp);
+}
+
+#[test]
+fn every_ifsf_fdc_sale_reaches_hq_once_through_agent_kills() {
+    every_sale_once_through_agent_kills(Protocol::IfsfFdc);
+}
+
+fn every_sale_once_through_agent_kills(protocol: Protocol) {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let (_broker, broker_port) = start_mosquitto(dir);
@@ -103,7 +142,7 @@ fn every_ifsf_sale_reaches_hq_once_through_agent_kills() {
     let mut sim = Proc::spawn(
         "dart-pump-sim",
         Command::new(binary("dart-pump-sim"))
-            .args(["--protocol", "ifsf-tcp", "--listen"])
+            .args(["--protocol", protocol.sim_name(), "--listen"])
             .arg(format!("127.0.0.1:{sim_port}"))
             .args(["--fps", "4", "--random", "--seed", "11"])
             .args(["--flow-lps", "15", "--pause-s", "0.5,2"])
@@ -115,7 +154,7 @@ fn every_ifsf_sale_reaches_hq_once_through_agent_kills() {
     );
     let started = std::time::Instant::now();
     let config = dir.join("agent.toml");
-    std::fs::write(&config, agent_config(dir, sim_port, broker_port)).unwrap();
+    std::fs::write(&config, agent_config(dir, protocol, sim_port, broker_port)).unwrap();
 
     let mut agent = start_agent(dir, &config, 1);
     std::thread::sleep(Duration::from_secs(6));
@@ -168,15 +207,15 @@ fn every_ifsf_sale_reaches_hq_once_through_agent_kills() {
     sold.sort();
     reported.sort();
     assert_eq!(reported, sold, "sales at HQ vs sold\n{}", logs());
-    let recovered = at_hq
+    let keyed = at_hq
         .values()
         .filter(|b| {
             b["source_key"]
                 .as_str()
-                .is_some_and(|k| k.starts_with("ifsf-tcp:1.1:"))
+                .is_some_and(|k| k.starts_with(protocol.sim_name()))
         })
         .count();
-    assert_eq!(recovered, at_hq.len(), "every sale carries its source key");
+    assert_eq!(keyed, at_hq.len(), "every sale carries its source key");
     let log = logs();
     let counted_once = log.matches("counted once").count();
     eprintln!(
