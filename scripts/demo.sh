@@ -2,8 +2,9 @@
 # Runs the built-in demo station: a local mosquitto, simulated pumps with two fuelling points, the
 # demo video, and the agent. Sales with plates are printed as they reach the broker. Runs until
 # Ctrl-C, or for N seconds with --seconds N. --protocol picks where the sales come from: dart (the
-# default: a DART line on a socat pty pair, config/demo.toml) or ifsf-tcp (an IFSF dispenser node
-# over TCP, config/demo-ifsf-tcp.toml).
+# default: a DART line on a socat pty pair, config/demo.toml), ifsf-tcp (an IFSF dispenser node
+# over TCP, config/demo-ifsf-tcp.toml) or ifsf-fdc (a controller's IFSF POS-FDC interface,
+# config/demo-ifsf-fdc.toml).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -14,14 +15,13 @@ while (($#)); do
   case "$1" in
     --seconds) seconds="$2"; shift 2 ;;
     --protocol) protocol="$2"; shift 2 ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
-    *) echo "unknown argument: $1 (try --seconds N or --protocol dart|ifsf-tcp)" >&2; exit 2 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1 (try --seconds N or --protocol dart|ifsf-tcp|ifsf-fdc)" >&2; exit 2 ;;
   esac
 done
 case "$protocol" in
-  dart|ifsf-tcp) ;;
-  ifsf-fdc) echo "--protocol ifsf-fdc: the IFSF POS-FDC source is not built yet (issue 17)" >&2; exit 2 ;;
-  *) echo "unknown protocol: $protocol (dart or ifsf-tcp)" >&2; exit 2 ;;
+  dart|ifsf-tcp|ifsf-fdc) ;;
+  *) echo "unknown protocol: $protocol (dart, ifsf-tcp or ifsf-fdc)" >&2; exit 2 ;;
 esac
 
 scripts/setup.sh
@@ -63,11 +63,16 @@ if [ "$protocol" = dart ]; then
   target/release/dart-pump-sim --port "$demo/pump-sim.pty" --scenario config/demo-scenario.toml \
     2>"$demo/pump-sim.log" &
   config=config/demo.toml
-else
+elif [ "$protocol" = ifsf-tcp ]; then
   # A dispenser node on the station LAN, played on loopback; the agent joins it watch-only.
   target/release/dart-pump-sim --protocol ifsf-tcp --listen 127.0.0.1:18486 \
     --scenario config/demo-scenario.toml 2>"$demo/pump-sim.log" &
   config=config/demo-ifsf-tcp.toml
+else
+  # A forecourt controller's FDC interface, played on loopback; the agent logs on watch-only.
+  target/release/dart-pump-sim --protocol ifsf-fdc --listen 127.0.0.1:18471 --passphrase forecourt \
+    --scenario config/demo-scenario.toml 2>"$demo/pump-sim.log" &
+  config=config/demo-ifsf-fdc.toml
 fi
 pids+=($!)
 

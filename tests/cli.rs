@@ -32,9 +32,11 @@ fn agent(args: &[&str], stdin: &str) -> (bool, String, String) {
 
 #[test]
 fn check_config_accepts_the_demo_and_rejects_a_broken_file_with_its_line() {
-    let ifsf_demo = repo_root().join("config/demo-ifsf-tcp.toml");
-    let (ok, _, stderr) = agent(&["check-config", ifsf_demo.to_str().unwrap()], "");
-    assert!(ok, "{stderr}");
+    for other in ["config/demo-ifsf-tcp.toml", "config/demo-ifsf-fdc.toml"] {
+        let path = repo_root().join(other);
+        let (ok, _, stderr) = agent(&["check-config", path.to_str().unwrap()], "");
+        assert!(ok, "{other}: {stderr}");
+    }
     let demo = repo_root().join("config/demo.toml");
     let (ok, stdout, stderr) = agent(&["check-config", demo.to_str().unwrap()], "");
     assert!(ok, "{stderr}");
