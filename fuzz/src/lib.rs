@@ -6,7 +6,9 @@ use ifsf_protocol::{
     TransactionAddress, TransactionRecord,
 };
 
-use dispenser::{IfsfFpConfig, IfsfTcpConfig, IfsfWatch};
+use dispenser::{
+    FdcFpConfig, FdcHeader, FdcWatch, IfsfFdcConfig, IfsfFpConfig, IfsfTcpConfig, IfsfWatch,
+};
 
 use dart_protocol::{
     encode, encode_master_transactions, encode_pump_transactions, parse_master_transactions,
@@ -239,12 +241,17 @@ pub fn ifsf_fdc(data: &[u8]) {
     let chunk = usize::from(pick / 3 % 64) + 1;
     let mut decoder = FrameDecoder::new(variant, b"pw");
     let mut pushed = 0usize;
+    let mut watch = FdcWatch::new(&fdc_config());
+    let mut t = 0;
+    let mut sent = watch.connected(t).send;
     for piece in rest.chunks(chunk) {
         decoder.push(piece);
         pushed += piece.len();
         while let Some(result) = decoder.next_xml() {
             if let Ok(xml) = result {
                 let _ = Inbound::from_bytes(&xml);
+                t += 100;
+                sent.extend(watch.on_xml(&xml, t).send);
             }
         }
         assert!(
@@ -253,4 +260,35 @@ pub fn ifsf_fdc(data: &[u8]) {
         );
     }
     let _ = Inbound::from_bytes(rest);
+    sent.extend(watch.on_xml(rest, t).send);
+    sent.extend(watch.reconcile(t));
+    for xml in &sent {
+        assert!(
+            !["Lock", "Unlock", "Clear"]
+                .iter()
+                .any(|verb| xml.contains(verb)),
+            "the FDC watch asked to send {xml}"
+        );
+    }
+}
+
+/// The POS-FDC watch, for pumps 1..=4.
+fn fdc_config() -> IfsfFdcConfig {
+    IfsfFdcConfig {
+        address: "127.0.0.1:4710".into(),
+        header: FdcHeader::LengthZero,
+        passphrase: String::new(),
+        application_sender: "FCAGENT".into(),
+        workstation_id: "FCAGENT".into(),
+        fps: (1..=4)
+            .map(|pump| FdcFpConfig {
+                fp: pump as u8,
+                pump,
+                grades: vec!["92#".into()],
+            })
+            .collect(),
+        heartbeat_interval_s: 12,
+        reconcile_interval_s: 30,
+        silence_timeout_s: 45,
+    }
 }
