@@ -30,6 +30,12 @@ cargo test --release --workspace --no-fail-fast --lib --bins --tests 2>&1
 cargo test --release --workspace --no-fail-fast --doc 2>&1
 stage "cargo test --release"
 
+# The fuzz targets' checks on stable Rust with random and mutated input (fuzz/ is a workspace of
+# its own; cargo-fuzz itself runs by hand, see fuzz/README.md). Formatted and linted like the rest.
+(cd fuzz && cargo fmt --check && cargo clippy --release --target-dir ../target --all-targets -- -D warnings 2>&1 \
+  && cargo test --release --target-dir ../target 2>&1)
+stage "fuzz checks on random input"
+
 # The aarch64 station binary (cross gcc and an arm64 OpenCV sysroot; fails unless it links and
 # is an AArch64 executable), under target/aarch64-unknown-linux-gnu/.
 scripts/build-aarch64.sh

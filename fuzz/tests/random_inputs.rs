@@ -4,17 +4,7 @@
 
 use std::path::Path;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-}
+use seeded_rng::Rng;
 
 fn iters() -> u64 {
     std::env::var("FUZZ_ITERS")
@@ -47,32 +37,32 @@ fn replay(dir: &str, target: fn(&[u8])) {
 /// Mutates one of `seeds` (bit flips, byte changes, splices, truncation) or makes random bytes.
 fn input(rng: &mut Rng, seeds: &[Vec<u8>], buf: &mut Vec<u8>) {
     buf.clear();
-    if rng.next() % 4 == 0 || seeds.is_empty() {
-        let n = (rng.next() % 300) as usize;
-        buf.extend((0..n).map(|_| rng.next() as u8));
+    if rng.next_u64().is_multiple_of(4) || seeds.is_empty() {
+        let n = (rng.next_u64() % 300) as usize;
+        buf.extend((0..n).map(|_| rng.next_u64() as u8));
         return;
     }
-    buf.extend_from_slice(&seeds[(rng.next() as usize) % seeds.len()]);
-    for _ in 0..=(rng.next() % 6) {
+    buf.extend_from_slice(&seeds[(rng.next_u64() as usize) % seeds.len()]);
+    for _ in 0..=(rng.next_u64() % 6) {
         let len = buf.len().max(1);
-        match rng.next() % 5 {
+        match rng.next_u64() % 5 {
             0 if !buf.is_empty() => {
-                let i = rng.next() as usize % len;
-                buf[i] ^= 1 << (rng.next() % 8);
+                let i = rng.next_u64() as usize % len;
+                buf[i] ^= 1 << (rng.next_u64() % 8);
             }
             1 if !buf.is_empty() => {
-                let i = rng.next() as usize % len;
-                buf[i] = rng.next() as u8;
+                let i = rng.next_u64() as usize % len;
+                buf[i] = rng.next_u64() as u8;
             }
             2 => {
-                let i = rng.next() as usize % (buf.len() + 1);
-                buf.insert(i, rng.next() as u8);
+                let i = rng.next_u64() as usize % (buf.len() + 1);
+                buf.insert(i, rng.next_u64() as u8);
             }
             3 if !buf.is_empty() => {
-                buf.truncate(rng.next() as usize % len);
+                buf.truncate(rng.next_u64() as usize % len);
             }
             _ => {
-                let other = &seeds[(rng.next() as usize) % seeds.len()];
+                let other = &seeds[(rng.next_u64() as usize) % seeds.len()];
                 buf.extend_from_slice(other);
             }
         }
@@ -204,7 +194,7 @@ fn fdc_seeds() -> Vec<Vec<u8>> {
 
 fn run(name: &str, target: fn(&[u8]), seeds: Vec<Vec<u8>>) {
     replay(name, target);
-    let mut rng = Rng(seed());
+    let mut rng = Rng::new(seed());
     let mut buf = Vec::new();
     let n = iters();
     for i in 0..n {
