@@ -158,6 +158,7 @@ fn watch_config() -> IfsfTcpConfig {
         address: "127.0.0.1:3486".into(),
         node: 1,
         own_node: 9,
+        mode: dispenser::IfsfMode::Join,
         fps: (1..=4)
             .map(|point| IfsfFpConfig {
                 fp: point,

@@ -88,6 +88,7 @@ fn watch_node(address: String, node: u8, own_node: u8, seconds: Option<Duration>
         address,
         node,
         own_node,
+        mode: dispenser::IfsfMode::Join,
         // Every point a node can have; the station's numbering does not matter here.
         fps: (1..=4)
             .map(|point| IfsfFpConfig {

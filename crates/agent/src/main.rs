@@ -269,7 +269,7 @@ async fn run_agent(config: AgentConfig, loaded: LoadedConfig, seconds: Option<u6
             }
             DispenserSection::IfsfTcp(ifsf) => {
                 let name = format!("dispenser ifsf-tcp {}", ifsf.address);
-                let driver = dispenser::IfsfTcpDriver::new(ifsf.clone())?;
+                let driver = dispenser::IfsfSource::new(ifsf.clone())?;
                 liveness.watch(name, dispenser::DispenserDriver::heartbeat(&driver));
                 dispenser_tasks.push(tokio::spawn(dispenser::DispenserDriver::run(
                     driver,

@@ -5,6 +5,7 @@
 //! address = "192.168.1.21:3486"  # the dispenser board, or the controller speaking for it
 //! node = 1                       # the dispenser's node number (subnet 1)
 //! own_node = 9                   # the agent's node number as a controlling device (subnet 2)
+//! mode = "join"                  # or "mirror": read a mirrored copy of the traffic, send nothing
 //! [[fps]]
 //! fp = 1        # the fuelling point's number at the station
 //! point = 1     # its number on the dispenser node, 1..4
@@ -17,6 +18,18 @@ use serde::Deserialize;
 
 use crate::driver::DispenserError;
 
+/// How the agent follows the node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IfsfMode {
+    /// Connect to the node as an additional controlling device ([`crate::IfsfTcpDriver`]).
+    #[default]
+    Join,
+    /// Read a mirrored copy of the station system's own traffic with the node from a network
+    /// interface (a switch mirror port), sending nothing at all ([`crate::IfsfMirrorDriver`]).
+    Mirror,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IfsfTcpConfig {
@@ -26,8 +39,11 @@ pub struct IfsfTcpConfig {
     /// The dispenser's node number on subnet 1.
     pub node: u8,
     /// The agent's own node number on subnet 2 (controlling devices): one the station's own POS
-    /// and controller do not use.
+    /// and controller do not use. Join mode only.
+    #[serde(default)]
     pub own_node: u8,
+    #[serde(default)]
+    pub mode: IfsfMode,
     pub fps: Vec<IfsfFpConfig>,
     /// Transactions read back per fuelling point after each (re)connection, newest first: at
     /// least the device's transaction buffer (IFSF allows up to 15 kept transactions).
@@ -89,10 +105,21 @@ impl IfsfTcpConfig {
                 ))
             }
         }
-        for (what, node) in [("node", self.node), ("own_node", self.own_node)] {
+        let mut nodes = vec![("node", self.node)];
+        if self.mode == IfsfMode::Join {
+            nodes.push(("own_node", self.own_node));
+        }
+        for (what, node) in nodes {
             if !(1..=MAX_NODE).contains(&node) {
                 return err(format!("{what} {node} outside 1..{MAX_NODE}"));
             }
+        }
+        if self.mode == IfsfMode::Mirror && self.address.parse::<std::net::SocketAddrV4>().is_err()
+        {
+            return err(format!(
+                "mirror mode: address {:?} must be the node's IPv4 address and port, as on the wire (e.g. \"192.168.1.21:3486\")",
+                self.address
+            ));
         }
         if self.fps.is_empty() {
             return err("no fuelling points configured".into());
@@ -152,10 +179,23 @@ fps = [{ fp = 3, point = 1, grades = ["92#"] }, { fp = 4, point = 2 }]
     }
 
     #[test]
+    fn mirror_mode_needs_no_node_of_its_own() {
+        let c = config(&GOOD.replace("own_node = 9", "mode = \"mirror\""));
+        c.validate().unwrap();
+        assert_eq!(c.mode, IfsfMode::Mirror);
+    }
+
+    #[test]
     fn mistakes_are_explained() {
         for (from, to, says) in [
             ("127.0.0.1:3486", "127.0.0.1", "is not host:port"),
             ("own_node = 9", "own_node = 0", "own_node 0 outside"),
+            ("own_node = 9", "", "own_node 0 outside"),
+            (
+                "127.0.0.1:3486\"",
+                "station-pc:3486\"\nmode = \"mirror\"",
+                "IPv4 address",
+            ),
             ("point = 2", "point = 5", "point 5 outside 1..4"),
             ("point = 2", "point = 1", "configured twice"),
         ] {

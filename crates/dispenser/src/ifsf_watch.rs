@@ -88,6 +88,9 @@ pub struct IfsfWatch {
     read_back: BTreeSet<(u8, u16)>,
     token: u8,
     stats: WatchStats,
+    /// Reading a mirrored copy of another controlling device's traffic: the device's messages to
+    /// anyone count, and nothing is ever to be sent.
+    mirror: bool,
 }
 
 impl IfsfWatch {
@@ -115,6 +118,16 @@ impl IfsfWatch {
             read_back: BTreeSet::new(),
             token: 0,
             stats: WatchStats::default(),
+            mirror: false,
+        }
+    }
+
+    /// For a mirrored copy of the traffic between the device and the station's own controlling
+    /// devices: what the device says to any of them counts; the steps never ask to send.
+    pub fn mirror(config: &IfsfTcpConfig) -> Self {
+        IfsfWatch {
+            mirror: true,
+            ..IfsfWatch::new(config)
         }
     }
 
@@ -157,9 +170,17 @@ impl IfsfWatch {
     }
 
     pub fn on_message(&mut self, message: &Message, now: UnixMillis) -> WatchStep {
+        let mut step = self.take_message(message, now);
+        if self.mirror {
+            step.send.clear();
+        }
+        step
+    }
+
+    fn take_message(&mut self, message: &Message, now: UnixMillis) -> WatchStep {
         let mut step = WatchStep::default();
         self.stats.messages += 1;
-        if message.originator != self.device || message.recipient != self.own {
+        if message.originator != self.device || (message.recipient != self.own && !self.mirror) {
             self.stats.foreign += 1;
             return step;
         }
@@ -689,6 +710,30 @@ fps = [{ fp = 5, point = 1, grades = ["92#", "95#"] }]
         let far = w.on_message(&status(MessageKind::Answer, FpState::Idle, 0, Some(47)), 4);
         assert_eq!(far.send.len(), 3);
         assert_eq!(w.stats().beyond_buffer, 2);
+    }
+
+    #[test]
+    fn a_mirror_takes_the_device_s_messages_to_anyone_and_sends_nothing() {
+        let config: IfsfTcpConfig = toml::from_str(
+            "address = \"127.0.0.1:3486\"\nnode = 1\nmode = \"mirror\"\nfps = [{ fp = 5, point = 1 }]\n",
+        )
+        .unwrap();
+        let mut w = IfsfWatch::mirror(&config);
+        // The device answers the station's own POS (node 2.3).
+        let mut answer = transaction(
+            MessageKind::UnsolicitedWithAck,
+            8,
+            payable(8, "3.00", "23.97"),
+        );
+        answer.recipient = NodeAddress::new(2, 3);
+        let step = w.on_message(&answer, 1);
+        assert_eq!(sales(&step).len(), 1);
+        assert!(
+            step.send.is_empty(),
+            "a mirror sends nothing, not even the acknowledge"
+        );
+        let state = w.on_message(&status(MessageKind::Answer, FpState::Idle, 0, Some(12)), 2);
+        assert!(state.send.is_empty());
     }
 
     #[test]

@@ -332,6 +332,76 @@ async fn a_device_that_announces_nothing_is_followed_by_reading() {
     assert!(report.forbidden.is_empty());
 }
 
+/// The station's own controlling device talks to the node; the mirror driver reads a copy of
+/// that traffic off the wire (here: the loopback device) and reports the same sales, exactly
+/// once, with no connection of its own. Needs CAP_NET_RAW (root): skipped, and says so, without.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_of_the_station_s_own_traffic_gives_every_sale_sending_nothing() {
+    if let Err(e) = dispenser::ifsf_mirror::open_capture() {
+        eprintln!("mirror test: SKIPPED (no raw packet socket: {e}; needs CAP_NET_RAW)");
+        return;
+    }
+    let until = 12.0;
+    let device = start_device(
+        FOUR_POINTS,
+        Some(CustomerProfile {
+            litres: (2.0, 10.0),
+            flow_lps: 4.0,
+            pause_s: (0.5, 2.0),
+            first_lift_s: (1.0, 2.0),
+            until_s: Some(until),
+        }),
+        LanFaults::default(),
+    )
+    .await;
+    let fps: Vec<String> = (1..=4u8)
+        .map(|p| {
+            format!(
+                "{{ fp = {}, point = {p} }}",
+                FP_OF_POINT[usize::from(p - 1)]
+            )
+        })
+        .collect();
+    let mirror_config: IfsfTcpConfig = toml::from_str(&format!(
+        "address = \"{}\"\nnode = 1\nmode = \"mirror\"\nfps = [{}]\n",
+        device.address,
+        fps.join(", ")
+    ))
+    .unwrap();
+    let mirror = dispenser::IfsfSource::new(mirror_config).unwrap();
+    let (mirror_tx, mirror_events) = mpsc::channel(1024);
+    let (mirror_stop, mirror_stop_rx) = watch::channel(false);
+    let mirror_task =
+        tokio::spawn(async move { mirror.run(mirror_tx, mirror_stop_rx).await.unwrap() });
+    let mut mirror = Driver {
+        events: mirror_events,
+        stop: mirror_stop,
+        task: mirror_task,
+    };
+    // The station's own controlling device (the mirror never connects).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let station = start_driver(device.address, 4);
+    let settled = tokio::time::Instant::now() + Duration::from_secs_f64(until + 5.0);
+    let records = device.records.clone();
+    let sales = mirror
+        .sales_until(Duration::from_secs(60), |sales| {
+            tokio::time::Instant::now() >= settled && sales.len() >= records.lock().unwrap().len()
+        })
+        .await;
+    mirror.stop().await;
+    station.stop().await;
+    device.stop.send(true).unwrap();
+    let report = device.task.await.unwrap();
+    assert!(
+        report.records.len() >= 8,
+        "only {} sales made",
+        report.records.len()
+    );
+    assert_eq!(report.connections, 1, "the mirror must not connect");
+    assert_exactly_once(&sales, &report.records);
+    assert!(report.forbidden.is_empty());
+}
+
 /// The device keeps any write; this proves the check above can fail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_simulated_device_reports_a_write() {

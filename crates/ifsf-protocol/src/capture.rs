@@ -1,6 +1,6 @@
 //! Reading a capture of the station LAN (a classic libpcap file, as `tcpdump -w` and Wireshark
-//! write it): the TCP payload of each direction of each connection, in stream order, for the
-//! message decoder. Pure: the file's bytes in, stream pieces out.
+//! write it, or frames read live from a mirror port): the TCP payload of each direction of each
+//! connection, in stream order, for the message decoder. Pure: bytes in, stream pieces out.
 //!
 //! Link types: Ethernet (1) and Linux cooked capture (113); IPv4 only. A segment seen twice
 //! (a retransmission) is taken once; a hole in a stream (a segment the capture missed) is
@@ -85,7 +85,12 @@ pub fn read_pcap(file: &[u8]) -> Result<Vec<CaptureEvent>, CaptureError> {
     if link != LINKTYPE_ETHERNET && link != LINKTYPE_LINUX_SLL {
         return Err(CaptureError::LinkType(link));
     }
-    let mut streams = Streams::default();
+    let link = if link == LINKTYPE_ETHERNET {
+        LinkType::Ethernet
+    } else {
+        LinkType::LinuxCooked
+    };
+    let mut streams = StreamAssembler::default();
     let mut events = Vec::new();
     let mut at = GLOBAL_HEADER_LEN;
     while let Some(record) = file.get(at..at + RECORD_HEADER_LEN) {
@@ -108,24 +113,37 @@ pub fn read_pcap(file: &[u8]) -> Result<Vec<CaptureEvent>, CaptureError> {
         };
         at = start + included;
         match tcp_segment(packet, link) {
-            Ok(segment) => streams.take(segment, t_ms, &mut events),
+            Ok(segment) => events.extend(streams.take(&segment, t_ms)),
             Err(why) => events.push(CaptureEvent::Skipped { t_ms, why }),
         }
     }
     Ok(events)
 }
 
-struct Segment<'a> {
-    flow: Flow,
-    seq: u32,
-    syn: bool,
-    payload: &'a [u8],
+/// How a captured frame begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkType {
+    /// An Ethernet header (also what Linux gives for its loopback device).
+    Ethernet,
+    /// Linux cooked capture (SLL).
+    LinuxCooked,
 }
 
-fn tcp_segment(packet: &[u8], link: u32) -> Result<Segment<'_>, &'static str> {
+/// One TCP segment of a captured frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpSegment<'a> {
+    pub flow: Flow,
+    pub seq: u32,
+    pub syn: bool,
+    pub payload: &'a [u8],
+}
+
+/// The TCP segment a captured frame carries, or why it carries none (not IPv4, not TCP, cut
+/// short).
+pub fn tcp_segment(packet: &[u8], link: LinkType) -> Result<TcpSegment<'_>, &'static str> {
     let short = "cut short";
     let (mut ethertype, mut rest) = match link {
-        LINKTYPE_ETHERNET => {
+        LinkType::Ethernet => {
             let t = packet.get(12..14).ok_or(short)?;
             (u16::from_be_bytes([t[0], t[1]]), &packet[14..])
         }
@@ -159,7 +177,7 @@ fn tcp_segment(packet: &[u8], link: u32) -> Result<Segment<'_>, &'static str> {
     let header = tcp.get(..20).ok_or(short)?;
     let offset = usize::from(header[12] >> 4) * 4;
     let payload = tcp.get(offset..).ok_or(short)?;
-    Ok(Segment {
+    Ok(TcpSegment {
         flow: Flow {
             from: SocketAddrV4::new(src, u16::from_be_bytes([header[0], header[1]])),
             to: SocketAddrV4::new(dst, u16::from_be_bytes([header[2], header[3]])),
@@ -170,12 +188,20 @@ fn tcp_segment(packet: &[u8], link: u32) -> Result<Segment<'_>, &'static str> {
     })
 }
 
-/// The next expected sequence number per flow.
-#[derive(Default)]
-struct Streams(HashMap<Flow, u32>);
+/// Puts each flow's stream together from its segments: a segment seen twice (a retransmission,
+/// or a frame a capture sees both leaving and arriving) is taken once; a hole is reported.
+#[derive(Debug, Default)]
+pub struct StreamAssembler(HashMap<Flow, u32>);
 
-impl Streams {
-    fn take(&mut self, segment: Segment<'_>, t_ms: i64, events: &mut Vec<CaptureEvent>) {
+impl StreamAssembler {
+    /// What `segment`, captured at `t_ms`, adds to its flow's stream.
+    pub fn take(&mut self, segment: &TcpSegment<'_>, t_ms: i64) -> Vec<CaptureEvent> {
+        let mut events = Vec::new();
+        self.add(segment, t_ms, &mut events);
+        events
+    }
+
+    fn add(&mut self, segment: &TcpSegment<'_>, t_ms: i64, events: &mut Vec<CaptureEvent>) {
         let flow = segment.flow;
         let len = segment.payload.len() as u32;
         if segment.syn {

@@ -1,0 +1,227 @@
+//! IFSF over TCP/IP from a mirrored copy of the traffic: the station's own controlling device
+//! talks to the dispenser node; a switch mirrors that traffic to the agent's network port; the
+//! agent reads the frames with a raw packet socket (`AF_PACKET`, which needs `CAP_NET_RAW`) and
+//! decodes what the node says. It has no connection to the node and sends nothing at all.
+//!
+//! Only the node's side of each connection is decoded (frames from the configured address and
+//! port). What the mirror misses is missed: there is no way to ask again (see
+//! `docs/sources.md`); a hole in a stream is logged and the stream read on from the next
+//! message the decoder can frame.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::SocketAddrV4;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use forecourt_events::{now_millis, DispenserEvent, Heartbeat};
+use ifsf_protocol::capture::{tcp_segment, CaptureEvent, Flow, LinkType, StreamAssembler};
+use ifsf_protocol::MessageDecoder;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::driver::{sleep_or_shutdown, DispenserDriver, DispenserError, BACKOFF_MAX};
+use crate::ifsf_config::IfsfTcpConfig;
+use crate::ifsf_watch::IfsfWatch;
+use crate::tcp_link::forward;
+
+/// `ETH_P_ALL`: every protocol, as a raw packet socket's protocol (network byte order).
+const ETH_P_ALL_BE: i32 = 0x0300;
+/// How long a read on the raw socket waits before the capture thread looks at the stop flag.
+const READ_WAIT: Duration = Duration::from_millis(500);
+
+pub struct IfsfMirrorDriver {
+    config: IfsfTcpConfig,
+    device: SocketAddrV4,
+    heartbeat: Arc<Heartbeat>,
+}
+
+impl IfsfMirrorDriver {
+    pub fn new(config: IfsfTcpConfig) -> Result<Self, DispenserError> {
+        config.validate()?;
+        let device = config.address.parse().map_err(|_| {
+            DispenserError::Config(format!("{}: not an IPv4 address and port", config.address))
+        })?;
+        Ok(IfsfMirrorDriver {
+            config,
+            device,
+            heartbeat: Arc::new(Heartbeat::new()),
+        })
+    }
+}
+
+/// A raw packet socket on every interface, or why not (most often: no `CAP_NET_RAW`).
+pub fn open_capture() -> std::io::Result<socket2::Socket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::PACKET,
+        socket2::Type::RAW,
+        Some(socket2::Protocol::from(ETH_P_ALL_BE)),
+    )?;
+    socket.set_read_timeout(Some(READ_WAIT))?;
+    Ok(socket)
+}
+
+impl DispenserDriver for IfsfMirrorDriver {
+    fn heartbeat(&self) -> Arc<Heartbeat> {
+        self.heartbeat.clone()
+    }
+
+    async fn run(
+        self,
+        events: mpsc::Sender<DispenserEvent>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), DispenserError> {
+        let socket = loop {
+            match open_capture() {
+                Ok(socket) => break socket,
+                Err(e) => {
+                    warn!(error = %e, "cannot read the mirror port: the agent needs CAP_NET_RAW and AF_PACKET (docs/sources.md has the systemd drop-in); trying again");
+                    if sleep_or_shutdown(BACKOFF_MAX, &mut shutdown, &self.heartbeat).await {
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        info!(node = %self.config.address, "IFSF mirror: reading the node's traffic");
+        let (frames_tx, mut frames) = mpsc::channel::<(i64, Vec<u8>)>(1024);
+        let stop = Arc::new(AtomicBool::new(false));
+        let capture = {
+            let (stop, device) = (stop.clone(), self.device);
+            std::thread::Builder::new()
+                .name("ifsf-mirror".into())
+                .spawn(move || capture_frames(&socket, device, &frames_tx, &stop))
+                .map_err(|e| DispenserError::Config(format!("capture thread: {e}")))?
+        };
+        let result = self.follow(&mut frames, &events, &mut shutdown).await;
+        stop.store(true, Ordering::Release);
+        drop(frames);
+        let _ = tokio::task::spawn_blocking(move || capture.join()).await;
+        result
+    }
+}
+
+impl IfsfMirrorDriver {
+    async fn follow(
+        &self,
+        frames: &mut mpsc::Receiver<(i64, Vec<u8>)>,
+        events: &mpsc::Sender<DispenserEvent>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), DispenserError> {
+        let mut watch = IfsfWatch::mirror(&self.config);
+        let mut streams = StreamAssembler::default();
+        let mut decoders: HashMap<Flow, MessageDecoder> = HashMap::new();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                frame = frames.recv() => {
+                    let Some((t_ms, frame)) = frame else {
+                        return Err(DispenserError::Config("the capture thread stopped".into()));
+                    };
+                    let Ok(segment) = tcp_segment(&frame, LinkType::Ethernet) else { continue };
+                    if segment.flow.from != self.device {
+                        continue;
+                    }
+                    for event in streams.take(&segment, t_ms) {
+                        match event {
+                            CaptureEvent::Bytes { flow, bytes, .. } => {
+                                let decoder = decoders.entry(flow).or_default();
+                                decoder.push(&bytes);
+                                while let Some(decoded) = decoder.next_message() {
+                                    if let Ok(message) = decoded {
+                                        let step = watch.on_message(&message, now_millis());
+                                        forward(events, step.events).await?;
+                                    }
+                                }
+                            }
+                            CaptureEvent::Hole { flow, missing, .. } => {
+                                warn!(%flow, missing, "the mirror missed part of the node's traffic; what it held is lost");
+                                decoders.insert(flow, MessageDecoder::new());
+                            }
+                            CaptureEvent::Skipped { .. } => {}
+                        }
+                    }
+                }
+                _ = tick.tick() => self.heartbeat.beat(),
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads frames until `stop` (or the receiver is gone) and passes on those `device` sent over
+/// TCP, stamped with their arrival time. The rest of the host's traffic (camera streams...) is
+/// dropped here, on the capture thread.
+fn capture_frames(
+    socket: &socket2::Socket,
+    device: SocketAddrV4,
+    frames: &mpsc::Sender<(i64, Vec<u8>)>,
+    stop: &AtomicBool,
+) {
+    let mut buf = vec![0u8; 65_536];
+    let mut reader = socket;
+    while !stop.load(Ordering::Acquire) {
+        match reader.read(&mut buf) {
+            Ok(n) => {
+                let frame = &buf[..n];
+                let from_device = tcp_segment(frame, LinkType::Ethernet)
+                    .is_ok_and(|segment| segment.flow.from == device);
+                if from_device
+                    && frames
+                        .blocking_send((now_millis(), frame.to_vec()))
+                        .is_err()
+                {
+                    return;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => {
+                warn!(error = %e, "reading the mirror port failed");
+                return;
+            }
+        }
+    }
+}
+
+/// The IFSF over TCP/IP source the config asks for: joining the node, or reading a mirror.
+pub enum IfsfSource {
+    Join(crate::IfsfTcpDriver),
+    Mirror(IfsfMirrorDriver),
+}
+
+impl IfsfSource {
+    pub fn new(config: IfsfTcpConfig) -> Result<Self, DispenserError> {
+        Ok(match config.mode {
+            crate::IfsfMode::Join => IfsfSource::Join(crate::IfsfTcpDriver::new(config)?),
+            crate::IfsfMode::Mirror => IfsfSource::Mirror(IfsfMirrorDriver::new(config)?),
+        })
+    }
+}
+
+impl DispenserDriver for IfsfSource {
+    fn heartbeat(&self) -> Arc<Heartbeat> {
+        match self {
+            IfsfSource::Join(d) => d.heartbeat(),
+            IfsfSource::Mirror(d) => d.heartbeat(),
+        }
+    }
+
+    async fn run(
+        self,
+        events: mpsc::Sender<DispenserEvent>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<(), DispenserError> {
+        match self {
+            IfsfSource::Join(d) => d.run(events, shutdown).await,
+            IfsfSource::Mirror(d) => d.run(events, shutdown).await,
+        }
+    }
+}
