@@ -169,6 +169,8 @@ fn watch_config() -> IfsfTcpConfig {
         history: 15,
         poll_interval_s: 10,
         silence_timeout_s: 35,
+        heartbeat_to: None,
+        heartbeat_interval_s: 10,
     }
 }
 

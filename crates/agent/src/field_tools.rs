@@ -100,6 +100,8 @@ fn watch_node(address: String, node: u8, own_node: u8, seconds: Option<Duration>
         history: 15,
         poll_interval_s: 10,
         silence_timeout_s: 35,
+        heartbeat_to: None,
+        heartbeat_interval_s: 10,
     };
     let mut driver = IfsfTcpDriver::new(config)?;
     let mut tap = driver.tap();

@@ -57,6 +57,13 @@ pub struct IfsfTcpConfig {
     /// the transaction buffer is read back).
     #[serde(default = "default_silence_timeout_s")]
     pub silence_timeout_s: u64,
+    /// Join mode: where to send the agent's UDP heartbeat (e.g. `"192.168.1.255:3486"`, the
+    /// station LAN's broadcast address), so devices that only talk to controlling devices they
+    /// hear count the agent in. Off by default: *unverified* what a device does on hearing one.
+    #[serde(default)]
+    pub heartbeat_to: Option<String>,
+    #[serde(default = "default_heartbeat_interval_s")]
+    pub heartbeat_interval_s: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -80,6 +87,9 @@ fn default_poll_interval_s() -> u64 {
 }
 fn default_silence_timeout_s() -> u64 {
     35
+}
+fn default_heartbeat_interval_s() -> u64 {
+    10
 }
 
 /// Node numbers run 1..=127 on an IFSF subnet.
@@ -136,6 +146,16 @@ impl IfsfTcpConfig {
                 .any(|o| o.point == f.point || o.fp == f.fp)
             {
                 return err(format!("fp {} / point {} configured twice", f.fp, f.point));
+            }
+        }
+        if let Some(to) = &self.heartbeat_to {
+            if to.parse::<std::net::SocketAddrV4>().is_err() || self.mode == IfsfMode::Mirror {
+                return err(format!(
+                    "heartbeat_to {to:?}: an IPv4 address and UDP port (e.g. \"192.168.1.255:3486\"), in join mode only"
+                ));
+            }
+            if self.heartbeat_interval_s == 0 {
+                return err("heartbeat_interval_s must be above 0".into());
             }
         }
         if !(1..=100).contains(&self.history) {

@@ -138,6 +138,16 @@ impl LinkSession for IfsfLink<'_> {
     ) -> Result<SessionEnd, DispenserError> {
         let (driver, watch, events) = (self.driver, &mut self.watch, self.events);
         driver.tapped(|| Tapped::Link("up".into()));
+        let local_ip = match stream.local_addr() {
+            Ok(std::net::SocketAddr::V4(local)) => Some(*local.ip()),
+            _ => None,
+        };
+        let udp_heartbeat = match (&driver.config.heartbeat_to, local_ip) {
+            (Some(to), Some(ip)) => UdpHeartbeat::open(to, ip, driver.config.own()).await,
+            _ => None,
+        };
+        let beat_every = Duration::from_secs(driver.config.heartbeat_interval_s.max(1));
+        let mut last_beat: Option<tokio::time::Instant> = None;
         let (mut reader, mut writer) = stream.into_split();
         if let Err(why) = driver.send(&mut writer, &watch.connected().send).await {
             return Ok(SessionEnd::Lost(why));
@@ -193,6 +203,12 @@ impl LinkSession for IfsfLink<'_> {
                 }
                 _ = tick.tick() => {
                     driver.heartbeat.beat();
+                    if let Some(udp) = &udp_heartbeat {
+                        if last_beat.is_none_or(|t| t.elapsed() >= beat_every) {
+                            last_beat = Some(tokio::time::Instant::now());
+                            udp.send().await;
+                        }
+                    }
                     if last_message.elapsed() >= silence {
                         return Ok(SessionEnd::Lost(format!("no message for {} s", silence.as_secs())));
                     }
@@ -226,4 +242,41 @@ async fn send_messages(writer: &mut OwnedWriteHalf, messages: &[Message]) -> Res
         }
     }
     Ok(())
+}
+
+/// The agent's UDP heartbeat as a controlling device: its IP, no TCP port of its own (0: it
+/// listens on none), its logical address, status 0.
+struct UdpHeartbeat {
+    socket: tokio::net::UdpSocket,
+    to: std::net::SocketAddr,
+    bytes: [u8; ifsf_protocol::HEARTBEAT_LEN],
+}
+
+impl UdpHeartbeat {
+    async fn open(
+        to: &str,
+        ip: std::net::Ipv4Addr,
+        own: ifsf_protocol::NodeAddress,
+    ) -> Option<UdpHeartbeat> {
+        let to: std::net::SocketAddr = to.parse().ok()?;
+        let socket = tokio::net::UdpSocket::bind((ip, 0)).await.ok()?;
+        let _ = socket.set_broadcast(true);
+        let beat = ifsf_protocol::Heartbeat {
+            ip,
+            port: 0,
+            address: own,
+            status: 0,
+        };
+        Some(UdpHeartbeat {
+            socket,
+            to,
+            bytes: beat.encode(),
+        })
+    }
+
+    async fn send(&self) {
+        if let Err(e) = self.socket.send_to(&self.bytes, self.to).await {
+            tracing::debug!(error = %e, "heartbeat not sent");
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! The IFSF POS-FDC driver against the simulated controller, over real TCP sockets on loopback:
 //! every sale the controller made is reported once with its exact volume, amount and price,
-//! through link drops, controller restarts and broken frames; a sale completed while no driver
-//! ran is found at logon; a controller that notifies nothing is followed by asking; and the
+//! through link drops, controller restarts and broken frames; a sale completed while the link
+//! was down is found at logon; a controller that notifies nothing is followed by asking; and the
 //! driver never asks to lock, unlock or clear (the controller keeps any such request).
 
 use std::sync::{Arc, Mutex};
@@ -228,12 +228,28 @@ async fn every_sale_once_through_drops_restarts_and_broken_frames() {
     assert!(report.forbidden.is_empty(), "{:?}", report.forbidden);
 }
 
+/// The link goes down during a fill (the driver stops once the nozzle is out); the sale that
+/// completes meanwhile is found at the next logon, and a later one is seen live.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sale_completed_while_no_driver_ran_is_found_at_logon() {
+async fn a_sale_completed_while_the_link_was_down_is_found_at_logon() {
     let scenario = format!(
-        "{FOUR_PUMPS}\n[[car]]\nfp = 2\n[car.fill]\nnozzle = 2\nstart_s = 0.5\nend_s = 2.0\nvolume = \"12.345\"\n"
+        "{FOUR_PUMPS}\n[[car]]\nfp = 2\n[car.fill]\nnozzle = 2\nstart_s = 1.0\nend_s = 5.0\nvolume = \"12.345\"\n\
+         [[car]]\nfp = 2\n[car.fill]\nnozzle = 1\nstart_s = 9.0\nend_s = 11.0\nvolume = \"3.000\"\n"
     );
     let controller = start_controller(&scenario, None, LanFaults::default(), false).await;
+    let mut driver = start_driver(controller.address, 30);
+    let until = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match tokio::time::timeout_at(until, driver.events.recv()).await {
+            Ok(Some(DispenserEvent::NozzleOut { fp: 22, nozzle, .. })) => {
+                assert_eq!(nozzle, 2);
+                break;
+            }
+            Ok(Some(_)) => {}
+            other => panic!("no nozzle out: {other:?}"),
+        }
+    }
+    driver.stop().await;
     let records = controller.records.clone();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while records.lock().unwrap().is_empty() {
@@ -245,7 +261,7 @@ async fn a_sale_completed_while_no_driver_ran_is_found_at_logon() {
     }
     let mut driver = start_driver(controller.address, 30);
     let sales = driver
-        .sales_until(Duration::from_secs(20), |sales| !sales.is_empty())
+        .sales_until(Duration::from_secs(30), |sales| sales.len() >= 2)
         .await;
     driver.stop().await;
     controller.stop.send(true).unwrap();
@@ -256,6 +272,11 @@ async fn a_sale_completed_while_no_driver_ran_is_found_at_logon() {
     assert_eq!(
         (sales[0].nozzle, sales[0].grade.as_deref()),
         (2, Some("95#"))
+    );
+    assert!(
+        !sales[1].recovered && sales[1].nozzle_out_t.is_some(),
+        "{:?}",
+        sales[1]
     );
     assert!(report.forbidden.is_empty());
 }

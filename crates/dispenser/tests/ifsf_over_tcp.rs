@@ -402,6 +402,59 @@ async fn a_mirror_of_the_station_s_own_traffic_gives_every_sale_sending_nothing(
     assert!(report.forbidden.is_empty());
 }
 
+/// With `heartbeat_to`, the agent announces itself over UDP as controlling device 2.9, from the
+/// address it reaches the node from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_beats_its_heartbeat_as_a_controlling_device() {
+    let device = start_device(FOUR_POINTS, None, LanFaults::default()).await;
+    let listener = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let config: IfsfTcpConfig = toml::from_str(&format!(
+        "address = \"{}\"\nnode = 1\nown_node = 9\nheartbeat_to = \"{}\"\nheartbeat_interval_s = 1\nfps = [{{ fp = 11, point = 1 }}]\n",
+        device.address,
+        listener.local_addr().unwrap()
+    ))
+    .unwrap();
+    let driver = IfsfTcpDriver::new(config).unwrap();
+    let (events_tx, events) = mpsc::channel(64);
+    let (stop, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(async move { driver.run(events_tx, stop_rx).await.unwrap() });
+    let mut buf = [0u8; 64];
+    for _ in 0..2 {
+        let (n, _) = tokio::time::timeout(Duration::from_secs(10), listener.recv_from(&mut buf))
+            .await
+            .expect("no heartbeat within 10 s")
+            .unwrap();
+        let beat = ifsf_protocol::Heartbeat::decode(&buf[..n]).unwrap();
+        assert_eq!(beat.address, ifsf_protocol::NodeAddress::new(2, 9));
+        assert_eq!(beat.ip, std::net::Ipv4Addr::LOCALHOST);
+    }
+    Driver { events, stop, task }.stop().await;
+    device.stop.send(true).unwrap();
+    assert!(device.task.await.unwrap().forbidden.is_empty());
+}
+
+/// The simulated device, like a public controller, closes its old client when a new one
+/// connects: the behaviour that makes joining a risk for the station's own system.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_connection_closes_the_old_one() {
+    use tokio::io::AsyncReadExt;
+    let device = start_device(FOUR_POINTS, None, LanFaults::default()).await;
+    let mut first = tokio::net::TcpStream::connect(device.address)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _second = tokio::net::TcpStream::connect(device.address)
+        .await
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(5), first.read(&mut buf))
+        .await
+        .expect("the old connection stayed open");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    device.stop.send(true).unwrap();
+    assert_eq!(device.task.await.unwrap().connections, 2);
+}
+
 /// The device keeps any write; this proves the check above can fail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_simulated_device_reports_a_write() {
