@@ -109,15 +109,7 @@ fn default_silence_timeout_s() -> u64 {
 impl IfsfFdcConfig {
     pub fn validate(&self) -> Result<(), DispenserError> {
         let err = |m: String| Err(DispenserError::Config(m));
-        match self.address.rsplit_once(':') {
-            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {}
-            _ => {
-                return err(format!(
-                    "address {:?} is not host:port (e.g. \"192.168.1.10:4710\")",
-                    self.address
-                ))
-            }
-        }
+        crate::tcp_link::check_host_port(&self.address, "192.168.1.10:4710")?;
         if self.header != FdcHeader::LengthZero && self.passphrase.is_empty() {
             return err(format!(
                 "header \"{}\" signs every message with the passphrase: set passphrase, or header = \"length_zero\"",

@@ -14,17 +14,16 @@
 //! Nozzle out / in come from `FPStateChange` notifications (see `ifsf_fdc::FpStateChange` for
 //! what is unverified); a sale seen live carries the start of the fill it ends.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
-use forecourt_events::{Decimal, DispenserEvent, FpNumber, Sale, UnixMillis};
+use forecourt_events::{DispenserEvent, UnixMillis};
 use ifsf_fdc::{
     pos_ready, service_request, Client, FpStateChange, FuelSaleTrx, Inbound, RequestKind, TrxState,
 };
 
 use crate::fdc_config::IfsfFdcConfig;
+use crate::point_memory::{FoundSale, PointMemory};
 
-/// Sales remembered per pump so one is not reported twice in a run.
-const REPORTED_PER_PUMP: usize = 64;
 /// Requests waiting for their response, at most (the oldest are forgotten).
 const PENDING_MAX: usize = 64;
 
@@ -50,13 +49,7 @@ pub struct FdcStats {
 #[derive(Debug)]
 struct PumpWatch {
     pump: u32,
-    fp: FpNumber,
-    grades: Vec<String>,
-    /// The nozzle out now and since when.
-    nozzle_out: Option<(u8, UnixMillis)>,
-    /// The last fill seen start, for the sale that ends it.
-    last_fill: Option<(u8, UnixMillis)>,
-    reported: VecDeque<(u32, Decimal, Decimal)>,
+    memory: PointMemory,
 }
 
 #[derive(Debug)]
@@ -82,11 +75,7 @@ impl FdcWatch {
                 .iter()
                 .map(|f| PumpWatch {
                     pump: f.pump,
-                    fp: f.fp,
-                    grades: f.grades.clone(),
-                    nozzle_out: None,
-                    last_fill: None,
-                    reported: VecDeque::new(),
+                    memory: PointMemory::new(f.fp, f.grades.clone()),
                 })
                 .collect(),
             next_request: 0,
@@ -115,7 +104,10 @@ impl FdcWatch {
             events: self
                 .pumps
                 .iter()
-                .map(|p| DispenserEvent::PumpOffline { t: now, fp: p.fp })
+                .map(|p| DispenserEvent::PumpOffline {
+                    t: now,
+                    fp: p.memory.fp(),
+                })
                 .collect(),
             ..FdcStep::default()
         }
@@ -155,11 +147,11 @@ impl FdcWatch {
                     .and_then(|id| self.pending.remove(&id));
                 match asked {
                     Some((RequestKind::LogOn, _)) if response.success => {
-                        step.events.extend(
-                            self.pumps
-                                .iter()
-                                .map(|p| DispenserEvent::PumpOnline { t: now, fp: p.fp }),
-                        );
+                        step.events
+                            .extend(self.pumps.iter().map(|p| DispenserEvent::PumpOnline {
+                                t: now,
+                                fp: p.memory.fp(),
+                            }));
                         step.send.extend(self.details(true, now));
                     }
                     Some((RequestKind::LogOn, _)) => {
@@ -187,30 +179,9 @@ impl FdcWatch {
         let Some(p) = self.pumps.iter_mut().find(|p| p.pump == change.pump) else {
             return;
         };
-        match (change.nozzle_out(), p.nozzle_out) {
-            (true, None) => {
-                let nozzle = change
-                    .nozzle
-                    .and_then(|n| u8::try_from(n).ok())
-                    .unwrap_or(1);
-                p.nozzle_out = Some((nozzle, now));
-                p.last_fill = Some((nozzle, now));
-                step.events.push(DispenserEvent::NozzleOut {
-                    t: now,
-                    fp: p.fp,
-                    nozzle,
-                });
-            }
-            (false, Some((nozzle, _))) => {
-                p.nozzle_out = None;
-                step.events.push(DispenserEvent::NozzleIn {
-                    t: now,
-                    fp: p.fp,
-                    nozzle,
-                });
-            }
-            _ => {}
-        }
+        let nozzle = change.nozzle.and_then(|n| u8::try_from(n).ok());
+        step.events
+            .extend(p.memory.nozzle(change.nozzle_out(), nozzle, now));
     }
 
     fn consider(
@@ -230,39 +201,23 @@ impl FdcWatch {
             self.stats.passed_over += 1;
             return;
         };
-        let seen = |(seq, v, a): &(u32, Decimal, Decimal)| {
-            *seq == sale.seq && v.same_value(sale.volume) && a.same_value(sale.amount)
-        };
-        if p.reported.iter().any(seen) {
-            self.stats.repeats += 1;
-            return;
-        }
-        if p.reported.len() >= REPORTED_PER_PUMP {
-            p.reported.pop_front();
-        }
-        p.reported.push_back((sale.seq, sale.volume, sale.amount));
-        // A sale seen live ends the fill whose start was seen; one found by asking was not.
-        let fill = if first_look { None } else { p.last_fill.take() };
-        let nozzle = u8::try_from(sale.nozzle).unwrap_or(0);
-        let grade = nozzle
-            .checked_sub(1)
-            .and_then(|i| p.grades.get(usize::from(i)).cloned())
-            .or_else(|| sale.product.map(|product| product.to_string()));
-        self.stats.sales += 1;
-        step.events.push(DispenserEvent::SaleCompleted(Sale {
-            t: now,
-            fp: p.fp,
-            nozzle,
-            nozzle_out_t: fill.map(|(_, t)| t),
-            grade,
+        let found = FoundSale {
+            seq: sale.seq,
+            nozzle: u8::try_from(sale.nozzle).ok(),
+            product: sale.product,
             volume: sale.volume,
             amount: sale.amount,
             price: sale.unit_price,
-            end: None,
-            recovered: first_look,
-            totalizer: None,
-            source_key: Some(format!("ifsf-fdc:{}:{}", sale.pump, sale.seq)),
-        }));
+            seen_live: !first_look,
+            source_key: format!("ifsf-fdc:{}:{}", sale.pump, sale.seq),
+        };
+        match p.memory.sale(found, now) {
+            Some(sale) => {
+                self.stats.sales += 1;
+                step.events.push(DispenserEvent::SaleCompleted(sale));
+            }
+            None => self.stats.repeats += 1,
+        }
     }
 
     fn details(&mut self, first_look: bool, now: UnixMillis) -> Vec<String> {
@@ -309,6 +264,7 @@ pub fn pos_time(t: UnixMillis) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use forecourt_events::Sale;
 
     fn watch() -> FdcWatch {
         let config: IfsfFdcConfig = toml::from_str(

@@ -106,15 +106,7 @@ impl IfsfTcpConfig {
 
     pub fn validate(&self) -> Result<(), DispenserError> {
         let err = |m: String| Err(DispenserError::Config(m));
-        match self.address.rsplit_once(':') {
-            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {}
-            _ => {
-                return err(format!(
-                    "address {:?} is not host:port (e.g. \"192.168.1.21:3486\")",
-                    self.address
-                ))
-            }
-        }
+        crate::tcp_link::check_host_port(&self.address, "192.168.1.21:3486")?;
         let mut nodes = vec![("node", self.node)];
         if self.mode == IfsfMode::Join {
             nodes.push(("own_node", self.own_node));

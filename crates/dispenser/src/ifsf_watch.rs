@@ -13,9 +13,9 @@
 //! *Unverified* against a device (see `docs/sources.md`): how a device answers a read of a
 //! transaction it no longer holds (taken: an answer without a state, which is passed over).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
-use forecourt_events::{Decimal, DispenserEvent, FpNumber, Sale, UnixMillis};
+use forecourt_events::{Decimal, DispenserEvent, UnixMillis};
 use ifsf_protocol::fuelling_point::{fp_db_address, fp_of_db_address, ids as fp_ids};
 use ifsf_protocol::transaction::ids as tr_ids;
 use ifsf_protocol::{
@@ -24,9 +24,8 @@ use ifsf_protocol::{
 };
 
 use crate::ifsf_config::IfsfTcpConfig;
+use crate::point_memory::{FoundSale, PointMemory};
 
-/// Sales remembered per fuelling point so one is not reported twice in a run.
-const REPORTED_PER_POINT: usize = 64;
 /// Transactions waiting for their missing fields, at most.
 const PARTIAL_MAX: usize = 256;
 /// Sequence numbers run 1..=9999, then start again at 1.
@@ -60,20 +59,14 @@ pub struct WatchStats {
 #[derive(Debug)]
 struct PointWatch {
     point: u8,
-    fp: FpNumber,
-    grades: Vec<String>,
+    memory: PointMemory,
     online: bool,
-    /// The nozzle out now and since when.
-    nozzle_out: Option<(u8, UnixMillis)>,
-    /// The last fill seen start (nozzle, nozzle-out time), for the sale that ends it.
-    last_fill: Option<(u8, UnixMillis)>,
     /// Waiting for the latest sequence number to read the buffer back.
     reconciling: bool,
     /// The latest transaction number the device showed (0: none yet): a newer one in a state
     /// read means transactions to read (a device that announces nothing to this node is still
     /// followed).
     latest_seq: Option<u16>,
-    reported: VecDeque<(u16, Decimal, Decimal)>,
 }
 
 #[derive(Debug)]
@@ -104,14 +97,10 @@ impl IfsfWatch {
                 .iter()
                 .map(|f| PointWatch {
                     point: f.point,
-                    fp: f.fp,
-                    grades: f.grades.clone(),
+                    memory: PointMemory::new(f.fp, f.grades.clone()),
                     online: false,
-                    nozzle_out: None,
-                    last_fill: None,
                     reconciling: false,
                     latest_seq: None,
-                    reported: VecDeque::new(),
                 })
                 .collect(),
             partial: BTreeMap::new(),
@@ -153,8 +142,10 @@ impl IfsfWatch {
         for p in &mut self.points {
             p.reconciling = false;
             if std::mem::take(&mut p.online) {
-                step.events
-                    .push(DispenserEvent::PumpOffline { t: now, fp: p.fp });
+                step.events.push(DispenserEvent::PumpOffline {
+                    t: now,
+                    fp: p.memory.fp(),
+                });
             }
         }
         step
@@ -227,8 +218,10 @@ impl IfsfWatch {
         let history = self.history;
         let p = &mut self.points[i];
         if !std::mem::replace(&mut p.online, true) {
-            step.events
-                .push(DispenserEvent::PumpOnline { t: now, fp: p.fp });
+            step.events.push(DispenserEvent::PumpOnline {
+                t: now,
+                fp: p.memory.fp(),
+            });
         }
         let running = status.current_volume.is_some() || status.current_amount.is_some();
         let out = match (status.state, status.nozzles_out) {
@@ -237,26 +230,8 @@ impl IfsfWatch {
             (None, None) => running.then_some(true),
         };
         let nozzle = status.first_nozzle_out().or(status.current_nozzle);
-        match (out, p.nozzle_out) {
-            (Some(true), None) => {
-                let nozzle = nozzle.unwrap_or(1);
-                p.nozzle_out = Some((nozzle, now));
-                p.last_fill = Some((nozzle, now));
-                step.events.push(DispenserEvent::NozzleOut {
-                    t: now,
-                    fp: p.fp,
-                    nozzle,
-                });
-            }
-            (Some(false), Some((nozzle, _))) => {
-                p.nozzle_out = None;
-                step.events.push(DispenserEvent::NozzleIn {
-                    t: now,
-                    fp: p.fp,
-                    nozzle,
-                });
-            }
-            _ => {}
+        if let Some(out) = out {
+            step.events.extend(p.memory.nozzle(out, nozzle, now));
         }
         // A device with no transaction yet answers without a number: none to read back.
         let latest = status
@@ -271,7 +246,7 @@ impl IfsfWatch {
                 if new > history {
                     // The device keeps at most `history`: the older ones are gone.
                     self.stats.beyond_buffer += u64::from(new - history);
-                    tracing::warn!(fp = p.fp, missed = new - history, "more transactions than the device keeps completed between two state reads; the oldest cannot be read");
+                    tracing::warn!(fp = p.memory.fp(), missed = new - history, "more transactions than the device keeps completed between two state reads; the oldest cannot be read");
                 }
                 new.min(history)
             };
@@ -346,39 +321,23 @@ impl IfsfWatch {
         let Some(p) = self.points.iter_mut().find(|p| p.point == address.fp) else {
             return;
         };
-        let seen = |(seq, v, a): &(u16, Decimal, Decimal)| {
-            *seq == address.seq && v.same_value(volume) && a.same_value(amount)
-        };
-        if p.reported.iter().any(seen) {
-            self.stats.repeats += 1;
-            return;
-        }
-        if p.reported.len() >= REPORTED_PER_POINT {
-            p.reported.pop_front();
-        }
-        p.reported.push_back((address.seq, volume, amount));
-        // A sale seen live ends the fill whose start was seen; one read back was not seen.
-        let fill = if read_back { None } else { p.last_fill.take() };
-        let nozzle = record.logical_nozzle.or(fill.map(|(n, _)| n)).unwrap_or(0);
-        let grade = nozzle
-            .checked_sub(1)
-            .and_then(|i| p.grades.get(usize::from(i)).cloned())
-            .or_else(|| record.product.map(|product| product.to_string()));
-        self.stats.sales += 1;
-        step.events.push(DispenserEvent::SaleCompleted(Sale {
-            t: now,
-            fp: p.fp,
-            nozzle,
-            nozzle_out_t: fill.map(|(_, t)| t),
-            grade,
+        let found = FoundSale {
+            seq: u32::from(address.seq),
+            nozzle: record.logical_nozzle,
+            product: record.product,
             volume,
             amount,
             price,
-            end: None,
-            recovered: read_back,
-            totalizer: None,
-            source_key: Some(source_key(device, address)),
-        }));
+            seen_live: !read_back,
+            source_key: source_key(device, address),
+        };
+        match p.memory.sale(found, now) {
+            Some(sale) => {
+                self.stats.sales += 1;
+                step.events.push(DispenserEvent::SaleCompleted(sale));
+            }
+            None => self.stats.repeats += 1,
+        }
     }
 
     fn next_token(&mut self) -> u8 {
@@ -449,6 +408,7 @@ fn merge(known: &mut TransactionRecord, new: TransactionRecord) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use forecourt_events::Sale;
     use ifsf_protocol::fuelling_point::FpState;
     use ifsf_protocol::DataItem;
 

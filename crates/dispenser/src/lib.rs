@@ -20,6 +20,7 @@ pub mod ifsf_mirror;
 pub mod ifsf_tcp;
 pub mod ifsf_watch;
 mod line;
+mod point_memory;
 mod tcp_link;
 pub mod wire_observer;
 

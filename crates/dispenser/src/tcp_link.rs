@@ -89,6 +89,18 @@ pub(crate) async fn keep_connected(
     }
 }
 
+/// Checks a config's `address` is `host:port`; `example` shows the form.
+pub(crate) fn check_host_port(address: &str, example: &str) -> Result<(), DispenserError> {
+    match address.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {
+            Ok(())
+        }
+        _ => Err(DispenserError::Config(format!(
+            "address {address:?} is not host:port (e.g. \"{example}\")"
+        ))),
+    }
+}
+
 /// Passes `events` to the station.
 pub(crate) async fn forward(
     events: &mpsc::Sender<DispenserEvent>,

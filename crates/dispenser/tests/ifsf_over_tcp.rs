@@ -1,241 +1,104 @@
 //! The IFSF over TCP/IP driver against the simulated dispenser node, over real TCP sockets on
 //! loopback: every sale the device completed is reported once with its exact volume, amount and
 //! price, through link drops, device restarts and garbage on the stream; a sale completed while
-//! no driver ran is read back; and the driver never sends a write (the device keeps any it gets).
+//! the link was down is read back; a device that announces nothing is followed by reading; a
+//! mirror of the station's own traffic gives the same sales with no connection; and the driver
+//! never sends a write (the device keeps any it gets).
 
-use std::sync::{Arc, Mutex};
+mod lan;
+
 use std::time::Duration;
 
-use dispenser::{DispenserDriver, IfsfTcpConfig, IfsfTcpDriver};
-use forecourt_events::{DispenserEvent, Sale};
+use dispenser::{IfsfSource, IfsfTcpConfig, IfsfTcpDriver};
+use lan::{assert_exactly_once, customers, Driver, System, FOUR_PUMPS};
 use pump_sim::ifsf_device::IfsfDeviceOptions;
-use pump_sim::lan_server::{
-    run_lan_device, LanDeviceOptions, LanFaults, LanSimOptions, LanSimReport,
-};
-use pump_sim::{CustomerProfile, Scenario, SimRecord};
-use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
+use pump_sim::lan_server::{LanDeviceOptions, LanFaults};
+use pump_sim::CustomerProfile;
 
-/// Station fuelling point numbers of the node's points 1..=4.
-const FP_OF_POINT: [u8; 4] = [11, 12, 13, 14];
-
-struct Device {
-    address: std::net::SocketAddr,
-    records: Arc<Mutex<Vec<SimRecord>>>,
-    stop: watch::Sender<bool>,
-    task: JoinHandle<LanSimReport>,
+/// The node's points 1..=4 are station fuelling points 11..=14.
+fn fp_of(point: u8) -> u8 {
+    10 + point
 }
 
-async fn start_device(
-    scenario: &str,
-    random: Option<CustomerProfile>,
-    faults: LanFaults,
-) -> Device {
-    start_device_with(scenario, random, faults, false).await
+async fn start_node(scenario: &str, random: Option<CustomerProfile>, faults: LanFaults) -> System {
+    start_node_with(scenario, random, faults, false).await
 }
 
-async fn start_device_with(
+async fn start_node_with(
     scenario: &str,
     random: Option<CustomerProfile>,
     faults: LanFaults,
     quiet: bool,
-) -> Device {
-    let records = Arc::new(Mutex::new(Vec::new()));
-    let (bound_tx, bound_rx) = oneshot::channel();
-    let (stop, stop_rx) = watch::channel(false);
-    let options = LanSimOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        scenario: Scenario::from_toml(scenario).unwrap(),
-        device: LanDeviceOptions::IfsfTcp(IfsfDeviceOptions {
-            node: 1,
-            clear_after_s: 3.0,
-            quiet,
-        }),
-        random: random.map(|profile| (7, profile)),
-        faults,
-        seed: 7,
-    };
-    let sink = records.clone();
-    let task = tokio::spawn(async move {
-        run_lan_device(
-            options,
-            bound_tx,
-            move |r| sink.lock().unwrap().push(r.clone()),
-            stop_rx,
-        )
-        .await
-        .unwrap()
+) -> System {
+    let node = LanDeviceOptions::IfsfTcp(IfsfDeviceOptions {
+        node: 1,
+        clear_after_s: 3.0,
+        quiet,
     });
-    let address = bound_rx.await.unwrap();
-    Device {
-        address,
-        records,
-        stop,
-        task,
-    }
+    System::start(node, scenario, random, faults).await
 }
 
-struct Driver {
-    events: mpsc::Receiver<DispenserEvent>,
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
-fn start_driver(address: std::net::SocketAddr, points: u8) -> Driver {
-    let fps: Vec<String> = (1..=points)
+/// `extra` config lines, and the four points as fuelling points 11..=14.
+fn config(address: std::net::SocketAddr, extra: &str) -> IfsfTcpConfig {
+    let fps: Vec<String> = (1..=4)
         .map(|p| {
             format!(
                 "{{ fp = {}, point = {p}, grades = [\"92#\", \"95#\"] }}",
-                FP_OF_POINT[usize::from(p - 1)]
+                fp_of(p)
             )
         })
         .collect();
-    let config: IfsfTcpConfig = toml::from_str(&format!(
-        "address = \"{address}\"\nnode = 1\nown_node = 9\npoll_interval_s = 1\nsilence_timeout_s = 3\nfps = [{}]\n",
+    toml::from_str(&format!(
+        "address = \"{address}\"\nnode = 1\n{extra}\nfps = [{}]\n",
         fps.join(", ")
     ))
-    .unwrap();
-    let driver = IfsfTcpDriver::new(config).unwrap();
-    let (events_tx, events) = mpsc::channel(1024);
-    let (stop, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(async move { driver.run(events_tx, stop_rx).await.unwrap() });
-    Driver { events, stop, task }
+    .unwrap()
 }
 
-impl Driver {
-    /// Events until `done` holds of the sales so far, or the deadline.
-    async fn sales_until(
-        &mut self,
-        deadline: Duration,
-        mut done: impl FnMut(&[Sale]) -> bool,
-    ) -> Vec<Sale> {
-        let mut sales = Vec::new();
-        let until = tokio::time::Instant::now() + deadline;
-        // `done` may turn true with time alone: it is asked at least every 200 ms.
-        while !done(&sales) && tokio::time::Instant::now() < until {
-            match tokio::time::timeout(Duration::from_millis(200), self.events.recv()).await {
-                Ok(Some(DispenserEvent::SaleCompleted(sale))) => sales.push(sale),
-                Ok(Some(_)) | Err(_) => {}
-                Ok(None) => break,
-            }
-        }
-        sales
-    }
-
-    async fn stop(self) {
-        self.stop.send(true).unwrap();
-        self.task.await.unwrap();
-    }
+/// The agent joining the node as controlling device 2.9.
+fn join(address: std::net::SocketAddr) -> Driver {
+    let joined = config(
+        address,
+        "own_node = 9\npoll_interval_s = 1\nsilence_timeout_s = 3",
+    );
+    Driver::start(IfsfTcpDriver::new(joined).unwrap())
 }
-
-/// Each sale matches one record of the device's (fuelling point, exact volume, amount and
-/// price), and the other way round.
-fn assert_exactly_once(sales: &[Sale], records: &[SimRecord]) {
-    let key = |fp: u8, volume: String, amount: String, price: String| (fp, volume, amount, price);
-    let mut reported: Vec<_> = sales
-        .iter()
-        .map(|s| {
-            key(
-                s.fp,
-                s.volume.to_string(),
-                s.amount.to_string(),
-                s.price.to_string(),
-            )
-        })
-        .collect();
-    let mut truth: Vec<_> = records
-        .iter()
-        .map(|r| {
-            key(
-                FP_OF_POINT[usize::from(r.fp - 1)],
-                r.volume.to_string(),
-                r.amount.to_string(),
-                r.price.to_string(),
-            )
-        })
-        .collect();
-    reported.sort();
-    truth.sort();
-    assert_eq!(reported, truth, "sales reported vs sold");
-    let mut keys: Vec<&str> = sales
-        .iter()
-        .filter_map(|s| s.source_key.as_deref())
-        .collect();
-    keys.sort();
-    keys.dedup();
-    assert_eq!(keys.len(), sales.len(), "one source key per sale");
-}
-
-const FOUR_POINTS: &str = r#"
-[[pump]]
-fp = 1
-prices = ["7.49", "7.99"]
-[[pump]]
-fp = 2
-prices = ["7.49", "7.99"]
-decimals = { volume = 3, amount = 2, price = 3 }
-[[pump]]
-fp = 3
-prices = ["6.95"]
-[[pump]]
-fp = 4
-prices = ["8.12", "7.01"]
-"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_sale_once_through_drops_restarts_and_garbage() {
-    let customers_until = 30.0;
-    let device = start_device(
-        FOUR_POINTS,
-        Some(CustomerProfile {
-            litres: (2.0, 15.0),
-            flow_lps: 4.0,
-            pause_s: (0.5, 2.0),
-            first_lift_s: (0.2, 1.0),
-            until_s: Some(customers_until),
-        }),
-        LanFaults {
-            drops_per_min: 6.0,
-            restarts_per_min: 2.0,
-            restart_s: 2.0,
-            restart_at_s: vec![10.0, 20.0],
-            garbage_rate: 0.03,
-            until_s: Some(customers_until),
-        },
-    )
-    .await;
-    let mut driver = start_driver(device.address, 4);
-    // All customers are gone after `customers_until` plus their last fill (at most 4 s):
-    // then every sale the device made must have come through.
-    let settled = tokio::time::Instant::now() + Duration::from_secs_f64(customers_until + 6.0);
-    let records = device.records.clone();
-    let sales = driver
-        .sales_until(Duration::from_secs(120), |sales| {
-            tokio::time::Instant::now() >= settled && sales.len() >= records.lock().unwrap().len()
-        })
-        .await;
-    // Anything more the driver would report (a second report of a sale) comes now.
-    let late = driver.sales_until(Duration::from_secs(4), |_| false).await;
+    let until = 30.0;
+    let faults = LanFaults {
+        drops_per_min: 6.0,
+        restarts_per_min: 2.0,
+        restart_s: 2.0,
+        restart_at_s: vec![10.0, 20.0],
+        garbage_rate: 0.03,
+        until_s: Some(until),
+    };
+    let node = start_node(FOUR_PUMPS, Some(customers(until, 15.0)), faults).await;
+    let mut driver = join(node.address);
+    let sales = driver.every_sale(&node, until).await;
     driver.stop().await;
-    device.stop.send(true).unwrap();
-    let report = device.task.await.unwrap();
-    let records = report.records.clone();
+    let report = node.stop().await;
     eprintln!(
         "{} sales; {} connections, {} drops, {} restarts, {} garbage runs",
-        records.len(),
+        report.records.len(),
         report.connections,
         report.drops,
         report.restarts,
         report.garbage_runs
     );
-    assert!(records.len() >= 25, "only {} sales made", records.len());
+    assert!(
+        report.records.len() >= 25,
+        "only {} sales made",
+        report.records.len()
+    );
     assert!(
         report.restarts >= 2 && report.garbage_runs >= 1,
         "faults not injected: {report:?}"
     );
     assert!(report.connections > report.drops, "{report:?}");
-    let all: Vec<Sale> = sales.into_iter().chain(late).collect();
-    assert_exactly_once(&all, &records);
+    assert_exactly_once(&sales, &report.records, fp_of);
     assert!(
         report.forbidden.is_empty(),
         "the driver sent writes: {:?}",
@@ -244,45 +107,26 @@ async fn every_sale_once_through_drops_restarts_and_garbage() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sale_completed_while_no_driver_ran_is_read_back() {
+async fn a_sale_completed_while_the_link_was_down_is_read_back() {
     // One long fill on point 1 from 1 s to 6 s, and a later one from 9 s to 11 s.
     let scenario = format!(
-        "{FOUR_POINTS}\n[[car]]\nfp = 1\n[car.fill]\nnozzle = 2\nstart_s = 1.0\nend_s = 6.0\nvolume = \"31.40\"\n\
+        "{FOUR_PUMPS}\n[[car]]\nfp = 1\n[car.fill]\nnozzle = 2\nstart_s = 1.0\nend_s = 6.0\nvolume = \"31.40\"\n\
          [[car]]\nfp = 1\n[car.fill]\nnozzle = 1\nstart_s = 9.0\nend_s = 11.0\nvolume = \"8.00\"\n"
     );
-    let device = start_device(&scenario, None, LanFaults::default()).await;
-    let mut driver = start_driver(device.address, 4);
+    let node = start_node(&scenario, None, LanFaults::default()).await;
+    let mut driver = join(node.address);
     // The link goes down during the fill (the driver is stopped once the nozzle is out).
-    let until = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        match tokio::time::timeout_at(until, driver.events.recv()).await {
-            Ok(Some(DispenserEvent::NozzleOut { fp: 11, nozzle, .. })) => {
-                assert_eq!(nozzle, 2);
-                break;
-            }
-            Ok(Some(_)) => {}
-            other => panic!("no nozzle out: {other:?}"),
-        }
-    }
+    assert_eq!(driver.nozzle_out(fp_of(1)).await, 2);
     driver.stop().await;
-    let records = device.records.clone();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while records.lock().unwrap().is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the fill never completed"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    node.first_sale().await;
     // A new driver (a new link, or an agent started again) reads the buffer back.
-    let mut driver = start_driver(device.address, 4);
+    let mut driver = join(node.address);
     let sales = driver
         .sales_until(Duration::from_secs(30), |sales| sales.len() >= 2)
         .await;
     driver.stop().await;
-    device.stop.send(true).unwrap();
-    let report = device.task.await.unwrap();
-    assert_exactly_once(&sales, &report.records);
+    let report = node.stop().await;
+    assert_exactly_once(&sales, &report.records, fp_of);
     let first = &sales[0];
     assert_eq!(first.volume.to_string(), "31.40");
     assert!(first.recovered, "read back, not seen live");
@@ -297,37 +141,24 @@ async fn a_sale_completed_while_no_driver_ran_is_read_back() {
 /// A device that announces nothing to the agent's node is followed by the state reads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_that_announces_nothing_is_followed_by_reading() {
-    let customers_until = 12.0;
-    let device = start_device_with(
-        FOUR_POINTS,
-        Some(CustomerProfile {
-            litres: (2.0, 10.0),
-            flow_lps: 4.0,
-            pause_s: (0.5, 2.0),
-            first_lift_s: (0.2, 1.0),
-            until_s: Some(customers_until),
-        }),
+    let until = 12.0;
+    let node = start_node_with(
+        FOUR_PUMPS,
+        Some(customers(until, 10.0)),
         LanFaults::default(),
         true,
     )
     .await;
-    let mut driver = start_driver(device.address, 4);
-    let settled = tokio::time::Instant::now() + Duration::from_secs_f64(customers_until + 5.0);
-    let records = device.records.clone();
-    let sales = driver
-        .sales_until(Duration::from_secs(60), |sales| {
-            tokio::time::Instant::now() >= settled && sales.len() >= records.lock().unwrap().len()
-        })
-        .await;
+    let mut driver = join(node.address);
+    let sales = driver.every_sale(&node, until).await;
     driver.stop().await;
-    device.stop.send(true).unwrap();
-    let report = device.task.await.unwrap();
+    let report = node.stop().await;
     assert!(
         report.records.len() >= 8,
         "only {} sales made",
         report.records.len()
     );
-    assert_exactly_once(&sales, &report.records);
+    assert_exactly_once(&sales, &report.records, fp_of);
     assert!(sales.iter().all(|s| !s.recovered), "{sales:?}");
     assert!(report.forbidden.is_empty());
 }
@@ -342,63 +173,27 @@ async fn a_mirror_of_the_station_s_own_traffic_gives_every_sale_sending_nothing(
         return;
     }
     let until = 12.0;
-    let device = start_device(
-        FOUR_POINTS,
-        Some(CustomerProfile {
-            litres: (2.0, 10.0),
-            flow_lps: 4.0,
-            pause_s: (0.5, 2.0),
-            first_lift_s: (1.0, 2.0),
-            until_s: Some(until),
-        }),
-        LanFaults::default(),
-    )
-    .await;
-    let fps: Vec<String> = (1..=4u8)
-        .map(|p| {
-            format!(
-                "{{ fp = {}, point = {p} }}",
-                FP_OF_POINT[usize::from(p - 1)]
-            )
-        })
-        .collect();
-    let mirror_config: IfsfTcpConfig = toml::from_str(&format!(
-        "address = \"{}\"\nnode = 1\nmode = \"mirror\"\nfps = [{}]\n",
-        device.address,
-        fps.join(", ")
-    ))
-    .unwrap();
-    let mirror = dispenser::IfsfSource::new(mirror_config).unwrap();
-    let (mirror_tx, mirror_events) = mpsc::channel(1024);
-    let (mirror_stop, mirror_stop_rx) = watch::channel(false);
-    let mirror_task =
-        tokio::spawn(async move { mirror.run(mirror_tx, mirror_stop_rx).await.unwrap() });
-    let mut mirror = Driver {
-        events: mirror_events,
-        stop: mirror_stop,
-        task: mirror_task,
+    let late_customers = CustomerProfile {
+        first_lift_s: (1.0, 2.0),
+        ..customers(until, 10.0)
     };
+    let node = start_node(FOUR_PUMPS, Some(late_customers), LanFaults::default()).await;
+    let mirrored = config(node.address, "mode = \"mirror\"");
+    let mut mirror = Driver::start(IfsfSource::new(mirrored).unwrap());
     // The station's own controlling device (the mirror never connects).
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let station = start_driver(device.address, 4);
-    let settled = tokio::time::Instant::now() + Duration::from_secs_f64(until + 5.0);
-    let records = device.records.clone();
-    let sales = mirror
-        .sales_until(Duration::from_secs(60), |sales| {
-            tokio::time::Instant::now() >= settled && sales.len() >= records.lock().unwrap().len()
-        })
-        .await;
+    let station = join(node.address);
+    let sales = mirror.every_sale(&node, until).await;
     mirror.stop().await;
     station.stop().await;
-    device.stop.send(true).unwrap();
-    let report = device.task.await.unwrap();
+    let report = node.stop().await;
     assert!(
         report.records.len() >= 8,
         "only {} sales made",
         report.records.len()
     );
     assert_eq!(report.connections, 1, "the mirror must not connect");
-    assert_exactly_once(&sales, &report.records);
+    assert_exactly_once(&sales, &report.records, fp_of);
     assert!(report.forbidden.is_empty());
 }
 
@@ -406,18 +201,16 @@ async fn a_mirror_of_the_station_s_own_traffic_gives_every_sale_sending_nothing(
 /// address it reaches the node from.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_beats_its_heartbeat_as_a_controlling_device() {
-    let device = start_device(FOUR_POINTS, None, LanFaults::default()).await;
+    let node = start_node(FOUR_PUMPS, None, LanFaults::default()).await;
     let listener = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let config: IfsfTcpConfig = toml::from_str(&format!(
-        "address = \"{}\"\nnode = 1\nown_node = 9\nheartbeat_to = \"{}\"\nheartbeat_interval_s = 1\nfps = [{{ fp = 11, point = 1 }}]\n",
-        device.address,
-        listener.local_addr().unwrap()
-    ))
-    .unwrap();
-    let driver = IfsfTcpDriver::new(config).unwrap();
-    let (events_tx, events) = mpsc::channel(64);
-    let (stop, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(async move { driver.run(events_tx, stop_rx).await.unwrap() });
+    let beating = config(
+        node.address,
+        &format!(
+            "own_node = 9\nheartbeat_to = \"{}\"\nheartbeat_interval_s = 1",
+            listener.local_addr().unwrap()
+        ),
+    );
+    let driver = Driver::start(IfsfTcpDriver::new(beating).unwrap());
     let mut buf = [0u8; 64];
     for _ in 0..2 {
         let (n, _) = tokio::time::timeout(Duration::from_secs(10), listener.recv_from(&mut buf))
@@ -428,9 +221,8 @@ async fn the_agent_beats_its_heartbeat_as_a_controlling_device() {
         assert_eq!(beat.address, ifsf_protocol::NodeAddress::new(2, 9));
         assert_eq!(beat.ip, std::net::Ipv4Addr::LOCALHOST);
     }
-    Driver { events, stop, task }.stop().await;
-    device.stop.send(true).unwrap();
-    assert!(device.task.await.unwrap().forbidden.is_empty());
+    driver.stop().await;
+    assert!(node.stop().await.forbidden.is_empty());
 }
 
 /// The simulated device, like a public controller, closes its old client when a new one
@@ -438,32 +230,25 @@ async fn the_agent_beats_its_heartbeat_as_a_controlling_device() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_connection_closes_the_old_one() {
     use tokio::io::AsyncReadExt;
-    let device = start_device(FOUR_POINTS, None, LanFaults::default()).await;
-    let mut first = tokio::net::TcpStream::connect(device.address)
-        .await
-        .unwrap();
+    let node = start_node(FOUR_PUMPS, None, LanFaults::default()).await;
+    let mut first = tokio::net::TcpStream::connect(node.address).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let _second = tokio::net::TcpStream::connect(device.address)
-        .await
-        .unwrap();
+    let _second = tokio::net::TcpStream::connect(node.address).await.unwrap();
     let mut buf = [0u8; 16];
     let read = tokio::time::timeout(Duration::from_secs(5), first.read(&mut buf))
         .await
         .expect("the old connection stayed open");
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
-    device.stop.send(true).unwrap();
-    assert_eq!(device.task.await.unwrap().connections, 2);
+    assert_eq!(node.stop().await.connections, 2);
 }
 
-/// The device keeps any write; this proves the check above can fail.
+/// The device keeps any write; this proves the checks above can fail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_simulated_device_reports_a_write() {
     use ifsf_protocol::{DataItem, Message, MessageKind, NodeAddress};
     use tokio::io::AsyncWriteExt;
-    let device = start_device(FOUR_POINTS, None, LanFaults::default()).await;
-    let mut stream = tokio::net::TcpStream::connect(device.address)
-        .await
-        .unwrap();
+    let node = start_node(FOUR_PUMPS, None, LanFaults::default()).await;
+    let mut stream = tokio::net::TcpStream::connect(node.address).await.unwrap();
     let clear = Message::with_items(
         NodeAddress::new(1, 1),
         NodeAddress::new(2, 9),
@@ -476,7 +261,6 @@ async fn the_simulated_device_reports_a_write() {
     stream.write_all(&clear.encode().unwrap()).await.unwrap();
     stream.flush().await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    device.stop.send(true).unwrap();
-    let report = device.task.await.unwrap();
+    let report = node.stop().await;
     assert_eq!(report.forbidden, [format!("{clear:?}")]);
 }

@@ -12,7 +12,7 @@ use forecourt_events::Decimal;
 use ifsf_protocol::TransactionState;
 
 use crate::pump::{SimRecord, SimRecordKind};
-use crate::scenario::{to_raw, PumpSpec};
+use crate::scenario::PumpSpec;
 use crate::schedule::{CustomerProfile, RandomCustomers, Schedule};
 use crate::Scenario;
 
@@ -20,8 +20,6 @@ use crate::Scenario;
 pub const BUFFER_LEN: usize = 15;
 /// Fill progress is told this often while fuelling.
 const RUNNING_EVERY_S: f64 = 1.0;
-/// Price for a nozzle the scenario gives none: 1.00 per litre.
-const DEFAULT_PRICE: Decimal = Decimal::new(100, 2);
 
 /// What changed on the forecourt, for the wire face to tell its client.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,14 +78,7 @@ struct Point {
 impl Point {
     fn new(spec: &PumpSpec) -> Self {
         let d = spec.decimals;
-        let prices: Vec<u64> = if spec.prices.is_empty() {
-            vec![DEFAULT_PRICE]
-        } else {
-            spec.prices.clone()
-        }
-        .into_iter()
-        .map(|p| to_raw(p, d.price).unwrap_or(0))
-        .collect();
+        let prices = spec.raw_prices();
         Point {
             point: spec.fp,
             decimals: Decimals {

@@ -231,6 +231,17 @@ fn carries_final_filling_info(answer: &Frame, pump: &SimPump) -> bool {
         })
 }
 
+/// The ground-truth log, appended to, if asked for.
+pub fn open_sales_log(path: Option<&std::path::Path>) -> std::io::Result<Option<std::fs::File>> {
+    path.map(|path| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+    })
+    .transpose()
+}
+
 /// Runs the simulator on `opts.port` until `shutdown` turns true (or its sender is dropped);
 /// returns what faults it injected.
 pub async fn run(
@@ -248,15 +259,7 @@ pub async fn run(
             source,
         })?;
     opts.faults.validate().map_err(SimError::Scenario)?;
-    let mut sales_log = match &opts.sales_log {
-        Some(path) => Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?,
-        ),
-        None => None,
-    };
+    let mut sales_log = open_sales_log(opts.sales_log.as_deref())?;
     let mut sim = Simulator::new(&opts);
     let addrs: Vec<String> = sim
         .pumps()

@@ -225,15 +225,7 @@ async fn run_lan_simulator(
         "--garbage-rate must be within 0..1"
     );
     anyhow::ensure!((1..=127).contains(&args.node), "--node must be 1..127");
-    let mut sales_log = match &args.sales_log {
-        Some(path) => Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?,
-        ),
-        None => None,
-    };
+    let mut sales_log = pump_sim::open_sales_log(args.sales_log.as_deref())?;
     let device = match args.protocol {
         Protocol::IfsfFdc => LanDeviceOptions::IfsfFdc(FdcDeviceOptions {
             header: args.fdc_header.variant(),

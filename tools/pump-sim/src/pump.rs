@@ -5,13 +5,10 @@
 use dart_protocol::{Command, Decimals, MasterTransaction, PumpStatus, PumpTransaction};
 use forecourt_events::Decimal;
 
-use crate::scenario::{to_raw, PumpSpec};
+use crate::scenario::PumpSpec;
 
 /// DC2 progress is reported this often while filling.
 const PROGRESS_EVERY_S: f64 = 0.5;
-
-/// Price used for a nozzle the scenario gives no price for: 1.00 per litre.
-const DEFAULT_PRICE: Decimal = Decimal::new(100, 2);
 
 /// Ground truth of what a pump sold, for tests and field checks to compare a master's report with.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,14 +84,7 @@ pub struct SimPump {
 impl SimPump {
     pub fn new(spec: &PumpSpec) -> Self {
         let d = spec.decimals;
-        let prices: Vec<u64> = if spec.prices.is_empty() {
-            vec![DEFAULT_PRICE]
-        } else {
-            spec.prices.clone()
-        }
-        .into_iter()
-        .map(|p| to_raw(p, d.price).unwrap_or(0))
-        .collect();
+        let prices = spec.raw_prices();
         SimPump {
             fp: spec.fp,
             address: spec.address(),

@@ -83,7 +83,24 @@ fn two() -> u8 {
     2
 }
 
+/// Price for a nozzle the scenario gives none: 1.00 per litre.
+const DEFAULT_PRICE: Decimal = Decimal::new(100, 2);
+
 impl PumpSpec {
+    /// Unit price per nozzle in the pump's price decimals (1.00 when the scenario gives none;
+    /// 0 for a price with more decimals than the pump shows).
+    pub fn raw_prices(&self) -> Vec<u64> {
+        let prices = if self.prices.is_empty() {
+            vec![DEFAULT_PRICE]
+        } else {
+            self.prices.clone()
+        };
+        prices
+            .into_iter()
+            .map(|p| to_raw(p, self.decimals.price).unwrap_or(0))
+            .collect()
+    }
+
     pub fn default_for(fp: u8) -> Self {
         PumpSpec {
             fp,
