@@ -72,31 +72,55 @@ impl DispenserDriver for IfsfMirrorDriver {
         events: mpsc::Sender<DispenserEvent>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), DispenserError> {
-        let socket = loop {
-            match open_capture() {
-                Ok(socket) => break socket,
-                Err(e) => {
-                    warn!(error = %e, "cannot read the mirror port: the agent needs CAP_NET_RAW and AF_PACKET (docs/sources.md has the systemd drop-in); trying again");
-                    if sleep_or_shutdown(BACKOFF_MAX, &mut shutdown, &self.heartbeat).await {
-                        return Ok(());
-                    }
-                }
+        // The watch outlives a capture that fails and is opened again: the sales it reported
+        // are not reported twice.
+        let mut watch = IfsfWatch::mirror(&self.config);
+        loop {
+            let problem = match open_capture() {
+                Ok(socket) => match self.capture(socket, &mut watch, &events, &mut shutdown).await? {
+                    Capture::Shutdown => return Ok(()),
+                    Capture::Failed => "the capture stopped".to_owned(),
+                },
+                Err(e) => format!("cannot read the mirror port: {e}; the agent needs CAP_NET_RAW and AF_PACKET (docs/sources.md has the systemd drop-in)"),
+            };
+            warn!(problem, "IFSF mirror down; trying again");
+            if sleep_or_shutdown(BACKOFF_MAX, &mut shutdown, &self.heartbeat).await {
+                return Ok(());
             }
-        };
+        }
+    }
+}
+
+/// How a capture ended.
+enum Capture {
+    Shutdown,
+    Failed,
+}
+
+impl IfsfMirrorDriver {
+    async fn capture(
+        &self,
+        socket: socket2::Socket,
+        watch: &mut IfsfWatch,
+        events: &mpsc::Sender<DispenserEvent>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Capture, DispenserError> {
         info!(node = %self.config.address, "IFSF mirror: reading the node's traffic");
         let (frames_tx, mut frames) = mpsc::channel::<(i64, Vec<u8>)>(1024);
         let stop = Arc::new(AtomicBool::new(false));
-        let capture = {
+        let thread = {
             let (stop, device) = (stop.clone(), self.device);
             std::thread::Builder::new()
                 .name("ifsf-mirror".into())
                 .spawn(move || capture_frames(&socket, device, &frames_tx, &stop))
-                .map_err(|e| DispenserError::Config(format!("capture thread: {e}")))?
         };
-        let result = self.follow(&mut frames, &events, &mut shutdown).await;
+        let Ok(thread) = thread else {
+            return Ok(Capture::Failed);
+        };
+        let result = self.follow(watch, &mut frames, events, shutdown).await;
         stop.store(true, Ordering::Release);
         drop(frames);
-        let _ = tokio::task::spawn_blocking(move || capture.join()).await;
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         result
     }
 }
@@ -104,11 +128,11 @@ impl DispenserDriver for IfsfMirrorDriver {
 impl IfsfMirrorDriver {
     async fn follow(
         &self,
+        watch: &mut IfsfWatch,
         frames: &mut mpsc::Receiver<(i64, Vec<u8>)>,
         events: &mpsc::Sender<DispenserEvent>,
         shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<(), DispenserError> {
-        let mut watch = IfsfWatch::mirror(&self.config);
+    ) -> Result<Capture, DispenserError> {
         let mut streams = StreamAssembler::default();
         let mut decoders: HashMap<Flow, MessageDecoder> = HashMap::new();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -116,7 +140,7 @@ impl IfsfMirrorDriver {
             tokio::select! {
                 frame = frames.recv() => {
                     let Some((t_ms, frame)) = frame else {
-                        return Err(DispenserError::Config("the capture thread stopped".into()));
+                        return Ok(Capture::Failed);
                     };
                     let Ok(segment) = tcp_segment(&frame, LinkType::Ethernet) else { continue };
                     if segment.flow.from != self.device {
@@ -145,7 +169,7 @@ impl IfsfMirrorDriver {
                 _ = tick.tick() => self.heartbeat.beat(),
                 changed = shutdown.changed() => {
                     if changed.is_err() || *shutdown.borrow() {
-                        return Ok(());
+                        return Ok(Capture::Shutdown);
                     }
                 }
             }
