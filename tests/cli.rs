@@ -101,25 +101,23 @@ fn dart_decode_prints_the_fact_sheet_frames_as_json() {
 /// a message it showed back from hex.
 #[test]
 fn ifsf_watch_shows_the_traffic_and_decode_reads_it_back() {
-    let port = free_port();
-    let mut sim = Proc::spawn(
-        "dart-pump-sim",
-        Command::new(binary("dart-pump-sim"))
-            .args(["--protocol", "ifsf-tcp", "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args([
-                "--fps",
-                "2",
-                "--random",
-                "--flow-lps",
-                "20",
-                "--pause-s",
-                "0,1",
-            ])
-            .stderr(Stdio::null()),
+    let dir = tempfile::tempdir().unwrap();
+    let (mut sim, address) = start_lan_simulator(
+        dir.path(),
+        &[
+            "--protocol",
+            "ifsf-tcp",
+            "--fps",
+            "2",
+            "--random",
+            "--flow-lps",
+            "20",
+            "--pause-s",
+            "0,1",
+        ],
+        Stdio::null(),
     );
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let address = format!("127.0.0.1:{port}");
+    let address = address.to_string();
     let (ok, stdout, stderr) = agent(&["ifsf", "watch", &address, "--seconds", "6"], "");
     assert!(ok, "{stderr}");
     assert!(send_signal(sim.child.id(), "INT"));

@@ -51,14 +51,16 @@ enum Source {
         sim_end: std::path::PathBuf,
         agent_end: std::path::PathBuf,
     },
-    /// An IFSF dispenser node listening on this TCP port.
-    IfsfTcp { port: u16 },
-    /// A forecourt controller with the IFSF POS-FDC interface on this TCP port.
-    IfsfFdc { port: u16 },
+    /// An IFSF dispenser node on a TCP port.
+    IfsfTcp,
+    /// A forecourt controller with the IFSF POS-FDC interface on a TCP port.
+    IfsfFdc,
 }
 
 impl Source {
-    fn dispenser_section(&self) -> String {
+    /// The `[[dispenser]]` section for a simulator at `lan` (the LAN sources' address).
+    fn dispenser_section(&self, lan: Option<std::net::SocketAddr>) -> String {
+        let lan = lan.map(|a| a.to_string()).unwrap_or_default();
         match self {
             Source::Dart { agent_end, .. } => format!(
                 r#"
@@ -74,11 +76,11 @@ fps = [
 "#,
                 pty = agent_end.display()
             ),
-            Source::IfsfTcp { port } => format!(
+            Source::IfsfTcp => format!(
                 r#"
 [[dispenser]]
 protocol = "ifsf_tcp"
-address = "127.0.0.1:{port}"
+address = "{lan}"
 node = 1
 own_node = 9
 poll_interval_s = 1
@@ -89,11 +91,11 @@ fps = [
 ]
 "#
             ),
-            Source::IfsfFdc { port } => format!(
+            Source::IfsfFdc => format!(
                 r#"
 [[dispenser]]
 protocol = "ifsf_fdc"
-address = "127.0.0.1:{port}"
+address = "{lan}"
 passphrase = "forecourt"
 fps = [
   {{ fp = 1, pump = 1, grades = ["92#", "95#"] }},
@@ -104,32 +106,47 @@ fps = [
         }
     }
 
-    fn simulator(&self, scenario: &std::path::Path) -> Command {
-        let mut sim = Command::new(binary("dart-pump-sim"));
-        match self {
-            Source::Dart { sim_end, .. } => sim.arg("--port").arg(sim_end),
-            Source::IfsfTcp { port } => sim
-                .args(["--protocol", "ifsf-tcp", "--listen"])
-                .arg(format!("127.0.0.1:{port}")),
-            Source::IfsfFdc { port } => sim
-                .args([
-                    "--protocol",
-                    "ifsf-fdc",
-                    "--passphrase",
-                    "forecourt",
-                    "--listen",
-                ])
-                .arg(format!("127.0.0.1:{port}")),
+    /// The simulator, started; the address it listens on for the LAN sources.
+    fn start_simulator(
+        &self,
+        dir: &std::path::Path,
+        scenario: &std::path::Path,
+    ) -> (Proc, Option<std::net::SocketAddr>) {
+        let scenario = scenario.to_str().unwrap();
+        let lan = |protocol: &str| {
+            let args = [
+                "--protocol",
+                protocol,
+                "--passphrase",
+                "forecourt",
+                "--scenario",
+                scenario,
+            ];
+            let (sim, address) = start_lan_simulator(dir, &args, Stdio::null());
+            (sim, Some(address))
         };
-        sim.arg("--scenario").arg(scenario).stderr(Stdio::null());
-        sim
+        match self {
+            Source::Dart { sim_end, .. } => {
+                let sim = Proc::spawn(
+                    "dart-pump-sim",
+                    Command::new(binary("dart-pump-sim"))
+                        .arg("--port")
+                        .arg(sim_end)
+                        .args(["--scenario", scenario])
+                        .stderr(Stdio::null()),
+                );
+                (sim, None)
+            }
+            Source::IfsfTcp => lan("ifsf-tcp"),
+            Source::IfsfFdc => lan("ifsf-fdc"),
+        }
     }
 }
 
 fn agent_config(
     dir: &std::path::Path,
     video: &std::path::Path,
-    source: &Source,
+    dispenser: &str,
     port: u16,
 ) -> String {
     let root = repo_root();
@@ -161,7 +178,7 @@ port = {port}
         trace = dir.join("trace.jsonl").display(),
         models = root.join("models").display(),
         video = video.display(),
-        dispenser = source.dispenser_section(),
+        dispenser = dispenser,
     )
 }
 
@@ -181,14 +198,14 @@ fn sale_reaches_the_broker_with_the_plate_of_the_car_at_the_pump() {
 fn sale_from_an_ifsf_dispenser_reaches_the_broker_with_the_plate() {
     let _one = ONE_CHAIN.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    chain(dir.path(), Source::IfsfTcp { port: free_port() });
+    chain(dir.path(), Source::IfsfTcp);
 }
 
 #[test]
 fn sale_from_an_ifsf_fdc_controller_reaches_the_broker_with_the_plate() {
     let _one = ONE_CHAIN.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    chain(dir.path(), Source::IfsfFdc { port: free_port() });
+    chain(dir.path(), Source::IfsfFdc);
 }
 
 fn chain(dir: &std::path::Path, source: Source) {
@@ -197,8 +214,6 @@ fn chain(dir: &std::path::Path, source: Source) {
     let video = cached_video(SCENARIO);
 
     let (_broker, port) = start_mosquitto(dir);
-    let config = dir.join("agent.toml");
-    std::fs::write(&config, agent_config(dir, &video, &source, port)).unwrap();
 
     // HQ: wait for both sales (or give up after 120 s).
     let mut hq = Proc::spawn(
@@ -218,7 +233,10 @@ fn chain(dir: &std::path::Path, source: Source) {
             .stdout(Stdio::piped()),
     );
     std::thread::sleep(Duration::from_millis(300));
-    let _sim = Proc::spawn("dart-pump-sim", &mut source.simulator(&scenario));
+    let (_sim, lan) = source.start_simulator(dir, &scenario);
+    let config = dir.join("agent.toml");
+    let dispenser = source.dispenser_section(lan);
+    std::fs::write(&config, agent_config(dir, &video, &dispenser, port)).unwrap();
     let mut agent = Proc::spawn(
         "forecourt-agent",
         Command::new(binary("forecourt-agent"))

@@ -31,7 +31,7 @@ impl Protocol {
         }
     }
 
-    fn dispenser_section(self, sim_port: u16) -> String {
+    fn dispenser_section(self, sim: std::net::SocketAddr) -> String {
         let (head, point) = match self {
             Protocol::IfsfTcp => (
                 "protocol = \"ifsf_tcp\"\nnode = 1\nown_node = 9\npoll_interval_s = 1\nsilence_timeout_s = 5",
@@ -46,7 +46,7 @@ impl Protocol {
             .map(|n| format!("  {{ fp = {n}, {point} = {n}, grades = [\"92#\", \"95#\"] }},"))
             .collect();
         format!(
-            "[[dispenser]]\n{head}\naddress = \"127.0.0.1:{sim_port}\"\nfps = [\n{}\n]\n",
+            "[[dispenser]]\n{head}\naddress = \"{sim}\"\nfps = [\n{}\n]\n",
             fps.join("\n")
         )
     }
@@ -55,7 +55,7 @@ impl Protocol {
 fn agent_config(
     dir: &std::path::Path,
     protocol: Protocol,
-    sim_port: u16,
+    sim: std::net::SocketAddr,
     broker_port: u16,
 ) -> String {
     format!(
@@ -73,7 +73,7 @@ port = {broker_port}
 "#,
         data = dir.join("data").display(),
         models = repo_root().join("models").display(),
-        dispenser = protocol.dispenser_section(sim_port),
+        dispenser = protocol.dispenser_section(sim),
     )
 }
 
@@ -137,24 +137,40 @@ fn every_sale_once_through_agent_kills(protocol: Protocol) {
             .args(["-t", "forecourt/ifsf/events/sale", "-q", "1"])
             .stdout(std::fs::File::create(&hq_log).unwrap()),
     );
-    let sim_port = free_port();
     let truth = dir.join("truth.jsonl");
-    let mut sim = Proc::spawn(
-        "dart-pump-sim",
-        Command::new(binary("dart-pump-sim"))
-            .args(["--protocol", protocol.sim_name(), "--listen"])
-            .arg(format!("127.0.0.1:{sim_port}"))
-            .args(["--fps", "4", "--random", "--seed", "11"])
-            .args(["--flow-lps", "15", "--pause-s", "0.5,2"])
-            .args(["--customers-until-s", &CUSTOMERS_UNTIL_S.to_string()])
-            .args(["--clear-after-s", "4", "--link-drops-per-min", "3"])
-            .arg("--sales-log")
-            .arg(&truth)
-            .stderr(std::fs::File::create(dir.join("sim.log")).unwrap()),
+    let until = CUSTOMERS_UNTIL_S.to_string();
+    let (mut sim, sim_address) = start_lan_simulator(
+        dir,
+        &[
+            "--protocol",
+            protocol.sim_name(),
+            "--fps",
+            "4",
+            "--random",
+            "--seed",
+            "11",
+            "--flow-lps",
+            "15",
+            "--pause-s",
+            "0.5,2",
+            "--customers-until-s",
+            &until,
+            "--clear-after-s",
+            "4",
+            "--link-drops-per-min",
+            "3",
+            "--sales-log",
+            truth.to_str().unwrap(),
+        ],
+        std::fs::File::create(dir.join("sim.log")).unwrap().into(),
     );
     let started = std::time::Instant::now();
     let config = dir.join("agent.toml");
-    std::fs::write(&config, agent_config(dir, protocol, sim_port, broker_port)).unwrap();
+    std::fs::write(
+        &config,
+        agent_config(dir, protocol, sim_address, broker_port),
+    )
+    .unwrap();
 
     let mut agent = start_agent(dir, &config, 1);
     std::thread::sleep(Duration::from_secs(6));

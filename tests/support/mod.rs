@@ -218,3 +218,32 @@ pub fn cached_video(scenario_text: &str) -> PathBuf {
     }
     video
 }
+
+/// The pump simulator as a station system on a TCP port (`--protocol ifsf-tcp|ifsf-fdc` among
+/// `args`), on a port the system picks: no race with other tests for a free port. Returns it and
+/// the address it listens on.
+pub fn start_lan_simulator(
+    dir: &Path,
+    args: &[&str],
+    stderr: Stdio,
+) -> (Proc, std::net::SocketAddr) {
+    let bound = dir.join("simulator.addr");
+    let _ = std::fs::remove_file(&bound);
+    let proc = Proc::spawn(
+        "dart-pump-sim",
+        Command::new(binary("dart-pump-sim"))
+            .args(args)
+            .args(["--listen", "127.0.0.1:0", "--bound-file"])
+            .arg(&bound)
+            .stderr(stderr),
+    );
+    wait_until(Duration::from_secs(20), "the simulator's address", || {
+        bound.exists()
+    });
+    let address = std::fs::read_to_string(&bound)
+        .unwrap()
+        .trim()
+        .parse()
+        .expect("an address in the bound file");
+    (proc, address)
+}

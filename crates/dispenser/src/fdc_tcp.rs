@@ -89,7 +89,7 @@ impl LinkSession for FdcLink<'_> {
         "ifsf-fdc"
     }
 
-    async fn ended(&mut self, _why: Option<&str>) -> Result<(), DispenserError> {
+    async fn ended(&mut self, _why: &str) -> Result<(), DispenserError> {
         forward(self.events, self.watch.disconnected(now_millis()).events).await
     }
 

@@ -124,10 +124,8 @@ impl LinkSession for IfsfLink<'_> {
         "ifsf-tcp"
     }
 
-    async fn ended(&mut self, why: Option<&str>) -> Result<(), DispenserError> {
-        if let Some(why) = why {
-            self.driver.tapped(|| Tapped::Link(format!("down: {why}")));
-        }
+    async fn ended(&mut self, why: &str) -> Result<(), DispenserError> {
+        self.driver.tapped(|| Tapped::Link(format!("down: {why}")));
         forward(self.events, self.watch.disconnected(now_millis()).events).await
     }
 

@@ -34,8 +34,8 @@ pub(crate) trait LinkSession {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<SessionEnd, DispenserError>;
 
-    /// The connection is gone (`why`, or shutdown): what the station must hear.
-    async fn ended(&mut self, why: Option<&str>) -> Result<(), DispenserError>;
+    /// The connection was lost (`why`): what the station must hear (the points offline).
+    async fn ended(&mut self, why: &str) -> Result<(), DispenserError>;
 }
 
 pub(crate) async fn keep_connected(
@@ -57,14 +57,11 @@ pub(crate) async fn keep_connected(
                 backoff = BACKOFF_MIN;
                 last_problem.clear();
                 let _ = stream.set_nodelay(true);
-                let end = link.session(stream, shutdown).await;
-                match end {
-                    Ok(SessionEnd::Shutdown) | Err(_) => {
-                        link.ended(None).await?;
-                        return end.map(|_| ());
-                    }
-                    Ok(SessionEnd::Lost(why)) => {
-                        link.ended(Some(&why)).await?;
+                match link.session(stream, shutdown).await? {
+                    // The agent is stopping, not the pumps: nothing to tell the station.
+                    SessionEnd::Shutdown => return Ok(()),
+                    SessionEnd::Lost(why) => {
+                        link.ended(&why).await?;
                         why
                     }
                 }

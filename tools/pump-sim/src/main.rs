@@ -32,6 +32,10 @@ struct Args {
     /// IFSF (both): the address to listen on, e.g. 127.0.0.1:3486.
     #[arg(long, default_value = "127.0.0.1:3486")]
     listen: std::net::SocketAddr,
+    /// IFSF (both): write the address actually listened on to this file once bound (with
+    /// --listen on port 0, the port the system picked).
+    #[arg(long)]
+    bound_file: Option<PathBuf>,
     /// IFSF over TCP/IP: the dispenser's node number (subnet 1); its points 1..4 are FPs 1..4.
     #[arg(long, default_value_t = 1)]
     node: u8,
@@ -254,7 +258,20 @@ async fn run_lan_simulator(
         },
         seed: args.seed,
     };
-    let (bound, _) = tokio::sync::oneshot::channel();
+    let (bound, bound_rx) = tokio::sync::oneshot::channel::<std::net::SocketAddr>();
+    if let Some(path) = args.bound_file.clone() {
+        tokio::spawn(async move {
+            if let Ok(address) = bound_rx.await {
+                // Written whole, then renamed: a reader never sees half an address.
+                let partial = path.with_extension("partial");
+                let written = std::fs::write(&partial, address.to_string())
+                    .and_then(|()| std::fs::rename(&partial, &path));
+                if let Err(e) = written {
+                    tracing::error!(error = %e, path = %path.display(), "cannot write the bound address");
+                }
+            }
+        });
+    }
     let mut log_error = None;
     let report = run_lan_device(
         options,
