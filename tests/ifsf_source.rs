@@ -137,6 +137,8 @@ fn every_sale_once_through_agent_kills(protocol: Protocol) {
             .args(["-t", "forecourt/ifsf/events/sale", "-q", "1"])
             .stdout(std::fs::File::create(&hq_log).unwrap()),
     );
+    // HQ subscribed before the first sale can come (the first customer needs seconds).
+    std::thread::sleep(Duration::from_millis(300));
     let truth = dir.join("truth.jsonl");
     let until = CUSTOMERS_UNTIL_S.to_string();
     let (mut sim, sim_address) = start_lan_simulator(
