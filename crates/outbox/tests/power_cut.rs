@@ -120,6 +120,7 @@ fn no_returned_append_is_lost_in_200_power_cuts() {
     let mut rng = seeded_rng::Rng::new(seed);
     let mut reported = Reported::default();
     let (mut undone, mut unsynced_cuts, mut torn) = (0, 0, 0);
+    let mut acked_unreported = 0;
     for round in 0..CUTS {
         let mut command = Command::new(std::env::current_exe().unwrap());
         command
@@ -177,14 +178,18 @@ fn no_returned_append_is_lost_in_200_power_cuts() {
             .map(|r| (r.id.to_string(), (r.stream, r.seq)))
             .collect();
         for (id, (stream, seq)) in &reported.committed {
-            if !reported.acked.contains(id) {
-                assert_eq!(
-                    present.get(id),
-                    Some(&(stream.clone(), *seq)),
-                    "round {round}: {stream} seq {seq} returned by append, lost by a power \
-                     cut at record {cut} of {records} ({report:?})"
-                );
+            if reported.acked.contains(id) || present.get(id) == Some(&(stream.clone(), *seq)) {
+                continue;
             }
+            // The child may have been killed between an acknowledgement and printing it: such a
+            // record left the waiting ones for the archive, which only an acknowledgement does.
+            let uuid = uuid::Uuid::parse_str(id).unwrap();
+            assert!(
+                !present.contains_key(id) && outbox.holds_record(stream, &uuid).unwrap(),
+                "round {round}: {stream} seq {seq} returned by append, lost by a power \
+                 cut at record {cut} of {records} ({report:?})"
+            );
+            acked_unreported += 1;
         }
         let total = outbox
             .totalizers()
@@ -200,7 +205,8 @@ fn no_returned_append_is_lost_in_200_power_cuts() {
     }
     eprintln!(
         "power cuts: {CUTS} cuts, {} appends returned, {undone} unsynced writes undone in \
-         {unsynced_cuts} cuts, {torn} cuts mid-log-record",
+         {unsynced_cuts} cuts, {torn} cuts mid-log-record, {acked_unreported} records \
+         acknowledged by a child killed before it said so",
         reported.committed.len()
     );
     assert!(
