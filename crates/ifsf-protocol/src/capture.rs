@@ -210,43 +210,32 @@ impl StreamAssembler {
                 .insert(flow, segment.seq.wrapping_add(1).wrapping_add(len));
             return;
         }
-        let Some(&next) = self.0.get(&flow) else {
-            // Joined mid-connection: the stream starts here.
-            self.0.insert(flow, segment.seq.wrapping_add(len));
-            if len > 0 {
-                events.push(CaptureEvent::Bytes {
-                    flow,
-                    t_ms,
-                    bytes: segment.payload.to_vec(),
-                });
+        // Bytes of this segment the stream already has: none for a flow joined mid-connection
+        // (the stream starts here) or after a hole; a retransmission or overlap repeats some.
+        let skip = match self.0.get(&flow) {
+            None => 0,
+            Some(&next) => {
+                let ahead = segment.seq.wrapping_sub(next) as i32;
+                if ahead > 0 {
+                    events.push(CaptureEvent::Hole {
+                        flow,
+                        t_ms,
+                        missing: u64::from(ahead as u32),
+                    });
+                    0
+                } else {
+                    ahead.unsigned_abs()
+                }
             }
-            return;
         };
-        let ahead = segment.seq.wrapping_sub(next) as i32;
-        if ahead > 0 {
-            events.push(CaptureEvent::Hole {
-                flow,
-                t_ms,
-                missing: u64::from(ahead as u32),
-            });
-            self.0.insert(flow, segment.seq.wrapping_add(len));
-            if len > 0 {
-                events.push(CaptureEvent::Bytes {
-                    flow,
-                    t_ms,
-                    bytes: segment.payload.to_vec(),
-                });
-            }
-            return;
-        }
-        // Already seen up to `next`: only what lies beyond is new.
-        let seen = (-ahead) as u32;
-        if seen < len {
+        if skip < len {
             events.push(CaptureEvent::Bytes {
                 flow,
                 t_ms,
-                bytes: segment.payload[seen as usize..].to_vec(),
+                bytes: segment.payload[skip as usize..].to_vec(),
             });
+        }
+        if skip < len || skip == 0 {
             self.0.insert(flow, segment.seq.wrapping_add(len));
         }
     }
