@@ -1,9 +1,10 @@
 //! The README's demo command, run as a new user would (`scripts/demo.sh`), must show at least
-//! three sales matched to the plates of the demo video within two minutes.
+//! three sales matched to the plates of the demo video within two minutes, and every plate it
+//! gives must be the car that bought that fill.
 
 mod support;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -16,7 +17,8 @@ fn demo_shows_three_matched_sales_within_two_minutes() {
     let scenario: toml::Table =
         toml::from_str(&std::fs::read_to_string(root.join("config/demo-scenario.toml")).unwrap())
             .unwrap();
-    // (fp, plate) of every car in the demo video.
+    // (fp, plate) of every car in the demo video, and the plate of each (fp, volume) sold: every
+    // car's fill has a volume of its own, so a sale tells which car it was.
     let cars: HashSet<(i64, String)> = scenario["car"]
         .as_array()
         .unwrap()
@@ -29,6 +31,25 @@ fn demo_shows_three_matched_sales_within_two_minutes() {
         })
         .collect();
     assert_eq!(cars.len(), 4, "demo scenario cars: {cars:?}");
+    let plate_of_fill: HashMap<(i64, String), String> = scenario["car"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                (
+                    c["fp"].as_integer().unwrap(),
+                    c["fill"]["volume"].as_str().unwrap().to_string(),
+                ),
+                c["plate"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        plate_of_fill.len(),
+        4,
+        "fills of one volume: {plate_of_fill:?}"
+    );
 
     let log = tempfile::NamedTempFile::new().unwrap();
     let demo_started = std::time::Instant::now();
@@ -98,10 +119,20 @@ fn demo_shows_three_matched_sales_within_two_minutes() {
         matched.len(),
         sales.len()
     );
-    for sale in &matched {
-        assert!(
-            cars.contains(sale),
-            "demo matched a car to the wrong pump: {sale:?}"
+    // Each plate given is the car that bought that fill: a wrong plate is worse than none.
+    for sale in &sales {
+        let body = &sale["body"];
+        let Some(plate) = body["plate"].as_str() else {
+            continue;
+        };
+        let fill = (
+            body["fp"].as_i64().unwrap(),
+            body["volume"].as_str().unwrap().to_string(),
+        );
+        assert_eq!(
+            plate_of_fill.get(&fill).map(String::as_str),
+            Some(plate),
+            "demo gave the fill {fill:?} the wrong plate:\n{stdout}"
         );
     }
 

@@ -435,13 +435,18 @@ fn admissible_pairs(
             if squared > beyond {
                 continue;
             }
-            let gate = (config.base_gate + config.gate_per_second * gap as f32 / 1000.0)
+            let mut gate = (config.base_gate + config.gate_per_second * gap as f32 / 1000.0)
                 .min(config.max_gate);
             let distance = squared.sqrt();
-            if distance > gate {
-                continue;
-            }
             let ti = last.index;
+            if distance > gate {
+                // A car driving off moves further between two reads than the gate allows; its
+                // plate, read exactly as the track reads it, still says which car it is.
+                if !reads_exactly_as(&tracks[ti], read) {
+                    continue;
+                }
+                gate = config.max_gate;
+            }
             let text = text_distance_to_track(&tracks[ti], read, config.max_text_distance);
             if text > config.max_text_distance {
                 continue;
@@ -449,6 +454,13 @@ fn admissible_pairs(
             pairs.push((distance / gate + text as f32 * 0.5, ri, ti));
         }
     }
+}
+
+/// Whether `read`'s text is the one text the track's latest reads all read: that car, surely
+/// (two cars in one image never carry one plate; a misread is seldom the same twice in a row).
+fn reads_exactly_as(track: &Track, read: &TrackRead) -> bool {
+    let recent = &track.reads[track.reads.len().saturating_sub(RECENT_TEXTS)..];
+    !recent.is_empty() && recent.iter().all(|r| r.text == read.text)
 }
 
 /// The least edit distance from `read`'s text to the track's latest texts, if it is at most
@@ -611,6 +623,44 @@ mod tests {
         // And in time order again, a read far past the gap starts a new track.
         tracker.observe(&frame(2 * gap + 20_000, &[("苏E05EV8", 0.3, 0.7)]));
         assert_eq!(tracker.track_count(), 3);
+    }
+
+    #[test]
+    fn a_car_driving_off_fast_keeps_its_track_and_the_next_car_gets_its_own() {
+        // Read 4 times a second, a car leaves its stop (y 0.8) up the image at 0.56 heights a
+        // second: 0.14 between reads, more than a standing car's reads may jump. The next car,
+        // its plate two edits from the first one's, comes up from the bottom 5 s later and
+        // stops in the same place.
+        let mut tracker = tracker();
+        let mut t = 0;
+        for _ in 0..8 {
+            tracker.observe(&frame(t, &[("京A12345", 0.75, 0.8)]));
+            t += 250;
+        }
+        for k in 1..=5 {
+            tracker.observe(&frame(t, &[("京A12345", 0.75, 0.8 - 0.14 * k as f32)]));
+            t += 250;
+        }
+        t += 5_000;
+        for y in [0.98, 0.86, 0.8, 0.8, 0.8] {
+            tracker.observe(&frame(t, &[("浙AD12345", 0.75, y)]));
+            t += 250;
+        }
+        let tracks: Vec<_> = tracker.tracks_between("cam1", 0, t).collect();
+        assert_eq!(tracks.len(), 2, "{tracks:#?}");
+        let texts = |track: &Track| {
+            let mut texts: Vec<String> = track.reads.iter().map(|r| r.text.clone()).collect();
+            texts.dedup();
+            texts
+        };
+        assert_eq!(texts(tracks[0]), ["京A12345"]);
+        assert_eq!(tracks[0].reads.len(), 13);
+        assert_eq!(texts(tracks[1]), ["浙AD12345"]);
+        // A read as far off with any other text is not taken for that car.
+        let mut other = super::tests::tracker();
+        other.observe(&frame(0, &[("京A12345", 0.75, 0.8)]));
+        other.observe(&frame(250, &[("京A12346", 0.75, 0.66)]));
+        assert_eq!(other.track_count(), 2);
     }
 
     #[test]
