@@ -16,15 +16,21 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod cmd;
+pub mod command_queue;
 mod config_source;
 mod earlier_run;
 mod error;
+#[cfg(feature = "reader")]
+pub mod health;
+pub mod liveness;
 #[cfg(feature = "reader")]
 pub mod reader;
 mod recording;
 mod restore;
 mod station;
 mod trace_files;
+#[cfg(feature = "reader")]
+pub mod vision;
 mod writer;
 
 pub use cmd::StationCommands;

@@ -5,8 +5,8 @@ use std::collections::HashSet;
 
 use matcher::Layout;
 
-use super::problems::{key, Problem, Seg};
-use super::{AgentConfig, DispenserSection};
+use crate::problems::{key, Problem, Seg};
+use crate::{AgentConfig, DispenserSection};
 
 impl AgentConfig {
     /// Everything wrong with a parsed config, with where it is.

@@ -3,10 +3,9 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
 use station::{ConfigSource, Reload, ReloadError};
 
-use super::AgentConfig;
+use crate::{AgentConfig, ConfigError, ConfigProblems};
 
 /// What a reload can apply without a restart.
 const LIVE_SECTIONS: &[&str] = &["matcher"];
@@ -20,11 +19,22 @@ pub struct LoadedConfig {
 impl LoadedConfig {
     /// Reads the file once: the checked config and the table a later reload compares with
     /// come from the same text.
-    pub fn read(path: PathBuf) -> Result<(AgentConfig, Self)> {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
+    pub fn read(path: PathBuf) -> Result<(AgentConfig, Self), ConfigError> {
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
         let config = AgentConfig::from_text(&path, &text)?;
-        let table = text.parse().context("config file")?;
+        // The text parsed as a config just now, so it parses as a table too; a failure here is
+        // still reported, not unwrapped.
+        let table = text.parse().map_err(|e: toml::de::Error| {
+            ConfigProblems::at_offset(
+                &path,
+                &text,
+                e.span().map(|s| s.start),
+                crate::problems::Problem::new(vec![], e.message().trim().to_string()),
+            )
+        })?;
         Ok((config, LoadedConfig { path, table }))
     }
 }

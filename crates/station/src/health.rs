@@ -12,7 +12,7 @@ use tracing::info;
 use uplink::{HealthPublisher, UplinkHealth};
 use wire::{AgentHealth, CameraHealth, PlateReaderHealth};
 
-use station::reader::ReaderStats;
+use crate::reader::ReaderStats;
 
 /// What the health report reads.
 pub struct HealthSources {

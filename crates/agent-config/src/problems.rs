@@ -42,13 +42,13 @@ impl Problem {
 
 /// Every problem found in one config file, each with its line and column.
 #[derive(Debug)]
-pub struct ConfigError {
+pub struct ConfigProblems {
     pub file: PathBuf,
     /// (line, column, problem), 1-based; (0, 0) when the spot is unknown.
     pub problems: Vec<(usize, usize, Problem)>,
 }
 
-impl ConfigError {
+impl ConfigProblems {
     pub fn new(file: &Path, text: &str, problems: Vec<Problem>) -> Self {
         let problems = problems
             .into_iter()
@@ -59,7 +59,7 @@ impl ConfigError {
                 (line, col, p)
             })
             .collect();
-        ConfigError {
+        ConfigProblems {
             file: file.to_path_buf(),
             problems,
         }
@@ -68,14 +68,14 @@ impl ConfigError {
     /// A problem at a byte offset (a TOML syntax or type error).
     pub fn at_offset(file: &Path, text: &str, offset: Option<usize>, problem: Problem) -> Self {
         let (line, col) = offset.map(|o| line_col(text, o)).unwrap_or((0, 0));
-        ConfigError {
+        ConfigProblems {
             file: file.to_path_buf(),
             problems: vec![(line, col, problem)],
         }
     }
 }
 
-impl fmt::Display for ConfigError {
+impl fmt::Display for ConfigProblems {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, (line, col, p)) in self.problems.iter().enumerate() {
             if i > 0 {
@@ -94,7 +94,7 @@ impl fmt::Display for ConfigError {
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for ConfigProblems {}
 
 /// 1-based line and column (in characters) of a byte offset.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {

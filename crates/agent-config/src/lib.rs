@@ -1,19 +1,48 @@
 //! The agent's one TOML file. Relative paths are taken from the file's own folder, so a config and
 //! the data it names can move together. Unknown keys are errors: a typo must not pass silently.
+//! `check-config`, the agent at start and a reload all read it through [`AgentConfig::load`].
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 use std::path::{Path, PathBuf};
 
 mod checks;
+pub mod model_files;
 mod problems;
 mod reload;
 
-use anyhow::{bail, Context, Result};
 use matcher::{FpLayout, Layout, MatcherConfig};
 use serde::Deserialize;
 
-pub use problems::ConfigError;
-use problems::Problem;
+pub use problems::{ConfigProblems, Problem, Seg};
 pub use reload::LoadedConfig;
+
+/// Why a config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Parsed or checked, with every problem at its place in the file.
+    #[error(transparent)]
+    Problems(#[from] ConfigProblems),
+    #[error("[uplink] takes station_id from the top level; remove it from [uplink]")]
+    UplinkStationId,
+    /// (The TOML error's text is the message: a config check shows it at its place in the file.)
+    #[error("[uplink] section: {0}")]
+    Uplink(toml::de::Error),
+    #[error("camera {name}: {why}")]
+    CameraUrl { name: String, why: String },
+    #[error("cannot locate the agent binary")]
+    NoExecutable(#[source] std::io::Error),
+    #[error(
+        "libonnxruntime.so not found (run scripts/setup.sh in a source tree, reinstall the \
+         package, or set onnxruntime_lib in the config); tried: {}",
+        tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    OnnxRuntimeNotFound { tried: Vec<PathBuf> },
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -158,15 +187,17 @@ impl Default for MatcherSection {
 impl AgentConfig {
     /// Reads, parses and checks a config file. The error lists every problem found, each as
     /// `file:line:column: message (hint: ...)`.
-    pub fn load(path: &Path) -> Result<AgentConfig> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
+    pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::from_text(path, &text)
     }
 
     /// [`AgentConfig::load`] on text already read from `path` (relative paths and error
     /// positions still refer to `path`).
-    pub fn from_text(path: &Path, text: &str) -> Result<AgentConfig> {
+    pub fn from_text(path: &Path, text: &str) -> Result<AgentConfig, ConfigError> {
         let mut config: AgentConfig = toml::from_str(text).map_err(|e| {
             let message = e.message().trim().to_string();
             let hint = if message.contains("unknown field") {
@@ -176,7 +207,7 @@ impl AgentConfig {
             } else {
                 "config/agent.toml shows the expected form of every key"
             };
-            ConfigError::at_offset(
+            ConfigProblems::at_offset(
                 path,
                 text,
                 e.span().map(|s| s.start),
@@ -190,7 +221,7 @@ impl AgentConfig {
             .unwrap_or_else(|| PathBuf::from("."));
         let problems = config.problems();
         if !problems.is_empty() {
-            return Err(ConfigError::new(path, text, problems).into());
+            return Err(ConfigProblems::new(path, text, problems).into());
         }
         Ok(config)
     }
@@ -220,13 +251,13 @@ impl AgentConfig {
         }
     }
 
-    pub fn uplink_config(&self) -> Result<uplink::UplinkConfig> {
+    pub fn uplink_config(&self) -> Result<uplink::UplinkConfig, ConfigError> {
         let mut table = self.uplink.clone();
         if table.contains_key("station_id") {
-            bail!("[uplink] takes station_id from the top level; remove it from [uplink]");
+            return Err(ConfigError::UplinkStationId);
         }
         table.insert("station_id".into(), self.station_id.clone().into());
-        let mut config: uplink::UplinkConfig = table.try_into().context("[uplink] section")?;
+        let mut config: uplink::UplinkConfig = table.try_into().map_err(ConfigError::Uplink)?;
         if let Some(tls) = config.tls.as_mut() {
             tls.ca_file = self.resolve(&tls.ca_file);
             tls.client_cert_file = tls.client_cert_file.as_ref().map(|p| self.resolve(p));
@@ -252,9 +283,37 @@ impl AgentConfig {
         p
     }
 
+    /// Each camera to read, with its file path made absolute and its frame-rate cap.
+    pub fn cameras(&self) -> Result<Vec<station::vision::VisionCamera>, ConfigError> {
+        self.cameras
+            .iter()
+            .map(|c| {
+                let source = match camera::SourceKind::parse(&c.url) {
+                    Ok(camera::SourceKind::File(p)) => camera::SourceKind::File(self.resolve(&p)),
+                    Ok(source) => source,
+                    Err(why) => {
+                        return Err(ConfigError::CameraUrl {
+                            name: c.name.clone(),
+                            why,
+                        })
+                    }
+                };
+                Ok(station::vision::VisionCamera {
+                    capture: camera::CameraConfig {
+                        name: c.name.clone(),
+                        source,
+                        loop_file: c.loop_file,
+                        max_backoff: std::time::Duration::from_secs_f64(c.reconnect_max_s),
+                    },
+                    min_gap: std::time::Duration::from_secs_f32(1.0 / c.max_fps),
+                })
+            })
+            .collect()
+    }
+
     /// The ONNX Runtime library: the configured path, else beside the binary
     /// (`<prefix>/lib/forecourt-agent/` when installed, `vendor/onnxruntime/` in a source tree).
-    pub fn find_onnxruntime(&self) -> Result<PathBuf> {
+    pub fn find_onnxruntime(&self) -> Result<PathBuf, ConfigError> {
         match &self.onnxruntime_lib {
             Some(p) => Ok(self.resolve(p)),
             None => find_onnxruntime_beside_binary(),
@@ -264,8 +323,8 @@ impl AgentConfig {
 
 /// `libonnxruntime.so` in `<prefix>/lib/forecourt-agent/` (installed) or `vendor/onnxruntime/`
 /// (a source tree where scripts/setup.sh ran), looking up from the binary's folder.
-pub fn find_onnxruntime_beside_binary() -> Result<PathBuf> {
-    let exe = std::env::current_exe().context("cannot locate the agent binary")?;
+pub fn find_onnxruntime_beside_binary() -> Result<PathBuf, ConfigError> {
+    let exe = std::env::current_exe().map_err(ConfigError::NoExecutable)?;
     let mut tried = Vec::new();
     for dir in exe.ancestors().skip(1).take(4) {
         for rel in ["lib/forecourt-agent", "vendor/onnxruntime"] {
@@ -276,14 +335,7 @@ pub fn find_onnxruntime_beside_binary() -> Result<PathBuf> {
             tried.push(candidate);
         }
     }
-    bail!(
-        "libonnxruntime.so not found (run scripts/setup.sh, or set onnxruntime_lib in the config); tried: {}",
-        tried
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
+    Err(ConfigError::OnnxRuntimeNotFound { tried })
 }
 
 #[cfg(test)]
@@ -297,11 +349,11 @@ mod tests {
             .to_string()
     }
 
-    fn load_str(text: &str) -> Result<AgentConfig> {
-        let dir = tempfile::tempdir()?;
+    fn load_str(text: &str) -> Result<AgentConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("agent.toml");
-        std::fs::write(&path, text)?;
-        std::fs::write(dir.path().join("video.mp4"), b"")?;
+        std::fs::write(&path, text).unwrap();
+        std::fs::write(dir.path().join("video.mp4"), b"").unwrap();
         AgentConfig::load(&path)
     }
 

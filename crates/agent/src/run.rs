@@ -1,0 +1,297 @@
+//! `forecourt-agent run`: config -> build the parts -> spawn them -> wait for a stop -> drain.
+//! Each part lives in its own crate; this file only connects them.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent_config::{AgentConfig, DispenserSection, LoadedConfig};
+use anyhow::{Context, Result};
+use dispenser::DispenserDriver;
+use forecourt_events::{DispenserEvent, KeptSales};
+use outbox::Totalizer;
+use station::liveness::Liveness;
+use station::vision::Vision;
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+pub fn run(config_path: &Path, seconds: Option<u64>) -> Result<()> {
+    let (config, loaded) = LoadedConfig::read(config_path.to_path_buf())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(run_agent(config, loaded, seconds))
+}
+
+async fn run_agent(config: AgentConfig, loaded: LoadedConfig, seconds: Option<u64>) -> Result<()> {
+    info!(station = %config.station_id, "forecourt-agent {} starting", env!("CARGO_PKG_VERSION"));
+    let (shutdown_tx, shutdown) = watch::channel(false);
+
+    // Build.
+    let data_dir = config.resolve(&config.data_dir);
+    let (outbox, alarms) = open_outbox(&config, &data_dir)?;
+    let wake_uplink = Arc::new(Notify::new());
+    let uplink_config = config.uplink_config()?;
+    // The agent's part of the health message is refreshed as often as the uplink publishes it
+    // (the log line every minute when HQ gets none).
+    let health_every = Duration::from_secs(match uplink_config.health_interval_s {
+        0 => 60,
+        s => s,
+    });
+    let topic_root = format!("{}/{}", uplink_config.prefix, uplink_config.station_id);
+    let mut uplink = uplink::Uplink::new(uplink_config, outbox.clone(), wake_uplink.clone())?;
+    let uplink_health = uplink.health();
+    let health_publisher = uplink.health_publisher();
+    let hq_commands = uplink.commands(16, Arc::new(station::StationCommands));
+    let liveness = Arc::new(Liveness::default());
+    liveness.watch("uplink", uplink.heartbeat());
+    // What the kept sales add up to per nozzle: the drivers count on from there, so fuel sold
+    // while no agent ran is reported, and a fill found completed tells its nozzle.
+    let kept_totalizers = outbox.totalizers().context("reading the kept totalizers")?;
+    let kept_sales = Arc::new(KeptSales::new());
+    let dispensers = build_dispensers(&config, &kept_totalizers, &kept_sales, &liveness)?;
+    let mut station = station::Station::new(station::StationParts {
+        layout: config.layout(),
+        matcher: config.matcher_config(),
+        outbox: outbox.clone(),
+        wake_uplink,
+        topic_root,
+        kept_sales,
+        kept_totalizers,
+        trace_dir: data_dir.join("traces"),
+        trace_file: config.trace_file.as_ref().map(|p| config.resolve(p)),
+        config: Some(Box::new(loaded)),
+    })
+    .context("starting the station")?;
+
+    // Spawn.
+    let mut uplink_task = tokio::spawn(uplink.run(shutdown.clone()));
+    let (station_commands, forwarder_task) =
+        station::command_queue::forward_commands(hq_commands, shutdown.clone());
+    let (pump_tx, pump_rx) = mpsc::channel(256);
+    let dispenser_tasks = spawn_dispensers(dispensers, pump_tx, &shutdown);
+    let (frame_tx, frame_rx) = mpsc::channel(64);
+    let vision = start_vision(&config, frame_tx, &liveness)?;
+    let health_task = tokio::spawn(station::health::log_health(
+        health_every,
+        station::health::HealthSources {
+            alarms,
+            cameras: vision.camera_slots(),
+            vision: vision.stats.clone(),
+            uplink: uplink_health,
+            publisher: health_publisher,
+            outbox,
+            unwritten: station.unwritten_count(),
+        },
+        shutdown.clone(),
+    ));
+    station.restore().await.context("restoring the station")?;
+    let station_heartbeat = liveness.register("station");
+    let mut station_task = tokio::spawn(station.run(
+        frame_rx,
+        pump_rx,
+        station_commands,
+        shutdown.clone(),
+        move || station_heartbeat.beat(),
+    ));
+    let watchdog_task = tokio::spawn(station::liveness::run_watchdog(
+        liveness.clone(),
+        Duration::from_secs_f64(config.watchdog_stall_s),
+        shutdown.clone(),
+    ));
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    info!("agent running");
+
+    // Wait. The station loop or the uplink ending by itself is a fault: stop everything and
+    // exit non-zero, so systemd restarts the agent rather than leaving pumps unpolled, or sales
+    // unsent, behind a live process.
+    let stop_after = async {
+        match seconds {
+            Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
+            None => std::future::pending().await,
+        }
+    };
+    let (station_ended, uplink_ended) = tokio::select! {
+        _ = shutdown_signal() => { info!("signal received; stopping"); (None, None) }
+        _ = stop_after => { info!("--seconds elapsed; stopping"); (None, None) }
+        ended = &mut station_task => (Some(ended), None),
+        ended = &mut uplink_task => (None, Some(ended)),
+    };
+
+    // Drain: the station first (it flushes matched sales into the outbox), then the uplink
+    // gets a moment to publish them before it says offline.
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    shutdown_tx.send(true).ok();
+    let station_result = match station_ended {
+        Some(ended) => ended,
+        None => station_task.await,
+    };
+    let station_result = station_result
+        .context("station task")?
+        .context("station loop failed")
+        .and_then(|()| match &uplink_ended {
+            Some(ended) => Err(anyhow::anyhow!("the uplink stopped by itself: {ended:?}")),
+            None => Ok(()),
+        });
+    if let Err(e) = &station_result {
+        error!("{e:#}");
+    }
+    vision.stop();
+    let _ = health_task.await;
+    let _ = watchdog_task.await;
+    let _ = forwarder_task.await;
+    for t in dispenser_tasks {
+        if let Ok(Err(e)) = t.await {
+            warn!("dispenser driver: {e}");
+        }
+    }
+    if uplink_ended.is_none() {
+        match tokio::time::timeout(Duration::from_secs(5), uplink_task).await {
+            Ok(Ok(Err(e))) => warn!("uplink: {e}"),
+            Err(_) => warn!("uplink did not stop within 5 s"),
+            _ => {}
+        }
+    }
+    info!("stopped");
+    station_result
+}
+
+/// The outbox, and the alarms to repeat in every health report (an unusable outbox file kept
+/// aside for forensics).
+fn open_outbox(config: &AgentConfig, data_dir: &Path) -> Result<(outbox::Outbox, Vec<String>)> {
+    let (outbox, quarantined) =
+        outbox::Outbox::open_or_quarantine(data_dir.join("outbox.sqlite"), config.outbox.clone())?;
+    let mut alarms = Vec::new();
+    if let Some(q) = quarantined {
+        let s = q.salvaged;
+        error!(
+            moved_to = %q.moved_to.display(),
+            why = %q.why,
+            records_taken_over = s.records,
+            held_taken_over = s.held,
+            totalizers_taken_over = s.totalizers,
+            streams_numbered_on = s.streams,
+            "the outbox file was unusable: kept aside for forensics, started a fresh one with \
+             what could still be read of it (records it held beyond these are lost; streams \
+             not numbered on start again at seq 1)"
+        );
+        alarms.push(format!(
+            "outbox quarantined to {}: {} (taken over: {} records, {} held sales, {} \
+             totalizers; {} streams numbered on)",
+            q.moved_to.display(),
+            q.why,
+            s.records,
+            s.held,
+            s.totalizers,
+            s.streams
+        ));
+    }
+    Ok((outbox, alarms))
+}
+
+/// One driver per `[[dispenser]]`, each watched by the liveness check. DART drivers count on
+/// from the kept totalizers (IFSF sources report none).
+fn build_dispensers(
+    config: &AgentConfig,
+    kept_totalizers: &[Totalizer],
+    kept_sales: &Arc<KeptSales>,
+    liveness: &Liveness,
+) -> Result<Vec<Box<dyn SpawnDriver>>> {
+    let mut drivers: Vec<Box<dyn SpawnDriver>> = Vec::new();
+    for d in &config.dispensers {
+        let (name, driver): (String, Box<dyn SpawnDriver>) = match d {
+            DispenserSection::Dart(dart) => {
+                let mut dart = dart.clone();
+                dart.port = config.resolve(&dart.port);
+                let name = format!("dispenser {}", dart.port.display());
+                let mut driver = dispenser::DartDriver::new(dart)?;
+                for t in kept_totalizers {
+                    driver.restore_totals(t.fp, t.nozzle, t.total);
+                }
+                driver.reset_after_kept(kept_sales.clone());
+                (name, Box::new(driver))
+            }
+            DispenserSection::IfsfFdc(fdc) => (
+                format!("dispenser ifsf-fdc {}", fdc.address),
+                Box::new(dispenser::IfsfFdcDriver::new(fdc.clone())?),
+            ),
+            DispenserSection::IfsfTcp(ifsf) => (
+                format!("dispenser ifsf-tcp {}", ifsf.address),
+                Box::new(dispenser::IfsfSource::new(ifsf.clone())?),
+            ),
+        };
+        liveness.watch(name, driver.heartbeat());
+        drivers.push(driver);
+    }
+    Ok(drivers)
+}
+
+/// A driver of any protocol, ready to spawn (the trait's `run` takes the driver by value).
+trait SpawnDriver: Send {
+    fn heartbeat(&self) -> Arc<forecourt_events::Heartbeat>;
+    fn spawn(
+        self: Box<Self>,
+        events: mpsc::Sender<DispenserEvent>,
+        shutdown: watch::Receiver<bool>,
+    ) -> JoinHandle<Result<(), dispenser::DispenserError>>;
+}
+
+impl<D: DispenserDriver + Send + 'static> SpawnDriver for D {
+    fn heartbeat(&self) -> Arc<forecourt_events::Heartbeat> {
+        DispenserDriver::heartbeat(self)
+    }
+
+    fn spawn(
+        self: Box<Self>,
+        events: mpsc::Sender<DispenserEvent>,
+        shutdown: watch::Receiver<bool>,
+    ) -> JoinHandle<Result<(), dispenser::DispenserError>> {
+        tokio::spawn(DispenserDriver::run(*self, events, shutdown))
+    }
+}
+
+fn spawn_dispensers(
+    drivers: Vec<Box<dyn SpawnDriver>>,
+    events: mpsc::Sender<DispenserEvent>,
+    shutdown: &watch::Receiver<bool>,
+) -> Vec<JoinHandle<Result<(), dispenser::DispenserError>>> {
+    drivers
+        .into_iter()
+        .map(|d| d.spawn(events.clone(), shutdown.clone()))
+        .collect()
+}
+
+/// The plate models (checked against models/MANIFEST), ONNX Runtime, the cameras and the reader.
+fn start_vision(
+    config: &AgentConfig,
+    frames: mpsc::Sender<forecourt_events::FramePlates>,
+    liveness: &Liveness,
+) -> Result<Vision> {
+    // An explicitly configured detector is the operator's choice; the rest must be ours.
+    let skip: &[&str] = if config.plates.detector.is_some() {
+        &["clp_det.onnx"]
+    } else {
+        &[]
+    };
+    agent_config::model_files::verify(&config.resolve(&config.plates.models_dir), skip)?;
+    plates::load_onnx_runtime(&config.find_onnxruntime()?)?;
+    let pipeline = plates::PlatePipeline::open(&config.pipeline_config())
+        .context("opening the plate models")?;
+    Ok(Vision::start(
+        pipeline,
+        config.cameras()?,
+        frames,
+        liveness.register("plate-reader"),
+    )?)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

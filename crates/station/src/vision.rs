@@ -1,0 +1,107 @@
+//! The cameras and the plate-reader thread that reads them, started and stopped together (the
+//! reader itself is `crate::reader`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use camera::{spawn_camera, CameraConfig, CameraError, CameraHandle};
+use forecourt_events::{FramePlates, Heartbeat};
+use plates::PlatePipeline;
+use tokio::sync::mpsc;
+
+use crate::reader::{ReaderCamera, ReaderStats};
+
+/// Why the cameras and reader could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum VisionError {
+    #[error("camera {name}")]
+    Camera { name: String, source: CameraError },
+    #[error("cannot start the plate-reader thread")]
+    ReaderThread(#[source] std::io::Error),
+}
+
+/// One camera to read: how to capture it, and the least time between two frames the reader
+/// takes from it (the rest are dropped).
+pub struct VisionCamera {
+    pub capture: CameraConfig,
+    pub min_gap: Duration,
+}
+
+pub struct Vision {
+    cameras: Vec<CameraHandle>,
+    reader: Option<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    pub stats: Arc<ReaderStats>,
+}
+
+impl Vision {
+    /// Starts every camera's capture thread and the one reader thread, which sends each read
+    /// frame's plates to `out` and beats `heartbeat` as it goes round.
+    pub fn start(
+        pipeline: PlatePipeline,
+        cameras: Vec<VisionCamera>,
+        out: mpsc::Sender<FramePlates>,
+        heartbeat: Arc<Heartbeat>,
+    ) -> Result<Vision, VisionError> {
+        let mut handles = Vec::new();
+        let mut served = Vec::new();
+        for c in cameras {
+            let name = c.capture.name.clone();
+            let camera = match spawn_camera(c.capture) {
+                Ok(camera) => camera,
+                Err(source) => {
+                    handles.into_iter().for_each(CameraHandle::stop);
+                    return Err(VisionError::Camera { name, source });
+                }
+            };
+            served.push(ReaderCamera {
+                slot: camera.slot.clone(),
+                min_gap: c.min_gap,
+            });
+            handles.push(camera);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(ReaderStats::default());
+        let reader = match crate::reader::spawn(
+            pipeline,
+            served,
+            out,
+            heartbeat,
+            stats.clone(),
+            stop.clone(),
+        ) {
+            Ok(reader) => reader,
+            Err(e) => {
+                handles.into_iter().for_each(CameraHandle::stop);
+                return Err(VisionError::ReaderThread(e));
+            }
+        };
+        Ok(Vision {
+            cameras: handles,
+            reader: Some(reader),
+            stop,
+            stats,
+        })
+    }
+
+    /// Each camera's name and frame slot (whose stats count frames, drops and reconnects).
+    pub fn camera_slots(&self) -> Vec<(String, Arc<camera::FrameSlot>)> {
+        self.cameras
+            .iter()
+            .map(|c| (c.name.clone(), c.slot.clone()))
+            .collect()
+    }
+
+    /// Stops the reader, then the cameras, and waits for the reader thread.
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        for c in self.cameras {
+            c.stop();
+        }
+    }
+}
