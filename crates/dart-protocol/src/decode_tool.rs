@@ -8,6 +8,8 @@
 
 use std::io::{self, BufRead, Write};
 
+pub use forecourt_events::hex_capture::parse_hex;
+use forecourt_events::hex_capture::{capture_lines, CaptureLine};
 use serde_json::{json, Map, Value};
 
 use crate::crc::crc16_arc;
@@ -38,55 +40,21 @@ impl std::str::FromStr for Direction {
 /// Reads hex frames from `input`, writes one JSON object per line to `out`. Only I/O errors of
 /// `input`/`out` are returned; bad frames are reported in the output.
 pub fn decode_lines(input: impl BufRead, from: Direction, out: &mut impl Write) -> io::Result<()> {
-    for (i, line) in input.split(b'\n').enumerate() {
-        let Ok(line) = String::from_utf8(line?) else {
-            // Report and go on rather than abort the whole capture.
-            writeln!(
-                out,
-                "{}",
-                json!({"line": i + 1, "error": "line is not UTF-8"})
-            )?;
-            continue;
-        };
-        let text = line.trim();
-        if text.is_empty() || text.starts_with('#') {
-            continue;
-        }
-        let value = match parse_hex(text) {
-            Ok(bytes) => decode_frame(&bytes, from),
-            Err(e) => Err(e),
+    for line in capture_lines(input) {
+        let (line_no, line) = line?;
+        let value = match line {
+            CaptureLine::Bytes(bytes) => decode_frame(&bytes, from),
+            CaptureLine::Unreadable(why) => Err(why),
         };
         let mut obj = match value {
             Ok(Value::Object(m)) => m,
             Ok(other) => Map::from_iter([("frame".to_string(), other)]),
             Err(e) => Map::from_iter([("error".to_string(), Value::from(e))]),
         };
-        obj.insert("line".into(), Value::from(i + 1));
+        obj.insert("line".into(), Value::from(line_no));
         writeln!(out, "{}", Value::Object(obj))?;
     }
     Ok(())
-}
-
-/// Hex text to bytes.
-pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
-    let mut digits = String::with_capacity(text.len());
-    for token in text.split(|c: char| c.is_whitespace() || c == ',' || c == ':') {
-        let t = token
-            .strip_prefix("0x")
-            .or_else(|| token.strip_prefix("0X"))
-            .unwrap_or(token);
-        if t.len() % 2 == 1 {
-            return Err(format!("odd number of hex digits in {token:?}"));
-        }
-        digits.push_str(t);
-    }
-    if let Some(c) = digits.chars().find(|c| !c.is_ascii_hexdigit()) {
-        return Err(format!("not a hex digit: {c:?}"));
-    }
-    (0..digits.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).map_err(|e| e.to_string()))
-        .collect()
 }
 
 /// One raw frame (exactly one, stop flag included) to its JSON description.

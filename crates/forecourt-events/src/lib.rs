@@ -5,6 +5,7 @@
 
 mod decimal;
 mod heartbeat;
+pub mod hex_capture;
 mod kept_sales;
 pub mod plate_text;
 

@@ -8,6 +8,7 @@
 
 use std::io::{self, BufRead, Write};
 
+use forecourt_events::hex_capture::{capture_lines, CaptureLine};
 use serde_json::{json, Map, Value};
 
 use crate::capture::{read_pcap, CaptureEvent, Flow};
@@ -18,24 +19,12 @@ use crate::MessageDecoder;
 
 /// Decodes hex lines from `input` into JSON lines on `out`.
 pub fn decode_hex_lines(input: impl BufRead, out: &mut impl Write) -> io::Result<()> {
-    for (i, line) in input.split(b'\n').enumerate() {
-        let line_no = i + 1;
-        let Ok(text) = String::from_utf8(line?) else {
-            writeln!(
-                out,
-                "{}",
-                json!({"line": line_no, "error": "line is not UTF-8"})
-            )?;
-            continue;
-        };
-        let text = text.trim();
-        if text.is_empty() || text.starts_with('#') {
-            continue;
-        }
-        let bytes = match parse_hex(text) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                writeln!(out, "{}", json!({"line": line_no, "error": e}))?;
+    for line in capture_lines(input) {
+        let (line_no, line) = line?;
+        let bytes = match line {
+            CaptureLine::Bytes(bytes) => bytes,
+            CaptureLine::Unreadable(why) => {
+                writeln!(out, "{}", json!({"line": line_no, "error": why}))?;
                 continue;
             }
         };
@@ -233,23 +222,6 @@ fn hex(bytes: &[u8]) -> String {
         .join(" ")
 }
 
-fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
-    let digits: String = text
-        .split([' ', ',', '\t'])
-        .map(|token| token.trim_start_matches("0x").trim_start_matches("0X"))
-        .collect();
-    if !digits.len().is_multiple_of(2) {
-        return Err(format!("odd number of hex digits ({})", digits.len()));
-    }
-    (0..digits.len())
-        .step_by(2)
-        .map(|i| {
-            u8::from_str_radix(&digits[i..i + 2], 16)
-                .map_err(|_| format!("not hex: {:?}", &digits[i..i + 2]))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,11 +264,12 @@ mod tests {
     #[test]
     fn hex_lines_give_the_sale_and_errors_per_line() {
         let sale = hex(&sale_message().encode().unwrap());
-        let input = format!("# a capture\n{sale}\n\nzz\n01 01 02\n");
+        // "aé0": four bytes of text, whose second pair cuts 'é' in two (it used to panic).
+        let input = format!("# a capture\n{sale}\n\nzz\n01 01 02\naé0\n");
         let mut out = Vec::new();
         decode_hex_lines(input.as_bytes(), &mut out).unwrap();
         let got = lines(&out);
-        assert_eq!(got.len(), 3, "{got:?}");
+        assert_eq!(got.len(), 4, "{got:?}");
         assert_eq!(got[0]["line"], 2);
         assert_eq!(got[0]["from"], "1.1");
         assert_eq!(got[0]["kind"], "unsolicited");
@@ -307,8 +280,10 @@ mod tests {
         assert_eq!(got[0]["volume"], "41.27");
         assert_eq!(got[0]["amount"], "329.75");
         assert_eq!(got[0]["state"], "payable");
-        assert!(got[1]["error"].as_str().unwrap().contains("not hex"));
+        assert!(got[1]["error"].as_str().unwrap().contains("not a hex digit"));
         assert!(got[2]["error"].as_str().unwrap().contains("left over"));
+        assert_eq!(got[3]["line"], 6);
+        assert!(got[3]["error"].as_str().unwrap().contains("not a hex digit"));
     }
 
     #[test]
