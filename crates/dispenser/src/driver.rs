@@ -31,6 +31,33 @@ pub trait DispenserDriver: Send + 'static {
     ) -> impl Future<Output = Result<(), DispenserError>> + Send;
 }
 
+/// A source that is one of two drivers, picked by the config (the DART master or listener; the
+/// IFSF node joined or mirrored): it beats and runs as the one it is.
+pub enum EitherDriver<A, B> {
+    First(A),
+    Second(B),
+}
+
+impl<A: DispenserDriver, B: DispenserDriver> DispenserDriver for EitherDriver<A, B> {
+    fn heartbeat(&self) -> Arc<Heartbeat> {
+        match self {
+            EitherDriver::First(a) => a.heartbeat(),
+            EitherDriver::Second(b) => b.heartbeat(),
+        }
+    }
+
+    async fn run(
+        self,
+        events: mpsc::Sender<DispenserEvent>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<(), DispenserError> {
+        match self {
+            EitherDriver::First(a) => a.run(events, shutdown).await,
+            EitherDriver::Second(b) => b.run(events, shutdown).await,
+        }
+    }
+}
+
 /// Reopening a lost or missing serial line: from 1 s, doubling, up to 30 s.
 pub(crate) const BACKOFF_MIN: Duration = Duration::from_secs(1);
 pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(30);

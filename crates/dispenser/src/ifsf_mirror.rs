@@ -21,7 +21,9 @@ use ifsf_protocol::MessageDecoder;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-use crate::driver::{sleep_or_shutdown, DispenserDriver, DispenserError, BACKOFF_MAX};
+use crate::driver::{
+    sleep_or_shutdown, DispenserDriver, DispenserError, EitherDriver, BACKOFF_MAX,
+};
 use crate::ifsf_config::IfsfTcpConfig;
 use crate::ifsf_watch::IfsfWatch;
 use crate::tcp_link::forward;
@@ -216,36 +218,13 @@ fn capture_frames(
 }
 
 /// The IFSF over TCP/IP source the config asks for: joining the node, or reading a mirror.
-pub enum IfsfSource {
-    Join(crate::IfsfTcpDriver),
-    Mirror(IfsfMirrorDriver),
-}
+pub type IfsfSource = EitherDriver<crate::IfsfTcpDriver, IfsfMirrorDriver>;
 
-impl IfsfSource {
+impl EitherDriver<crate::IfsfTcpDriver, IfsfMirrorDriver> {
     pub fn new(config: IfsfTcpConfig) -> Result<Self, DispenserError> {
         Ok(match config.mode {
-            crate::IfsfMode::Join => IfsfSource::Join(crate::IfsfTcpDriver::new(config)?),
-            crate::IfsfMode::Mirror => IfsfSource::Mirror(IfsfMirrorDriver::new(config)?),
+            crate::IfsfMode::Join => EitherDriver::First(crate::IfsfTcpDriver::new(config)?),
+            crate::IfsfMode::Mirror => EitherDriver::Second(IfsfMirrorDriver::new(config)?),
         })
-    }
-}
-
-impl DispenserDriver for IfsfSource {
-    fn heartbeat(&self) -> Arc<Heartbeat> {
-        match self {
-            IfsfSource::Join(d) => d.heartbeat(),
-            IfsfSource::Mirror(d) => d.heartbeat(),
-        }
-    }
-
-    async fn run(
-        self,
-        events: mpsc::Sender<DispenserEvent>,
-        shutdown: watch::Receiver<bool>,
-    ) -> Result<(), DispenserError> {
-        match self {
-            IfsfSource::Join(d) => d.run(events, shutdown).await,
-            IfsfSource::Mirror(d) => d.run(events, shutdown).await,
-        }
     }
 }

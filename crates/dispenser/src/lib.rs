@@ -28,7 +28,7 @@ pub use config::{DartConfig, DartMode, DecimalsConfig, FpConfig};
 pub use dart_driver::DartDriver;
 pub use dart_listener::DartListener;
 pub use dart_master::DartMaster;
-pub use driver::{DispenserDriver, DispenserError};
+pub use driver::{DispenserDriver, DispenserError, EitherDriver};
 pub use fdc_config::{FdcFpConfig, FdcHeader, IfsfFdcConfig};
 pub use fdc_tcp::IfsfFdcDriver;
 pub use fdc_watch::{FdcStats, FdcStep, FdcWatch};
