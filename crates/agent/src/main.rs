@@ -37,7 +37,8 @@ enum Command {
     /// Run the tracker and matcher over a recorded trace; one JSON line per sale.
     Replay {
         trace: PathBuf,
-        /// Take the matcher settings from this agent config (default: built-in defaults).
+        /// Take the matcher settings and the fuelling points' zones from this agent config
+        /// (default: built-in settings and the zones the trace recorded).
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -137,14 +138,20 @@ fn eval(
 }
 
 fn replay(trace: &std::path::Path, config: Option<&std::path::Path>) -> Result<()> {
-    let matcher_config = match config {
-        Some(c) => AgentConfig::load(c)?.matcher_config(),
-        None => matcher::MatcherConfig::default(),
+    // With a config, its matcher settings and its zones: a new zone drawing tried on what a
+    // station recorded.
+    let (zones, matcher_config) = match config {
+        Some(c) => {
+            let c = AgentConfig::load(c)?;
+            (Some(c.layout()), c.matcher_config())
+        }
+        None => (None, matcher::MatcherConfig::default()),
     };
     let out = std::io::stdout().lock();
     matcher::replay(
         open_buffered(trace)?,
         out,
+        zones,
         &matcher_config,
         plates::is_valid_plate,
     )

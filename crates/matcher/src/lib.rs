@@ -19,7 +19,7 @@ pub mod vote;
 pub use layout::{FpLayout, Layout, LayoutError, Zone};
 pub use matcher::{MatchedSale, Matcher, MatcherConfig, ScoredPlate};
 pub use replay::{
-    eval_match, replay, replay_with, EvalReport, ReplayError, ReplayedSale, TruthLine,
+    eval_match, replay, replay_with, replay_zoned, EvalReport, ReplayError, ReplayedSale, TruthLine,
 };
 pub use trace::{
     FrameRef, NozzleRecord, NozzleState, PlateRef, SaleRecord, TraceError, TracePlate, TraceReader,

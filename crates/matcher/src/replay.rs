@@ -8,6 +8,7 @@ use std::io::{BufRead, Write};
 use forecourt_events::{FpNumber, FramePlates, PlateRead, UnixMillis};
 use serde::{Deserialize, Serialize};
 
+use crate::layout::Layout;
 use crate::matcher::{MatchedSale, Matcher, MatcherConfig};
 use crate::trace::{FrameRef, TraceError, TraceReader, TraceRecordRef};
 
@@ -50,9 +51,22 @@ pub fn replay_with(
     trace: impl BufRead,
     config: &MatcherConfig,
     is_well_formed: fn(&str) -> bool,
+    on_sale: impl FnMut(ReplayedSale, &MatchedSale) -> Result<(), ReplayError>,
+) -> Result<usize, ReplayError> {
+    replay_zoned(trace, None, config, is_well_formed, on_sale)
+}
+
+/// [`replay_with`], with the fuelling points' zones taken from `zones` instead of the trace's
+/// layout record when given: a new zone drawing tried on what a station recorded.
+pub fn replay_zoned(
+    trace: impl BufRead,
+    zones: Option<Layout>,
+    config: &MatcherConfig,
+    is_well_formed: fn(&str) -> bool,
     mut on_sale: impl FnMut(ReplayedSale, &MatchedSale) -> Result<(), ReplayError>,
 ) -> Result<usize, ReplayError> {
-    let (layout, mut reader) = TraceReader::open(trace)?;
+    let (recorded, mut reader) = TraceReader::open(trace)?;
+    let layout = zones.unwrap_or(recorded);
     let mut matcher = Matcher::new(layout, config.clone(), is_well_formed);
     let mut refs: BTreeMap<(FpNumber, u8, UnixMillis), Option<String>> = BTreeMap::new();
     let mut clock = UnixMillis::MIN;
@@ -156,14 +170,16 @@ impl FrameBuffer {
 
 /// Replays `trace` and prints one JSON line per sale:
 /// `{"ref":"s17","fp":1,"nozzle":2,"plate":"苏E05EV8","confidence":0.93,"t":...}`
-/// (`plate` null when the matcher abstains). Returns the number of sales.
+/// (`plate` null when the matcher abstains). With `zones`, the fuelling points' zones are those
+/// instead of the trace's own. Returns the number of sales.
 pub fn replay(
     trace: impl BufRead,
     mut out: impl Write,
+    zones: Option<Layout>,
     config: &MatcherConfig,
     is_well_formed: fn(&str) -> bool,
 ) -> Result<usize, ReplayError> {
-    let decided = replay_with(trace, config, is_well_formed, |line, _| {
+    let decided = replay_zoned(trace, zones, config, is_well_formed, |line, _| {
         let text = serde_json::to_string(&line).unwrap_or_default();
         writeln!(out, "{text}").map_err(ReplayError::Output)
     })?;
@@ -388,6 +404,55 @@ pub fn eval_match(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zones_given_to_the_replay_replace_the_recorded_ones() {
+        let half = |fp: u8, x0: f32, x1: f32| {
+            format!(
+                r#"{{"fp":{fp},"zones":[{{"camera":"cam1","polygon":[[{x0},0],[{x1},0],[{x1},1],[{x0},1]]}}]}}"#
+            )
+        };
+        let mut lines = vec![format!(
+            r#"{{"type":"layout","fps":[{},{}]}}"#,
+            half(1, 0.0, 0.5),
+            half(2, 0.5, 1.0)
+        )];
+        // One car on the left half of the image all along; fp 1 sells.
+        for k in 0..60 {
+            let t = k * 500;
+            lines.push(format!(
+                r#"{{"type":"frame","t":{t},"camera":"cam1","plates":[{{"text":"苏E05EV8","conf":0.95,"box":[0.2,0.5,0.3,0.55]}}]}}"#
+            ));
+            if t == 2_000 {
+                lines.push(r#"{"type":"nozzle","t":2000,"fp":1,"nozzle":1,"state":"out"}"#.into());
+            }
+            if t == 15_000 {
+                lines.push(r#"{"type":"nozzle","t":15000,"fp":1,"nozzle":1,"state":"in"}"#.into());
+                lines.push(r#"{"type":"sale","t":15000,"fp":1,"nozzle":1,"volume":"30.00","amount":"235.50","price":"7.85","ref":"s1"}"#.into());
+            }
+        }
+        let trace = lines.join("\n");
+        let plate_of_s1 = |zones: Option<Layout>| {
+            let mut plates = Vec::new();
+            replay_zoned(
+                trace.as_bytes(),
+                zones,
+                &MatcherConfig::default(),
+                |text| text.chars().count() == 7,
+                |sale, _| {
+                    plates.push(sale.plate);
+                    Ok(())
+                },
+            )
+            .unwrap();
+            plates
+        };
+        assert_eq!(plate_of_s1(None), [Some("苏E05EV8".to_string())]);
+        // Fp 1's zone drawn on the far right of the image instead: the car is not at its pump.
+        let moved: Layout =
+            serde_json::from_str(&format!(r#"{{"fps":[{}]}}"#, half(1, 0.7, 1.0))).unwrap();
+        assert_eq!(plate_of_s1(Some(moved)), [None]);
+    }
 
     #[test]
     fn the_frame_buffer_holds_exactly_each_frame_as_plates_come_and_go() {

@@ -65,6 +65,7 @@ fn replay_twice_is_byte_identical() {
         let sales = replay(
             trace.as_slice(),
             &mut out,
+            None,
             &MatcherConfig::default(),
             is_valid_plate,
         )
@@ -97,6 +98,7 @@ fn a_bad_trace_line_is_an_error_with_its_number() {
     let err = replay(
         text.as_bytes(),
         Vec::new(),
+        None,
         &MatcherConfig::default(),
         is_valid_plate,
     )
