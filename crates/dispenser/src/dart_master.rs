@@ -350,7 +350,7 @@ async fn serve(
 fn on_answer(link: &mut FpLink, fp: FpNumber, events: &mut Vec<DispenserEvent>) {
     link.timeouts = 0;
     if link.online != Some(true) {
-        tracing::info!(fp, address = link.address, "pump online");
+        tracing::info!(fp, address = %format_args!("{:#04x}", link.address), "pump online");
         link.online = Some(true);
         link.fp.line_fault();
         events.push(DispenserEvent::PumpOnline {
@@ -363,7 +363,7 @@ fn on_answer(link: &mut FpLink, fp: FpNumber, events: &mut Vec<DispenserEvent>) 
 fn on_silence(link: &mut FpLink, fp: FpNumber, cfg: &DartConfig, events: &mut Vec<DispenserEvent>) {
     link.timeouts = link.timeouts.saturating_add(1);
     if link.timeouts >= cfg.offline_after_timeouts && link.online != Some(false) {
-        tracing::warn!(fp, address = link.address, "pump offline");
+        tracing::warn!(fp, address = %format_args!("{:#04x}", link.address), "pump offline");
         link.online = Some(false);
         link.fp.line_fault();
         // The pump will number from 0 after a restart; we accept whatever comes first.

@@ -1,5 +1,6 @@
 //! HQ's commands and the operator's SIGHUP (a `reload_config`) in one queue for the station loop.
 
+use serde::Deserialize;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -46,8 +47,12 @@ pub fn forward_commands(
 fn sighup_reload() -> Option<uplink::CommandRequest> {
     let (reply, answer) = oneshot::channel();
     tokio::spawn(async move {
-        if let Ok(r) = answer.await {
-            info!("SIGHUP reload: {r:?}");
+        match answer.await {
+            Ok(uplink::CommandReply::Done(result)) => info!("SIGHUP: {}", reload_in_words(&result)),
+            Ok(uplink::CommandReply::Failed(why)) => {
+                warn!("SIGHUP: config not reloaded, the running one stays: {why}")
+            }
+            Err(_) => {}
         }
     });
     match StationCommands::local("reload_config", r#"{"id":"sighup"}"#) {
@@ -59,5 +64,52 @@ fn sighup_reload() -> Option<uplink::CommandRequest> {
             warn!("SIGHUP: {e}");
             None
         }
+    }
+}
+
+/// What a reload did, for the operator's log: `config reloaded: applied matcher; needs a restart:
+/// camera, fp`.
+fn reload_in_words(result: &serde_json::Value) -> String {
+    let Ok(reload) = wire::ReloadResult::deserialize(result) else {
+        return format!("config reloaded: {result}");
+    };
+    let list = |sections: &[String]| sections.join(", ");
+    match (reload.applied.is_empty(), reload.needs_restart.is_empty()) {
+        (true, true) => "config reloaded: nothing changed".into(),
+        (false, true) => format!("config reloaded: applied {}", list(&reload.applied)),
+        (true, false) => format!(
+            "config reloaded: nothing applied; needs a restart: {}",
+            list(&reload.needs_restart)
+        ),
+        (false, false) => format!(
+            "config reloaded: applied {}; needs a restart: {}",
+            list(&reload.applied),
+            list(&reload.needs_restart)
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reload_is_logged_in_words() {
+        let said = |applied: &[&str], needs_restart: &[&str]| {
+            reload_in_words(&serde_json::json!({
+                "applied": applied,
+                "needs_restart": needs_restart,
+            }))
+        };
+        assert_eq!(said(&[], &[]), "config reloaded: nothing changed");
+        assert_eq!(said(&["matcher"], &[]), "config reloaded: applied matcher");
+        assert_eq!(
+            said(&[], &["camera", "fp"]),
+            "config reloaded: nothing applied; needs a restart: camera, fp"
+        );
+        assert_eq!(
+            said(&["matcher"], &["fp"]),
+            "config reloaded: applied matcher; needs a restart: fp"
+        );
     }
 }
