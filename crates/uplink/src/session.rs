@@ -152,6 +152,7 @@ pub(crate) async fn run_session(
         tracker: InflightTracker::default(),
         connected: false,
         connected_at: None,
+        health_lacked_agent: false,
         cursor: None,
         caught_up: false,
         ready: VecDeque::new(),
@@ -179,6 +180,9 @@ struct Session<'a> {
     connected: bool,
     /// When the CONNACK came.
     connected_at: Option<std::time::Instant>,
+    /// The last health report went out before the agent had given its part: the next one goes
+    /// as soon as it has, not a whole interval later.
+    health_lacked_agent: bool,
     /// Last outbox position read in this session.
     cursor: Option<i64>,
     /// The last outbox read returned everything there was: wait for a wake-up or the tick.
@@ -214,6 +218,7 @@ impl Session<'_> {
         let health_every = self.shared.config.health_interval_s;
         let mut health_tick = tokio::time::interval(Duration::from_secs(health_every.max(1)));
         health_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut agent_health = self.shared.agent_health.clone();
         loop {
             self.shared.heartbeat.beat();
             self.bury_poison().await;
@@ -270,6 +275,9 @@ impl Session<'_> {
                     self.publish_notice(topic, QoS::AtLeastOnce, payload);
                 }
                 _ = health_tick.tick(), if self.connected && health_every > 0 => {
+                    self.publish_health().await;
+                }
+                Ok(()) = agent_health.changed(), if self.connected && self.health_lacked_agent => {
                     self.publish_health().await;
                 }
                 _ = tick.tick() => self.more_may_wait(),
@@ -477,6 +485,7 @@ impl Session<'_> {
             dropped: self.shared.outbox.dropped_total(),
         };
         let agent = self.shared.agent_health.borrow().clone();
+        self.health_lacked_agent = agent.is_null();
         let payload = health_payload(
             &self.shared.config.station_id,
             self.shared.status.started,

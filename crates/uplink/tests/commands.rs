@@ -254,6 +254,45 @@ async fn commands_are_checked_answered_and_handed_to_the_agent() {
     .await;
 }
 
+/// The agent gives its part of the health report a moment after the uplink connects; HQ gets it
+/// then, not a whole `health_interval_s` later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_part_of_health_goes_out_as_soon_as_it_is_given() {
+    bounded(Duration::from_secs(60), async {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::start(dir.path(), false);
+        let outbox = Outbox::open(dir.path().join("outbox.db")).unwrap();
+        let mut health_sub = Subscriber::start(broker.port, "forecourt/ST1/health", None).await;
+        let mut config = config(broker.port);
+        config.health_interval_s = 3600;
+        let uplink = Uplink::new(config, outbox.clone(), Arc::new(Notify::new())).unwrap();
+        let health_publisher = uplink.health_publisher();
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(uplink.run(stop_rx));
+        // The report sent on connecting, before the agent had anything to say.
+        let first = health_sub.next(Duration::from_secs(10)).await;
+        assert!(first.json["agent"].is_null(), "{}", first.json);
+        health_publisher.set(json!({"cameras": {"cam1": {"fps": 5.0}}}));
+        let second = health_sub.next(Duration::from_secs(10)).await;
+        assert_eq!(second.json["agent"]["cameras"]["cam1"]["fps"], 5.0);
+        // Given once, it waits for the interval again: no report per change.
+        health_publisher.set(json!({"cameras": {"cam1": {"fps": 4.0}}}));
+        assert!(
+            tokio::time::timeout(Duration::from_secs(2), health_sub.messages.recv())
+                .await
+                .is_err(),
+            "a report per change of the agent's part"
+        );
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resend_sends_acknowledged_records_again_with_their_ids() {
     bounded(Duration::from_secs(60), async {
