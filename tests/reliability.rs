@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use faultfs::{power_cut, Faults};
 use mqtt_fault_proxy::{AckShuffle, FaultProxy};
+use seeded_rng::Rng;
 use serde_json::Value;
 use support::*;
 
@@ -59,27 +60,6 @@ const PRICES: [&[&str]; 4] = [
     &["7.85", "8.32", "9.10"],
 ];
 
-struct Rng(u64);
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.unit()
-    }
-}
-
 /// One scripted fill (fuelling point, nozzle, start, end, volume in 0.01 l).
 #[derive(Clone, Debug)]
 struct Fill {
@@ -100,8 +80,8 @@ fn rush(seed: u64, from_s: f64, until_s: f64) -> Vec<Fill> {
         let mut t = from_s + rng.range(0.0, 1.5);
         while t < until_s {
             let dur = rng.range(1.5, 4.0);
-            let nozzle = 1 + (rng.next() % PRICES[usize::from(fp - 1)].len() as u64) as u8;
-            let mut cl = 500 + rng.next() % 5500;
+            let nozzle = 1 + (rng.next_u64() % PRICES[usize::from(fp - 1)].len() as u64) as u8;
+            let mut cl = 500 + rng.next_u64() % 5500;
             while !used.insert((fp, cl)) {
                 cl += 1;
             }
@@ -1563,8 +1543,8 @@ fn torn_wal_checks(copies: &[PathBuf], rng: &mut Rng) -> usize {
             ("truncate to header".into(), 32.min(len), false),
         ];
         for _ in 0..3 {
-            cuts.push(("truncate random".into(), rng.next() % len, false));
-            cuts.push(("corrupt random".into(), rng.next() % len, true));
+            cuts.push(("truncate random".into(), rng.next_u64() % len, false));
+            cuts.push(("corrupt random".into(), rng.next_u64() % len, true));
         }
         for (what, at, corrupt) in cuts {
             let t = c.join(format!("torn-{checked}"));
@@ -1770,7 +1750,7 @@ fn camera_faults() {
     rig.start_sim(&fills, &[]);
     rig.run_for(Duration::from_secs(6));
     let mut rng = Rng::new(3);
-    let garbage: Vec<u8> = (0..good.len()).map(|_| rng.next() as u8).collect();
+    let garbage: Vec<u8> = (0..good.len()).map(|_| rng.next_u64() as u8).collect();
     // In place: the camera's open file becomes garbage too.
     std::fs::write(&video, &garbage).unwrap();
     rig.run_for(Duration::from_secs_f64(until / 4.0));
@@ -2053,8 +2033,10 @@ fn power_cuts_during_rush_hour() {
     while rig.sim_time() < until && cuts < cuts_wanted {
         rig.run_for(Duration::from_secs_f64(rng.range(1.0, 3.0)));
         rig.agent.kill9();
-        let report =
-            power_cut(&log, |records| (rng.next() % (records as u64 + 1)) as usize).unwrap();
+        let report = power_cut(&log, |records| {
+            (rng.next_u64() % (records as u64 + 1)) as usize
+        })
+        .unwrap();
         undone += report.undone;
         cuts_losing += usize::from(report.undone > 0);
         cuts += 1;

@@ -82,33 +82,9 @@ impl Schedule {
     }
 }
 
-/// Tiny xorshift PRNG: enough for customers and fault injection, no extra crate.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed.max(1))
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// Uniform in [0, 1).
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    pub fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.unit()
-    }
-}
+/// The customers' and faults' random stream: the workspace's one seeded PRNG, so a scenario
+/// reproduces from its seed.
+pub use seeded_rng::Rng;
 
 /// How random customers behave. The default is a real forecourt; tests speed it up.
 #[derive(Debug, Clone, PartialEq)]
