@@ -1292,6 +1292,18 @@ fn corrupt_outbox_at_start() {
     rig.start_sim(&fills, &[]);
     rig.drain(sched_end(&fills));
     let alarmed = health.alarmed("outbox quarantined");
+    // Each camera's grab and read rates: the reader reads the camera (at most what it grabbed,
+    // give or take the frame taken just after a report).
+    let cameras: Vec<(f64, f64)> = health
+        .reports()
+        .iter()
+        .filter_map(|h| {
+            let camera = h["agent"]["cameras"].get(0)?;
+            Some((camera["fps"].as_f64()?, camera["read_fps"].as_f64()?))
+        })
+        .collect();
+    let rates_hold = cameras.iter().any(|&(_, read)| read > 0.0)
+        && cameras.iter().all(|&(fps, read)| read <= fps + 1.0);
     let last_health = health.stop();
     let kept: Vec<PathBuf> = std::fs::read_dir(&rig.data_dir)
         .unwrap()
@@ -1325,6 +1337,10 @@ fn corrupt_outbox_at_start() {
             (
                 alarmed,
                 format!("no quarantine alarm in the health messages; last: {last_health}"),
+            ),
+            (
+                rates_hold,
+                format!("camera (fps, read_fps) per health message: {cameras:?}"),
             ),
         ],
     );

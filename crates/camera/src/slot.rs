@@ -12,6 +12,8 @@ pub struct CameraStats {
     pub frames: AtomicU64,
     /// Frames overwritten before anyone took them.
     pub dropped: AtomicU64,
+    /// Frames taken (by the plate reader): the rate it reads this camera at.
+    pub taken: AtomicU64,
     pub reconnects: AtomicU64,
     /// Failed attempts to open the source (missing file, unreachable stream, garbage data).
     pub open_failures: AtomicU64,
@@ -53,6 +55,10 @@ impl FrameSlot {
             .ready
             .wait_timeout_while(latest, timeout, |f| f.is_none())
             .unwrap_or_else(|p| p.into_inner());
-        latest.take()
+        let frame = latest.take();
+        if frame.is_some() {
+            self.stats.taken.fetch_add(1, Ordering::Relaxed);
+        }
+        frame
     }
 }

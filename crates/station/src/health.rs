@@ -44,7 +44,8 @@ pub async fn log_health(
     // The first report at once: alarms raised at start (a quarantined outbox) reach HQ with
     // the first health message, not a period later.
     let mut tick = tokio::time::interval(every);
-    let mut last_frames: Vec<u64> = vec![0; cameras.len()];
+    // Per camera, its frames grabbed and taken by the reader at the last report.
+    let mut last_counts: Vec<(u64, u64)> = vec![(0, 0); cameras.len()];
     let mut last_report = tokio::time::Instant::now();
     loop {
         tokio::select! {
@@ -56,22 +57,30 @@ pub async fn log_health(
         let mut camera_reports = Vec::new();
         for (i, (name, slot)) in cameras.iter().enumerate() {
             let s = &slot.stats;
-            let frames = s.frames.load(Ordering::Relaxed);
-            let fps = (frames - last_frames[i]) as f64 / since_last;
+            let (frames, taken) = (
+                s.frames.load(Ordering::Relaxed),
+                s.taken.load(Ordering::Relaxed),
+            );
+            let rate = |now: u64, before: u64| now.saturating_sub(before) as f64 / since_last;
+            let (fps, read_fps) = (
+                rate(frames, last_counts[i].0),
+                rate(taken, last_counts[i].1),
+            );
             let (dropped, reconnects, connected) = (
                 s.dropped.load(Ordering::Relaxed),
                 s.reconnects.load(Ordering::Relaxed),
                 s.connected.load(Ordering::Relaxed),
             );
-            info!(camera = %name, fps, dropped, reconnects, connected, "health: camera");
+            info!(camera = %name, fps, read_fps, dropped, reconnects, connected, "health: camera");
             camera_reports.push(CameraHealth {
                 name: name.clone(),
                 fps,
+                read_fps,
                 dropped,
                 reconnects,
                 connected,
             });
-            last_frames[i] = frames;
+            last_counts[i] = (frames, taken);
         }
         let read_ms = vision.read_us.load(Ordering::Relaxed) as f64 / 1000.0;
         let in_memory = unwritten.load(Ordering::Relaxed);

@@ -67,8 +67,10 @@ pub struct AgentHealth {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CameraHealth {
     pub name: String,
-    /// Frames per second since the last report.
+    /// Frames per second grabbed from the camera since the last report.
     pub fps: f64,
+    /// Frames per second the plate reader read of them (at most the camera's `max_fps`).
+    pub read_fps: f64,
     /// Frames replaced in the camera's slot before the reader took them, since start.
     pub dropped: u64,
     pub reconnects: u64,
