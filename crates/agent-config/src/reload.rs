@@ -7,8 +7,9 @@ use station::{ConfigSource, Reload, ReloadError};
 
 use crate::{AgentConfig, ConfigError, ConfigProblems};
 
-/// What a reload can apply without a restart.
-const LIVE_SECTIONS: &[&str] = &["matcher"];
+/// What a reload can apply without a restart: the matcher's settings and the fuelling points'
+/// zones (`[[fp]]`).
+const LIVE_SECTIONS: &[&str] = &["matcher", "fp"];
 
 /// The config file as the running agent has it, to tell what a reload changed.
 pub struct LoadedConfig {
@@ -59,8 +60,10 @@ impl ConfigSource for LoadedConfig {
                 None => self.table.remove(k),
             };
         }
+        let changed = |section: &str| applied.iter().any(|k| k == section);
         Ok(Reload {
-            matcher: (!applied.is_empty()).then(|| config.matcher_config()),
+            matcher: changed("matcher").then(|| config.matcher_config()),
+            layout: changed("fp").then(|| config.layout()),
             applied,
             needs_restart,
         })

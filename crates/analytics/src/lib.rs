@@ -92,6 +92,15 @@ impl Analytics {
         }
     }
 
+    /// The fuelling points' zones drawn anew (a reload): reads from now on are placed by them.
+    /// A fuelling point new to the layout starts with no nozzles known.
+    pub fn set_layout(&mut self, layout: Layout) {
+        for f in &layout.fps {
+            self.known.entry(f.fp).or_default();
+        }
+        self.layout = layout;
+    }
+
     /// The live agent calls this at start: what happened earlier in the current hour (before a
     /// restart) is not in these counters, so that hour's summary says from when it counts
     /// (`counted_from`). A replay of a whole trace does not call it.

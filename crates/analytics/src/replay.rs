@@ -5,7 +5,7 @@
 use std::io::BufRead;
 
 use forecourt_events::UnixMillis;
-use matcher::{Matcher, MatcherConfig, ReplayError, TraceReader};
+use matcher::{Layout, Matcher, MatcherConfig, ReplayError, TraceReader, TraceRecord};
 
 use crate::{Analytics, AnalyticsConfig, AnalyticsEvent};
 
@@ -33,7 +33,7 @@ pub fn replay_analytics(
     };
     while let Some(record) = reader.next_record()? {
         let Some(t) = record.time() else {
-            return Err(ReplayError::SecondLayout {
+            return Err(ReplayError::UntimedLayout {
                 line: reader.line_number(),
             });
         };
@@ -46,6 +46,10 @@ pub fn replay_analytics(
             analytics.observe_frame(&frame);
             // Arrivals go out at once, as live.
             events.extend(analytics.poll(clock));
+        } else if let TraceRecord::Layout { fps, .. } = record {
+            let layout = Layout { fps };
+            matcher.set_layout(layout.clone());
+            analytics.set_layout(layout);
         } else if let Some(event) = record.to_dispenser() {
             matcher.observe_dispenser(&event);
             analytics.observe_dispenser(&event);

@@ -241,6 +241,11 @@ impl PumpView {
 
 /// Per fuelling point of `layout` (the first entry of each), its views, one per camera that
 /// sees it, cameras in name order.
+/// A fuelling point's own zones on every camera, to tell whether a new layout changed them.
+fn zone_shapes(views: &[PumpView]) -> Vec<&Zone> {
+    views.iter().flat_map(|v| v.zones.iter()).collect()
+}
+
 fn pump_views(layout: &Layout) -> BTreeMap<FpNumber, Vec<PumpView>> {
     let mut views = BTreeMap::new();
     for (index, fp_layout) in layout.fps.iter().enumerate() {
@@ -495,6 +500,35 @@ impl Matcher {
                     .map_or(&[][..], Vec::as_slice);
                 Self::mark_zones(views, self.config.near_zone_widths, track, 0);
             }
+        }
+    }
+
+    /// The fuelling points' zones drawn anew (a reload): every sale judged from now on, those
+    /// already waiting for their verdict too, looks at the new zones. Each kept read's place
+    /// among the zones is worked out again, and what was learned of a fuelling point whose
+    /// zones changed (where its cars stop) is forgotten: it was learned through the old zones.
+    pub fn set_layout(&mut self, layout: Layout) {
+        let views = pump_views(&layout);
+        let old_zones = |fp: &FpNumber| self.views.get(fp).map(|v| zone_shapes(v));
+        let changed: Vec<FpNumber> = views
+            .keys()
+            .chain(self.views.keys())
+            .filter(|fp| views.get(*fp).map(|v| zone_shapes(v)) != old_zones(fp))
+            .copied()
+            .collect();
+        for fp in &changed {
+            self.stops.forget_fp(*fp);
+        }
+        self.stop_candidates.retain(|c| !changed.contains(&c.fp));
+        self.island = island_neighbours(&layout);
+        self.zone_views = zone_views(&views);
+        self.views = views;
+        for track in self.tracker.tracks_mut() {
+            let views = self
+                .zone_views
+                .get(&track.camera)
+                .map_or(&[][..], Vec::as_slice);
+            Self::mark_zones(views, self.config.near_zone_widths, track, 0);
         }
     }
 

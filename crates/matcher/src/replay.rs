@@ -16,8 +16,8 @@ use crate::trace::{FrameRef, TraceError, TraceReader, TraceRecordRef};
 pub enum ReplayError {
     #[error(transparent)]
     Trace(#[from] TraceError),
-    #[error("trace line {line}: a second layout record")]
-    SecondLayout { line: usize },
+    #[error("trace line {line}: a layout record after the first needs the time it took effect")]
+    UntimedLayout { line: usize },
     #[error("writing the replay output: {0}")]
     Output(std::io::Error),
     #[error("ground truth line {line}: {message}")]
@@ -66,6 +66,8 @@ pub fn replay_zoned(
     mut on_sale: impl FnMut(ReplayedSale, &MatchedSale) -> Result<(), ReplayError>,
 ) -> Result<usize, ReplayError> {
     let (recorded, mut reader) = TraceReader::open(trace)?;
+    // Zones given by the caller hold throughout: the trace's own reloads are passed over.
+    let zones_given = zones.is_some();
     let layout = zones.unwrap_or(recorded);
     let mut matcher = Matcher::new(layout, config.clone(), is_well_formed);
     let mut refs: BTreeMap<(FpNumber, u8, UnixMillis), Option<String>> = BTreeMap::new();
@@ -94,7 +96,7 @@ pub fn replay_zoned(
     let mut frame_buffer = FrameBuffer::new();
     while let Some(record) = reader.next_record_ref()? {
         let Some(t) = record.time() else {
-            return Err(ReplayError::SecondLayout {
+            return Err(ReplayError::UntimedLayout {
                 line: reader.line_number(),
             });
         };
@@ -110,6 +112,17 @@ pub fn replay_zoned(
         }
         if let TraceRecordRef::Frame(frame_ref) = record {
             matcher.observe_frame(frame_buffer.refill(&frame_ref));
+        } else if let TraceRecordRef::Layout { fps, .. } = record {
+            let layout = Layout { fps: fps.to_vec() };
+            layout.validate().map_err(|source| {
+                ReplayError::Trace(TraceError::BadLayout {
+                    line: reader.line_number(),
+                    source,
+                })
+            })?;
+            if !zones_given {
+                matcher.set_layout(layout);
+            }
         } else if let Some(event) = record.to_dispenser() {
             matcher.observe_dispenser(&event);
         }
@@ -452,6 +465,68 @@ mod tests {
         let moved: Layout =
             serde_json::from_str(&format!(r#"{{"fps":[{}]}}"#, half(1, 0.7, 1.0))).unwrap();
         assert_eq!(plate_of_s1(Some(moved)), [None]);
+    }
+
+    #[test]
+    fn zones_a_reload_drew_anew_judge_the_sales_after_it() {
+        let zone = |x0: f32, x1: f32| {
+            format!(
+                r#""fps":[{{"fp":1,"zones":[{{"camera":"cam1","polygon":[[{x0},0],[{x1},0],[{x1},1],[{x0},1]]}}]}}]"#
+            )
+        };
+        // The car stands on the right half; fp 1's zone is the left half until a reload at 1 s.
+        let trace = |reload_at: Option<i64>| {
+            let mut lines = vec![format!(r#"{{"type":"layout",{}}}"#, zone(0.0, 0.5))];
+            for k in 0..60 {
+                let t = k * 500;
+                if reload_at == Some(t) {
+                    lines.push(format!(r#"{{"type":"layout","t":{t},{}}}"#, zone(0.5, 1.0)));
+                }
+                lines.push(format!(
+                    r#"{{"type":"frame","t":{t},"camera":"cam1","plates":[{{"text":"苏E05EV8","conf":0.95,"box":[0.7,0.5,0.8,0.55]}}]}}"#
+                ));
+                if t == 2_000 {
+                    lines.push(
+                        r#"{"type":"nozzle","t":2000,"fp":1,"nozzle":1,"state":"out"}"#.into(),
+                    );
+                }
+                if t == 15_000 {
+                    lines.push(
+                        r#"{"type":"nozzle","t":15000,"fp":1,"nozzle":1,"state":"in"}"#.into(),
+                    );
+                    lines.push(r#"{"type":"sale","t":15000,"fp":1,"nozzle":1,"volume":"30.00","amount":"235.50","price":"7.85","ref":"s1"}"#.into());
+                }
+            }
+            lines.join("\n")
+        };
+        let plates = |trace: &str| {
+            let mut plates = Vec::new();
+            replay_with(
+                trace.as_bytes(),
+                &MatcherConfig::default(),
+                |text| text.chars().count() == 7,
+                |sale, _| {
+                    plates.push(sale.plate);
+                    Ok(())
+                },
+            )
+            .map(|_| plates)
+        };
+        assert_eq!(plates(&trace(None)).unwrap(), [None]);
+        assert_eq!(
+            plates(&trace(Some(1_000))).unwrap(),
+            [Some("苏E05EV8".to_string())]
+        );
+        // A second layout without the time it took effect cannot be placed.
+        let untimed = trace(None).replacen(
+            "\n",
+            &format!("\n{{\"type\":\"layout\",{}}}\n", zone(0.5, 1.0)),
+            1,
+        );
+        assert!(matches!(
+            plates(&untimed),
+            Err(ReplayError::UntimedLayout { line: 2 })
+        ));
     }
 
     #[test]

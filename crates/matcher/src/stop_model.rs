@@ -85,6 +85,12 @@ impl StopModel {
     /// One car that stood in the bay through a fill. Cars queued inside the zone are samples too,
     /// but every fill has a car at the pump and only some have a queue, so the pump's box is
     /// where most samples agree.
+    /// Forgets what was learned of `fp` on every camera (its zones were drawn anew: the samples
+    /// were taken through the old ones).
+    pub fn forget_fp(&mut self, fp: FpNumber) {
+        self.stops.retain(|(_, stop_fp), _| *stop_fp != fp);
+    }
+
     pub fn learn(&mut self, camera: &str, fp: FpNumber, sample: StopSample) {
         self.keep(camera, fp, sample, |stop| &mut stop.samples);
     }

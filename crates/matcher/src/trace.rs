@@ -1,5 +1,6 @@
 //! The record-and-replay trace: JSON Lines, UTF-8, one record per line, `t` in integer ms since
-//! the epoch. The first line is the layout; then frames, nozzle changes and sales, sorted by `t`.
+//! the epoch. The first line is the layout; then frames, nozzle changes, sales and zones drawn
+//! anew by a reload (a layout with a `t`), sorted by `t`.
 //! Reading and writing go through `BufRead`/`Write` given by the caller, so this module opens no
 //! files itself.
 
@@ -39,7 +40,11 @@ pub struct TracePlate {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum TraceRecord {
+    /// The fuelling points' zones: the first line, without `t`; later, with the `t` a reload
+    /// drew them anew at (sales judged from then on look at them).
     Layout {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        t: Option<UnixMillis>,
         fps: Vec<FpLayout>,
     },
     Frame {
@@ -54,7 +59,7 @@ pub enum TraceRecord {
 impl TraceRecord {
     pub fn time(&self) -> Option<UnixMillis> {
         match self {
-            TraceRecord::Layout { .. } => None,
+            TraceRecord::Layout { t, .. } => *t,
             TraceRecord::Frame { t, .. } => Some(*t),
             TraceRecord::Nozzle(nozzle) => Some(nozzle.t),
             TraceRecord::Sale(sale) => Some(sale.t),
@@ -114,7 +119,7 @@ impl TraceRecord {
     /// This record as a borrowed view.
     pub fn as_record_ref(&self) -> TraceRecordRef<'_> {
         match self {
-            TraceRecord::Layout { fps } => TraceRecordRef::Layout { fps },
+            TraceRecord::Layout { t, fps } => TraceRecordRef::Layout { t: *t, fps },
             TraceRecord::Frame { t, camera, plates } => TraceRecordRef::Frame(FrameRef {
                 t: *t,
                 camera,
@@ -130,7 +135,10 @@ impl TraceRecord {
 /// it allocates nothing.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum TraceRecordRef<'a> {
-    Layout { fps: &'a [FpLayout] },
+    Layout {
+        t: Option<UnixMillis>,
+        fps: &'a [FpLayout],
+    },
     Frame(FrameRef<'a>),
     Nozzle(NozzleRecord),
     Sale(SaleRecord<&'a str>),
@@ -139,7 +147,7 @@ pub enum TraceRecordRef<'a> {
 impl TraceRecordRef<'_> {
     pub fn time(&self) -> Option<UnixMillis> {
         match self {
-            TraceRecordRef::Layout { .. } => None,
+            TraceRecordRef::Layout { t, .. } => *t,
             TraceRecordRef::Frame(frame) => Some(frame.t),
             TraceRecordRef::Nozzle(nozzle) => Some(nozzle.t),
             TraceRecordRef::Sale(sale) => Some(sale.t),
@@ -148,7 +156,10 @@ impl TraceRecordRef<'_> {
 
     pub fn to_record(&self) -> TraceRecord {
         match *self {
-            TraceRecordRef::Layout { fps } => TraceRecord::Layout { fps: fps.to_vec() },
+            TraceRecordRef::Layout { t, fps } => TraceRecord::Layout {
+                t,
+                fps: fps.to_vec(),
+            },
             TraceRecordRef::Frame(frame) => TraceRecord::Frame {
                 t: frame.t,
                 camera: frame.camera.to_string(),
@@ -315,7 +326,7 @@ impl<R: BufRead> TraceReader<R> {
         };
         let line = reader.line_number + 1;
         match reader.next_record()? {
-            Some(TraceRecord::Layout { fps }) => {
+            Some(TraceRecord::Layout { t: None, fps }) => {
                 let layout = Layout { fps };
                 layout
                     .validate()
@@ -425,6 +436,7 @@ impl<W: Write> TraceWriter<W> {
     /// Writes the layout line at once. A `reorder_ms` of 2000 covers plate-reader lag.
     pub fn new(mut out: W, layout: &Layout, reorder_ms: i64) -> Result<Self, TraceError> {
         let record = TraceRecord::Layout {
+            t: None,
             fps: layout.fps.clone(),
         };
         writeln!(out, "{}", to_line(&record))?;
@@ -458,9 +470,17 @@ impl<W: Write> TraceWriter<W> {
         }
     }
 
+    /// The zones as a reload drew them anew at `t`: replay judges the sales after it by them.
+    pub fn write_layout(&mut self, t: UnixMillis, layout: &Layout) -> Result<(), TraceError> {
+        self.push(TraceRecord::Layout {
+            t: Some(t),
+            fps: layout.fps.clone(),
+        })
+    }
+
     pub fn push(&mut self, record: TraceRecord) -> Result<(), TraceError> {
         let Some(t) = record.time() else {
-            return Ok(()); // a second layout has no place in a trace
+            return Ok(()); // a layout without a time is the header, written once
         };
         self.arrivals += 1;
         self.waiting.insert((t, self.arrivals), to_line(&record));

@@ -13,6 +13,8 @@ pub struct Reload {
     pub needs_restart: Vec<String>,
     /// The matcher settings to use from now on, when the `matcher` section changed.
     pub matcher: Option<matcher::MatcherConfig>,
+    /// The fuelling points' zones from now on, when they changed.
+    pub layout: Option<matcher::Layout>,
 }
 
 /// The configuration file as loaded.

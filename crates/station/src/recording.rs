@@ -140,6 +140,13 @@ impl Recording {
         }
     }
 
+    /// The zones drawn anew at `t` (a reload): written to the trace being recorded, and the
+    /// header of any trace started later.
+    pub fn record_layout(&mut self, t: UnixMillis, layout: &matcher::Layout) {
+        self.layout = layout.clone();
+        self.record(|trace| trace.write_layout(t, layout));
+    }
+
     /// Writes to the trace when recording; a failing trace stops recording, never the station.
     pub fn record(
         &mut self,

@@ -30,9 +30,19 @@ fn layout() -> matcher::Layout {
 
 /// Builds a station on `outbox` as the agent does at start, restores, and runs it.
 async fn start(outbox: &Outbox, dir: &std::path::Path) -> (Running, Restored) {
+    start_with(outbox, dir, layout(), None).await
+}
+
+/// [`start`] with these zones, and a config file that reloads as `config` says.
+async fn start_with(
+    outbox: &Outbox,
+    dir: &std::path::Path,
+    layout: matcher::Layout,
+    config: Option<Box<dyn station::ConfigSource>>,
+) -> (Running, Restored) {
     let kept_sales = Arc::new(KeptSales::new());
     let mut station = Station::new(StationParts {
-        layout: layout(),
+        layout,
         // Nothing is decided before the stop, however slow the machine: the test says when.
         matcher: matcher::MatcherConfig {
             grace_ms: 3_600_000,
@@ -46,7 +56,7 @@ async fn start(outbox: &Outbox, dir: &std::path::Path) -> (Running, Restored) {
         kept_totalizers: outbox.totalizers().unwrap(),
         trace_dir: dir.join("traces"),
         trace_file: None,
-        config: None,
+        config,
     })
     .unwrap();
     let restored = station.restore().await.unwrap();
@@ -143,6 +153,29 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) {
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Fp 1's zone on cam1: the image's left or right half.
+fn half(right: bool) -> matcher::Layout {
+    let (x0, x1) = if right { (0.5, 1.0) } else { (0.0, 0.5) };
+    serde_json::from_value(serde_json::json!({"fps": [{"fp": 1, "zones": [
+        {"camera": "cam1", "polygon": [[x0, 0.0], [x1, 0.0], [x1, 1.0], [x0, 1.0]]}
+    ]}]}))
+    .unwrap()
+}
+
+/// A config file whose next reload brings new zones.
+struct NewZones(Option<matcher::Layout>);
+
+impl station::ConfigSource for NewZones {
+    fn reload(&mut self) -> Result<station::Reload, station::ReloadError> {
+        Ok(station::Reload {
+            applied: vec!["fp".into()],
+            needs_restart: vec![],
+            matcher: None,
+            layout: self.0.take(),
+        })
     }
 }
 
@@ -382,5 +415,45 @@ async fn hq_commands_are_carried_out_or_refused() {
             assert_eq!((c.sale_id, c.plate.as_str()), (sale_id, "京A12345"))
         }
         other => panic!("{other:?}"),
+    }
+}
+
+/// Zones drawn anew and reloaded (SIGHUP or HQ's `reload_config`) judge the sales from then on,
+/// without a restart: a car standing on the right half of the image is fp 1's customer only once
+/// fp 1's zone is redrawn there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zones_drawn_anew_by_a_reload_judge_the_next_sale() {
+    for reload in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = open(dir.path());
+        let t0 = forecourt_events::now_millis();
+        let zones = Box::new(NewZones(Some(half(true))));
+        let (station, _) = start_with(&outbox, dir.path(), half(false), Some(zones)).await;
+        if reload {
+            let action = StationCommands::local("reload_config", r#"{"id":"r1"}"#).unwrap();
+            let CommandReply::Done(result) = station.command(action).await else {
+                panic!("reload refused");
+            };
+            assert_eq!(result["applied"], serde_json::json!(["fp"]), "{result}");
+        }
+        for k in 0..150 {
+            let frame = FramePlates {
+                t: t0 - 70_000 + k * 500,
+                camera: "cam1".into(),
+                plates: vec![forecourt_events::PlateRead {
+                    text: "苏E05EV8".into(),
+                    confidence: 0.95,
+                    bbox: [0.7, 0.5, 0.8, 0.55],
+                }],
+            };
+            station.frames.send(frame).await.unwrap();
+        }
+        station.fill(&sale(t0, "30.00", false)).await;
+        until("the sale to be held", || outbox.held().unwrap().len() == 1).await;
+        station.stop().await;
+        let sent = sales_sent(&outbox);
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        let want = reload.then_some("苏E05EV8");
+        assert_eq!(sent[0].1.plate.as_deref(), want, "reload: {reload}");
     }
 }

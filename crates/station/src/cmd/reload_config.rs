@@ -1,6 +1,8 @@
-//! `reload_config`: re-reads the config file, applies what can change live (the matcher) and
-//! lists what needs a restart. An invalid file changes nothing.
+//! `reload_config`: re-reads the config file, applies what can change live (the matcher's
+//! settings, the fuelling points' zones) and lists what needs a restart. An invalid file changes
+//! nothing.
 
+use forecourt_events::now_millis;
 use uplink::commands::{fields, IdOnly};
 use uplink::CommandError;
 use wire::ReloadResult;
@@ -26,6 +28,13 @@ fn reload(station: &mut Station) -> Result<ReloadResult, CommandFailed> {
     let reload = config.reload().map_err(CommandFailed::Reload)?;
     if let Some(matcher) = reload.matcher {
         station.matcher.set_config(matcher);
+    }
+    if let Some(layout) = reload.layout {
+        // Sales judged from now on, those waiting for their verdict too, look at the new zones;
+        // the trace says when they changed, so a replay judges alike.
+        station.recording.record_layout(now_millis(), &layout);
+        station.analytics.set_layout(layout.clone());
+        station.matcher.set_layout(layout);
     }
     tracing::info!(applied = ?reload.applied, needs_restart = ?reload.needs_restart, "config reloaded");
     Ok(ReloadResult {
