@@ -280,10 +280,16 @@ mod tests {
         assert_eq!(got[0]["volume"], "41.27");
         assert_eq!(got[0]["amount"], "329.75");
         assert_eq!(got[0]["state"], "payable");
-        assert!(got[1]["error"].as_str().unwrap().contains("not a hex digit"));
+        assert!(got[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a hex digit"));
         assert!(got[2]["error"].as_str().unwrap().contains("left over"));
         assert_eq!(got[3]["line"], 6);
-        assert!(got[3]["error"].as_str().unwrap().contains("not a hex digit"));
+        assert!(got[3]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a hex digit"));
     }
 
     #[test]
