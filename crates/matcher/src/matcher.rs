@@ -493,13 +493,7 @@ impl Matcher {
             ..config
         };
         if near_changed {
-            for track in self.tracker.tracks_mut() {
-                let views = self
-                    .zone_views
-                    .get(&track.camera)
-                    .map_or(&[][..], Vec::as_slice);
-                Self::mark_zones(views, self.config.near_zone_widths, track, 0);
-            }
+            self.mark_every_read();
         }
     }
 
@@ -523,6 +517,12 @@ impl Matcher {
         self.island = island_neighbours(&layout);
         self.zone_views = zone_views(&views);
         self.views = views;
+        self.mark_every_read();
+    }
+
+    /// Works out every kept read's place among the zones again (the zones or the near band
+    /// changed).
+    fn mark_every_read(&mut self) {
         for track in self.tracker.tracks_mut() {
             let views = self
                 .zone_views
