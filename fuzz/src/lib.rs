@@ -154,24 +154,14 @@ pub fn ifsf_stream(data: &[u8]) {
 
 /// The watch-only source's state, watching node 1.1 as 2.9 (points 1..=4).
 fn watch_config() -> IfsfTcpConfig {
-    IfsfTcpConfig {
-        address: "127.0.0.1:3486".into(),
-        node: 1,
-        own_node: 9,
-        mode: dispenser::IfsfMode::Join,
-        fps: (1..=4)
-            .map(|point| IfsfFpConfig {
-                fp: point,
-                point,
-                grades: vec!["92#".into()],
-            })
-            .collect(),
-        history: 15,
-        poll_interval_s: 10,
-        silence_timeout_s: 35,
-        heartbeat_to: None,
-        heartbeat_interval_s: 10,
-    }
+    let points = (1..=4)
+        .map(|point| IfsfFpConfig {
+            fp: point,
+            point,
+            grades: vec!["92#".into()],
+        })
+        .collect();
+    IfsfTcpConfig::join("127.0.0.1:3486".into(), 1, 9, points)
 }
 
 /// `message` as it came, and as if the watched device had sent it to the watch: whatever it

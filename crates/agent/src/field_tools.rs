@@ -84,25 +84,15 @@ fn decode_pcap(path: &Path) -> Result<()> {
 }
 
 fn watch_node(address: String, node: u8, own_node: u8, seconds: Option<Duration>) -> Result<()> {
-    let config = IfsfTcpConfig {
-        address,
-        node,
-        own_node,
-        mode: dispenser::IfsfMode::Join,
-        // Every point a node can have; the station's numbering does not matter here.
-        fps: (1..=4)
-            .map(|point| IfsfFpConfig {
-                fp: point,
-                point,
-                grades: Vec::new(),
-            })
-            .collect(),
-        history: 15,
-        poll_interval_s: 10,
-        silence_timeout_s: 35,
-        heartbeat_to: None,
-        heartbeat_interval_s: 10,
-    };
+    // Every point a node can have; the station's numbering does not matter here.
+    let points = (1..=4)
+        .map(|point| IfsfFpConfig {
+            fp: point,
+            point,
+            grades: Vec::new(),
+        })
+        .collect();
+    let config = IfsfTcpConfig::join(address, node, own_node, points);
     let mut driver = IfsfTcpDriver::new(config)?;
     let mut tap = driver.tap();
     let runtime = tokio::runtime::Builder::new_current_thread()

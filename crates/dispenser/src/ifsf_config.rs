@@ -96,6 +96,23 @@ fn default_heartbeat_interval_s() -> u64 {
 const MAX_NODE: u8 = 127;
 
 impl IfsfTcpConfig {
+    /// Joining node `node` at `address` as controlling device `own_node`, watching `fps`, with
+    /// every other setting at the config file's default.
+    pub fn join(address: String, node: u8, own_node: u8, fps: Vec<IfsfFpConfig>) -> Self {
+        IfsfTcpConfig {
+            address,
+            node,
+            own_node,
+            mode: IfsfMode::Join,
+            fps,
+            history: default_history(),
+            poll_interval_s: default_poll_interval_s(),
+            silence_timeout_s: default_silence_timeout_s(),
+            heartbeat_to: None,
+            heartbeat_interval_s: default_heartbeat_interval_s(),
+        }
+    }
+
     pub fn device(&self) -> NodeAddress {
         NodeAddress::new(NodeAddress::DISPENSER_SUBNET, self.node)
     }
