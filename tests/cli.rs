@@ -118,7 +118,9 @@ fn ifsf_watch_shows_the_traffic_and_decode_reads_it_back() {
         Stdio::null(),
     );
     let address = address.to_string();
-    let (ok, stdout, stderr) = agent(&["ifsf", "watch", &address, "--seconds", "6"], "");
+    // Long enough for the simulator's first customer whatever it draws: a lift within 5 s of the
+    // start, at most 60 l at 20 l/s, then the sale read back.
+    let (ok, stdout, stderr) = agent(&["ifsf", "watch", &address, "--seconds", "15"], "");
     assert!(ok, "{stderr}");
     assert!(send_signal(sim.child.id(), "INT"));
     let status = sim.wait_for_exit(std::time::Duration::from_secs(10));
@@ -296,4 +298,116 @@ fn credentials_are_never_printed() {
     );
     assert!(output.contains("rtsp://***@127.0.0.1"), "{output}");
     assert!(output.contains("plain TCP"), "{output}");
+}
+
+/// `check-config --probe`, as an installer runs it on a station: a good set-up passes with a
+/// summary; each installer mistake is named at its line with a hint (serial path, data_dir the
+/// service cannot write, camera unreachable: errors, exit non-zero; a fuelling point without a
+/// zone, a zone without a fuelling point, a bus master that authorises nothing: warnings).
+#[test]
+fn check_config_probe_names_each_installer_mistake_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, port) = start_mosquitto(dir.path());
+    let (_pty, tty, _) = pty_pair(dir.path());
+    let video = repo_root().join("var/demo/demo.mp4");
+    assert!(video.is_file(), "run scripts/setup.sh first (demo video)");
+    let closed_port = free_port();
+    let config = |data_dir: &str, camera: &str, tty: &str, authorize: bool, fps: &str| {
+        format!(
+            "station_id = \"probe\"\n\
+             data_dir = \"{data_dir}\"\n\
+             [plates]\nmodels_dir = \"{}\"\n\
+             [[camera]]\nname = \"cam1\"\nurl = \"{camera}\"\n\
+             [[dispenser]]\nprotocol = \"dart\"\nport = \"{tty}\"\nauto_authorize = {authorize}\n\
+             fps = [\n  {{ fp = 1, address = 0x50 }},\n  {{ fp = 2, address = 0x51 }},\n]\n\
+             {fps}\
+             [uplink]\nhost = \"127.0.0.1\"\nport = {port}\n",
+            repo_root().join("models").display(),
+        )
+    };
+    let zone = |fp: u8, x0: f32, x1: f32| {
+        format!(
+            "[[fp]]\nfp = {fp}\nzones = [{{ camera = \"cam1\", polygon = [[{x0}, 0.0], [{x1}, 0.0], [{x1}, 1.0], [{x0}, 1.0]] }}]\n"
+        )
+    };
+    let both = zone(1, 0.0, 0.5) + &zone(2, 0.5, 1.0);
+    let probe = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let (ok, stdout, stderr) = agent(&["check-config", "--probe", path.to_str().unwrap()], "");
+        (ok, format!("{stdout}{stderr}"))
+    };
+    let line_of =
+        |text: &str, needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let data = dir.path().join("data").display().to_string();
+    let tty = tty.display().to_string();
+
+    // Good: passes, and says what it found.
+    let good = config(&data, video.to_str().unwrap(), &tty, true, &both);
+    let (ok, out) = probe("good.toml", &good);
+    assert!(ok, "{out}");
+    assert!(!out.contains("error:"), "{out}");
+    assert!(
+        out.contains("1 camera(s), 1 sent a frame") && out.contains("broker reachable"),
+        "{out}"
+    );
+
+    // Errors: a serial path that does not exist, a data_dir nothing can write, a camera on a
+    // port nothing listens on.
+    let rtsp = format!("rtsp://127.0.0.1:{closed_port}/stream");
+    let bad = config(
+        "/proc/forecourt-probe/data",
+        &rtsp,
+        "/dev/ttyNOSUCH9",
+        true,
+        &both,
+    );
+    let (ok, out) = probe("bad.toml", &bad);
+    assert!(!ok, "errors must exit non-zero: {out}");
+    for (needle, said) in [
+        (
+            "/dev/ttyNOSUCH9",
+            "serial port /dev/ttyNOSUCH9 cannot be opened",
+        ),
+        ("/proc/forecourt-probe", "is not writable"),
+        (rtsp.as_str(), "camera cam1 sent no frame"),
+    ] {
+        let at = format!(
+            "error: {}:{}:",
+            dir.path().join("bad.toml").display(),
+            line_of(&bad, needle)
+        );
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(&at) && l.contains(said) && l.contains("(hint: ")),
+            "want {at} ... {said:?} in:\n{out}"
+        );
+    }
+
+    // Warnings: fp 2 on the bus has no zone, fp 3's zone is on no bus, and the bus master does
+    // not authorise. Nothing that stops the station: exit zero.
+    let loose = config(
+        &data,
+        video.to_str().unwrap(),
+        &tty,
+        false,
+        &(zone(1, 0.0, 0.5) + &zone(3, 0.5, 1.0)),
+    );
+    let (ok, out) = probe("loose.toml", &loose);
+    assert!(ok, "warnings alone must not fail: {out}");
+    let file = dir.path().join("loose.toml").display().to_string();
+    for (needle, said) in [
+        ("fp = 2, address", "fuelling point 2 has no zone"),
+        (
+            "fp = 3",
+            "fuelling point 3 has zones but no [[dispenser]] reports it",
+        ),
+        ("[[dispenser]]", "bus master without auto_authorize"),
+    ] {
+        let at = format!("warning: {file}:{}:", line_of(&loose, needle));
+        assert!(
+            out.lines().any(|l| l.starts_with(&at) && l.contains(said)),
+            "want {at} ... {said:?} in:\n{out}"
+        );
+    }
 }

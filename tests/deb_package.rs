@@ -77,4 +77,26 @@ fn deb_holds_the_agent_its_runtime_models_unit_and_config() {
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
+
+    // A model gone from an installed station: the hint says what fixes an installed package,
+    // not a source tree's set-up script.
+    let models = root.path().join("usr/share/forecourt-agent/models");
+    let model = std::fs::read_dir(&models)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "onnx"))
+        .unwrap();
+    std::fs::remove_file(&model).unwrap();
+    let check = Command::new(root.path().join("usr/bin/forecourt-agent"))
+        .arg("check-config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&check.stderr);
+    assert!(!check.status.success(), "{said}");
+    assert!(
+        said.contains("not found") && said.contains("reinstall the forecourt-agent package"),
+        "{said}"
+    );
+    assert!(!said.contains("scripts/setup.sh"), "{said}");
 }

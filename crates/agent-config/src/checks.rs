@@ -50,9 +50,10 @@ impl AgentConfig {
                     vec![key("onnxruntime_lib")],
                     format!("{} not found", lib.display()),
                 )
-                .hint(
-                    "run scripts/setup.sh, or remove the key to use the library beside the binary",
-                ),
+                .hint(format!(
+                    "{}, or remove the key to use the library beside the binary",
+                    crate::restore_hint()
+                )),
             ),
             Err(e) => out.push(Problem::new(vec![], format!("{e:#}"))),
         }
@@ -68,7 +69,7 @@ impl AgentConfig {
                         vec![key("plates"), key("models_dir")],
                         format!("model file {} not found", model.display()),
                     )
-                    .hint("run scripts/setup.sh, which downloads and checks the models"),
+                    .hint(crate::restore_hint()),
                 );
             }
         }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 mod checks;
 pub mod model_files;
+pub mod probe;
 mod problems;
 mod reload;
 
@@ -37,8 +38,8 @@ pub enum ConfigError {
     #[error("cannot locate the agent binary")]
     NoExecutable(#[source] std::io::Error),
     #[error(
-        "libonnxruntime.so not found (run scripts/setup.sh in a source tree, reinstall the \
-         package, or set onnxruntime_lib in the config); tried: {}",
+        "libonnxruntime.so not found ({}, or set onnxruntime_lib in the config); tried: {}",
+        restore_hint(),
         tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
     )]
     OnnxRuntimeNotFound { tried: Vec<PathBuf> },
@@ -318,6 +319,20 @@ impl AgentConfig {
             Some(p) => Ok(self.resolve(p)),
             None => find_onnxruntime_beside_binary(),
         }
+    }
+}
+
+/// How to get the models and ONNX Runtime back, as this agent was installed: a source tree runs
+/// its set-up; an installed package is reinstalled.
+pub fn restore_hint() -> &'static str {
+    let in_source_tree = std::env::current_exe().ok().is_some_and(|exe| {
+        exe.ancestors()
+            .any(|dir| dir.join("scripts/setup.sh").is_file())
+    });
+    if in_source_tree {
+        "run scripts/setup.sh, which downloads and checks them"
+    } else {
+        "reinstall the forecourt-agent package (apt install --reinstall forecourt-agent)"
     }
 }
 

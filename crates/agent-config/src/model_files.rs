@@ -18,7 +18,8 @@ pub enum ModelFileError {
     },
     #[error(
         "model file {path} is not the one models/MANIFEST names (sha256 {found}, expected \
-         {expected}): run scripts/setup.sh again, or name another model explicitly in [plates]"
+         {expected}): {}, or name another model explicitly in [plates]",
+        crate::restore_hint()
     )]
     Mismatch {
         path: PathBuf,

@@ -33,7 +33,14 @@ enum Command {
         seconds: Option<u64>,
     },
     /// Load and check a config file, print what is wrong, and exit.
-    CheckConfig { config: PathBuf },
+    CheckConfig {
+        config: PathBuf,
+        /// Also try the station as configured (for installers): the layout's consistency, each
+        /// serial port opens, data_dir takes a file, each camera sends a frame, the broker
+        /// answers. Exits non-zero on an error, not on a warning.
+        #[arg(long)]
+        probe: bool,
+    },
     /// Run the tracker and matcher over a recorded trace; one JSON line per sale.
     Replay {
         trace: PathBuf,
@@ -82,9 +89,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config, seconds } => run::run(&config, seconds),
-        Command::CheckConfig { config } => AgentConfig::load(&config)
-            .map(|_| println!("{}: ok", config.display()))
-            .map_err(anyhow::Error::from),
+        Command::CheckConfig { config, probe } => check_config(&config, probe),
         Command::Dart { command } => field_tools::dart(command),
         Command::Ifsf { command } => field_tools::ifsf(command),
         Command::Eval {
@@ -107,6 +112,23 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn check_config(path: &std::path::Path, probe: bool) -> Result<()> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    let config = AgentConfig::from_text(path, &text)?;
+    if !probe {
+        println!("{}: ok", path.display());
+        return Ok(());
+    }
+    let limits = agent_config::probe::ProbeLimits::default();
+    let report = agent_config::probe::probe(&config, path, &text, limits);
+    println!("{report}");
+    if report.has_errors() {
+        anyhow::bail!("the station cannot work as configured: see the errors above");
+    }
+    Ok(())
 }
 
 fn open_buffered(path: &std::path::Path) -> Result<std::io::BufReader<std::fs::File>> {

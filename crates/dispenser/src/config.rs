@@ -132,13 +132,22 @@ fn two() -> u8 {
 
 impl DartConfig {
     /// The line as DART wants it: 8 data bits, odd parity, 1 stop bit (master and listener alike).
-    pub(crate) fn open_port(&self) -> Result<tokio_serial::SerialStream, tokio_serial::Error> {
-        use tokio_serial::SerialPortBuilderExt;
-        tokio_serial::new(self.port.to_string_lossy(), self.baud)
+    /// Opens `port` as a DART line is opened and closes it again: whether the driver could
+    /// open it now (the device exists, this user may open it, nothing else holds it).
+    pub fn probe_port(port: &std::path::Path, baud: u32) -> Result<(), tokio_serial::Error> {
+        Self::line_settings(port, baud).open().map(drop)
+    }
+
+    fn line_settings(port: &std::path::Path, baud: u32) -> tokio_serial::SerialPortBuilder {
+        tokio_serial::new(port.to_string_lossy(), baud)
             .data_bits(tokio_serial::DataBits::Eight)
             .parity(tokio_serial::Parity::Odd)
             .stop_bits(tokio_serial::StopBits::One)
-            .open_native_async()
+    }
+
+    pub(crate) fn open_port(&self) -> Result<tokio_serial::SerialStream, tokio_serial::Error> {
+        use tokio_serial::SerialPortBuilderExt;
+        Self::line_settings(&self.port, self.baud).open_native_async()
     }
 
     /// A config with defaults for everything but the port and the FPs.
