@@ -1304,6 +1304,15 @@ fn corrupt_outbox_at_start() {
         .collect();
     let rates_hold = cameras.iter().any(|&(_, read)| read > 0.0)
         && cameras.iter().all(|&(fps, read)| read <= fps + 1.0);
+    // Every fuelling point on the line answers, as its source tells HQ.
+    let points_online = health.reports().iter().any(|h| {
+        h["agent"]["fps"].as_array().is_some_and(|fps| {
+            !fps.is_empty()
+                && fps
+                    .iter()
+                    .all(|p| p["online"] == true && p["since_t"].is_i64())
+        })
+    });
     let last_health = health.stop();
     let kept: Vec<PathBuf> = std::fs::read_dir(&rig.data_dir)
         .unwrap()
@@ -1341,6 +1350,10 @@ fn corrupt_outbox_at_start() {
             (
                 rates_hold,
                 format!("camera (fps, read_fps) per health message: {cameras:?}"),
+            ),
+            (
+                points_online,
+                format!("no health message with every fuelling point online; last: {last_health}"),
             ),
         ],
     );

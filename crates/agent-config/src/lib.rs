@@ -284,6 +284,18 @@ impl AgentConfig {
         p
     }
 
+    /// The fuelling points each `[[dispenser]]` reports, in the order the file lists them.
+    pub fn source_fps(&self) -> Vec<Vec<u8>> {
+        self.dispensers
+            .iter()
+            .map(|d| match d {
+                DispenserSection::Dart(dart) => dart.fps.iter().map(|f| f.fp).collect(),
+                DispenserSection::IfsfTcp(ifsf) => ifsf.fps.iter().map(|f| f.fp).collect(),
+                DispenserSection::IfsfFdc(fdc) => fdc.fps.iter().map(|f| f.fp).collect(),
+            })
+            .collect()
+    }
+
     /// Each camera to read, with its file path made absolute and its frame-rate cap.
     pub fn cameras(&self) -> Result<Vec<station::vision::VisionCamera>, ConfigError> {
         self.cameras

@@ -114,12 +114,7 @@ impl AgentConfig {
             .map(|f| f.fp)
             .collect();
         let mut on_a_source = Vec::new();
-        for (d, section) in self.dispensers.iter().enumerate() {
-            let fps: Vec<u8> = match section {
-                DispenserSection::Dart(dart) => dart.fps.iter().map(|f| f.fp).collect(),
-                DispenserSection::IfsfTcp(ifsf) => ifsf.fps.iter().map(|f| f.fp).collect(),
-                DispenserSection::IfsfFdc(fdc) => fdc.fps.iter().map(|f| f.fp).collect(),
-            };
+        for (d, (section, fps)) in self.dispensers.iter().zip(self.source_fps()).enumerate() {
             for (i, fp) in fps.iter().enumerate() {
                 if !zoned.contains(fp) {
                     out.push(Finding::warning(
@@ -179,15 +174,7 @@ pub fn probe(config: &AgentConfig, path: &Path, text: &str, limits: ProbeLimits)
             (line, col, f)
         })
         .collect();
-    let fps_on_sources: usize = config
-        .dispensers
-        .iter()
-        .map(|d| match d {
-            DispenserSection::Dart(dart) => dart.fps.len(),
-            DispenserSection::IfsfTcp(ifsf) => ifsf.fps.len(),
-            DispenserSection::IfsfFdc(fdc) => fdc.fps.len(),
-        })
-        .sum();
+    let fps_on_sources: usize = config.source_fps().iter().map(Vec::len).sum();
     let summary =
         format!(
         "found: {} camera(s), {} sent a frame; {} sale source(s) with {} fuelling point(s); {} \

@@ -84,6 +84,8 @@ async fn run_agent(config: AgentConfig, loaded: LoadedConfig, seconds: Option<u6
             publisher: health_publisher,
             outbox,
             unwritten: station.unwritten_count(),
+            pumps: station.pump_board(),
+            configured_fps: config.source_fps().concat(),
         },
         shutdown.clone(),
     ));

@@ -25,6 +25,10 @@ pub struct HealthSources {
     pub outbox: Outbox,
     /// Outbox writes the disk refused, waiting in memory (see `station::Station::unwritten_count`).
     pub unwritten: Arc<std::sync::atomic::AtomicUsize>,
+    /// The fuelling points as their sources told them (`station::Station::pump_board`), and the
+    /// ones the config's sources list.
+    pub pumps: Arc<crate::PumpBoard>,
+    pub configured_fps: Vec<forecourt_events::FpNumber>,
 }
 
 pub async fn log_health(
@@ -40,6 +44,8 @@ pub async fn log_health(
         publisher,
         outbox,
         unwritten,
+        pumps,
+        configured_fps,
     } = sources;
     // The first report at once: alarms raised at start (a quarantined outbox) reach HQ with
     // the first health message, not a period later.
@@ -91,7 +97,16 @@ pub async fn log_health(
                  loses them; pumps keep their sales until written)"
             ));
         }
+        let fps = pumps.snapshot(&configured_fps);
+        let offline: Vec<u8> = fps.iter().filter(|p| !p.online).map(|p| p.fp).collect();
+        info!(
+            online = fps.len() - offline.len(),
+            of = fps.len(),
+            ?offline,
+            "health: fuelling points"
+        );
         let agent = AgentHealth {
+            fps,
             alarms: alarms_now,
             outbox_writes_in_memory: in_memory,
             cameras: camera_reports,

@@ -23,6 +23,7 @@ mod error;
 #[cfg(feature = "reader")]
 pub mod health;
 pub mod liveness;
+mod pump_board;
 #[cfg(feature = "reader")]
 pub mod reader;
 mod recording;
@@ -37,5 +38,6 @@ pub use cmd::StationCommands;
 pub use config_source::{ConfigSource, Reload, ReloadError};
 pub use earlier_run::{last_released_per_fp, ReleasedSale};
 pub use error::{CommandFailed, RecordingError, StationError};
+pub use pump_board::PumpBoard;
 pub use restore::Restored;
 pub use station::{matcher_correction, sale_body, Station, StationParts, TRACE_REORDER_MS};

@@ -17,6 +17,7 @@ use wire::{
 };
 
 use crate::earlier_run::EarlierRun;
+use crate::pump_board::PumpBoard;
 use crate::recording::Recording;
 pub use crate::recording::TRACE_REORDER_MS;
 use crate::writer::{held_key, sale_totalizer, OutboxWrite, OutboxWriter};
@@ -65,6 +66,7 @@ pub struct Station {
     pub(crate) recording: Recording,
     pub(crate) config: Option<Box<dyn ConfigSource>>,
     topic_root: String,
+    pumps: Arc<PumpBoard>,
 }
 
 impl Station {
@@ -93,12 +95,18 @@ impl Station {
             recording: Recording::new(parts.trace_dir, parts.layout, parts.trace_file.as_deref())?,
             config: parts.config,
             topic_root: parts.topic_root,
+            pumps: Arc::new(PumpBoard::default()),
         })
     }
 
     /// Outbox writes the disk refused, waiting in memory, for the health report.
     pub fn unwritten_count(&self) -> Arc<AtomicUsize> {
         self.writer.unwritten_count()
+    }
+
+    /// Each fuelling point as its source last told it, for the health report.
+    pub fn pump_board(&self) -> Arc<PumpBoard> {
+        self.pumps.clone()
     }
 
     /// Runs until `shutdown`, then decides every sale still in its grace period with what was
@@ -176,6 +184,7 @@ impl Station {
         } else {
             self.recording.record(|t| t.write_dispenser(&e));
         }
+        self.pumps.observe(&e);
         self.matcher.observe_dispenser(&e);
         self.analytics.observe_dispenser(&e);
         self.publish_dispenser_event(&e).await

@@ -62,6 +62,22 @@ pub struct AgentHealth {
     pub outbox_writes_in_memory: usize,
     pub cameras: Vec<CameraHealth>,
     pub plates: PlateReaderHealth,
+    /// Each fuelling point as its sale source last told it, by number: every one the config's
+    /// sources list, and any other a source reported.
+    pub fps: Vec<FpHealth>,
+}
+
+/// One fuelling point as its sale source last told it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FpHealth {
+    pub fp: u8,
+    /// Its source reports it answering.
+    pub online: bool,
+    /// Since when `online` holds; null when the source never told of the point since start.
+    pub since_t: Option<i64>,
+    /// Sales completed since start.
+    pub sales: u64,
+    pub last_sale_t: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

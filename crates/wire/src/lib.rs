@@ -27,7 +27,7 @@ pub use dead_letter::{DeadLetter, DeadLetterRecord};
 pub use dispenser::{NozzleBody, NozzleState, PumpBody, PumpState, SaleGapBody};
 pub use envelope::Envelope;
 pub use health::{
-    AgentHealth, CameraHealth, Health, OutboxFigures, PlateReaderHealth, UplinkFigures,
+    AgentHealth, CameraHealth, FpHealth, Health, OutboxFigures, PlateReaderHealth, UplinkFigures,
 };
 pub use sale::SaleBody;
 pub use status::{Status, StatusState};
