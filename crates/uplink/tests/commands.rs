@@ -26,6 +26,19 @@ async fn bounded<F: Future<Output = ()>>(limit: Duration, test: F) {
         .unwrap_or_else(|_| panic!("test did not finish within {limit:?}"));
 }
 
+/// Asks the uplink to stop; it must within 5 s, without an error.
+async fn stopped_cleanly(
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), uplink::UplinkError>>,
+) {
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("the uplink did not stop within 5 s")
+        .unwrap()
+        .unwrap();
+}
+
 /// The agent's side, played by the test: three commands with strict fields, as a station's
 /// command set checks them (the station's own are tested in the station crate).
 struct TestStation;
@@ -244,12 +257,7 @@ async fn commands_are_checked_answered_and_handed_to_the_agent() {
         let snapshot = health.snapshot();
         assert!(snapshot.health_reports >= 1);
 
-        stop.send(true).unwrap();
-        tokio::time::timeout(Duration::from_secs(5), task)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        stopped_cleanly(stop, task).await;
     })
     .await;
 }
@@ -283,12 +291,7 @@ async fn the_agent_part_of_health_goes_out_as_soon_as_it_is_given() {
                 .is_err(),
             "a report per change of the agent's part"
         );
-        stop.send(true).unwrap();
-        tokio::time::timeout(Duration::from_secs(5), task)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        stopped_cleanly(stop, task).await;
     })
     .await;
 }
@@ -388,12 +391,7 @@ async fn resend_sends_acknowledged_records_again_with_their_ids() {
             0,
             "nothing re-queued by a refused command"
         );
-        stop.send(true).unwrap();
-        tokio::time::timeout(Duration::from_secs(5), task)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        stopped_cleanly(stop, task).await;
     })
     .await;
 }
