@@ -9,7 +9,7 @@
 use std::io::{self, BufRead, Write};
 
 pub use forecourt_events::hex_capture::parse_hex;
-use forecourt_events::hex_capture::{capture_lines, CaptureLine};
+use forecourt_events::hex_capture::{capture_lines, to_hex, CaptureLine};
 use serde_json::{json, Map, Value};
 
 use crate::crc::crc16_arc;
@@ -136,14 +136,6 @@ pub fn decode_frame(raw: &[u8], from: Direction) -> Result<Value, String> {
     Ok(Value::Object(obj))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// A raw BCD value as the digits on the wire (leading zeros kept) and as an integer.
 fn bcd_json(value: u64, digits: usize) -> Value {
     json!({"raw": value, "digits": format!("{value:0digits$}")})
@@ -197,7 +189,7 @@ fn pump_json(t: &PumpTransaction) -> Value {
         }),
         PumpTransaction::Alarm(a) => json!({"trans": "DC5", "name": "alarm", "alarm": a}),
         PumpTransaction::Parameters(raw) => {
-            json!({"trans": "DC7", "name": "parameters", "bytes": hex(raw)})
+            json!({"trans": "DC7", "name": "parameters", "bytes": to_hex(raw)})
         }
         PumpTransaction::Identity(id) => {
             json!({"trans": "DC9", "name": "identity", "identity": format!("{id:010}")})
@@ -216,7 +208,7 @@ fn pump_json(t: &PumpTransaction) -> Value {
             },
         }),
         PumpTransaction::Unknown { code, bytes } => json!({
-            "trans": format!("0x{code:02X}"), "name": "unknown", "bytes": hex(bytes),
+            "trans": format!("0x{code:02X}"), "name": "unknown", "bytes": to_hex(bytes),
         }),
     }
 }
@@ -244,7 +236,7 @@ fn master_json(t: &MasterTransaction) -> Value {
             json!({"trans": "CD101", "name": "request_totals", "nozzle": nozzle})
         }
         MasterTransaction::Unknown { code, bytes } => json!({
-            "trans": format!("0x{code:02X}"), "name": "unknown", "bytes": hex(bytes),
+            "trans": format!("0x{code:02X}"), "name": "unknown", "bytes": to_hex(bytes),
         }),
     }
 }

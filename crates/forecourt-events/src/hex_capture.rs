@@ -65,9 +65,25 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
         .collect()
 }
 
+/// Bytes as the decode tools print them and read them back: `50 20 FA`.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_written_as_hex_read_back_as_themselves() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        assert_eq!(parse_hex(&to_hex(&bytes)), Ok(bytes));
+        assert_eq!(to_hex(&[0x50, 0x0a]), "50 0A");
+    }
 
     #[test]
     fn every_written_form_reads_as_the_same_bytes() {

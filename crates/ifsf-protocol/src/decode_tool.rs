@@ -8,7 +8,7 @@
 
 use std::io::{self, BufRead, Write};
 
-use forecourt_events::hex_capture::{capture_lines, CaptureLine};
+use forecourt_events::hex_capture::{capture_lines, to_hex, CaptureLine};
 use serde_json::{json, Map, Value};
 
 use crate::capture::{read_pcap, CaptureEvent, Flow};
@@ -108,7 +108,7 @@ pub fn describe(decoded: Result<Message, crate::MessageError>) -> Map<String, Va
     object.insert("to".into(), json!(message.recipient.to_string()));
     object.insert("kind".into(), json!(kind_name(&message)));
     object.insert("token".into(), json!(message.token));
-    object.insert("db".into(), json!(hex(&message.db_address)));
+    object.insert("db".into(), json!(to_hex(&message.db_address)));
     if message.kind == MessageKind::Write {
         object.insert(
             "warning".into(),
@@ -116,7 +116,7 @@ pub fn describe(decoded: Result<Message, crate::MessageError>) -> Map<String, Va
         );
     }
     if !message.kind.carries_items() || message.code != MessageCode::Application {
-        object.insert("data".into(), json!(hex(&message.data)));
+        object.insert("data".into(), json!(to_hex(&message.data)));
         if message.kind == MessageKind::Read {
             object.insert("wanted_ids".into(), json!(message.data));
         }
@@ -126,7 +126,7 @@ pub fn describe(decoded: Result<Message, crate::MessageError>) -> Map<String, Va
         Ok(items) => items,
         Err(e) => {
             object.insert("error".into(), json!(e.to_string()));
-            object.insert("data".into(), json!(hex(&message.data)));
+            object.insert("data".into(), json!(to_hex(&message.data)));
             return object;
         }
     };
@@ -146,7 +146,7 @@ pub fn describe(decoded: Result<Message, crate::MessageError>) -> Map<String, Va
     }
     let listed: Vec<Value> = items
         .iter()
-        .map(|item| json!({"id": item.id, "value": hex(item.value)}))
+        .map(|item| json!({"id": item.id, "value": to_hex(item.value)}))
         .collect();
     object.insert("items".into(), Value::Array(listed));
     object
@@ -214,14 +214,6 @@ fn kind_name(message: &Message) -> &'static str {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,7 +255,7 @@ mod tests {
 
     #[test]
     fn hex_lines_give_the_sale_and_errors_per_line() {
-        let sale = hex(&sale_message().encode().unwrap());
+        let sale = to_hex(&sale_message().encode().unwrap());
         // "aé0": four bytes of text, whose second pair cuts 'é' in two (it used to panic).
         let input = format!("# a capture\n{sale}\n\nzz\n01 01 02\naé0\n");
         let mut out = Vec::new();
