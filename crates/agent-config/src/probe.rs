@@ -229,6 +229,10 @@ fn probe_data_dir(config: &AgentConfig) -> Vec<Finding> {
             "use data_dir = \"/var/lib/forecourt-agent\" for the installed service",
         ));
     }
+    // systemd creates the state directory, owned by the service user, when the unit starts.
+    if dir.starts_with(SERVICE_STATE_DIR) && !Path::new(SERVICE_STATE_DIR).is_dir() {
+        return out;
+    }
     // The nearest folder that exists must take a file (the agent creates the rest).
     let existing = dir.ancestors().find(|a| a.is_dir()).unwrap_or(&dir);
     let scratch = existing.join(format!(".forecourt-probe-{}", std::process::id()));
@@ -345,4 +349,35 @@ fn probe_broker(config: &AgentConfig, limit: Duration) -> Option<Finding> {
         ),
         hint,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_with_data_dir(data_dir: &str) -> AgentConfig {
+        let text =
+            format!("station_id = \"s\"\ndata_dir = \"{data_dir}\"\n[uplink]\nhost = \"h\"\n");
+        toml::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn data_dir_findings_say_where_the_service_may_write() {
+        // Under the state directory: nothing to say (systemd creates it if it is missing).
+        assert_eq!(
+            probe_data_dir(&config_with_data_dir("/var/lib/forecourt-agent/data")),
+            vec![]
+        );
+        // Elsewhere but writable: a warning about the unit's sandbox only.
+        let dir = tempfile::tempdir().unwrap();
+        let found = probe_data_dir(&config_with_data_dir(&dir.path().display().to_string()));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].severity, Severity::Warning);
+        // Nothing can write under /proc: an error too.
+        let found = probe_data_dir(&config_with_data_dir("/proc/forecourt/data"));
+        assert!(
+            found.iter().any(|f| f.severity == Severity::Error),
+            "{found:?}"
+        );
+    }
 }
