@@ -102,6 +102,14 @@ fn dart_decode_prints_the_fact_sheet_frames_as_json() {
 #[test]
 fn ifsf_watch_shows_the_traffic_and_decode_reads_it_back() {
     let dir = tempfile::tempdir().unwrap();
+    // One customer at fp 1, lifting 1 s after the node starts and paying a second later.
+    let scenario = dir.path().join("one-sale.toml");
+    std::fs::write(
+        &scenario,
+        "[[car]]\nfp = 1\narrive_s = 0.0\ndepart_s = 5.0\n\
+         fill = { nozzle = 1, start_s = 1.0, end_s = 2.0, volume = \"10.00\" }\n",
+    )
+    .unwrap();
     let (mut sim, address) = start_lan_simulator(
         dir.path(),
         &[
@@ -109,18 +117,13 @@ fn ifsf_watch_shows_the_traffic_and_decode_reads_it_back() {
             "ifsf-tcp",
             "--fps",
             "2",
-            "--random",
-            "--flow-lps",
-            "20",
-            "--pause-s",
-            "0,1",
+            "--scenario",
+            scenario.to_str().unwrap(),
         ],
         Stdio::null(),
     );
     let address = address.to_string();
-    // Long enough for the simulator's first customer whatever it draws: a lift within 5 s of the
-    // start, at most 60 l at 20 l/s, then the sale read back.
-    let (ok, stdout, stderr) = agent(&["ifsf", "watch", &address, "--seconds", "15"], "");
+    let (ok, stdout, stderr) = agent(&["ifsf", "watch", &address, "--seconds", "6"], "");
     assert!(ok, "{stderr}");
     assert!(send_signal(sim.child.id(), "INT"));
     let status = sim.wait_for_exit(std::time::Duration::from_secs(10));
