@@ -7,7 +7,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::problems::{key, line_col, locate, Problem, Seg};
+use crate::problems::{key, position, write_located, Problem, Seg};
 use crate::{AgentConfig, DispenserSection};
 
 /// Where the shipped systemd unit lets the service write (`StateDirectory=`, under
@@ -85,15 +85,8 @@ impl fmt::Display for ProbeReport {
                 Severity::Error => "error",
                 Severity::Warning => "warning",
             };
-            let p = &finding.problem;
-            write!(f, "{level}: {}", self.file.display())?;
-            if *line > 0 {
-                write!(f, ":{line}:{col}")?;
-            }
-            write!(f, ": {}", p.message)?;
-            if let Some(h) = &p.hint {
-                write!(f, " (hint: {h})")?;
-            }
+            write!(f, "{level}: ")?;
+            write_located(f, &self.file, (*line, *col), &finding.problem)?;
             writeln!(f)?;
         }
         write!(f, "{}", self.summary)
@@ -168,9 +161,7 @@ pub fn probe(config: &AgentConfig, path: &Path, text: &str, limits: ProbeLimits)
     let findings = found
         .into_iter()
         .map(|f| {
-            let (line, col) = locate(text, &f.problem.path)
-                .map(|offset| line_col(text, offset))
-                .unwrap_or((0, 0));
+            let (line, col) = position(text, &f.problem.path);
             (line, col, f)
         })
         .collect();

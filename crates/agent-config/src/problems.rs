@@ -53,9 +53,7 @@ impl ConfigProblems {
         let problems = problems
             .into_iter()
             .map(|p| {
-                let (line, col) = locate(text, &p.path)
-                    .map(|offset| line_col(text, offset))
-                    .unwrap_or((0, 0));
+                let (line, col) = position(text, &p.path);
                 (line, col, p)
             })
             .collect();
@@ -81,17 +79,36 @@ impl fmt::Display for ConfigProblems {
             if i > 0 {
                 writeln!(f)?;
             }
-            if *line > 0 {
-                write!(f, "{}:{line}:{col}: {}", self.file.display(), p.message)?;
-            } else {
-                write!(f, "{}: {}", self.file.display(), p.message)?;
-            }
-            if let Some(h) = &p.hint {
-                write!(f, " (hint: {h})")?;
-            }
+            write_located(f, &self.file, (*line, *col), p)?;
         }
         Ok(())
     }
+}
+
+/// One problem as `file:line:column: message (hint: ...)` (without the place when it is
+/// unknown, line 0).
+pub fn write_located(
+    f: &mut fmt::Formatter<'_>,
+    file: &Path,
+    (line, col): (usize, usize),
+    p: &Problem,
+) -> fmt::Result {
+    if line > 0 {
+        write!(f, "{}:{line}:{col}: {}", file.display(), p.message)?;
+    } else {
+        write!(f, "{}: {}", file.display(), p.message)?;
+    }
+    if let Some(h) = &p.hint {
+        write!(f, " (hint: {h})")?;
+    }
+    Ok(())
+}
+
+/// 1-based line and column of the value at `path` in `text`; (0, 0) when it is not there.
+pub fn position(text: &str, path: &[Seg]) -> (usize, usize) {
+    locate(text, path)
+        .map(|offset| line_col(text, offset))
+        .unwrap_or((0, 0))
 }
 
 impl std::error::Error for ConfigProblems {}
