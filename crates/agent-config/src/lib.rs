@@ -189,11 +189,17 @@ impl AgentConfig {
     /// Reads, parses and checks a config file. The error lists every problem found, each as
     /// `file:line:column: message (hint: ...)`.
     pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
+        Self::read(path).map(|(config, _)| config)
+    }
+
+    /// [`AgentConfig::load`], also giving the file's text (positions of later findings, the
+    /// table a reload compares with).
+    pub fn read(path: &Path) -> Result<(AgentConfig, String), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_text(path, &text)
+        Ok((Self::from_text(path, &text)?, text))
     }
 
     /// [`AgentConfig::load`] on text already read from `path` (relative paths and error

@@ -21,11 +21,7 @@ impl LoadedConfig {
     /// Reads the file once: the checked config and the table a later reload compares with
     /// come from the same text.
     pub fn read(path: PathBuf) -> Result<(AgentConfig, Self), ConfigError> {
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let config = AgentConfig::from_text(&path, &text)?;
+        let (config, text) = AgentConfig::read(&path)?;
         // The text parsed as a config just now, so it parses as a table too; a failure here is
         // still reported, not unwrapped.
         let table = text.parse().map_err(|e: toml::de::Error| {

@@ -115,9 +115,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn check_config(path: &std::path::Path, probe: bool) -> Result<()> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read config file {}", path.display()))?;
-    let config = AgentConfig::from_text(path, &text)?;
+    let (config, text) = AgentConfig::read(path)?;
     if !probe {
         println!("{}: ok", path.display());
         return Ok(());
