@@ -80,8 +80,13 @@ pub enum LayoutError {
 
 impl Layout {
     pub fn validate(&self) -> Result<(), LayoutError> {
+        Self::validate_fps(&self.fps)
+    }
+
+    /// [`Layout::validate`] on the fuelling points alone (a trace's layout record holds them).
+    pub fn validate_fps(fps: &[FpLayout]) -> Result<(), LayoutError> {
         let mut seen = std::collections::HashSet::new();
-        for fp in &self.fps {
+        for fp in fps {
             if !seen.insert(fp.fp) {
                 return Err(LayoutError::DuplicateFp(fp.fp));
             }

@@ -113,15 +113,9 @@ pub fn replay_zoned(
         if let TraceRecordRef::Frame(frame_ref) = record {
             matcher.observe_frame(frame_buffer.refill(&frame_ref));
         } else if let TraceRecordRef::Layout { fps, .. } = record {
-            let layout = Layout { fps: fps.to_vec() };
-            layout.validate().map_err(|source| {
-                ReplayError::Trace(TraceError::BadLayout {
-                    line: reader.line_number(),
-                    source,
-                })
-            })?;
+            // Checked by the reader.
             if !zones_given {
-                matcher.set_layout(layout);
+                matcher.set_layout(Layout { fps: fps.to_vec() });
             }
         } else if let Some(event) = record.to_dispenser() {
             matcher.observe_dispenser(&event);
@@ -418,23 +412,33 @@ pub fn eval_match(
 mod tests {
     use super::*;
 
-    #[test]
-    fn zones_given_to_the_replay_replace_the_recorded_ones() {
-        let half = |fp: u8, x0: f32, x1: f32| {
+    /// The `fps` of a layout: fp 1's zone on cam1 from `x0` to `x1`, the image's full height
+    /// (and fp 2's from `x1` to the right edge, when `with_fp2`).
+    fn zones_json(x0: f32, x1: f32, with_fp2: bool) -> String {
+        let zone = |fp: u8, x0: f32, x1: f32| {
             format!(
                 r#"{{"fp":{fp},"zones":[{{"camera":"cam1","polygon":[[{x0},0],[{x1},0],[{x1},1],[{x0},1]]}}]}}"#
             )
         };
-        let mut lines = vec![format!(
-            r#"{{"type":"layout","fps":[{},{}]}}"#,
-            half(1, 0.0, 0.5),
-            half(2, 0.5, 1.0)
-        )];
-        // One car on the left half of the image all along; fp 1 sells.
+        let mut fps = vec![zone(1, x0, x1)];
+        if with_fp2 {
+            fps.push(zone(2, x1, 1.0));
+        }
+        format!(r#""fps":[{}]"#, fps.join(","))
+    }
+
+    /// One car read at `car_x` every 500 ms for 30 s; fp 1 fills from 2 s to 15 s (sale `s1`).
+    /// The layout line has `zones`; `reload` adds a layout line with its time.
+    fn one_car_trace(zones: &str, car_x: f32, reload: Option<(i64, &str)>) -> String {
+        let mut lines = vec![format!(r#"{{"type":"layout",{zones}}}"#)];
         for k in 0..60 {
             let t = k * 500;
+            if let Some((at, zones)) = reload.filter(|(at, _)| *at == t) {
+                lines.push(format!(r#"{{"type":"layout","t":{at},{zones}}}"#));
+            }
+            let (x0, x1) = (car_x - 0.05, car_x + 0.05);
             lines.push(format!(
-                r#"{{"type":"frame","t":{t},"camera":"cam1","plates":[{{"text":"苏E05EV8","conf":0.95,"box":[0.2,0.5,0.3,0.55]}}]}}"#
+                r#"{{"type":"frame","t":{t},"camera":"cam1","plates":[{{"text":"苏E05EV8","conf":0.95,"box":[{x0},0.5,{x1},0.55]}}]}}"#
             ));
             if t == 2_000 {
                 lines.push(r#"{"type":"nozzle","t":2000,"fp":1,"nozzle":1,"state":"out"}"#.into());
@@ -444,88 +448,64 @@ mod tests {
                 lines.push(r#"{"type":"sale","t":15000,"fp":1,"nozzle":1,"volume":"30.00","amount":"235.50","price":"7.85","ref":"s1"}"#.into());
             }
         }
-        let trace = lines.join("\n");
-        let plate_of_s1 = |zones: Option<Layout>| {
-            let mut plates = Vec::new();
-            replay_zoned(
-                trace.as_bytes(),
-                zones,
-                &MatcherConfig::default(),
-                |text| text.chars().count() == 7,
-                |sale, _| {
-                    plates.push(sale.plate);
-                    Ok(())
-                },
-            )
-            .unwrap();
-            plates
-        };
-        assert_eq!(plate_of_s1(None), [Some("苏E05EV8".to_string())]);
+        lines.join("\n")
+    }
+
+    /// Each sale's plate, replaying `trace` (with `zones` instead of the trace's, if given).
+    fn plates(trace: &str, zones: Option<Layout>) -> Result<Vec<Option<String>>, ReplayError> {
+        let mut plates = Vec::new();
+        replay_zoned(
+            trace.as_bytes(),
+            zones,
+            &MatcherConfig::default(),
+            |text| text.chars().count() == 7,
+            |sale, _| {
+                plates.push(sale.plate);
+                Ok(())
+            },
+        )
+        .map(|_| plates)
+    }
+
+    #[test]
+    fn zones_given_to_the_replay_replace_the_recorded_ones() {
+        // One car on the left half of the image all along; fp 1 sells.
+        let trace = one_car_trace(&zones_json(0.0, 0.5, true), 0.25, None);
+        assert_eq!(
+            plates(&trace, None).unwrap(),
+            [Some("苏E05EV8".to_string())]
+        );
         // Fp 1's zone drawn on the far right of the image instead: the car is not at its pump.
         let moved: Layout =
-            serde_json::from_str(&format!(r#"{{"fps":[{}]}}"#, half(1, 0.7, 1.0))).unwrap();
-        assert_eq!(plate_of_s1(Some(moved)), [None]);
+            serde_json::from_str(&format!("{{{}}}", zones_json(0.7, 1.0, false))).unwrap();
+        assert_eq!(plates(&trace, Some(moved)).unwrap(), [None]);
     }
 
     #[test]
     fn zones_a_reload_drew_anew_judge_the_sales_after_it() {
-        let zone = |x0: f32, x1: f32| {
-            format!(
-                r#""fps":[{{"fp":1,"zones":[{{"camera":"cam1","polygon":[[{x0},0],[{x1},0],[{x1},1],[{x0},1]]}}]}}]"#
-            )
-        };
         // The car stands on the right half; fp 1's zone is the left half until a reload at 1 s.
+        let (left, right) = (zones_json(0.0, 0.5, false), zones_json(0.5, 1.0, false));
         let trace = |reload_at: Option<i64>| {
-            let mut lines = vec![format!(r#"{{"type":"layout",{}}}"#, zone(0.0, 0.5))];
-            for k in 0..60 {
-                let t = k * 500;
-                if reload_at == Some(t) {
-                    lines.push(format!(r#"{{"type":"layout","t":{t},{}}}"#, zone(0.5, 1.0)));
-                }
-                lines.push(format!(
-                    r#"{{"type":"frame","t":{t},"camera":"cam1","plates":[{{"text":"苏E05EV8","conf":0.95,"box":[0.7,0.5,0.8,0.55]}}]}}"#
-                ));
-                if t == 2_000 {
-                    lines.push(
-                        r#"{"type":"nozzle","t":2000,"fp":1,"nozzle":1,"state":"out"}"#.into(),
-                    );
-                }
-                if t == 15_000 {
-                    lines.push(
-                        r#"{"type":"nozzle","t":15000,"fp":1,"nozzle":1,"state":"in"}"#.into(),
-                    );
-                    lines.push(r#"{"type":"sale","t":15000,"fp":1,"nozzle":1,"volume":"30.00","amount":"235.50","price":"7.85","ref":"s1"}"#.into());
-                }
-            }
-            lines.join("\n")
+            one_car_trace(&left, 0.75, reload_at.map(|t| (t, right.as_str())))
         };
-        let plates = |trace: &str| {
-            let mut plates = Vec::new();
-            replay_with(
-                trace.as_bytes(),
-                &MatcherConfig::default(),
-                |text| text.chars().count() == 7,
-                |sale, _| {
-                    plates.push(sale.plate);
-                    Ok(())
-                },
-            )
-            .map(|_| plates)
-        };
-        assert_eq!(plates(&trace(None)).unwrap(), [None]);
+        assert_eq!(plates(&trace(None), None).unwrap(), [None]);
         assert_eq!(
-            plates(&trace(Some(1_000))).unwrap(),
+            plates(&trace(Some(1_000)), None).unwrap(),
             [Some("苏E05EV8".to_string())]
         );
         // A second layout without the time it took effect cannot be placed.
-        let untimed = trace(None).replacen(
-            "\n",
-            &format!("\n{{\"type\":\"layout\",{}}}\n", zone(0.5, 1.0)),
-            1,
-        );
+        let untimed =
+            trace(None).replacen("\n", &format!("\n{{\"type\":\"layout\",{right}}}\n"), 1);
         assert!(matches!(
-            plates(&untimed),
+            plates(&untimed, None),
             Err(ReplayError::UntimedLayout { line: 2 })
+        ));
+        // A reload's zones are checked like the header's: a polygon needs three points.
+        let two_points =
+            trace(Some(1_000)).replace("[[0.5,0],[1,0],[1,1],[0.5,1]]", "[[0.5,0],[1,0]]");
+        assert!(matches!(
+            plates(&two_points, None),
+            Err(ReplayError::Trace(TraceError::BadLayout { line: 4, .. }))
         ));
     }
 

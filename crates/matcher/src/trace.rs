@@ -326,13 +326,8 @@ impl<R: BufRead> TraceReader<R> {
         };
         let line = reader.line_number + 1;
         match reader.next_record()? {
-            Some(TraceRecord::Layout { t: None, fps }) => {
-                let layout = Layout { fps };
-                layout
-                    .validate()
-                    .map_err(|source| TraceError::BadLayout { line, source })?;
-                Ok((layout, reader))
-            }
+            // Checked as it was read (see `next_line`).
+            Some(TraceRecord::Layout { t: None, fps }) => Ok((Layout { fps }, reader)),
             _ => Err(TraceError::LayoutFirst { line }),
         }
     }
@@ -393,12 +388,19 @@ impl<R: BufRead> TraceReader<R> {
             if let Some(record) = scan_record(text, &mut self.scanned_plates) {
                 return Ok(Some(ParsedLine::Scanned(record)));
             }
-            return serde_json::from_str(text)
-                .map(|record| Some(ParsedLine::Serde(record)))
-                .map_err(|e| TraceError::BadLine {
+            let record: TraceRecord =
+                serde_json::from_str(text).map_err(|e| TraceError::BadLine {
                     line: self.line_number,
                     message: e.to_string(),
-                });
+                })?;
+            // Zones a matcher can use, the header's and a reload's alike.
+            if let TraceRecord::Layout { fps, .. } = &record {
+                Layout::validate_fps(fps).map_err(|source| TraceError::BadLayout {
+                    line: self.line_number,
+                    source,
+                })?;
+            }
+            return Ok(Some(ParsedLine::Serde(record)));
         }
     }
 
