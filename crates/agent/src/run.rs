@@ -1,7 +1,9 @@
 //! `forecourt-agent run`: config -> build the parts -> spawn them -> wait for a stop -> drain.
 //! Each part lives in its own crate; this file only connects them.
 
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +15,6 @@ use outbox::Totalizer;
 use station::liveness::Liveness;
 use station::vision::Vision;
 use tokio::sync::{mpsc, watch, Notify};
-use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 pub fn run(config_path: &Path, seconds: Option<u64>) -> Result<()> {
@@ -51,7 +52,17 @@ async fn run_agent(config: AgentConfig, loaded: LoadedConfig, seconds: Option<u6
     // while no agent ran is reported, and a fill found completed tells its nozzle.
     let kept_totalizers = outbox.totalizers().context("reading the kept totalizers")?;
     let kept_sales = Arc::new(KeptSales::new());
-    let dispensers = build_dispensers(&config, &kept_totalizers, &kept_sales, &liveness)?;
+    let (pump_tx, pump_rx) = mpsc::channel(256);
+    let dispensers = build_dispensers(
+        &config,
+        &kept_totalizers,
+        &kept_sales,
+        &liveness,
+        &pump_tx,
+        &shutdown,
+    )?;
+    // The drivers hold their own senders.
+    drop(pump_tx);
     let mut station = station::Station::new(station::StationParts {
         layout: config.layout(),
         matcher: config.matcher_config(),
@@ -70,8 +81,7 @@ async fn run_agent(config: AgentConfig, loaded: LoadedConfig, seconds: Option<u6
     let mut uplink_task = tokio::spawn(uplink.run(shutdown.clone()));
     let (station_commands, forwarder_task) =
         station::command_queue::forward_commands(hq_commands, shutdown.clone());
-    let (pump_tx, pump_rx) = mpsc::channel(256);
-    let dispenser_tasks = spawn_dispensers(dispensers, pump_tx, &shutdown);
+    let dispenser_tasks: Vec<_> = dispensers.into_iter().map(tokio::spawn).collect();
     let (frame_tx, frame_rx) = mpsc::channel(64);
     let vision = start_vision(&config, frame_tx, &liveness)?;
     let health_task = tokio::spawn(station::health::log_health(
@@ -193,17 +203,23 @@ fn open_outbox(config: &AgentConfig, data_dir: &Path) -> Result<(outbox::Outbox,
     Ok((outbox, alarms))
 }
 
-/// One driver per `[[dispenser]]`, each watched by the liveness check. DART drivers count on
-/// from the kept totalizers (IFSF sources report none).
+/// A dispenser driver's run, ready to spawn.
+type DriverRun = Pin<Box<dyn Future<Output = Result<(), dispenser::DispenserError>> + Send>>;
+
+/// One driver per `[[dispenser]]`, each watched by the liveness check, ready to send its events
+/// to `events` until `shutdown`. DART drivers count on from the kept totalizers (IFSF sources
+/// report none).
 fn build_dispensers(
     config: &AgentConfig,
     kept_totalizers: &[Totalizer],
     kept_sales: &Arc<KeptSales>,
     liveness: &Liveness,
-) -> Result<Vec<Box<dyn SpawnDriver>>> {
-    let mut drivers: Vec<Box<dyn SpawnDriver>> = Vec::new();
+    events: &mpsc::Sender<DispenserEvent>,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Vec<DriverRun>> {
+    let mut runs: Vec<DriverRun> = Vec::new();
     for d in &config.dispensers {
-        let (name, driver): (String, Box<dyn SpawnDriver>) = match d {
+        let run = match d {
             DispenserSection::Dart(dart) => {
                 let mut dart = dart.clone();
                 dart.port = config.resolve(&dart.port);
@@ -213,56 +229,38 @@ fn build_dispensers(
                     driver.restore_totals(t.fp, t.nozzle, t.total);
                 }
                 driver.reset_after_kept(kept_sales.clone());
-                (name, Box::new(driver))
+                watched(name, driver, liveness, events, shutdown)
             }
-            DispenserSection::IfsfFdc(fdc) => (
+            DispenserSection::IfsfFdc(fdc) => watched(
                 format!("dispenser ifsf-fdc {}", fdc.address),
-                Box::new(dispenser::IfsfFdcDriver::new(fdc.clone())?),
+                dispenser::IfsfFdcDriver::new(fdc.clone())?,
+                liveness,
+                events,
+                shutdown,
             ),
-            DispenserSection::IfsfTcp(ifsf) => (
+            DispenserSection::IfsfTcp(ifsf) => watched(
                 format!("dispenser ifsf-tcp {}", ifsf.address),
-                Box::new(dispenser::IfsfSource::new(ifsf.clone())?),
+                dispenser::IfsfSource::new(ifsf.clone())?,
+                liveness,
+                events,
+                shutdown,
             ),
         };
-        liveness.watch(name, driver.heartbeat());
-        drivers.push(driver);
+        runs.push(run);
     }
-    Ok(drivers)
+    Ok(runs)
 }
 
-/// A driver of any protocol, ready to spawn (the trait's `run` takes the driver by value).
-trait SpawnDriver: Send {
-    fn heartbeat(&self) -> Arc<forecourt_events::Heartbeat>;
-    fn spawn(
-        self: Box<Self>,
-        events: mpsc::Sender<DispenserEvent>,
-        shutdown: watch::Receiver<bool>,
-    ) -> JoinHandle<Result<(), dispenser::DispenserError>>;
-}
-
-impl<D: DispenserDriver + Send + 'static> SpawnDriver for D {
-    fn heartbeat(&self) -> Arc<forecourt_events::Heartbeat> {
-        DispenserDriver::heartbeat(self)
-    }
-
-    fn spawn(
-        self: Box<Self>,
-        events: mpsc::Sender<DispenserEvent>,
-        shutdown: watch::Receiver<bool>,
-    ) -> JoinHandle<Result<(), dispenser::DispenserError>> {
-        tokio::spawn(DispenserDriver::run(*self, events, shutdown))
-    }
-}
-
-fn spawn_dispensers(
-    drivers: Vec<Box<dyn SpawnDriver>>,
-    events: mpsc::Sender<DispenserEvent>,
+/// `driver`'s run, its heartbeat watched as `name`.
+fn watched<D: DispenserDriver>(
+    name: String,
+    driver: D,
+    liveness: &Liveness,
+    events: &mpsc::Sender<DispenserEvent>,
     shutdown: &watch::Receiver<bool>,
-) -> Vec<JoinHandle<Result<(), dispenser::DispenserError>>> {
-    drivers
-        .into_iter()
-        .map(|d| d.spawn(events.clone(), shutdown.clone()))
-        .collect()
+) -> DriverRun {
+    liveness.watch(name, driver.heartbeat());
+    Box::pin(driver.run(events.clone(), shutdown.clone()))
 }
 
 /// The plate models (checked against models/MANIFEST), ONNX Runtime, the cameras and the reader.
