@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds target/debian/forecourt-agent_<version>_<arch>.deb from the release build, the ONNX
-# Runtime library and the models that scripts/setup.sh fetched. Plain dpkg-deb: no extra tools.
+# Runtime library and the models that scripts/setup.sh fetched, with dpkg-deb; the shared-library
+# part of Depends comes from dpkg-shlibdeps (dpkg-dev, installed by scripts/setup.sh) run on the
+# staged binaries, plus adduser for postinst.
 #   usr/bin/forecourt-agent, usr/bin/dart-pump-sim
 #   usr/lib/forecourt-agent/libonnxruntime.so(.VERSION)
 #   lib/systemd/system/forecourt-agent.service
@@ -33,6 +35,22 @@ for f in clp_det.onnx clp_v2_c_rec.onnx clp_dict.txt MANIFEST; do
 done
 install -m 0644 README.md docs/mqtt.md docs/fleet.md "$stage/usr/share/doc/forecourt-agent/"
 
+# Depends: what the staged binaries link (dpkg-shlibdeps reads their NEEDED entries and the
+# installed packages' shlibs/symbols files), then adduser, which postinst runs. dpkg-shlibdeps
+# wants a debian/control in its working directory: a throwaway one in a temp dir. ONNX Runtime is
+# not a NEEDED entry (ort dlopens it at run time), so it is not looked up; -l names its bundled
+# folder anyway, so that if it ever were linked it would count as the package's own private library
+# instead of failing the build.
+shlib_tmp=$(mktemp -d)
+trap 'rm -rf "$shlib_tmp"' EXIT
+mkdir "$shlib_tmp/debian"
+printf 'Source: forecourt-agent\n\nPackage: forecourt-agent\nArchitecture: any\n' \
+  > "$shlib_tmp/debian/control"
+shlibs=$(cd "$shlib_tmp" && dpkg-shlibdeps -O -l"$stage/usr/lib/forecourt-agent" \
+  "$stage/usr/bin/forecourt-agent" "$stage/usr/bin/dart-pump-sim")
+shlibs=$(sed -n 's/^shlibs:Depends=//p' <<<"$shlibs")
+[ -n "$shlibs" ] || { echo "dpkg-shlibdeps gave no shlibs:Depends" >&2; exit 1; }
+
 cat > "$stage/DEBIAN/control" <<CONTROL
 Package: forecourt-agent
 Version: $version
@@ -40,7 +58,7 @@ Architecture: $arch
 Maintainer: Forecourt Agent maintainers <forecourt@localhost>
 Section: net
 Priority: optional
-Depends: libopencv-videoio406, libopencv-imgcodecs406, libopencv-imgproc406, libopencv-core406, adduser
+Depends: $shlibs, adduser
 Description: petrol station agent: plates, pumps and sales to HQ
  Reads the forecourt cameras, recognises licence plates with ONNX models, polls the fuel
  dispensers over serial (Wayne DART), ties every sale to the plate of the car being fuelled,

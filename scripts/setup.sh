@@ -23,6 +23,7 @@ APT_PACKAGES=(
   unzip ca-certificates systemd                        # systemd-analyze checks the unit in tests
   python3 sqlite3 openssl file                          # tests: outbox inspection, test PKI
   gcc libc6-dev                                         # cargo's linker; tests: the faultfs shim
+  dpkg-dev                                              # dpkg-shlibdeps: the .deb's Depends (package-deb.sh)
 )
 
 step() { printf '\n== setup: %s\n' "$*" >&2; }

@@ -37,11 +37,36 @@ fn deb_holds_the_agent_its_runtime_models_unit_and_config() {
             "{file} not in the package:\n{listing}"
         );
     }
+    // Depends comes from dpkg-shlibdeps on the staged binaries (it adds libc6, which nobody would
+    // write by hand), with adduser (postinst uses it) appended.
     let info = Command::new("dpkg-deb")
-        .args(["-f", &deb, "Package", "Depends"])
+        .args(["-f", &deb, "Depends"])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&info.stdout).contains("libopencv-videoio406"));
+    assert!(info.status.success());
+    let depends = String::from_utf8_lossy(&info.stdout);
+    let names: Vec<&str> = depends
+        .split(',')
+        .map(|d| d.split_whitespace().next().unwrap_or_default())
+        .collect();
+    for package in [
+        "libopencv-core406",
+        "libopencv-imgproc406",
+        "libopencv-imgcodecs406",
+        "libopencv-videoio406",
+        "libc6",
+        "adduser",
+    ] {
+        assert!(
+            names.contains(&package),
+            "{package} not in Depends: {depends}"
+        );
+    }
+    assert!(
+        depends.contains("libc6 (>="),
+        "libc6 without a shlibdeps version: {depends}"
+    );
+    assert!(!depends.contains("onnxruntime"), "{depends}");
     let conffiles = Command::new("dpkg-deb")
         .args(["-e", &deb])
         .arg(tempfile::tempdir().unwrap().path().join("ctl"))
