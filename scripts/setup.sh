@@ -19,7 +19,9 @@ APT_PACKAGES=(
   socat                                                 # pty pairs for the simulated pumps
   ffmpeg fonts-wqy-zenhei                               # demo/test videos with rendered Chinese plates
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
-    gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly # local RTSP server for the camera tests (x264enc: ugly)
+    gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly \
+    gstreamer1.0-plugins-bad                            # local RTSP server for the camera tests
+                                                        # (x264enc: ugly; openh264dec for --file: bad)
   unzip ca-certificates systemd                        # systemd-analyze checks the unit in tests
   python3 sqlite3 openssl file                          # tests: outbox inspection, test PKI
   gcc libc6-dev                                         # cargo's linker; tests: the faultfs shim

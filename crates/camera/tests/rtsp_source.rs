@@ -1,6 +1,7 @@
 //! Camera sources against a real RTSP server: GStreamer's RTSP server serving a live H.264 test
-//! pattern (`tests/rtsp_server.py`, run by Debian's /usr/bin/python3). Skipped, with a note, only
-//! where the GStreamer packages are missing (scripts/setup.sh installs them, so CI runs these).
+//! pattern, or a video file in a loop (`tests/rtsp_server.py`, run by Debian's /usr/bin/python3).
+//! Skipped, with a note, only where the GStreamer packages (or, for the file, ffmpeg) are missing
+//! (scripts/setup.sh installs them, so CI runs these).
 
 mod support;
 
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use camera::{spawn_camera_watched, CameraConfig, CameraHandle, SourceKind, WatchdogConfig};
 use opencv::prelude::MatTraitConst;
-use support::{stop_quickly, wait_for};
+use support::{has_ffmpeg, stop_quickly, wait_for, TempDir};
 
 const PYTHON: &str = "/usr/bin/python3";
 
@@ -65,8 +66,14 @@ enum Start {
     Missing(String),
 }
 
-/// Starts the server on `port` and waits until it says it is listening.
+/// Starts the server (the test pattern) on `port` and waits until it says it is listening.
 fn start_server(port: u16) -> Start {
+    start_server_with(port, &[])
+}
+
+/// Starts the server on `port` with more arguments (`--file PATH`) and waits until it says it is
+/// listening.
+fn start_server_with(port: u16, args: &[&std::ffi::OsStr]) -> Start {
     if !Path::new(PYTHON).exists() {
         return Start::Missing(format!("{PYTHON} not found"));
     }
@@ -74,6 +81,7 @@ fn start_server(port: u16) -> Start {
     let mut child = Command::new(PYTHON)
         .arg(&script)
         .arg(port.to_string())
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -136,8 +144,12 @@ fn init_log() {
 
 /// Starts the server, or prints why the test is skipped.
 fn server_or_skip(port: u16) -> Option<Server> {
+    server_or_skip_with(port, &[])
+}
+
+fn server_or_skip_with(port: u16, args: &[&std::ffi::OsStr]) -> Option<Server> {
     init_log();
-    match start_server(port) {
+    match start_server_with(port, args) {
         Start::Ready(s) => Some(s),
         Start::Missing(why) => {
             eprintln!("skipped: cannot start the GStreamer RTSP server: {why}");
@@ -330,6 +342,71 @@ fn rtsp_stream_that_stops_sending_is_detected_and_restarted() {
         "no frames after SIGCONT; server: {}",
         server.stderr.lock().unwrap()
     );
+    assert!(stats.connected.load(Ordering::Relaxed));
+    stop_quickly(camera);
+    server.kill();
+}
+
+/// `rtsp_server.py --file`: a 3 s, 10 fps H.264 mp4 (30 frames) made by ffmpeg, at 352x288 (not
+/// the test pattern's 320x240, so a frame of that size is the file's). The camera gets the file's
+/// frames and keeps getting them, on the one connection, well past the file's 30: the server
+/// plays it in a loop.
+#[test]
+fn rtsp_video_file_is_served_in_a_loop() {
+    let _turn = my_turn();
+    if !has_ffmpeg() {
+        return;
+    }
+    let dir = TempDir::new("rtsp-file");
+    let video = dir.0.join("loop.mp4");
+    let made = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc=size=352x288:rate=10")
+        .args(["-t", "3", "-c:v", "libx264", "-pix_fmt", "yuv420p"])
+        .arg(&video)
+        .status()
+        .unwrap();
+    assert!(made.success(), "ffmpeg failed");
+    const FILE_FRAMES: u64 = 30;
+    let port = free_port();
+    let Some(server) = server_or_skip_with(port, &["--file".as_ref(), video.as_os_str()]) else {
+        return;
+    };
+    let camera = camera("file", port, Duration::from_secs(1), Duration::from_secs(5));
+    let stats = &camera.slot.stats;
+    let first = camera.slot.take(Duration::from_secs(15));
+    let Some(first) = first else {
+        panic!(
+            "no frame in 15 s; server: {}",
+            server.stderr.lock().unwrap()
+        );
+    };
+    assert_eq!((first.image.cols(), first.image.rows()), (352, 288));
+    // From here on one connection: a reconnect would mean the stream ended (or stalled).
+    let reconnects = stats.reconnects.load(Ordering::Relaxed);
+    let start = frames(&camera);
+    // Twice the file's frames after the first; a bound, not a pace (at 10 fps it takes 6 s).
+    let mut seen = 0;
+    let until = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < until && frames(&camera) < start + 2 * FILE_FRAMES {
+        if let Some(f) = camera.slot.take(Duration::from_millis(500)) {
+            assert_eq!((f.image.cols(), f.image.rows()), (352, 288));
+            seen += 1;
+        }
+    }
+    let got = frames(&camera) - start;
+    assert!(
+        got >= 2 * FILE_FRAMES,
+        "only {got} frames after the first in 30 s (the file has {FILE_FRAMES}); server: {}",
+        server.stderr.lock().unwrap()
+    );
+    assert!(seen > 0);
+    assert_eq!(
+        stats.reconnects.load(Ordering::Relaxed),
+        reconnects,
+        "the camera reconnected: the stream ended or stalled instead of looping"
+    );
+    assert_eq!(stats.stalls.load(Ordering::Relaxed), 0);
     assert!(stats.connected.load(Ordering::Relaxed));
     stop_quickly(camera);
     server.kill();
