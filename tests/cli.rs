@@ -303,6 +303,55 @@ fn credentials_are_never_printed() {
     assert!(output.contains("plain TCP"), "{output}");
 }
 
+/// FFmpeg's own messages come out as the agent's structured log lines (target `ffmpeg`, the camera
+/// named), not as FFmpeg's raw `[tcp @ 0x7ff6c00040c0] Connection to ... failed` lines on stderr
+/// beside them: a camera whose port refuses connections, retried for 3 s. No credentials either.
+#[test]
+fn ffmpeg_messages_are_structured_log_lines() {
+    let closed = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "station_id = \"x\"\ndata_dir = \"{data}\"\n[plates]\nmodels_dir = \"{models}\"\n\
+             [[camera]]\nname = \"gate\"\nurl = \"rtsp://admin:Zq7-cam-secret@127.0.0.1:{closed}/stream1\"\n\
+             [uplink]\nhost = \"127.0.0.1\"\nport = 1\n",
+            data = dir.path().join("data").display(),
+            models = repo_root().join("models").display(),
+        ),
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = agent(
+        &[
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--seconds",
+            "3",
+        ],
+        "",
+    );
+    let output = format!("{stdout}{stderr}");
+    assert!(ok, "the agent did not run:\n{output}");
+    let raw: Vec<&str> = output
+        .lines()
+        .filter(|l| l.starts_with('[') || l.contains(" @ 0x"))
+        .collect();
+    assert!(raw.is_empty(), "raw FFmpeg lines: {raw:#?}\n{output}");
+    let refused = format!("Connection to tcp://127.0.0.1:{closed}");
+    assert!(
+        output.lines().any(|l| l.contains(" WARN ffmpeg: ")
+            && l.contains(&refused)
+            && l.contains("camera=\"gate\"")),
+        "no structured ffmpeg line for the refused connection:\n{output}"
+    );
+    assert!(
+        !output.contains("secret"),
+        "a password was printed:\n{output}"
+    );
+}
+
 /// `check-config --probe`, as an installer runs it on a station: a good set-up passes with a
 /// summary; each installer mistake is named at its line with a hint (serial path, data_dir the
 /// service cannot write, camera unreachable: errors, exit non-zero; a fuelling point without a

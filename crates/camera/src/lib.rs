@@ -1,17 +1,20 @@
 //! Camera sources through OpenCV videoio (RTSP, file or USB). Each camera runs on its own thread,
 //! stamps every frame with its capture time at grab, and hands over only the latest frame so a slow
 //! consumer drops frames instead of falling behind. Failures reconnect with exponential backoff,
-//! and a watchdog replaces a capture thread that hangs inside OpenCV.
+//! and a watchdog replaces a capture thread that hangs inside OpenCV. FFmpeg's own messages go
+//! through `tracing` (target `ffmpeg`) instead of straight to stderr.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod ffmpeg_log;
+mod redact;
 mod slot;
 mod source;
 
+pub use redact::redact_credentials;
 pub use slot::{CameraStats, FrameSlot};
 pub use source::{
-    redact_credentials, spawn_camera, spawn_camera_watched, CameraConfig, CameraHandle, SourceKind,
-    WatchdogConfig,
+    spawn_camera, spawn_camera_watched, CameraConfig, CameraHandle, SourceKind, WatchdogConfig,
 };
 
 use forecourt_events::UnixMillis;

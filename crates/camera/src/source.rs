@@ -8,7 +8,8 @@ use opencv::prelude::*;
 use opencv::videoio::{self, VideoCapture};
 use tracing::{info, warn};
 
-use crate::{CameraError, Frame, FrameSlot};
+use crate::redact::redact_credentials;
+use crate::{ffmpeg_log, CameraError, Frame, FrameSlot};
 
 /// Debug prints a stream URL with its credentials redacted (see [`redact_credentials`]): a
 /// source is logged on every open and in errors.
@@ -32,20 +33,6 @@ impl std::fmt::Debug for SourceKind {
             SourceKind::File(path) => f.debug_tuple("File").field(path).finish(),
             SourceKind::Usb(n) => f.debug_tuple("Usb").field(n).finish(),
         }
-    }
-}
-
-/// `rtsp://user:pass@host/path` -> `rtsp://***@host/path`: the user info of a URL (everything
-/// between `://` and the last `@` before the path) never reaches a log. Other text is unchanged.
-pub fn redact_credentials(url: &str) -> std::borrow::Cow<'_, str> {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.into();
-    };
-    let rest = &url[scheme_end..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{}***{}", &url[..scheme_end], &rest[at..]).into(),
-        None => url.into(),
     }
 }
 
@@ -210,6 +197,7 @@ fn start_capture(
             let (config, shared, abandoned) = (config.clone(), shared.clone(), abandoned.clone());
             move || {
                 let name = config.name.clone();
+                ffmpeg_log::this_thread_serves(&name);
                 capture_loop(config, stream_timeout(stall_timeout), &shared, &abandoned)
                     .unwrap_or_else(|e| warn!(camera = %name, error = %e, "capture thread ended"))
             }
@@ -274,6 +262,11 @@ fn open(config: &CameraConfig, timeout: Duration) -> Result<VideoCapture, Camera
         camera: config.name.clone(),
         source,
     };
+    // FFmpeg's own log through tracing: hooked before the first FFmpeg open and once after it.
+    let ffmpeg = !matches!(config.source, SourceKind::Usb(_));
+    if ffmpeg {
+        ffmpeg_log::install();
+    }
     let cap = match &config.source {
         SourceKind::Stream(url) => {
             let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
@@ -283,13 +276,15 @@ fn open(config: &CameraConfig, timeout: Duration) -> Result<VideoCapture, Camera
                 videoio::CAP_PROP_READ_TIMEOUT_MSEC,
                 ms,
             ]);
-            VideoCapture::from_file_with_params(url, videoio::CAP_FFMPEG, &params).map_err(ocv)?
+            VideoCapture::from_file_with_params(url, videoio::CAP_FFMPEG, &params)
         }
-        SourceKind::File(path) => {
-            VideoCapture::from_file(path.as_os_str(), videoio::CAP_FFMPEG).map_err(ocv)?
-        }
-        SourceKind::Usb(n) => VideoCapture::new(*n, videoio::CAP_V4L2).map_err(ocv)?,
+        SourceKind::File(path) => VideoCapture::from_file(path.as_os_str(), videoio::CAP_FFMPEG),
+        SourceKind::Usb(n) => VideoCapture::new(*n, videoio::CAP_V4L2),
     };
+    if ffmpeg {
+        ffmpeg_log::after_first_open();
+    }
+    let cap = cap.map_err(ocv)?;
     if !cap.is_opened().map_err(ocv)? {
         return Err(CameraError::Open {
             camera: config.name.clone(),
