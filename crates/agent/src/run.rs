@@ -74,6 +74,7 @@ async fn run_agent(config: AgentConfig, loaded: LoadedConfig, seconds: Option<u6
         trace_dir: data_dir.join("traces"),
         trace_file: config.trace_file.as_ref().map(|p| config.resolve(p)),
         config: Some(Box::new(loaded)),
+        fill_evidence: None,
     })
     .context("starting the station")?;
 

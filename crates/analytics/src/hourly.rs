@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use forecourt_events::{Decimal, FpNumber, UnixMillis};
+use serde::{Deserialize, Serialize};
 
 pub const HOUR_MS: i64 = 3_600_000;
 
@@ -12,14 +13,14 @@ pub fn hour_of(t: UnixMillis) -> UnixMillis {
 }
 
 pub use forecourt_events::FillEnd;
-use wire::{FpHourJson, HourSummary, MetricsJson, NozzleHourJson};
+use wire::{FpHourJson, HourSummary, MetricsJson, NozzleHourJson, ZoneHourJson};
 
 /// Upper bounds (litres, exclusive) of the single-sale volume histogram bins; the last bin is open.
 pub const VOLUME_BINS_L: [i64; 5] = [10, 20, 30, 40, 60];
 pub const VOLUME_BIN_NAMES: [&str; 6] = ["0-10", "10-20", "20-30", "30-40", "40-60", "60+"];
 
 /// An exact running sum of decimals of any scale.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DecimalSum {
     minor: i128,
     scale: u8,
@@ -53,7 +54,7 @@ pub fn volume_bin(volume: Decimal) -> usize {
 }
 
 /// Counters of one hour for one fuelling point or one nozzle.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Counters {
     pub lifts: u32,
     pub sales: u32,
@@ -127,17 +128,58 @@ fn round4(x: f64) -> f64 {
 }
 
 /// One hour being counted.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct HourAcc {
     pub fps: BTreeMap<FpNumber, FpAcc>,
     pub entrance_arrivals: u32,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FpAcc {
     pub arrivals: u32,
     pub all: Counters,
     pub nozzles: BTreeMap<u8, Counters>,
+    pub zones: ZoneCounters,
+}
+
+/// How a fuelling point's zones fitted its fills in one hour.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ZoneCounters {
+    pub reads: u32,
+    pub sales_judged: u32,
+    pub plated: u32,
+    pub confidence_sum: f64,
+    pub other_zone: u32,
+    pub unseen: u32,
+}
+
+impl ZoneCounters {
+    pub fn judged(&mut self, evidence: &crate::zone_check::FillEvidence) {
+        use crate::zone_check::Fit;
+        self.sales_judged += 1;
+        if evidence.plate.is_some() {
+            self.plated += 1;
+            self.confidence_sum += f64::from(evidence.confidence);
+        }
+        if matches!(evidence.fit, Fit::Other(_)) {
+            self.other_zone += 1;
+        }
+        if evidence.unseen() {
+            self.unseen += 1;
+        }
+    }
+
+    fn summary(&self) -> ZoneHourJson {
+        ZoneHourJson {
+            reads: self.reads,
+            sales_judged: self.sales_judged,
+            plated: self.plated,
+            mean_confidence: (self.plated > 0)
+                .then(|| (self.confidence_sum / f64::from(self.plated) * 1000.0).round() / 1000.0),
+            other_zone: self.other_zone,
+            unseen: self.unseen,
+        }
+    }
 }
 
 impl HourAcc {
@@ -162,6 +204,7 @@ impl HourAcc {
             entrance_arrivals: self.entrance_arrivals,
             late_events,
             counted_from,
+            counted_until: None,
             fps: fps
                 .into_iter()
                 .map(|fp| {
@@ -180,6 +223,7 @@ impl HourAcc {
                                 metrics: acc.nozzles.get(&n).unwrap_or(&zero).summary(),
                             })
                             .collect(),
+                        zones: acc.zones.summary(),
                     }
                 })
                 .collect(),

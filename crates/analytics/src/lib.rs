@@ -20,6 +20,7 @@ mod event;
 mod hourly;
 pub mod replay;
 mod visit;
+pub mod zone_check;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -35,6 +36,7 @@ use visit::{Read, Visit};
 pub use wire::{
     Arrival, FpHourJson, HourSummary, MetricsJson, NozzleHourJson, VisitRecord, VisitSale,
 };
+use zone_check::{FillEvidence, ZoneCheck};
 
 /// A car that was read this long after another nozzle was lifted at its FP (or until that
 /// nozzle hung up) was still there for that fill; a car pulling out is gone from the zones within
@@ -42,11 +44,31 @@ pub use wire::{
 const STILL_THERE_AFTER_LIFT_MS: i64 = 10_000;
 
 /// A nozzle or an FP with a nozzle out, since when.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 struct OpenSince {
     nozzles: BTreeMap<u8, UnixMillis>,
     /// When the FP last went from no nozzle out to one out.
     fp: Option<UnixMillis>,
+}
+
+/// The hours still being counted, as [`Analytics::running_hours`] saves them: what a restart
+/// takes over ([`Analytics::restore_running_hours`]) so that no hour's summary is lost.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunningHours {
+    /// When it was taken (the newest event time then).
+    pub taken_t: UnixMillis,
+    next_hour: Option<UnixMillis>,
+    hours: BTreeMap<UnixMillis, HourAcc>,
+    late_events: u32,
+    known: BTreeMap<FpNumber, BTreeSet<u8>>,
+    counting_since: Option<UnixMillis>,
+}
+
+impl RunningHours {
+    /// Hours with counters in it.
+    pub fn hours_counting(&self) -> usize {
+        self.hours.len()
+    }
 }
 
 pub struct Analytics {
@@ -68,12 +90,15 @@ pub struct Analytics {
     history: VecDeque<HourSummary>,
     /// When this instance began counting (see [`Self::counting_since`]).
     counting_since: Option<UnixMillis>,
+    /// Whether each fuelling point's zones sit where its customers stand.
+    zone_check: ZoneCheck,
 }
 
 impl Analytics {
     /// `is_well_formed` is the plate grammar (as for the matcher).
     pub fn new(layout: Layout, config: AnalyticsConfig, is_well_formed: fn(&str) -> bool) -> Self {
         let known = layout.fps.iter().map(|f| (f.fp, BTreeSet::new())).collect();
+        let zone_check = ZoneCheck::new(layout.clone(), config.min_read_confidence);
         Analytics {
             config,
             layout,
@@ -89,6 +114,7 @@ impl Analytics {
             known,
             history: VecDeque::new(),
             counting_since: None,
+            zone_check,
         }
     }
 
@@ -98,6 +124,7 @@ impl Analytics {
         for f in &layout.fps {
             self.known.entry(f.fp).or_default();
         }
+        self.zone_check.set_layout(layout.clone());
         self.layout = layout;
     }
 
@@ -116,6 +143,11 @@ impl Analytics {
     /// after this for the lowest latency).
     pub fn observe_frame(&mut self, frame: &FramePlates) {
         self.seen(frame.t);
+        for fp in self.zone_check.observe_frame(frame) {
+            if let Some(acc) = self.acc(frame.t) {
+                acc.fp(fp).zones.reads += 1;
+            }
+        }
         let entrance = self.config.entrance_cameras.contains(&frame.camera);
         for p in &frame.plates {
             if p.text.is_empty()
@@ -213,12 +245,31 @@ impl Analytics {
     }
 
     /// The matcher's decided sale: ties the sale to a car's visit (by plate), or to a plate-less
-    /// visit at its fuelling point. A correction (the matcher's second look at a sale already
-    /// observed) is not another sale; visits keep the first verdict.
-    pub fn observe_matched(&mut self, m: &MatchedSale) {
+    /// visit at its fuelling point, and judges whether the fuelling point's zones fit its fill
+    /// (the evidence is returned; `None` for a fill whose start is unknown). A correction (the
+    /// matcher's second look at a sale already observed) is not another sale; visits keep the
+    /// first verdict.
+    pub fn observe_matched(&mut self, m: &MatchedSale) -> Option<FillEvidence> {
         if m.correction {
-            return;
+            return None;
         }
+        let evidence = self.zone_check.observe_matched(m);
+        if let Some(e) = &evidence {
+            if let Some(acc) = self.acc(m.sale.t) {
+                acc.fp(e.fp).zones.judged(e);
+            }
+        }
+        self.tie_to_visit(m);
+        evidence
+    }
+
+    /// Per fuelling point, how its zones fitted its latest sales, with an alarm when they look
+    /// misplaced (for the health report).
+    pub fn zone_report(&self) -> BTreeMap<FpNumber, wire::FpZoneCheck> {
+        self.zone_check.report()
+    }
+
+    fn tie_to_visit(&mut self, m: &MatchedSale) {
         let sale = VisitSale {
             fp: m.sale.fp,
             nozzle: m.sale.nozzle,
@@ -330,6 +381,75 @@ impl Analytics {
     pub fn hour(&self, hour: UnixMillis) -> Option<&HourSummary> {
         let hour = hour_of(hour);
         self.history.iter().find(|h| h.hour == hour)
+    }
+
+    /// The summary of `hour` (any time within it): a closed one as published, or one still
+    /// being counted as it stands at `now` (`counted_until` set; nozzles still out counted up
+    /// to `now`, vehicles as counted so far). `None` for an hour neither held nor counting.
+    pub fn hour_or_so_far(&self, hour: UnixMillis, now: UnixMillis) -> Option<HourSummary> {
+        if let Some(closed) = self.hour(hour) {
+            return Some(closed.clone());
+        }
+        let h = hour_of(hour);
+        let open = self.next_hour.is_some_and(|next| h >= next) && h <= hour_of(now);
+        if !open {
+            return None;
+        }
+        let until = now.min(h + HOUR_MS);
+        let mut acc = self.hours.get(&h).cloned().unwrap_or_default();
+        self.credit_open_nozzles(&mut acc, h, until);
+        let counted_from = self.counting_since.filter(|&t| t > h && t < h + HOUR_MS);
+        let mut summary = acc.summary(h, &self.known, self.late_events, counted_from);
+        summary.counted_until = Some(until);
+        Some(summary)
+    }
+
+    /// The hours still being counted, with the time of nozzles still out credited up to the
+    /// newest event: saved by the station now and then, taken over after a restart.
+    pub fn running_hours(&self) -> RunningHours {
+        let taken_t = self.newest_t;
+        let mut hours = self.hours.clone();
+        for (&h, acc) in &mut hours {
+            self.credit_open_nozzles(acc, h, taken_t.min(h + HOUR_MS));
+        }
+        RunningHours {
+            taken_t,
+            next_hour: self.next_hour,
+            hours,
+            late_events: self.late_events,
+            known: self.known.clone(),
+            counting_since: self.counting_since,
+        }
+    }
+
+    /// Takes over the hours an earlier run was counting (see [`Self::running_hours`]): an hour
+    /// that ended while the agent was down is published by the next [`Self::poll`] like any
+    /// other, and the current one counts on. Events between `taken_t` and this start are not
+    /// counted; the earlier run's start of counting stays the hour's `counted_from`. Call
+    /// before any event, after [`Self::counting_since`].
+    pub fn restore_running_hours(&mut self, running: RunningHours) {
+        // Hours it counted that closed since (published by it before it stopped) are skipped.
+        let closed: BTreeSet<UnixMillis> = self.history.iter().map(|h| h.hour).collect();
+        for (h, acc) in running.hours {
+            if !closed.contains(&h) {
+                self.hours.insert(h, acc);
+            }
+        }
+        self.next_hour = self
+            .hours
+            .keys()
+            .next()
+            .copied()
+            .or(running.next_hour)
+            .filter(|next| !closed.contains(next))
+            .or(self.next_hour);
+        self.late_events = running.late_events;
+        for (fp, nozzles) in running.known {
+            self.known.entry(fp).or_default().extend(nozzles);
+        }
+        // Counted across the restart from the earlier run's start (minus the time it was down).
+        self.counting_since = running.counting_since;
+        self.newest_t = self.newest_t.max(running.taken_t);
     }
 
     /// [`Analytics::hour`] as the `hourly` body.
@@ -577,6 +697,27 @@ impl Analytics {
         }
     }
 
+    /// Adds to hour `h`'s counters the time nozzles still out were out in it, up to `until`.
+    fn credit_open_nozzles(&self, acc: &mut HourAcc, h: UnixMillis, until: UnixMillis) {
+        for (&fp, o) in &self.open {
+            let open = o
+                .nozzles
+                .iter()
+                .map(|(&n, &s)| (Some(n), s))
+                .chain(o.fp.map(|s| (None, s)));
+            for (nozzle, since) in open {
+                let s = since.max(h);
+                if until > s {
+                    let fpa = acc.fp(fp);
+                    match nozzle {
+                        Some(n) => fpa.nozzles.entry(n).or_default().nozzle_out_ms += until - s,
+                        None => fpa.all.nozzle_out_ms += until - s,
+                    }
+                }
+            }
+        }
+    }
+
     fn close_hours(&mut self, now: UnixMillis) {
         let Some(mut h) = self.next_hour else {
             return;
@@ -609,27 +750,8 @@ impl Analytics {
                 self.count_vehicle(&v);
             }
             // Nozzles still out: their time so far in this hour.
-            let open: Vec<(FpNumber, Option<u8>, UnixMillis)> = self
-                .open
-                .iter()
-                .flat_map(|(&fp, o)| {
-                    o.nozzles
-                        .iter()
-                        .map(move |(&n, &s)| (fp, Some(n), s))
-                        .chain(o.fp.map(|s| (fp, None, s)))
-                })
-                .collect();
-            for (fp, nozzle, since) in open {
-                let s = since.max(h);
-                if end > s {
-                    let fpa = self.hours.entry(h).or_default().fp(fp);
-                    match nozzle {
-                        Some(n) => fpa.nozzles.entry(n).or_default().nozzle_out_ms += end - s,
-                        None => fpa.all.nozzle_out_ms += end - s,
-                    }
-                }
-            }
-            let acc = self.hours.remove(&h).unwrap_or_default();
+            let mut acc = self.hours.remove(&h).unwrap_or_default();
+            self.credit_open_nozzles(&mut acc, h, end);
             let counted_from = self.counting_since.filter(|&t| t > h && t < end);
             let summary = acc.summary(
                 h,

@@ -230,7 +230,11 @@ fn scripted_two_hours() {
                   "nozzle_out_ms": 20_000, "utilisation": 0.0056,
                   "volume_histogram": zeros_hist,
                   "fill_auto": 0, "fill_preset": 0, "fill_unknown": 0, "fill_up_rate": null,
-                  "sale_gaps": 0, "missing_volume": "0"}]})
+                  "sale_gaps": 0, "missing_volume": "0"}],
+               // A's 7 confident reads in FP1's zone (10 s to 110 s); its fill (40 s to 100 s)
+               // judged, plated; A stood through it, nothing else was read.
+               "zones": {"reads": 7, "sales_judged": 1, "plated": 1, "mean_confidence": 0.99,
+                         "other_zone": 0, "unseen": 0}})
     );
     let fp2 = &h0["fps"][1];
     assert_eq!(fp2["fp"], json!(2));
@@ -248,6 +252,12 @@ fn scripted_two_hours() {
     assert_eq!(fp2["fill_auto"], json!(1));
     assert_eq!(fp2["fill_preset"], json!(1));
     assert_eq!(fp2["fill_up_rate"], json!(0.5));
+    // Two plate-less sales; nothing was ever read in FP2's zone.
+    assert_eq!(
+        fp2["zones"],
+        json!({"reads": 0, "sales_judged": 2, "plated": 0, "mean_confidence": null,
+               "other_zone": 0, "unseen": 2})
+    );
     // Per nozzle: the vehicle counts where its first sale was (n2).
     let n = &fp2["nozzles"];
     assert_eq!(n[0]["nozzle"], json!(1));
@@ -274,6 +284,10 @@ fn scripted_two_hours() {
     assert_eq!(fp1["nozzles"][1]["nozzle_out_ms"], json!(40_000));
     assert_eq!(fp1["vehicles"], json!(1));
     assert_eq!(fp1["waiting_n"], json!(0));
+    // B's sale: plated by the matcher, but B was never read here.
+    assert_eq!(fp1["zones"]["sales_judged"], json!(1));
+    assert_eq!(fp1["zones"]["plated"], json!(1));
+    assert_eq!(fp1["zones"]["unseen"], json!(1));
     assert_eq!(h1["fps"][1]["sales"], json!(0));
     // The on-demand JSON is what was published.
     assert_eq!(a.hour_json(H + 1_234), Some(h0.clone()));
@@ -618,4 +632,80 @@ fn a_correction_is_not_another_sale() {
     assert_eq!(v.len(), 1, "{v:?}");
     assert_eq!(v[0]["sales"].as_array().unwrap().len(), 1, "{v:?}");
     assert_eq!(v[0]["plate"], json!(B));
+}
+
+/// FP1 sells 35.21 l in hour 0, a nozzle still out over the hour's end.
+fn hour_with_a_sale(a: &mut Analytics) {
+    a.counting_since(H - 10_000);
+    a.observe_dispenser(&nozzle(true, H + 40_000, 1, 1));
+    a.observe_dispenser(&nozzle(false, H + 100_000, 1, 1));
+    let s1 = sale(H + 101_000, 1, 1, 3521, 27640);
+    a.observe_sale_end(&s1, Some(FillEnd::Auto));
+    a.observe_matched(&matched(&s1, H + 40_000, H + 100_000, None));
+    // Nozzle 2 out for the last 20 s of the hour and beyond.
+    a.observe_dispenser(&nozzle(true, H + HOUR_MS - 20_000, 1, 2));
+}
+
+/// The agent stops 30 s into hour 1, inside the 60 s before hour 0 is published, and starts
+/// again 20 s later: hour 0's summary is published by the new run, with the figures the old one
+/// counted (taken over through JSON, as the station keeps them in the outbox).
+#[test]
+fn an_hour_ends_while_the_agent_restarts_and_its_summary_is_still_published() {
+    let mut old = Analytics::new(layout(), AnalyticsConfig::default(), plate_ok);
+    hour_with_a_sale(&mut old);
+    old.observe_frame(&frame("cam1", H + HOUR_MS + 30_000, &[]));
+    assert!(
+        hourly(&old.poll(H + HOUR_MS + 30_000)).is_empty(),
+        "not yet: 60 s delay"
+    );
+    let kept = serde_json::to_string(&old.running_hours()).unwrap();
+    drop(old);
+
+    let mut new = Analytics::new(layout(), AnalyticsConfig::default(), plate_ok);
+    new.counting_since(H + HOUR_MS + 50_000);
+    new.restore_running_hours(serde_json::from_str(&kept).unwrap());
+    // The pump still shows nozzle 2 out; the new run hears of it again.
+    new.observe_dispenser(&nozzle(true, H + HOUR_MS + 50_500, 1, 2));
+    let events = new.poll(H + HOUR_MS + 60_000);
+    let hours = hourly(&events);
+    assert_eq!(hours.len(), 1, "{events:?}");
+    let h0 = hours[0];
+    assert_eq!(h0.hour, H);
+    // Counting began before hour 0: a whole hour.
+    assert_eq!(h0.counted_from, None);
+    let fp1 = &h0.fps[0];
+    assert_eq!(fp1.metrics.sales, 1);
+    assert_eq!(fp1.metrics.volume, Decimal::new(3521, 2));
+    assert_eq!(fp1.metrics.lifts, 2);
+    // Nozzle 1's 60 s and nozzle 2's last 20 s of the hour.
+    assert_eq!(fp1.metrics.nozzle_out_ms, 80_000);
+    assert_eq!(fp1.zones.sales_judged, 1);
+    // Without the running hours taken over, that summary is never published.
+    let mut forgetful = Analytics::new(layout(), AnalyticsConfig::default(), plate_ok);
+    forgetful.counting_since(H + HOUR_MS + 50_000);
+    forgetful.observe_dispenser(&nozzle(true, H + HOUR_MS + 50_500, 1, 2));
+    assert!(hourly(&forgetful.poll(H + 2 * HOUR_MS + 60_000))
+        .iter()
+        .all(|h| h.hour != H));
+}
+
+#[test]
+fn the_hour_still_being_counted_is_there_on_demand_as_it_stands() {
+    let mut a = Analytics::new(layout(), AnalyticsConfig::default(), plate_ok);
+    hour_with_a_sale(&mut a);
+    let now = H + HOUR_MS - 5_000;
+    assert!(hourly(&a.poll(now)).is_empty());
+    let so_far = a.hour_or_so_far(H + 1, now).expect("the current hour");
+    assert_eq!(so_far.counted_until, Some(now));
+    assert_eq!(so_far.fps[0].metrics.sales, 1);
+    // Nozzle 2 has been out 15 s so far.
+    assert_eq!(so_far.fps[0].metrics.nozzle_out_ms, 75_000);
+    // Asking changes nothing: the published summary is the whole hour's.
+    let h0 = hourly(&a.poll(H + HOUR_MS + 60_000))[0].clone();
+    assert_eq!(h0.counted_until, None);
+    assert_eq!(h0.fps[0].metrics.nozzle_out_ms, 80_000);
+    assert_eq!(a.hour_or_so_far(H, H + HOUR_MS + 60_000), Some(h0));
+    // An hour before counting began, or one in the future, is not there.
+    assert_eq!(a.hour_or_so_far(H - HOUR_MS, now), None);
+    assert_eq!(a.hour_or_so_far(H + 3 * HOUR_MS, now), None);
 }

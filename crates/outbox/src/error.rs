@@ -71,6 +71,13 @@ pub enum OutboxError {
         why: String,
     },
 
+    #[error("outbox {path}: kept state {key} is malformed: {why}")]
+    MalformedState {
+        path: PathBuf,
+        key: String,
+        why: String,
+    },
+
     /// `PRAGMA quick_check` found damage the file's header did not show.
     #[error("outbox {path}: integrity check failed: {report}")]
     Damaged { path: PathBuf, report: String },

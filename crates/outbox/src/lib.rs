@@ -377,6 +377,46 @@ impl Outbox {
         Ok(kept)
     }
 
+    /// Keeps `body` under `key` in place of what was there: state a restart takes over that is
+    /// not a record (never sent). Durable when this returns.
+    pub fn keep_state(&self, key: &str, body: &serde_json::Value) -> Result<(), OutboxError> {
+        let path = self.path();
+        let bytes = serde_json::to_vec(body).map_err(|source| OutboxError::Encode {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.lock()
+            .execute(
+                "INSERT INTO state (key, body, updated) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET body = excluded.body,
+                                                 updated = excluded.updated",
+                params![key, bytes, now_millis()],
+            )
+            .map_err(|e| OutboxError::sqlite(path, "keep state", e))?;
+        Ok(())
+    }
+
+    /// What [`Outbox::keep_state`] last kept under `key`.
+    pub fn state(&self, key: &str) -> Result<Option<serde_json::Value>, OutboxError> {
+        let path = self.path();
+        let conn = self.lock();
+        let bytes: Option<Vec<u8>> = conn
+            .query_row("SELECT body FROM state WHERE key = ?1", [key], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(|e| OutboxError::sqlite(path, "read state", e))?;
+        bytes
+            .map(|b| {
+                serde_json::from_slice(&b).map_err(|e| OutboxError::MalformedState {
+                    path: path.to_path_buf(),
+                    key: key.to_owned(),
+                    why: e.to_string(),
+                })
+            })
+            .transpose()
+    }
+
     /// Everything held, oldest first (after a restart: what was not released before the stop).
     pub fn held(&self) -> Result<Vec<(String, serde_json::Value)>, OutboxError> {
         let path = self.path();

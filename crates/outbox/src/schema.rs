@@ -79,6 +79,13 @@ const MIGRATIONS: &[&str] = &[
          id TEXT PRIMARY KEY NOT NULL,
          t  INTEGER NOT NULL
      ) WITHOUT ROWID;",
+    // 8: state a restart takes over that is no record (the hours the analytics are counting),
+    // one JSON body per key, replaced as a whole.
+    "CREATE TABLE state (
+         key     TEXT PRIMARY KEY NOT NULL,
+         body    BLOB NOT NULL,
+         updated INTEGER NOT NULL
+     ) WITHOUT ROWID;",
 ];
 
 /// The schema version this build writes.

@@ -224,9 +224,9 @@ fn opening_sets_wal_and_full_sync() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    // Schema 7: records, sequences, held items, archive, kept totalizers, dropped counts,
-    // dead letters, command ids seen.
-    assert_eq!((mode.as_str(), version), ("wal", 7));
+    // Schema 8: records, sequences, held items, archive, kept totalizers, dropped counts,
+    // dead letters, command ids seen, kept state.
+    assert_eq!((mode.as_str(), version), ("wal", 8));
 }
 
 /// A corrupt file at start is moved aside, byte for byte, never deleted, and a fresh outbox
@@ -380,4 +380,41 @@ fn appends_sync_every_commit_and_deletes_the_next_sync() {
     let (_dir, path) = temp_outbox();
     let outbox = Outbox::open(&path).unwrap();
     assert_eq!(outbox.synchronous_levels().unwrap(), (2, 1));
+}
+
+/// State a restart takes over: kept under a key, replaced as a whole, there after a reopen; a
+/// key never kept has none; a body that is not JSON is a typed error, not a panic.
+#[test]
+fn state_is_kept_replaced_and_read_back_after_a_reopen() {
+    let (_dir, path) = temp_outbox();
+    {
+        let outbox = Outbox::open(&path).unwrap();
+        assert_eq!(outbox.state("running_hours").unwrap(), None);
+        outbox
+            .keep_state("running_hours", &json!({"taken_t": 1}))
+            .unwrap();
+        outbox
+            .keep_state("running_hours", &json!({"taken_t": 2}))
+            .unwrap();
+    }
+    let outbox = Outbox::open(&path).unwrap();
+    assert_eq!(
+        outbox.state("running_hours").unwrap(),
+        Some(json!({"taken_t": 2}))
+    );
+    assert_eq!(
+        outbox.depth().unwrap(),
+        0,
+        "state is no record: nothing is sent"
+    );
+    drop(outbox);
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute("UPDATE state SET body = x'7b7b'", [])
+        .unwrap();
+    let outbox = Outbox::open(&path).unwrap();
+    assert!(matches!(
+        outbox.state("running_hours"),
+        Err(outbox::OutboxError::MalformedState { .. })
+    ));
 }

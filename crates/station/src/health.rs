@@ -8,7 +8,7 @@ use std::time::Duration;
 use camera::FrameSlot;
 use outbox::Outbox;
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{info, warn};
 use uplink::{HealthPublisher, UplinkHealth};
 use wire::{AgentHealth, CameraHealth, PlateReaderHealth};
 
@@ -98,6 +98,12 @@ pub async fn log_health(
             ));
         }
         let fps = pumps.snapshot(&configured_fps);
+        for p in &fps {
+            if let Some(alarm) = &p.zones.alarm {
+                warn!(fp = p.fp, "health: zones: {alarm}");
+                alarms_now.push(alarm.clone());
+            }
+        }
         let offline: Vec<u8> = fps.iter().filter(|p| !p.online).map(|p| p.fp).collect();
         info!(
             online = fps.len() - offline.len(),

@@ -1,16 +1,18 @@
 //! Each fuelling point as its sale source last told it, for the health report: online or not
 //! since when, and its sales since start. A fuelling point the config lists that never came
-//! online shows so (a serial path or an address that is wrong looks like this to HQ).
+//! online shows so (a serial path or an address that is wrong looks like this to HQ). With it,
+//! how its zones fitted its latest sales (the analytics' zone check, set by the station).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use forecourt_events::{DispenserEvent, FpNumber, UnixMillis};
-use wire::FpHealth;
+use wire::{FpHealth, FpZoneCheck};
 
 #[derive(Debug, Default)]
 pub struct PumpBoard {
     points: Mutex<BTreeMap<FpNumber, FpHealth>>,
+    zones: Mutex<BTreeMap<FpNumber, FpZoneCheck>>,
 }
 
 impl PumpBoard {
@@ -29,13 +31,22 @@ impl PumpBoard {
         }
     }
 
+    /// The zone check's latest report, per fuelling point.
+    pub fn set_zone_check(&self, report: BTreeMap<FpNumber, FpZoneCheck>) {
+        *self.zones.lock().unwrap_or_else(|p| p.into_inner()) = report;
+    }
+
     /// Every fuelling point in `configured` (never heard of: offline, no time) and every other
-    /// one a source told of, by number.
+    /// one a source told of, by number, with its zone check.
     pub fn snapshot(&self, configured: &[FpNumber]) -> Vec<FpHealth> {
         let points = self.points.lock().unwrap_or_else(|p| p.into_inner());
         let mut out: BTreeMap<FpNumber, FpHealth> =
             configured.iter().map(|&fp| (fp, unheard(fp))).collect();
         out.extend(points.iter().map(|(fp, p)| (*fp, p.clone())));
+        let zones = self.zones.lock().unwrap_or_else(|p| p.into_inner());
+        for (fp, point) in &mut out {
+            point.zones = zones.get(fp).cloned().unwrap_or_default();
+        }
         out.into_values().collect()
     }
 }
@@ -48,6 +59,7 @@ fn unheard(fp: FpNumber) -> FpHealth {
         since_t: None,
         sales: 0,
         last_sale_t: None,
+        zones: FpZoneCheck::default(),
     }
 }
 
@@ -86,7 +98,7 @@ mod tests {
     }
 
     #[test]
-    fn each_point_shows_its_link_and_sales_and_an_unheard_one_shows_offline() {
+    fn each_point_shows_its_link_sales_and_zone_check_and_an_unheard_one_shows_offline() {
         let board = PumpBoard::default();
         board.observe(&DispenserEvent::PumpOnline { t: 10, fp: 1 });
         board.observe(&sale(1, 50));
@@ -94,6 +106,13 @@ mod tests {
         board.observe(&DispenserEvent::PumpOnline { t: 20, fp: 2 });
         board.observe(&DispenserEvent::PumpOnline { t: 25, fp: 2 }); // no change: since stays
         board.observe(&DispenserEvent::PumpOffline { t: 60, fp: 2 });
+        let alarmed = FpZoneCheck {
+            sales: 4,
+            other_zone: 3,
+            alarm: Some("FP 1's zones look misplaced".into()),
+            ..FpZoneCheck::default()
+        };
+        board.set_zone_check([(1, alarmed.clone())].into());
         let got = board.snapshot(&[1, 2, 3]);
         let row = |fp, online, since_t, sales, last_sale_t| FpHealth {
             fp,
@@ -101,6 +120,11 @@ mod tests {
             since_t,
             sales,
             last_sale_t,
+            zones: if fp == 1 {
+                alarmed.clone()
+            } else {
+                FpZoneCheck::default()
+            },
         };
         assert_eq!(
             got,

@@ -17,6 +17,8 @@ const RELEASED_LOOKBACK: usize = 5_000;
 pub struct Restored {
     /// Closed hours, for HQ's `hourly` command.
     pub hours: usize,
+    /// Hours an earlier run was counting, counted on (a summary not yet published is published).
+    pub running_hours: usize,
     /// Fuelling points whose last sent sale the pump may still show.
     pub released: usize,
     /// Sales held when the agent stopped, back with the matcher.
@@ -28,6 +30,7 @@ impl Station {
     pub async fn restore(&mut self) -> Result<Restored, StationError> {
         let restored = Restored {
             hours: self.restore_hourly().await?,
+            running_hours: self.restore_running_hours().await?,
             released: self.restore_released_sales().await?,
             held: self.restore_held_sales().await?,
         };
@@ -44,6 +47,40 @@ impl Station {
             );
         }
         Ok(restored)
+    }
+
+    /// The hours the last run was counting when it stopped (saved every few seconds and at the
+    /// stop), counted on: an hour that ended inside its publishing delay, or while the agent
+    /// was down, is still published. After the closed hours (it skips those already published).
+    async fn restore_running_hours(&mut self) -> Result<usize, StationError> {
+        let outbox = self.writer.outbox().clone();
+        let kept =
+            tokio::task::spawn_blocking(move || outbox.state(crate::station::RUNNING_HOURS_KEY))
+                .await?;
+        let body = match kept {
+            Ok(Some(body)) => body,
+            Ok(None) => return Ok(0),
+            Err(e) => {
+                warn!(error = %e, "the hours the last run was counting are unreadable; counting afresh");
+                return Ok(0);
+            }
+        };
+        match serde_json::from_value::<analytics::RunningHours>(body) {
+            Ok(running) => {
+                let hours = running.hours_counting();
+                info!(
+                    hours,
+                    taken_t = running.taken_t,
+                    "hours the last run was counting are counted on"
+                );
+                self.analytics.restore_running_hours(running);
+                Ok(hours)
+            }
+            Err(e) => {
+                warn!(error = %e, "the hours the last run was counting are not understood; counting afresh");
+                Ok(0)
+            }
+        }
     }
 
     /// Per fuelling point, the last sale sent before this start that the pump may still show.

@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
+use analytics::zone_check::FillEvidence;
 use forecourt_events::{now_millis, DispenserEvent, FramePlates, KeptSales, UnixMillis};
 use matcher::{Layout, MatchedSale, Matcher, MatcherConfig};
 use outbox::{Outbox, Totalizer};
@@ -28,6 +29,13 @@ type SaleKey = (u8, u8, UnixMillis);
 
 /// How long past a sale's revisit its record id is kept in case the correction comes late.
 const REVISIT_SLACK_MS: i64 = 60_000;
+
+/// How often the hours the analytics are counting are saved for a restart to take over (and at
+/// a stop): a crash loses at most this much of an hour's figures, never its summary.
+const SAVE_RUNNING_HOURS: Duration = Duration::from_secs(10);
+
+/// The outbox state key of the analytics' running hours.
+pub(crate) const RUNNING_HOURS_KEY: &str = "analytics.running_hours";
 
 /// How often the station decides sales whose grace period is over, retries refused writes and
 /// says it is alive.
@@ -52,6 +60,8 @@ pub struct StationParts {
     pub trace_file: Option<PathBuf>,
     /// The configuration, for reloads; `None`: nothing to reload.
     pub config: Option<Box<dyn ConfigSource>>,
+    /// Each sale's zone evidence as it is judged (for `commission`); `None`: not wanted.
+    pub fill_evidence: Option<mpsc::Sender<FillEvidence>>,
 }
 
 pub struct Station {
@@ -67,6 +77,8 @@ pub struct Station {
     pub(crate) config: Option<Box<dyn ConfigSource>>,
     topic_root: String,
     pumps: Arc<PumpBoard>,
+    /// Where each sale's zone evidence goes as it is judged (`commission`); `None`: nowhere.
+    fill_evidence: Option<mpsc::Sender<FillEvidence>>,
 }
 
 impl Station {
@@ -96,6 +108,7 @@ impl Station {
             config: parts.config,
             topic_root: parts.topic_root,
             pumps: Arc::new(PumpBoard::default()),
+            fill_evidence: parts.fill_evidence,
         })
     }
 
@@ -121,6 +134,8 @@ impl Station {
     ) -> Result<(), StationError> {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut save_hours = tokio::time::interval(SAVE_RUNNING_HOURS);
+        save_hours.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 Some(f) = frames.recv() => self.on_frame(&f).await?,
@@ -133,12 +148,14 @@ impl Station {
                     self.recording.tick(now);
                     alive();
                 }
+                _ = save_hours.tick() => self.save_running_hours().await,
                 _ = shutdown.changed() => break,
             }
         }
         // Decide what is still in its grace period now, with what was seen: a sale must not be
         // lost because the agent was asked to stop.
         self.decide(UnixMillis::MAX).await?;
+        self.save_running_hours().await;
         self.writer.retry().await?;
         if self.writer.unwritten() > 0 {
             tracing::error!(
@@ -196,7 +213,13 @@ impl Station {
                 self.correct(&m).await?;
                 continue;
             }
-            self.analytics.observe_matched(&m);
+            if let Some(evidence) = self.analytics.observe_matched(&m) {
+                self.pumps.set_zone_check(self.analytics.zone_report());
+                if let Some(tx) = &self.fill_evidence {
+                    // A watcher that went away (or lags) does not hold up the station.
+                    let _ = tx.try_send(evidence);
+                }
+            }
             info!(
                 fp = m.sale.fp,
                 nozzle = m.sale.nozzle,
@@ -259,9 +282,37 @@ impl Station {
 
     async fn publish_analytics(&mut self, now: UnixMillis) -> Result<(), StationError> {
         for e in self.analytics.poll(now) {
+            if let analytics::AnalyticsEvent::Hourly(h) = &e {
+                let (sales, lifts) = h.fps.iter().fold((0, 0), |(s, l), f| {
+                    (s + f.metrics.sales, l + f.metrics.lifts)
+                });
+                info!(
+                    hour = h.hour,
+                    sales,
+                    lifts,
+                    counted_from = h.counted_from,
+                    "hourly summary queued for HQ"
+                );
+            }
             self.append(e.into_event()).await?;
         }
         Ok(())
+    }
+
+    /// Saves the hours the analytics are counting (see [`SAVE_RUNNING_HOURS`]). A failed save
+    /// is logged, not fatal: the next one may work, and only figures are at stake.
+    async fn save_running_hours(&mut self) {
+        let body = match serde_json::to_value(self.analytics.running_hours()) {
+            Ok(body) => body,
+            Err(e) => return warn!(error = %e, "the running hours could not be encoded"),
+        };
+        let outbox = self.writer.outbox().clone();
+        match tokio::task::spawn_blocking(move || outbox.keep_state(RUNNING_HOURS_KEY, &body)).await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(error = %e, "the running hours could not be saved; retried"),
+            Err(e) => warn!(error = %e, "saving the running hours failed"),
+        }
     }
 
     pub(crate) fn topic(&self, stream: Stream) -> String {

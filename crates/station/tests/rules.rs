@@ -57,6 +57,7 @@ async fn start_with(
         trace_dir: dir.join("traces"),
         trace_file: None,
         config,
+        fill_evidence: None,
     })
     .unwrap();
     let restored = station.restore().await.unwrap();
@@ -378,10 +379,22 @@ async fn hq_commands_are_carried_out_or_refused() {
         correct(sale_id, "A1"),
         Err(CommandError::BadValue { field: "plate", .. })
     ));
+    // The hour still being counted: its figures so far.
+    let hourly =
+        |t: i64| StationCommands::local("hourly", &format!(r#"{{"id":"h","hour":{t}}}"#)).unwrap();
+    match station.command(hourly(t0)).await {
+        CommandReply::Done(result) => {
+            let hour: wire::HourSummary = serde_json::from_value(result).unwrap();
+            assert!(hour.counted_until.is_some(), "{hour:?}");
+            assert_eq!(hour.fps[0].metrics.sales, 1, "{hour:?}");
+        }
+        other => panic!("{other:?}"),
+    }
     // Checked, but the station cannot carry them out.
     let refused = [
         correct(uuid::Uuid::new_v4(), "京A12345").unwrap(),
-        StationCommands::local("hourly", &format!(r#"{{"id":"h","hour":{t0}}}"#)).unwrap(),
+        // Two hours before anything was counted.
+        hourly(t0 - 7_200_000),
         StationCommands::local("reload_config", r#"{"id":"r"}"#).unwrap(),
     ];
     for action in refused {
@@ -456,4 +469,33 @@ async fn zones_drawn_anew_by_a_reload_judge_the_next_sale() {
         let want = reload.then_some("苏E05EV8");
         assert_eq!(sent[0].1.plate.as_deref(), want, "reload: {reload}");
     }
+}
+
+/// The hour a station was counting survives its restart: the run after it counts on from what
+/// the last one saved at its stop (through the outbox), so the hour's summary, published 60 s
+/// after the hour or asked for with `hourly`, still has the sales sold before the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hour_being_counted_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = open(dir.path());
+    let (station, restored) = start(&outbox, dir.path()).await;
+    assert_eq!(restored.running_hours, 0);
+    let t0 = forecourt_events::now_millis();
+    station.fill(&sale(t0, "33.00", false)).await;
+    until("the sale held", || outbox.held().unwrap().len() == 1).await;
+    station.stop().await;
+
+    let (station, restored) = start(&outbox, dir.path()).await;
+    assert_eq!(restored.running_hours, 1, "{restored:?}");
+    let ask = StationCommands::local("hourly", &format!(r#"{{"id":"h","hour":{t0}}}"#)).unwrap();
+    match station.command(ask).await {
+        CommandReply::Done(result) => {
+            let hour: wire::HourSummary = serde_json::from_value(result).unwrap();
+            let fp1 = &hour.fps[0];
+            assert_eq!(fp1.metrics.sales, 1, "{hour:?}");
+            assert_eq!(fp1.metrics.volume, "33.00".parse().unwrap(), "{hour:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    station.stop().await;
 }

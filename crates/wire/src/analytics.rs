@@ -108,6 +108,25 @@ pub struct FpHourJson {
     #[serde(flatten)]
     pub metrics: MetricsJson,
     pub nozzles: Vec<NozzleHourJson>,
+    /// How its zones fit its fills in the hour (see the `health` message's `zones`).
+    pub zones: ZoneHourJson,
+}
+
+/// A fuelling point's zones over the sales completed in the hour, and the reads in them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ZoneHourJson {
+    /// Plate reads placed in its zones.
+    pub reads: u32,
+    /// Its sales the matcher judged, and of them those given a plate.
+    pub sales_judged: u32,
+    pub plated: u32,
+    /// The matcher's mean confidence over the plated ones (null: none).
+    pub mean_confidence: Option<f64>,
+    /// Sales where a car in another fuelling point's zones stood through the fill while none in
+    /// this one's did.
+    pub other_zone: u32,
+    /// Sales during which nothing was read in its zones.
+    pub unseen: u32,
 }
 
 /// The `hourly` stream body.
@@ -123,5 +142,9 @@ pub struct HourSummary {
     /// figures cover `counted_from .. hour + 3_600_000` only. Null for a whole hour.
     #[serde(default)]
     pub counted_from: Option<UnixMillis>,
+    /// Set only in a reply to the `hourly` command for the hour still being counted: the figures
+    /// so far, up to this time. Null in every published summary.
+    #[serde(default)]
+    pub counted_until: Option<UnixMillis>,
     pub fps: Vec<FpHourJson>,
 }

@@ -67,8 +67,8 @@ pub struct AgentHealth {
     pub fps: Vec<FpHealth>,
 }
 
-/// One fuelling point as its sale source last told it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One fuelling point as its sale source last told it, and how its zones fit its fills.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FpHealth {
     pub fp: u8,
     /// Its source reports it answering.
@@ -78,6 +78,29 @@ pub struct FpHealth {
     /// Sales completed since start.
     pub sales: u64,
     pub last_sale_t: Option<i64>,
+    pub zones: FpZoneCheck,
+}
+
+/// Whether a fuelling point's zones sit where its customers stand, from its latest sales (at
+/// most 10): zones on the wrong lane or camera give confident wrong plates, which nothing else
+/// shows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FpZoneCheck {
+    /// Plate reads placed in its zones since start.
+    pub reads: u64,
+    /// Its latest sales judged (at most 10).
+    pub sales: u32,
+    /// Of those, sales given no plate.
+    pub no_plate: u32,
+    /// The matcher's mean confidence over those given a plate (null: none).
+    pub mean_confidence: Option<f64>,
+    /// Of those, sales where a car in another fuelling point's zones stood through the fill
+    /// (read there from the nozzle-out to the hang-up) while none in this one's zones did.
+    pub other_zone: u32,
+    /// Of those, sales during which nothing was read in its zones.
+    pub unseen: u32,
+    /// Set when these figures say its zones are misplaced; also in `alarms`.
+    pub alarm: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -18,6 +18,7 @@ mod stream;
 
 pub use analytics::{
     Arrival, FpHourJson, HourSummary, MetricsJson, NozzleHourJson, VisitRecord, VisitSale,
+    ZoneHourJson,
 };
 pub use commands::{
     PingResult, PlateCorrectionResult, RecordTraceResult, ReloadResult, Reply, ResendResult,
@@ -27,7 +28,8 @@ pub use dead_letter::{DeadLetter, DeadLetterRecord};
 pub use dispenser::{NozzleBody, NozzleState, PumpBody, PumpState, SaleGapBody};
 pub use envelope::Envelope;
 pub use health::{
-    AgentHealth, CameraHealth, FpHealth, Health, OutboxFigures, PlateReaderHealth, UplinkFigures,
+    AgentHealth, CameraHealth, FpHealth, FpZoneCheck, Health, OutboxFigures, PlateReaderHealth,
+    UplinkFigures,
 };
 pub use sale::SaleBody;
 pub use status::{Status, StatusState};

@@ -1,4 +1,5 @@
-//! `hourly`: the hourly summary of the hour holding `hour`, while the station still has it.
+//! `hourly`: the hourly summary of the hour holding `hour`, while the station still has it; for
+//! the hour still being counted, its figures so far (`counted_until`).
 
 use uplink::commands::fields;
 use uplink::CommandError;
@@ -34,7 +35,7 @@ impl Apply for Hourly {
         Box::pin(async move {
             let summary = station
                 .analytics
-                .hour(self.hour)
+                .hour_or_so_far(self.hour, forecourt_events::now_millis())
                 .ok_or(CommandFailed::NoSuchHour(self.hour))?;
             Ok(serde_json::to_value(summary)?)
         })
