@@ -33,7 +33,8 @@ install -m 0644 config/agent.toml "$stage/etc/forecourt-agent/agent.toml"
 for f in clp_det.onnx clp_v2_c_rec.onnx clp_dict.txt MANIFEST; do
   install -m 0644 "models/$f" "$stage/usr/share/forecourt-agent/models/$f"
 done
-install -m 0644 README.md docs/mqtt.md docs/fleet.md "$stage/usr/share/doc/forecourt-agent/"
+install -m 0644 README.md docs/mqtt.md docs/fleet.md docs/commissioning.md "$stage/usr/share/doc/forecourt-agent/"
+install -m 0644 -D docs/zones-example/cam1.png "$stage/usr/share/doc/forecourt-agent/zones-example/cam1.png"
 
 # Depends: what the staged binaries link (dpkg-shlibdeps reads their NEEDED entries and the
 # installed packages' shlibs/symbols files), then adduser, which postinst runs. dpkg-shlibdeps

@@ -463,3 +463,67 @@ fn check_config_probe_names_each_installer_mistake_at_its_line() {
         );
     }
 }
+
+/// `zones --snapshot` on the demo station's camera (its video, the real models): a PNG of the
+/// requested width, and a legend naming each lane's car in its own fuelling point's zone.
+#[test]
+fn zones_snapshot_draws_each_lanes_car_in_its_zone() {
+    let root = repo_root();
+    let scenario = std::fs::read_to_string(root.join("config/demo-scenario.toml")).unwrap();
+    let demo_video = root.join("var/demo/demo.mp4");
+    let video = if demo_video.is_file() {
+        demo_video
+    } else {
+        cached_video(&scenario)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let demo = std::fs::read_to_string(root.join("config/demo.toml")).unwrap();
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        demo.replace(
+            "url = \"../var/demo/demo.mp4\"",
+            &format!("url = {:?}", video.display().to_string()),
+        )
+        .replace(
+            "models_dir = \"../models\"",
+            &format!(
+                "models_dir = {:?}",
+                root.join("models").display().to_string()
+            ),
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("zones");
+    // 14 s of the video: its first car (FP 1's lane) from 3 s, the second (FP 2's) from 10 s.
+    let (ok, stdout, stderr) = agent(
+        &[
+            "zones",
+            "--config",
+            config.to_str().unwrap(),
+            "--snapshot",
+            out.to_str().unwrap(),
+            "--seconds",
+            "14",
+            "--width",
+            "320",
+        ],
+        "",
+    );
+    assert!(ok, "{stdout}\n{stderr}");
+    let png = std::fs::read(out.join("cam1.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    // The IHDR chunk: width and height, big-endian.
+    let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
+    let height = u32::from_be_bytes(png[20..24].try_into().unwrap());
+    assert_eq!((width, height), (320, 180));
+    let legend = std::fs::read_to_string(out.join("cam1.txt")).unwrap();
+    for (plate, fp) in [("苏E05EV8", 1), ("京A12345", 2)] {
+        assert!(
+            legend
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{plate}  FP {fp}  "))),
+            "{plate} not read in FP {fp}'s zone:\n{legend}"
+        );
+    }
+}

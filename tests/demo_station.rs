@@ -1,6 +1,8 @@
 //! The README's demo command, run as a new user would (`scripts/demo.sh`), must show at least
 //! three sales matched to the plates of the demo video within two minutes, and every plate it
-//! gives must be the car that bought that fill.
+//! gives must be the car that bought that fill. Beside it (the two tests run side by side), the
+//! demo station with an installer's mistake: its zones swapped, found by the wrong-zone alarm and
+//! by `forecourt-agent commission`.
 
 mod support;
 
@@ -176,5 +178,170 @@ fn demo_shows_three_matched_sales_within_two_minutes() {
         pct(0.5),
         pct(0.99),
         latencies[latencies.len() - 1]
+    );
+}
+
+/// The demo config with FP 1's and FP 2's zones swapped, and everything else of this test's.
+fn swapped_demo_config(
+    dir: &std::path::Path,
+    video: &std::path::Path,
+    pty: &std::path::Path,
+    port: u16,
+) -> String {
+    let demo = std::fs::read_to_string(repo_root().join("config/demo.toml")).unwrap();
+    let left = "[[0.02, 0.25], [0.48, 0.25], [0.48, 1.0], [0.02, 1.0]]";
+    let right = "[[0.52, 0.25], [0.98, 0.25], [0.98, 1.0], [0.52, 1.0]]";
+    assert_eq!(
+        demo.matches(left).count(),
+        1,
+        "the demo's FP 1 zone moved: {demo}"
+    );
+    assert_eq!(
+        demo.matches(right).count(),
+        1,
+        "the demo's FP 2 zone moved: {demo}"
+    );
+    let models = repo_root().join("models");
+    demo.replace(left, "LEFT")
+        .replace(right, left)
+        .replace("LEFT", right)
+        .replace(
+            "data_dir = \"../var/demo/data\"",
+            &format!("data_dir = \"{}\"", dir.join("data").display()),
+        )
+        .replace(
+            "url = \"../var/demo/demo.mp4\"",
+            &format!("url = \"{}\"", video.display()),
+        )
+        .replace(
+            "port = \"../var/demo/pump-agent.pty\"",
+            &format!("port = \"{}\"", pty.display()),
+        )
+        .replace(
+            "models_dir = \"../models\"",
+            &format!("models_dir = \"{}\"", models.display()),
+        )
+        .replace(
+            "port = 18830",
+            &format!("port = {port}\nhealth_interval_s = 3"),
+        )
+}
+
+/// An installer's mistake on the demo station: the zones of FP 1 and FP 2 swapped. The matcher
+/// alone gives every sale the other lane's car with a high confidence; the wrong-zone alarm must
+/// reach HQ's `health` within 10 sales, and `forecourt-agent commission` must report the mismatch
+/// for both fuelling points. Real processes: mosquitto, a socat pty pair, the pump simulator, the
+/// agent reading the demo video with the real models.
+#[test]
+fn swapped_zones_raise_the_alarm_within_ten_sales_and_commission_reports_both_fps() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = repo_root().join("config/demo-scenario.toml");
+    // The demo video scripts/setup.sh made, or one rendered for the tests from the same scenario.
+    let demo_video = repo_root().join("var/demo/demo.mp4");
+    let video = if demo_video.is_file() {
+        demo_video
+    } else {
+        cached_video(&std::fs::read_to_string(&scenario).unwrap())
+    };
+    let (_broker, port) = start_mosquitto(dir.path());
+    let (_line, pumps_end, agent_end) = pty_pair(dir.path());
+    let config = dir.path().join("swapped.toml");
+    std::fs::write(
+        &config,
+        swapped_demo_config(dir.path(), &video, &agent_end, port),
+    )
+    .unwrap();
+
+    let heard = dir.path().join("hq.log");
+    let _hq = Proc::spawn(
+        "mosquitto_sub",
+        Command::new("mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-v"])
+            .args(["-t", "forecourt/+/events/sale", "-t", "forecourt/+/health"])
+            .stdout(std::fs::File::create(&heard).unwrap()),
+    );
+    let _pumps = Proc::spawn(
+        "dart-pump-sim",
+        Command::new(binary("dart-pump-sim"))
+            .arg("--port")
+            .arg(&pumps_end)
+            .arg("--scenario")
+            .arg(&scenario)
+            .stderr(Stdio::null()),
+    );
+    // Four fills each: FP 2's zone (the left lane) shows its wrong car leaving just before the
+    // hang-up in every other fill, so two fills could both be the undecisive kind.
+    let log = dir.path().join("agent.log");
+    let mut commission = Proc::spawn(
+        "forecourt-agent commission",
+        Command::new(binary("forecourt-agent"))
+            .args(["commission", "--fills", "4", "--seconds", "400", "--config"])
+            .arg(&config)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap()),
+    );
+    let status = commission.wait_for_exit(Duration::from_secs(460));
+    let stdout = std::io::read_to_string(commission.child.stdout.take().unwrap()).unwrap();
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    println!("{stdout}");
+    let status = status.unwrap_or_else(|| panic!("commission did not end:\n{stdout}\n{stderr}"));
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "a mismatch is a failure:\n{stdout}\n{stderr}"
+    );
+
+    // The table: both fuelling points' cars stood in the other's zones.
+    let row = |fp: u8| {
+        stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{fp} ")) && l.contains("  "))
+            .unwrap_or_else(|| panic!("no table row for FP {fp}:\n{stdout}"))
+    };
+    assert!(
+        row(1).contains("MISMATCH: its cars stood in FP 2's zones"),
+        "{stdout}"
+    );
+    assert!(
+        row(2).contains("MISMATCH: its cars stood in FP 1's zones"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("MISMATCH: the car that stood through the fill was in FP 2's zones"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("not commissioned: FP 1, FP 2"), "{stderr}");
+
+    // HQ's view: the sales, and the first health report with a zone alarm.
+    let heard = std::fs::read_to_string(&heard).unwrap();
+    let mut sales = 0;
+    let mut alarm = None;
+    for (topic, payload) in heard.lines().filter_map(|l| l.split_once(' ')) {
+        let message: Value = serde_json::from_str(payload).unwrap();
+        if topic.ends_with("/events/sale") {
+            sales += 1;
+        } else if let Some(found) = message["agent"]["alarms"].as_array().and_then(|a| {
+            a.iter().find(|a| {
+                a.as_str()
+                    .is_some_and(|s| s.contains("zones look misplaced"))
+            })
+        }) {
+            alarm = Some((sales, found.as_str().unwrap().to_owned(), message));
+            break;
+        }
+    }
+    let (after, text, health) = alarm.unwrap_or_else(|| {
+        panic!("no zone alarm on health after {sales} sales:\n{heard}\n{stdout}")
+    });
+    println!("zone alarm on health after {after} sales: {text}");
+    assert!(after <= 10, "the alarm came after {after} sales: {text}");
+    assert!(text.contains("FP 1") && text.contains("FP 2"), "{text}");
+    // The fuelling point's own figures say why.
+    let fps = health["agent"]["fps"].as_array().unwrap();
+    assert!(
+        fps.iter()
+            .any(|fp| fp["zones"]["alarm"].as_str() == Some(text.as_str())
+                && fp["zones"]["other_zone"].as_u64() >= Some(3)),
+        "{health}"
     );
 }

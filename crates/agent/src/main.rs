@@ -2,8 +2,10 @@
 //! of the car being fuelled, keeps everything in SQLite until HQ has it, and syncs to HQ over MQTT.
 //! This binary only wires the crates together; each noun lives in its own crate.
 
+mod commission;
 mod field_tools;
 mod run;
+mod zones;
 
 use std::path::PathBuf;
 
@@ -31,6 +33,38 @@ enum Command {
         /// Stop by itself after this many seconds (demo, tests).
         #[arg(long)]
         seconds: Option<u64>,
+    },
+    /// For installers: run the agent as configured (stop the service first) and, for each fill
+    /// at the fuelling points named, print which car stood in which fuelling point's zones and
+    /// whether the one that stood through it was in the fill's own zones; then a verdict table.
+    /// Exits non-zero when a fuelling point's zones do not fit its fills.
+    Commission {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// A fuelling point to watch (repeat for more; default: every one with zones).
+        #[arg(long = "fp")]
+        fps: Vec<u8>,
+        /// Fills to see at each before its verdict.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+        fills: u16,
+        /// Give up after this many seconds (the table shows what was seen).
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
+    /// For installers: per camera, a PNG of what it sees with every fuelling point's zones and
+    /// the plate boxes read in the last seconds coloured by their zone, and a text legend.
+    Zones {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Where to write `<camera>.png` and `<camera>.txt`.
+        #[arg(long)]
+        snapshot: PathBuf,
+        /// How long to read plates on each camera.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Scale the pictures to this width in pixels (default: the camera's).
+        #[arg(long)]
+        width: Option<u16>,
     },
     /// Load and check a config file, print what is wrong, and exit.
     CheckConfig {
@@ -89,6 +123,25 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config, seconds } => run::run(&config, seconds),
+        Command::Commission {
+            config,
+            fps,
+            fills,
+            seconds,
+        } => commission::commission(
+            &config,
+            commission::CommissionArgs {
+                fps,
+                fills: usize::from(fills),
+                seconds,
+            },
+        ),
+        Command::Zones {
+            config,
+            snapshot,
+            seconds,
+            width,
+        } => zones::snapshot(&config, &snapshot, seconds, width.map(i32::from)),
         Command::CheckConfig { config, probe } => check_config(&config, probe),
         Command::Dart { command } => field_tools::dart(command),
         Command::Ifsf { command } => field_tools::ifsf(command),

@@ -23,10 +23,27 @@ pub fn run(config_path: &Path, seconds: Option<u64>) -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(run_agent(config, loaded, seconds))
+    let stop: Stop = Box::pin(async move {
+        match seconds {
+            Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
+            None => std::future::pending().await,
+        }
+        "--seconds elapsed"
+    });
+    runtime.block_on(run_agent(config, loaded, stop, None))
 }
 
-async fn run_agent(config: AgentConfig, loaded: LoadedConfig, seconds: Option<u64>) -> Result<()> {
+/// Besides a signal, what stops the agent; it says why, for the log.
+pub type Stop = Pin<Box<dyn Future<Output = &'static str> + Send>>;
+
+/// The agent until a signal or `stop`. Each sale's zone evidence goes to `fill_evidence` as it
+/// is judged, when given (`commission`).
+pub async fn run_agent(
+    config: AgentConfig,
+    loaded: LoadedConfig,
+    stop: Stop,
+    fill_evidence: Option<mpsc::Sender<analytics::zone_check::FillEvidence>>,
+) -> Result<()> {
     info!(station = %config.station_id, "forecourt-agent {} starting", env!("CARGO_PKG_VERSION"));
     let (shutdown_tx, shutdown) = watch::channel(false);
 
@@ -74,7 +91,7 @@ async fn run_agent(config: AgentConfig, loaded: LoadedConfig, seconds: Option<u6
         trace_dir: data_dir.join("traces"),
         trace_file: config.trace_file.as_ref().map(|p| config.resolve(p)),
         config: Some(Box::new(loaded)),
-        fill_evidence: None,
+        fill_evidence,
     })
     .context("starting the station")?;
 
@@ -120,15 +137,9 @@ async fn run_agent(config: AgentConfig, loaded: LoadedConfig, seconds: Option<u6
     // Wait. The station loop or the uplink ending by itself is a fault: stop everything and
     // exit non-zero, so systemd restarts the agent rather than leaving pumps unpolled, or sales
     // unsent, behind a live process.
-    let stop_after = async {
-        match seconds {
-            Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
-            None => std::future::pending().await,
-        }
-    };
     let (station_ended, uplink_ended) = tokio::select! {
         _ = shutdown_signal() => { info!("signal received; stopping"); (None, None) }
-        _ = stop_after => { info!("--seconds elapsed; stopping"); (None, None) }
+        why = stop => { info!("{why}; stopping"); (None, None) }
         ended = &mut station_task => (Some(ended), None),
         ended = &mut uplink_task => (None, Some(ended)),
     };
@@ -264,12 +275,8 @@ fn watched<D: DispenserDriver>(
     Box::pin(driver.run(events.clone(), shutdown.clone()))
 }
 
-/// The plate models (checked against models/MANIFEST), ONNX Runtime, the cameras and the reader.
-fn start_vision(
-    config: &AgentConfig,
-    frames: mpsc::Sender<forecourt_events::FramePlates>,
-    liveness: &Liveness,
-) -> Result<Vision> {
+/// The plate models (checked against models/MANIFEST) with ONNX Runtime.
+pub fn open_plate_pipeline(config: &AgentConfig) -> Result<plates::PlatePipeline> {
     // An explicitly configured detector is the operator's choice; the rest must be ours.
     let skip: &[&str] = if config.plates.detector.is_some() {
         &["clp_det.onnx"]
@@ -278,8 +285,16 @@ fn start_vision(
     };
     agent_config::model_files::verify(&config.resolve(&config.plates.models_dir), skip)?;
     plates::load_onnx_runtime(&config.find_onnxruntime()?)?;
-    let pipeline = plates::PlatePipeline::open(&config.pipeline_config())
-        .context("opening the plate models")?;
+    plates::PlatePipeline::open(&config.pipeline_config()).context("opening the plate models")
+}
+
+/// The plate pipeline, the cameras and the reader.
+fn start_vision(
+    config: &AgentConfig,
+    frames: mpsc::Sender<forecourt_events::FramePlates>,
+    liveness: &Liveness,
+) -> Result<Vision> {
+    let pipeline = open_plate_pipeline(config)?;
     Ok(Vision::start(
         pipeline,
         config.cameras()?,

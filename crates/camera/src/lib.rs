@@ -9,10 +9,12 @@
 mod ffmpeg_log;
 mod redact;
 mod slot;
+mod snapshot;
 mod source;
 
 pub use redact::redact_credentials;
 pub use slot::{CameraStats, FrameSlot};
+pub use snapshot::{write_snapshot, Marked, Shape, SnapshotError};
 pub use source::{
     spawn_camera, spawn_camera_watched, CameraConfig, CameraHandle, SourceKind, WatchdogConfig,
 };
@@ -27,6 +29,14 @@ pub struct Frame {
     /// Counts frames grabbed by this camera since start (gaps mean drops).
     pub seq: u64,
     pub image: opencv::core::Mat,
+}
+
+impl Frame {
+    /// Width and height in pixels.
+    pub fn size(&self) -> (i32, i32) {
+        use opencv::prelude::MatTraitConst;
+        (self.image.cols(), self.image.rows())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
