@@ -527,3 +527,95 @@ fn zones_snapshot_draws_each_lanes_car_in_its_zone() {
         );
     }
 }
+
+/// A wrong serial path is visible to HQ: the `health` message's sale source is down, counts its
+/// failed opens and names the port (the agent keeps running and retrying).
+#[test]
+fn a_wrong_serial_path_shows_on_health() {
+    let root = repo_root();
+    let scenario = std::fs::read_to_string(root.join("config/demo-scenario.toml")).unwrap();
+    let demo_video = root.join("var/demo/demo.mp4");
+    let video = if demo_video.is_file() {
+        demo_video
+    } else {
+        cached_video(&scenario)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, port) = start_mosquitto(dir.path());
+    let demo = std::fs::read_to_string(root.join("config/demo.toml")).unwrap();
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        demo.replace(
+            "url = \"../var/demo/demo.mp4\"",
+            &format!("url = {:?}", video.display().to_string()),
+        )
+        .replace(
+            "models_dir = \"../models\"",
+            &format!(
+                "models_dir = {:?}",
+                root.join("models").display().to_string()
+            ),
+        )
+        .replace(
+            "data_dir = \"../var/demo/data\"",
+            &format!(
+                "data_dir = {:?}",
+                dir.path().join("data").display().to_string()
+            ),
+        )
+        .replace(
+            "port = \"../var/demo/pump-agent.pty\"",
+            "port = \"/dev/ttyFORECOURT-missing\"",
+        )
+        .replace(
+            "port = 18830",
+            &format!("port = {port}\nhealth_interval_s = 1"),
+        ),
+    )
+    .unwrap();
+    let heard = dir.path().join("health.log");
+    let mut hq = Proc::spawn(
+        "mosquitto_sub",
+        Command::new("mosquitto_sub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-t",
+                "forecourt/+/health",
+                "-C",
+                "4",
+            ])
+            .stdout(std::fs::File::create(&heard).unwrap()),
+    );
+    let mut agent = Proc::spawn(
+        "forecourt-agent",
+        Command::new(binary("forecourt-agent"))
+            .args(["run", "--seconds", "60", "--config"])
+            .arg(&config)
+            .stderr(Stdio::null()),
+    );
+    // Four reports: the first may come before the first open was tried.
+    let done = hq.wait_for_exit(std::time::Duration::from_secs(60));
+    agent.terminate(std::time::Duration::from_secs(10));
+    let text = std::fs::read_to_string(&heard).unwrap();
+    assert!(
+        done.is_some(),
+        "fewer than 4 health messages in 60 s:\n{text}"
+    );
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    let source = &last["agent"]["sources"][0];
+    assert_eq!(source["name"], "dart /dev/ttyFORECOURT-missing", "{last}");
+    assert_eq!(source["up"], false, "{last}");
+    assert!(source["open_failures"].as_u64() >= Some(1), "{last}");
+    assert_eq!(source["sent"], 0, "{last}");
+    assert!(
+        source["last_problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("/dev/ttyFORECOURT-missing")),
+        "{last}"
+    );
+    assert_eq!(source["fps"], serde_json::json!([1, 2]), "{last}");
+}

@@ -1313,6 +1313,19 @@ fn corrupt_outbox_at_start() {
                     .all(|p| p["online"] == true && p["since_t"].is_i64())
         })
     });
+    // The DART line itself: open, polls written and answered, its sales' newest time.
+    let line_up = health.reports().iter().any(|h| {
+        h["agent"]["sources"].as_array().is_some_and(|sources| {
+            sources.len() == 1
+                && sources[0]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("dart "))
+                && sources[0]["up"] == true
+                && sources[0]["sent"].as_u64() > Some(0)
+                && sources[0]["received"].as_u64() > Some(0)
+                && sources[0]["last_sale_t"].is_i64()
+        })
+    });
     let last_health = health.stop();
     let kept: Vec<PathBuf> = std::fs::read_dir(&rig.data_dir)
         .unwrap()
@@ -1354,6 +1367,10 @@ fn corrupt_outbox_at_start() {
             (
                 points_online,
                 format!("no health message with every fuelling point online; last: {last_health}"),
+            ),
+            (
+                line_up,
+                format!("no health message with the DART line up, polling, answered and selling; last: {last_health}"),
             ),
         ],
     );

@@ -70,7 +70,7 @@ pub async fn run_agent(
     let kept_totalizers = outbox.totalizers().context("reading the kept totalizers")?;
     let kept_sales = Arc::new(KeptSales::new());
     let (pump_tx, pump_rx) = mpsc::channel(256);
-    let dispensers = build_dispensers(
+    let (dispensers, sale_sources) = build_dispensers(
         &config,
         &kept_totalizers,
         &kept_sales,
@@ -114,6 +114,7 @@ pub async fn run_agent(
             unwritten: station.unwritten_count(),
             pumps: station.pump_board(),
             configured_fps: config.source_fps().concat(),
+            sources: sale_sources,
         },
         shutdown.clone(),
     ));
@@ -219,8 +220,8 @@ fn open_outbox(config: &AgentConfig, data_dir: &Path) -> Result<(outbox::Outbox,
 type DriverRun = Pin<Box<dyn Future<Output = Result<(), dispenser::DispenserError>> + Send>>;
 
 /// One driver per `[[dispenser]]`, each watched by the liveness check, ready to send its events
-/// to `events` until `shutdown`. DART drivers count on from the kept totalizers (IFSF sources
-/// report none).
+/// to `events` until `shutdown`, and each one's link for the health report. DART drivers count
+/// on from the kept totalizers (IFSF sources report none).
 fn build_dispensers(
     config: &AgentConfig,
     kept_totalizers: &[Totalizer],
@@ -228,30 +229,33 @@ fn build_dispensers(
     liveness: &Liveness,
     events: &mpsc::Sender<DispenserEvent>,
     shutdown: &watch::Receiver<bool>,
-) -> Result<Vec<DriverRun>> {
+) -> Result<(Vec<DriverRun>, Vec<station::health::SaleSource>)> {
     let mut runs: Vec<DriverRun> = Vec::new();
-    for d in &config.dispensers {
-        let run = match d {
+    let mut sources = Vec::new();
+    for (d, fps) in config.dispensers.iter().zip(config.source_fps()) {
+        let (run, source) = match d {
             DispenserSection::Dart(dart) => {
                 let mut dart = dart.clone();
                 dart.port = config.resolve(&dart.port);
-                let name = format!("dispenser {}", dart.port.display());
+                let name = format!("dart {}", dart.port.display());
                 let mut driver = dispenser::DartDriver::new(dart)?;
                 for t in kept_totalizers {
                     driver.restore_totals(t.fp, t.nozzle, t.total);
                 }
                 driver.reset_after_kept(kept_sales.clone());
-                watched(name, driver, liveness, events, shutdown)
+                watched(name, fps, driver, liveness, events, shutdown)
             }
             DispenserSection::IfsfFdc(fdc) => watched(
-                format!("dispenser ifsf-fdc {}", fdc.address),
+                format!("ifsf-fdc {}", fdc.address),
+                fps,
                 dispenser::IfsfFdcDriver::new(fdc.clone())?,
                 liveness,
                 events,
                 shutdown,
             ),
             DispenserSection::IfsfTcp(ifsf) => watched(
-                format!("dispenser ifsf-tcp {}", ifsf.address),
+                format!("ifsf-tcp {}", ifsf.address),
+                fps,
                 dispenser::IfsfSource::new(ifsf.clone())?,
                 liveness,
                 events,
@@ -259,20 +263,31 @@ fn build_dispensers(
             ),
         };
         runs.push(run);
+        sources.push(source);
     }
-    Ok(runs)
+    Ok((runs, sources))
 }
 
-/// `driver`'s run, its heartbeat watched as `name`.
+/// `driver`'s run, its heartbeat watched as `dispenser <name>`, and its link for the health
+/// report.
 fn watched<D: DispenserDriver>(
     name: String,
+    fps: Vec<u8>,
     driver: D,
     liveness: &Liveness,
     events: &mpsc::Sender<DispenserEvent>,
     shutdown: &watch::Receiver<bool>,
-) -> DriverRun {
-    liveness.watch(name, driver.heartbeat());
-    Box::pin(driver.run(events.clone(), shutdown.clone()))
+) -> (DriverRun, station::health::SaleSource) {
+    liveness.watch(format!("dispenser {name}"), driver.heartbeat());
+    let source = station::health::SaleSource {
+        name,
+        fps,
+        link: driver.link_stats(),
+    };
+    (
+        Box::pin(driver.run(events.clone(), shutdown.clone())),
+        source,
+    )
 }
 
 /// The plate models (checked against models/MANIFEST) with ONNX Runtime.

@@ -28,6 +28,7 @@ pub struct DartListener {
     cfg: DartConfig,
     observer: WireObserver,
     heartbeat: Arc<Heartbeat>,
+    stats: Arc<crate::LinkStats>,
 }
 
 impl DartListener {
@@ -42,6 +43,7 @@ impl DartListener {
             observer: WireObserver::new(&cfg),
             cfg,
             heartbeat: Arc::new(Heartbeat::new()),
+            stats: Arc::default(),
         })
     }
 
@@ -92,10 +94,14 @@ impl DartListener {
                         let now = now_millis();
                         while let Some(r) = decoder.next_frame() {
                             match r {
-                                Ok(frame) => out.extend(self.observer.on_frame(now, &frame)),
+                                Ok(frame) => {
+                                    self.stats.received();
+                                    out.extend(self.observer.on_frame(now, &frame));
+                                }
                                 Err(e) => {
                                     // Neither side accepts it; nor do we.
                                     tracing::debug!(error = %e, "bad frame on the wire");
+                                    self.stats.error(&format!("bad frame on the wire: {e}"));
                                 }
                             }
                         }
@@ -129,6 +135,10 @@ impl LineDriver for DartListener {
 
     fn line_heartbeat(&self) -> &Arc<Heartbeat> {
         &self.heartbeat
+    }
+
+    fn line_stats(&self) -> &Arc<crate::LinkStats> {
+        &self.stats
     }
 
     fn fuelling_points(&self) -> usize {

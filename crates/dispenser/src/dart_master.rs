@@ -41,6 +41,9 @@ pub struct DartMaster {
     links: Vec<FpLink>,
     heartbeat: Arc<Heartbeat>,
     kept_sales: Option<Arc<KeptSales>>,
+    stats: Arc<crate::LinkStats>,
+    /// Fuelling points already warned of a lift nobody authorises (no `auto_authorize`).
+    warned_unauthorised: std::collections::BTreeSet<FpNumber>,
 }
 
 /// Line state of one FP, kept across port reconnects so a fill in progress is not lost.
@@ -90,6 +93,8 @@ impl DartMaster {
             links,
             heartbeat: Arc::new(Heartbeat::new()),
             kept_sales: None,
+            stats: Arc::default(),
+            warned_unauthorised: std::collections::BTreeSet::new(),
         })
     }
 
@@ -106,6 +111,28 @@ impl DartMaster {
         };
         link.fp.restore_totals(nozzle, total);
         true
+    }
+
+    /// As the bus master without `auto_authorize`, a lifted nozzle waits for an authorisation
+    /// only the agent could send: said once per fuelling point, in words, at the first lift.
+    fn warn_unauthorised(&mut self, events: &[DispenserEvent]) {
+        if self.cfg.auto_authorize {
+            return;
+        }
+        for e in events {
+            if let DispenserEvent::NozzleOut { fp, nozzle, .. } = e {
+                if self.warned_unauthorised.insert(*fp) {
+                    tracing::warn!(
+                        fp,
+                        nozzle,
+                        "nozzle lifted, but as the bus master with auto_authorize = false the \
+                         agent authorises no pump and nobody else polls this line: no fuel \
+                         flows, no sale is made (set auto_authorize = true, or mode = \
+                         \"listen\" beside the controller that authorises)"
+                    );
+                }
+            }
+        }
     }
 
     async fn all_offline(
@@ -141,6 +168,7 @@ impl DartMaster {
             port,
             decoder: FrameDecoder::new(),
             timeout: Duration::from_millis(self.cfg.response_timeout_ms),
+            stats: self.stats.clone(),
         };
         // New connection: both sides' numbering starts over and every status is re-read.
         for link in &mut self.links {
@@ -164,6 +192,7 @@ impl DartMaster {
                 }
                 let mut evs = Vec::new();
                 let out = serve(&mut self.links[i], &mut line, &self.cfg, &mut evs).await;
+                self.warn_unauthorised(&evs);
                 // What the pump said before a port error still happened (a sale among it).
                 for ev in evs {
                     events
@@ -194,6 +223,10 @@ impl LineDriver for DartMaster {
         &self.heartbeat
     }
 
+    fn line_stats(&self) -> &Arc<crate::LinkStats> {
+        &self.stats
+    }
+
     fn fuelling_points(&self) -> usize {
         self.links.len()
     }
@@ -220,11 +253,14 @@ struct Line {
     port: SerialStream,
     decoder: FrameDecoder,
     timeout: Duration,
+    stats: Arc<crate::LinkStats>,
 }
 
 impl Line {
     async fn send(&mut self, frame: &Frame) -> io::Result<()> {
-        self.port.write_all(&encode(frame)).await
+        self.port.write_all(&encode(frame)).await?;
+        self.stats.sent();
+        Ok(())
     }
 
     /// The next valid frame from `addr` within the response timeout. Frames from other
@@ -235,13 +271,23 @@ impl Line {
         loop {
             while let Some(r) = self.decoder.next_frame() {
                 match r {
-                    Ok(f) if f.addr == addr => return Ok(Some(f)),
+                    Ok(f) if f.addr == addr => {
+                        self.stats.received();
+                        return Ok(Some(f));
+                    }
                     Ok(f) => tracing::trace!(?f, "ignoring frame for another address"),
-                    Err(e) => tracing::debug!(error = %e, "bad frame"),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "bad frame");
+                        self.stats.error(&format!("bad frame: {e}"));
+                    }
                 }
             }
             match tokio::time::timeout_at(deadline, self.port.read(&mut buf)).await {
-                Err(_) => return Ok(None),
+                Err(_) => {
+                    self.stats
+                        .error(&format!("no answer from address {addr:#04x}"));
+                    return Ok(None);
+                }
                 Ok(Ok(0)) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Ok(Ok(n)) => self.decoder.push(&buf[..n]),
                 Ok(Err(e)) => return Err(e),
@@ -372,5 +418,42 @@ fn on_silence(link: &mut FpLink, fp: FpNumber, cfg: &DartConfig, events: &mut Ve
             t: now_millis(),
             fp,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{DecimalsConfig, FpConfig};
+
+    fn master(auto_authorize: bool) -> DartMaster {
+        let fp = |fp, address| FpConfig {
+            fp,
+            address,
+            decimals: DecimalsConfig::default(),
+            grades: vec!["92#".into()],
+            nozzles: None,
+        };
+        let mut cfg = DartConfig::new("/dev/null", vec![fp(1, 0x50), fp(2, 0x51)]);
+        cfg.auto_authorize = auto_authorize;
+        DartMaster::new(cfg).unwrap()
+    }
+
+    #[test]
+    fn a_lift_nobody_authorises_is_said_once_per_fuelling_point() {
+        let lift = |fp| DispenserEvent::NozzleOut {
+            t: 1,
+            fp,
+            nozzle: 1,
+        };
+        let mut unauthorised = master(false);
+        unauthorised.warn_unauthorised(&[lift(1), lift(1)]);
+        unauthorised.warn_unauthorised(&[lift(1), DispenserEvent::PumpOnline { t: 2, fp: 2 }]);
+        assert_eq!(unauthorised.warned_unauthorised, [1].into());
+        unauthorised.warn_unauthorised(&[lift(2)]);
+        assert_eq!(unauthorised.warned_unauthorised, [1, 2].into());
+        let mut authorising = master(true);
+        authorising.warn_unauthorised(&[lift(1)]);
+        assert!(authorising.warned_unauthorised.is_empty());
     }
 }

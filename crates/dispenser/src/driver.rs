@@ -24,6 +24,9 @@ pub trait DispenserDriver: Send + 'static {
     /// completes): the agent then withholds its systemd watchdog pings.
     fn heartbeat(&self) -> Arc<Heartbeat>;
 
+    /// The link's state and counts, for the health report.
+    fn link_stats(&self) -> Arc<crate::LinkStats>;
+
     fn run(
         self,
         events: mpsc::Sender<DispenserEvent>,
@@ -43,6 +46,13 @@ impl<A: DispenserDriver, B: DispenserDriver> DispenserDriver for EitherDriver<A,
         match self {
             EitherDriver::First(a) => a.heartbeat(),
             EitherDriver::Second(b) => b.heartbeat(),
+        }
+    }
+
+    fn link_stats(&self) -> Arc<crate::LinkStats> {
+        match self {
+            EitherDriver::First(a) => a.link_stats(),
+            EitherDriver::Second(b) => b.link_stats(),
         }
     }
 

@@ -24,6 +24,7 @@ use crate::tcp_link::{forward, keep_connected, write, LinkSession, SessionEnd};
 pub struct IfsfFdcDriver {
     config: IfsfFdcConfig,
     heartbeat: Arc<Heartbeat>,
+    stats: Arc<crate::LinkStats>,
 }
 
 impl IfsfFdcDriver {
@@ -32,6 +33,7 @@ impl IfsfFdcDriver {
         Ok(IfsfFdcDriver {
             config,
             heartbeat: Arc::new(Heartbeat::new()),
+            stats: Arc::default(),
         })
     }
 }
@@ -39,6 +41,10 @@ impl IfsfFdcDriver {
 impl DispenserDriver for IfsfFdcDriver {
     fn heartbeat(&self) -> Arc<Heartbeat> {
         self.heartbeat.clone()
+    }
+
+    fn link_stats(&self) -> Arc<crate::LinkStats> {
+        self.stats.clone()
     }
 
     async fn run(
@@ -54,6 +60,7 @@ impl DispenserDriver for IfsfFdcDriver {
         keep_connected(
             &self.config.address,
             &self.heartbeat,
+            &self.stats,
             &mut shutdown,
             &mut link,
         )
@@ -79,6 +86,7 @@ impl FdcLink<'_> {
             )
             .map_err(|e| format!("framing a request: {e}"))?;
             write(writer, &frame).await?;
+            self.driver.stats.sent();
         }
         Ok(())
     }
@@ -124,8 +132,12 @@ impl LinkSession for FdcLink<'_> {
                     while let Some(frame) = decoder.next_xml() {
                         let xml = match frame {
                             Ok(xml) => xml,
-                            Err(e) => return Ok(SessionEnd::Lost(format!("bad frame: {e}"))),
+                            Err(e) => {
+                                self.driver.stats.error(&format!("bad frame: {e}"));
+                                return Ok(SessionEnd::Lost(format!("bad frame: {e}")));
+                            }
                         };
+                        self.driver.stats.received();
                         last_message = now();
                         let step = self.watch.on_xml(&xml, now_millis());
                         forward(self.events, step.events).await?;

@@ -37,6 +37,7 @@ pub struct IfsfMirrorDriver {
     config: IfsfTcpConfig,
     device: SocketAddrV4,
     heartbeat: Arc<Heartbeat>,
+    stats: Arc<crate::LinkStats>,
 }
 
 impl IfsfMirrorDriver {
@@ -49,6 +50,7 @@ impl IfsfMirrorDriver {
             config,
             device,
             heartbeat: Arc::new(Heartbeat::new()),
+            stats: Arc::default(),
         })
     }
 }
@@ -69,6 +71,10 @@ impl DispenserDriver for IfsfMirrorDriver {
         self.heartbeat.clone()
     }
 
+    fn link_stats(&self) -> Arc<crate::LinkStats> {
+        self.stats.clone()
+    }
+
     async fn run(
         self,
         events: mpsc::Sender<DispenserEvent>,
@@ -79,11 +85,25 @@ impl DispenserDriver for IfsfMirrorDriver {
         let mut watch = IfsfWatch::mirror(&self.config);
         loop {
             let problem = match open_capture() {
-                Ok(socket) => match self.capture(socket, &mut watch, &events, &mut shutdown).await? {
-                    Capture::Shutdown => return Ok(()),
-                    Capture::Failed => "the capture stopped".to_owned(),
-                },
-                Err(e) => format!("cannot read the mirror port: {e}; the agent needs CAP_NET_RAW and AF_PACKET (docs/sources.md has the systemd drop-in)"),
+                Ok(socket) => {
+                    self.stats.opened();
+                    match self
+                        .capture(socket, &mut watch, &events, &mut shutdown)
+                        .await?
+                    {
+                        Capture::Shutdown => return Ok(()),
+                        Capture::Failed => {
+                            let why = "the capture stopped".to_owned();
+                            self.stats.lost(&why);
+                            why
+                        }
+                    }
+                }
+                Err(e) => {
+                    let why = format!("cannot read the mirror port: {e}; the agent needs CAP_NET_RAW and AF_PACKET (docs/sources.md has the systemd drop-in)");
+                    self.stats.open_failed(&why);
+                    why
+                }
             };
             warn!(problem, "IFSF mirror down; trying again");
             if sleep_or_shutdown(BACKOFF_MAX, &mut shutdown, &self.heartbeat).await {
@@ -154,14 +174,19 @@ impl IfsfMirrorDriver {
                                 let decoder = decoders.entry(flow).or_default();
                                 decoder.push(&bytes);
                                 while let Some(decoded) = decoder.next_message() {
-                                    if let Ok(message) = decoded {
-                                        let step = watch.on_message(&message, now_millis());
-                                        forward(events, step.events).await?;
+                                    match decoded {
+                                        Ok(message) => {
+                                            self.stats.received();
+                                            let step = watch.on_message(&message, now_millis());
+                                            forward(events, step.events).await?;
+                                        }
+                                        Err(e) => self.stats.error(&format!("unreadable message: {e}")),
                                     }
                                 }
                             }
                             CaptureEvent::Hole { flow, missing, .. } => {
                                 warn!(%flow, missing, "the mirror missed part of the node's traffic; what it held is lost");
+                                self.stats.error(&format!("the mirror missed {missing} bytes of the node's traffic"));
                                 decoders.insert(flow, MessageDecoder::new());
                             }
                             CaptureEvent::Skipped { .. } => {}

@@ -31,6 +31,7 @@ const OUT_OF_STEP_AFTER: u32 = 3;
 pub struct IfsfTcpDriver {
     config: IfsfTcpConfig,
     heartbeat: Arc<Heartbeat>,
+    stats: Arc<crate::LinkStats>,
     tap: Option<mpsc::UnboundedSender<Tapped>>,
 }
 
@@ -49,6 +50,7 @@ impl IfsfTcpDriver {
         Ok(IfsfTcpDriver {
             config,
             heartbeat: Arc::new(Heartbeat::new()),
+            stats: Arc::default(),
             tap: None,
         })
     }
@@ -70,7 +72,11 @@ impl IfsfTcpDriver {
         for message in messages {
             self.tapped(|| Tapped::Sent(message.clone()));
         }
-        send_messages(writer, messages).await
+        send_messages(writer, messages).await?;
+        for _ in messages {
+            self.stats.sent();
+        }
+        Ok(())
     }
 }
 
@@ -92,6 +98,10 @@ impl DispenserDriver for IfsfTcpDriver {
         self.heartbeat.clone()
     }
 
+    fn link_stats(&self) -> Arc<crate::LinkStats> {
+        self.stats.clone()
+    }
+
     async fn run(
         self,
         events: mpsc::Sender<DispenserEvent>,
@@ -105,6 +115,7 @@ impl DispenserDriver for IfsfTcpDriver {
         keep_connected(
             &self.config.address,
             &self.heartbeat,
+            &self.stats,
             &mut shutdown,
             &mut link,
         )
@@ -184,9 +195,11 @@ impl LinkSession for IfsfLink<'_> {
                             && after.foreign == before.foreign
                             && after.unreadable == before.unreadable;
                         if made_sense {
+                            driver.stats.received();
                             out_of_step = 0;
                             last_message = tokio::time::Instant::now();
                         } else {
+                            driver.stats.error("a message not from the node, or not readable");
                             read_back_due = true;
                             out_of_step += 1;
                             if out_of_step >= OUT_OF_STEP_AFTER {

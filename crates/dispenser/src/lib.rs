@@ -32,6 +32,7 @@ pub use driver::{DispenserDriver, DispenserError, EitherDriver};
 pub use fdc_config::{FdcFpConfig, FdcHeader, IfsfFdcConfig};
 pub use fdc_tcp::IfsfFdcDriver;
 pub use fdc_watch::{FdcStats, FdcStep, FdcWatch};
+pub use forecourt_events::{LinkSnapshot, LinkStats};
 pub use ifsf_config::{IfsfFpConfig, IfsfMode, IfsfTcpConfig};
 pub use ifsf_mirror::{IfsfMirrorDriver, IfsfSource};
 pub use ifsf_tcp::{IfsfTcpDriver, Tapped};

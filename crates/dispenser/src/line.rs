@@ -30,6 +30,8 @@ pub(crate) trait LineDriver {
 
     fn line_heartbeat(&self) -> &Arc<Heartbeat>;
 
+    fn line_stats(&self) -> &Arc<crate::LinkStats>;
+
     /// Fuelling points on the line (for the log).
     fn fuelling_points(&self) -> usize;
 
@@ -66,17 +68,22 @@ pub(crate) async fn run_reconnecting<D: LineDriver + Send>(
         match driver.line_config().open_port() {
             Ok(port) => {
                 tracing::info!(port = %port_name, fps = driver.fuelling_points(), "{}", D::OPENED);
+                driver.line_stats().opened();
                 backoff = BACKOFF_MIN;
                 match driver.session(port, &events, &mut shutdown).await? {
                     SessionEnd::Shutdown => return Ok(()),
                     SessionEnd::PortLost(e) => {
                         tracing::warn!(port = %port_name, error = %e, "DART line lost");
+                        driver.line_stats().lost(&format!("line lost: {e}"));
                         driver.line_lost(&events).await?;
                     }
                 }
             }
             Err(e) => {
                 tracing::warn!(port = %port_name, error = %e, retry_s = backoff.as_secs(), "cannot open DART line");
+                driver
+                    .line_stats()
+                    .open_failed(&format!("cannot open {port_name}: {e}"));
             }
         }
         if sleep_or_shutdown(backoff, &mut shutdown, driver.line_heartbeat()).await {
@@ -90,6 +97,10 @@ pub(crate) async fn run_reconnecting<D: LineDriver + Send>(
 impl<D: LineDriver + Send + 'static> DispenserDriver for D {
     fn heartbeat(&self) -> Arc<Heartbeat> {
         self.line_heartbeat().clone()
+    }
+
+    fn link_stats(&self) -> Arc<crate::LinkStats> {
+        self.line_stats().clone()
     }
 
     async fn run(

@@ -41,6 +41,7 @@ pub(crate) trait LinkSession {
 pub(crate) async fn keep_connected(
     address: &str,
     heartbeat: &Heartbeat,
+    stats: &crate::LinkStats,
     shutdown: &mut watch::Receiver<bool>,
     link: &mut impl LinkSession,
 ) -> Result<(), DispenserError> {
@@ -54,6 +55,7 @@ pub(crate) async fn keep_connected(
         let problem = match tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(address)).await {
             Ok(Ok(stream)) => {
                 info!(address, protocol = link.protocol(), "link up");
+                stats.opened();
                 backoff = BACKOFF_MIN;
                 last_problem.clear();
                 let _ = stream.set_nodelay(true);
@@ -61,13 +63,22 @@ pub(crate) async fn keep_connected(
                     // The agent is stopping, not the pumps: nothing to tell the station.
                     SessionEnd::Shutdown => return Ok(()),
                     SessionEnd::Lost(why) => {
+                        stats.lost(&why);
                         link.ended(&why).await?;
                         why
                     }
                 }
             }
-            Ok(Err(e)) => format!("cannot connect: {e}"),
-            Err(_) => "cannot connect: timed out".to_owned(),
+            Ok(Err(e)) => {
+                let why = format!("cannot connect: {e}");
+                stats.open_failed(&why);
+                why
+            }
+            Err(_) => {
+                let why = "cannot connect: timed out".to_owned();
+                stats.open_failed(&why);
+                why
+            }
         };
         // A system that stays away is logged once, not on every attempt.
         if problem != last_problem {

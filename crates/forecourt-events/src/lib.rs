@@ -7,11 +7,13 @@ mod decimal;
 mod heartbeat;
 pub mod hex_capture;
 mod kept_sales;
+mod link_stats;
 pub mod plate_text;
 
 pub use decimal::{Decimal, DecimalError};
 pub use heartbeat::Heartbeat;
 pub use kept_sales::KeptSales;
+pub use link_stats::{LinkSnapshot, LinkStats};
 pub use plate_text::{is_valid_plate, text_distance, text_distance_at_most};
 use serde::{Deserialize, Serialize};
 

@@ -10,7 +10,7 @@ use outbox::Outbox;
 use tokio::sync::watch;
 use tracing::{info, warn};
 use uplink::{HealthPublisher, UplinkHealth};
-use wire::{AgentHealth, CameraHealth, PlateReaderHealth};
+use wire::{AgentHealth, CameraHealth, PlateReaderHealth, SourceHealth};
 
 use crate::reader::ReaderStats;
 
@@ -29,6 +29,15 @@ pub struct HealthSources {
     /// ones the config's sources list.
     pub pumps: Arc<crate::PumpBoard>,
     pub configured_fps: Vec<forecourt_events::FpNumber>,
+    /// Each sale source: its name, its fuelling points, its link as the driver counts it.
+    pub sources: Vec<SaleSource>,
+}
+
+/// A sale source as the health report shows it.
+pub struct SaleSource {
+    pub name: String,
+    pub fps: Vec<forecourt_events::FpNumber>,
+    pub link: Arc<forecourt_events::LinkStats>,
 }
 
 pub async fn log_health(
@@ -46,6 +55,7 @@ pub async fn log_health(
         unwritten,
         pumps,
         configured_fps,
+        sources,
     } = sources;
     // The first report at once: alarms raised at start (a quarantined outbox) reach HQ with
     // the first health message, not a period later.
@@ -111,7 +121,41 @@ pub async fn log_health(
             ?offline,
             "health: fuelling points"
         );
+        let source_reports: Vec<SourceHealth> = sources
+            .iter()
+            .map(|s| {
+                let link = s.link.snapshot();
+                let last_sale_t = fps
+                    .iter()
+                    .filter(|p| s.fps.contains(&p.fp))
+                    .filter_map(|p| p.last_sale_t)
+                    .max();
+                info!(
+                    source = %s.name,
+                    up = link.up,
+                    sent = link.sent,
+                    received = link.received,
+                    errors = link.errors,
+                    last_problem = link.last_problem.as_deref().unwrap_or("-"),
+                    "health: sale source"
+                );
+                SourceHealth {
+                    name: s.name.clone(),
+                    fps: s.fps.clone(),
+                    up: link.up,
+                    since_t: link.since_t,
+                    opens: link.opens,
+                    open_failures: link.open_failures,
+                    sent: link.sent,
+                    received: link.received,
+                    errors: link.errors,
+                    last_problem: link.last_problem,
+                    last_sale_t,
+                }
+            })
+            .collect();
         let agent = AgentHealth {
+            sources: source_reports,
             fps,
             alarms: alarms_now,
             outbox_writes_in_memory: in_memory,

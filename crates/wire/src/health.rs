@@ -62,9 +62,36 @@ pub struct AgentHealth {
     pub outbox_writes_in_memory: usize,
     pub cameras: Vec<CameraHealth>,
     pub plates: PlateReaderHealth,
+    /// Each sale source (`[[dispenser]]`, in the config's order): its line or connection.
+    pub sources: Vec<SourceHealth>,
     /// Each fuelling point as its sale source last told it, by number: every one the config's
     /// sources list, and any other a source reported.
     pub fps: Vec<FpHealth>,
+}
+
+/// One sale source's line (DART) or connection (IFSF), since start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceHealth {
+    /// What it is and where: `dart /dev/ttyUSB0`, `ifsf-tcp 192.168.1.20:3486`, ...
+    pub name: String,
+    /// Its fuelling points, as configured.
+    pub fps: Vec<u8>,
+    /// The line is open / the connection is up.
+    pub up: bool,
+    /// Since when `up` holds; null before the first try.
+    pub since_t: Option<i64>,
+    pub opens: u64,
+    pub open_failures: u64,
+    /// Frames or messages written (DART polls and commands; IFSF requests and heartbeats).
+    pub sent: u64,
+    /// Frames or messages read and understood.
+    pub received: u64,
+    /// Unanswered polls, frames or messages not understood.
+    pub errors: u64,
+    /// The last problem in words (a failed open, a lost line, no answer from an address).
+    pub last_problem: Option<String>,
+    /// Its newest sale (null: none since start).
+    pub last_sale_t: Option<i64>,
 }
 
 /// One fuelling point as its sale source last told it, and how its zones fit its fills.

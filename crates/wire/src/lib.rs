@@ -29,7 +29,7 @@ pub use dispenser::{NozzleBody, NozzleState, PumpBody, PumpState, SaleGapBody};
 pub use envelope::Envelope;
 pub use health::{
     AgentHealth, CameraHealth, FpHealth, FpZoneCheck, Health, OutboxFigures, PlateReaderHealth,
-    UplinkFigures,
+    SourceHealth, UplinkFigures,
 };
 pub use sale::SaleBody;
 pub use status::{Status, StatusState};
