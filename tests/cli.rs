@@ -30,6 +30,28 @@ fn agent(args: &[&str], stdin: &str) -> (bool, String, String) {
     )
 }
 
+/// A station of one camera `gate` at `rtsp://admin:Zq7-cam-secret@127.0.0.1:{camera_port}/stream1`
+/// and an HQ broker nobody listens on (port 1), `uplink_extra` added to its `[uplink]`.
+fn camera_only_config(
+    dir: &std::path::Path,
+    camera_port: u16,
+    uplink_extra: &str,
+) -> std::path::PathBuf {
+    let config = dir.join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "station_id = \"x\"\ndata_dir = \"{data}\"\n[plates]\nmodels_dir = \"{models}\"\n\
+             [[camera]]\nname = \"gate\"\nurl = \"rtsp://admin:Zq7-cam-secret@127.0.0.1:{camera_port}/stream1\"\n\
+             [uplink]\nhost = \"127.0.0.1\"\nport = 1\n{uplink_extra}",
+            data = dir.join("data").display(),
+            models = repo_root().join("models").display(),
+        ),
+    )
+    .unwrap();
+    config
+}
+
 #[test]
 fn check_config_accepts_the_demo_and_rejects_a_broken_file_with_its_line() {
     for other in ["config/demo-ifsf-tcp.toml", "config/demo-ifsf-fdc.toml"] {
@@ -267,18 +289,11 @@ fn credentials_are_never_printed() {
         }
     });
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "station_id = \"x\"\ndata_dir = \"{data}\"\n[plates]\nmodels_dir = \"{models}\"\n\
-             [[camera]]\nname = \"gate\"\nurl = \"rtsp://admin:Zq7-cam-secret@127.0.0.1:{port}/stream1\"\n\
-             [uplink]\nhost = \"127.0.0.1\"\nport = 1\nusername = \"hq\"\npassword = \"mqtt-Pw-9x-secret\"\n",
-            data = dir.path().join("data").display(),
-            models = repo_root().join("models").display(),
-        ),
-    )
-    .unwrap();
+    let config = camera_only_config(
+        dir.path(),
+        port,
+        "username = \"hq\"\npassword = \"mqtt-Pw-9x-secret\"\n",
+    );
     let (ok, stdout, stderr) = agent(
         &[
             "run",
@@ -310,18 +325,7 @@ fn credentials_are_never_printed() {
 fn ffmpeg_messages_are_structured_log_lines() {
     let closed = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "station_id = \"x\"\ndata_dir = \"{data}\"\n[plates]\nmodels_dir = \"{models}\"\n\
-             [[camera]]\nname = \"gate\"\nurl = \"rtsp://admin:Zq7-cam-secret@127.0.0.1:{closed}/stream1\"\n\
-             [uplink]\nhost = \"127.0.0.1\"\nport = 1\n",
-            data = dir.path().join("data").display(),
-            models = repo_root().join("models").display(),
-        ),
-    )
-    .unwrap();
+    let config = camera_only_config(dir.path(), closed, "");
     let (ok, stdout, stderr) = agent(
         &[
             "run",
@@ -361,8 +365,7 @@ fn check_config_probe_names_each_installer_mistake_at_its_line() {
     let dir = tempfile::tempdir().unwrap();
     let (_broker, port) = start_mosquitto(dir.path());
     let (_pty, tty, _) = pty_pair(dir.path());
-    let video = repo_root().join("var/demo/demo.mp4");
-    assert!(video.is_file(), "run scripts/setup.sh first (demo video)");
+    let video = demo_video();
     let closed_port = free_port();
     let config = |data_dir: &str, camera: &str, tty: &str, authorize: bool, fps: &str| {
         format!(
@@ -468,32 +471,9 @@ fn check_config_probe_names_each_installer_mistake_at_its_line() {
 /// requested width, and a legend naming each lane's car in its own fuelling point's zone.
 #[test]
 fn zones_snapshot_draws_each_lanes_car_in_its_zone() {
-    let root = repo_root();
-    let scenario = std::fs::read_to_string(root.join("config/demo-scenario.toml")).unwrap();
-    let demo_video = root.join("var/demo/demo.mp4");
-    let video = if demo_video.is_file() {
-        demo_video
-    } else {
-        cached_video(&scenario)
-    };
     let dir = tempfile::tempdir().unwrap();
-    let demo = std::fs::read_to_string(root.join("config/demo.toml")).unwrap();
     let config = dir.path().join("agent.toml");
-    std::fs::write(
-        &config,
-        demo.replace(
-            "url = \"../var/demo/demo.mp4\"",
-            &format!("url = {:?}", video.display().to_string()),
-        )
-        .replace(
-            "models_dir = \"../models\"",
-            &format!(
-                "models_dir = {:?}",
-                root.join("models").display().to_string()
-            ),
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config, demo_config(dir.path())).unwrap();
     let out = dir.path().join("zones");
     // 14 s of the video: its first car (FP 1's lane) from 3 s, the second (FP 2's) from 10 s.
     let (ok, stdout, stderr) = agent(
@@ -532,46 +512,20 @@ fn zones_snapshot_draws_each_lanes_car_in_its_zone() {
 /// failed opens and names the port (the agent keeps running and retrying).
 #[test]
 fn a_wrong_serial_path_shows_on_health() {
-    let root = repo_root();
-    let scenario = std::fs::read_to_string(root.join("config/demo-scenario.toml")).unwrap();
-    let demo_video = root.join("var/demo/demo.mp4");
-    let video = if demo_video.is_file() {
-        demo_video
-    } else {
-        cached_video(&scenario)
-    };
     let dir = tempfile::tempdir().unwrap();
     let (_broker, port) = start_mosquitto(dir.path());
-    let demo = std::fs::read_to_string(root.join("config/demo.toml")).unwrap();
     let config = dir.path().join("agent.toml");
     std::fs::write(
         &config,
-        demo.replace(
-            "url = \"../var/demo/demo.mp4\"",
-            &format!("url = {:?}", video.display().to_string()),
-        )
-        .replace(
-            "models_dir = \"../models\"",
-            &format!(
-                "models_dir = {:?}",
-                root.join("models").display().to_string()
+        demo_config(dir.path())
+            .replace(
+                "port = \"../var/demo/pump-agent.pty\"",
+                "port = \"/dev/ttyFORECOURT-missing\"",
+            )
+            .replace(
+                "port = 18830",
+                &format!("port = {port}\nhealth_interval_s = 1"),
             ),
-        )
-        .replace(
-            "data_dir = \"../var/demo/data\"",
-            &format!(
-                "data_dir = {:?}",
-                dir.path().join("data").display().to_string()
-            ),
-        )
-        .replace(
-            "port = \"../var/demo/pump-agent.pty\"",
-            "port = \"/dev/ttyFORECOURT-missing\"",
-        )
-        .replace(
-            "port = 18830",
-            &format!("port = {port}\nhealth_interval_s = 1"),
-        ),
     )
     .unwrap();
     let heard = dir.path().join("health.log");

@@ -181,14 +181,10 @@ fn demo_shows_three_matched_sales_within_two_minutes() {
     );
 }
 
-/// The demo config with FP 1's and FP 2's zones swapped, and everything else of this test's.
-fn swapped_demo_config(
-    dir: &std::path::Path,
-    video: &std::path::Path,
-    pty: &std::path::Path,
-    port: u16,
-) -> String {
-    let demo = std::fs::read_to_string(repo_root().join("config/demo.toml")).unwrap();
+/// The demo config with FP 1's and FP 2's zones swapped, its data in `dir`, its pumps on `pty`
+/// and its broker on `port`.
+fn swapped_demo_config(dir: &std::path::Path, pty: &std::path::Path, port: u16) -> String {
+    let demo = demo_config(dir);
     let left = "[[0.02, 0.25], [0.48, 0.25], [0.48, 1.0], [0.02, 1.0]]";
     let right = "[[0.52, 0.25], [0.98, 0.25], [0.98, 1.0], [0.52, 1.0]]";
     assert_eq!(
@@ -201,25 +197,12 @@ fn swapped_demo_config(
         1,
         "the demo's FP 2 zone moved: {demo}"
     );
-    let models = repo_root().join("models");
     demo.replace(left, "LEFT")
         .replace(right, left)
         .replace("LEFT", right)
         .replace(
-            "data_dir = \"../var/demo/data\"",
-            &format!("data_dir = \"{}\"", dir.join("data").display()),
-        )
-        .replace(
-            "url = \"../var/demo/demo.mp4\"",
-            &format!("url = \"{}\"", video.display()),
-        )
-        .replace(
             "port = \"../var/demo/pump-agent.pty\"",
             &format!("port = \"{}\"", pty.display()),
-        )
-        .replace(
-            "models_dir = \"../models\"",
-            &format!("models_dir = \"{}\"", models.display()),
         )
         .replace(
             "port = 18830",
@@ -236,21 +219,10 @@ fn swapped_demo_config(
 fn swapped_zones_raise_the_alarm_within_ten_sales_and_commission_reports_both_fps() {
     let dir = tempfile::tempdir().unwrap();
     let scenario = repo_root().join("config/demo-scenario.toml");
-    // The demo video scripts/setup.sh made, or one rendered for the tests from the same scenario.
-    let demo_video = repo_root().join("var/demo/demo.mp4");
-    let video = if demo_video.is_file() {
-        demo_video
-    } else {
-        cached_video(&std::fs::read_to_string(&scenario).unwrap())
-    };
     let (_broker, port) = start_mosquitto(dir.path());
     let (_line, pumps_end, agent_end) = pty_pair(dir.path());
     let config = dir.path().join("swapped.toml");
-    std::fs::write(
-        &config,
-        swapped_demo_config(dir.path(), &video, &agent_end, port),
-    )
-    .unwrap();
+    std::fs::write(&config, swapped_demo_config(dir.path(), &agent_end, port)).unwrap();
 
     let heard = dir.path().join("hq.log");
     let _hq = Proc::spawn(

@@ -247,3 +247,38 @@ pub fn start_lan_simulator(
         .expect("an address in the bound file");
     (proc, address)
 }
+
+/// The demo video `scripts/setup.sh` made, or one rendered for the tests from the same scenario.
+pub fn demo_video() -> PathBuf {
+    let made = repo_root().join("var/demo/demo.mp4");
+    if made.is_file() {
+        return made;
+    }
+    let scenario = std::fs::read_to_string(repo_root().join("config/demo-scenario.toml")).unwrap();
+    cached_video(&scenario)
+}
+
+/// `config/demo.toml` for a test: its data in `dir`, its camera the demo video and its models
+/// the repository's, by absolute paths (the serial port and broker stay the demo's).
+pub fn demo_config(dir: &Path) -> String {
+    let demo = std::fs::read_to_string(repo_root().join("config/demo.toml")).unwrap();
+    let quoted = |p: &Path| format!("{:?}", p.display().to_string());
+    let replaced = [
+        (
+            "data_dir = \"../var/demo/data\"",
+            format!("data_dir = {}", quoted(&dir.join("data"))),
+        ),
+        (
+            "url = \"../var/demo/demo.mp4\"",
+            format!("url = {}", quoted(&demo_video())),
+        ),
+        (
+            "models_dir = \"../models\"",
+            format!("models_dir = {}", quoted(&repo_root().join("models"))),
+        ),
+    ];
+    replaced.iter().fold(demo, |text, (from, to)| {
+        assert!(text.contains(from), "config/demo.toml no longer has {from}");
+        text.replace(from, to)
+    })
+}
