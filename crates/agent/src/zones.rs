@@ -81,6 +81,9 @@ pub fn snapshot(config_path: &Path, dir: &Path, seconds: u64, width: Option<i32>
     Ok(())
 }
 
+/// A plate's reads in one zone (or in none): how many, and its latest box.
+type Seen = (usize, [f32; 4]);
+
 /// What to draw for `camera` and its legend: each fuelling point's zones on it, each read's box
 /// in the colour of the first zone holding its centre.
 fn overlay(layout: &Layout, camera: &str, reads: &[PlateRead]) -> (Vec<Marked>, String) {
@@ -100,12 +103,13 @@ fn overlay(layout: &Layout, camera: &str, reads: &[PlateRead]) -> (Vec<Marked>, 
             let _ = writeln!(legend, "  FP {}: {:?}", f.fp, z.polygon);
         }
     }
-    // Per plate text: where it was read, how often.
-    let mut seen: BTreeMap<(&str, Option<FpNumber>), usize> = BTreeMap::new();
+    // Per plate text and zone: how often it was read there, and its latest box.
+    let mut seen: BTreeMap<(&str, Option<FpNumber>), Seen> = BTreeMap::new();
     for r in reads {
-        let (x, y) = ((r.bbox[0] + r.bbox[2]) / 2.0, (r.bbox[1] + r.bbox[3]) / 2.0);
+        let (x, y) = r.centre();
         let fp = layout.fps_at(camera, x, y).next();
-        *seen.entry((r.text.as_str(), fp)).or_default() += 1;
+        let entry = seen.entry((r.text.as_str(), fp)).or_insert((0, r.bbox));
+        *entry = (entry.0 + 1, r.bbox);
         marks.push(Marked {
             shape: Shape::Box(r.bbox),
             bgr: fp.map_or(GREY, colour_of),
@@ -113,26 +117,21 @@ fn overlay(layout: &Layout, camera: &str, reads: &[PlateRead]) -> (Vec<Marked>, 
         });
     }
     // One label per plate and zone, on its latest box.
-    for (text, fp) in seen.keys() {
-        if let Some(r) = reads.iter().rev().find(|r| {
-            let (x, y) = ((r.bbox[0] + r.bbox[2]) / 2.0, (r.bbox[1] + r.bbox[3]) / 2.0);
-            r.text == *text && layout.fps_at(camera, x, y).next() == *fp
-        }) {
-            marks.push(Marked {
-                shape: Shape::Box(r.bbox),
-                bgr: fp.map_or(GREY, colour_of),
-                label: match fp {
-                    Some(fp) => format!("{text} FP {fp}"),
-                    None => format!("{text} -"),
-                },
-            });
-        }
+    for ((text, fp), (_, latest)) in &seen {
+        marks.push(Marked {
+            shape: Shape::Box(*latest),
+            bgr: fp.map_or(GREY, colour_of),
+            label: match fp {
+                Some(fp) => format!("{text} FP {fp}"),
+                None => format!("{text} -"),
+            },
+        });
     }
     let _ = writeln!(legend, "\nplates read (text, zone, reads):");
     if seen.is_empty() {
         let _ = writeln!(legend, "  none");
     }
-    for ((text, fp), n) in &seen {
+    for ((text, fp), (n, _)) in &seen {
         let zone = fp.map_or("no zone".to_owned(), |fp| format!("FP {fp}"));
         let _ = writeln!(legend, "  {text}  {zone}  {n}");
     }

@@ -24,7 +24,7 @@ pub mod zone_check;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use forecourt_events::{DispenserEvent, FpNumber, FramePlates, Sale, UnixMillis};
+use forecourt_events::{DispenserEvent, FpNumber, FramePlates, PlateRead, Sale, UnixMillis};
 use matcher::vote::{text_distance, vote, Ballot};
 use matcher::{Layout, MatchedSale};
 
@@ -37,6 +37,16 @@ pub use wire::{
     Arrival, FpHourJson, HourSummary, MetricsJson, NozzleHourJson, VisitRecord, VisitSale,
 };
 use zone_check::{FillEvidence, ZoneCheck};
+
+/// Where a read that the analytics count lies: its box's centre, for a read with a text, a
+/// finite box and a confidence of at least `min`; `None` for any other.
+fn confident_centre(p: &PlateRead, min: f32) -> Option<(f32, f32)> {
+    let usable = !p.text.is_empty()
+        && p.confidence.is_finite()
+        && p.confidence >= min
+        && p.bbox.iter().all(|v| v.is_finite());
+    usable.then(|| p.centre())
+}
 
 /// A car that was read this long after another nozzle was lifted at its FP (or until that
 /// nozzle hung up) was still there for that fill; a car pulling out is gone from the zones within
@@ -150,14 +160,9 @@ impl Analytics {
         }
         let entrance = self.config.entrance_cameras.contains(&frame.camera);
         for p in &frame.plates {
-            if p.text.is_empty()
-                || !p.confidence.is_finite()
-                || p.confidence < self.config.min_read_confidence
-                || !p.bbox.iter().all(|v| v.is_finite())
-            {
+            let Some((x, y)) = confident_centre(p, self.config.min_read_confidence) else {
                 continue;
-            }
-            let (x, y) = ((p.bbox[0] + p.bbox[2]) / 2.0, (p.bbox[1] + p.bbox[3]) / 2.0);
+            };
             let fp = if entrance {
                 None
             } else {

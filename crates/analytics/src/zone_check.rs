@@ -164,14 +164,9 @@ impl ZoneCheck {
     pub fn observe_frame(&mut self, frame: &FramePlates) -> Vec<FpNumber> {
         let mut placed = Vec::new();
         for p in &frame.plates {
-            if p.text.is_empty()
-                || !p.confidence.is_finite()
-                || p.confidence < self.min_read_confidence
-                || !p.bbox.iter().all(|v| v.is_finite())
-            {
+            let Some((x, y)) = crate::confident_centre(p, self.min_read_confidence) else {
                 continue;
-            }
-            let (x, y) = ((p.bbox[0] + p.bbox[2]) / 2.0, (p.bbox[1] + p.bbox[3]) / 2.0);
+            };
             for fp in self.layout.fps_at(&frame.camera, x, y) {
                 self.fps.entry(fp).or_default().reads += 1;
                 placed.push(fp);

@@ -142,6 +142,16 @@ pub struct PlateRead {
     pub bbox: [f32; 4],
 }
 
+impl PlateRead {
+    /// The middle of its box (where zones place a read).
+    pub fn centre(&self) -> (f32, f32) {
+        (
+            (self.bbox[0] + self.bbox[2]) / 2.0,
+            (self.bbox[1] + self.bbox[3]) / 2.0,
+        )
+    }
+}
+
 /// All plates read on one frame of one camera (possibly none).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FramePlates {

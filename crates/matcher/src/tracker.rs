@@ -392,10 +392,11 @@ fn track_read(t: UnixMillis, p: &PlateRead, is_well_formed: fn(&str) -> bool) ->
     if p.text.is_empty() || !p.bbox.iter().all(|v| v.is_finite()) {
         return None;
     }
+    let (x, y) = p.centre();
     Some(TrackRead {
         t,
-        x: (p.bbox[0] + p.bbox[2]) / 2.0,
-        y: (p.bbox[1] + p.bbox[3]) / 2.0,
+        x,
+        y,
         w: (p.bbox[2] - p.bbox[0]).abs(),
         h: (p.bbox[3] - p.bbox[1]).abs(),
         text: p.text.clone(),
