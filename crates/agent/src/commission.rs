@@ -56,11 +56,7 @@ pub fn commission(config_path: &Path, args: CommissionArgs) -> Result<()> {
     );
     let (evidence_tx, evidence_rx) = mpsc::channel(64);
     let (done_tx, done_rx) = oneshot::channel();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let tally = runtime.block_on(async {
+    let tally = crate::run::runtime()?.block_on(async {
         let watcher = tokio::spawn(watch_fills(
             evidence_rx,
             wanted.clone(),
@@ -68,15 +64,9 @@ pub fn commission(config_path: &Path, args: CommissionArgs) -> Result<()> {
             done_tx,
         ));
         let stop = Box::pin(async move {
-            let timeout = async {
-                match args.seconds {
-                    Some(s) => tokio::time::sleep(std::time::Duration::from_secs(s)).await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 _ = done_rx => "every fuelling point had its fills",
-                _ = timeout => "--seconds elapsed",
+                _ = crate::run::after(args.seconds) => "--seconds elapsed",
             }
         });
         crate::run::run_agent(config, loaded, stop, Some(evidence_tx)).await?;

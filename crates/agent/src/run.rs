@@ -19,18 +19,27 @@ use tracing::{error, info, warn};
 
 pub fn run(config_path: &Path, seconds: Option<u64>) -> Result<()> {
     let (config, loaded) = LoadedConfig::read(config_path.to_path_buf())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
     let stop: Stop = Box::pin(async move {
-        match seconds {
-            Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
-            None => std::future::pending().await,
-        }
+        after(seconds).await;
         "--seconds elapsed"
     });
-    runtime.block_on(run_agent(config, loaded, stop, None))
+    runtime()?.block_on(run_agent(config, loaded, stop, None))
+}
+
+/// The agent's runtime: two worker threads (station PCs have few cores).
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+/// Resolves after `seconds` (`--seconds`), or never when not given.
+pub async fn after(seconds: Option<u64>) {
+    match seconds {
+        Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Besides a signal, what stops the agent; it says why, for the log.
