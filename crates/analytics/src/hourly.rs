@@ -154,19 +154,24 @@ pub struct ZoneCounters {
 }
 
 impl ZoneCounters {
-    pub fn judged(&mut self, evidence: &crate::zone_check::FillEvidence) {
-        use crate::zone_check::Fit;
+    pub(crate) fn judged(&mut self, j: &crate::zone_check::Judged) {
         self.sales_judged += 1;
-        if evidence.plate.is_some() {
+        if j.plated {
             self.plated += 1;
-            self.confidence_sum += f64::from(evidence.confidence);
+            self.confidence_sum += f64::from(j.confidence);
         }
-        if matches!(evidence.fit, Fit::Other(_)) {
+        if matches!(j.fit, crate::zone_check::Fit::Other(_)) {
             self.other_zone += 1;
         }
-        if evidence.unseen() {
+        if j.unseen {
             self.unseen += 1;
         }
+    }
+
+    /// The matcher's mean confidence over the plated sales, to 3 places (`None`: none).
+    pub fn mean_confidence(&self) -> Option<f64> {
+        (self.plated > 0)
+            .then(|| (self.confidence_sum / f64::from(self.plated) * 1000.0).round() / 1000.0)
     }
 
     fn summary(&self) -> ZoneHourJson {
@@ -174,8 +179,7 @@ impl ZoneCounters {
             reads: self.reads,
             sales_judged: self.sales_judged,
             plated: self.plated,
-            mean_confidence: (self.plated > 0)
-                .then(|| (self.confidence_sum / f64::from(self.plated) * 1000.0).round() / 1000.0),
+            mean_confidence: self.mean_confidence(),
             other_zone: self.other_zone,
             unseen: self.unseen,
         }

@@ -261,7 +261,7 @@ impl Analytics {
         let evidence = self.zone_check.observe_matched(m);
         if let Some(e) = &evidence {
             if let Some(acc) = self.acc(m.sale.t) {
-                acc.fp(e.fp).zones.judged(e);
+                acc.fp(e.fp).zones.judged(&zone_check::Judged::of(e));
             }
         }
         self.tie_to_visit(m);

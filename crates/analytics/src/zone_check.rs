@@ -17,6 +17,8 @@ use matcher::vote::text_distance;
 use matcher::{Layout, MatchedSale};
 use wire::FpZoneCheck;
 
+use crate::hourly::ZoneCounters;
+
 /// Reads older than this are dropped: a fill and its grace period end well within it.
 const KEEP_READS_MS: i64 = 15 * 60_000;
 /// At most this many reads are kept (a bound on memory whatever the station's size).
@@ -114,14 +116,25 @@ impl FillEvidence {
     }
 }
 
-/// A sale's outcome as the report counts it.
+/// A sale's outcome as the report and the hourly figures count it.
 #[derive(Debug, Clone, Copy)]
-struct Judged {
-    plated: bool,
-    confidence: f32,
-    fit: Fit,
+pub(crate) struct Judged {
+    pub plated: bool,
+    pub confidence: f32,
+    pub fit: Fit,
     /// Nothing was read in the own zones around the fill.
-    unseen: bool,
+    pub unseen: bool,
+}
+
+impl Judged {
+    pub fn of(evidence: &FillEvidence) -> Judged {
+        Judged {
+            plated: evidence.plate.is_some(),
+            confidence: evidence.confidence,
+            fit: evidence.fit,
+            unseen: evidence.unseen(),
+        }
+    }
 }
 
 /// Per fuelling point: reads in its zones, its latest sales judged.
@@ -196,12 +209,7 @@ impl ZoneCheck {
         }
         let evidence = self.evidence(m)?;
         let record = self.fps.entry(m.sale.fp).or_default();
-        record.latest.push_back(Judged {
-            plated: evidence.plate.is_some(),
-            confidence: evidence.confidence,
-            fit: evidence.fit,
-            unseen: evidence.unseen(),
-        });
+        record.latest.push_back(Judged::of(&evidence));
         if record.latest.len() > JUDGED_SALES {
             record.latest.pop_front();
         }
@@ -275,20 +283,10 @@ impl ZoneCheck {
         self.fps
             .iter()
             .map(|(&fp, r)| {
-                let sales = r.latest.len() as u32;
-                let count =
-                    |f: fn(&Judged) -> bool| r.latest.iter().filter(|j| f(j)).count() as u32;
-                let no_plate = count(|j| !j.plated);
-                let other_zone = count(|j| matches!(j.fit, Fit::Other(_)));
-                let unseen = count(|j| j.unseen);
-                let plated: Vec<f64> = r
-                    .latest
-                    .iter()
-                    .filter(|j| j.plated)
-                    .map(|j| f64::from(j.confidence))
-                    .collect();
-                let mean_confidence = (!plated.is_empty())
-                    .then(|| round3(plated.iter().sum::<f64>() / plated.len() as f64));
+                let mut tally = ZoneCounters::default();
+                r.latest.iter().for_each(|j| tally.judged(j));
+                let (sales, other_zone, unseen) =
+                    (tally.sales_judged, tally.other_zone, tally.unseen);
                 let mut others: Vec<f64> = self
                     .fps
                     .iter()
@@ -311,8 +309,8 @@ impl ZoneCheck {
                     FpZoneCheck {
                         reads: r.reads,
                         sales,
-                        no_plate,
-                        mean_confidence,
+                        no_plate: sales - tally.plated,
+                        mean_confidence: tally.mean_confidence(),
                         other_zone,
                         unseen,
                         alarm,
