@@ -186,6 +186,16 @@ impl ZoneCounters {
     }
 }
 
+impl FpAcc {
+    /// `ms` of nozzle-out time: of one nozzle, or (`None`) of the fuelling point with any out.
+    pub fn add_nozzle_out(&mut self, nozzle: Option<u8>, ms: i64) {
+        match nozzle {
+            Some(n) => self.nozzles.entry(n).or_default().nozzle_out_ms += ms,
+            None => self.all.nozzle_out_ms += ms,
+        }
+    }
+}
+
 impl HourAcc {
     pub fn fp(&mut self, fp: FpNumber) -> &mut FpAcc {
         self.fps.entry(fp).or_default()

@@ -545,11 +545,11 @@ impl Analytics {
         while h < to {
             let (s, e) = (from.max(h), to.min(h + HOUR_MS));
             if e > s {
-                let fpa = self.hours.entry(h).or_default().fp(fp);
-                match nozzle {
-                    Some(n) => fpa.nozzles.entry(n).or_default().nozzle_out_ms += e - s,
-                    None => fpa.all.nozzle_out_ms += e - s,
-                }
+                self.hours
+                    .entry(h)
+                    .or_default()
+                    .fp(fp)
+                    .add_nozzle_out(nozzle, e - s);
             }
             h += HOUR_MS;
         }
@@ -713,11 +713,7 @@ impl Analytics {
             for (nozzle, since) in open {
                 let s = since.max(h);
                 if until > s {
-                    let fpa = acc.fp(fp);
-                    match nozzle {
-                        Some(n) => fpa.nozzles.entry(n).or_default().nozzle_out_ms += until - s,
-                        None => fpa.all.nozzle_out_ms += until - s,
-                    }
+                    acc.fp(fp).add_nozzle_out(nozzle, until - s);
                 }
             }
         }
