@@ -13,7 +13,9 @@ pub fn hour_of(t: UnixMillis) -> UnixMillis {
 }
 
 pub use forecourt_events::FillEnd;
-use wire::{FpHourJson, HourSummary, MetricsJson, NozzleHourJson, ZoneHourJson};
+use wire::{FpHourJson, HourSummary, MetricsJson, NozzleHourJson};
+
+use crate::zone_check::ZoneCounters;
 
 /// Upper bounds (litres, exclusive) of the single-sale volume histogram bins; the last bin is open.
 pub const VOLUME_BINS_L: [i64; 5] = [10, 20, 30, 40, 60];
@@ -140,50 +142,6 @@ pub struct FpAcc {
     pub all: Counters,
     pub nozzles: BTreeMap<u8, Counters>,
     pub zones: ZoneCounters,
-}
-
-/// How a fuelling point's zones fitted its fills in one hour.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ZoneCounters {
-    pub reads: u32,
-    pub sales_judged: u32,
-    pub plated: u32,
-    pub confidence_sum: f64,
-    pub other_zone: u32,
-    pub unseen: u32,
-}
-
-impl ZoneCounters {
-    pub(crate) fn judged(&mut self, j: &crate::zone_check::Judged) {
-        self.sales_judged += 1;
-        if j.plated {
-            self.plated += 1;
-            self.confidence_sum += f64::from(j.confidence);
-        }
-        if matches!(j.fit, crate::zone_check::Fit::Other(_)) {
-            self.other_zone += 1;
-        }
-        if j.unseen {
-            self.unseen += 1;
-        }
-    }
-
-    /// The matcher's mean confidence over the plated sales, to 3 places (`None`: none).
-    pub fn mean_confidence(&self) -> Option<f64> {
-        (self.plated > 0)
-            .then(|| (self.confidence_sum / f64::from(self.plated) * 1000.0).round() / 1000.0)
-    }
-
-    fn summary(&self) -> ZoneHourJson {
-        ZoneHourJson {
-            reads: self.reads,
-            sales_judged: self.sales_judged,
-            plated: self.plated,
-            mean_confidence: self.mean_confidence(),
-            other_zone: self.other_zone,
-            unseen: self.unseen,
-        }
-    }
 }
 
 impl FpAcc {

@@ -15,9 +15,8 @@ use std::collections::{BTreeMap, VecDeque};
 use forecourt_events::{FpNumber, FramePlates, UnixMillis};
 use matcher::vote::text_distance;
 use matcher::{Layout, MatchedSale};
-use wire::FpZoneCheck;
-
-use crate::hourly::ZoneCounters;
+use serde::{Deserialize, Serialize};
+use wire::{FpZoneCheck, ZoneHourJson};
 
 /// Reads older than this are dropped: a fill and its grace period end well within it.
 const KEEP_READS_MS: i64 = 15 * 60_000;
@@ -133,6 +132,50 @@ impl Judged {
             confidence: evidence.confidence,
             fit: evidence.fit,
             unseen: evidence.unseen(),
+        }
+    }
+}
+
+/// How a fuelling point's zones fitted its fills in one hour.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ZoneCounters {
+    pub reads: u32,
+    pub sales_judged: u32,
+    pub plated: u32,
+    pub confidence_sum: f64,
+    pub other_zone: u32,
+    pub unseen: u32,
+}
+
+impl ZoneCounters {
+    pub(crate) fn judged(&mut self, j: &Judged) {
+        self.sales_judged += 1;
+        if j.plated {
+            self.plated += 1;
+            self.confidence_sum += f64::from(j.confidence);
+        }
+        if matches!(j.fit, Fit::Other(_)) {
+            self.other_zone += 1;
+        }
+        if j.unseen {
+            self.unseen += 1;
+        }
+    }
+
+    /// The matcher's mean confidence over the plated sales, to 3 places (`None`: none).
+    pub fn mean_confidence(&self) -> Option<f64> {
+        (self.plated > 0)
+            .then(|| (self.confidence_sum / f64::from(self.plated) * 1000.0).round() / 1000.0)
+    }
+
+    pub(crate) fn summary(&self) -> ZoneHourJson {
+        ZoneHourJson {
+            reads: self.reads,
+            sales_judged: self.sales_judged,
+            plated: self.plated,
+            mean_confidence: self.mean_confidence(),
+            other_zone: self.other_zone,
+            unseen: self.unseen,
         }
     }
 }
