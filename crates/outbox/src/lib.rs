@@ -31,12 +31,19 @@ pub use salvage::Salvaged;
 pub const DEAD_LETTER_STREAM: &str = wire::Stream::DeadLetter.name();
 
 /// What [`Outbox::resend_batch`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resent {
     pub requeued: u64,
     /// The seq to resend from next, if archived records were left out by the cap.
     pub next_from_seq: Option<u64>,
+    /// Seqs of the range this batch covered (inclusive ranges, ascending) that were handed out
+    /// but are held neither in the queue nor in the archive: dropped over a cap, moved to the
+    /// dead letters, or past the archive's retention. No resend will ever bring them.
+    pub gone: Vec<(u64, u64)>,
 }
+
+/// Most `gone` ranges one resend reports (a reply stays small; the next batch reports on).
+pub const RESEND_MAX_GONE_RANGES: usize = 1000;
 
 /// What [`Outbox::read_pending`] found.
 #[derive(Debug, Default)]
@@ -783,34 +790,41 @@ impl Outbox {
     /// with their original id, seq and payload (HQ dedupes by id). They get new positions, so
     /// the uplink sends them after what it has already read. Returns how many were re-queued.
     pub fn resend(&self, stream: &str, from_seq: u64) -> Result<u64, OutboxError> {
-        Ok(self.resend_batch(stream, from_seq, u64::MAX)?.requeued)
+        Ok(self
+            .resend_batch(stream, from_seq, None, u64::MAX)?
+            .requeued)
     }
 
-    /// [`Outbox::resend`] of at most `max` records, so one command never holds the write lock
-    /// for long; `next_from_seq` says where to go on, if more are archived.
+    /// [`Outbox::resend`] of at most `max` records with `seq <= to_seq` (`None`: no bound), so
+    /// one command never holds the write lock for long and one hole is not answered with a
+    /// week of records; `next_from_seq` says where to go on, if more are archived, and `gone`
+    /// which seqs of the range covered can never come.
     pub fn resend_batch(
         &self,
         stream: &str,
         from_seq: u64,
+        to_seq: Option<u64>,
         max: u64,
     ) -> Result<Resent, OutboxError> {
         let path = self.path();
         let err = |e| OutboxError::sqlite(path, "re-queue archived records", e);
         let from_seq = i64::try_from(from_seq).unwrap_or(i64::MAX);
+        let to_seq = to_seq.map_or(i64::MAX, |to| i64::try_from(to).unwrap_or(i64::MAX));
         let limit = i64::try_from(max.saturating_add(1)).unwrap_or(i64::MAX);
         let mut conn = self.lock();
         let tx = self.begin(&mut conn, "begin a resend")?;
         let mut requeued = 0u64;
         let next_from_seq;
+        let gone;
         {
             let mut select = tx
                 .prepare_cached(
-                    "SELECT rowid, seq FROM archive WHERE stream = ?1 AND seq >= ?2
-                     ORDER BY seq LIMIT ?3",
+                    "SELECT rowid, seq FROM archive WHERE stream = ?1 AND seq >= ?2 AND seq <= ?3
+                     ORDER BY seq LIMIT ?4",
                 )
                 .map_err(err)?;
             let mut rows = select
-                .query_map(params![stream, from_seq, limit], |row| {
+                .query_map(params![stream, from_seq, to_seq, limit], |row| {
                     Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
                 })
                 .map_err(err)?
@@ -821,6 +835,21 @@ impl Outbox {
             } else {
                 None
             };
+            // The range this batch answers for: up to where the next one starts, and never
+            // past the last seq handed out (later ones do not exist yet).
+            let last_seq: i64 = tx
+                .query_row(
+                    "SELECT last_seq FROM sequences WHERE stream = ?1",
+                    params![stream],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(err)?
+                .unwrap_or(0);
+            let covered_to = next_from_seq
+                .map_or(to_seq, |next| i64::try_from(next).unwrap_or(i64::MAX) - 1)
+                .min(last_seq);
+            gone = gone_ranges(&tx, stream, from_seq, covered_to).map_err(err)?;
             let rowids = rows.into_iter().map(|(rowid, _)| rowid);
             // IGNORE: a record with that (stream, seq) still waiting is not duplicated; its
             // archive copy then stays where it is.
@@ -844,6 +873,7 @@ impl Outbox {
         Ok(Resent {
             requeued,
             next_from_seq,
+            gone,
         })
     }
 
@@ -888,6 +918,34 @@ impl Outbox {
 
     /// Sizes of the queue and the archive (scans both: call it every few seconds, not per
     /// append).
+    /// Per stream, the highest seq up to which every record has left the queue (acknowledged
+    /// by the broker, or dropped over a cap, or dead-lettered): what HQ should hold by now.
+    /// Records still waiting (or re-queued by a resend) hold it back.
+    pub fn acked_through(&self) -> Result<std::collections::BTreeMap<String, u64>, OutboxError> {
+        let path = self.path();
+        let err = |e| OutboxError::sqlite(path, "read how far each stream was acknowledged", e);
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT s.stream,
+                        COALESCE((SELECT MIN(r.seq) - 1 FROM records r WHERE r.stream = s.stream),
+                                 s.last_seq)
+                 FROM sequences s",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            })
+            .map_err(err)?;
+        let mut through = std::collections::BTreeMap::new();
+        for row in rows {
+            let (stream, seq) = row.map_err(err)?;
+            through.insert(stream, u64::try_from(seq).unwrap_or(0));
+        }
+        Ok(through)
+    }
+
     pub fn usage(&self) -> Result<OutboxUsage, OutboxError> {
         let conn = self.lock();
         self.usage_in(&conn)
@@ -1188,6 +1246,46 @@ impl RawRecord {
             created: self.created,
         })
     }
+}
+
+/// Seqs of `stream` in `from..=to` held neither in the queue nor in the archive, as ascending
+/// inclusive ranges (at most [`RESEND_MAX_GONE_RANGES`]).
+fn gone_ranges(
+    conn: &Connection,
+    stream: &str,
+    from: i64,
+    to: i64,
+) -> rusqlite::Result<Vec<(u64, u64)>> {
+    let mut gone = Vec::new();
+    if to < from {
+        return Ok(gone);
+    }
+    let mut held = conn.prepare_cached(
+        "SELECT seq FROM archive WHERE stream = ?1 AND seq BETWEEN ?2 AND ?3
+         UNION SELECT seq FROM records WHERE stream = ?1 AND seq BETWEEN ?2 AND ?3
+         ORDER BY 1",
+    )?;
+    let mut rows = held.query(params![stream, from, to])?;
+    let mut expected = from;
+    let push = |a: i64, b: i64, gone: &mut Vec<(u64, u64)>| {
+        if let (Ok(a), Ok(b)) = (u64::try_from(a), u64::try_from(b)) {
+            gone.push((a, b));
+        }
+    };
+    while let Some(row) = rows.next()? {
+        let seq: i64 = row.get(0)?;
+        if seq > expected {
+            push(expected, seq - 1, &mut gone);
+            if gone.len() >= RESEND_MAX_GONE_RANGES {
+                return Ok(gone);
+            }
+        }
+        expected = seq.saturating_add(1);
+    }
+    if expected <= to {
+        push(expected, to, &mut gone);
+    }
+    Ok(gone)
 }
 
 #[cfg(test)]

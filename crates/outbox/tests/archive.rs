@@ -215,10 +215,11 @@ fn a_resend_batch_stops_at_its_cap_and_says_where_to_go_on() {
         outbox.append("sale", "t", &json!({"n": n})).unwrap();
     }
     ack_all(&outbox);
-    let first = outbox.resend_batch("sale", 1, 2).unwrap();
+    let first = outbox.resend_batch("sale", 1, None, 2).unwrap();
     assert_eq!((first.requeued, first.next_from_seq), (2, Some(3)));
-    let rest = outbox.resend_batch("sale", 3, 10).unwrap();
+    let rest = outbox.resend_batch("sale", 3, None, 10).unwrap();
     assert_eq!((rest.requeued, rest.next_from_seq), (3, None));
+    assert!(first.gone.is_empty() && rest.gone.is_empty());
     let seqs: Vec<u64> = outbox
         .pending(None, 10)
         .unwrap()
@@ -226,4 +227,94 @@ fn a_resend_batch_stops_at_its_cap_and_says_where_to_go_on() {
         .map(|r| r.seq)
         .collect();
     assert_eq!(seqs, [1, 2, 3, 4, 5]);
+}
+
+/// `to_seq` bounds a resend: one hole is answered with its own records, not all after it.
+#[test]
+fn a_resend_stops_at_to_seq() {
+    let (_dir, outbox) = temp_outbox(OutboxLimits::default());
+    for n in 0..10 {
+        outbox.append("sale", "t", &json!({"n": n})).unwrap();
+    }
+    ack_all(&outbox);
+    let resent = outbox.resend_batch("sale", 4, Some(6), 100).unwrap();
+    assert_eq!((resent.requeued, resent.next_from_seq), (3, None));
+    assert!(resent.gone.is_empty());
+    let seqs: Vec<u64> = outbox
+        .pending(None, 20)
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(seqs, [4, 5, 6]);
+    // The cap still applies inside the bound.
+    let capped = outbox.resend_batch("sale", 7, Some(10), 2).unwrap();
+    assert_eq!((capped.requeued, capped.next_from_seq), (2, Some(9)));
+}
+
+/// Seqs the station handed out but holds nowhere (dropped over the cap, or past the archive)
+/// come back as `gone`, so HQ stops asking for them; waiting and archived ones are not gone,
+/// and seqs never handed out are not either.
+#[test]
+fn a_resend_names_the_seqs_it_no_longer_holds() {
+    let (_dir, outbox) = temp_outbox(OutboxLimits {
+        max_records: 4,
+        ..OutboxLimits::default()
+    });
+    for n in 0..10 {
+        outbox.append("nozzle", "t", &json!({"n": n})).unwrap();
+    }
+    // Over the cap of 4: the oldest six are dropped unsent.
+    outbox.enforce_limits().unwrap();
+    let pending: Vec<u64> = outbox
+        .pending(None, 20)
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(pending, [7, 8, 9, 10]);
+    let resent = outbox.resend_batch("nozzle", 2, None, 100).unwrap();
+    assert_eq!(resent.requeued, 0);
+    assert_eq!(resent.gone, [(2, 6)]);
+    let bounded = outbox.resend_batch("nozzle", 5, Some(20), 100).unwrap();
+    assert_eq!(
+        bounded.gone,
+        [(5, 6)],
+        "seqs after the last handed out are not gone"
+    );
+    assert!(outbox
+        .resend_batch("other", 1, None, 10)
+        .unwrap()
+        .gone
+        .is_empty());
+}
+
+/// How far each stream left the queue: what the health report tells HQ, so it can see a
+/// hole at a stream's tail. Waiting and re-queued records hold it back; dropped ones do not.
+#[test]
+fn acked_through_is_where_the_oldest_waiting_record_of_a_stream_begins() {
+    let (_dir, outbox) = temp_outbox(OutboxLimits::default());
+    assert!(outbox.acked_through().unwrap().is_empty());
+    for n in 0..5 {
+        outbox.append("sale", "t", &json!({"n": n})).unwrap();
+    }
+    outbox.append("nozzle", "t", &json!({})).unwrap();
+    let sales: Vec<i64> = outbox
+        .pending(None, 10)
+        .unwrap()
+        .iter()
+        .filter(|r| r.stream == "sale")
+        .map(|r| r.rowid)
+        .collect();
+    outbox.ack_many(&sales[..3]).unwrap();
+    let through = outbox.acked_through().unwrap();
+    assert_eq!((through["sale"], through["nozzle"]), (3, 0));
+    ack_all(&outbox);
+    assert_eq!(outbox.acked_through().unwrap()["sale"], 5);
+    outbox.resend_batch("sale", 2, Some(2), 10).unwrap();
+    assert_eq!(
+        outbox.acked_through().unwrap()["sale"],
+        1,
+        "a re-queued record holds it back"
+    );
 }

@@ -61,8 +61,13 @@ impl Command {
 pub enum CommandAction {
     /// Are you there? Answered by the uplink itself.
     Ping,
-    /// Send archived records of `stream` again from `from_seq` on. Handled by the uplink itself.
-    Resend { stream: String, from_seq: u64 },
+    /// Send archived records of `stream` again from `from_seq` on (to `to_seq`, if given).
+    /// Handled by the uplink itself.
+    Resend {
+        stream: String,
+        from_seq: u64,
+        to_seq: Option<u64>,
+    },
     /// One of the station's commands, checked by its [`CommandSet`].
     Station(StationCommand),
 }
@@ -237,9 +242,18 @@ pub fn parse_command(
                     why: "must be at least 1 (seq counts from 1)".into(),
                 });
             }
+            if f.to_seq
+                .is_some_and(|to| to < f.from_seq || to > i64::MAX as u64)
+            {
+                return Err(CommandError::BadValue {
+                    field: "to_seq",
+                    why: "must be at least from_seq".into(),
+                });
+            }
             CommandAction::Resend {
                 stream: f.stream,
                 from_seq: f.from_seq,
+                to_seq: f.to_seq,
             }
         }
         other => match station.check(other, text) {
@@ -343,6 +357,7 @@ command_fields! {
     struct ResendFields {
         stream: String,
         from_seq: u64,
+        to_seq: Option<u64>,
     }
 }
 
@@ -384,15 +399,46 @@ mod tests {
     }
 
     #[test]
+    fn a_resend_may_be_bounded_by_to_seq() {
+        match ok(
+            "resend",
+            r#"{"id":"r","stream":"sale","from_seq":17,"to_seq":17}"#,
+        )
+        .action
+        {
+            CommandAction::Resend {
+                from_seq, to_seq, ..
+            } => assert_eq!((from_seq, to_seq), (17, Some(17))),
+            other => panic!("{other:?}"),
+        }
+        for bad_to in ["16", "0", "-1", "9223372036854775808", "\"20\""] {
+            let text = format!(r#"{{"id":"r","stream":"sale","from_seq":17,"to_seq":{bad_to}}}"#);
+            let e = bad("resend", text.as_bytes());
+            assert!(
+                matches!(
+                    e,
+                    CommandError::BadValue {
+                        field: "to_seq",
+                        ..
+                    } | CommandError::BadFields(_)
+                ),
+                "{bad_to}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
     fn the_uplinks_own_commands_parse() {
         assert!(matches!(
             ok("ping", r#"{"id":"a"}"#).action,
             CommandAction::Ping
         ));
         match ok("resend", r#"{"id":"r","stream":"sale","from_seq":17}"#).action {
-            CommandAction::Resend { stream, from_seq } => {
-                assert_eq!((stream.as_str(), from_seq), ("sale", 17))
-            }
+            CommandAction::Resend {
+                stream,
+                from_seq,
+                to_seq,
+            } => assert_eq!((stream.as_str(), from_seq, to_seq), ("sale", 17, None)),
             other => panic!("{other:?}"),
         }
     }

@@ -100,6 +100,7 @@ impl HealthPublisher {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct OutboxFigures {
     pub usage: Option<OutboxUsage>,
+    pub acked_through: Option<std::collections::BTreeMap<String, u64>>,
     pub cap: CapState,
     pub dropped: u64,
 }
@@ -143,6 +144,7 @@ pub(crate) fn health_payload(
             dropped: outbox.dropped,
             archive_records: usage.map(|u| u.archive_records),
             archive_bytes: usage.map(|u| u.archive_bytes),
+            acked_through: outbox.acked_through.clone(),
         },
         agent: agent.clone(),
     };

@@ -479,8 +479,13 @@ impl Session<'_> {
 
     async fn publish_health(&mut self) {
         let outbox = self.shared.outbox.clone();
+        let (usage, acked_through) =
+            blocking(move || Ok((outbox.usage().ok(), outbox.acked_through().ok())))
+                .await
+                .unwrap_or((None, None));
         let figures = OutboxFigures {
-            usage: blocking(move || outbox.usage()).await.ok(),
+            usage,
+            acked_through,
             cap: self.shared.outbox.cap_state(),
             dropped: self.shared.outbox.dropped_total(),
         };
@@ -556,13 +561,17 @@ impl Session<'_> {
                 started: self.shared.status.started,
                 t: forecourt_events::now_millis(),
             })),
-            CommandAction::Resend { stream, from_seq } => {
+            CommandAction::Resend {
+                stream,
+                from_seq,
+                to_seq,
+            } => {
                 let (outbox, wake) = (self.shared.outbox.clone(), self.shared.wake.clone());
-                let (stream, from_seq) = (stream.clone(), *from_seq);
+                let (stream, from_seq, to_seq) = (stream.clone(), *from_seq, *to_seq);
                 let running = self.shared.resend_running.clone();
                 tokio::spawn(async move {
                     let resent = blocking(move || {
-                        outbox.resend_batch(&stream, from_seq, RESEND_MAX_RECORDS)
+                        outbox.resend_batch(&stream, from_seq, to_seq, RESEND_MAX_RECORDS)
                     })
                     .await;
                     running.store(false, std::sync::atomic::Ordering::Release);
@@ -572,6 +581,7 @@ impl Session<'_> {
                             CommandReply::done(&wire::ResendResult {
                                 requeued: resent.requeued,
                                 next_from_seq: resent.next_from_seq,
+                                gone: resent.gone.iter().map(|&(a, b)| [a, b]).collect(),
                             })
                         }
                         Err(e) => CommandReply::Failed(format!("cannot re-queue: {e}")),

@@ -41,12 +41,31 @@ pub struct PlateCorrectionResult {
     pub id: Uuid,
 }
 
+/// The `resend` command as HQ sends it on `cmd/resend` (the station checks it field by field).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResendCommand {
+    pub id: String,
+    pub stream: String,
+    pub from_seq: u64,
+    /// Last seq wanted; absent: everything archived from `from_seq` on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_seq: Option<u64>,
+    /// When HQ issued it (Unix ms): the station refuses stale commands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub t: Option<UnixMillis>,
+}
+
 /// `resend`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResendResult {
     pub requeued: u64,
     /// Where to ask again; `None`: nothing left.
     pub next_from_seq: Option<u64>,
+    /// `[from, to]` seq ranges (inclusive) of the range answered that the station no longer
+    /// holds (dropped over its outbox cap, moved to the dead letters, past the archive's
+    /// retention): no resend will bring them.
+    #[serde(default)]
+    pub gone: Vec<[u64; 2]>,
 }
 
 /// `record_trace`.

@@ -51,6 +51,11 @@ pub struct OutboxFigures {
     pub dropped: u64,
     pub archive_records: Option<u64>,
     pub archive_bytes: Option<u64>,
+    /// Per stream: every seq up to this one has left the queue (acknowledged by the broker,
+    /// or dropped over the cap): HQ should hold them all, so a hole at the tail of a stream
+    /// shows even when no later record came. Null when the outbox could not be read.
+    #[serde(default)]
+    pub acked_through: Option<std::collections::BTreeMap<String, u64>>,
 }
 
 /// What the forecourt-agent puts in `agent`.

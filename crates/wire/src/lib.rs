@@ -21,7 +21,8 @@ pub use analytics::{
     ZoneHourJson,
 };
 pub use commands::{
-    PingResult, PlateCorrectionResult, RecordTraceResult, ReloadResult, Reply, ResendResult,
+    PingResult, PlateCorrectionResult, RecordTraceResult, ReloadResult, Reply, ResendCommand,
+    ResendResult,
 };
 pub use correction::{HqCorrection, MatcherCorrection, SaleCorrection};
 pub use dead_letter::{DeadLetter, DeadLetterRecord};
