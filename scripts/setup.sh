@@ -26,6 +26,7 @@ APT_PACKAGES=(
   python3 sqlite3 openssl file                          # tests: outbox inspection, test PKI
   gcc libc6-dev                                         # cargo's linker; tests: the faultfs shim
   dpkg-dev                                              # dpkg-shlibdeps: the .deb's Depends (package-deb.sh)
+  postgresql postgresql-client util-linux               # tests/fleet.rs: HQ's database for hq-ingest; setpriv
 )
 
 step() { printf '\n== setup: %s\n' "$*" >&2; }

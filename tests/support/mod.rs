@@ -2,6 +2,8 @@
 //! nothing running.
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -101,7 +103,7 @@ pub fn start_mosquitto(dir: &Path) -> (Proc, u16) {
 
 /// Writes `config` to `conf`, starts mosquitto with it and waits (up to `wait`) until `port`
 /// accepts.
-fn spawn_mosquitto(conf: &Path, config: &str, port: u16, wait: Duration) -> Proc {
+pub fn spawn_mosquitto(conf: &Path, config: &str, port: u16, wait: Duration) -> Proc {
     std::fs::write(conf, config).unwrap();
     let proc = Proc::spawn(
         "mosquitto",

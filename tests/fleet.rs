@@ -1,0 +1,420 @@
+//! The fleet path end to end, with the faults a fleet meets: 1,000 simulated stations (the real
+//! outbox and uplink crates, in `fleet-load`), mosquitto 2 with MQTT 5, three `hq-ingest`
+//! workers and PostgreSQL, all real processes.
+//!
+//! Faults: three broker restarts; one broker SIGKILL with persistence on and a long autosave
+//! interval while every worker is down (so messages the broker acknowledged to stations and
+//! queued for the workers are really lost, and come back only through `resend`); one worker
+//! SIGKILLed under load and restarted under its id; one worker stopped for good; one
+//! PostgreSQL restart.
+//!
+//! Pass: for every (station, stream) the stored rows are exactly seq 1..N (N: the station's own
+//! last seq), with no conflicts; duplicates were absorbed and resends sent (the faults landed);
+//! no gap is left 120 s after the last fault; the streams of the capped stations end with
+//! their dropped records declared unrecoverable, and the sweeper stops asking for them.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::postgres::Postgres;
+use support::{binary, free_port, send_signal, spawn_mosquitto, wait_until, Proc};
+
+const STATIONS: usize = 1000;
+const CAPPED_EVERY: usize = 100;
+
+fn mosquitto_config(dir: &Path, port: u16) -> String {
+    // Persistence on, saved only at a clean exit or after an hour: a SIGKILL loses everything
+    // since the last clean exit, as a power cut would. No per-client queue limit (the default
+    // 1000 would drop a stalled worker's share).
+    format!(
+        "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
+         persistence_location {}/\nautosave_interval 3600\nmax_queued_messages 0\n\
+         sys_interval 1\n",
+        dir.display()
+    )
+}
+
+struct Broker {
+    dir: std::path::PathBuf,
+    port: u16,
+    proc: Option<Proc>,
+}
+
+impl Broker {
+    fn start(dir: &Path) -> Broker {
+        let dir = dir.join("broker");
+        std::fs::create_dir_all(&dir).unwrap();
+        {
+            // mosquitto as root saves its file as its own user.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        let mut broker = Broker {
+            dir,
+            port: free_port(),
+            proc: None,
+        };
+        broker.up();
+        broker
+    }
+
+    fn up(&mut self) {
+        let conf = self.dir.join("mosquitto.conf");
+        let config = mosquitto_config(&self.dir, self.port);
+        self.proc = Some(spawn_mosquitto(
+            &conf,
+            &config,
+            self.port,
+            Duration::from_secs(30),
+        ));
+    }
+
+    /// A clean restart: mosquitto saves its state at exit and loads it again.
+    fn restart(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            assert!(
+                p.terminate(Duration::from_secs(30)).is_some(),
+                "mosquitto did not stop on SIGTERM"
+            );
+        }
+        self.up();
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            send_signal(p.child.id(), "KILL");
+            p.wait_for_exit(Duration::from_secs(10));
+        }
+    }
+}
+
+struct Worker {
+    id: &'static str,
+    config: std::path::PathBuf,
+    log: std::path::PathBuf,
+    proc: Option<Proc>,
+}
+
+impl Worker {
+    fn new(dir: &Path, id: &'static str, port: u16, pg_url: &str) -> Worker {
+        let config = dir.join(format!("{id}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\nclient_id = \"{id}\"\n\
+                 [postgres]\nurl = \"{pg_url}\"\n\
+                 [repair]\nsweep_ms = 1000\ngap_grace_ms = 3000\nresend_retry_ms = 4000\n\
+                 resend_retry_max_ms = 15000\n"
+            ),
+        )
+        .unwrap();
+        let mut w = Worker {
+            id,
+            config,
+            log: dir.join(format!("{id}.log")),
+            proc: None,
+        };
+        w.start();
+        w
+    }
+
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        self.proc = Some(Proc::spawn(
+            "hq-ingest",
+            Command::new(binary("hq-ingest"))
+                .arg("--config")
+                .arg(&self.config)
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(log),
+        ));
+    }
+
+    fn pid(&self) -> u32 {
+        self.proc.as_ref().expect("worker running").child.id()
+    }
+}
+
+/// The load generator's last line per second: `{"t", "depth", "acked", "connected", ...}`.
+fn last_progress(path: &Path) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+}
+
+#[test]
+fn a_thousand_stations_reach_postgres_exactly_once_through_broker_worker_and_database_faults() {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let pg_dir = dir.path().join("pg-root");
+    std::fs::create_dir_all(&pg_dir).unwrap();
+    let mut pg = Postgres::start(&pg_dir);
+    let mut broker = Broker::start(dir.path());
+    let url = pg.url();
+    let mut workers = vec![
+        Worker::new(dir.path(), "w1", broker.port, &url),
+        Worker::new(dir.path(), "w2", broker.port, &url),
+        Worker::new(dir.path(), "w3", broker.port, &url),
+    ];
+    wait_until(Duration::from_secs(30), "the workers' tables", || {
+        pg.psql("SELECT count(*) FROM worker_stats").is_some()
+    });
+
+    let seqs_path = dir.path().join("seqs.json");
+    let progress_path = dir.path().join("progress.jsonl");
+    let report_path = dir.path().join("fleet-load.out");
+    let mut load = Proc::spawn(
+        "fleet-load",
+        Command::new(binary("fleet-load"))
+            .args(["--port", &broker.port.to_string()])
+            .args(["--stations", &STATIONS.to_string()])
+            .args(["--prefill", "20", "--rate", "100", "--seconds", "600"])
+            .args(["--capped-every", &CAPPED_EVERY.to_string(), "--cap", "5"])
+            .args([
+                "--backoff-min-ms",
+                "500",
+                "--backoff-max-ms",
+                "4000",
+                "--health-s",
+                "5",
+            ])
+            .arg("--dir")
+            .arg(dir.path().join("stations"))
+            .arg("--seqs")
+            .arg(&seqs_path)
+            .arg("--progress")
+            .arg(&progress_path)
+            .args(["--pg", &url])
+            .stdout(std::fs::File::create(&report_path).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("fleet-load.log")).unwrap()),
+    );
+
+    // The reconnect storm: every station connected and its backlog sent.
+    wait_until(
+        Duration::from_secs(120),
+        "1000 stations connected and drained",
+        || {
+            last_progress(&progress_path).is_some_and(|p| {
+                p["connected"].as_u64() == Some(STATIONS as u64) && p["depth"].as_u64() < Some(200)
+            })
+        },
+    );
+    let pause = |s: u64| std::thread::sleep(Duration::from_secs(s));
+
+    // 1. Broker restart.
+    broker.restart();
+    pause(6);
+    // 2. A worker SIGKILLed under load (a batch in hand), back under its id.
+    send_signal(workers[0].pid(), "KILL");
+    workers[0]
+        .proc
+        .take()
+        .map(|mut p| p.wait_for_exit(Duration::from_secs(5)));
+    pause(3);
+    workers[0].start();
+    pause(6);
+    // 3. Broker restart.
+    broker.restart();
+    pause(6);
+    // 4. PostgreSQL restart: the workers hold their batches (unacknowledged) and retry.
+    pg.stop();
+    pause(3);
+    pg.start_again();
+    pause(6);
+    // 5. HQ's workers all die; the broker keeps acknowledging stations and queues their
+    //    messages for the workers' sessions; then it dies too, without saving: those
+    //    messages are gone from it, and only the stations' archives still have them.
+    let loss_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    for w in workers.iter_mut() {
+        send_signal(w.pid(), "KILL");
+        w.proc
+            .take()
+            .map(|mut p| p.wait_for_exit(Duration::from_secs(5)));
+    }
+    pause(3);
+    broker.kill();
+    pause(1);
+    broker.up();
+    for w in workers.iter_mut() {
+        w.start();
+    }
+    pause(6);
+    // 6. A worker leaves for good (SIGTERM: it leaves the shared subscription first).
+    let leaving = workers.pop().unwrap();
+    let mut leaving_proc = leaving.proc.unwrap();
+    assert!(
+        leaving_proc
+            .terminate(Duration::from_secs(20))
+            .is_some_and(|s| s.success()),
+        "{} did not stop cleanly on SIGTERM",
+        leaving.id
+    );
+    pause(4);
+    // 7. Broker restart: the last fault.
+    broker.restart();
+    let last_fault = Instant::now();
+    // Records keep coming after the faults, so a hole at the tail of a stream shows.
+    pause(10);
+    send_signal(load.child.id(), "USR1");
+    wait_until(
+        Duration::from_secs(30),
+        "the load generator's last seqs",
+        || seqs_path.exists(),
+    );
+    let seqs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&seqs_path).unwrap()).unwrap();
+    let capped: BTreeSet<String> = seqs["capped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect();
+    let expected: BTreeMap<String, i64> = seqs["last_seq"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_i64().unwrap()))
+        .collect();
+    assert_eq!(capped.len(), STATIONS / CAPPED_EVERY);
+    assert!(expected.len() >= STATIONS, "{} streams", expected.len());
+
+    // The stations' view against HQ's: per (station, stream), stored rows and declared
+    // unrecoverable seqs, all within 1..N.
+    let hq_view = || -> BTreeMap<String, (i64, i64, i64, i64)> {
+        let rows = pg
+            .psql(
+                "SELECT e.station || '/' || e.stream, count(*), min(e.seq), max(e.seq),
+                        coalesce((SELECT sum(u.to_seq - u.from_seq + 1) FROM unrecoverable u
+                                  WHERE u.station = e.station AND u.stream = e.stream), 0)
+                 FROM events e GROUP BY e.station, e.stream",
+            )
+            .unwrap_or_default();
+        rows.lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split('|').collect();
+                Some((
+                    f.first()?.to_string(),
+                    (
+                        f.get(1)?.parse().ok()?,
+                        f.get(2)?.parse().ok()?,
+                        f.get(3)?.parse().ok()?,
+                        f.get(4)?.parse().ok()?,
+                    ),
+                ))
+            })
+            .collect()
+    };
+    let incomplete = |view: &BTreeMap<String, (i64, i64, i64, i64)>| -> Vec<String> {
+        expected
+            .iter()
+            .filter(|(key, &n)| match view.get(*key) {
+                Some(&(count, min, max, gone)) => !(count + gone == n && min >= 1 && max <= n),
+                None => true,
+            })
+            .map(|(k, n)| format!("{k} (N={n}): {:?}", view.get(k)))
+            .collect()
+    };
+    let deadline = last_fault + Duration::from_secs(120);
+    let mut missing = incomplete(&hq_view());
+    while !missing.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(2));
+        missing = incomplete(&hq_view());
+    }
+    assert!(
+        missing.is_empty(),
+        "{} streams still incomplete 120 s after the last fault, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+
+    // Exactly once: no row twice (the unique key), none that disagrees, none rejected, and
+    // stored rows never inside a range declared unrecoverable.
+    assert_eq!(pg.number("SELECT count(*) FROM conflicts"), 0, "conflicts");
+    assert_eq!(pg.number("SELECT count(*) FROM rejected"), 0, "rejected");
+    assert_eq!(
+        pg.number(
+            "SELECT count(*) FROM events e JOIN unrecoverable u USING (station, stream)
+             WHERE e.seq BETWEEN u.from_seq AND u.to_seq"
+        ),
+        0,
+        "stored seqs inside unrecoverable ranges"
+    );
+    // Only what the capped stations dropped is unrecoverable; each of them lost some.
+    let unrecoverable_stations: BTreeSet<String> = pg
+        .psql("SELECT DISTINCT station || '/' || stream FROM unrecoverable")
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    for key in &unrecoverable_stations {
+        let (station, stream) = key.split_once('/').unwrap();
+        assert!(
+            capped.contains(station) && stream == "nozzle",
+            "{key} declared unrecoverable"
+        );
+    }
+    assert_eq!(
+        unrecoverable_stations.len(),
+        capped.len(),
+        "every capped station's dropped nozzle records end as unrecoverable"
+    );
+    // The faults landed: redeliveries absorbed, resends asked for beyond the capped streams'.
+    let duplicates = pg.number("SELECT coalesce(sum(duplicates), 0) FROM worker_stats");
+    let resends = pg.number("SELECT coalesce(sum(resends_sent), 0) FROM worker_stats");
+    assert!(
+        duplicates > 0,
+        "no duplicate was absorbed: the faults did not land"
+    );
+    let loss_asked_for = pg.number(&format!(
+        "SELECT count(*) FROM resends
+         WHERE asked_ms > {loss_ms} AND (stream = 'sale' OR station NOT IN ({}))",
+        capped
+            .iter()
+            .map(|s| format!("'{s}'"))
+            .collect::<Vec<_>>()
+            .join(",")
+    ));
+    assert!(
+        loss_asked_for > 0,
+        "no resend for a stream that dropped nothing: the broker's loss did not land"
+    );
+    // No resend loop: once complete, nothing more is asked for and no gap is open.
+    std::thread::sleep(Duration::from_secs(2));
+    let settled = pg.number("SELECT coalesce(sum(resends_sent), 0) FROM worker_stats");
+    std::thread::sleep(Duration::from_secs(12));
+    assert_eq!(
+        pg.number("SELECT coalesce(sum(resends_sent), 0) FROM worker_stats"),
+        settled,
+        "resends go on after every stream is complete"
+    );
+    assert_eq!(pg.number("SELECT count(*) FROM gaps"), 0, "gaps left open");
+    assert_eq!(
+        pg.number("SELECT count(*) FROM station_status"),
+        STATIONS as i64,
+        "every station's status kept"
+    );
+
+    // The load generator's report (for docs/fleet.md).
+    send_signal(load.child.id(), "TERM");
+    assert!(load.wait_for_exit(Duration::from_secs(60)).is_some());
+    let report = std::fs::read_to_string(&report_path).unwrap();
+    println!("{report}");
+    println!(
+        "duplicates absorbed {duplicates}, resends {resends}, test ran {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    drop(workers);
+}
