@@ -53,3 +53,27 @@ fn unit_exposure_is_below_3() {
         .unwrap_or_else(|| panic!("no exposure level in:\n{text}"));
     assert!(level < 3.0, "exposure {level} >= 3:\n{text}");
 }
+
+/// HQ's ingester unit (a template: one instance per worker) verifies too.
+#[test]
+fn hq_ingest_unit_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let unit = std::fs::read_to_string(support::repo_root().join("systemd/hq-ingest@.service"))
+        .unwrap()
+        .replace(
+            "/usr/bin/hq-ingest",
+            &support::binary("hq-ingest").display().to_string(),
+        );
+    let path = dir.path().join("hq-ingest@1.service");
+    std::fs::write(&path, unit).unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze (package systemd) is installed by scripts/setup.sh");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "verify: {stderr}"
+    );
+}

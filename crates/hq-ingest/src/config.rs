@@ -246,6 +246,25 @@ url = "host=/run/postgresql dbname=forecourt"
     }
 
     #[test]
+    fn the_shipped_example_is_valid_and_says_the_defaults() {
+        let text = include_str!("../../../config/hq-ingest.toml");
+        let example = IngestConfig::parse(text, "config/hq-ingest.toml").unwrap();
+        let minimal = IngestConfig::parse(MINIMAL, "t.toml").unwrap();
+        assert_eq!(example.mqtt.receive_maximum, minimal.mqtt.receive_maximum);
+        assert_eq!(example.mqtt.session_expiry_s, minimal.mqtt.session_expiry_s);
+        assert_eq!(example.postgres.pool, minimal.postgres.pool);
+        assert_eq!(
+            (example.batch.max, example.batch.ms),
+            (minimal.batch.max, minimal.batch.ms)
+        );
+        let (e, m) = (&example.repair, &minimal.repair);
+        assert_eq!(
+            (e.sweep_ms, e.gap_grace_ms, e.resend_retry_ms, e.resend_retry_max_ms, e.max_resends_per_sweep),
+            (m.sweep_ms, m.gap_grace_ms, m.resend_retry_ms, m.resend_retry_max_ms, m.max_resends_per_sweep)
+        );
+    }
+
+    #[test]
     fn bad_values_are_named() {
         let bad = MINIMAL.replace("[postgres]", "group = \"a/b\"\n[postgres]");
         match IngestConfig::parse(&bad, "t.toml") {
