@@ -339,6 +339,7 @@ fn a_thousand_stations_reach_postgres_exactly_once_through_broker_worker_and_dat
         missing.len(),
         &missing[..missing.len().min(5)]
     );
+    let complete_after_s = last_fault.elapsed().as_secs_f64();
 
     // Exactly once: no row twice (the unique key), none that disagrees, none rejected, and
     // stored rows never inside a range declared unrecoverable.
@@ -413,8 +414,56 @@ fn a_thousand_stations_reach_postgres_exactly_once_through_broker_worker_and_dat
     let report = std::fs::read_to_string(&report_path).unwrap();
     println!("{report}");
     println!(
-        "duplicates absorbed {duplicates}, resends {resends}, test ran {:.0} s",
+        "every stream complete {complete_after_s:.0} s after the last fault; duplicates absorbed \
+         {duplicates}, resends {resends}, test ran {:.0} s",
         started.elapsed().as_secs_f64()
+    );
+    drop(workers);
+}
+
+/// The fleet table of docs/fleet.md, without faults: 1,000 stations with a backlog of 100
+/// records each connect at once, then append 200 records/s for a minute; three workers.
+/// `cargo test --release --test fleet -- --ignored --nocapture fleet_benchmark`
+#[test]
+#[ignore = "benchmark: prints the fleet table for docs/fleet.md"]
+fn fleet_benchmark() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg_dir = dir.path().join("pg-root");
+    std::fs::create_dir_all(&pg_dir).unwrap();
+    let pg = Postgres::start(&pg_dir);
+    let broker = Broker::start(dir.path());
+    let url = pg.url();
+    let workers: Vec<Worker> = ["w1", "w2", "w3"]
+        .into_iter()
+        .map(|id| Worker::new(dir.path(), id, broker.port, &url))
+        .collect();
+    wait_until(Duration::from_secs(30), "the workers' tables", || {
+        pg.psql("SELECT count(*) FROM worker_stats").is_some()
+    });
+    let report_path = dir.path().join("fleet-load.out");
+    let mut load = Proc::spawn(
+        "fleet-load",
+        Command::new(binary("fleet-load"))
+            .args(["--port", &broker.port.to_string()])
+            .args(["--stations", &STATIONS.to_string()])
+            .args(["--prefill", "100", "--rate", "200", "--seconds", "60"])
+            .args(["--health-s", "10", "--linger-s", "15"])
+            .arg("--dir")
+            .arg(dir.path().join("stations"))
+            .args(["--pg", &url])
+            .stdout(std::fs::File::create(&report_path).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("fleet-load.log")).unwrap()),
+    );
+    assert!(
+        load.wait_for_exit(Duration::from_secs(600))
+            .is_some_and(|s| s.success()),
+        "fleet-load failed"
+    );
+    println!("{}", std::fs::read_to_string(&report_path).unwrap());
+    println!(
+        "stored {} of the records, conflicts {}",
+        pg.number("SELECT count(*) FROM events"),
+        pg.number("SELECT count(*) FROM conflicts")
     );
     drop(workers);
 }

@@ -116,11 +116,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut appended = None;
     let mut linger_until = None;
+    let mut steady_end_ms = None;
     loop {
         tokio::select! {
             done = &mut steady, if appended.is_none() => {
                 let n = done.context("the append task")??;
                 appended = Some(n);
+                steady_end_ms = Some(forecourt_events::now_millis());
                 fleet.write_seqs(cli.seqs.as_deref())?;
                 tracing::info!(appended = n, "steady phase over; stations stay up for HQ's resends");
                 linger_until = cli.linger_s.map(|s| Instant::now() + Duration::from_secs(s));
@@ -136,7 +138,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             _ = int.recv() => break,
         }
     }
-    let steady_end_ms = forecourt_events::now_millis();
+    let steady_end_ms = steady_end_ms.unwrap_or_else(forecourt_events::now_millis);
     fleet.stop().await;
     let report = report::Report {
         stations: cli.stations,
@@ -150,7 +152,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         ran_s: t0.elapsed().as_secs_f64(),
     };
     let ingest = match &cli.pg {
-        Some(url) => Some(report::ingest_figures(url, steady_start_ms, steady_end_ms).await?),
+        Some(url) => Some(report::ingest_figures(url, prefilled, steady_start_ms, steady_end_ms).await?),
         None => None,
     };
     report.print(ingest.as_ref());
