@@ -259,8 +259,20 @@ url = "host=/run/postgresql dbname=forecourt"
         );
         let (e, m) = (&example.repair, &minimal.repair);
         assert_eq!(
-            (e.sweep_ms, e.gap_grace_ms, e.resend_retry_ms, e.resend_retry_max_ms, e.max_resends_per_sweep),
-            (m.sweep_ms, m.gap_grace_ms, m.resend_retry_ms, m.resend_retry_max_ms, m.max_resends_per_sweep)
+            (
+                e.sweep_ms,
+                e.gap_grace_ms,
+                e.resend_retry_ms,
+                e.resend_retry_max_ms,
+                e.max_resends_per_sweep
+            ),
+            (
+                m.sweep_ms,
+                m.gap_grace_ms,
+                m.resend_retry_ms,
+                m.resend_retry_max_ms,
+                m.max_resends_per_sweep
+            )
         );
     }
 

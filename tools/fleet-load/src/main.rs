@@ -152,7 +152,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         ran_s: t0.elapsed().as_secs_f64(),
     };
     let ingest = match &cli.pg {
-        Some(url) => Some(report::ingest_figures(url, prefilled, steady_start_ms, steady_end_ms).await?),
+        Some(url) => {
+            Some(report::ingest_figures(url, prefilled, steady_start_ms, steady_end_ms).await?)
+        }
         None => None,
     };
     report.print(ingest.as_ref());
