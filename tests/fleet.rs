@@ -152,23 +152,29 @@ fn last_progress(path: &Path) -> Option<serde_json::Value> {
         .and_then(|l| serde_json::from_str(l).ok())
 }
 
+/// HQ for a test: PostgreSQL, the broker and three workers, the workers' tables made.
+fn start_hq(dir: &Path) -> (Postgres, Broker, Vec<Worker>) {
+    let pg_dir = dir.join("pg-root");
+    std::fs::create_dir_all(&pg_dir).unwrap();
+    let pg = Postgres::start(&pg_dir);
+    let broker = Broker::start(dir);
+    let url = pg.url();
+    let workers: Vec<Worker> = ["w1", "w2", "w3"]
+        .into_iter()
+        .map(|id| Worker::new(dir, id, broker.port, &url))
+        .collect();
+    wait_until(Duration::from_secs(30), "the workers' tables", || {
+        pg.psql("SELECT count(*) FROM worker_stats").is_some()
+    });
+    (pg, broker, workers)
+}
+
 #[test]
 fn a_thousand_stations_reach_postgres_exactly_once_through_broker_worker_and_database_faults() {
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
-    let pg_dir = dir.path().join("pg-root");
-    std::fs::create_dir_all(&pg_dir).unwrap();
-    let mut pg = Postgres::start(&pg_dir);
-    let mut broker = Broker::start(dir.path());
+    let (mut pg, mut broker, mut workers) = start_hq(dir.path());
     let url = pg.url();
-    let mut workers = vec![
-        Worker::new(dir.path(), "w1", broker.port, &url),
-        Worker::new(dir.path(), "w2", broker.port, &url),
-        Worker::new(dir.path(), "w3", broker.port, &url),
-    ];
-    wait_until(Duration::from_secs(30), "the workers' tables", || {
-        pg.psql("SELECT count(*) FROM worker_stats").is_some()
-    });
 
     let seqs_path = dir.path().join("seqs.json");
     let progress_path = dir.path().join("progress.jsonl");
@@ -428,18 +434,8 @@ fn a_thousand_stations_reach_postgres_exactly_once_through_broker_worker_and_dat
 #[ignore = "benchmark: prints the fleet table for docs/fleet.md"]
 fn fleet_benchmark() {
     let dir = tempfile::tempdir().unwrap();
-    let pg_dir = dir.path().join("pg-root");
-    std::fs::create_dir_all(&pg_dir).unwrap();
-    let pg = Postgres::start(&pg_dir);
-    let broker = Broker::start(dir.path());
+    let (pg, broker, workers) = start_hq(dir.path());
     let url = pg.url();
-    let workers: Vec<Worker> = ["w1", "w2", "w3"]
-        .into_iter()
-        .map(|id| Worker::new(dir.path(), id, broker.port, &url))
-        .collect();
-    wait_until(Duration::from_secs(30), "the workers' tables", || {
-        pg.psql("SELECT count(*) FROM worker_stats").is_some()
-    });
     let report_path = dir.path().join("fleet-load.out");
     let mut load = Proc::spawn(
         "fleet-load",
