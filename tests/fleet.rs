@@ -152,6 +152,22 @@ fn last_progress(path: &Path) -> Option<serde_json::Value> {
         .and_then(|l| serde_json::from_str(l).ok())
 }
 
+/// The workers' warnings, errors and panics, for a failure message.
+fn worker_trouble(dir: &Path) -> String {
+    let mut trouble = String::new();
+    for id in ["w1", "w2", "w3"] {
+        let log = std::fs::read_to_string(dir.join(format!("{id}.log"))).unwrap_or_default();
+        for line in log
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains("panicked"))
+            .take(20)
+        {
+            trouble.push_str(&format!("{id}: {line}\n"));
+        }
+    }
+    trouble
+}
+
 /// HQ for a test: PostgreSQL, the broker and three workers, the workers' tables made.
 fn start_hq(dir: &Path) -> (Postgres, Broker, Vec<Worker>) {
     let pg_dir = dir.join("pg-root");
@@ -341,9 +357,10 @@ fn a_thousand_stations_reach_postgres_exactly_once_through_broker_worker_and_dat
     }
     assert!(
         missing.is_empty(),
-        "{} streams still incomplete 120 s after the last fault, e.g. {:?}",
+        "{} streams still incomplete 120 s after the last fault, e.g. {:?}\n{}",
         missing.len(),
-        &missing[..missing.len().min(5)]
+        &missing[..missing.len().min(5)],
+        worker_trouble(dir.path())
     );
     let complete_after_s = last_fault.elapsed().as_secs_f64();
 
@@ -462,4 +479,99 @@ fn fleet_benchmark() {
         pg.number("SELECT count(*) FROM conflicts")
     );
     drop(workers);
+}
+
+/// Messages that are not records (not JSON, a topic and envelope that disagree, a body
+/// PostgreSQL cannot store, a status that is not one) are kept in `rejected` with the reason,
+/// a record that reuses another's seq under a new id lands in `conflicts`, and none of it
+/// stalls the workers: the good records around them are stored.
+#[test]
+fn bad_messages_are_kept_as_rejected_and_never_stall_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pg, broker, _workers) = start_hq(dir.path());
+    let publish = |topic: &str, payload: &str| {
+        let status = Command::new("mosquitto_pub")
+            .args(["-p", &broker.port.to_string(), "-q", "1", "-V", "mqttv5"])
+            .args(["-t", topic, "-m", payload])
+            .status()
+            .unwrap();
+        assert!(status.success(), "mosquitto_pub {topic}");
+    };
+    let envelope = |id: &str, seq: u64, stream: &str, body: &str| {
+        format!(r#"{{"id":"{id}","seq":{seq},"stream":"{stream}","t":1,"body":{body}}}"#)
+    };
+    let sale = "forecourt/ST1/events/sale";
+    publish(
+        sale,
+        &envelope("11111111-1111-4111-8111-111111111111", 1, "sale", "{}"),
+    );
+    publish(sale, "not json");
+    publish(
+        sale,
+        &envelope("22222222-2222-4222-8222-222222222222", 2, "nozzle", "{}"),
+    );
+    publish(
+        sale,
+        &envelope(
+            "33333333-3333-4333-8333-333333333333",
+            2,
+            "sale",
+            r#"{"note":"a\u0000b"}"#,
+        ),
+    );
+    publish("forecourt/ST1/status", r#"{"state":"sideways"}"#);
+    // Seq 1 again under another id: a station bug or a forgery, not a duplicate.
+    publish(
+        sale,
+        &envelope("44444444-4444-4444-8444-444444444444", 1, "sale", "{}"),
+    );
+    publish(
+        sale,
+        &envelope("55555555-5555-4555-8555-555555555555", 3, "sale", "{}"),
+    );
+
+    wait_until(Duration::from_secs(30), "the good records stored", || {
+        pg.psql("SELECT string_agg(seq::text, ',' ORDER BY seq) FROM events WHERE station = 'ST1'")
+            .as_deref()
+            == Some("1,3")
+    });
+    let kept = || {
+        (
+            pg.psql("SELECT why FROM rejected ORDER BY n")
+                .unwrap_or_default(),
+            pg.number("SELECT count(*) FROM conflicts"),
+        )
+    };
+    let until = Instant::now() + Duration::from_secs(30);
+    while (kept().0.lines().count(), kept().1) != (4, 1) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (reasons, conflicts) = kept();
+    assert_eq!(
+        (reasons.lines().count(), conflicts),
+        (4, 1),
+        "rejected: {reasons}\nevents: {:?}\nworkers: {:?}\n{}",
+        pg.psql("SELECT id, seq, worker FROM events"),
+        pg.psql("SELECT * FROM worker_stats"),
+        worker_trouble(dir.path())
+    );
+    for expected in [
+        "not an event envelope",
+        "is not the topic's",
+        "PostgreSQL refused it",
+        "not a station status",
+    ] {
+        assert!(
+            reasons.contains(expected),
+            "{expected:?} missing in {reasons}"
+        );
+    }
+    // Whichever of the two the workers committed first is stored; the other is the conflict.
+    let pair = pg
+        .psql("SELECT least(id, stored_id) || ' ' || greatest(id, stored_id) FROM conflicts")
+        .unwrap_or_default();
+    assert_eq!(
+        pair,
+        "11111111-1111-4111-8111-111111111111 44444444-4444-4444-8444-444444444444"
+    );
 }

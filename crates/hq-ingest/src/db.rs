@@ -41,14 +41,17 @@ CREATE TABLE IF NOT EXISTS conflicts (
     received_ms bigint NOT NULL,
     PRIMARY KEY (id, station, stream, seq)
 );
--- Messages that are not records (bad JSON, topic and envelope disagree): kept, never dropped.
+-- Messages that are not records (bad JSON, topic and envelope disagree): kept, never dropped;
+-- once per topic and payload (a redelivery, or a status every worker sees, is one row).
 CREATE TABLE IF NOT EXISTS rejected (
     n           bigserial PRIMARY KEY,
     topic       text NOT NULL,
     payload     bytea NOT NULL,
+    payload_md5 text GENERATED ALWAYS AS (md5(payload)) STORED,
     why         text NOT NULL,
     received_ms bigint NOT NULL,
-    worker      text NOT NULL
+    worker      text NOT NULL,
+    UNIQUE (topic, payload_md5)
 );
 -- Per (station, stream): every seq up to contiguous_to is in events or unrecoverable; max_seq
 -- is the highest seq known to exist (stored here, or reported acknowledged by the station).
@@ -122,10 +125,35 @@ pub async fn ensure_schema(pool: &Pool) -> Result<(), DbError> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("PostgreSQL: {0}")]
+    #[error("PostgreSQL: {}", server_words(.0))]
     Postgres(#[from] tokio_postgres::Error),
     #[error("PostgreSQL pool: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
+}
+
+/// The server's own words (code and message) where it gave any; tokio-postgres alone says
+/// only "db error".
+fn server_words(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+impl DbError {
+    /// The server refused the data itself (SQLSTATE class 22, data exception, or 23, an
+    /// integrity rule other than the duplicates the inserts absorb): sending it again cannot
+    /// help. Anything else (connection, server restart, deadlock) is worth a retry.
+    pub fn is_refused_data(&self) -> bool {
+        let code = match self {
+            DbError::Postgres(e) => e.as_db_error().map(|d| d.code().code()),
+            DbError::Pool(deadpool_postgres::PoolError::Backend(e)) => {
+                e.as_db_error().map(|d| d.code().code())
+            }
+            DbError::Pool(_) => None,
+        };
+        code.is_some_and(|c| c.starts_with("22") || c.starts_with("23"))
+    }
 }
 
 /// A station status message as it came (retained, or the broker's last will).
@@ -266,7 +294,8 @@ pub async fn write_batch(
     }
     for r in &batch.rejected {
         tx.execute(
-            "INSERT INTO rejected (topic, payload, why, received_ms, worker) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO rejected (topic, payload, why, received_ms, worker) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT DO NOTHING",
             &[&r.topic, &r.payload, &r.why, &now_ms, &worker],
         )
         .await?;

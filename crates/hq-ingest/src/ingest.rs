@@ -105,10 +105,16 @@ pub async fn run_mqtt(
                 if changed.is_err() || *stop.borrow() {
                     stopping = true;
                     tracing::info!("stopping: leaving the shared subscription, finishing the batch in hand");
-                    let _ = client.unsubscribe(subscriptions.health.clone()).await;
-                    let _ = client.unsubscribe(subscriptions.events.clone()).await;
-                    // No more forwarding once the unsubscribe is acknowledged (below); until
-                    // then, what arrives is committed and acknowledged as usual.
+                    // Events first: its UNSUBACK (the first to come, below) ends the forwarding;
+                    // until then, what arrives is committed and acknowledged as usual. From a
+                    // task, so this loop goes on polling.
+                    let unsubscriber = client.clone();
+                    let topics = [subscriptions.events.clone(), subscriptions.health.clone()];
+                    tokio::spawn(async move {
+                        for topic in topics {
+                            let _ = unsubscriber.unsubscribe(topic).await;
+                        }
+                    });
                 }
                 continue;
             }
@@ -292,32 +298,7 @@ pub async fn run_writer(
                 Ok(None) | Err(_) => break,
             }
         }
-        let mut batch = Batch::default();
-        for p in &in_hand {
-            match &p.item {
-                Item::Event(e) => batch.events.push(e.clone()),
-                Item::Status(s) => batch.statuses.push(s.clone()),
-                Item::Progress(p) => batch.progress.push(p.clone()),
-                Item::Rejected(r) => batch.rejected.push(r.clone()),
-            }
-        }
-        let mut retry = Duration::from_millis(100);
-        loop {
-            match db::write_batch(&pool, &worker, &mut batch, now_ms()).await {
-                Ok(outcome) => {
-                    tracing::debug!(?outcome, records = in_hand.len(), "batch committed");
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        "cannot write a batch of {} messages: {e}; retrying in {retry:?}",
-                        in_hand.len()
-                    );
-                    tokio::time::sleep(retry).await;
-                    retry = (retry * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
+        write_until_taken(&pool, &worker, &in_hand).await;
         let connection = connections.current();
         let (mut acked, mut stale) = (0, 0);
         for p in in_hand.drain(..) {
@@ -347,4 +328,71 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Writes `items` as one batch, retrying until PostgreSQL takes it. A batch the database
+/// refuses for its data (a JSON body PostgreSQL cannot store, a NUL in a text) would be
+/// refused for ever and stall the worker: its items are then written one by one, and the
+/// one refused is kept in `rejected` with the database's reason.
+async fn write_until_taken(pool: &Pool, worker: &str, items: &[Pending]) {
+    let mut batch = batch_of(items.iter());
+    match write_retrying(pool, worker, &mut batch).await {
+        Ok(()) => {}
+        Err(refused) if items.len() == 1 => {
+            let p = &items[0];
+            let mut rejected = Batch {
+                rejected: vec![RejectedRow {
+                    topic: String::from_utf8_lossy(&p.publish.topic).replace('\0', "\u{fffd}"),
+                    payload: p.publish.payload.to_vec(),
+                    why: format!("PostgreSQL refused it: {refused}"),
+                }],
+                ..Batch::default()
+            };
+            if let Err(e) = write_retrying(pool, worker, &mut rejected).await {
+                // Not even as bytes: acknowledged anyway, or it would stall every worker.
+                tracing::error!("dropping a message PostgreSQL refuses even as rejected: {e}");
+            }
+        }
+        Err(_) => {
+            for item in items {
+                Box::pin(write_until_taken(pool, worker, std::slice::from_ref(item))).await;
+            }
+        }
+    }
+}
+
+/// Retries transient failures (server down, connection lost, deadlock) until the batch is
+/// taken; returns the error when the database refuses the data itself.
+async fn write_retrying(pool: &Pool, worker: &str, batch: &mut Batch) -> Result<(), db::DbError> {
+    let mut retry = Duration::from_millis(100);
+    loop {
+        match db::write_batch(pool, worker, batch, now_ms()).await {
+            Ok(outcome) => {
+                tracing::debug!(?outcome, "batch committed");
+                return Ok(());
+            }
+            Err(e) if e.is_refused_data() => {
+                tracing::warn!("PostgreSQL refuses a batch for its data: {e}");
+                return Err(e);
+            }
+            Err(e) => {
+                tracing::warn!("cannot write a batch: {e}; retrying in {retry:?}");
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+fn batch_of<'a>(items: impl Iterator<Item = &'a Pending>) -> Batch {
+    let mut batch = Batch::default();
+    for p in items {
+        match &p.item {
+            Item::Event(e) => batch.events.push(e.clone()),
+            Item::Status(s) => batch.statuses.push(s.clone()),
+            Item::Progress(p) => batch.progress.push(p.clone()),
+            Item::Rejected(r) => batch.rejected.push(r.clone()),
+        }
+    }
+    batch
 }
