@@ -125,3 +125,65 @@ fn deb_holds_the_agent_its_runtime_models_unit_and_config() {
     );
     assert!(!said.contains("scripts/setup.sh"), "{said}");
 }
+
+/// HQ's ingester ships in a package of its own: the binary, the worker unit, worker 1's
+/// config, the fleet documentation; nothing of the station's.
+#[test]
+fn hq_ingest_has_a_package_of_its_own() {
+    let out = Command::new(repo_root().join("scripts/package-hq-ingest.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deb = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let listing = Command::new("dpkg").arg("-c").arg(&deb).output().unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    for file in [
+        "./usr/bin/hq-ingest",
+        "./lib/systemd/system/hq-ingest@.service",
+        "./etc/hq-ingest/1.toml",
+        "./usr/share/doc/hq-ingest/fleet.md",
+    ] {
+        assert!(
+            listing.contains(file),
+            "{file} not in the package:\n{listing}"
+        );
+    }
+    assert!(!listing.contains("forecourt-agent"), "{listing}");
+    let field = |name: &str| {
+        let out = Command::new("dpkg-deb")
+            .args(["-f", &deb, name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(field("Package"), "hq-ingest");
+    assert!(
+        field("Depends").contains("libc6 (>="),
+        "{}",
+        field("Depends")
+    );
+    // The packaged file is a valid worker config.
+    let unpacked = tempfile::tempdir().unwrap();
+    assert!(Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&deb)
+        .arg(unpacked.path())
+        .status()
+        .unwrap()
+        .success());
+    let check = Command::new(unpacked.path().join("usr/bin/hq-ingest"))
+        .arg("--config")
+        .arg(unpacked.path().join("etc/hq-ingest/1.toml"))
+        .arg("--check")
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
