@@ -13,6 +13,8 @@
 //! no gap is left 120 s after the last fault; the streams of the capped stations end with
 //! their dropped records declared unrecoverable, and the sweeper stops asking for them.
 
+#[path = "../crates/uplink/tests/support/pki.rs"]
+mod pki;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -101,17 +103,22 @@ struct Worker {
 
 impl Worker {
     fn new(dir: &Path, id: &'static str, port: u16, pg_url: &str) -> Worker {
-        let config = dir.join(format!("{id}.toml"));
-        std::fs::write(
-            &config,
-            format!(
+        Worker::with_config(
+            dir,
+            id,
+            &format!(
                 "[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\nclient_id = \"{id}\"\n\
                  [postgres]\nurl = \"{pg_url}\"\n\
                  [repair]\nsweep_ms = 1000\ngap_grace_ms = 3000\nresend_retry_ms = 4000\n\
                  resend_retry_max_ms = 15000\n"
             ),
         )
-        .unwrap();
+    }
+
+    /// A worker started with `config` as its file.
+    fn with_config(dir: &Path, id: &'static str, config_text: &str) -> Worker {
+        let config = dir.join(format!("{id}.toml"));
+        std::fs::write(&config, config_text).unwrap();
         let mut w = Worker {
             id,
             config,
@@ -573,5 +580,80 @@ fn bad_messages_are_kept_as_rejected_and_never_stall_ingest() {
     assert_eq!(
         pair,
         "11111111-1111-4111-8111-111111111111 44444444-4444-4444-8444-444444444444"
+    );
+}
+
+/// A worker reaches the broker over TLS with its client certificate (`[mqtt.tls]`, the
+/// station's file settings); one whose certificate another CA signed never gets in.
+#[test]
+fn a_worker_connects_over_tls_with_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pki_dir = d.join("pki");
+    std::fs::create_dir_all(&pki_dir).unwrap();
+    pki::make_pki(&pki_dir);
+    pki::share_with_broker(&pki_dir);
+    let pg_dir = d.join("pg-root");
+    std::fs::create_dir_all(&pg_dir).unwrap();
+    let pg = Postgres::start(&pg_dir);
+    let (tls_port, plain_port) = (free_port(), free_port());
+    let p = pki_dir.display();
+    let _broker = spawn_mosquitto(
+        &d.join("mosquitto.conf"),
+        &format!(
+            "per_listener_settings false\nallow_anonymous true\npersistence false\n\
+             listener {tls_port} 127.0.0.1\ncafile {p}/ca.pem\ncertfile {p}/server.pem\n\
+             keyfile {p}/server.key\nrequire_certificate true\n\
+             listener {plain_port} 127.0.0.1\n"
+        ),
+        tls_port,
+        Duration::from_secs(15),
+    );
+    let worker_config = |id: &str, cert: &str| {
+        format!(
+            "[mqtt]\nhost = \"localhost\"\nport = {tls_port}\nclient_id = \"{id}\"\n\
+             [mqtt.tls]\nca_file = \"{p}/ca.pem\"\nclient_cert_file = \"{p}/{cert}.pem\"\n\
+             client_key_file = \"{p}/{cert}.key\"\n[postgres]\nurl = \"{}\"\n",
+            pg.url()
+        )
+    };
+    let _worker = Worker::with_config(d, "w1", &worker_config("w1", "client"));
+    let rogue = Worker::with_config(d, "w2", &worker_config("w2", "rogue"));
+    wait_until(Duration::from_secs(30), "the worker's tables", || {
+        pg.psql("SELECT count(*) FROM worker_stats").is_some()
+    });
+    // The station side of this test publishes on the plain listener.
+    let record =
+        r#"{"id":"66666666-6666-4666-8666-666666666666","seq":1,"stream":"sale","t":1,"body":{}}"#;
+    let publish = || {
+        Command::new("mosquitto_pub")
+            .args(["-p", &plain_port.to_string(), "-q", "1"])
+            .args(["-t", "forecourt/ST1/events/sale", "-m", record])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    // Published once the worker's shared subscription is there (it then holds it).
+    wait_until(
+        Duration::from_secs(30),
+        "the record stored over TLS",
+        || {
+            let _ = publish();
+            pg.psql("SELECT count(*) FROM events").as_deref() == Some("1")
+        },
+    );
+    // The rogue tried (and was turned away) at least once.
+    wait_until(
+        Duration::from_secs(30),
+        "the rogue worker's refused connection",
+        || std::fs::read_to_string(&rogue.log).is_ok_and(|l| l.contains("broker connection")),
+    );
+    let rogue_log = std::fs::read_to_string(&rogue.log).unwrap_or_default();
+    assert!(
+        !rogue_log.contains("connected to the broker"),
+        "a certificate from another CA got in: {rogue_log}"
+    );
+    assert_eq!(
+        pg.number("SELECT count(*) FROM worker_stats WHERE worker = 'w2'"),
+        0
     );
 }

@@ -45,6 +45,10 @@ pub struct MqttSettings {
     pub username: Option<String>,
     #[serde(default)]
     pub password: Option<String>,
+    /// TLS to the broker: `ca_file`, and `client_cert_file` with `client_key_file` for mutual
+    /// TLS (PEM), as in the station's `[uplink.tls]`. Without it, plain TCP.
+    #[serde(default)]
+    pub tls: Option<uplink::TlsFiles>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -54,7 +54,7 @@ impl Subscriptions {
     }
 }
 
-pub fn mqtt_options(config: &IngestConfig) -> MqttOptions {
+pub fn mqtt_options(config: &IngestConfig) -> Result<MqttOptions, uplink::UplinkError> {
     let m = &config.mqtt;
     let mut options = MqttOptions::new(m.client_id.clone(), m.host.clone(), m.port);
     options
@@ -66,7 +66,10 @@ pub fn mqtt_options(config: &IngestConfig) -> MqttOptions {
     if let (Some(user), Some(password)) = (&m.username, &m.password) {
         options.set_credentials(user.clone(), password.clone());
     }
-    options
+    if let Some(tls) = &m.tls {
+        options.set_transport(rumqttc::Transport::tls_with_config(tls.load()?));
+    }
+    Ok(options)
 }
 
 /// Counts connections, so the writer can tell whether an acknowledgement is still wanted.

@@ -32,14 +32,17 @@ pub enum IngestError {
     Pool(String),
     #[error(transparent)]
     Db(#[from] db::DbError),
+    #[error("broker connection settings: {0}")]
+    Mqtt(#[from] uplink::UplinkError),
 }
 
 /// Connects, creates the tables if needed, and runs the worker until `stop` turns true.
 pub async fn run(config: IngestConfig, stop: watch::Receiver<bool>) -> Result<(), IngestError> {
+    let options = ingest::mqtt_options(&config)?;
     let pool = pool(&config)?;
     db::ensure_schema(&pool).await?;
     let (client, eventloop) = rumqttc::v5::AsyncClient::new(
-        ingest::mqtt_options(&config),
+        options,
         // Room for a PUBACK per message the broker may have sent, and then some.
         2 * usize::from(config.mqtt.receive_maximum) + 64,
     );

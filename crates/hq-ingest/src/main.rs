@@ -38,6 +38,8 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = hq_ingest::IngestConfig::load(&cli.config)?;
     if cli.check {
+        // The TLS files too: read and checked as a run would.
+        hq_ingest::ingest::mqtt_options(&config)?;
         println!("{}: ok", cli.config.display());
         return Ok(());
     }

@@ -242,10 +242,6 @@ impl UplinkConfig {
             (None, None) => {}
         }
         if let Some(tls) = &self.tls {
-            // rumqttc is built without a crypto provider (ring instead of aws-lc: smaller and
-            // cross-compiles cleanly); rustls needs one installed for the process. An earlier
-            // install, by us or anyone, is as good.
-            let _ = rustls::crypto::ring::default_provider().install_default();
             opts.set_transport(Transport::tls_with_config(tls.load()?));
         }
         Ok(opts)
@@ -253,7 +249,13 @@ impl UplinkConfig {
 }
 
 impl TlsFiles {
-    fn load(&self) -> Result<TlsConfiguration, UplinkError> {
+    /// Reads and checks the PEM files into rumqttc's TLS settings (for an MQTT 3.1.1 or 5
+    /// client alike), and makes sure rustls has its crypto provider.
+    pub fn load(&self) -> Result<TlsConfiguration, UplinkError> {
+        // rumqttc is built without a crypto provider (ring instead of aws-lc: smaller and
+        // cross-compiles cleanly); rustls needs one installed for the process. An earlier
+        // install, by us or anyone, is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let ca = read_pem(&self.ca_file, "CERTIFICATE")?;
         let client_auth = match (&self.client_cert_file, &self.client_key_file) {
             (Some(cert), Some(key)) => Some((
