@@ -252,6 +252,12 @@ fn a_thousand_stations_reach_postgres_exactly_once_through_broker_worker_and_dat
     pause(3);
     workers[0].start();
     pause(6);
+    // Back under its id, it found its session (and the share queued for it) kept.
+    let w1_log = std::fs::read_to_string(&workers[0].log).unwrap_or_default();
+    assert!(
+        w1_log.contains("session_present=true"),
+        "w1 came back without its session:\n{w1_log}"
+    );
     // 3. Broker restart.
     broker.restart();
     pause(6);
