@@ -7,9 +7,9 @@ use std::process::Command;
 
 use support::*;
 
-#[test]
-fn deb_holds_the_agent_its_runtime_models_unit_and_config() {
-    let out = Command::new(repo_root().join("scripts/package-deb.sh"))
+/// Runs a packaging script; the .deb it built and `dpkg -c`'s listing of it.
+fn build(script: &str) -> (String, String) {
+    let out = Command::new(repo_root().join("scripts").join(script))
         .output()
         .unwrap();
     assert!(
@@ -18,33 +18,63 @@ fn deb_holds_the_agent_its_runtime_models_unit_and_config() {
         String::from_utf8_lossy(&out.stderr)
     );
     let deb = String::from_utf8_lossy(&out.stdout).trim().to_string();
-
     let listing = Command::new("dpkg").arg("-c").arg(&deb).output().unwrap();
-    let listing = String::from_utf8_lossy(&listing.stdout);
-    for file in [
-        "./usr/bin/forecourt-agent",
-        "./usr/bin/dart-pump-sim",
-        "./usr/lib/forecourt-agent/libonnxruntime.so.1.31.1",
-        "./usr/lib/forecourt-agent/libonnxruntime.so -> libonnxruntime.so.1.31.1",
-        "./lib/systemd/system/forecourt-agent.service",
-        "./etc/forecourt-agent/agent.toml",
-        "./usr/share/forecourt-agent/models/clp_det.onnx",
-        "./usr/share/forecourt-agent/models/clp_v2_c_rec.onnx",
-        "./usr/share/forecourt-agent/models/clp_dict.txt",
-    ] {
+    let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
+    (deb, listing)
+}
+
+fn assert_lists(listing: &str, files: &[&str]) {
+    for file in files {
         assert!(
             listing.contains(file),
             "{file} not in the package:\n{listing}"
         );
     }
-    // Depends comes from dpkg-shlibdeps on the staged binaries (it adds libc6, which nobody would
-    // write by hand), with adduser (postinst uses it) appended.
-    let info = Command::new("dpkg-deb")
-        .args(["-f", &deb, "Depends"])
+}
+
+/// One control field of the package.
+fn field(deb: &str, name: &str) -> String {
+    let out = Command::new("dpkg-deb")
+        .args(["-f", deb, name])
         .output()
         .unwrap();
-    assert!(info.status.success());
-    let depends = String::from_utf8_lossy(&info.stdout);
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The package unpacked into a temp dir, as it would be installed.
+fn unpack(deb: &str) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    assert!(Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(deb)
+        .arg(root.path())
+        .status()
+        .unwrap()
+        .success());
+    root
+}
+
+#[test]
+fn deb_holds_the_agent_its_runtime_models_unit_and_config() {
+    let (deb, listing) = build("package-deb.sh");
+    assert_lists(
+        &listing,
+        &[
+            "./usr/bin/forecourt-agent",
+            "./usr/bin/dart-pump-sim",
+            "./usr/lib/forecourt-agent/libonnxruntime.so.1.31.1",
+            "./usr/lib/forecourt-agent/libonnxruntime.so -> libonnxruntime.so.1.31.1",
+            "./lib/systemd/system/forecourt-agent.service",
+            "./etc/forecourt-agent/agent.toml",
+            "./usr/share/forecourt-agent/models/clp_det.onnx",
+            "./usr/share/forecourt-agent/models/clp_v2_c_rec.onnx",
+            "./usr/share/forecourt-agent/models/clp_dict.txt",
+        ],
+    );
+    // Depends comes from dpkg-shlibdeps on the staged binaries (it adds libc6, which nobody would
+    // write by hand), with adduser (postinst uses it) appended.
+    let depends = field(&deb, "Depends");
     let names: Vec<&str> = depends
         .split(',')
         .map(|d| d.split_whitespace().next().unwrap_or_default())
@@ -75,14 +105,7 @@ fn deb_holds_the_agent_its_runtime_models_unit_and_config() {
     assert!(conffiles.success());
 
     // Unpacked as it would be installed: the binary finds the packaged runtime and models.
-    let root = tempfile::tempdir().unwrap();
-    assert!(Command::new("dpkg-deb")
-        .arg("-x")
-        .arg(&deb)
-        .arg(root.path())
-        .status()
-        .unwrap()
-        .success());
+    let root = unpack(&deb);
     let config = root.path().join("agent.toml");
     std::fs::write(
         &config,
@@ -130,54 +153,25 @@ fn deb_holds_the_agent_its_runtime_models_unit_and_config() {
 /// config, the fleet documentation; nothing of the station's.
 #[test]
 fn hq_ingest_has_a_package_of_its_own() {
-    let out = Command::new(repo_root().join("scripts/package-hq-ingest.sh"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (deb, listing) = build("package-hq-ingest.sh");
+    assert_lists(
+        &listing,
+        &[
+            "./usr/bin/hq-ingest",
+            "./lib/systemd/system/hq-ingest@.service",
+            "./etc/hq-ingest/1.toml",
+            "./usr/share/doc/hq-ingest/fleet.md",
+        ],
     );
-    let deb = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let listing = Command::new("dpkg").arg("-c").arg(&deb).output().unwrap();
-    let listing = String::from_utf8_lossy(&listing.stdout);
-    for file in [
-        "./usr/bin/hq-ingest",
-        "./lib/systemd/system/hq-ingest@.service",
-        "./etc/hq-ingest/1.toml",
-        "./usr/share/doc/hq-ingest/fleet.md",
-    ] {
-        assert!(
-            listing.contains(file),
-            "{file} not in the package:\n{listing}"
-        );
-    }
     assert!(!listing.contains("forecourt-agent"), "{listing}");
-    let field = |name: &str| {
-        let out = Command::new("dpkg-deb")
-            .args(["-f", &deb, name])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    assert_eq!(field("Package"), "hq-ingest");
-    assert!(
-        field("Depends").contains("libc6 (>="),
-        "{}",
-        field("Depends")
-    );
+    assert_eq!(field(&deb, "Package"), "hq-ingest");
+    let depends = field(&deb, "Depends");
+    assert!(depends.contains("libc6 (>="), "{depends}");
     // The packaged file is a valid worker config.
-    let unpacked = tempfile::tempdir().unwrap();
-    assert!(Command::new("dpkg-deb")
-        .arg("-x")
-        .arg(&deb)
-        .arg(unpacked.path())
-        .status()
-        .unwrap()
-        .success());
-    let check = Command::new(unpacked.path().join("usr/bin/hq-ingest"))
+    let root = unpack(&deb);
+    let check = Command::new(root.path().join("usr/bin/hq-ingest"))
         .arg("--config")
-        .arg(unpacked.path().join("etc/hq-ingest/1.toml"))
+        .arg(root.path().join("etc/hq-ingest/1.toml"))
         .arg("--check")
         .output()
         .unwrap();

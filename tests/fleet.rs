@@ -175,6 +175,23 @@ fn worker_trouble(dir: &Path) -> String {
     trouble
 }
 
+/// `fleet-load` with STATIONS stations against `port`, reporting from `pg_url`, with `args`
+/// besides; its report goes to `dir/fleet-load.out`.
+fn spawn_load(dir: &Path, port: u16, pg_url: &str, args: &[&str]) -> Proc {
+    Proc::spawn(
+        "fleet-load",
+        Command::new(binary("fleet-load"))
+            .args(["--port", &port.to_string()])
+            .args(["--stations", &STATIONS.to_string()])
+            .args(args)
+            .arg("--dir")
+            .arg(dir.join("stations"))
+            .args(["--pg", pg_url])
+            .stdout(std::fs::File::create(dir.join("fleet-load.out")).unwrap())
+            .stderr(std::fs::File::create(dir.join("fleet-load.log")).unwrap()),
+    )
+}
+
 /// HQ for a test: PostgreSQL, the broker and three workers, the workers' tables made.
 fn start_hq(dir: &Path) -> (Postgres, Broker, Vec<Worker>) {
     let pg_dir = dir.join("pg-root");
@@ -202,30 +219,33 @@ fn a_thousand_stations_reach_postgres_exactly_once_through_broker_worker_and_dat
     let seqs_path = dir.path().join("seqs.json");
     let progress_path = dir.path().join("progress.jsonl");
     let report_path = dir.path().join("fleet-load.out");
-    let mut load = Proc::spawn(
-        "fleet-load",
-        Command::new(binary("fleet-load"))
-            .args(["--port", &broker.port.to_string()])
-            .args(["--stations", &STATIONS.to_string()])
-            .args(["--prefill", "20", "--rate", "100", "--seconds", "600"])
-            .args(["--capped-every", &CAPPED_EVERY.to_string(), "--cap", "5"])
-            .args([
-                "--backoff-min-ms",
-                "500",
-                "--backoff-max-ms",
-                "4000",
-                "--health-s",
-                "5",
-            ])
-            .arg("--dir")
-            .arg(dir.path().join("stations"))
-            .arg("--seqs")
-            .arg(&seqs_path)
-            .arg("--progress")
-            .arg(&progress_path)
-            .args(["--pg", &url])
-            .stdout(std::fs::File::create(&report_path).unwrap())
-            .stderr(std::fs::File::create(dir.path().join("fleet-load.log")).unwrap()),
+    let capped_every = CAPPED_EVERY.to_string();
+    let mut load = spawn_load(
+        dir.path(),
+        broker.port,
+        &url,
+        &[
+            "--prefill",
+            "20",
+            "--rate",
+            "100",
+            "--seconds",
+            "600",
+            "--capped-every",
+            &capped_every,
+            "--cap",
+            "5",
+            "--backoff-min-ms",
+            "500",
+            "--backoff-max-ms",
+            "4000",
+            "--health-s",
+            "5",
+            "--seqs",
+            &seqs_path.display().to_string(),
+            "--progress",
+            &progress_path.display().to_string(),
+        ],
     );
 
     // The reconnect storm: every station connected and its backlog sent.
@@ -467,18 +487,22 @@ fn fleet_benchmark() {
     let (pg, broker, workers) = start_hq(dir.path());
     let url = pg.url();
     let report_path = dir.path().join("fleet-load.out");
-    let mut load = Proc::spawn(
-        "fleet-load",
-        Command::new(binary("fleet-load"))
-            .args(["--port", &broker.port.to_string()])
-            .args(["--stations", &STATIONS.to_string()])
-            .args(["--prefill", "100", "--rate", "200", "--seconds", "60"])
-            .args(["--health-s", "10", "--linger-s", "15"])
-            .arg("--dir")
-            .arg(dir.path().join("stations"))
-            .args(["--pg", &url])
-            .stdout(std::fs::File::create(&report_path).unwrap())
-            .stderr(std::fs::File::create(dir.path().join("fleet-load.log")).unwrap()),
+    let mut load = spawn_load(
+        dir.path(),
+        broker.port,
+        &url,
+        &[
+            "--prefill",
+            "100",
+            "--rate",
+            "200",
+            "--seconds",
+            "60",
+            "--health-s",
+            "10",
+            "--linger-s",
+            "15",
+        ],
     );
     assert!(
         load.wait_for_exit(Duration::from_secs(600))
