@@ -542,7 +542,8 @@ fn a_wrong_serial_path_shows_on_health() {
                 "-C",
                 "4",
             ])
-            .stdout(std::fs::File::create(&heard).unwrap()),
+            .stdout(std::fs::File::create(&heard).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("sub.err")).unwrap()),
     );
     let mut agent = Proc::spawn(
         "forecourt-agent",
@@ -555,9 +556,10 @@ fn a_wrong_serial_path_shows_on_health() {
     let done = hq.wait_for_exit(std::time::Duration::from_secs(60));
     agent.terminate(std::time::Duration::from_secs(10));
     let text = std::fs::read_to_string(&heard).unwrap();
+    let sub_said = std::fs::read_to_string(dir.path().join("sub.err")).unwrap_or_default();
     assert!(
-        done.is_some(),
-        "fewer than 4 health messages in 60 s:\n{text}"
+        done.is_some_and(|s| s.success()) && text.lines().count() >= 4,
+        "fewer than 4 health messages in 60 s ({done:?}, mosquitto_sub: {sub_said}):\n{text}"
     );
     let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     let source = &last["agent"]["sources"][0];

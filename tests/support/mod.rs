@@ -90,33 +90,64 @@ pub fn wait_until(timeout: Duration, what: &str, mut ready: impl FnMut() -> bool
     }
 }
 
-/// A private mosquitto on a free loopback port.
+/// A private mosquitto on a free loopback port. A port another test took between our pick and
+/// the broker's bind ("Address already in use") is not ours: pick another.
 pub fn start_mosquitto(dir: &Path) -> (Proc, u16) {
-    let port = free_port();
     let conf = dir.join("mosquitto.conf");
-    let config = format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n");
-    (
-        spawn_mosquitto(&conf, &config, port, Duration::from_secs(10)),
-        port,
-    )
+    let mut last = String::new();
+    for _ in 0..5 {
+        let port = free_port();
+        let config =
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n");
+        match try_spawn_mosquitto(&conf, &config, port, Duration::from_secs(10)) {
+            Ok(proc) => return (proc, port),
+            Err(log) if log.contains("Address already in use") => last = log,
+            Err(log) => panic!("mosquitto did not start on {port}:\n{log}"),
+        }
+    }
+    panic!("no free port for mosquitto after 5 tries:\n{last}");
 }
 
-/// Writes `config` to `conf`, starts mosquitto with it and waits (up to `wait`) until `port`
-/// accepts.
+/// Writes `config` to `conf`, starts mosquitto with it and waits (up to `wait`) until it says
+/// it is running and `port` accepts. Panics with its log if it stops instead (a port someone
+/// else holds: connecting alone would have found the other one's broker).
 pub fn spawn_mosquitto(conf: &Path, config: &str, port: u16, wait: Duration) -> Proc {
+    try_spawn_mosquitto(conf, config, port, wait)
+        .unwrap_or_else(|log| panic!("mosquitto did not start on {port}:\n{log}"))
+}
+
+/// [`spawn_mosquitto`], or the broker's log if it stopped before running.
+fn try_spawn_mosquitto(
+    conf: &Path,
+    config: &str,
+    port: u16,
+    wait: Duration,
+) -> Result<Proc, String> {
     std::fs::write(conf, config).unwrap();
-    let proc = Proc::spawn(
+    let log = conf.with_extension("log");
+    let mut proc = Proc::spawn(
         "mosquitto",
         Command::new("mosquitto")
             .arg("-c")
             .arg(conf)
             .stdout(Stdio::null())
-            .stderr(Stdio::null()),
+            .stderr(std::fs::File::create(&log).unwrap()),
     );
-    wait_until(wait, "mosquitto to listen", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    proc
+    let until = Instant::now() + wait;
+    loop {
+        let said = std::fs::read_to_string(&log).unwrap_or_default();
+        if said.contains(" running") && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(proc);
+        }
+        if proc.child.try_wait().ok().flatten().is_some() {
+            return Err(std::fs::read_to_string(&log).unwrap_or_default());
+        }
+        assert!(
+            Instant::now() < until,
+            "timed out waiting for mosquitto on {port}:\n{said}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// A socat pty pair: (guard, end a, end b).
