@@ -192,7 +192,7 @@ fn spawn_load(dir: &Path, port: u16, pg_url: &str, args: &[&str]) -> Proc {
     )
 }
 
-/// HQ for a test: PostgreSQL, the broker and three workers, the workers' tables made.
+/// HQ for a test: PostgreSQL, the broker and three workers, each subscribed.
 fn start_hq(dir: &Path) -> (Postgres, Broker, Vec<Worker>) {
     let pg_dir = dir.join("pg-root");
     std::fs::create_dir_all(&pg_dir).unwrap();
@@ -203,8 +203,12 @@ fn start_hq(dir: &Path) -> (Postgres, Broker, Vec<Worker>) {
         .into_iter()
         .map(|id| Worker::new(dir, id, broker.port, &url))
         .collect();
-    wait_until(Duration::from_secs(30), "the workers' tables", || {
-        pg.psql("SELECT count(*) FROM worker_stats").is_some()
+    // Subscribed, not only started: a record published before any worker's shared
+    // subscription exists has nobody to be queued for, and the broker drops it.
+    wait_until(Duration::from_secs(30), "every worker subscribed", || {
+        workers.iter().all(|w| {
+            std::fs::read_to_string(&w.log).is_ok_and(|l| l.contains("subscribed: taking"))
+        })
     });
     (pg, broker, workers)
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use rumqttc::v5::mqttbytes::v5::{Packet, Publish};
+use rumqttc::v5::mqttbytes::v5::{Filter, Packet, Publish, SubscribeReasonCode};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 use tokio::sync::{mpsc, watch};
@@ -140,9 +140,9 @@ pub async fn run_mqtt(
                     "connected to the broker"
                 );
                 // Subscribing again is harmless with a kept session and needed without one
-                // (expired, or a broker that lost its state).
-                // From a task of their own: this loop must keep polling, or the client's
-                // request queue (which they go through) could fill and stall it.
+                // (expired, or a broker that lost its state). One SUBSCRIBE for all, so its
+                // one SUBACK (logged below) says the worker takes its share. From a task: this
+                // loop must keep polling, or the client's request queue could fill and stall it.
                 let mut topics = vec![
                     subscriptions.status.clone(),
                     subscriptions.resend_replies.clone(),
@@ -151,12 +151,26 @@ pub async fn run_mqtt(
                     topics.push(subscriptions.events.clone());
                     topics.push(subscriptions.health.clone());
                 }
+                let filters: Vec<Filter> = topics
+                    .into_iter()
+                    .map(|t| Filter::new(t, QoS::AtLeastOnce))
+                    .collect();
                 let subscriber = client.clone();
                 tokio::spawn(async move {
-                    for topic in topics {
-                        let _ = subscriber.subscribe(topic, QoS::AtLeastOnce).await;
-                    }
+                    let _ = subscriber.subscribe_many(filters).await;
                 });
+            }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                let refused = ack
+                    .return_codes
+                    .iter()
+                    .filter(|c| !matches!(c, SubscribeReasonCode::Success(_)))
+                    .count();
+                if refused == 0 {
+                    tracing::info!("subscribed: taking the stations' events, health, status and resend replies");
+                } else {
+                    tracing::error!(?ack.return_codes, "the broker refused {refused} of our subscriptions");
+                }
             }
             Ok(Event::Incoming(Packet::UnsubAck(_))) if stopping => {
                 // Everything of our share the broker sent before the UNSUBACK is in hand:
