@@ -11,6 +11,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+. scripts/deb-shlibs.sh
 
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 arch=$(dpkg --print-architecture)
@@ -36,21 +37,12 @@ done
 install -m 0644 README.md docs/mqtt.md docs/fleet.md docs/commissioning.md "$stage/usr/share/doc/forecourt-agent/"
 install -m 0644 -D docs/zones-example/cam1.png "$stage/usr/share/doc/forecourt-agent/zones-example/cam1.png"
 
-# Depends: what the staged binaries link (dpkg-shlibdeps reads their NEEDED entries and the
-# installed packages' shlibs/symbols files), then adduser, which postinst runs. dpkg-shlibdeps
-# wants a debian/control in its working directory: a throwaway one in a temp dir. ONNX Runtime is
-# not a NEEDED entry (ort dlopens it at run time), so it is not looked up; -l names its bundled
-# folder anyway, so that if it ever were linked it would count as the package's own private library
-# instead of failing the build.
-shlib_tmp=$(mktemp -d)
-trap 'rm -rf "$shlib_tmp"' EXIT
-mkdir "$shlib_tmp/debian"
-printf 'Source: forecourt-agent\n\nPackage: forecourt-agent\nArchitecture: any\n' \
-  > "$shlib_tmp/debian/control"
-shlibs=$(cd "$shlib_tmp" && dpkg-shlibdeps -O -l"$stage/usr/lib/forecourt-agent" \
+# Depends: what the staged binaries link (scripts/deb-shlibs.sh), then adduser, which postinst
+# runs. ONNX Runtime is not a NEEDED entry (ort dlopens it at run time), so it is not looked up;
+# -l names its bundled folder anyway, so that if it ever were linked it would count as the
+# package's own private library instead of failing the build.
+shlibs=$(shlib_depends forecourt-agent -l"$stage/usr/lib/forecourt-agent" \
   "$stage/usr/bin/forecourt-agent" "$stage/usr/bin/dart-pump-sim")
-shlibs=$(sed -n 's/^shlibs:Depends=//p' <<<"$shlibs")
-[ -n "$shlibs" ] || { echo "dpkg-shlibdeps gave no shlibs:Depends" >&2; exit 1; }
 
 cat > "$stage/DEBIAN/control" <<CONTROL
 Package: forecourt-agent

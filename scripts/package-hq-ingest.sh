@@ -9,6 +9,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+. scripts/deb-shlibs.sh
 
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 arch=$(dpkg --print-architecture)
@@ -24,13 +25,7 @@ install -m 0644 systemd/hq-ingest@.service "$stage/lib/systemd/system/"
 install -m 0644 config/hq-ingest.toml "$stage/etc/hq-ingest/1.toml"
 install -m 0644 docs/fleet.md docs/mqtt.md "$stage/usr/share/doc/hq-ingest/"
 
-shlib_tmp=$(mktemp -d)
-trap 'rm -rf "$shlib_tmp"' EXIT
-mkdir "$shlib_tmp/debian"
-printf 'Source: hq-ingest\n\nPackage: hq-ingest\nArchitecture: any\n' > "$shlib_tmp/debian/control"
-shlibs=$(cd "$shlib_tmp" && dpkg-shlibdeps -O "$stage/usr/bin/hq-ingest")
-shlibs=$(sed -n 's/^shlibs:Depends=//p' <<<"$shlibs")
-[ -n "$shlibs" ] || { echo "dpkg-shlibdeps gave no shlibs:Depends" >&2; exit 1; }
+shlibs=$(shlib_depends hq-ingest "$stage/usr/bin/hq-ingest")
 
 cat > "$stage/DEBIAN/control" <<CONTROL
 Package: hq-ingest
