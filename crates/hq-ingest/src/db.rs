@@ -471,21 +471,36 @@ pub async fn save_sweep(pool: &Pool, result: &SweepResult<'_>, now_ms: i64) -> R
     Ok(())
 }
 
+/// Keeps what a station said it no longer holds of one stream, and counts the ranges in the
+/// worker's figures, in one transaction.
 pub async fn add_unrecoverable(
     pool: &Pool,
+    worker: &str,
     station: &str,
     stream: &str,
-    range: SeqRange,
+    ranges: &[SeqRange],
     now_ms: i64,
 ) -> Result<(), DbError> {
-    let client = pool.get().await?;
-    client
-        .execute(
-            "INSERT INTO unrecoverable (station, stream, from_seq, to_seq, reported_ms)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-            &[&station, &stream, &range.0, &range.1, &now_ms],
-        )
-        .await?;
+    let from: Vec<i64> = ranges.iter().map(|r| r.0).collect();
+    let to: Vec<i64> = ranges.iter().map(|r| r.1).collect();
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    tx.execute(
+        "INSERT INTO unrecoverable (station, stream, from_seq, to_seq, reported_ms)
+         SELECT $1, $2, from_seq, to_seq, $5
+         FROM unnest($3::bigint[], $4::bigint[]) AS r(from_seq, to_seq)
+         ON CONFLICT DO NOTHING",
+        &[&station, &stream, &from, &to, &now_ms],
+    )
+    .await?;
+    add_stats(
+        &*tx,
+        worker,
+        &[("gone_ranges", ranges.len() as i64)],
+        now_ms,
+    )
+    .await?;
+    tx.commit().await?;
     Ok(())
 }
 

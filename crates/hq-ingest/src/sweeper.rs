@@ -212,32 +212,29 @@ impl Sweeper {
         }
         match reply.outcome {
             Ok(result) => {
-                let now = now_ms();
-                let mut gone = 0;
-                for [a, b] in result.gone {
-                    let (Ok(a), Ok(b)) = (i64::try_from(a), i64::try_from(b)) else {
-                        continue;
-                    };
-                    if let Some(range) = gaps::clip((a, b), asked.range) {
-                        db::add_unrecoverable(&self.pool, station, &asked.stream, range, now)
-                            .await?;
-                        gone += 1;
-                        tracing::warn!(
-                            station,
-                            stream = %asked.stream,
-                            from_seq = range.0,
-                            to_seq = range.1,
-                            "the station no longer holds these records: unrecoverable"
-                        );
-                    }
+                let gone: Vec<SeqRange> = result
+                    .gone
+                    .iter()
+                    .filter_map(|&[a, b]| Some((i64::try_from(a).ok()?, i64::try_from(b).ok()?)))
+                    .filter_map(|range| gaps::clip(range, asked.range))
+                    .collect();
+                for range in &gone {
+                    tracing::warn!(
+                        station,
+                        stream = %asked.stream,
+                        from_seq = range.0,
+                        to_seq = range.1,
+                        "the station no longer holds these records: unrecoverable"
+                    );
                 }
-                if gone > 0 {
-                    let client = self.pool.get().await?;
-                    db::add_stats(
-                        &**client,
+                if !gone.is_empty() {
+                    db::add_unrecoverable(
+                        &self.pool,
                         &self.config.mqtt.client_id,
-                        &[("gone_ranges", gone)],
-                        now,
+                        station,
+                        &asked.stream,
+                        &gone,
+                        now_ms(),
                     )
                     .await?;
                 }
