@@ -56,21 +56,17 @@ impl Fleet {
             };
             let outbox = Outbox::open_with_limits(cli.dir.join(format!("{id}.sqlite")), limits)
                 .with_context(|| format!("open the outbox of {id}"))?;
-            let messages: Vec<(&str, String, serde_json::Value)> = (0..cli.prefill)
+            // The topic of each stream, once; every message borrows it.
+            let topics = STREAMS.map(|stream| topic(&cli.prefix, &id, stream));
+            let messages: Vec<(&str, &str, serde_json::Value)> = (0..cli.prefill)
                 .map(|_| {
                     let stream = pick_stream(&mut rng);
-                    Ok((
-                        stream,
-                        topic(&cli.prefix, &id, stream),
-                        body(stream, &mut rng)?,
-                    ))
+                    let at = STREAMS.iter().position(|s| *s == stream).unwrap_or(0);
+                    let topic = &topics[at];
+                    Ok((stream, topic.as_str(), body(stream, &mut rng)?))
                 })
                 .collect::<anyhow::Result<_>>()?;
-            let borrowed: Vec<(&str, &str, serde_json::Value)> = messages
-                .iter()
-                .map(|(s, t, b)| (*s, t.as_str(), b.clone()))
-                .collect();
-            for record in outbox.append_batch(&borrowed)? {
+            for record in outbox.append_batch(&messages)? {
                 last_seqs.insert((id.clone(), record.stream.clone()), record.seq);
             }
             if is_capped {
