@@ -124,7 +124,11 @@ def main():
         graph.append(f"[s{n}]trim=duration={duration},format=yuv420p[out]")
         ffmpeg([
             *inputs, "-filter_complex", ";".join(graph), "-map", "[out]",
-            "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-r", str(fps), out,
+            # A key frame every second and no B-frames, as CCTV cameras stream: a client that
+            # joins a stream served from this file as it is (rtsp_server.py --passthrough)
+            # decodes within a second.
+            "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-g", str(fps), "-bf", "0",
+            "-r", str(fps), out,
         ])
     print(f"wrote {out} ({duration}s, {width}x{height}@{fps})", file=sys.stderr)
 

@@ -323,6 +323,7 @@ impl AgentConfig {
                         source,
                         loop_file: c.loop_file,
                         max_backoff: std::time::Duration::from_secs_f64(c.reconnect_max_s),
+                        max_fps: c.max_fps,
                     },
                     min_gap: std::time::Duration::from_secs_f32(1.0 / c.max_fps),
                 })

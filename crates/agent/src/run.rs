@@ -110,7 +110,7 @@ pub async fn run_agent(
         station::command_queue::forward_commands(hq_commands, shutdown.clone());
     let dispenser_tasks: Vec<_> = dispensers.into_iter().map(tokio::spawn).collect();
     let (frame_tx, frame_rx) = mpsc::channel(64);
-    let vision = start_vision(&config, frame_tx, &liveness)?;
+    let vision = start_vision(&config, station.focus_areas(), frame_tx, &liveness)?;
     let health_task = tokio::spawn(station::health::log_health(
         health_every,
         station::health::HealthSources {
@@ -315,6 +315,7 @@ pub fn open_plate_pipeline(config: &AgentConfig) -> Result<plates::PlatePipeline
 /// The plate pipeline, the cameras and the reader.
 fn start_vision(
     config: &AgentConfig,
+    focus: station::focus::FocusAreas,
     frames: mpsc::Sender<forecourt_events::FramePlates>,
     liveness: &Liveness,
 ) -> Result<Vision> {
@@ -322,6 +323,7 @@ fn start_vision(
     Ok(Vision::start(
         pipeline,
         config.cameras()?,
+        focus,
         frames,
         liveness.register("plate-reader"),
     )?)

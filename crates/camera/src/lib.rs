@@ -7,11 +7,13 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod ffmpeg_log;
+mod rate;
 mod redact;
 mod slot;
 mod snapshot;
 mod source;
 
+pub use rate::RateCap;
 pub use redact::redact_credentials;
 pub use slot::{CameraStats, FrameSlot};
 pub use snapshot::{write_snapshot, Marked, Shape, SnapshotError};

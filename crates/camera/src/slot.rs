@@ -9,11 +9,19 @@ use crate::Frame;
 /// Counters for health reporting.
 #[derive(Debug, Default)]
 pub struct CameraStats {
+    /// Frames converted and handed to the reader's slot.
     pub frames: AtomicU64,
+    /// Frames decoded but dropped before conversion: over the camera's `max_fps`.
+    pub not_converted: AtomicU64,
     /// Frames overwritten before anyone took them.
     pub dropped: AtomicU64,
     /// Frames taken (by the plate reader): the rate it reads this camera at.
     pub taken: AtomicU64,
+    /// Of the frames taken, those the plate pipeline read.
+    pub read: AtomicU64,
+    /// Of the frames taken, those not read because nothing had moved in the camera's zones
+    /// since its last read (and no car was seen standing there).
+    pub still: AtomicU64,
     pub reconnects: AtomicU64,
     /// Failed attempts to open the source (missing file, unreachable stream, garbage data).
     pub open_failures: AtomicU64,
@@ -46,6 +54,14 @@ impl FrameSlot {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
         self.ready.notify_one();
+    }
+
+    /// Whether a frame waits to be taken.
+    pub fn has_frame(&self) -> bool {
+        self.latest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
     }
 
     /// Waits up to `timeout` for a frame and takes it.

@@ -8,6 +8,7 @@ use opencv::prelude::*;
 use opencv::videoio::{self, VideoCapture};
 use tracing::{info, warn};
 
+use crate::rate::RateCap;
 use crate::redact::redact_credentials;
 use crate::{ffmpeg_log, CameraError, Frame, FrameSlot};
 
@@ -63,6 +64,20 @@ pub struct CameraConfig {
     /// Restart a file from the beginning when it ends (demo), instead of treating the end as a failure.
     pub loop_file: bool,
     pub max_backoff: Duration,
+    /// At most this many frames a second are converted to BGR and handed to the reader (the
+    /// rest are decoded, since later frames depend on them, and dropped before conversion); 0
+    /// hands over every frame.
+    pub max_fps: f32,
+}
+
+impl CameraConfig {
+    fn handover_period(&self) -> Duration {
+        if self.max_fps.is_finite() && self.max_fps > 0.0 {
+            Duration::from_secs_f32(1.0 / self.max_fps)
+        } else {
+            Duration::ZERO
+        }
+    }
 }
 
 /// Restarts a capture that stops making progress. A blocked OpenCV `read()` or `open()` cannot be
@@ -342,6 +357,7 @@ fn capture_loop(
             _ => None,
         };
         let mut in_run = 0u32;
+        let mut handover = RateCap::new(config.handover_period());
         // When a stream read last hit FFmpeg's read timeout, and how long it waited. That read
         // itself may still return a frame (the decoder is drained of what it holds), so the read
         // that fails, a moment later, can be quick.
@@ -357,9 +373,8 @@ fn capture_loop(
                 }
             }
             shared.beat();
-            let mut image = opencv::core::Mat::default();
             let reading = Instant::now();
-            let ok = cap.read(&mut image).unwrap_or(false);
+            let ok = cap.grab().unwrap_or(false);
             let t = now_millis();
             if quit() {
                 // Replaced while blocked in read(): the new capture owns the slot now.
@@ -369,12 +384,20 @@ fn capture_loop(
             if is_stream && waited >= stream_timeout.mul_f32(0.9) {
                 timed_out = Some((Instant::now(), waited));
             }
-            if !ok || image.empty() {
+            if !ok {
+                break;
+            }
+            in_run += 1;
+            paced += 1;
+            if !handover.take_if_due(shared.started.elapsed()) {
+                slot.stats.not_converted.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let mut image = opencv::core::Mat::default();
+            if !cap.retrieve(&mut image, 0).unwrap_or(false) || image.empty() {
                 break;
             }
             shared.beat();
-            in_run += 1;
-            paced += 1;
             backoff = Duration::from_millis(250);
             slot.put(Frame {
                 camera: config.name.clone(),

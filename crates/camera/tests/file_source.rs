@@ -28,6 +28,7 @@ fn config(name: &str, path: &Path, max_backoff: Duration) -> CameraConfig {
         source: SourceKind::File(path.to_path_buf()),
         loop_file: false,
         max_backoff,
+        max_fps: 0.0,
     }
 }
 

@@ -5,13 +5,16 @@ gir1.2-gst-rtsp-server-1.0, python3-gi, gstreamer1.0-plugins-{base,good,bad,ugly
 H.264 decoder, openh264dec, that a --file of H.264 needs).
 
 Usage: /usr/bin/python3 rtsp_server.py PORT [FPS]
-       /usr/bin/python3 rtsp_server.py PORT --file PATH
+       /usr/bin/python3 rtsp_server.py PORT --file PATH [--passthrough]
 
 PORT [FPS]: a 320x240 test pattern at FPS frames a second (25 by default).
 --file PATH: the video in PATH (anything GStreamer's decodebin plays, e.g. an H.264 mp4 made by
 ffmpeg) at its own size and frame rate, paced in real time and started again from its beginning
 each time it ends, so it never runs dry. It is decoded and re-encoded with a key frame every
 second, whatever the file's own key frames, so a client that joins decodes within a second.
+--passthrough: the file's H.264 (an mp4 with key frames every second and no B-frames, as
+scripts/make_video.py writes) is sent as it is, not decoded and re-encoded: a server that costs
+next to no CPU, for benchmarks that run many cameras beside the agent.
 
 Either way every client shares one live stream (a client that joins sees what the others see,
 not its own start of the file). Prints "listening rtsp://127.0.0.1:PORT/test" once the port is
@@ -32,10 +35,14 @@ def usage(why):
 
 def parse_args(argv):
     """(port, fps, file) or a usage error string."""
-    positional, path = [], None
+    positional, path, passthrough = [], None, False
     i = 0
     while i < len(argv):
         arg = argv[i]
+        if arg == "--passthrough":
+            passthrough = True
+            i += 1
+            continue
         if arg == "--file":
             if i + 1 >= len(argv):
                 return "--file needs a PATH"
@@ -60,7 +67,9 @@ def parse_args(argv):
         return "PORT and FPS are whole numbers"
     if path == "":
         return "--file needs a PATH"
-    return port, fps, path
+    if passthrough and path is None:
+        return "--passthrough is for a --file"
+    return port, fps, path, passthrough
 
 
 class FileFeed:
@@ -69,15 +78,25 @@ class FileFeed:
     appsrc while there is one (while a client watches); without one the frame is dropped, as a
     live camera's would be."""
 
-    def __init__(self, Gst, path):
+    def __init__(self, Gst, path, passthrough=False):
         self.Gst = Gst
         self.lock = threading.Lock()
         self.sources = []
         self.failed = None
-        self.pipeline = Gst.parse_launch(
-            "filesrc name=file ! decodebin ! videoconvert ! video/x-raw,format=I420 "
-            "! appsink name=sink sync=true emit-signals=true max-buffers=2 drop=true"
-        )
+        if passthrough:
+            # Whole access units, in order: an encoded frame dropped would corrupt the rest of
+            # its second.
+            launch = (
+                "filesrc name=file ! qtdemux ! h264parse config-interval=-1 "
+                "! video/x-h264,stream-format=byte-stream,alignment=au "
+                "! appsink name=sink sync=true emit-signals=true"
+            )
+        else:
+            launch = (
+                "filesrc name=file ! decodebin ! videoconvert ! video/x-raw,format=I420 "
+                "! appsink name=sink sync=true emit-signals=true max-buffers=2 drop=true"
+            )
+        self.pipeline = Gst.parse_launch(launch)
         self.pipeline.get_by_name("file").set_property("location", path)
         self.sink = self.pipeline.get_by_name("sink")
         self.sink.connect("new-sample", self._on_sample)
@@ -172,7 +191,7 @@ def main():
     parsed = parse_args(sys.argv[1:])
     if isinstance(parsed, str):
         return usage(parsed)
-    port, fps, path = parsed
+    port, fps, path, passthrough = parsed
     try:
         import gi
 
@@ -186,6 +205,8 @@ def main():
     needed = ["x264enc", "rtph264pay"]
     if path is None:
         needed += ["videotestsrc"]
+    elif passthrough:
+        needed = ["rtph264pay", "filesrc", "qtdemux", "h264parse", "appsink", "appsrc"]
     else:
         needed += ["filesrc", "decodebin", "videoconvert", "appsink", "appsrc"]
     absent = [e for e in needed if Gst.ElementFactory.find(e) is None]
@@ -205,7 +226,7 @@ def main():
             "! rtph264pay name=pay0 pt=96 config-interval=1 )"
         )
     else:
-        feed = FileFeed(Gst, path)
+        feed = FileFeed(Gst, path, passthrough)
         failed = feed.preroll()
         if failed is not None:
             code, why = failed
@@ -214,6 +235,9 @@ def main():
         key = feed.fps()
         # The same encoding as the test pattern's, fed by the file's frames.
         launch = (
+            "( appsrc name=src is-live=true format=time do-timestamp=true "
+            "! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )"
+        ) if passthrough else (
             "( appsrc name=src is-live=true format=time do-timestamp=true "
             f"! videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={key} "
             "! rtph264pay name=pay0 pt=96 config-interval=1 )"

@@ -174,6 +174,7 @@ fn camera(name: &str, port: u16, max_backoff: Duration, stall_timeout: Duration)
         source,
         loop_file: false,
         max_backoff,
+        max_fps: 0.0,
     };
     let watchdog = WatchdogConfig {
         stall_timeout,

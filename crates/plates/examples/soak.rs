@@ -71,6 +71,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         source: SourceKind::File(video.clone()),
         loop_file: true,
         max_backoff: Duration::from_secs(1),
+        max_fps: 0.0,
     })?;
     println!(
         "soak: {} looped, plates at most {fps} frames/s, {warmup} s warm-up then {seconds} s, RSS every {every} s",

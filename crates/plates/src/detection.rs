@@ -13,6 +13,18 @@ pub struct Detection {
     pub two_rows: Option<bool>,
 }
 
+impl Detection {
+    /// The same detection moved by (`dx`, `dy`) pixels: from a crop's pixels to the frame's.
+    pub fn shifted(self, dx: f32, dy: f32) -> Detection {
+        let b = self.bbox;
+        Detection {
+            bbox: [b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy],
+            corners: self.corners.map(|[x, y]| [x + dx, y + dy]),
+            ..self
+        }
+    }
+}
+
 fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
     let ix = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
     let iy = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);

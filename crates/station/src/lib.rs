@@ -9,7 +9,8 @@
 //!   hours), and `earlier_run`: how a sale the pump reports again after a restart is counted once;
 //! - `cmd`: one file per HQ command the station carries out;
 //! - `recording`: trace files for `forecourt-agent replay`;
-//! - [`reader`]: the plate-reader thread that turns camera frames into [`FramePlates`].
+//! - [`reader`]: the plate-reader thread that turns camera frames into [`FramePlates`], reading
+//!   only what [`focus`] says can matter.
 //!
 //! [`FramePlates`]: forecourt_events::FramePlates
 
@@ -20,6 +21,7 @@ pub mod command_queue;
 mod config_source;
 mod earlier_run;
 mod error;
+pub mod focus;
 #[cfg(feature = "reader")]
 pub mod health;
 pub mod liveness;

@@ -79,10 +79,13 @@ pub struct Station {
     pumps: Arc<PumpBoard>,
     /// Where each sale's zone evidence goes as it is judged (`commission`); `None`: nowhere.
     fill_evidence: Option<mpsc::Sender<FillEvidence>>,
+    /// Where on each camera's frames the plate reader looks (the zones' surroundings).
+    pub(crate) focus: crate::focus::FocusAreas,
 }
 
 impl Station {
     pub fn new(parts: StationParts) -> Result<Station, StationError> {
+        let focus = crate::focus::FocusAreas::from_layout(&parts.layout);
         let mut analytics = analytics::Analytics::new(
             parts.layout.clone(),
             analytics::AnalyticsConfig::default(),
@@ -109,7 +112,14 @@ impl Station {
             topic_root: parts.topic_root,
             pumps: Arc::new(PumpBoard::default()),
             fill_evidence: parts.fill_evidence,
+            focus,
         })
+    }
+
+    /// Which part of each camera's frames the plate reader reads: around the zones, kept up to
+    /// date when the zones are drawn anew.
+    pub fn focus_areas(&self) -> crate::focus::FocusAreas {
+        self.focus.clone()
     }
 
     /// Outbox writes the disk refused, waiting in memory, for the health report.

@@ -11,6 +11,7 @@ use forecourt_events::{FramePlates, Heartbeat};
 use plates::PlatePipeline;
 use tokio::sync::mpsc;
 
+use crate::focus::FocusAreas;
 use crate::reader::{ReaderCamera, ReaderStats};
 
 /// Why the cameras and reader could not start.
@@ -37,11 +38,12 @@ pub struct Vision {
 }
 
 impl Vision {
-    /// Starts every camera's capture thread and the one reader thread, which sends each read
-    /// frame's plates to `out` and beats `heartbeat` as it goes round.
+    /// Starts every camera's capture thread and the one reader thread, which reads each frame
+    /// where `focus` says, sends its plates to `out` and beats `heartbeat` as it goes round.
     pub fn start(
         pipeline: PlatePipeline,
         cameras: Vec<VisionCamera>,
+        focus: FocusAreas,
         out: mpsc::Sender<FramePlates>,
         heartbeat: Arc<Heartbeat>,
     ) -> Result<Vision, VisionError> {
@@ -67,6 +69,7 @@ impl Vision {
         let reader = match crate::reader::spawn(
             pipeline,
             served,
+            focus,
             out,
             heartbeat,
             stats.clone(),

@@ -138,11 +138,16 @@ pub struct FpZoneCheck {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CameraHealth {
     pub name: String,
-    /// Frames per second grabbed from the camera since the last report.
+    /// Frames per second decoded from the camera since the last report.
     pub fps: f64,
     /// Frames per second the plate reader read of them (at most the camera's `max_fps`).
     pub read_fps: f64,
-    /// Frames replaced in the camera's slot before the reader took them, since start.
+    /// Frames per second the plate reader passed over because nothing had moved in the
+    /// camera's zones since its last read, which found no plate there (reported as read with
+    /// no plates).
+    pub still_fps: f64,
+    /// Frames replaced in the camera's slot before the reader took them, since start (the
+    /// reader is behind).
     pub dropped: u64,
     pub reconnects: u64,
     pub connected: bool,

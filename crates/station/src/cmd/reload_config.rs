@@ -34,6 +34,7 @@ fn reload(station: &mut Station) -> Result<ReloadResult, CommandFailed> {
         // the trace says when they changed, so a replay judges alike.
         station.recording.record_layout(now_millis(), &layout);
         station.analytics.set_layout(layout.clone());
+        station.focus.set_layout(&layout);
         station.matcher.set_layout(layout);
     }
     tracing::info!(applied = ?reload.applied, needs_restart = ?reload.needs_restart, "config reloaded");
