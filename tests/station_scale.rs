@@ -367,13 +367,24 @@ fn run_station(cameras: usize, seconds: u64, gap_s: (f64, f64)) -> StationReport
             .stderr(std::fs::File::create(&agent_log).unwrap()),
     );
     let pid = agent.child.id();
-    wait_until(Duration::from_secs(120), "every camera open", || {
-        std::fs::read_to_string(&agent_log)
-            .unwrap_or_default()
-            .matches("camera opened")
-            .count()
-            >= cameras
-    });
+    // OpenCV opens one FFmpeg capture at a time, a few seconds each.
+    let opened = Instant::now();
+    while std::fs::read_to_string(&agent_log)
+        .unwrap_or_default()
+        .matches("camera opened")
+        .count()
+        < cameras
+    {
+        if opened.elapsed() > Duration::from_secs(240) {
+            let log = std::fs::read_to_string(&agent_log).unwrap_or_default();
+            let camera_lines: Vec<&str> = log.lines().filter(|l| l.contains("camera")).collect();
+            panic!(
+                "not every camera opened in 240 s:\n{}",
+                camera_lines.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // A few seconds for the streams' first key frames and the models' first runs.
     std::thread::sleep(Duration::from_secs(5));
     let (from_ms, cpu0, machine0) = (now_ms(), cpu_seconds(pid), machine_jiffies());

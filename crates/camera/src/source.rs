@@ -1,5 +1,5 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -272,6 +272,38 @@ fn supervise(config: CameraConfig, watchdog: WatchdogConfig, shared: Arc<Shared>
     }
 }
 
+/// One camera opens at a time. OpenCV opens FFmpeg captures one at a time per process anyway
+/// (an RTSP open takes about 3 s), so eight cameras starting together queue inside OpenCV,
+/// where a queued capture cannot stamp its heartbeat: the watchdog took the later ones for hung
+/// (10 s), abandoned and restarted them, and they queued again, so some never opened. Queued
+/// here instead, each one beats while it waits its turn.
+static OPENING: Mutex<()> = Mutex::new(());
+
+/// Waits for this capture's turn to open its source, beating meanwhile. `None`: told to quit.
+/// After `patience` it goes ahead without the turn (a capture stuck inside an open holds it).
+fn wait_for_turn(
+    shared: &Shared,
+    quit: impl Fn() -> bool,
+    patience: Duration,
+) -> Option<Option<MutexGuard<'static, ()>>> {
+    let waiting = Instant::now();
+    loop {
+        match OPENING.try_lock() {
+            Ok(turn) => return Some(Some(turn)),
+            Err(TryLockError::Poisoned(p)) => return Some(Some(p.into_inner())),
+            Err(TryLockError::WouldBlock) => {}
+        }
+        if quit() {
+            return None;
+        }
+        if waiting.elapsed() > patience {
+            return Some(None);
+        }
+        shared.beat();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn open(config: &CameraConfig, timeout: Duration) -> Result<VideoCapture, CameraError> {
     let ocv = |source| CameraError::OpenCv {
         camera: config.name.clone(),
@@ -326,8 +358,14 @@ fn capture_loop(
     let mut paced = 0u32;
     while !quit() {
         shared.beat();
+        let Some(turn) = wait_for_turn(shared, quit, stream_timeout * 4) else {
+            return Ok(());
+        };
+        shared.beat();
         let opening = Instant::now();
-        let mut cap = match open(&config, stream_timeout) {
+        let opened = open(&config, stream_timeout);
+        drop(turn);
+        let mut cap = match opened {
             Ok(cap) => cap,
             Err(e) => {
                 if quit() {
