@@ -261,15 +261,32 @@ impl PlatePipeline {
     /// Detects `coarse` again on a full-resolution crop around it; keeps `coarse` when the crop
     /// finds nothing.
     fn refine(&mut self, frame: &Mat, coarse: Detection) -> Result<Detection, PlateError> {
-        let [x1, y1, x2, y2] = coarse.bbox;
+        let fine = self.detect_near(frame, coarse.bbox)?;
+        Ok(match fine {
+            Some(fine) => Detection {
+                score: coarse.score.max(fine.score),
+                ..fine
+            },
+            None => coarse,
+        })
+    }
+
+    /// The plate whose box centre is nearest the centre of `bbox` (frame pixels), detected on a
+    /// full-resolution crop around `bbox` (room for the detector's context, as in a whole
+    /// frame); `None` when the crop holds no plate over that centre.
+    fn detect_near(
+        &mut self,
+        frame: &Mat,
+        bbox: [f32; 4],
+    ) -> Result<Option<Detection>, PlateError> {
+        let [x1, y1, x2, y2] = bbox;
         let (w, h) = ((x2 - x1).max(1.0), (y2 - y1).max(1.0));
-        // Room around the plate for the detector's context, as in a whole frame.
         let left = (x1 - w * 0.6).floor().max(0.0) as i32;
         let top = (y1 - h * 1.5).floor().max(0.0) as i32;
         let right = ((x2 + w * 0.6).ceil() as i32).min(frame.cols());
         let bottom = ((y2 + h * 1.5).ceil() as i32).min(frame.rows());
         if right - left < 16 || bottom - top < 16 {
-            return Ok(coarse);
+            return Ok(None);
         }
         let roi = Mat::roi(
             frame,
@@ -288,21 +305,26 @@ impl PlatePipeline {
                     && centre[1] <= d.bbox[3]
             })
             .max_by(|a, b| a.score.total_cmp(&b.score));
-        let Some(fine) = fine else {
-            return Ok(coarse);
-        };
-        let shift = |p: [f32; 2]| [p[0] + left as f32, p[1] + top as f32];
-        Ok(Detection {
-            score: coarse.score.max(fine.score),
-            bbox: [
-                fine.bbox[0] + left as f32,
-                fine.bbox[1] + top as f32,
-                fine.bbox[2] + left as f32,
-                fine.bbox[3] + top as f32,
-            ],
-            corners: fine.corners.map(shift),
-            two_rows: fine.two_rows,
-        })
+        Ok(fine.map(|d| d.shifted(left as f32, top as f32)))
+    }
+
+    /// Reads the plates still where `boxes` (frame pixels, e.g. the plates of a standing car
+    /// read a moment ago) were: each detected again on a full-resolution crop around its box,
+    /// without a pass over the whole frame. A plate no longer there is not in the result.
+    pub fn read_near(
+        &mut self,
+        frame: &Mat,
+        boxes: &[[f32; 4]],
+    ) -> Result<Vec<PlateReading>, PlateError> {
+        let mut detections: Vec<Detection> = Vec::with_capacity(boxes.len());
+        for b in boxes {
+            if let Some(d) = self.detect_near(frame, *b)? {
+                detections.push(d);
+            }
+        }
+        // Two boxes of one plate (a pair read twice) find it twice.
+        let detections = crate::detection::non_max_suppression(detections, 0.4);
+        self.read_detections(frame, &detections)
     }
 
     /// Recognises already detected plates.

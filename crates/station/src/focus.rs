@@ -125,35 +125,40 @@ impl Default for MotionGateConfig {
     }
 }
 
-/// Why a frame is read.
+/// Why a frame is read in full (its whole focus).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadWhy {
     /// The camera's first frame, or one of another size than the last read.
     First,
     /// Something changed in the focus since the last read.
     Motion,
-    /// The last read found a plate in the focus: a car may be standing there.
-    PlateSeen,
-    /// Nothing changed, but the last read is older than the refresh period.
+    /// The last full read is older than the refresh period.
     Refresh,
 }
 
-/// Whether to read a frame.
+/// What to read of a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gate {
+    /// The whole focus.
     Read(ReadWhy),
-    /// Nothing moved since the last read, which found no plate, and it is recent.
+    /// Nothing moved since the last read, which found plates: only around those plates (the
+    /// cars standing there), without a pass of the detector over the whole focus.
+    NearPlates,
+    /// Nothing moved since the last read, which found no plate, and the last full read is
+    /// recent: nothing.
     Still,
 }
 
-/// One camera's motion gate. A frame is skipped only when its thumbnail matches the last read
-/// frame's (so a car that drives in is read as soon as it has moved into the focus), the last
-/// read found no plate there, and that read is younger than the refresh period.
+/// One camera's motion gate. A frame is read in full when its thumbnail differs from the last
+/// read frame's (so a car that drives in is read as soon as it has moved into the focus) or
+/// when the last full read is older than the refresh period; otherwise around the plates the
+/// last read found, or not at all when it found none.
 #[derive(Debug, Clone, Default)]
 pub struct MotionGate {
     config: MotionGateConfig,
-    /// The thumbnail of the last frame read and when it was read.
-    last_read: Option<(Vec<u8>, Duration)>,
+    /// The thumbnail of the last frame read, in full or near its plates.
+    last_read: Option<Vec<u8>>,
+    last_full_read: Duration,
     plate_seen: bool,
 }
 
@@ -165,30 +170,35 @@ impl MotionGate {
         }
     }
 
-    /// Whether the frame whose grey thumbnail is `thumb` (row-major, any fixed size), seen at
-    /// `now`, is to be read.
+    /// What to read of the frame whose grey thumbnail is `thumb` (row-major, any fixed size),
+    /// seen at `now`.
     pub fn check(&self, thumb: &[u8], now: Duration) -> Gate {
-        let Some((last, at)) = &self.last_read else {
+        let Some(last) = &self.last_read else {
             return Gate::Read(ReadWhy::First);
         };
         if last.len() != thumb.len() {
             return Gate::Read(ReadWhy::First);
         }
-        if self.plate_seen {
-            return Gate::Read(ReadWhy::PlateSeen);
-        }
         if changed_fraction(last, thumb, self.config.pixel_delta) >= self.config.changed_fraction {
             return Gate::Read(ReadWhy::Motion);
         }
-        if now.saturating_sub(*at) >= self.config.refresh {
+        if now.saturating_sub(self.last_full_read) >= self.config.refresh {
             return Gate::Read(ReadWhy::Refresh);
         }
-        Gate::Still
+        if self.plate_seen {
+            Gate::NearPlates
+        } else {
+            Gate::Still
+        }
     }
 
-    /// The frame with `thumb` was read at `now`; `plate_seen`: a plate was found in the focus.
-    pub fn read(&mut self, thumb: Vec<u8>, now: Duration, plate_seen: bool) {
-        self.last_read = Some((thumb, now));
+    /// The frame with `thumb` was read at `now` (`full`: its whole focus, else near the last
+    /// plates); `plate_seen`: a plate was found.
+    pub fn read(&mut self, thumb: Vec<u8>, now: Duration, full: bool, plate_seen: bool) {
+        self.last_read = Some(thumb);
+        if full {
+            self.last_full_read = now;
+        }
         self.plate_seen = plate_seen;
     }
 }
@@ -249,7 +259,7 @@ mod tests {
         let mut gate = MotionGate::new(gate_config.clone());
         let empty = vec![90u8; N];
         assert_eq!(gate.check(&empty, s(0)), Gate::Read(ReadWhy::First));
-        gate.read(empty.clone(), s(0), false);
+        gate.read(empty.clone(), s(0), true, false);
         assert_eq!(gate.check(&empty, s(250)), Gate::Still);
         // Noise below the pixel threshold everywhere is no motion.
         let noisy: Vec<u8> = empty
@@ -267,7 +277,7 @@ mod tests {
     #[test]
     fn a_car_moving_into_the_focus_is_read_at_once() {
         let mut gate = MotionGate::new(MotionGateConfig::default());
-        gate.read(vec![90u8; N], s(0), false);
+        gate.read(vec![90u8; N], s(0), true, false);
         // A car's first few thumbnail pixels at the edge: 3x3 of 2,304 is 0.4 %.
         assert_eq!(
             gate.check(&thumb_with_square(0, 33, 3), s(100)),
@@ -281,20 +291,32 @@ mod tests {
     }
 
     #[test]
-    fn a_standing_car_whose_plate_was_read_is_read_at_every_turn() {
+    fn a_standing_car_is_read_near_its_plate_and_in_full_each_refresh() {
         let mut gate = MotionGate::new(MotionGateConfig::default());
         let car = thumb_with_square(20, 10, 15);
-        gate.read(car.clone(), s(0), true);
-        assert_eq!(gate.check(&car, s(100)), Gate::Read(ReadWhy::PlateSeen));
-        // Once its plate is no longer read (it left, or is hidden) the gate applies again.
-        gate.read(car.clone(), s(100), false);
-        assert_eq!(gate.check(&car, s(200)), Gate::Still);
+        gate.read(car.clone(), s(0), true, true);
+        assert_eq!(gate.check(&car, s(200)), Gate::NearPlates);
+        gate.read(car.clone(), s(200), false, true);
+        assert_eq!(gate.check(&car, s(400)), Gate::NearPlates);
+        // The refresh counts from the last full read, not from the reads near the plate.
+        assert_eq!(gate.check(&car, s(1000)), Gate::Read(ReadWhy::Refresh));
+        // Another car moving in is read in full at once.
+        let two = thumb_with_square(45, 20, 8)
+            .iter()
+            .zip(&car)
+            .map(|(a, b)| *a.max(b))
+            .collect::<Vec<u8>>();
+        assert_eq!(gate.check(&two, s(600)), Gate::Read(ReadWhy::Motion));
+        // Once its plate is no longer found (it left, or is hidden) nothing is read until
+        // something moves or the refresh.
+        gate.read(car.clone(), s(600), false, false);
+        assert_eq!(gate.check(&car, s(800)), Gate::Still);
     }
 
     #[test]
     fn a_thumbnail_of_another_size_is_read() {
         let mut gate = MotionGate::new(MotionGateConfig::default());
-        gate.read(vec![0; 10], s(0), false);
+        gate.read(vec![0; 10], s(0), true, false);
         assert_eq!(gate.check(&[0; 12], s(1)), Gate::Read(ReadWhy::First));
     }
 }

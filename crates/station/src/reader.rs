@@ -3,9 +3,11 @@
 //! CPU at a lower frame rate instead of queueing without bound. Whose frame is read next: the
 //! camera longest past its due time (its `max_fps` schedule), so under overload every camera
 //! gets its share and none starves. Of each frame only the part around the camera's zones is
-//! read (`crate::focus`), and a frame in which nothing there moved since the last read, which
-//! found no plate, is not read at all: it is reported with no plates, which is what reading it
-//! would have found.
+//! read (`crate::focus`). When nothing moved there since the last read and the last full read
+//! is recent, only the surroundings of the plates the last read found are read (the cars
+//! standing at the pumps, without a detector pass over the whole focus), and when it found none
+//! the frame is not read at all: it is reported with no plates, which is what reading it would
+//! have found.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -58,6 +60,8 @@ struct Served {
     slot: Arc<FrameSlot>,
     rate: RateCap,
     gate: MotionGate,
+    /// Where the last read found plates (frame pixels): what a read near them looks at.
+    plates_at: Vec<[f32; 4]>,
 }
 
 /// The station loop is gone: the reader stops.
@@ -93,6 +97,7 @@ pub fn spawn(
                 slot: c.slot,
                 rate: RateCap::new(c.min_gap),
                 gate: MotionGate::new(MotionGateConfig::default()),
+                plates_at: Vec::new(),
             })
             .collect(),
         focus,
@@ -184,17 +189,27 @@ impl Reader {
     ) -> Result<Option<Vec<PlateReading>>, PlateError> {
         let thumb = grey_thumbnail(&Mat::roi(&frame.image, area)?)?;
         let camera = &mut self.cameras[i];
-        if camera.gate.check(&thumb, now) == Gate::Still {
+        let gate = camera.gate.check(&thumb, now);
+        if gate == Gate::Still {
             camera.slot.stats.still.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
         }
         let started = Instant::now();
-        let readings = self.pipeline.read_in(&frame.image, area)?;
+        let readings = match gate {
+            Gate::NearPlates => self.pipeline.read_near(&frame.image, &camera.plates_at)?,
+            _ => self.pipeline.read_in(&frame.image, area)?,
+        };
         self.stats.read_took(started.elapsed());
-        let camera = &mut self.cameras[i];
         camera.slot.stats.read.fetch_add(1, Ordering::Relaxed);
-        let plate_seen = readings.iter().any(|r| !r.text.is_empty());
-        camera.gate.read(thumb, now, plate_seen);
+        camera.plates_at = readings
+            .iter()
+            .filter(|r| !r.text.is_empty())
+            .map(|r| r.bbox)
+            .collect();
+        let full = gate != Gate::NearPlates;
+        camera
+            .gate
+            .read(thumb, now, full, !camera.plates_at.is_empty());
         Ok(Some(readings))
     }
 }
