@@ -483,25 +483,17 @@ pub async fn add_unrecoverable(
 ) -> Result<(), DbError> {
     let from: Vec<i64> = ranges.iter().map(|r| r.0).collect();
     let to: Vec<i64> = ranges.iter().map(|r| r.1).collect();
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    tx.execute(
+    insert_counted(
+        pool,
         "INSERT INTO unrecoverable (station, stream, from_seq, to_seq, reported_ms)
          SELECT $1, $2, from_seq, to_seq, $5
          FROM unnest($3::bigint[], $4::bigint[]) AS r(from_seq, to_seq)
          ON CONFLICT DO NOTHING",
         &[&station, &stream, &from, &to, &now_ms],
-    )
-    .await?;
-    add_stats(
-        &*tx,
-        worker,
-        &[("gone_ranges", ranges.len() as i64)],
+        (worker, "gone_ranges", ranges.len() as i64),
         now_ms,
     )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    .await
 }
 
 /// Logs the resends one sweep published and adds them to the worker's count.
@@ -515,22 +507,30 @@ pub async fn log_resends(
     let streams: Vec<&str> = asked.iter().map(|((_, s), _)| s.as_str()).collect();
     let from: Vec<i64> = asked.iter().map(|(_, r)| r.0).collect();
     let to: Vec<i64> = asked.iter().map(|(_, r)| r.1).collect();
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    tx.execute(
+    insert_counted(
+        pool,
         "INSERT INTO resends (station, stream, from_seq, to_seq, asked_ms, worker)
          SELECT station, stream, from_seq, to_seq, $5, $6
          FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS r(station, stream, from_seq, to_seq)",
         &[&stations, &streams, &from, &to, &now_ms, &worker],
-    )
-    .await?;
-    add_stats(
-        &*tx,
-        worker,
-        &[("resends_sent", asked.len() as i64)],
+        (worker, "resends_sent", asked.len() as i64),
         now_ms,
     )
-    .await?;
+    .await
+}
+
+/// Runs one insert and adds `count` to the worker's figure `stat`, in one transaction.
+async fn insert_counted(
+    pool: &Pool,
+    insert: &str,
+    params: &[&(dyn ToSql + Sync)],
+    (worker, stat, count): (&str, &'static str, i64),
+    now_ms: i64,
+) -> Result<(), DbError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    tx.execute(insert, params).await?;
+    add_stats(&*tx, worker, &[(stat, count)], now_ms).await?;
     tx.commit().await?;
     Ok(())
 }
