@@ -303,7 +303,7 @@ impl AgentConfig {
     }
 
     /// Each camera to read, with its file path made absolute and its frame-rate cap.
-    pub fn cameras(&self) -> Result<Vec<station::vision::VisionCamera>, ConfigError> {
+    pub fn cameras(&self) -> Result<Vec<camera::CameraConfig>, ConfigError> {
         self.cameras
             .iter()
             .map(|c| {
@@ -317,15 +317,12 @@ impl AgentConfig {
                         })
                     }
                 };
-                Ok(station::vision::VisionCamera {
-                    capture: camera::CameraConfig {
-                        name: c.name.clone(),
-                        source,
-                        loop_file: c.loop_file,
-                        max_backoff: std::time::Duration::from_secs_f64(c.reconnect_max_s),
-                        max_fps: c.max_fps,
-                    },
-                    min_gap: std::time::Duration::from_secs_f32(1.0 / c.max_fps),
+                Ok(camera::CameraConfig {
+                    name: c.name.clone(),
+                    source,
+                    loop_file: c.loop_file,
+                    max_backoff: std::time::Duration::from_secs_f64(c.reconnect_max_s),
+                    max_fps: c.max_fps,
                 })
             })
             .collect()

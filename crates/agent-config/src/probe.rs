@@ -253,10 +253,7 @@ fn probe_cameras(config: &AgentConfig, limit: Duration) -> (usize, Vec<Finding>)
         }
     };
     // All at once: unreachable cameras wait out their limit side by side.
-    let started: Vec<_> = cameras
-        .into_iter()
-        .map(|c| camera::spawn_camera(c.capture))
-        .collect();
+    let started: Vec<_> = cameras.into_iter().map(camera::spawn_camera).collect();
     let deadline = Instant::now() + limit;
     let framed = |handle: &camera::CameraHandle| {
         handle

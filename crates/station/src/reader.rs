@@ -51,8 +51,8 @@ impl ReaderStats {
 /// One camera as the reader serves it.
 pub struct ReaderCamera {
     pub slot: Arc<FrameSlot>,
-    /// At most this often (the camera's `max_fps`).
-    pub min_gap: Duration,
+    /// At most one frame per this on average (the camera's `max_fps`).
+    pub period: Duration,
 }
 
 /// A camera's turn-taking state in the reader.
@@ -95,7 +95,7 @@ pub fn spawn(
             .into_iter()
             .map(|c| Served {
                 slot: c.slot,
-                rate: RateCap::new(c.min_gap),
+                rate: RateCap::new(c.period),
                 gate: MotionGate::new(MotionGateConfig::default()),
                 plates_at: Vec::new(),
             })

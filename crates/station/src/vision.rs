@@ -4,7 +4,6 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use camera::{spawn_camera, CameraConfig, CameraError, CameraHandle};
 use forecourt_events::{FramePlates, Heartbeat};
@@ -23,13 +22,6 @@ pub enum VisionError {
     ReaderThread(#[source] std::io::Error),
 }
 
-/// One camera to read: how to capture it, and the least time between two frames the reader
-/// takes from it (the rest are dropped).
-pub struct VisionCamera {
-    pub capture: CameraConfig,
-    pub min_gap: Duration,
-}
-
 pub struct Vision {
     cameras: Vec<CameraHandle>,
     reader: Option<JoinHandle<()>>,
@@ -42,16 +34,18 @@ impl Vision {
     /// where `focus` says, sends its plates to `out` and beats `heartbeat` as it goes round.
     pub fn start(
         pipeline: PlatePipeline,
-        cameras: Vec<VisionCamera>,
+        cameras: Vec<CameraConfig>,
         focus: FocusAreas,
         out: mpsc::Sender<FramePlates>,
         heartbeat: Arc<Heartbeat>,
     ) -> Result<Vision, VisionError> {
         let mut handles = Vec::new();
         let mut served = Vec::new();
-        for c in cameras {
-            let name = c.capture.name.clone();
-            let camera = match spawn_camera(c.capture) {
+        for capture in cameras {
+            let name = capture.name.clone();
+            // The reader takes frames on the same schedule as the camera hands them over.
+            let period = capture.handover_period();
+            let camera = match spawn_camera(capture) {
                 Ok(camera) => camera,
                 Err(source) => {
                     handles.into_iter().for_each(CameraHandle::stop);
@@ -60,7 +54,7 @@ impl Vision {
             };
             served.push(ReaderCamera {
                 slot: camera.slot.clone(),
-                min_gap: c.min_gap,
+                period,
             });
             handles.push(camera);
         }
