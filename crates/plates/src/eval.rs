@@ -50,15 +50,27 @@ pub struct KindScore {
     pub chars_total: usize,
     /// Sum of pipeline wall time, file decoding excluded.
     pub total_ms: f64,
+    /// Sum of the process's CPU time (all threads) over the same spans.
+    pub total_cpu_ms: f64,
+}
+
+/// What reading one image cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Cost {
+    pub wall_ms: f64,
+    /// CPU time of the whole process (ONNX Runtime's and OpenCV's threads included), so that
+    /// images per CPU-second compare pipelines whatever threads they use.
+    pub cpu_ms: f64,
 }
 
 impl KindScore {
-    pub fn add(&mut self, label: &str, read: &str, ms: f64) {
+    pub fn add(&mut self, label: &str, read: &str, cost: Cost) {
         self.images += 1;
         self.exact += usize::from(label == read);
         self.chars_correct += chars_correct(label, read);
         self.chars_total += label.chars().count();
-        self.total_ms += ms;
+        self.total_ms += cost.wall_ms;
+        self.total_cpu_ms += cost.cpu_ms;
     }
 
     /// Percentage of images read exactly (0 when there are none).
@@ -76,6 +88,15 @@ impl KindScore {
             0.0
         } else {
             self.total_ms / self.images as f64
+        }
+    }
+
+    /// Mean process CPU milliseconds per image (0 when there are none).
+    pub fn mean_cpu_ms(&self) -> f64 {
+        if self.images == 0 {
+            0.0
+        } else {
+            self.total_cpu_ms / self.images as f64
         }
     }
 }
@@ -141,20 +162,20 @@ pub fn run(
         ..EvalSummary::default()
     };
     for sample in &samples {
-        let (read, confidence, ms, error) = match evaluate_one(sample, pipeline) {
-            Ok((reading, ms)) => (
+        let (read, confidence, cost, error) = match evaluate_one(sample, pipeline) {
+            Ok((reading, cost)) => (
                 reading.as_ref().map(|r| r.text.clone()).unwrap_or_default(),
                 reading.map(|r| r.confidence).unwrap_or(0.0),
-                ms,
+                cost,
                 None,
             ),
-            Err(e) => (String::new(), 0.0, 0.0, Some(e.to_string())),
+            Err(e) => (String::new(), 0.0, Cost::default(), Some(e.to_string())),
         };
         let score = match sample.kind {
             SampleKind::Scene => &mut summary.scene,
             SampleKind::Crop => &mut summary.crop,
         };
-        score.add(&sample.label, &read, ms);
+        score.add(&sample.label, &read, cost);
         if read != sample.label {
             summary.misreads.push(Misread {
                 file: sample.file.clone(),
@@ -177,13 +198,14 @@ pub fn run(
 fn evaluate_one(
     sample: &Sample,
     pipeline: &mut PlatePipeline,
-) -> Result<(Option<PlateReading>, f64), PlateError> {
+) -> Result<(Option<PlateReading>, Cost), PlateError> {
     let path = sample.file.to_string_lossy();
     let image = imgcodecs::imread(&*path, imgcodecs::IMREAD_COLOR)?;
     if image.empty() {
         return Err(PlateError::Image(format!("cannot decode {path}")));
     }
     let started = Instant::now();
+    let cpu_before = process_cpu_ms();
     let reading = match sample.kind {
         SampleKind::Crop => Some(pipeline.read_crop(&image)?),
         SampleKind::Scene => pipeline
@@ -191,14 +213,37 @@ fn evaluate_one(
             .into_iter()
             .max_by(|a, b| a.confidence.total_cmp(&b.confidence)),
     };
-    Ok((reading, started.elapsed().as_secs_f64() * 1000.0))
+    let cost = Cost {
+        wall_ms: started.elapsed().as_secs_f64() * 1000.0,
+        cpu_ms: process_cpu_ms() - cpu_before,
+    };
+    Ok((reading, cost))
+}
+
+/// User plus system CPU time of this process, all threads, in milliseconds, from
+/// `/proc/self/stat` (0 where it cannot be read). The kernel counts it in ticks of 10 ms
+/// (USER_HZ 100), so one image's figure is coarse, but a sum over many images is not.
+fn process_cpu_ms() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name, which is in parentheses and may hold spaces: the 12th
+    // and 13th of them are utime and stime.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|t| t.parse::<u64>().ok())
+        .sum();
+    ticks as f64 * 10.0
 }
 
 fn write_report(summary: &EvalSummary, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(
         out,
-        "{:<6} {:>5} {:>6} {:>8} {:>8} {:>8}",
-        "kind", "n", "exact", "exact%", "char%", "mean_ms"
+        "{:<6} {:>5} {:>6} {:>8} {:>8} {:>8} {:>8}",
+        "kind", "n", "exact", "exact%", "char%", "mean_ms", "cpu_ms"
     )?;
     for (kind, s) in [
         (SampleKind::Scene, &summary.scene),
@@ -206,13 +251,14 @@ fn write_report(summary: &EvalSummary, out: &mut impl Write) -> std::io::Result<
     ] {
         writeln!(
             out,
-            "{:<6} {:>5} {:>6} {:>8.2} {:>8.2} {:>8.1}",
+            "{:<6} {:>5} {:>6} {:>8.2} {:>8.2} {:>8.1} {:>8.1}",
             kind.name(),
             s.images,
             s.exact,
             s.exact_percent(),
             s.char_percent(),
-            s.mean_ms()
+            s.mean_ms(),
+            s.mean_cpu_ms()
         )?;
     }
     writeln!(out, "skipped (flagged labels): {}", summary.skipped)?;
@@ -342,6 +388,13 @@ fn percent(part: usize, whole: usize) -> f64 {
 mod tests {
     use super::*;
 
+    fn wall(ms: f64) -> Cost {
+        Cost {
+            wall_ms: ms,
+            cpu_ms: 0.0,
+        }
+    }
+
     #[test]
     fn edit_distance_counts_characters() {
         assert_eq!(edit_distance("", ""), 0);
@@ -351,6 +404,18 @@ mod tests {
         assert_eq!(edit_distance("京A12345", "京AA12345"), 1); // insertion
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("", "京A1"), 3);
+    }
+
+    #[test]
+    fn process_cpu_time_advances_while_working() {
+        let start = process_cpu_ms();
+        // Spin until the kernel has charged at least one more tick (10 ms), within a deadline.
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        let mut spins = 0u64;
+        while process_cpu_ms() <= start && Instant::now() < deadline {
+            spins = spins.wrapping_add(std::hint::black_box(1));
+        }
+        assert!(process_cpu_ms() > start, "no CPU time counted after {spins} spins");
     }
 
     #[test]
@@ -365,9 +430,9 @@ mod tests {
     #[test]
     fn per_char_accuracy_sums_over_images() {
         let mut s = KindScore::default();
-        s.add("京A12345", "京A12345", 10.0); // 7 of 7
-        s.add("浙AD12345", "浙AD1234", 20.0); // 7 of 8
-        s.add("苏E05EV8", "", 30.0); // 0 of 7
+        s.add("京A12345", "京A12345", wall(10.0)); // 7 of 7
+        s.add("浙AD12345", "浙AD1234", wall(20.0)); // 7 of 8
+        s.add("苏E05EV8", "", wall(30.0)); // 0 of 7
         assert_eq!((s.images, s.exact), (3, 1));
         assert_eq!((s.chars_correct, s.chars_total), (14, 22));
         assert!((s.char_percent() - 100.0 * 14.0 / 22.0).abs() < 1e-9);
@@ -378,9 +443,9 @@ mod tests {
     #[test]
     fn summary_line_format() {
         let mut summary = EvalSummary::default();
-        summary.scene.add("京A12345", "京A12345", 40.0);
-        summary.scene.add("京A12345", "京A12346", 50.0);
-        summary.crop.add("京A12345", "京A12345", 6.0);
+        summary.scene.add("京A12345", "京A12345", wall(40.0));
+        summary.scene.add("京A12345", "京A12346", wall(50.0));
+        summary.crop.add("京A12345", "京A12345", wall(6.0));
         assert_eq!(
             summary.summary_line(),
             "scene_exact=50.00 scene_char=92.86 crop_exact=100.00 crop_char=100.00 ms=32.0"
