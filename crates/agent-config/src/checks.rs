@@ -8,12 +8,16 @@ use matcher::Layout;
 use crate::problems::{key, Problem, Seg};
 use crate::{AgentConfig, DispenserSection};
 
+/// The most plate-reader threads a config may ask for.
+const MAX_PLATE_READERS: usize = 8;
+
 impl AgentConfig {
     /// Everything wrong with a parsed config, with where it is.
     pub(super) fn problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
         self.check_station_id(&mut out);
         self.check_runtime_and_models(&mut out);
+        self.check_plate_readers(&mut out);
         let cameras = self.check_cameras(&mut out);
         self.check_dispensers(&mut out);
         self.check_fps(&cameras, &mut out);
@@ -72,6 +76,20 @@ impl AgentConfig {
                     .hint(crate::restore_hint()),
                 );
             }
+        }
+    }
+
+    /// A reader thread costs a copy of the models; more than a few only cost memory on the
+    /// small PCs the agent runs on.
+    fn check_plate_readers(&self, out: &mut Vec<Problem>) {
+        if !(1..=MAX_PLATE_READERS).contains(&self.plate_readers()) {
+            out.push(Problem::new(
+                vec![key("plates"), key("readers")],
+                format!(
+                    "{} plate-reader threads: give 1 to {MAX_PLATE_READERS}",
+                    self.plate_readers()
+                ),
+            ));
         }
     }
 

@@ -100,6 +100,9 @@ pub struct PlatesSection {
     pub recogniser_width: Option<u32>,
     /// ONNX Runtime threads per model.
     pub threads: Option<usize>,
+    /// Plate-reader threads sharing the cameras, each with its own copy of the models (about
+    /// 60-90 MB more per thread). Default 1; see docs/performance.md for when a second one pays.
+    pub readers: Option<usize>,
     /// `cpu` (default) or `cuda`; CUDA falls back to the CPU with a warning.
     pub device: Option<plates::Device>,
 }
@@ -114,6 +117,7 @@ impl Default for PlatesSection {
             min_detection_score: None,
             recogniser_width: None,
             threads: None,
+            readers: None,
             device: None,
         }
     }
@@ -290,6 +294,11 @@ impl AgentConfig {
         p
     }
 
+    /// How many plate-reader threads to start (`[plates] readers`, default 1).
+    pub fn plate_readers(&self) -> usize {
+        self.plates.readers.unwrap_or(1)
+    }
+
     /// The fuelling points each `[[dispenser]]` reports, in the order the file lists them.
     pub fn source_fps(&self) -> Vec<Vec<u8>> {
         self.dispensers
@@ -400,6 +409,7 @@ mod tests {
         let c = load_str(&minimal()).unwrap();
         assert_eq!(c.station_id, "s1");
         assert_eq!(c.pipeline_config().detector_max_side, 800);
+        assert_eq!(c.plate_readers(), 1);
         assert_eq!(c.uplink_config().unwrap().station_id, "s1");
         assert!(c.resolve(&c.data_dir).is_absolute());
     }
@@ -445,6 +455,8 @@ mod tests {
             (base.replace("host", "hots"), ":6:8:", "unknown field `hots`"),
             (format!("{base}[[camera]]\nname = \"c\"\nurl = \"missing.mp4\"\n"), ":9:7:", "not found"),
             (base.replace(&models_dir(), "/nonexistent"), ":4:14:", "model file"),
+            (base.replacen("[uplink]", "readers = 0\n[uplink]", 1), ":5:11:", "plate-reader threads"),
+            (base.replacen("[uplink]", "readers = 9\n[uplink]", 1), ":5:11:", "give 1 to 8"),
             ("station_id = \"s1\"\ndata_dir = [\n".to_string(), ":2:13:", "unclosed array"),
         ];
         for (text, want_at, want_msg) in cases {

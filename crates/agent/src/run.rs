@@ -312,21 +312,31 @@ pub fn open_plate_pipeline(config: &AgentConfig) -> Result<plates::PlatePipeline
     plates::PlatePipeline::open(&config.pipeline_config()).context("opening the plate models")
 }
 
-/// The plate pipeline, the cameras and the reader.
+/// The plate pipelines, the cameras and the readers.
 fn start_vision(
     config: &AgentConfig,
     focus: station::focus::FocusAreas,
     frames: mpsc::Sender<forecourt_events::FramePlates>,
     liveness: &Liveness,
 ) -> Result<Vision> {
-    let pipeline = open_plate_pipeline(config)?;
-    Ok(Vision::start(
-        pipeline,
-        config.cameras()?,
-        focus,
-        frames,
-        liveness.register("plate-reader"),
-    )?)
+    // The first opening checks the model files and loads ONNX Runtime; each further reader
+    // thread gets its own sessions on the same files.
+    let mut pipelines = vec![open_plate_pipeline(config)?];
+    for _ in 1..config.plate_readers() {
+        pipelines.push(
+            plates::PlatePipeline::open(&config.pipeline_config())
+                .context("opening the plate models")?,
+        );
+    }
+    let readers = pipelines
+        .into_iter()
+        .enumerate()
+        .map(|(n, pipeline)| station::reader::ReaderThread {
+            pipeline,
+            heartbeat: liveness.register(format!("plate-reader-{n}")),
+        })
+        .collect();
+    Ok(Vision::start(readers, config.cameras()?, focus, frames)?)
 }
 
 async fn shutdown_signal() {

@@ -1,6 +1,8 @@
-//! The plate-reader thread: cameras' frames in, [`FramePlates`] events out. One thread serves
-//! every camera, taking only each camera's newest frame, so N cameras on a small box share the
-//! CPU at a lower frame rate instead of queueing without bound. Whose frame is read next: the
+//! The plate-reader threads: cameras' frames in, [`FramePlates`] events out. One thread (or a
+//! few, `[plates] readers`, each with its own copy of the models) serves every camera, taking
+//! only each camera's newest frame, so N cameras on a small box share the CPU at a lower frame
+//! rate instead of queueing without bound. A camera is read by one thread at a time, so its
+//! events leave in the order of its frames. Whose frame is read next: the
 //! camera longest past its due time (its `max_fps` schedule), so under overload every camera
 //! gets its share and none starves. Of each frame only the part around the camera's zones is
 //! read (`crate::focus`). When nothing moved there since the last read and the last full read
@@ -10,7 +12,7 @@
 //! have found.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -30,6 +32,12 @@ use tracing::{debug, warn};
 /// How long the thread rests when no camera had a frame for it.
 const IDLE: Duration = Duration::from_millis(5);
 
+/// The readers' nice value: reading takes the CPU that the decoders, the sales path (dispensers,
+/// matcher, outbox, uplink) and the station PC's other software leave. Under contention a
+/// reader reads less often (its cameras' frames are replaced in their slots, counted as
+/// `dropped`); nothing else waits for it.
+const READER_NICE: i32 = 10;
+
 #[derive(Default)]
 pub struct ReaderStats {
     pub frames_read: AtomicU64,
@@ -41,9 +49,11 @@ pub struct ReaderStats {
 impl ReaderStats {
     fn read_took(&self, took: Duration) {
         let us = took.as_micros() as u64;
-        let old = self.read_us.load(Ordering::Relaxed);
-        let avg = if old == 0 { us } else { (old * 7 + us) / 8 };
-        self.read_us.store(avg, Ordering::Relaxed);
+        let average = |old: u64| Some(if old == 0 { us } else { (old * 7 + us) / 8 });
+        // Never fails: the closure always gives a value.
+        let _ = self
+            .read_us
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, average);
         self.frames_read.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -55,10 +65,17 @@ pub struct ReaderCamera {
     pub period: Duration,
 }
 
-/// A camera's turn-taking state in the reader.
+/// A camera's turn-taking state, shared by the reader threads.
 struct Served {
     slot: Arc<FrameSlot>,
     rate: RateCap,
+    /// What reading this camera's frames remembers; `None` while a reader thread has it, so
+    /// that one camera is served by one thread at a time and its events stay in order.
+    memory: Option<CameraMemory>,
+}
+
+/// What a camera's next read depends on.
+struct CameraMemory {
     gate: MotionGate,
     /// Where the last read found plates (frame pixels): what a read near them looks at.
     plates_at: Vec<[f32; 4]>,
@@ -67,89 +84,150 @@ struct Served {
 /// The station loop is gone: the reader stops.
 struct Closed;
 
-struct Reader {
-    pipeline: PlatePipeline,
-    cameras: Vec<Served>,
+/// What every reader thread shares.
+struct Shared {
+    cameras: Mutex<Vec<Served>>,
     focus: FocusAreas,
     started: Instant,
     stats: Arc<ReaderStats>,
     out: mpsc::Sender<FramePlates>,
-    heartbeat: Arc<Heartbeat>,
 }
 
-/// Starts the reader thread; it runs until `stop` is set or the receiver of `out` is gone.
-/// `focus` says which part of each camera's frames to read (the whole frame for a camera it
-/// does not name).
+/// One reader thread: its own copy of the models, and a heartbeat of its own so that one
+/// stuck thread is seen even while the others go round.
+pub struct ReaderThread {
+    pub pipeline: PlatePipeline,
+    pub heartbeat: Arc<Heartbeat>,
+}
+
+/// Starts one reader thread per entry of `threads`, all serving `cameras`; they run until
+/// `stop` is set or the receiver of `out` is gone. `focus` says which part of each camera's
+/// frames to read (the whole frame for a camera it does not name).
 pub fn spawn(
-    pipeline: PlatePipeline,
+    threads: Vec<ReaderThread>,
     cameras: Vec<ReaderCamera>,
     focus: FocusAreas,
     out: mpsc::Sender<FramePlates>,
-    heartbeat: Arc<Heartbeat>,
     stats: Arc<ReaderStats>,
     stop: Arc<AtomicBool>,
-) -> std::io::Result<JoinHandle<()>> {
-    let reader = Reader {
-        pipeline,
-        cameras: cameras
-            .into_iter()
-            .map(|c| Served {
-                slot: c.slot,
-                rate: RateCap::new(c.period),
-                gate: MotionGate::new(MotionGateConfig::default()),
-                plates_at: Vec::new(),
-            })
-            .collect(),
+) -> std::io::Result<Vec<JoinHandle<()>>> {
+    let shared = Arc::new(Shared {
+        cameras: Mutex::new(
+            cameras
+                .into_iter()
+                .map(|c| Served {
+                    slot: c.slot,
+                    rate: RateCap::new(c.period),
+                    memory: Some(CameraMemory {
+                        gate: MotionGate::new(MotionGateConfig::default()),
+                        plates_at: Vec::new(),
+                    }),
+                })
+                .collect(),
+        ),
         focus,
         started: Instant::now(),
         stats,
         out,
-        heartbeat,
-    };
-    std::thread::Builder::new()
-        .name("plate-reader".into())
-        .spawn(move || reader.run(&stop))
+    });
+    let mut handles = Vec::new();
+    for (n, thread) in threads.into_iter().enumerate() {
+        let reader = Reader {
+            pipeline: thread.pipeline,
+            heartbeat: thread.heartbeat,
+            shared: shared.clone(),
+        };
+        let thread_stop = stop.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("plate-reader-{n}"))
+            .spawn(move || reader.run(&thread_stop));
+        match spawned {
+            Ok(handle) => handles.push(handle),
+            Err(e) => {
+                stop.store(true, Ordering::Relaxed);
+                handles.into_iter().for_each(|h| {
+                    let _ = h.join();
+                });
+                return Err(e);
+            }
+        }
+    }
+    Ok(handles)
+}
+
+/// A camera's frame taken for reading, with the camera's memory.
+struct Turn {
+    camera: usize,
+    slot: Arc<FrameSlot>,
+    frame: Frame,
+    memory: CameraMemory,
+    now: Duration,
+}
+
+struct Reader {
+    pipeline: PlatePipeline,
+    heartbeat: Arc<Heartbeat>,
+    shared: Arc<Shared>,
 }
 
 impl Reader {
     fn run(mut self, stop: &AtomicBool) {
+        // On Linux the nice value belongs to the calling thread.
+        if let Err(e) = rustix::process::nice(READER_NICE) {
+            warn!(error = %e, "cannot lower the plate reader's priority; it competes with sales and decoding as an equal");
+        }
         while !stop.load(Ordering::Relaxed) {
             self.heartbeat.beat();
-            let Some(i) = self.next_camera() else {
+            let Some(mut turn) = self.next_turn() else {
                 std::thread::sleep(IDLE);
                 continue;
             };
-            let now = self.started.elapsed();
-            let camera = &mut self.cameras[i];
-            let Some(frame) = camera.slot.take(Duration::ZERO) else {
-                continue;
-            };
-            camera.rate.took(now);
-            if self.serve(i, frame, now).is_err() {
+            let served = self.serve(&mut turn);
+            self.end_turn(turn);
+            if served.is_err() {
                 return;
             }
         }
     }
 
-    /// The camera to serve next: of those due with a frame waiting, the longest overdue.
-    fn next_camera(&self) -> Option<usize> {
-        let now = self.started.elapsed();
-        self.cameras
+    /// Takes the frame of the camera to serve next: of those due with a frame waiting and
+    /// not being read by another thread, the longest overdue.
+    fn next_turn(&self) -> Option<Turn> {
+        let mut cameras = lock(&self.shared.cameras);
+        let now = self.shared.started.elapsed();
+        let i = cameras
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.rate.is_due(now) && c.slot.has_frame())
+            .filter(|(_, c)| c.memory.is_some() && c.rate.is_due(now) && c.slot.has_frame())
             .max_by_key(|(i, c)| (c.rate.overdue(now), std::cmp::Reverse(*i)))
-            .map(|(i, _)| i)
+            .map(|(i, _)| i)?;
+        let camera = &mut cameras[i];
+        let frame = camera.slot.take(Duration::ZERO)?;
+        camera.rate.took(now);
+        let memory = camera.memory.take()?;
+        Some(Turn {
+            camera: i,
+            slot: camera.slot.clone(),
+            frame,
+            memory,
+            now,
+        })
     }
 
-    /// Reads the focus of camera `i`'s `frame` unless the motion gate says nothing there
-    /// changed, and sends what was found.
-    fn serve(&mut self, i: usize, frame: Frame, now: Duration) -> Result<(), Closed> {
+    /// Gives the camera's memory back: another thread may serve it now.
+    fn end_turn(&self, turn: Turn) {
+        lock(&self.shared.cameras)[turn.camera].memory = Some(turn.memory);
+    }
+
+    /// Reads the focus of the turn's frame unless the motion gate says nothing there changed,
+    /// and sends what was found.
+    fn serve(&mut self, turn: &mut Turn) -> Result<(), Closed> {
+        let frame = &turn.frame;
         let (w, h) = (frame.image.cols(), frame.image.rows());
-        let focus = self.focus.of(&frame.camera);
+        let focus = self.shared.focus.of(&frame.camera);
         let (x, y, fw, fh) = focus.map_or((0, 0, w, h), |r| pixel_rect(r, w, h));
         let area = Rect::new(x, y, fw, fh);
-        let plates: Vec<_> = match self.read_focus(i, &frame, area, now) {
+        let plates: Vec<_> = match self.read_focus(turn, area) {
             Ok(Some(readings)) => readings
                 .iter()
                 .filter(|r| !r.text.is_empty())
@@ -158,60 +236,66 @@ impl Reader {
             Ok(None) => Vec::new(),
             Err(e) => {
                 if self
+                    .shared
                     .stats
                     .read_errors
                     .fetch_add(1, Ordering::Relaxed)
                     .is_multiple_of(100)
                 {
-                    warn!(camera = %frame.camera, error = %e, "plate reading failed");
+                    warn!(camera = %turn.frame.camera, error = %e, "plate reading failed");
                 }
                 return Ok(());
             }
         };
+        let frame = &turn.frame;
         if !plates.is_empty() {
             debug!(camera = %frame.camera, plates = ?plates.iter().map(|p| &p.text).collect::<Vec<_>>(), "plates read");
         }
         let event = FramePlates {
             t: frame.t,
-            camera: frame.camera,
+            camera: frame.camera.clone(),
             plates,
         };
-        self.out.blocking_send(event).map_err(|_| Closed)
+        self.shared.out.blocking_send(event).map_err(|_| Closed)
     }
 
-    /// The readings in `area` of the frame, or `None` when the gate skipped it as still.
+    /// The readings in `area` of the turn's frame, or `None` when the gate skipped it as still.
     fn read_focus(
         &mut self,
-        i: usize,
-        frame: &Frame,
+        turn: &mut Turn,
         area: Rect,
-        now: Duration,
     ) -> Result<Option<Vec<PlateReading>>, PlateError> {
+        let (frame, memory, now) = (&turn.frame, &mut turn.memory, turn.now);
         let thumb = grey_thumbnail(&Mat::roi(&frame.image, area)?)?;
-        let camera = &mut self.cameras[i];
-        let gate = camera.gate.check(&thumb, now);
+        let gate = memory.gate.check(&thumb, now);
         if gate == Gate::Still {
-            camera.slot.stats.still.fetch_add(1, Ordering::Relaxed);
+            turn.slot.stats.still.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
         }
         let started = Instant::now();
         let readings = match gate {
-            Gate::NearPlates => self.pipeline.read_near(&frame.image, &camera.plates_at)?,
+            Gate::NearPlates => self.pipeline.read_near(&frame.image, &memory.plates_at)?,
             _ => self.pipeline.read_in(&frame.image, area)?,
         };
-        self.stats.read_took(started.elapsed());
-        camera.slot.stats.read.fetch_add(1, Ordering::Relaxed);
-        camera.plates_at = readings
+        self.shared.stats.read_took(started.elapsed());
+        turn.slot.stats.read.fetch_add(1, Ordering::Relaxed);
+        memory.plates_at = readings
             .iter()
             .filter(|r| !r.text.is_empty())
             .map(|r| r.bbox)
             .collect();
         let full = gate != Gate::NearPlates;
-        camera
+        memory
             .gate
-            .read(thumb, now, full, !camera.plates_at.is_empty());
+            .read(thumb, now, full, !memory.plates_at.is_empty());
         Ok(Some(readings))
     }
+}
+
+/// The cameras' state, also after a reader thread panicked holding it (each field is whole
+/// between statements).
+fn lock(cameras: &Mutex<Vec<Served>>) -> MutexGuard<'_, Vec<Served>> {
+    cameras.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// `image` (BGR) averaged down to the motion gate's grey thumbnail: sampled to four times its

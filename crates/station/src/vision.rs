@@ -1,4 +1,4 @@
-//! The cameras and the plate-reader thread that reads them, started and stopped together (the
+//! The cameras and the plate-reader threads that read them, started and stopped together (the
 //! reader itself is `crate::reader`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -6,38 +6,37 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use camera::{spawn_camera, CameraConfig, CameraError, CameraHandle};
-use forecourt_events::{FramePlates, Heartbeat};
-use plates::PlatePipeline;
+use forecourt_events::FramePlates;
 use tokio::sync::mpsc;
 
 use crate::focus::FocusAreas;
-use crate::reader::{ReaderCamera, ReaderStats};
+use crate::reader::{ReaderCamera, ReaderStats, ReaderThread};
 
 /// Why the cameras and reader could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum VisionError {
     #[error("camera {name}")]
     Camera { name: String, source: CameraError },
-    #[error("cannot start the plate-reader thread")]
+    #[error("cannot start a plate-reader thread")]
     ReaderThread(#[source] std::io::Error),
 }
 
 pub struct Vision {
     cameras: Vec<CameraHandle>,
-    reader: Option<JoinHandle<()>>,
+    readers: Vec<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
     pub stats: Arc<ReaderStats>,
 }
 
 impl Vision {
-    /// Starts every camera's capture thread and the one reader thread, which reads each frame
-    /// where `focus` says, sends its plates to `out` and beats `heartbeat` as it goes round.
+    /// Starts every camera's capture thread and one reader thread per entry of `readers`; they
+    /// read each frame where `focus` says, send its plates to `out` and beat their heartbeats
+    /// as they go round.
     pub fn start(
-        pipeline: PlatePipeline,
+        readers: Vec<ReaderThread>,
         cameras: Vec<CameraConfig>,
         focus: FocusAreas,
         out: mpsc::Sender<FramePlates>,
-        heartbeat: Arc<Heartbeat>,
     ) -> Result<Vision, VisionError> {
         let mut handles = Vec::new();
         let mut served = Vec::new();
@@ -60,24 +59,17 @@ impl Vision {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(ReaderStats::default());
-        let reader = match crate::reader::spawn(
-            pipeline,
-            served,
-            focus,
-            out,
-            heartbeat,
-            stats.clone(),
-            stop.clone(),
-        ) {
-            Ok(reader) => reader,
-            Err(e) => {
-                handles.into_iter().for_each(CameraHandle::stop);
-                return Err(VisionError::ReaderThread(e));
-            }
-        };
+        let readers =
+            match crate::reader::spawn(readers, served, focus, out, stats.clone(), stop.clone()) {
+                Ok(readers) => readers,
+                Err(e) => {
+                    handles.into_iter().for_each(CameraHandle::stop);
+                    return Err(VisionError::ReaderThread(e));
+                }
+            };
         Ok(Vision {
             cameras: handles,
-            reader: Some(reader),
+            readers,
             stop,
             stats,
         })
@@ -91,10 +83,10 @@ impl Vision {
             .collect()
     }
 
-    /// Stops the reader, then the cameras, and waits for the reader thread.
-    pub fn stop(mut self) {
+    /// Stops the readers, then the cameras, and waits for the reader threads.
+    pub fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(r) = self.reader.take() {
+        for r in self.readers {
             let _ = r.join();
         }
         for c in self.cameras {
