@@ -415,7 +415,10 @@ mod tests {
         while process_cpu_ms() <= start && Instant::now() < deadline {
             spins = spins.wrapping_add(std::hint::black_box(1));
         }
-        assert!(process_cpu_ms() > start, "no CPU time counted after {spins} spins");
+        assert!(
+            process_cpu_ms() > start,
+            "no CPU time counted after {spins} spins"
+        );
     }
 
     #[test]
