@@ -4,11 +4,14 @@
 //! cars are in the videos, the real agent reading them all and a real mosquitto.
 //!
 //! - `every_car_that_enters_a_zone_is_read_with_motion_gating_and_focus`: one camera, cars with
-//!   empty spells between them (so the motion gate skips frames): every car is read in its own
-//!   zone, and the gate did skip frames. Counts, not timings.
+//!   empty spells between them (so the motion gate skips frames), two reader threads: every car
+//!   is read in its own zone, the gate did skip frames, and the camera's frames reached the
+//!   station in order. Counts, not timings.
 //! - `station_bench` (ignored): the table of docs/performance.md for N = 1, 4 and 8 cameras:
 //!   `cargo test --release --test station_scale -- --ignored --nocapture station_bench`
-//!   (`STATION_BENCH_CAMERAS=8` for one N, `STATION_BENCH_SECONDS` for the measured time).
+//!   (`STATION_BENCH_CAMERAS=8` for one N, `STATION_BENCH_SECONDS` for the measured time,
+//!   `STATION_BENCH_READERS=2` for `[plates] readers`, `STATION_BENCH_KEEP=1` to keep the run's
+//!   folder: agent log, trace, config).
 
 mod support;
 
@@ -142,10 +145,10 @@ fn zone(lane_x: f64) -> [[f64; 2]; 4] {
     [[x0, 0.5], [x1, 0.5], [x1, 0.95], [x0, 0.95]]
 }
 
-fn agent_config(dir: &Path, urls: &[String], pty: &Path, port: u16) -> String {
+fn agent_config(dir: &Path, urls: &[String], pty: &Path, port: u16, readers: usize) -> String {
     let q = |p: &Path| format!("{:?}", p.display().to_string());
     let mut s = format!(
-        "station_id = \"scale-001\"\ndata_dir = {}\ntrace_file = {}\n\n[plates]\nmodels_dir = {}\n\n",
+        "station_id = \"scale-001\"\ndata_dir = {}\ntrace_file = {}\n\n[plates]\nmodels_dir = {}\nreaders = {readers}\n\n",
         q(&dir.join("data")),
         q(&dir.join("trace.jsonl")),
         q(&repo_root().join("models"))
@@ -310,12 +313,18 @@ struct StationReport {
     /// Cars that stood in a zone and were never read there (from the trace).
     cars_unread: Vec<String>,
     cars_standing: usize,
+    /// Frames the trace holds before an earlier frame of the same camera.
+    frames_out_of_order: usize,
 }
 
 /// Runs the station with `cameras` cameras for one warm-up and `seconds` measured, and says
 /// what it did. `gap_s`: the empty spell between one car and the next at a pump.
-fn run_station(cameras: usize, seconds: u64, gap_s: (f64, f64)) -> StationReport {
-    let dir = tempfile::tempdir().unwrap();
+fn run_station(cameras: usize, readers: usize, seconds: u64, gap_s: (f64, f64)) -> StationReport {
+    let mut dir = tempfile::tempdir().unwrap();
+    if std::env::var_os("STATION_BENCH_KEEP").is_some() {
+        dir.disable_cleanup(true);
+        eprintln!("keeping {}", dir.path().display());
+    }
     let fps = 2 * cameras as u8;
     let loop_s = 120.0;
     let cars = plan_cars(fps, loop_s, gap_s, 19);
@@ -355,7 +364,11 @@ fn run_station(cameras: usize, seconds: u64, gap_s: (f64, f64)) -> StationReport
             .stderr(Stdio::null()),
     );
     let config = dir.path().join("agent.toml");
-    std::fs::write(&config, agent_config(dir.path(), &urls, &agent_end, port)).unwrap();
+    std::fs::write(
+        &config,
+        agent_config(dir.path(), &urls, &agent_end, port, readers),
+    )
+    .unwrap();
     let agent_log = dir.path().join("agent.log");
     let mut agent = Proc::spawn(
         "forecourt-agent",
@@ -434,6 +447,10 @@ fn run_station(cameras: usize, seconds: u64, gap_s: (f64, f64)) -> StationReport
         sale_delay_p99_ms: percentile(&sales.delays, 0.99),
         cars_unread,
         cars_standing,
+        frames_out_of_order: frames
+            .values()
+            .map(|f| f.windows(2).filter(|w| w[1].t < w[0].t).count())
+            .sum(),
     }
 }
 
@@ -478,12 +495,12 @@ struct SaleFigures {
     wrong: usize,
     /// Broker receipt - hang-up, sorted.
     delays: Vec<f64>,
-    /// Fills the simulator ended in the window.
+    /// Fills the simulator began and ended in the window.
     expected: usize,
 }
 
-/// Sales whose hang-up was in the window; which car bought each fill is known by its fuelling
-/// point and volume.
+/// Sales of fills lifted and hung up in the window; which car bought each fill is known by its
+/// fuelling point and volume.
 fn sale_figures(messages: &[(f64, String, Value)], cars: &[Car], window: &Window) -> SaleFigures {
     let car_of_fill: HashMap<(u8, &str), &Car> = cars
         .iter()
@@ -496,16 +513,26 @@ fn sale_figures(messages: &[(f64, String, Value)], cars: &[Car], window: &Window
         delays: Vec::new(),
         expected: cars
             .iter()
-            .flat_map(|c| window.times_of(c.fill_end_s))
-            .filter(|t| window.contains(*t))
+            .flat_map(|c| {
+                window
+                    .times_of(c.fill_start_s)
+                    .zip(window.times_of(c.fill_end_s))
+            })
+            .filter(|(lifted, hung_up)| window.contains(*lifted) && window.contains(*hung_up))
             .count(),
     };
     for (recv, topic, m) in messages {
         let body = &m["body"];
-        let Some(hung_up) = body["nozzle_in_t"].as_f64() else {
+        let (Some(lifted), Some(hung_up)) =
+            (body["nozzle_out_t"].as_f64(), body["nozzle_in_t"].as_f64())
+        else {
             continue;
         };
-        if !topic.ends_with("/events/sale") || !window.contains(hung_up) {
+        // Whole fills only: one lifted before the window may have begun before the last
+        // camera opened (they open one at a time, in no set order), and its car was then
+        // rightly not vouched for.
+        if !topic.ends_with("/events/sale") || !window.contains(lifted) || !window.contains(hung_up)
+        {
             continue;
         }
         figures.sales += 1;
@@ -515,7 +542,10 @@ fn sale_figures(messages: &[(f64, String, Value)], cars: &[Car], window: &Window
         match (body["plate"].as_str(), car_of_fill.get(&(fp, volume))) {
             (Some(plate), Some(car)) if plate == car.plate => figures.right += 1,
             (Some(_), _) => figures.wrong += 1,
-            (None, _) => {}
+            (None, car) => eprintln!(
+                "sale without a plate: fp {fp}, volume {volume}, bought by {:?}: {body}",
+                car.map(|c| &c.plate)
+            ),
         }
     }
     figures.delays.sort_by(f64::total_cmp);
@@ -679,7 +709,7 @@ fn print_report(r: &StationReport) {
         r.agent_cpu_cores, r.machine_busy_cores, r.cores, r.rss_peak_mb, r.rss_end_mb
     );
     println!(
-        "arrivals {} (capture -> broker p50 {:.0} ms, p99 {:.0} ms); sales {} of {} fills ended, {} right plate, {} wrong, sale at broker p99 {:.0} ms after the hang-up; cars standing {}, never read in their zone {}",
+        "arrivals {} (capture -> broker p50 {:.0} ms, p99 {:.0} ms); sales {} of {} whole fills in the window, {} right plate, {} wrong, sale at broker p99 {:.0} ms after the hang-up; cars standing {}, never read in their zone {}",
         r.arrivals,
         r.arrival_p50_ms,
         r.arrival_p99_ms,
@@ -695,8 +725,9 @@ fn print_report(r: &StationReport) {
 
 #[test]
 fn every_car_that_enters_a_zone_is_read_with_motion_gating_and_focus() {
-    // Empty spells of 6-12 s between cars: the gate has still frames to skip.
-    let r = run_station(1, 50, (6.0, 12.0));
+    // Empty spells of 6-12 s between cars: the gate has still frames to skip. Two reader
+    // threads for the one camera: it must be read by one at a time, its frames in order.
+    let r = run_station(1, 2, 50, (6.0, 12.0));
     print_report(&r);
     assert!(
         r.cars_standing >= 4,
@@ -714,6 +745,10 @@ fn every_car_that_enters_a_zone_is_read_with_motion_gating_and_focus() {
     );
     assert!(cam.read_fps > 0.0, "{r:?}");
     assert_eq!(r.sales_wrong, 0, "wrong plates: {r:?}");
+    assert_eq!(
+        r.frames_out_of_order, 0,
+        "a camera's frames reached the station out of order: {r:?}"
+    );
 }
 
 #[test]
@@ -723,6 +758,10 @@ fn station_bench() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(120);
+    let readers: usize = std::env::var("STATION_BENCH_READERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
     let counts: Vec<usize> = match std::env::var("STATION_BENCH_CAMERAS") {
         Ok(n) => n.split(',').map(|n| n.trim().parse().unwrap()).collect(),
         Err(_) => vec![1, 4, 8],
@@ -730,7 +769,7 @@ fn station_bench() {
     let reports: Vec<StationReport> = counts
         .iter()
         .map(|&n| {
-            let r = run_station(n, seconds, (2.0, 5.0));
+            let r = run_station(n, readers, seconds, (2.0, 5.0));
             print_report(&r);
             r
         })
