@@ -10,7 +10,8 @@
 //! - `station_bench` (ignored): the table of docs/performance.md for N = 1, 4 and 8 cameras:
 //!   `cargo test --release --test station_scale -- --ignored --nocapture station_bench`
 //!   (`STATION_BENCH_CAMERAS=8` for one N, `STATION_BENCH_SECONDS` for the measured time,
-//!   `STATION_BENCH_READERS=2` for `[plates] readers`, `STATION_BENCH_KEEP=1` to keep the run's
+//!   `STATION_BENCH_READERS=2` for `[plates] readers` (else the agent's default: one per 4
+//!   cameras, at most one per core), `STATION_BENCH_KEEP=1` to keep the run's
 //!   folder: agent log, trace, config).
 
 mod support;
@@ -145,14 +146,24 @@ fn zone(lane_x: f64) -> [[f64; 2]; 4] {
     [[x0, 0.5], [x1, 0.5], [x1, 0.95], [x0, 0.95]]
 }
 
-fn agent_config(dir: &Path, urls: &[String], pty: &Path, port: u16, readers: usize) -> String {
+fn agent_config(
+    dir: &Path,
+    urls: &[String],
+    pty: &Path,
+    port: u16,
+    readers: Option<usize>,
+) -> String {
     let q = |p: &Path| format!("{:?}", p.display().to_string());
     let mut s = format!(
-        "station_id = \"scale-001\"\ndata_dir = {}\ntrace_file = {}\n\n[plates]\nmodels_dir = {}\nreaders = {readers}\n\n",
+        "station_id = \"scale-001\"\ndata_dir = {}\ntrace_file = {}\n\n[plates]\nmodels_dir = {}\n",
         q(&dir.join("data")),
         q(&dir.join("trace.jsonl")),
         q(&repo_root().join("models"))
     );
+    if let Some(readers) = readers {
+        s += &format!("readers = {readers}\n");
+    }
+    s += "\n";
     for (i, url) in urls.iter().enumerate() {
         s += &format!(
             "[[camera]]\nname = \"cam{}\"\nurl = \"{url}\"\nmax_fps = {READ_FPS}\n\n",
@@ -319,7 +330,13 @@ struct StationReport {
 
 /// Runs the station with `cameras` cameras for one warm-up and `seconds` measured, and says
 /// what it did. `gap_s`: the empty spell between one car and the next at a pump.
-fn run_station(cameras: usize, readers: usize, seconds: u64, gap_s: (f64, f64)) -> StationReport {
+/// `readers`: `[plates] readers`, or the agent's default.
+fn run_station(
+    cameras: usize,
+    readers: Option<usize>,
+    seconds: u64,
+    gap_s: (f64, f64),
+) -> StationReport {
     let mut dir = tempfile::tempdir().unwrap();
     if std::env::var_os("STATION_BENCH_KEEP").is_some() {
         dir.disable_cleanup(true);
@@ -727,7 +744,7 @@ fn print_report(r: &StationReport) {
 fn every_car_that_enters_a_zone_is_read_with_motion_gating_and_focus() {
     // Empty spells of 6-12 s between cars: the gate has still frames to skip. Two reader
     // threads for the one camera: it must be read by one at a time, its frames in order.
-    let r = run_station(1, 2, 50, (6.0, 12.0));
+    let r = run_station(1, Some(2), 50, (6.0, 12.0));
     print_report(&r);
     assert!(
         r.cars_standing >= 4,
@@ -758,10 +775,9 @@ fn station_bench() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(120);
-    let readers: usize = std::env::var("STATION_BENCH_READERS")
+    let readers: Option<usize> = std::env::var("STATION_BENCH_READERS")
         .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
+        .map(|s| s.trim().parse().unwrap());
     let counts: Vec<usize> = match std::env::var("STATION_BENCH_CAMERAS") {
         Ok(n) => n.split(',').map(|n| n.trim().parse().unwrap()).collect(),
         Err(_) => vec![1, 4, 8],

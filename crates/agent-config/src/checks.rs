@@ -9,7 +9,7 @@ use crate::problems::{key, Problem, Seg};
 use crate::{AgentConfig, DispenserSection};
 
 /// The most plate-reader threads a config may ask for.
-const MAX_PLATE_READERS: usize = 8;
+pub(crate) const MAX_PLATE_READERS: usize = 8;
 
 impl AgentConfig {
     /// Everything wrong with a parsed config, with where it is.
@@ -82,14 +82,12 @@ impl AgentConfig {
     /// A reader thread costs a copy of the models; more than a few only cost memory on the
     /// small PCs the agent runs on.
     fn check_plate_readers(&self, out: &mut Vec<Problem>) {
-        if !(1..=MAX_PLATE_READERS).contains(&self.plate_readers()) {
-            out.push(Problem::new(
+        match self.plates.readers {
+            Some(n) if !(1..=MAX_PLATE_READERS).contains(&n) => out.push(Problem::new(
                 vec![key("plates"), key("readers")],
-                format!(
-                    "{} plate-reader threads: give 1 to {MAX_PLATE_READERS}",
-                    self.plate_readers()
-                ),
-            ));
+                format!("{n} plate-reader threads: give 1 to {MAX_PLATE_READERS}"),
+            )),
+            _ => {}
         }
     }
 

