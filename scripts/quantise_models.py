@@ -7,8 +7,9 @@
   as the agent feeds the detector (longer side 800). The calibration video is one the agent's own
   tools render (scripts/make_video.py), never the dev manifest the variants are scored on.
 - clp_v2_c_rec.onnx -> OUT_DIR/clp_v2_c_rec.int8.onnx: dynamic quantisation (int8 weights;
-  activations quantised per batch at run time), which needs no calibration and covers the LSTM
-  and MatMul layers.
+  activations quantised per batch at run time), which needs no calibration. The quantiser
+  leaves shapes it inferred in the model that ONNX Runtime then rejects (the opset-10 Reshape
+  after the convolutions), so they are dropped; ONNX Runtime infers them again at load.
 """
 
 import os
@@ -85,11 +86,15 @@ def main():
     os.remove(prepared)
     os.remove(opset13)
 
+    recogniser = os.path.join(out, "clp_v2_c_rec.int8.onnx")
     quantize_dynamic(
         os.path.join(models, "clp_v2_c_rec.onnx"),
-        os.path.join(out, "clp_v2_c_rec.int8.onnx"),
+        recogniser,
         weight_type=QuantType.QInt8,
     )
+    quantised = onnx.load(recogniser)
+    del quantised.graph.value_info[:]
+    onnx.save(quantised, recogniser)
     print(f"wrote {out}/clp_det.int8.onnx and {out}/clp_v2_c_rec.int8.onnx")
 
 
