@@ -485,6 +485,11 @@ impl Window {
         t_ms >= self.from_ms && t_ms <= self.to_ms
     }
 
+    /// Whether the span `from_ms..to_ms` lies wholly in the window.
+    fn holds(&self, from_ms: f64, to_ms: f64) -> bool {
+        self.contains(from_ms) && self.contains(to_ms)
+    }
+
     /// Wall-clock time of second `s` of each scenario loop that began by the window's end.
     fn times_of(&self, s: f64) -> impl Iterator<Item = f64> + '_ {
         let loops = ((self.to_ms - self.epoch_ms) / 1000.0 / self.loop_s) as i64;
@@ -535,7 +540,7 @@ fn sale_figures(messages: &[(f64, String, Value)], cars: &[Car], window: &Window
                     .times_of(c.fill_start_s)
                     .zip(window.times_of(c.fill_end_s))
             })
-            .filter(|(lifted, hung_up)| window.contains(*lifted) && window.contains(*hung_up))
+            .filter(|&(lifted, hung_up)| window.holds(lifted, hung_up))
             .count(),
     };
     for (recv, topic, m) in messages {
@@ -548,8 +553,7 @@ fn sale_figures(messages: &[(f64, String, Value)], cars: &[Car], window: &Window
         // Whole fills only: one lifted before the window may have begun before the last
         // camera opened (they open one at a time, in no set order), and its car was then
         // rightly not vouched for.
-        if !topic.ends_with("/events/sale") || !window.contains(lifted) || !window.contains(hung_up)
-        {
+        if !topic.ends_with("/events/sale") || !window.holds(lifted, hung_up) {
             continue;
         }
         figures.sales += 1;

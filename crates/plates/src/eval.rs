@@ -84,20 +84,12 @@ impl KindScore {
     }
 
     pub fn mean_ms(&self) -> f64 {
-        if self.images == 0 {
-            0.0
-        } else {
-            self.total_ms / self.images as f64
-        }
+        per_image(self.total_ms, self.images)
     }
 
     /// Mean process CPU milliseconds per image (0 when there are none).
     pub fn mean_cpu_ms(&self) -> f64 {
-        if self.images == 0 {
-            0.0
-        } else {
-            self.total_cpu_ms / self.images as f64
-        }
+        per_image(self.total_cpu_ms, self.images)
     }
 }
 
@@ -126,12 +118,10 @@ pub struct EvalSummary {
 impl EvalSummary {
     /// Mean pipeline milliseconds per image over both kinds.
     pub fn mean_ms(&self) -> f64 {
-        let n = self.scene.images + self.crop.images;
-        if n == 0 {
-            0.0
-        } else {
-            (self.scene.total_ms + self.crop.total_ms) / n as f64
-        }
+        per_image(
+            self.scene.total_ms + self.crop.total_ms,
+            self.scene.images + self.crop.images,
+        )
     }
 
     /// The one-line machine-readable result, e.g.
@@ -374,6 +364,15 @@ pub fn chars_correct(label: &str, read: &str) -> usize {
         .chars()
         .count()
         .saturating_sub(edit_distance(label, read))
+}
+
+/// `total` shared out over `images` (0 when there are none).
+fn per_image(total: f64, images: usize) -> f64 {
+    if images == 0 {
+        0.0
+    } else {
+        total / images as f64
+    }
 }
 
 fn percent(part: usize, whole: usize) -> f64 {
