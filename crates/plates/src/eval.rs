@@ -211,12 +211,15 @@ fn evaluate_one(
 }
 
 /// User plus system CPU time of this process, all threads, in milliseconds, from
-/// `/proc/self/stat` (0 where it cannot be read). The kernel counts it in ticks of 10 ms
-/// (USER_HZ 100), so one image's figure is coarse, but a sum over many images is not.
+/// `/proc/self/stat` (0 where it cannot be read).
 fn process_cpu_ms() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
+    std::fs::read_to_string("/proc/self/stat").map_or(0.0, |stat| cpu_ms_of_stat(&stat))
+}
+
+/// User plus system CPU time in one `/proc/.../stat` line (a process's or a thread's), in
+/// milliseconds. The kernel counts it in ticks of 10 ms (USER_HZ 100), so one image's figure is
+/// coarse, but a sum over many images is not.
+pub fn cpu_ms_of_stat(stat: &str) -> f64 {
     // Fields after the command name, which is in parentheses and may hold spaces: the 12th
     // and 13th of them are utime and stime.
     let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
@@ -392,6 +395,15 @@ mod tests {
             wall_ms: ms,
             cpu_ms: 0.0,
         }
+    }
+
+    #[test]
+    fn cpu_time_is_utime_plus_stime_counted_after_the_name() {
+        // A thread name with spaces and a ')' of its own; utime 250 and stime 7 ticks.
+        let stat =
+            "4242 (plate reader) 1) S 1 4242 4242 0 -1 4194368 1234 0 0 0 250 7 0 0 20 0 3 0";
+        assert_eq!(cpu_ms_of_stat(stat), 2570.0);
+        assert_eq!(cpu_ms_of_stat("garbage"), 0.0);
     }
 
     #[test]
