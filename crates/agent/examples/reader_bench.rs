@@ -42,6 +42,20 @@ fn process_cpu_s() -> f64 {
     std::fs::read_to_string("/proc/self/stat").map_or(0.0, |s| cpu_ms_of_stat(&s) / 1000.0)
 }
 
+/// `VmRSS` and `VmHWM` (peak) of this process, in MB.
+fn rss_mb() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map_or(0, |kb| kb / 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage = "usage: reader_bench CONFIG VIDEO [SECONDS [MAX_FPS]]";
@@ -79,6 +93,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         FocusAreas::from_layout(&config.layout())
     };
     let (out, mut plates_out) = tokio::sync::mpsc::channel(1024);
+    let (rss_models, _) = rss_mb();
     let cpu_before = (threads_cpu_s("plate-reader"), process_cpu_s());
     let started = Instant::now();
     let vision = Vision::start(vec![reader], config.cameras()?, focus, out)?;
@@ -113,6 +128,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let reader_cpu_s = threads_cpu_s("plate-reader") - cpu_before.0;
     let process_cpu = process_cpu_s() - cpu_before.1;
     let wall = started.elapsed().as_secs_f64();
+    let (rss_end, rss_peak) = rss_mb();
     let stats = &slot.stats;
     let (taken, read, still) = (
         stats.taken.load(Ordering::Relaxed),
@@ -131,6 +147,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "reader thread CPU {reader_cpu_s:.2} s, whole process (decoding too) {process_cpu:.2} s, \
          over {wall:.1} s"
+    );
+    println!(
+        "RSS {rss_models} MB with the models loaded, {rss_end} MB at the end, {rss_peak} MB at \
+         the most"
     );
     if !plates.is_empty() {
         println!(
