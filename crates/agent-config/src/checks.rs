@@ -24,7 +24,25 @@ impl AgentConfig {
         self.check_watchdog(&mut out);
         self.check_matcher(&mut out);
         self.check_uplink(&mut out);
+        self.check_console(&mut out);
         out
+    }
+
+    /// `[console]`: its address, users and API tokens.
+    fn check_console(&self, out: &mut Vec<Problem>) {
+        let Some(console) = &self.console else {
+            return;
+        };
+        for problem in console.problems() {
+            let path = std::iter::once("console".to_string())
+                .chain(problem.path())
+                .map(|k| match k.parse::<usize>() {
+                    Ok(i) => Seg::Index(i),
+                    Err(_) => Seg::Key(k),
+                })
+                .collect();
+            out.push(Problem::new(path, problem.to_string()));
+        }
     }
 
     /// The station id is an MQTT topic level.

@@ -79,6 +79,9 @@ pub struct AgentConfig {
     pub outbox: outbox::OutboxLimits,
     /// The MQTT uplink to HQ (see the uplink crate); `station_id` is filled in from above.
     pub uplink: toml::Table,
+    /// The station console (see the console crate and docs/console.md); absent: none.
+    #[serde(default)]
+    pub console: Option<console::ConsoleSettings>,
     /// Set when loaded: the folder relative paths are taken from.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -486,6 +489,10 @@ mod tests {
             (base.replacen("[uplink]", "readers = 0\n[uplink]", 1), ":5:11:", "plate-reader threads"),
             (base.replacen("[uplink]", "readers = 9\n[uplink]", 1), ":5:11:", "give 1 to 8"),
             ("station_id = \"s1\"\ndata_dir = [\n".to_string(), ":2:13:", "unclosed array"),
+            (format!("{base}[console]\nlisten = \"everywhere\"\n"), ":8:10:", "not an address:port"),
+            (format!("{base}[console]\n[[console.user]]\nname = \"anna\"\nrole = \"staff\"\npassword_hash = \"hunter2\"\n"), ":11:17:", "hash-password"),
+            (format!("{base}[console]\n[[console.user]]\nname = \"anna\"\nrole = \"boss\"\n"), ":10:8:", "unknown variant"),
+            (format!("{base}[console]\n[[console.api_token]]\nname = \"pos\"\nsha256 = \"ABC\"\n"), ":10:10:", "64 lower-case hex"),
         ];
         for (text, want_at, want_msg) in cases {
             let err = format!("{:#}", load_str(&text).unwrap_err());

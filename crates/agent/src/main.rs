@@ -106,6 +106,9 @@ enum Command {
         #[command(subcommand)]
         command: field_tools::IfsfCommand,
     },
+    /// Hash a console password for `[[console.user]] password_hash` (argon2id): reads the
+    /// password from the first line of standard input, prints the hash.
+    HashPassword,
     /// Print the version.
     Version,
 }
@@ -152,6 +155,7 @@ fn main() -> std::process::ExitCode {
         } => eval(&manifest, config.as_deref(), &models),
         Command::Replay { trace, config } => replay(&trace, config.as_deref()),
         Command::EvalMatch { trace, truth } => eval_match(&trace, &truth),
+        Command::HashPassword => hash_password(),
         Command::Version => {
             println!("forecourt-agent {}", env!("CARGO_PKG_VERSION"));
             Ok(())
@@ -240,5 +244,17 @@ fn eval_match(trace: &std::path::Path, truth: &std::path::Path) -> Result<()> {
         plates::is_valid_plate,
     )?;
     println!("{report}");
+    Ok(())
+}
+
+/// The console password on standard input's first line, hashed for the config.
+fn hash_password() -> anyhow::Result<()> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.chars().count() < 8 {
+        anyhow::bail!("a console password needs at least 8 characters");
+    }
+    println!("{}", console::auth::hash_password(password)?);
     Ok(())
 }

@@ -89,6 +89,16 @@ pub async fn run_agent(
     )?;
     // The drivers hold their own senders.
     drop(pump_tx);
+    let console = match &config.console {
+        Some(settings) => Some(
+            console::Console::bind(settings.clone())
+                .await
+                .context("starting the console")?,
+        ),
+        None => None,
+    };
+    let (live_tx, live_rx) = tokio::sync::broadcast::channel(station::live::LIVE_BACKLOG);
+    let (local_health_tx, local_health_rx) = watch::channel(None);
     let mut station = station::Station::new(station::StationParts {
         layout: config.layout(),
         matcher: config.matcher_config(),
@@ -101,6 +111,7 @@ pub async fn run_agent(
         trace_file: config.trace_file.as_ref().map(|p| config.resolve(p)),
         config: Some(Box::new(loaded)),
         fill_evidence,
+        live: console.is_some().then_some(live_tx),
     })
     .context("starting the station")?;
 
@@ -124,9 +135,26 @@ pub async fn run_agent(
             pumps: station.pump_board(),
             configured_fps: config.source_fps().concat(),
             sources: sale_sources,
+            local: console.is_some().then_some(local_health_tx),
+            data_dir: data_dir.clone(),
         },
         shutdown.clone(),
     ));
+    // The console is for people at the station: if it fails, sales go on, and it says so.
+    let console_task = console.map(|console| {
+        let feeds = console::ConsoleFeeds {
+            records: live_rx,
+            health: local_health_rx,
+            fps: config.source_fps().concat(),
+            station_id: config.station_id.clone(),
+        };
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(e) = console.run(feeds, shutdown).await {
+                error!("console stopped: {e}");
+            }
+        })
+    });
     station.restore().await.context("restoring the station")?;
     let station_heartbeat = liveness.register("station");
     let mut station_task = tokio::spawn(station.run(
@@ -174,6 +202,9 @@ pub async fn run_agent(
     }
     vision.stop();
     let _ = health_task.await;
+    if let Some(task) = console_task {
+        let _ = task.await;
+    }
     let _ = watchdog_task.await;
     let _ = forwarder_task.await;
     for t in dispenser_tasks {

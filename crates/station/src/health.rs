@@ -9,7 +9,7 @@ use camera::FrameSlot;
 use outbox::Outbox;
 use tokio::sync::watch;
 use tracing::{info, warn};
-use uplink::{HealthPublisher, UplinkHealth};
+use uplink::{HealthPublisher, HealthSnapshot, UplinkHealth};
 use wire::{AgentHealth, CameraHealth, PlateReaderHealth, SourceHealth};
 
 use crate::reader::ReaderStats;
@@ -31,6 +31,29 @@ pub struct HealthSources {
     pub configured_fps: Vec<forecourt_events::FpNumber>,
     /// Each sale source: its name, its fuelling points, its link as the driver counts it.
     pub sources: Vec<SaleSource>,
+    /// Where each report also goes for the station console; `None`: nowhere.
+    pub local: Option<watch::Sender<Option<LocalHealth>>>,
+    /// The folder whose file system's free space the local report gives (the outbox's).
+    pub data_dir: std::path::PathBuf,
+}
+
+/// A health report as the station's own console shows it: the agent's part of HQ's report,
+/// with the outbox, the uplink and the disk beside it.
+#[derive(Debug, Clone)]
+pub struct LocalHealth {
+    pub t: forecourt_events::UnixMillis,
+    pub agent: AgentHealth,
+    pub outbox_depth: Option<u64>,
+    pub outbox_oldest_age_s: Option<i64>,
+    pub uplink: HealthSnapshot,
+    /// Free space on the data folder's file system, bytes; `None` when it cannot be read.
+    pub disk_free_bytes: Option<u64>,
+}
+
+/// Free bytes (for an unprivileged user) on the file system that holds `path`.
+fn disk_free_bytes(path: &std::path::Path) -> Option<u64> {
+    let stat = rustix::fs::statvfs(path).ok()?;
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
 /// A sale source as the health report shows it.
@@ -56,6 +79,8 @@ pub async fn log_health(
         pumps,
         configured_fps,
         sources,
+        local,
+        data_dir,
     } = sources;
     // The first report at once: alarms raised at start (a quarantined outbox) reach HQ with
     // the first health message, not a period later.
@@ -166,7 +191,7 @@ pub async fn log_health(
             },
         };
         // Numbers and strings only (a non-finite fps would be written as null).
-        publisher.set(serde_json::to_value(agent).unwrap_or_default());
+        publisher.set(serde_json::to_value(&agent).unwrap_or_default());
         let outbox = outbox.clone();
         let (depth, oldest) = tokio::task::spawn_blocking(move || {
             (outbox.depth().ok(), outbox.oldest_created().ok().flatten())
@@ -174,6 +199,16 @@ pub async fn log_health(
         .await
         .unwrap_or((None, None));
         let up = uplink.snapshot();
+        if let Some(local) = &local {
+            local.send_replace(Some(LocalHealth {
+                t: forecourt_events::now_millis(),
+                agent,
+                outbox_depth: depth,
+                outbox_oldest_age_s: oldest.map(|t| (forecourt_events::now_millis() - t) / 1000),
+                uplink: up,
+                disk_free_bytes: disk_free_bytes(&data_dir),
+            }));
+        }
         info!(
             frames_read = vision.frames_read.load(Ordering::Relaxed),
             read_errors = vision.read_errors.load(Ordering::Relaxed),

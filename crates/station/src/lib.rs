@@ -9,6 +9,7 @@
 //!   hours), and `earlier_run`: how a sale the pump reports again after a restart is counted once;
 //! - `cmd`: one file per HQ command the station carries out;
 //! - `recording`: trace files for `forecourt-agent replay`;
+//! - [`live`]: every record as it is decided, for the station console;
 //! - [`reader`]: the plate-reader thread that turns camera frames into [`FramePlates`], reading
 //!   only what [`focus`] says can matter.
 //!
@@ -24,6 +25,7 @@ mod error;
 pub mod focus;
 #[cfg(feature = "reader")]
 pub mod health;
+pub mod live;
 pub mod liveness;
 mod pump_board;
 #[cfg(feature = "reader")]

@@ -62,6 +62,8 @@ pub struct StationParts {
     pub config: Option<Box<dyn ConfigSource>>,
     /// Each sale's zone evidence as it is judged (for `commission`); `None`: not wanted.
     pub fill_evidence: Option<mpsc::Sender<FillEvidence>>,
+    /// Every record as it is decided, for the station console; `None`: not wanted.
+    pub live: Option<tokio::sync::broadcast::Sender<crate::live::LiveRecord>>,
 }
 
 pub struct Station {
@@ -104,7 +106,8 @@ impl Station {
                 parts.wake_uplink,
                 parts.kept_sales,
                 &parts.kept_totalizers,
-            ),
+            )
+            .with_live(parts.live),
             earlier_run: EarlierRun::default(),
             awaiting_revisit: BTreeMap::new(),
             recording: Recording::new(parts.trace_dir, parts.layout, parts.trace_file.as_deref())?,

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use forecourt_events::{FpNumber, KeptSales, Sale};
 use outbox::{Outbox, OutboxError, Totalizer};
 use serde_json::Value;
-use tokio::sync::Notify;
+use tokio::sync::{broadcast, Notify};
 use tracing::info;
 use wire::Stream;
 
+use crate::live::LiveRecord;
 use crate::StationError;
 
 /// How many failed outbox writes the station keeps in memory while the disk is full.
@@ -104,6 +105,8 @@ pub(crate) struct OutboxWriter {
     unwritten: VecDeque<OutboxWrite>,
     /// `unwritten.len()`, for the health report.
     unwritten_count: Arc<AtomicUsize>,
+    /// Where every record also goes as it is decided (the station console); `None`: nowhere.
+    live: Option<broadcast::Sender<LiveRecord>>,
 }
 
 impl OutboxWriter {
@@ -123,6 +126,25 @@ impl OutboxWriter {
                 .collect(),
             unwritten: VecDeque::new(),
             unwritten_count: Arc::new(AtomicUsize::new(0)),
+            live: None,
+        }
+    }
+
+    /// Also hands every record to `live` as it is decided, whether or not the disk takes it at
+    /// once: the station's own screens need not wait for the disk or the uplink.
+    pub fn with_live(mut self, live: Option<broadcast::Sender<LiveRecord>>) -> OutboxWriter {
+        self.live = live;
+        self
+    }
+
+    /// Hands a record to the live feed, if anyone listens (a full or absent feed loses
+    /// nothing: the outbox has the record).
+    fn tell_live(&self, stream: Stream, body: &Value) {
+        if let Some(live) = &self.live {
+            let _ = live.send(LiveRecord {
+                stream,
+                body: body.clone(),
+            });
         }
     }
 
@@ -195,6 +217,11 @@ impl OutboxWriter {
     /// Writes to the outbox, or, when it refuses (disk full), keeps the write in memory to retry
     /// in order.
     pub async fn write(&mut self, write: OutboxWrite) -> Result<(), StationError> {
+        if let OutboxWrite::Release { stream, body, .. }
+        | OutboxWrite::Append { stream, body, .. } = &write
+        {
+            self.tell_live(*stream, body);
+        }
         if !self.unwritten.is_empty() {
             return self.keep_unwritten(write);
         }
@@ -266,6 +293,7 @@ impl OutboxWriter {
         topic: String,
         body: Value,
     ) -> Result<outbox::Record, StationError> {
+        self.tell_live(stream, &body);
         let outbox = self.outbox.clone();
         let record =
             tokio::task::spawn_blocking(move || outbox.append(stream.name(), &topic, &body))

@@ -58,6 +58,7 @@ async fn start_with(
         trace_file: None,
         config,
         fill_evidence: None,
+        live: None,
     })
     .unwrap();
     let restored = station.restore().await.unwrap();

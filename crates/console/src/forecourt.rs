@@ -1,0 +1,321 @@
+//! The forecourt as the console shows it: one tile per fuelling point, kept from the station's
+//! records as they are decided (the same `wire` payloads HQ gets). Pure: records in, tiles and
+//! API events out.
+
+use std::collections::BTreeMap;
+
+use forecourt_events::{FpNumber, UnixMillis};
+use serde::Serialize;
+use wire::{Arrival, NozzleBody, NozzleState, PumpBody, PumpState, SaleBody, Stream, VisitRecord};
+
+/// Cars kept per fuelling point (the one at the pump and those queued behind it); a car whose
+/// visit never closes (the agent restarted) is forgotten after [`CAR_FORGOTTEN_MS`].
+pub const MAX_CARS: usize = 6;
+pub const CAR_FORGOTTEN_MS: i64 = 30 * 60 * 1000;
+
+/// What the pump is doing, as its nozzle events and sales tell it. DART and IFSF report no
+/// running volume to the station yet, so fuelling shows as the nozzle being out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PumpActivity {
+    /// Nothing since the agent started, or the last sale was completed.
+    Idle,
+    /// A nozzle is out: the customer is fuelling (or about to).
+    NozzleOut,
+    /// The nozzle is back; the pump has not reported the sale yet.
+    NozzleIn,
+    /// The sale was reported (see `last_sale`).
+    Completed,
+}
+
+/// A car the cameras read in the fuelling point's zone whose visit has not ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CarView {
+    pub plate: String,
+    pub confidence: f64,
+    pub camera: String,
+    /// When it was first read there.
+    pub arrived_t: UnixMillis,
+    #[serde(skip)]
+    visit: String,
+}
+
+/// One fuelling point.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Tile {
+    pub fp: FpNumber,
+    /// `None` until its sale source said.
+    pub online: Option<bool>,
+    pub activity: PumpActivity,
+    /// The nozzle of the current activity.
+    pub nozzle: Option<u8>,
+    /// Since when the activity holds.
+    pub since_t: Option<UnixMillis>,
+    /// Earliest arrived first: the car at the pump, then the ones queued behind it.
+    pub cars: Vec<CarView>,
+    pub last_sale: Option<SaleBody>,
+}
+
+impl Tile {
+    fn new(fp: FpNumber) -> Tile {
+        Tile {
+            fp,
+            online: None,
+            activity: PumpActivity::Idle,
+            nozzle: None,
+            since_t: None,
+            cars: Vec::new(),
+            last_sale: None,
+        }
+    }
+}
+
+/// What the local API streams: the same facts as the tiles, one event each.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ApiEvent {
+    /// A car was read well enough at a fuelling point (or an entrance camera: `fp` null).
+    Arrival(Arrival),
+    /// A fuelling point's tile changed.
+    FpState(Tile),
+    /// A sale, with the plate the matcher gave it or none.
+    Sale(SaleBody),
+}
+
+impl ApiEvent {
+    /// The SSE event name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ApiEvent::Arrival(_) => "arrival",
+            ApiEvent::FpState(_) => "fp_state",
+            ApiEvent::Sale(_) => "sale",
+        }
+    }
+}
+
+/// A record the console could not read (its payload is not the stream's `wire` type): logged
+/// and skipped, the tiles stay as they were.
+#[derive(Debug, thiserror::Error)]
+#[error("{stream} record is not a {stream} payload: {source}")]
+pub struct RecordError {
+    pub stream: &'static str,
+    #[source]
+    pub source: serde_json::Error,
+}
+
+/// Every fuelling point's tile.
+#[derive(Debug, Clone, Default)]
+pub struct Forecourt {
+    tiles: BTreeMap<FpNumber, Tile>,
+}
+
+impl Forecourt {
+    /// Tiles for `fps` before anything happened.
+    pub fn with_fps(fps: impl IntoIterator<Item = FpNumber>) -> Forecourt {
+        Forecourt {
+            tiles: fps.into_iter().map(|fp| (fp, Tile::new(fp))).collect(),
+        }
+    }
+
+    pub fn tiles(&self) -> impl Iterator<Item = &Tile> {
+        self.tiles.values()
+    }
+
+    /// Applies one record; what the API streams because of it (nothing for streams the console
+    /// does not show).
+    pub fn apply(
+        &mut self,
+        stream: Stream,
+        body: &serde_json::Value,
+    ) -> Result<Vec<ApiEvent>, RecordError> {
+        let read = |source| RecordError {
+            stream: stream.name(),
+            source,
+        };
+        Ok(match stream {
+            Stream::Nozzle => {
+                let n: NozzleBody = serde::Deserialize::deserialize(body).map_err(read)?;
+                let tile = self.tile(n.fp);
+                tile.activity = match n.state {
+                    NozzleState::Out => PumpActivity::NozzleOut,
+                    NozzleState::In => PumpActivity::NozzleIn,
+                };
+                tile.nozzle = Some(n.nozzle);
+                tile.since_t = Some(n.t);
+                vec![ApiEvent::FpState(tile.clone())]
+            }
+            Stream::Pump => {
+                let p: PumpBody = serde::Deserialize::deserialize(body).map_err(read)?;
+                let tile = self.tile(p.fp);
+                tile.online = Some(p.state == PumpState::Online);
+                vec![ApiEvent::FpState(tile.clone())]
+            }
+            Stream::Sale => {
+                let sale: SaleBody = serde::Deserialize::deserialize(body).map_err(read)?;
+                let tile = self.tile(sale.fp);
+                tile.activity = PumpActivity::Completed;
+                tile.nozzle = Some(sale.nozzle);
+                tile.since_t = Some(sale.completed_t);
+                tile.last_sale = Some(sale.clone());
+                vec![ApiEvent::Sale(sale), ApiEvent::FpState(tile.clone())]
+            }
+            Stream::Arrival => {
+                let arrival: Arrival = serde::Deserialize::deserialize(body).map_err(read)?;
+                let mut events = vec![ApiEvent::Arrival(arrival.clone())];
+                if let Some(fp) = arrival.fp {
+                    let tile = self.tile(fp);
+                    tile.cars
+                        .retain(|c| c.arrived_t > arrival.t - CAR_FORGOTTEN_MS);
+                    tile.cars.retain(|c| c.visit != arrival.visit);
+                    tile.cars.push(CarView {
+                        plate: arrival.plate,
+                        confidence: arrival.confidence,
+                        camera: arrival.camera,
+                        arrived_t: arrival.first_seen_t,
+                        visit: arrival.visit,
+                    });
+                    tile.cars.sort_by_key(|c| c.arrived_t);
+                    tile.cars.truncate(MAX_CARS);
+                    events.push(ApiEvent::FpState(tile.clone()));
+                }
+                events
+            }
+            Stream::Visit => {
+                let visit: VisitRecord = serde::Deserialize::deserialize(body).map_err(read)?;
+                let mut events = Vec::new();
+                for tile in self.tiles.values_mut() {
+                    let before = tile.cars.len();
+                    tile.cars.retain(|c| c.visit != visit.visit);
+                    if tile.cars.len() != before {
+                        events.push(ApiEvent::FpState(tile.clone()));
+                    }
+                }
+                events
+            }
+            _ => Vec::new(),
+        })
+    }
+
+    fn tile(&mut self, fp: FpNumber) -> &mut Tile {
+        self.tiles.entry(fp).or_insert_with(|| Tile::new(fp))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn nozzle(fp: u8, state: &str, t: i64) -> serde_json::Value {
+        json!({"t": t, "fp": fp, "nozzle": 1, "state": state})
+    }
+
+    fn sale(fp: u8, plate: Option<&str>) -> serde_json::Value {
+        json!({"fp": fp, "nozzle": 1, "grade": "95#", "volume": "35.21", "amount": "292.95",
+               "price": "8.32", "nozzle_out_t": 1000, "nozzle_in_t": 9000, "completed_t": 9500,
+               "plate": plate, "plate_confidence": if plate.is_some() { 0.987 } else { 0.0 },
+               "match_reason": "test"})
+    }
+
+    fn arrival(visit: &str, fp: Option<u8>, plate: &str, t: i64) -> serde_json::Value {
+        json!({"visit": visit, "t": t, "plate": plate, "confidence": 0.99, "camera": "cam1",
+               "fp": fp, "first_seen_t": t - 500, "reads": 4})
+    }
+
+    #[test]
+    fn a_fill_goes_nozzle_out_nozzle_in_completed_with_its_sale() {
+        let mut f = Forecourt::with_fps([1, 2]);
+        assert_eq!(f.tiles().count(), 2);
+        let events = f.apply(Stream::Nozzle, &nozzle(1, "out", 1000)).unwrap();
+        assert!(
+            matches!(&events[..], [ApiEvent::FpState(t)] if t.activity == PumpActivity::NozzleOut && t.since_t == Some(1000))
+        );
+        f.apply(Stream::Nozzle, &nozzle(1, "in", 9000)).unwrap();
+        assert_eq!(f.tiles[&1].activity, PumpActivity::NozzleIn);
+        let events = f.apply(Stream::Sale, &sale(1, Some("苏E05EV8"))).unwrap();
+        assert_eq!(events[0].name(), "sale");
+        let tile = &f.tiles[&1];
+        assert_eq!(tile.activity, PumpActivity::Completed);
+        let last = tile.last_sale.as_ref().unwrap();
+        assert_eq!(last.plate.as_deref(), Some("苏E05EV8"));
+        assert_eq!(last.volume.to_string(), "35.21");
+        assert_eq!(f.tiles[&2].activity, PumpActivity::Idle);
+    }
+
+    #[test]
+    fn cars_queue_by_arrival_and_leave_when_their_visit_ends() {
+        let mut f = Forecourt::default();
+        f.apply(Stream::Arrival, &arrival("v2", Some(3), "京A12345", 20_000))
+            .unwrap();
+        let events = f
+            .apply(Stream::Arrival, &arrival("v1", Some(3), "苏E05EV8", 10_000))
+            .unwrap();
+        assert_eq!(events.len(), 2);
+        let plates: Vec<_> = f.tiles[&3].cars.iter().map(|c| c.plate.as_str()).collect();
+        assert_eq!(plates, ["苏E05EV8", "京A12345"]);
+        // Read again (a later arrival of the same visit): still one car.
+        f.apply(Stream::Arrival, &arrival("v1", Some(3), "苏E05EV8", 11_000))
+            .unwrap();
+        assert_eq!(f.tiles[&3].cars.len(), 2);
+        let visit = json!({"visit": "v1", "plate": "苏E05EV8", "fp": 3, "arrival_t": 10_000,
+            "nozzle_out_t": null, "nozzle_in_t": null, "departure_t": 30_000,
+            "waiting_ms": null, "service_ms": null, "sales": []});
+        let events = f.apply(Stream::Visit, &visit).unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(f.tiles[&3].cars.len(), 1);
+        assert_eq!(f.tiles[&3].cars[0].plate, "京A12345");
+    }
+
+    #[test]
+    fn an_entrance_arrival_is_streamed_but_sits_at_no_pump() {
+        let mut f = Forecourt::default();
+        let events = f
+            .apply(Stream::Arrival, &arrival("v1", None, "苏E05EV8", 10_000))
+            .unwrap();
+        assert!(matches!(&events[..], [ApiEvent::Arrival(_)]));
+        assert_eq!(f.tiles().count(), 0);
+    }
+
+    #[test]
+    fn a_car_whose_visit_never_closed_is_forgotten() {
+        let mut f = Forecourt::default();
+        f.apply(Stream::Arrival, &arrival("old", Some(1), "苏E05EV8", 0))
+            .unwrap();
+        f.apply(
+            Stream::Arrival,
+            &arrival("new", Some(1), "京A12345", CAR_FORGOTTEN_MS + 1000),
+        )
+        .unwrap();
+        assert_eq!(f.tiles[&1].cars.len(), 1);
+    }
+
+    #[test]
+    fn pump_state_and_unshown_streams() {
+        let mut f = Forecourt::default();
+        f.apply(Stream::Pump, &json!({"t": 5, "fp": 2, "state": "offline"}))
+            .unwrap();
+        assert_eq!(f.tiles[&2].online, Some(false));
+        assert!(f.apply(Stream::Hourly, &json!({})).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_record_of_the_wrong_shape_is_an_error_and_changes_nothing() {
+        let mut f = Forecourt::with_fps([1]);
+        let err = f
+            .apply(Stream::Nozzle, &json!({"fp": 1, "state": "sideways"}))
+            .unwrap_err();
+        assert_eq!(err.stream, "nozzle");
+        assert_eq!(f.tiles[&1], Tile::new(1));
+    }
+
+    #[test]
+    fn the_api_event_names_its_type() {
+        let mut f = Forecourt::default();
+        let events = f.apply(Stream::Nozzle, &nozzle(4, "out", 1)).unwrap();
+        let json = serde_json::to_value(&events[0]).unwrap();
+        assert_eq!(json["type"], "fp_state");
+        assert_eq!(json["fp"], 4);
+        assert_eq!(json["activity"], "nozzle_out");
+    }
+}

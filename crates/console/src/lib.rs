@@ -1,0 +1,21 @@
+//! The station console, served by the agent itself: a local web page for staff (the forecourt
+//! live, the health of cameras, pumps and the link to HQ) and a live local API for POS
+//! integrators (`/api/fps`, `/api/events`). It shows what the station decides as it decides it
+//! (`station::live`), so nothing on it waits for the uplink. See `docs/console.md`.
+//!
+//! - [`settings`]: `[console]` in the config (address, users, API tokens);
+//! - [`auth`]: sessions, the login rate limit, CSRF, passwords (argon2), API tokens;
+//! - [`forecourt`]: the tiles, pure: records in, tiles and API events out;
+//! - [`pages`]: the HTML and the embedded assets;
+//! - [`server`]: routes and streams.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod auth;
+pub mod forecourt;
+pub mod pages;
+pub mod server;
+pub mod settings;
+
+pub use server::{Console, ConsoleError, ConsoleFeeds};
+pub use settings::{ConsoleSettings, Role};

@@ -1,0 +1,523 @@
+//! The HTTP side: routes, logins, the live streams. Pages come from [`crate::pages`], the
+//! forecourt's state from [`crate::forecourt`], who may do what from [`crate::auth`].
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Form, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use forecourt_events::{now_millis, FpNumber, UnixMillis};
+use serde::Deserialize;
+use station::health::LocalHealth;
+use station::live::LiveRecord;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, watch};
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::{Stream, StreamExt};
+use tracing::{info, warn};
+
+use crate::auth::{self, LoginLimiter, Session, Sessions};
+use crate::forecourt::{ApiEvent, Forecourt};
+use crate::pages;
+use crate::settings::{ConsoleSettings, SettingsError, UserSettings};
+
+const SESSION_COOKIE: &str = "fa_session";
+const LOGIN_CSRF_COOKIE: &str = "fa_login_csrf";
+/// Forms and API requests are small; anything larger is refused before it is read.
+const BODY_LIMIT: usize = 16 * 1024;
+/// API events a slow client may fall behind by before it is told to fetch the state anew.
+const EVENT_BACKLOG: usize = 1024;
+
+/// What the console shows, from the rest of the agent.
+pub struct ConsoleFeeds {
+    /// Every record as the station decides it.
+    pub records: broadcast::Receiver<LiveRecord>,
+    /// The latest health report.
+    pub health: watch::Receiver<Option<LocalHealth>>,
+    /// The fuelling points the config lists (a tile each from the start).
+    pub fps: Vec<FpNumber>,
+    pub station_id: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    #[error("[console]: {0}")]
+    Settings(#[from] SettingsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("serving the console: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// The console, bound to its address (so that a taken port is an error at start).
+pub struct Console {
+    listener: TcpListener,
+    settings: ConsoleSettings,
+}
+
+impl Console {
+    pub async fn bind(settings: ConsoleSettings) -> Result<Console, ConsoleError> {
+        if let Some(problem) = settings.problems().into_iter().next() {
+            return Err(problem.into());
+        }
+        let addr = settings.listen_addr()?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ConsoleError::Listen { addr, source })?;
+        Ok(Console { listener, settings })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` turns true.
+    pub async fn run(
+        self,
+        feeds: ConsoleFeeds,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), ConsoleError> {
+        let (events, _) = broadcast::channel(EVENT_BACKLOG);
+        let state = Arc::new(AppState {
+            users: self
+                .settings
+                .users
+                .iter()
+                .map(|u| (u.name.clone(), u.clone()))
+                .collect(),
+            token_hashes: self
+                .settings
+                .api_tokens
+                .iter()
+                .map(|t| (t.sha256.clone(), t.name.clone()))
+                .collect(),
+            session_ms: (self.settings.session_hours * 3_600_000.0) as i64,
+            sessions: Mutex::new(Sessions::default()),
+            limiter: Mutex::new(LoginLimiter::default()),
+            forecourt: Mutex::new(Forecourt::with_fps(feeds.fps)),
+            events: events.clone(),
+            health: feeds.health,
+            station_id: feeds.station_id,
+        });
+        let follower = tokio::spawn(follow_records(
+            feeds.records,
+            state.clone(),
+            shutdown.clone(),
+        ));
+        let addr = self.local_addr().map_err(ConsoleError::Serve)?;
+        info!(%addr, users = state.users.len(), api_tokens = state.token_hashes.len(), "console listening");
+        let served = axum::serve(
+            self.listener,
+            router(state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        })
+        .await
+        .map_err(ConsoleError::Serve);
+        follower.abort();
+        served
+    }
+}
+
+struct AppState {
+    users: HashMap<String, UserSettings>,
+    /// SHA-256 (hex) -> the token's name.
+    token_hashes: HashMap<String, String>,
+    session_ms: i64,
+    sessions: Mutex<Sessions>,
+    limiter: Mutex<LoginLimiter>,
+    forecourt: Mutex<Forecourt>,
+    events: broadcast::Sender<ApiEvent>,
+    health: watch::Receiver<Option<LocalHealth>>,
+    station_id: String,
+}
+
+/// A lock that a panicked holder left usable: each state is whole between statements.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+type Shared = Arc<AppState>;
+
+fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/", get(forecourt_page))
+        .route("/health", get(health_page))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/live", get(live_stream))
+        .route("/api/fps", get(api_fps))
+        .route("/api/events", get(api_events))
+        .route("/assets/console.css", get(css))
+        .route("/assets/console.js", get(js))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+/// The records the station decides, applied to the tiles and passed on as API events.
+async fn follow_records(
+    mut records: broadcast::Receiver<LiveRecord>,
+    state: Shared,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let record = tokio::select! {
+            r = records.recv() => r,
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        match record {
+            Ok(record) => {
+                let applied = lock(&state.forecourt).apply(record.stream, &record.body);
+                match applied {
+                    Ok(events) => {
+                        for event in events {
+                            let _ = state.events.send(event);
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "console: a record it cannot show"),
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                warn!(missed = n, "console fell behind the station's records; tiles may lag until the next record of each fuelling point");
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        // Plates are personal data: never kept by a browser or a proxy.
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// `name`'s value in the request's cookies.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn session_cookie(value: &str, max_age_s: i64) -> HeaderValue {
+    // The console is plain HTTP on loopback by default; `Secure` would stop the browser
+    // sending the cookie there. HttpOnly: no script reads it; SameSite=Strict: no other site
+    // makes the browser send it.
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_s}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("fa_session=; Max-Age=0"))
+}
+
+/// The logged-in session of a request, if any.
+fn session_of(state: &AppState, headers: &HeaderMap, now: UnixMillis) -> Option<Session> {
+    let id = cookie(headers, SESSION_COOKIE)?;
+    lock(&state.sessions).get(id, now).cloned()
+}
+
+/// The page's session, or the way to the login page.
+fn logged_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
+    session_of(state, headers, now_millis()).ok_or_else(|| Redirect::to("/login").into_response())
+}
+
+/// The session or API token a request carries; `None`: neither.
+fn api_caller(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    if let Some(session) = session_of(state, headers, now_millis()) {
+        return Some(session.user);
+    }
+    let token = headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")?;
+    let hash = auth::token_sha256(token.trim());
+    state
+        .token_hashes
+        .iter()
+        .find(|(known, _)| auth::same_secret(known, &hash))
+        .map(|(_, name)| name.clone())
+}
+
+fn unauthorised() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "log in, or send an API token: Authorization: Bearer TOKEN\n",
+    )
+        .into_response()
+}
+
+async fn forecourt_page(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    match logged_in(&state, &headers) {
+        Ok(session) => Html(pages::forecourt(&state.station_id, &session)).into_response(),
+        Err(to_login) => to_login,
+    }
+}
+
+async fn health_page(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    match logged_in(&state, &headers) {
+        Ok(session) => {
+            let health = state.health.borrow().clone();
+            Html(pages::health(
+                &state.station_id,
+                &session,
+                health.as_ref(),
+                now_millis(),
+            ))
+            .into_response()
+        }
+        Err(to_login) => to_login,
+    }
+}
+
+async fn login_page(State(state): State<Shared>) -> Response {
+    login_form(&state, StatusCode::OK, None)
+}
+
+/// The login page with a fresh CSRF token in a cookie and in the form (double submit: another
+/// site can make a browser post the form, but cannot read or set the cookie to match).
+fn login_form(state: &AppState, status: StatusCode, message: Option<&str>) -> Response {
+    let Ok(csrf) = auth::random_token() else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "no random source\n").into_response();
+    };
+    let cookie = HeaderValue::from_str(&format!(
+        "{LOGIN_CSRF_COOKIE}={csrf}; HttpOnly; SameSite=Strict; Path=/login; Max-Age=3600"
+    ));
+    let mut response = (
+        status,
+        Html(pages::login(&state.station_id, &csrf, message)),
+    )
+        .into_response();
+    if let Ok(cookie) = cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    user: String,
+    password: String,
+    csrf: String,
+}
+
+async fn login(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or("");
+    if expected.is_empty() || !auth::same_secret(expected, &form.csrf) {
+        return login_form(
+            &state,
+            StatusCode::FORBIDDEN,
+            Some("The form had expired or did not come from this page. Try again."),
+        );
+    }
+    let now = now_millis();
+    let address = peer.ip().to_string();
+    let keys = [form.user.as_str(), address.as_str()];
+    if !lock(&state.limiter).may_try(&keys, now) {
+        warn!(user = %form.user, %address, "console: login refused, too many failures");
+        return login_form(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some("Too many failed logins. Wait 15 minutes."),
+        );
+    }
+    let user = state.users.get(&form.user).cloned();
+    // An unknown name costs the same hash as a known one, so timing does not tell names apart.
+    let phc = match &user {
+        Some(u) => u.password_hash.clone(),
+        None => dummy_hash().to_string(),
+    };
+    let password = form.password;
+    let matches = tokio::task::spawn_blocking(move || auth::password_matches(&password, &phc))
+        .await
+        .unwrap_or(false);
+    let Some(user) = user.filter(|_| matches) else {
+        lock(&state.limiter).failed(&keys, now);
+        warn!(user = %form.user, %address, "console: wrong user name or password");
+        return login_form(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            Some("Wrong user name or password."),
+        );
+    };
+    lock(&state.limiter).succeeded(&user.name);
+    let (Ok(id), Ok(csrf)) = (auth::random_token(), auth::random_token()) else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "no random source\n").into_response();
+    };
+    lock(&state.sessions).insert(
+        id.clone(),
+        Session {
+            user: user.name.clone(),
+            role: user.role,
+            csrf,
+            expires_t: now + state.session_ms,
+        },
+        now,
+    );
+    info!(user = %user.name, role = ?user.role, %address, "console: logged in");
+    let mut response = Redirect::to("/").into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        session_cookie(&id, state.session_ms / 1000),
+    );
+    response
+}
+
+/// argon2id of a random password nobody knows: what an unknown user name is checked against.
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| {
+        auth::random_token()
+            .and_then(|password| auth::hash_password(&password))
+            .unwrap_or_default()
+    })
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let now = now_millis();
+    let Some(id) = cookie(&headers, SESSION_COOKIE) else {
+        return Redirect::to("/login").into_response();
+    };
+    let mut sessions = lock(&state.sessions);
+    let Some(session) = sessions.get(id, now) else {
+        return Redirect::to("/login").into_response();
+    };
+    if !auth::same_secret(&session.csrf, &form.csrf) {
+        return (StatusCode::FORBIDDEN, "missing or wrong CSRF token\n").into_response();
+    }
+    info!(user = %session.user, "console: logged out");
+    sessions.remove(id);
+    let mut response = Redirect::to("/login").into_response();
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, session_cookie("", 0));
+    response
+}
+
+/// Every tile as JSON: the state a page or a POS starts from.
+async fn api_fps(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    if api_caller(&state, &headers).is_none() {
+        return unauthorised();
+    }
+    let tiles: Vec<_> = lock(&state.forecourt).tiles().cloned().collect();
+    Json(tiles).into_response()
+}
+
+/// The API's event stream: arrivals, fuelling point states and sales, as they are decided.
+async fn api_events(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    let Some(caller) = api_caller(&state, &headers) else {
+        return unauthorised();
+    };
+    info!(%caller, "console: API event stream opened");
+    event_stream(&state, |_| true).into_response()
+}
+
+/// The forecourt page's stream: the tiles as they change.
+async fn live_stream(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    if session_of(&state, &headers, now_millis()).is_none() {
+        return unauthorised();
+    }
+    event_stream(&state, |e| matches!(e, ApiEvent::FpState(_))).into_response()
+}
+
+/// SSE of the API events `keep` lets through, each with the time it left the console (ms since
+/// the epoch, `sent_t`), so a client can tell how long it took to reach it. A client that fell
+/// behind gets a `resync` event: fetch `/api/fps` again.
+fn event_stream(
+    state: &AppState,
+    keep: fn(&ApiEvent) -> bool,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let events = BroadcastStream::new(state.events.subscribe()).filter_map(move |e| match e {
+        Ok(event) if keep(&event) => {
+            let sent = SentEvent {
+                sent_t: now_millis(),
+                event: &event,
+            };
+            Some(Ok(Event::default()
+                .event(event.name())
+                .json_data(sent)
+                .unwrap_or_else(|_| {
+                    Event::default().event("resync").data("{}")
+                })))
+        }
+        Ok(_) => None,
+        Err(BroadcastStreamRecvError::Lagged(_)) => {
+            Some(Ok(Event::default().event("resync").data("{}")))
+        }
+    });
+    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+#[derive(serde::Serialize)]
+struct SentEvent<'a> {
+    sent_t: UnixMillis,
+    #[serde(flatten)]
+    event: &'a ApiEvent,
+}
+
+async fn css() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        pages::CSS,
+    )
+        .into_response()
+}
+
+async fn js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        pages::JS,
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "not found\n").into_response()
+}

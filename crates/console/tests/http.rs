@@ -1,0 +1,298 @@
+//! The console over real TCP: logins, CSRF, the rate limit, API tokens, the live streams, bad
+//! input. A plain HTTP/1.1 client on a socket, so every header is seen as a browser gets it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use console::settings::{ApiTokenSettings, UserSettings};
+use console::{Console, ConsoleFeeds, ConsoleSettings, Role};
+use serde_json::json;
+use station::live::LiveRecord;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, watch};
+use wire::Stream;
+
+const TOKEN: &str = "pos-token-for-tests";
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `name=value` of a Set-Cookie header, without its attributes.
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+            .map(|(_, v)| v.split(';').next().unwrap_or("").to_string())
+            .find(|c| c.starts_with(&format!("{name}=")))
+    }
+}
+
+async fn send(addr: SocketAddr, request: String) -> Reply {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut raw))
+        .await
+        .expect("reply within 20 s")
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines.next().unwrap()[9..12].parse().unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+async fn get(addr: SocketAddr, path: &str, extra: &str) -> Reply {
+    send(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: console\r\nConnection: close\r\n{extra}\r\n"),
+    )
+    .await
+}
+
+async fn post(addr: SocketAddr, path: &str, extra: &str, body: &str) -> Reply {
+    send(
+        addr,
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: console\r\nConnection: close\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n{extra}\r\n{body}",
+            body.len()
+        ),
+    )
+    .await
+}
+
+/// The CSRF value of the page's form.
+fn form_csrf(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+struct Running {
+    addr: SocketAddr,
+    records: broadcast::Sender<LiveRecord>,
+    _stop: watch::Sender<bool>,
+}
+
+async fn start() -> Running {
+    let settings = ConsoleSettings {
+        listen: "127.0.0.1:0".into(),
+        session_hours: 1.0,
+        users: vec![UserSettings {
+            name: "anna".into(),
+            role: Role::Staff,
+            password_hash: console::auth::hash_password("correct horse").unwrap(),
+        }],
+        api_tokens: vec![ApiTokenSettings {
+            name: "pos".into(),
+            sha256: console::auth::token_sha256(TOKEN),
+        }],
+    };
+    let console = Console::bind(settings).await.unwrap();
+    let addr = console.local_addr().unwrap();
+    let (records, records_rx) = broadcast::channel(64);
+    let (_health, health_rx) = watch::channel(None);
+    let (stop, stop_rx) = watch::channel(false);
+    let feeds = ConsoleFeeds {
+        records: records_rx,
+        health: health_rx,
+        fps: vec![1, 2],
+        station_id: "test-001".into(),
+    };
+    tokio::spawn(console.run(feeds, stop_rx));
+    Running {
+        addr,
+        records,
+        _stop: stop,
+    }
+}
+
+/// Logs in as anna; the session cookie (`fa_session=...`).
+async fn log_in(addr: SocketAddr, password: &str) -> Reply {
+    let page = get(addr, "/login", "").await;
+    let csrf_cookie = page.cookie("fa_login_csrf").unwrap();
+    let csrf = form_csrf(&page.body);
+    post(
+        addr,
+        "/login",
+        &format!("Cookie: {csrf_cookie}\r\n"),
+        &format!("user=anna&password={password}&csrf={csrf}"),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn pages_need_a_login_and_a_login_needs_the_forms_csrf_token() {
+    let c = start().await;
+    let home = get(c.addr, "/", "").await;
+    assert_eq!(home.status, 303);
+    assert_eq!(home.header("location"), Some("/login"));
+    assert_eq!(get(c.addr, "/health", "").await.status, 303);
+
+    // Without the cookie that matches the form's token (another site's form): refused.
+    let page = get(c.addr, "/login", "").await;
+    let csrf = form_csrf(&page.body);
+    let forged = post(
+        c.addr,
+        "/login",
+        "",
+        &format!("user=anna&password=correct+horse&csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(forged.status, 403);
+    assert!(forged.cookie("fa_session").is_none());
+
+    let wrong = log_in(c.addr, "wrong").await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.cookie("fa_session").is_none());
+    assert!(wrong.body.contains("Wrong user name or password"));
+
+    let right = log_in(c.addr, "correct+horse").await;
+    assert_eq!(right.status, 303, "{}", right.body);
+    let session = right.cookie("fa_session").unwrap();
+    let set = right.header("set-cookie").unwrap();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    let home = get(c.addr, "/", &format!("Cookie: {session}\r\n")).await;
+    assert_eq!(home.status, 200);
+    assert!(home.body.contains("id=\"forecourt\""));
+    assert!(home.body.contains("anna"));
+    for (name, value) in [
+        ("x-frame-options", "DENY"),
+        ("cache-control", "no-store"),
+        ("x-content-type-options", "nosniff"),
+    ] {
+        assert_eq!(home.header(name), Some(value), "{name}");
+    }
+    assert!(home
+        .header("content-security-policy")
+        .unwrap()
+        .contains("default-src 'self'"));
+    let health = get(c.addr, "/health", &format!("Cookie: {session}\r\n")).await;
+    assert_eq!(health.status, 200);
+    assert!(health.body.contains("No health report yet"));
+}
+
+#[tokio::test]
+async fn logout_needs_the_sessions_csrf_token() {
+    let c = start().await;
+    let session = log_in(c.addr, "correct+horse")
+        .await
+        .cookie("fa_session")
+        .unwrap();
+    let cookie = format!("Cookie: {session}\r\n");
+    let refused = post(c.addr, "/logout", &cookie, "csrf=guess").await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(get(c.addr, "/", &cookie).await.status, 200);
+    let csrf = form_csrf(&get(c.addr, "/", &cookie).await.body);
+    let out = post(c.addr, "/logout", &cookie, &format!("csrf={csrf}")).await;
+    assert_eq!(out.status, 303);
+    assert_eq!(get(c.addr, "/", &cookie).await.status, 303);
+}
+
+#[tokio::test]
+async fn five_wrong_passwords_lock_the_user_even_against_the_right_one() {
+    let c = start().await;
+    for _ in 0..5 {
+        assert_eq!(log_in(c.addr, "wrong").await.status, 401);
+    }
+    let locked = log_in(c.addr, "correct+horse").await;
+    assert_eq!(locked.status, 429);
+    assert!(locked.cookie("fa_session").is_none());
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_refusal() {
+    let c = start().await;
+    let huge = "x".repeat(100_000);
+    let page = get(c.addr, "/login", "").await;
+    let csrf_cookie = page.cookie("fa_login_csrf").unwrap();
+    let big = post(
+        c.addr,
+        "/login",
+        &format!("Cookie: {csrf_cookie}\r\n"),
+        &format!("user=anna&password={huge}&csrf=x"),
+    )
+    .await;
+    assert_eq!(big.status, 413);
+    let malformed = post(
+        c.addr,
+        "/login",
+        &format!("Cookie: {csrf_cookie}\r\n"),
+        "user=anna",
+    )
+    .await;
+    assert_eq!(malformed.status, 422);
+    assert_eq!(get(c.addr, "/nothing-here", "").await.status, 404);
+}
+
+#[tokio::test]
+async fn the_api_needs_a_token_and_streams_what_the_station_decides() {
+    let c = start().await;
+    assert_eq!(get(c.addr, "/api/fps", "").await.status, 401);
+    let wrong = get(c.addr, "/api/fps", "Authorization: Bearer nope\r\n").await;
+    assert_eq!(wrong.status, 401);
+    let auth = format!("Authorization: Bearer {TOKEN}\r\n");
+    let fps = get(c.addr, "/api/fps", &auth).await;
+    assert_eq!(fps.status, 200);
+    let tiles: serde_json::Value = serde_json::from_str(&fps.body).unwrap();
+    assert_eq!(tiles.as_array().unwrap().len(), 2);
+    assert_eq!(tiles[0]["activity"], "idle");
+
+    // The event stream: open it, then the station decides a nozzle-out.
+    let mut stream = TcpStream::connect(c.addr).await.unwrap();
+    stream
+        .write_all(format!("GET /api/events HTTP/1.1\r\nHost: console\r\n{auth}\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    // The headers first: the stream is open before the record is sent.
+    while !seen.contains("\r\n\r\n") {
+        let n = stream.read(&mut buf).await.unwrap();
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    assert!(seen.contains("text/event-stream"));
+    c.records
+        .send(LiveRecord {
+            stream: Stream::Nozzle,
+            body: json!({"t": 1_700_000_000_000i64, "fp": 2, "nozzle": 1, "state": "out"}),
+        })
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !seen.contains("nozzle_out") {
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut buf))
+            .await
+            .expect("the event within 20 s")
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(seen.contains("event: fp_state"), "{seen}");
+    assert!(seen.contains("\"sent_t\":"), "{seen}");
+    let fps = get(c.addr, "/api/fps", &auth).await;
+    let tiles: serde_json::Value = serde_json::from_str(&fps.body).unwrap();
+    assert_eq!(tiles[1]["activity"], "nozzle_out");
+}
