@@ -27,6 +27,7 @@ APT_PACKAGES=(
   gcc libc6-dev                                         # cargo's linker; tests: the faultfs shim
   dpkg-dev                                              # dpkg-shlibdeps: the .deb's Depends (package-deb.sh)
   postgresql postgresql-client util-linux               # tests/fleet.rs: HQ's database for hq-ingest; setpriv
+  chromium chromium-driver                              # tests/console_browser.rs: the console in a real browser
 )
 
 step() { printf '\n== setup: %s\n' "$*" >&2; }

@@ -29,14 +29,27 @@ function percent(p) {
   return (100 * p).toFixed(1) + " %";
 }
 
-function renderTile(tile, sentT) {
+// `decidedT`: when the station decided what the tile shows (from the event stream); the tile
+// keeps it beside the time it was drawn, so the delay from decision to screen can be read off.
+function renderTile(tile, decidedT) {
   const id = "fp-" + tile.fp;
   const section = el("section", "tile activity-" + tile.activity);
   section.id = id;
   section.dataset.fp = tile.fp;
   section.dataset.activity = tile.activity;
-  if (sentT) section.dataset.sentT = sentT;
+  if (decidedT) section.dataset.decidedT = decidedT;
   section.dataset.shownT = Date.now();
+  // When the sale on the tile was decided and first drawn (later redraws keep them).
+  const before = document.getElementById(id);
+  const sale = tile.last_sale;
+  if (sale && before && before.dataset.saleCompletedT === String(sale.completed_t)) {
+    section.dataset.saleDecidedT = before.dataset.saleDecidedT || "";
+    section.dataset.saleShownT = before.dataset.saleShownT || "";
+  } else if (sale && decidedT) {
+    section.dataset.saleDecidedT = decidedT;
+    section.dataset.saleShownT = section.dataset.shownT;
+  }
+  if (sale) section.dataset.saleCompletedT = sale.completed_t;
   const head = el("div", "tile-head");
   head.append(el("h2", "", "Pump " + tile.fp));
   const online = tile.online === null ? "not heard from yet" : tile.online ? "online" : "offline";
@@ -60,7 +73,6 @@ function renderTile(tile, sentT) {
     cars.append(row);
   });
   section.append(cars);
-  const sale = tile.last_sale;
   const last = el("div", "last-sale");
   if (sale) {
     last.append(el("span", "label", "Last sale " + clock(sale.completed_t) + ": "));
@@ -74,9 +86,8 @@ function renderTile(tile, sentT) {
     last.append(el("span", "label", "No sale since the agent started"));
   }
   section.append(last);
-  const old = document.getElementById(id);
-  if (old) {
-    old.replaceWith(section);
+  if (before) {
+    before.replaceWith(section);
   } else {
     const tiles = document.getElementById("tiles");
     const after = Array.from(tiles.children).find((t) => Number(t.dataset.fp) > tile.fp);
@@ -92,14 +103,21 @@ function tick() {
   });
 }
 
+// The state to start from (and to fall back on after a gap in the stream). A tile an event
+// redrew while the state was on its way is newer than the state: it stays.
 async function loadState(main) {
+  const asked = Date.now();
   const response = await fetch(main.dataset.state, { credentials: "same-origin" });
   if (response.status === 401) {
     window.location = "/login";
     return;
   }
   const tiles = await response.json();
-  tiles.forEach((tile) => renderTile(tile));
+  tiles.forEach((tile) => {
+    const shown = document.getElementById("fp-" + tile.fp);
+    if (shown && shown.dataset.decidedT && Number(shown.dataset.shownT) >= asked) return;
+    renderTile(tile);
+  });
 }
 
 function follow(main) {
@@ -116,7 +134,7 @@ function follow(main) {
   });
   source.addEventListener("fp_state", (e) => {
     const event = JSON.parse(e.data);
-    renderTile(event, event.sent_t);
+    renderTile(event, event.decided_t);
   });
   source.addEventListener("resync", () => loadState(main));
 }

@@ -141,9 +141,16 @@ struct AppState {
     sessions: Mutex<Sessions>,
     limiter: Mutex<LoginLimiter>,
     forecourt: Mutex<Forecourt>,
-    events: broadcast::Sender<ApiEvent>,
+    events: broadcast::Sender<Decided>,
     health: watch::Receiver<Option<LocalHealth>>,
     station_id: String,
+}
+
+/// An API event and when the station decided the record behind it.
+#[derive(Debug, Clone)]
+struct Decided {
+    decided_t: UnixMillis,
+    event: ApiEvent,
 }
 
 /// A lock that a panicked holder left usable: each state is whole between statements.
@@ -187,7 +194,10 @@ async fn follow_records(
                 match applied {
                     Ok(events) => {
                         for event in events {
-                            let _ = state.events.send(event);
+                            let _ = state.events.send(Decided {
+                                decided_t: record.decided_t,
+                                event,
+                            });
                         }
                     }
                     Err(e) => warn!(error = %e, "console: a record it cannot show"),
@@ -331,6 +341,8 @@ fn login_form(state: &AppState, status: StatusCode, message: Option<&str>) -> Re
 struct LoginForm {
     user: String,
     password: String,
+    /// Missing is refused like wrong, with the login page.
+    #[serde(default)]
     csrf: String,
 }
 
@@ -413,6 +425,7 @@ fn dummy_hash() -> &'static str {
 
 #[derive(Deserialize)]
 struct CsrfForm {
+    #[serde(default)]
     csrf: String,
 }
 
@@ -467,16 +480,18 @@ async fn live_stream(State(state): State<Shared>, headers: HeaderMap) -> Respons
     event_stream(&state, |e| matches!(e, ApiEvent::FpState(_))).into_response()
 }
 
-/// SSE of the API events `keep` lets through, each with the time it left the console (ms since
-/// the epoch, `sent_t`), so a client can tell how long it took to reach it. A client that fell
-/// behind gets a `resync` event: fetch `/api/fps` again.
+/// SSE of the API events `keep` lets through, each with the time the station decided it and the
+/// time it left the console (ms since the epoch, `decided_t`, `sent_t`), so a client can tell
+/// how long it took to reach it. A client that fell behind gets a `resync` event: fetch
+/// `/api/fps` again.
 fn event_stream(
     state: &AppState,
     keep: fn(&ApiEvent) -> bool,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let events = BroadcastStream::new(state.events.subscribe()).filter_map(move |e| match e {
-        Ok(event) if keep(&event) => {
+        Ok(Decided { decided_t, event }) if keep(&event) => {
             let sent = SentEvent {
+                decided_t,
                 sent_t: now_millis(),
                 event: &event,
             };
@@ -497,6 +512,7 @@ fn event_stream(
 
 #[derive(serde::Serialize)]
 struct SentEvent<'a> {
+    decided_t: UnixMillis,
     sent_t: UnixMillis,
     #[serde(flatten)]
     event: &'a ApiEvent,

@@ -280,6 +280,7 @@ async fn the_api_needs_a_token_and_streams_what_the_station_decides() {
         .send(LiveRecord {
             stream: Stream::Nozzle,
             body: json!({"t": 1_700_000_000_000i64, "fp": 2, "nozzle": 1, "state": "out"}),
+            decided_t: 1_700_000_000_005,
         })
         .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -292,6 +293,7 @@ async fn the_api_needs_a_token_and_streams_what_the_station_decides() {
     }
     assert!(seen.contains("event: fp_state"), "{seen}");
     assert!(seen.contains("\"sent_t\":"), "{seen}");
+    assert!(seen.contains("\"decided_t\":1700000000005"), "{seen}");
     let fps = get(c.addr, "/api/fps", &auth).await;
     let tiles: serde_json::Value = serde_json::from_str(&fps.body).unwrap();
     assert_eq!(tiles[1]["activity"], "nozzle_out");

@@ -3,14 +3,17 @@
 //! that what the attendant sees never waits behind a backlog to HQ. Best effort by design: a
 //! listener that falls behind misses records (the outbox still has every one).
 
+use forecourt_events::UnixMillis;
 use serde_json::Value;
 use wire::Stream;
 
-/// One record as the station decided it: its stream and its payload (a `wire` body).
+/// One record as the station decided it: its stream, its payload (a `wire` body) and when it
+/// was decided (ms since the epoch: what a screen's delay is measured from).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LiveRecord {
     pub stream: Stream,
     pub body: Value,
+    pub decided_t: UnixMillis,
 }
 
 /// Records a listener may fall behind by before it misses some.

@@ -144,6 +144,7 @@ impl OutboxWriter {
             let _ = live.send(LiveRecord {
                 stream,
                 body: body.clone(),
+                decided_t: forecourt_events::now_millis(),
             });
         }
     }

@@ -1,0 +1,277 @@
+//! The station console in a real browser: headless Chromium driven through WebDriver
+//! (chromedriver, fantoccini) against the real agent on the demo station (the demo video, the
+//! DART pump simulator on a socat pty, mosquitto). A staff user is refused with a wrong password
+//! and with the form's CSRF token removed, logs in, and sees a simulated fill on its pump's tile
+//! with the plate of the car that bought it, within 1 s of the station deciding it.
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use support::*;
+
+const PASSWORD: &str = "pump-attendant-7";
+
+/// `forecourt-agent hash-password`, as an installer runs it.
+fn hash_password(password: &str) -> String {
+    let mut child = Command::new(binary("forecourt-agent"))
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "hash-password failed");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn console_config(dir: &Path, pty: &Path, broker: u16, console: u16) -> String {
+    demo_config(dir)
+        .replace(
+            "port = \"../var/demo/pump-agent.pty\"",
+            &format!("port = {:?}", pty.display().to_string()),
+        )
+        .replace(
+            "port = 18830",
+            &format!("port = {broker}\nhealth_interval_s = 3"),
+        )
+        + &format!(
+            "\n[console]\nlisten = \"127.0.0.1:{console}\"\n\n[[console.user]]\nname = \"anna\"\n\
+             role = \"staff\"\npassword_hash = \"{}\"\n",
+            hash_password(PASSWORD)
+        )
+}
+
+/// The plate of each (fp, volume) the demo scenario sells: every fill has a volume of its own.
+fn demo_fills() -> HashMap<(u64, String), String> {
+    let scenario: toml::Table = toml::from_str(
+        &std::fs::read_to_string(repo_root().join("config/demo-scenario.toml")).unwrap(),
+    )
+    .unwrap();
+    scenario["car"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                (
+                    c["fp"].as_integer().unwrap() as u64,
+                    c["fill"]["volume"].as_str().unwrap().to_string(),
+                ),
+                c["plate"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+async fn browser(driver_port: u16) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--window-size=1280,900"],
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{driver_port}"))
+        .await
+        .expect("a chromedriver session")
+}
+
+async fn text_of(client: &Client, css: &str) -> Option<String> {
+    let element = client.find(Locator::Css(css)).await.ok()?;
+    element.text().await.ok()
+}
+
+/// Fills the login form and submits it.
+async fn submit_login(client: &Client, user: &str, password: &str) {
+    client
+        .find(Locator::Css("input[name=user]"))
+        .await
+        .unwrap()
+        .send_keys(user)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Waits, up to `timeout`, for `css` to match an element whose text satisfies `ok`.
+async fn wait_for_text(
+    client: &Client,
+    css: &str,
+    timeout: Duration,
+    ok: impl Fn(&str) -> bool,
+) -> Option<String> {
+    let until = Instant::now() + timeout;
+    while Instant::now() < until {
+        if let Some(text) = text_of(client, css).await.filter(|t| ok(t)) {
+            return Some(text);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_log_in_and_see_a_fill_with_its_plate_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, broker) = start_mosquitto(dir.path());
+    let (_line, pumps_end, agent_end) = pty_pair(dir.path());
+    let console_port = free_port();
+    let config = dir.path().join("console.toml");
+    std::fs::write(
+        &config,
+        console_config(dir.path(), &agent_end, broker, console_port),
+    )
+    .unwrap();
+    let _pumps = Proc::spawn(
+        "dart-pump-sim",
+        Command::new(binary("dart-pump-sim"))
+            .arg("--port")
+            .arg(&pumps_end)
+            .arg("--scenario")
+            .arg(repo_root().join("config/demo-scenario.toml"))
+            .stderr(Stdio::null()),
+    );
+    let agent_log = dir.path().join("agent.log");
+    let mut agent = Proc::spawn(
+        "forecourt-agent",
+        Command::new(binary("forecourt-agent"))
+            .args(["run", "--seconds", "300", "--config"])
+            .arg(&config)
+            .stderr(std::fs::File::create(&agent_log).unwrap()),
+    );
+    let driver_port = free_port();
+    let _driver = Proc::spawn(
+        "chromedriver",
+        Command::new("chromedriver")
+            .arg(format!("--port={driver_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    wait_until(
+        Duration::from_secs(60),
+        "the console and chromedriver",
+        || {
+            std::net::TcpStream::connect(("127.0.0.1", console_port)).is_ok()
+                && std::net::TcpStream::connect(("127.0.0.1", driver_port)).is_ok()
+        },
+    );
+    let log = || std::fs::read_to_string(&agent_log).unwrap_or_default();
+    let client = browser(driver_port).await;
+    let base = format!("http://127.0.0.1:{console_port}");
+
+    // Not logged in: the forecourt page sends the browser to the login page.
+    client.goto(&format!("{base}/")).await.unwrap();
+    assert_eq!(client.current_url().await.unwrap().path(), "/login");
+
+    // A wrong password: refused, no way in.
+    submit_login(&client, "anna", "not-her-password").await;
+    let message = wait_for_text(&client, ".message", Duration::from_secs(20), |t| {
+        !t.is_empty()
+    })
+    .await;
+    assert_eq!(message.as_deref(), Some("Wrong user name or password."));
+    client.goto(&format!("{base}/")).await.unwrap();
+    assert_eq!(client.current_url().await.unwrap().path(), "/login");
+
+    // The right password with the form's CSRF token taken out (as a forged form would lack
+    // it): refused too.
+    client
+        .execute(
+            "document.querySelector('input[name=csrf]').remove(); return null;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    submit_login(&client, "anna", PASSWORD).await;
+    let message = wait_for_text(&client, ".message", Duration::from_secs(20), |t| {
+        t.contains("expired")
+    })
+    .await;
+    assert!(message.is_some(), "no refusal without the CSRF token");
+    client.goto(&format!("{base}/")).await.unwrap();
+    assert_eq!(client.current_url().await.unwrap().path(), "/login");
+
+    // Logged in: the forecourt with a tile per fuelling point, live.
+    submit_login(&client, "anna", PASSWORD).await;
+    let status = wait_for_text(&client, "#live-status", Duration::from_secs(20), |t| {
+        t == "Live"
+    })
+    .await;
+    assert_eq!(
+        status.as_deref(),
+        Some("Live"),
+        "the page did not go live:\n{}",
+        log()
+    );
+    assert!(text_of(&client, "#fp-1 h2").await.is_some());
+    assert!(text_of(&client, "#fp-2 h2").await.is_some());
+
+    // A fill: the first sale the station decides appears on its pump's tile with its car's
+    // plate, drawn from the event the station pushed.
+    let fills = demo_fills();
+    let until = Instant::now() + Duration::from_secs(200);
+    let mut shown = None;
+    while shown.is_none() && Instant::now() < until {
+        let found = client
+            .execute(
+                "const t = Array.from(document.querySelectorAll('.tile')).find(t => \
+                   t.dataset.saleDecidedT && t.querySelector('.sale-plate:not(.none)'));\n\
+                 return t ? [Number(t.dataset.fp), t.querySelector('.volume').textContent, \
+                   t.querySelector('.sale-plate').textContent, Number(t.dataset.saleDecidedT), \
+                   Number(t.dataset.saleShownT)] : null;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if let Some(row) = found.as_array() {
+            shown = Some(row.clone());
+        } else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let row = shown.unwrap_or_else(|| panic!("no sale with a plate on a tile:\n{}", log()));
+    let fp = row[0].as_u64().unwrap();
+    let volume = row[1].as_str().unwrap().trim_end_matches(" L").to_string();
+    let plate = row[2].as_str().unwrap().to_string();
+    let delay_ms = row[4].as_i64().unwrap() - row[3].as_i64().unwrap();
+    println!(
+        "FP {fp}: {volume} L sold to {plate}, on screen {delay_ms} ms after the station decided it"
+    );
+    assert_eq!(
+        fills.get(&(fp, volume.clone())),
+        Some(&plate),
+        "the tile shows another car's plate for FP {fp}, {volume} L"
+    );
+    assert!(
+        (0..1000).contains(&delay_ms),
+        "on screen {delay_ms} ms after the decision"
+    );
+
+    client.close().await.unwrap();
+    agent.terminate(Duration::from_secs(10));
+}
