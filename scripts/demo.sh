@@ -81,6 +81,13 @@ cat >&2 <<MSG
 Demo station running. Cars drive in on the video (var/demo/demo.mp4); the simulated pumps sell
 fuel; the agent matches each sale to a plate and publishes it. Watch it from another terminal:
   mosquitto_sub -h 127.0.0.1 -p $port -t 'forecourt/#' -v
+MSG
+if [ "$config" = config/demo.toml ]; then
+  cat >&2 <<MSG
+Or in a browser, the station console: http://127.0.0.1:8080 (user demo, password forecourt-demo).
+MSG
+fi
+cat >&2 <<MSG
 Pump simulator log: var/demo/pump-sim.log. Stop with Ctrl-C.
 
 MSG

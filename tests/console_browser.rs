@@ -31,7 +31,8 @@ fn hash_password(password: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-fn console_config(dir: &Path, pty: &Path, broker: u16, console: u16) -> String {
+/// The demo station's config with the test's pty and broker, and a staff user of its own.
+fn console_config(dir: &Path, pty: &Path, broker: u16) -> String {
     demo_config(dir)
         .replace(
             "port = \"../var/demo/pump-agent.pty\"",
@@ -42,8 +43,7 @@ fn console_config(dir: &Path, pty: &Path, broker: u16, console: u16) -> String {
             &format!("port = {broker}\nhealth_interval_s = 3"),
         )
         + &format!(
-            "\n[console]\nlisten = \"127.0.0.1:{console}\"\n\n[[console.user]]\nname = \"anna\"\n\
-             role = \"staff\"\npassword_hash = \"{}\"\n",
+            "\n[[console.user]]\nname = \"anna\"\nrole = \"staff\"\npassword_hash = \"{}\"\n",
             hash_password(PASSWORD)
         )
 }
@@ -140,13 +140,10 @@ async fn staff_log_in_and_see_a_fill_with_its_plate_within_a_second() {
     let dir = tempfile::tempdir().unwrap();
     let (_broker, broker) = start_mosquitto(dir.path());
     let (_line, pumps_end, agent_end) = pty_pair(dir.path());
-    let console_port = free_port();
     let config = dir.path().join("console.toml");
-    std::fs::write(
-        &config,
-        console_config(dir.path(), &agent_end, broker, console_port),
-    )
-    .unwrap();
+    let config_text = console_config(dir.path(), &agent_end, broker);
+    let console_port = console_port(&config_text);
+    std::fs::write(&config, config_text).unwrap();
     let _pumps = Proc::spawn(
         "dart-pump-sim",
         Command::new(binary("dart-pump-sim"))

@@ -292,7 +292,8 @@ pub fn demo_video() -> PathBuf {
 }
 
 /// `config/demo.toml` for a test: its data in `dir`, its camera the demo video and its models
-/// the repository's, by absolute paths (the serial port and broker stay the demo's).
+/// the repository's, by absolute paths, its console on a free port (tests run side by side; see
+/// [`console_port`]); the serial port and broker stay the demo's.
 pub fn demo_config(dir: &Path) -> String {
     let demo = std::fs::read_to_string(repo_root().join("config/demo.toml")).unwrap();
     let quoted = |p: &Path| format!("{:?}", p.display().to_string());
@@ -309,9 +310,22 @@ pub fn demo_config(dir: &Path) -> String {
             "models_dir = \"../models\"",
             format!("models_dir = {}", quoted(&repo_root().join("models"))),
         ),
+        (
+            "listen = \"127.0.0.1:8080\"",
+            format!("listen = \"127.0.0.1:{}\"", free_port()),
+        ),
     ];
     replaced.iter().fold(demo, |text, (from, to)| {
         assert!(text.contains(from), "config/demo.toml no longer has {from}");
         text.replace(from, to)
     })
+}
+
+/// The console's port in a config made by [`demo_config`].
+pub fn console_port(config: &str) -> u16 {
+    config
+        .lines()
+        .find_map(|l| l.strip_prefix("listen = \"127.0.0.1:"))
+        .and_then(|rest| rest.trim_end_matches('"').parse().ok())
+        .expect("a console listen address in the config")
 }

@@ -58,7 +58,7 @@ pub async fn run_agent(
 
     // Build.
     let data_dir = config.resolve(&config.data_dir);
-    let (outbox, alarms) = open_outbox(&config, &data_dir)?;
+    let (outbox, mut alarms) = open_outbox(&config, &data_dir)?;
     let wake_uplink = Arc::new(Notify::new());
     let uplink_config = config.uplink_config()?;
     // The agent's part of the health message is refreshed as often as the uplink publishes it
@@ -89,12 +89,17 @@ pub async fn run_agent(
     )?;
     // The drivers hold their own senders.
     drop(pump_tx);
+    // Sales come first: a console that cannot start (its port taken) is an alarm to HQ and a
+    // log line, not a station that stops recording sales.
     let console = match &config.console {
-        Some(settings) => Some(
-            console::Console::bind(settings.clone())
-                .await
-                .context("starting the console")?,
-        ),
+        Some(settings) => match console::Console::bind(settings.clone()).await {
+            Ok(console) => Some(console),
+            Err(e) => {
+                error!("console not started: {e}; the agent runs without it");
+                alarms.push(format!("console not started: {e}"));
+                None
+            }
+        },
         None => None,
     };
     let (live_tx, live_rx) = tokio::sync::broadcast::channel(station::live::LIVE_BACKLOG);
