@@ -2,7 +2,8 @@
 //! (chromedriver, fantoccini) against the real agent on the demo station (the demo video, the
 //! DART pump simulator on a socat pty, mosquitto). A staff user is refused with a wrong password
 //! and with the form's CSRF token removed, logs in, and sees a simulated fill on its pump's tile
-//! with the plate of the car that bought it, within 1 s of the station deciding it.
+//! with the plate of the car that bought it, within 1 s of the station deciding it; then corrects
+//! that sale's plate on the sales page, and HQ's consumer gets the `sale_correction`.
 
 mod support;
 
@@ -136,7 +137,7 @@ async fn wait_for_text(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn staff_log_in_and_see_a_fill_with_its_plate_within_a_second() {
+async fn staff_log_in_see_a_fill_with_its_plate_within_a_second_and_correct_it() {
     let dir = tempfile::tempdir().unwrap();
     let (_broker, broker) = start_mosquitto(dir.path());
     let (_line, pumps_end, agent_end) = pty_pair(dir.path());
@@ -144,6 +145,24 @@ async fn staff_log_in_and_see_a_fill_with_its_plate_within_a_second() {
     let config_text = console_config(dir.path(), &agent_end, broker);
     let console_port = console_port(&config_text);
     std::fs::write(&config, config_text).unwrap();
+    // HQ's consumer.
+    let heard = dir.path().join("hq.log");
+    let _hq = Proc::spawn(
+        "mosquitto_sub",
+        Command::new("mosquitto_sub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &broker.to_string(),
+                "-q",
+                "1",
+                "-v",
+            ])
+            .args(["-t", "forecourt/+/events/sale"])
+            .args(["-t", "forecourt/+/events/sale_correction"])
+            .stdout(std::fs::File::create(&heard).unwrap()),
+    );
     let _pumps = Proc::spawn(
         "dart-pump-sim",
         Command::new(binary("dart-pump-sim"))
@@ -269,6 +288,87 @@ async fn staff_log_in_and_see_a_fill_with_its_plate_within_a_second() {
         "on screen {delay_ms} ms after the decision"
     );
 
+    // The sales page: correct that sale to another plate; HQ gets it with anna's name.
+    let corrected_to = if plate == "京B54321" {
+        "京B54322"
+    } else {
+        "京B54321"
+    };
+    client.goto(&format!("{base}/sales")).await.unwrap();
+    let row = client
+        .execute(
+            "const r = Array.from(document.querySelectorAll('tr[data-fp]')).find(r => \
+               r.dataset.fp === arguments[0] && r.querySelector('.volume').textContent === arguments[1]);\n\
+             return r ? r.id : null;",
+            vec![fp.to_string().into(), volume.clone().into()],
+        )
+        .await
+        .unwrap();
+    let row = row
+        .as_str()
+        .unwrap_or_else(|| panic!("no row for FP {fp}, {volume} L on the sales page"))
+        .to_string();
+    let sale_id = row.trim_start_matches("sale-").to_string();
+    client
+        .find(Locator::Css(&format!("#{row} input[name=plate]")))
+        .await
+        .unwrap()
+        .send_keys(corrected_to)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css(&format!("#{row} button[type=submit]")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let message = wait_for_text(&client, ".message", Duration::from_secs(20), |t| {
+        !t.is_empty()
+    })
+    .await;
+    assert!(
+        message
+            .as_deref()
+            .is_some_and(|m| m.starts_with("Sent to HQ")),
+        "{message:?}\n{}",
+        log()
+    );
+    let correction = (0..200).find_map(|_| {
+        let text = std::fs::read_to_string(&heard).unwrap_or_default();
+        let found = text
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(topic, _)| topic.ends_with("/events/sale_correction"))
+            .filter_map(|(_, payload)| serde_json::from_str::<serde_json::Value>(payload).ok())
+            .find(|m| m["body"]["sale_id"] == sale_id.as_str());
+        if found.is_none() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        found
+    });
+    let correction =
+        correction.unwrap_or_else(|| panic!("HQ got no sale_correction for {sale_id}"));
+    let body = &correction["body"];
+    assert_eq!(body["source"], "staff", "{correction}");
+    assert_eq!(body["by"], "anna", "{correction}");
+    assert_eq!(body["plate"], corrected_to, "{correction}");
+    // HQ knows that id: the sale it got.
+    let sales = std::fs::read_to_string(&heard).unwrap();
+    assert!(
+        sales
+            .lines()
+            .any(|l| l.contains("/events/sale ") && l.contains(&sale_id)),
+        "HQ never got sale {sale_id}:\n{sales}"
+    );
+
     client.close().await.unwrap();
     agent.terminate(Duration::from_secs(10));
+    let audit = std::fs::read_to_string(dir.path().join("data/console-audit.jsonl")).unwrap();
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\"correction\"") && l.contains(&sale_id)),
+        "{audit}"
+    );
 }

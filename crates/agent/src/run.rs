@@ -122,7 +122,7 @@ pub async fn run_agent(
 
     // Spawn.
     let mut uplink_task = tokio::spawn(uplink.run(shutdown.clone()));
-    let (station_commands, forwarder_task) =
+    let (station_commands, local_commands, forwarder_task) =
         station::command_queue::forward_commands(hq_commands, shutdown.clone());
     let dispenser_tasks: Vec<_> = dispensers.into_iter().map(tokio::spawn).collect();
     let (frame_tx, frame_rx) = mpsc::channel(64);
@@ -152,6 +152,8 @@ pub async fn run_agent(
             health: local_health_rx,
             fps: config.source_fps().concat(),
             station_id: config.station_id.clone(),
+            commands: local_commands,
+            audit: console::audit::AuditLog::new(data_dir.join("console-audit.jsonl")),
         };
         let shutdown = shutdown.clone();
         tokio::spawn(async move {

@@ -2,11 +2,18 @@
 //! records as they are decided (the same `wire` payloads HQ gets). Pure: records in, tiles and
 //! API events out.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use forecourt_events::{FpNumber, UnixMillis};
 use serde::Serialize;
-use wire::{Arrival, NozzleBody, NozzleState, PumpBody, PumpState, SaleBody, Stream, VisitRecord};
+use uuid::Uuid;
+use wire::{
+    Arrival, NozzleBody, NozzleState, PumpBody, PumpState, SaleBody, SaleCorrection, Stream,
+    VisitRecord,
+};
+
+/// Sales kept for the sales page, newest first.
+pub const RECENT_SALES: usize = 200;
 
 /// Cars kept per fuelling point (the one at the pump and those queued behind it); a car whose
 /// visit never closes (the agent restarted) is forgotten after [`CAR_FORGOTTEN_MS`].
@@ -103,10 +110,68 @@ pub struct RecordError {
     pub source: serde_json::Error,
 }
 
-/// Every fuelling point's tile.
+/// A sale as the sales page lists it: the sale, its record's id, and the latest word on it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecentSale {
+    pub id: Uuid,
+    pub sale: SaleBody,
+    /// The latest correction (a person's outranks the matcher's).
+    pub correction: Option<Correction>,
+}
+
+/// What a correction said.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Correction {
+    /// `hq`, `staff` or `matcher`.
+    pub source: &'static str,
+    pub plate: Option<String>,
+    pub by: Option<String>,
+    pub t: UnixMillis,
+}
+
+impl Correction {
+    fn of(c: SaleCorrection) -> (Uuid, Correction) {
+        match c {
+            SaleCorrection::Hq(c) => (
+                c.sale_id,
+                Correction {
+                    source: "hq",
+                    plate: Some(c.plate),
+                    by: c.by,
+                    t: c.t,
+                },
+            ),
+            SaleCorrection::Staff(c) => (
+                c.sale_id,
+                Correction {
+                    source: "staff",
+                    plate: c.plate,
+                    by: Some(c.by),
+                    t: c.t,
+                },
+            ),
+            SaleCorrection::Matcher(c) => (
+                c.sale_id,
+                Correction {
+                    source: "matcher",
+                    plate: c.plate,
+                    by: Some(c.by),
+                    t: c.t,
+                },
+            ),
+        }
+    }
+
+    fn by_a_person(&self) -> bool {
+        self.source != "matcher"
+    }
+}
+
+/// Every fuelling point's tile, and the recent sales.
 #[derive(Debug, Clone, Default)]
 pub struct Forecourt {
     tiles: BTreeMap<FpNumber, Tile>,
+    sales: VecDeque<RecentSale>,
 }
 
 impl Forecourt {
@@ -114,6 +179,7 @@ impl Forecourt {
     pub fn with_fps(fps: impl IntoIterator<Item = FpNumber>) -> Forecourt {
         Forecourt {
             tiles: fps.into_iter().map(|fp| (fp, Tile::new(fp))).collect(),
+            sales: VecDeque::new(),
         }
     }
 
@@ -121,12 +187,18 @@ impl Forecourt {
         self.tiles.values()
     }
 
-    /// Applies one record; what the API streams because of it (nothing for streams the console
-    /// does not show).
+    /// The latest sales, newest first.
+    pub fn recent_sales(&self) -> impl Iterator<Item = &RecentSale> {
+        self.sales.iter()
+    }
+
+    /// Applies one record (`id`: its envelope id, where known); what the API streams because of
+    /// it (nothing for streams the console does not show).
     pub fn apply(
         &mut self,
         stream: Stream,
         body: &serde_json::Value,
+        id: Option<Uuid>,
     ) -> Result<Vec<ApiEvent>, RecordError> {
         let read = |source| RecordError {
             stream: stream.name(),
@@ -157,7 +229,34 @@ impl Forecourt {
                 tile.nozzle = Some(sale.nozzle);
                 tile.since_t = Some(sale.completed_t);
                 tile.last_sale = Some(sale.clone());
-                vec![ApiEvent::Sale(sale), ApiEvent::FpState(tile.clone())]
+                let events = vec![
+                    ApiEvent::Sale(sale.clone()),
+                    ApiEvent::FpState(tile.clone()),
+                ];
+                if let Some(id) = id {
+                    self.sales.push_front(RecentSale {
+                        id,
+                        sale,
+                        correction: None,
+                    });
+                    self.sales.truncate(RECENT_SALES);
+                }
+                events
+            }
+            Stream::SaleCorrection => {
+                let correction: SaleCorrection =
+                    serde::Deserialize::deserialize(body).map_err(read)?;
+                let (sale_id, correction) = Correction::of(correction);
+                if let Some(recent) = self.sales.iter_mut().find(|s| s.id == sale_id) {
+                    let person_first = recent
+                        .correction
+                        .as_ref()
+                        .is_some_and(|c| c.by_a_person() && !correction.by_a_person());
+                    if !person_first {
+                        recent.correction = Some(correction);
+                    }
+                }
+                Vec::new()
             }
             Stream::Arrival => {
                 let arrival: Arrival = serde::Deserialize::deserialize(body).map_err(read)?;
@@ -227,13 +326,18 @@ mod tests {
     fn a_fill_goes_nozzle_out_nozzle_in_completed_with_its_sale() {
         let mut f = Forecourt::with_fps([1, 2]);
         assert_eq!(f.tiles().count(), 2);
-        let events = f.apply(Stream::Nozzle, &nozzle(1, "out", 1000)).unwrap();
+        let events = f
+            .apply(Stream::Nozzle, &nozzle(1, "out", 1000), None)
+            .unwrap();
         assert!(
             matches!(&events[..], [ApiEvent::FpState(t)] if t.activity == PumpActivity::NozzleOut && t.since_t == Some(1000))
         );
-        f.apply(Stream::Nozzle, &nozzle(1, "in", 9000)).unwrap();
+        f.apply(Stream::Nozzle, &nozzle(1, "in", 9000), None)
+            .unwrap();
         assert_eq!(f.tiles[&1].activity, PumpActivity::NozzleIn);
-        let events = f.apply(Stream::Sale, &sale(1, Some("苏E05EV8"))).unwrap();
+        let events = f
+            .apply(Stream::Sale, &sale(1, Some("苏E05EV8")), Some(Uuid::nil()))
+            .unwrap();
         assert_eq!(events[0].name(), "sale");
         let tile = &f.tiles[&1];
         assert_eq!(tile.activity, PumpActivity::Completed);
@@ -246,22 +350,34 @@ mod tests {
     #[test]
     fn cars_queue_by_arrival_and_leave_when_their_visit_ends() {
         let mut f = Forecourt::default();
-        f.apply(Stream::Arrival, &arrival("v2", Some(3), "京A12345", 20_000))
-            .unwrap();
+        f.apply(
+            Stream::Arrival,
+            &arrival("v2", Some(3), "京A12345", 20_000),
+            None,
+        )
+        .unwrap();
         let events = f
-            .apply(Stream::Arrival, &arrival("v1", Some(3), "苏E05EV8", 10_000))
+            .apply(
+                Stream::Arrival,
+                &arrival("v1", Some(3), "苏E05EV8", 10_000),
+                None,
+            )
             .unwrap();
         assert_eq!(events.len(), 2);
         let plates: Vec<_> = f.tiles[&3].cars.iter().map(|c| c.plate.as_str()).collect();
         assert_eq!(plates, ["苏E05EV8", "京A12345"]);
         // Read again (a later arrival of the same visit): still one car.
-        f.apply(Stream::Arrival, &arrival("v1", Some(3), "苏E05EV8", 11_000))
-            .unwrap();
+        f.apply(
+            Stream::Arrival,
+            &arrival("v1", Some(3), "苏E05EV8", 11_000),
+            None,
+        )
+        .unwrap();
         assert_eq!(f.tiles[&3].cars.len(), 2);
         let visit = json!({"visit": "v1", "plate": "苏E05EV8", "fp": 3, "arrival_t": 10_000,
             "nozzle_out_t": null, "nozzle_in_t": null, "departure_t": 30_000,
             "waiting_ms": null, "service_ms": null, "sales": []});
-        let events = f.apply(Stream::Visit, &visit).unwrap();
+        let events = f.apply(Stream::Visit, &visit, None).unwrap();
         assert_eq!(events.len(), 1);
         assert_eq!(f.tiles[&3].cars.len(), 1);
         assert_eq!(f.tiles[&3].cars[0].plate, "京A12345");
@@ -271,7 +387,11 @@ mod tests {
     fn an_entrance_arrival_is_streamed_but_sits_at_no_pump() {
         let mut f = Forecourt::default();
         let events = f
-            .apply(Stream::Arrival, &arrival("v1", None, "苏E05EV8", 10_000))
+            .apply(
+                Stream::Arrival,
+                &arrival("v1", None, "苏E05EV8", 10_000),
+                None,
+            )
             .unwrap();
         assert!(matches!(&events[..], [ApiEvent::Arrival(_)]));
         assert_eq!(f.tiles().count(), 0);
@@ -280,11 +400,16 @@ mod tests {
     #[test]
     fn a_car_whose_visit_never_closed_is_forgotten() {
         let mut f = Forecourt::default();
-        f.apply(Stream::Arrival, &arrival("old", Some(1), "苏E05EV8", 0))
-            .unwrap();
+        f.apply(
+            Stream::Arrival,
+            &arrival("old", Some(1), "苏E05EV8", 0),
+            None,
+        )
+        .unwrap();
         f.apply(
             Stream::Arrival,
             &arrival("new", Some(1), "京A12345", CAR_FORGOTTEN_MS + 1000),
+            None,
         )
         .unwrap();
         assert_eq!(f.tiles[&1].cars.len(), 1);
@@ -293,26 +418,63 @@ mod tests {
     #[test]
     fn pump_state_and_unshown_streams() {
         let mut f = Forecourt::default();
-        f.apply(Stream::Pump, &json!({"t": 5, "fp": 2, "state": "offline"}))
-            .unwrap();
+        f.apply(
+            Stream::Pump,
+            &json!({"t": 5, "fp": 2, "state": "offline"}),
+            None,
+        )
+        .unwrap();
         assert_eq!(f.tiles[&2].online, Some(false));
-        assert!(f.apply(Stream::Hourly, &json!({})).unwrap().is_empty());
+        assert!(f
+            .apply(Stream::Hourly, &json!({}), None)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
     fn a_record_of_the_wrong_shape_is_an_error_and_changes_nothing() {
         let mut f = Forecourt::with_fps([1]);
         let err = f
-            .apply(Stream::Nozzle, &json!({"fp": 1, "state": "sideways"}))
+            .apply(Stream::Nozzle, &json!({"fp": 1, "state": "sideways"}), None)
             .unwrap_err();
         assert_eq!(err.stream, "nozzle");
         assert_eq!(f.tiles[&1], Tile::new(1));
     }
 
     #[test]
+    fn sales_are_listed_newest_first_with_the_latest_word_a_persons_first() {
+        let mut f = Forecourt::default();
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        f.apply(Stream::Sale, &sale(1, None), Some(a)).unwrap();
+        f.apply(Stream::Sale, &sale(2, Some("京A12345")), Some(b))
+            .unwrap();
+        // Without an id (not a released record) a sale is shown on its tile only.
+        f.apply(Stream::Sale, &sale(2, None), None).unwrap();
+        let ids: Vec<_> = f.recent_sales().map(|s| s.id).collect();
+        assert_eq!(ids, [b, a]);
+        let staff =
+            json!({"source": "staff", "t": 5, "sale_id": a, "plate": "苏E05EV8", "by": "anna"});
+        f.apply(Stream::SaleCorrection, &staff, None).unwrap();
+        let matcher = json!({"source": "matcher", "t": 6, "sale_id": a, "plate": null,
+            "plate_confidence": 0.0, "match_reason": "x", "by": "matcher"});
+        f.apply(Stream::SaleCorrection, &matcher, None).unwrap();
+        let corrected = f.recent_sales().find(|s| s.id == a).unwrap();
+        let c = corrected.correction.as_ref().unwrap();
+        assert_eq!(
+            (c.source, c.plate.as_deref(), c.by.as_deref()),
+            ("staff", Some("苏E05EV8"), Some("anna"))
+        );
+        for n in 0..RECENT_SALES as u128 + 5 {
+            f.apply(Stream::Sale, &sale(1, None), Some(Uuid::from_u128(10 + n)))
+                .unwrap();
+        }
+        assert_eq!(f.recent_sales().count(), RECENT_SALES);
+    }
+
+    #[test]
     fn the_api_event_names_its_type() {
         let mut f = Forecourt::default();
-        let events = f.apply(Stream::Nozzle, &nozzle(4, "out", 1)).unwrap();
+        let events = f.apply(Stream::Nozzle, &nozzle(4, "out", 1), None).unwrap();
         let json = serde_json::to_value(&events[0]).unwrap();
         assert_eq!(json["type"], "fp_state");
         assert_eq!(json["fp"], 4);

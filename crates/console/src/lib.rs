@@ -4,6 +4,7 @@
 //! (`station::live`), so nothing on it waits for the uplink. See `docs/console.md`.
 //!
 //! - [`settings`]: `[console]` in the config (address, users, API tokens);
+//! - [`audit`]: who logged in and corrected what, one JSON line each;
 //! - [`auth`]: sessions, the login rate limit, CSRF, passwords (argon2), API tokens;
 //! - [`forecourt`]: the tiles, pure: records in, tiles and API events out;
 //! - [`pages`]: the HTML and the embedded assets;
@@ -11,6 +12,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod audit;
 pub mod auth;
 pub mod forecourt;
 pub mod pages;

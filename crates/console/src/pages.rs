@@ -8,6 +8,7 @@ use forecourt_events::UnixMillis;
 use station::health::LocalHealth;
 
 use crate::auth::Session;
+use crate::forecourt::RecentSale;
 
 pub const CSS: &str = include_str!("../assets/console.css");
 pub const JS: &str = include_str!("../assets/console.js");
@@ -31,7 +32,7 @@ pub fn escape(text: &str) -> String {
 fn page(title: &str, station: &str, session: Option<&Session>, body: &str) -> String {
     let nav = match session {
         Some(s) => format!(
-            "<nav><a href=\"/\">Forecourt</a> <a href=\"/health\">Health</a>\
+            "<nav><a href=\"/\">Forecourt</a> <a href=\"/sales\">Sales</a> <a href=\"/health\">Health</a>\
              <form method=\"post\" action=\"/logout\" class=\"logout\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
              <span class=\"user\">{} ({:?})</span> <button type=\"submit\">Log out</button></form></nav>",
@@ -190,6 +191,84 @@ fn health_body(h: &LocalHealth, now: UnixMillis) -> String {
             .map_or("unknown".into(), |b| format!("{:.1} GB", b as f64 / 1e9)),
     );
     out
+}
+
+/// The recent sales, newest first, each with a form to say which car bought it.
+pub fn sales(
+    station: &str,
+    session: &Session,
+    sales: &[RecentSale],
+    message: Option<(bool, &str)>,
+) -> String {
+    let mut out = String::from("<main class=\"sales\">");
+    if let Some((ok, text)) = message {
+        let _ = write!(
+            out,
+            "<p class=\"message {}\" role=\"alert\">{}</p>",
+            if ok { "done" } else { "refused" },
+            escape(text)
+        );
+    }
+    if sales.is_empty() {
+        out.push_str("<p>No sale since the agent started.</p>");
+    } else {
+        out.push_str(
+            "<p>Correct a plate the matcher gave, or give one it could not: type the plate, or \
+             leave it empty for \"no plate\". The correction goes to HQ with your name.</p>\
+             <table><tr><th>completed</th><th>pump</th><th>nozzle</th><th>litres</th>\
+             <th>amount</th><th>plate</th><th>correction</th><th></th></tr>",
+        );
+    }
+    for s in sales {
+        let sale = &s.sale;
+        let plate = match &sale.plate {
+            Some(p) => format!(
+                "<span class=\"sale-plate\">{}</span> {:.1} %",
+                escape(p),
+                100.0 * sale.plate_confidence
+            ),
+            None => "<span class=\"sale-plate none\">no plate</span>".into(),
+        };
+        let correction = s.correction.as_ref().map_or(String::new(), |c| {
+            format!(
+                "{} ({}{})",
+                escape(c.plate.as_deref().unwrap_or("no plate")),
+                c.source,
+                c.by.as_deref()
+                    .map_or(String::new(), |b| format!(": {}", escape(b)))
+            )
+        });
+        let _ = write!(
+            out,
+            "<tr id=\"sale-{id}\" data-fp=\"{fp}\"><td>{t}</td><td>{fp}</td><td>{nozzle}</td>\
+             <td class=\"volume\">{volume}</td><td>{amount}</td><td>{plate}</td>\
+             <td class=\"correction\">{correction}</td><td>\
+             <form method=\"post\" action=\"/sales/correct\" class=\"correct\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <input type=\"hidden\" name=\"sale_id\" value=\"{id}\">\
+             <input name=\"plate\" maxlength=\"16\" placeholder=\"plate, or empty\" aria-label=\"plate\">\
+             <button type=\"submit\">Correct</button></form></td></tr>",
+            id = s.id,
+            fp = sale.fp,
+            t = clock_time(sale.completed_t),
+            nozzle = sale.nozzle,
+            volume = sale.volume,
+            amount = sale.amount,
+            csrf = escape(&session.csrf),
+        );
+    }
+    if !sales.is_empty() {
+        out.push_str("</table>");
+    }
+    out.push_str("</main>");
+    page("Sales", station, Some(session), &out)
+}
+
+/// `t` as UTC `HH:MM:SS` (the station's screens show local time in the browser; this page is
+/// rendered on the server).
+fn clock_time(t: UnixMillis) -> String {
+    let s = t.div_euclid(1000).rem_euclid(86_400);
+    format!("{:02}:{:02}:{:02} UTC", s / 3600, s % 3600 / 60, s % 60)
 }
 
 fn yes_no(b: bool) -> &'static str {

@@ -19,12 +19,13 @@ use serde::Deserialize;
 use station::health::LocalHealth;
 use station::live::LiveRecord;
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
 use tracing::{info, warn};
 
+use crate::audit::{AuditAction, AuditEntry, AuditLog};
 use crate::auth::{self, LoginLimiter, Session, Sessions};
 use crate::forecourt::{ApiEvent, Forecourt};
 use crate::pages;
@@ -36,6 +37,8 @@ const LOGIN_CSRF_COOKIE: &str = "fa_login_csrf";
 const BODY_LIMIT: usize = 16 * 1024;
 /// API events a slow client may fall behind by before it is told to fetch the state anew.
 const EVENT_BACKLOG: usize = 1024;
+/// How long a correction waits for the station's answer.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the console shows, from the rest of the agent.
 pub struct ConsoleFeeds {
@@ -46,6 +49,9 @@ pub struct ConsoleFeeds {
     /// The fuelling points the config lists (a tile each from the start).
     pub fps: Vec<FpNumber>,
     pub station_id: String,
+    /// The station's command queue: staff corrections go there.
+    pub commands: mpsc::Sender<uplink::CommandRequest>,
+    pub audit: AuditLog,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +117,8 @@ impl Console {
             events: events.clone(),
             health: feeds.health,
             station_id: feeds.station_id,
+            commands: feeds.commands,
+            audit: feeds.audit,
         });
         let follower = tokio::spawn(follow_records(
             feeds.records,
@@ -144,6 +152,8 @@ struct AppState {
     events: broadcast::Sender<Decided>,
     health: watch::Receiver<Option<LocalHealth>>,
     station_id: String,
+    commands: mpsc::Sender<uplink::CommandRequest>,
+    audit: AuditLog,
 }
 
 /// An API event and when the station decided the record behind it.
@@ -164,6 +174,8 @@ fn router(state: Shared) -> Router {
     Router::new()
         .route("/", get(forecourt_page))
         .route("/health", get(health_page))
+        .route("/sales", get(sales_page))
+        .route("/sales/correct", post(correct_sale))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/live", get(live_stream))
@@ -190,7 +202,7 @@ async fn follow_records(
         };
         match record {
             Ok(record) => {
-                let applied = lock(&state.forecourt).apply(record.stream, &record.body);
+                let applied = lock(&state.forecourt).apply(record.stream, &record.body, record.id);
                 match applied {
                     Ok(events) => {
                         for event in events {
@@ -363,8 +375,16 @@ async fn login(
     let now = now_millis();
     let address = peer.ip().to_string();
     let keys = [form.user.as_str(), address.as_str()];
+    let audit = |outcome: &str| AuditEntry {
+        t: now,
+        user: form.user.clone(),
+        address: address.clone(),
+        action: AuditAction::Login,
+        outcome: outcome.into(),
+    };
     if !lock(&state.limiter).may_try(&keys, now) {
         warn!(user = %form.user, %address, "console: login refused, too many failures");
+        state.audit.record(audit("locked: too many failures")).await;
         return login_form(
             &state,
             StatusCode::TOO_MANY_REQUESTS,
@@ -384,6 +404,10 @@ async fn login(
     let Some(user) = user.filter(|_| matches) else {
         lock(&state.limiter).failed(&keys, now);
         warn!(user = %form.user, %address, "console: wrong user name or password");
+        state
+            .audit
+            .record(audit("wrong user name or password"))
+            .await;
         return login_form(
             &state,
             StatusCode::UNAUTHORIZED,
@@ -405,6 +429,7 @@ async fn login(
         now,
     );
     info!(user = %user.name, role = ?user.role, %address, "console: logged in");
+    state.audit.record(audit("ok")).await;
     let mut response = Redirect::to("/").into_response();
     response.headers_mut().append(
         header::SET_COOKIE,
@@ -431,6 +456,7 @@ struct CsrfForm {
 
 async fn logout(
     State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
@@ -438,20 +464,168 @@ async fn logout(
     let Some(id) = cookie(&headers, SESSION_COOKIE) else {
         return Redirect::to("/login").into_response();
     };
-    let mut sessions = lock(&state.sessions);
-    let Some(session) = sessions.get(id, now) else {
+    let Some(session) = session_of(&state, &headers, now) else {
         return Redirect::to("/login").into_response();
     };
     if !auth::same_secret(&session.csrf, &form.csrf) {
         return (StatusCode::FORBIDDEN, "missing or wrong CSRF token\n").into_response();
     }
     info!(user = %session.user, "console: logged out");
-    sessions.remove(id);
+    lock(&state.sessions).remove(id);
+    state
+        .audit
+        .record(AuditEntry {
+            t: now,
+            user: session.user,
+            address: peer.ip().to_string(),
+            action: AuditAction::Logout,
+            outcome: "ok".into(),
+        })
+        .await;
     let mut response = Redirect::to("/login").into_response();
     response
         .headers_mut()
         .append(header::SET_COOKIE, session_cookie("", 0));
     response
+}
+
+async fn sales_page(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    match logged_in(&state, &headers) {
+        Ok(session) => sales_response(&state, &session, StatusCode::OK, None),
+        Err(to_login) => to_login,
+    }
+}
+
+fn sales_response(
+    state: &AppState,
+    session: &Session,
+    status: StatusCode,
+    message: Option<(bool, &str)>,
+) -> Response {
+    let sales: Vec<_> = lock(&state.forecourt).recent_sales().cloned().collect();
+    (
+        status,
+        Html(pages::sales(&state.station_id, session, &sales, message)),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct CorrectionForm {
+    #[serde(default)]
+    csrf: String,
+    sale_id: String,
+    /// Empty: no plate.
+    #[serde(default)]
+    plate: String,
+}
+
+/// What the console asks the station: a `staff_correction` command's payload.
+#[derive(serde::Serialize)]
+struct StaffCorrectionCommand<'a> {
+    id: &'a str,
+    sale_id: &'a str,
+    plate: Option<&'a str>,
+    by: &'a str,
+}
+
+/// A staff correction: checked here for a quick answer, checked again and carried out by the
+/// station (a `sale_correction` to HQ), recorded in the audit log either way.
+async fn correct_sale(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<CorrectionForm>,
+) -> Response {
+    let session = match logged_in(&state, &headers) {
+        Ok(session) => session,
+        Err(to_login) => return to_login,
+    };
+    if !auth::same_secret(&session.csrf, &form.csrf) {
+        return sales_response(
+            &state,
+            &session,
+            StatusCode::FORBIDDEN,
+            Some((
+                false,
+                "The form had expired or did not come from this page: nothing changed.",
+            )),
+        );
+    }
+    let plate = form.plate.trim();
+    let plate = (!plate.is_empty()).then_some(plate);
+    if let Some(p) = plate.filter(|p| !forecourt_events::is_valid_plate(p)) {
+        let why = format!("{p:?} is not a Chinese plate: nothing changed.");
+        return sales_response(
+            &state,
+            &session,
+            StatusCode::BAD_REQUEST,
+            Some((false, &why)),
+        );
+    }
+    let outcome = ask_station(
+        &state,
+        &StaffCorrectionCommand {
+            id: "console",
+            sale_id: form.sale_id.trim(),
+            plate,
+            by: &session.user,
+        },
+    )
+    .await;
+    state
+        .audit
+        .record(AuditEntry {
+            t: now_millis(),
+            user: session.user.clone(),
+            address: peer.ip().to_string(),
+            action: AuditAction::Correction {
+                sale_id: form.sale_id.trim().parse().unwrap_or_default(),
+                plate: plate.map(str::to_string),
+            },
+            outcome: outcome.as_ref().err().map_or("ok".into(), Clone::clone),
+        })
+        .await;
+    match outcome {
+        Ok(()) => {
+            info!(user = %session.user, sale = %form.sale_id, plate = plate.unwrap_or("none"), "console: staff correction sent");
+            let done = format!(
+                "Sent to HQ: the sale was {}.",
+                plate.map_or("no plate's".to_string(), |p| p.to_string())
+            );
+            sales_response(&state, &session, StatusCode::OK, Some((true, &done)))
+        }
+        Err(why) => {
+            let why = format!("Not corrected: {why}");
+            sales_response(
+                &state,
+                &session,
+                StatusCode::BAD_REQUEST,
+                Some((false, &why)),
+            )
+        }
+    }
+}
+
+/// Runs a `staff_correction` through the station's command queue; its failure in words.
+async fn ask_station(state: &AppState, command: &StaffCorrectionCommand<'_>) -> Result<(), String> {
+    let payload = serde_json::to_string(command).map_err(|e| e.to_string())?;
+    let action =
+        station::StationCommands::local("staff_correction", &payload).map_err(|e| e.to_string())?;
+    let (reply, answer) = oneshot::channel();
+    let request = uplink::CommandRequest {
+        command: uplink::Command::local("console", action),
+        reply,
+    };
+    if state.commands.send(request).await.is_err() {
+        return Err("the station is stopping".into());
+    }
+    match tokio::time::timeout(COMMAND_TIMEOUT, answer).await {
+        Ok(Ok(uplink::CommandReply::Done(_))) => Ok(()),
+        Ok(Ok(uplink::CommandReply::Failed(why))) => Err(why),
+        Ok(Err(_)) => Err("the station did not answer".into()),
+        Err(_) => Err("the station did not answer within 10 s".into()),
+    }
 }
 
 /// Every tile as JSON: the state a page or a POS starts from.

@@ -2,15 +2,18 @@
 //! input. A plain HTTP/1.1 client on a socket, so every header is seen as a browser gets it.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use console::audit::AuditLog;
 use console::settings::{ApiTokenSettings, UserSettings};
 use console::{Console, ConsoleFeeds, ConsoleSettings, Role};
 use serde_json::json;
 use station::live::LiveRecord;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use wire::Stream;
 
 const TOKEN: &str = "pos-token-for-tests";
@@ -91,6 +94,12 @@ fn form_csrf(html: &str) -> String {
 struct Running {
     addr: SocketAddr,
     records: broadcast::Sender<LiveRecord>,
+    /// The commands the console put in the station's queue (their names), answered with
+    /// `answer` (None: done).
+    commands: Arc<Mutex<Vec<String>>>,
+    answer: Arc<Mutex<Option<String>>>,
+    audit: PathBuf,
+    _dir: tempfile::TempDir,
     _stop: watch::Sender<bool>,
 }
 
@@ -113,16 +122,41 @@ async fn start() -> Running {
     let (records, records_rx) = broadcast::channel(64);
     let (_health, health_rx) = watch::channel(None);
     let (stop, stop_rx) = watch::channel(false);
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    // The station's side of the command queue: notes each command and answers it.
+    let (commands_tx, mut commands_rx) = mpsc::channel::<uplink::CommandRequest>(4);
+    let commands = Arc::new(Mutex::new(Vec::new()));
+    let answer: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let (seen, failing) = (commands.clone(), answer.clone());
+    tokio::spawn(async move {
+        while let Some(request) = commands_rx.recv().await {
+            seen.lock()
+                .unwrap()
+                .push(request.command.action.name().to_string());
+            let reply = match failing.lock().unwrap().clone() {
+                Some(why) => uplink::CommandReply::Failed(why),
+                None => uplink::CommandReply::Done(json!({})),
+            };
+            let _ = request.reply.send(reply);
+        }
+    });
     let feeds = ConsoleFeeds {
         records: records_rx,
         health: health_rx,
         fps: vec![1, 2],
         station_id: "test-001".into(),
+        commands: commands_tx,
+        audit: AuditLog::new(audit.clone()),
     };
     tokio::spawn(console.run(feeds, stop_rx));
     Running {
         addr,
         records,
+        commands,
+        answer,
+        audit,
+        _dir: dir,
         _stop: stop,
     }
 }
@@ -281,6 +315,7 @@ async fn the_api_needs_a_token_and_streams_what_the_station_decides() {
             stream: Stream::Nozzle,
             body: json!({"t": 1_700_000_000_000i64, "fp": 2, "nozzle": 1, "state": "out"}),
             decided_t: 1_700_000_000_005,
+            id: None,
         })
         .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -297,4 +332,115 @@ async fn the_api_needs_a_token_and_streams_what_the_station_decides() {
     let fps = get(c.addr, "/api/fps", &auth).await;
     let tiles: serde_json::Value = serde_json::from_str(&fps.body).unwrap();
     assert_eq!(tiles[1]["activity"], "nozzle_out");
+}
+
+#[tokio::test]
+async fn a_staff_correction_goes_to_the_station_with_the_users_name_and_is_audited() {
+    let c = start().await;
+    let sale_id = "6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f";
+    c.records
+        .send(LiveRecord {
+            stream: Stream::Sale,
+            body: json!({"fp": 1, "nozzle": 1, "grade": "95#", "volume": "35.21",
+                "amount": "292.95", "price": "8.32", "nozzle_out_t": 1000, "nozzle_in_t": 9000,
+                "completed_t": 9500, "plate": null, "plate_confidence": 0.0,
+                "match_reason": "unsure"}),
+            decided_t: 9600,
+            id: Some(sale_id.parse().unwrap()),
+        })
+        .unwrap();
+    let session = log_in(c.addr, "correct+horse")
+        .await
+        .cookie("fa_session")
+        .unwrap();
+    let cookie = format!("Cookie: {session}\r\n");
+    let until = tokio::time::Instant::now() + Duration::from_secs(20);
+    let page = loop {
+        let page = get(c.addr, "/sales", &cookie).await;
+        if page.body.contains(sale_id) || tokio::time::Instant::now() > until {
+            break page;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(page.body.contains(sale_id), "{}", page.body);
+    let csrf = form_csrf(&page.body);
+
+    // Without the session's token, or with a plate that is none: refused here, nothing sent.
+    let forged = post(
+        c.addr,
+        "/sales/correct",
+        &cookie,
+        &format!("sale_id={sale_id}&plate=%E4%BA%ACA12345"),
+    )
+    .await;
+    assert_eq!(forged.status, 403);
+    let bad = post(
+        c.addr,
+        "/sales/correct",
+        &cookie,
+        &format!("csrf={csrf}&sale_id={sale_id}&plate=A1"),
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("is not a Chinese plate"), "{}", bad.body);
+    assert!(c.commands.lock().unwrap().is_empty());
+    let anonymous = post(
+        c.addr,
+        "/sales/correct",
+        "",
+        &format!("csrf={csrf}&sale_id={sale_id}&plate="),
+    )
+    .await;
+    assert_eq!(anonymous.status, 303);
+
+    // 京A12345, as the browser sends it.
+    let done = post(
+        c.addr,
+        "/sales/correct",
+        &cookie,
+        &format!("csrf={csrf}&sale_id={sale_id}&plate=%E4%BA%ACA12345"),
+    )
+    .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(done.body.contains("Sent to HQ"), "{}", done.body);
+    *c.answer.lock().unwrap() = Some("no sale with that id was sent by this station".into());
+    let failed = post(
+        c.addr,
+        "/sales/correct",
+        &cookie,
+        &format!("csrf={csrf}&sale_id={sale_id}&plate="),
+    )
+    .await;
+    assert_eq!(failed.status, 400);
+    assert!(
+        failed.body.contains("Not corrected: no sale with that id"),
+        "{}",
+        failed.body
+    );
+    assert_eq!(
+        *c.commands.lock().unwrap(),
+        ["staff_correction", "staff_correction"]
+    );
+
+    let audit: Vec<serde_json::Value> = std::fs::read_to_string(&c.audit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let corrections: Vec<_> = audit
+        .iter()
+        .filter(|e| e["action"] == "correction")
+        .collect();
+    assert_eq!(corrections.len(), 2, "{audit:?}");
+    assert_eq!(corrections[0]["user"], "anna");
+    assert_eq!(corrections[0]["plate"], "京A12345");
+    assert_eq!(corrections[0]["outcome"], "ok");
+    assert_eq!(corrections[1]["plate"], serde_json::Value::Null);
+    assert!(corrections[1]["outcome"]
+        .as_str()
+        .unwrap()
+        .contains("no sale"));
+    assert!(audit
+        .iter()
+        .any(|e| e["action"] == "login" && e["outcome"] == "ok"));
 }

@@ -9,12 +9,18 @@ use tracing::{info, warn};
 use crate::StationCommands;
 
 /// Forwards HQ's commands from `hq`, and a `reload_config` for each SIGHUP, into the returned
-/// queue until shutdown; the task ends then (await it when draining).
+/// queue until shutdown; the task ends then (await it when draining). The returned sender puts
+/// the station's own commands (its console's) into the same queue.
 pub fn forward_commands(
     mut hq: mpsc::Receiver<uplink::CommandRequest>,
     mut shutdown: watch::Receiver<bool>,
-) -> (mpsc::Receiver<uplink::CommandRequest>, JoinHandle<()>) {
+) -> (
+    mpsc::Receiver<uplink::CommandRequest>,
+    mpsc::Sender<uplink::CommandRequest>,
+    JoinHandle<()>,
+) {
     let (tx, rx) = mpsc::channel(16);
+    let local = tx.clone();
     let task = tokio::spawn(async move {
         let mut hup = match signal(SignalKind::hangup()) {
             Ok(s) => Some(s),
@@ -40,7 +46,7 @@ pub fn forward_commands(
             }
         }
     });
-    (rx, task)
+    (rx, local, task)
 }
 
 /// A SIGHUP as a local `reload_config` request whose answer goes to the log.

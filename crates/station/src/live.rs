@@ -7,13 +7,15 @@ use forecourt_events::UnixMillis;
 use serde_json::Value;
 use wire::Stream;
 
-/// One record as the station decided it: its stream, its payload (a `wire` body) and when it
-/// was decided (ms since the epoch: what a screen's delay is measured from).
+/// One record as the station decided it: its stream, its payload (a `wire` body), when it was
+/// decided (ms since the epoch: what a screen's delay is measured from) and, for a sale, its
+/// envelope `id` (what a correction names).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LiveRecord {
     pub stream: Stream,
     pub body: Value,
     pub decided_t: UnixMillis,
+    pub id: Option<uuid::Uuid>,
 }
 
 /// Records a listener may fall behind by before it misses some.

@@ -139,12 +139,13 @@ impl OutboxWriter {
 
     /// Hands a record to the live feed, if anyone listens (a full or absent feed loses
     /// nothing: the outbox has the record).
-    fn tell_live(&self, stream: Stream, body: &Value) {
+    fn tell_live(&self, stream: Stream, body: &Value, id: Option<uuid::Uuid>) {
         if let Some(live) = &self.live {
             let _ = live.send(LiveRecord {
                 stream,
                 body: body.clone(),
                 decided_t: forecourt_events::now_millis(),
+                id,
             });
         }
     }
@@ -218,10 +219,12 @@ impl OutboxWriter {
     /// Writes to the outbox, or, when it refuses (disk full), keeps the write in memory to retry
     /// in order.
     pub async fn write(&mut self, write: OutboxWrite) -> Result<(), StationError> {
-        if let OutboxWrite::Release { stream, body, .. }
-        | OutboxWrite::Append { stream, body, .. } = &write
-        {
-            self.tell_live(*stream, body);
+        match &write {
+            OutboxWrite::Release {
+                stream, body, id, ..
+            } => self.tell_live(*stream, body, Some(*id)),
+            OutboxWrite::Append { stream, body, .. } => self.tell_live(*stream, body, None),
+            OutboxWrite::Hold { .. } | OutboxWrite::KeepTotalizer(_) => {}
         }
         if !self.unwritten.is_empty() {
             return self.keep_unwritten(write);
@@ -294,7 +297,7 @@ impl OutboxWriter {
         topic: String,
         body: Value,
     ) -> Result<outbox::Record, StationError> {
-        self.tell_live(stream, &body);
+        self.tell_live(stream, &body, None);
         let outbox = self.outbox.clone();
         let record =
             tokio::task::spawn_blocking(move || outbox.append(stream.name(), &topic, &body))

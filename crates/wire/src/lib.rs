@@ -24,7 +24,7 @@ pub use commands::{
     PingResult, PlateCorrectionResult, RecordTraceResult, ReloadResult, Reply, ResendCommand,
     ResendResult,
 };
-pub use correction::{HqCorrection, MatcherCorrection, SaleCorrection};
+pub use correction::{HqCorrection, MatcherCorrection, SaleCorrection, StaffCorrection};
 pub use dead_letter::{DeadLetter, DeadLetterRecord};
 pub use dispenser::{NozzleBody, NozzleState, PumpBody, PumpState, SaleGapBody};
 pub use envelope::Envelope;

@@ -9,6 +9,7 @@ mod hourly;
 mod plate_correction;
 mod record_trace;
 mod reload_config;
+mod staff_correction;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -38,6 +39,9 @@ const COMMANDS: &[(&str, Check)] = &[
     ("hourly", hourly::check),
 ];
 
+/// Commands only the station itself makes (its console): never taken from HQ.
+const LOCAL_COMMANDS: &[(&str, Check)] = &[("staff_correction", staff_correction::check)];
+
 /// The station's commands, for the uplink to check HQ's payloads with.
 pub struct StationCommands;
 
@@ -49,10 +53,15 @@ impl uplink::CommandSet for StationCommands {
 }
 
 impl StationCommands {
-    /// A command of the station's own making (the operator's SIGHUP is a `reload_config`).
+    /// A command of the station's own making (the operator's SIGHUP is a `reload_config`, the
+    /// console's corrections a `staff_correction`).
     pub fn local(name: &str, payload: &str) -> Result<CommandAction, CommandError> {
         use uplink::CommandSet;
-        match StationCommands.check(name, payload) {
+        let checked = StationCommands.check(name, payload).or_else(|| {
+            let (name, check) = LOCAL_COMMANDS.iter().find(|(known, _)| *known == name)?;
+            Some(check(payload).map(|command| StationCommand::new(name, command)))
+        });
+        match checked {
             Some(checked) => Ok(CommandAction::Station(checked?)),
             None => Err(CommandError::UnknownCommand(name.to_owned())),
         }

@@ -37,43 +37,54 @@ pub(super) fn check(payload: &str) -> Result<Box<dyn Apply>, CommandError> {
 
 fn read(payload: &str) -> Result<PlateCorrection, CommandError> {
     let f = fields::<Fields>(payload)?;
-    let sale_id = Uuid::parse_str(&f.sale_id)
+    Ok(PlateCorrection {
+        sale_id: sale_id_field(&f.sale_id)?,
+        plate: plate_field(f.plate)?,
+        by: f.by.map(by_field).transpose()?,
+    })
+}
+
+/// A sale record's `id`: a hyphenated UUID, as HQ received it in the sale's envelope.
+pub(super) fn sale_id_field(text: &str) -> Result<Uuid, CommandError> {
+    Uuid::parse_str(text)
         .ok()
-        // The hyphenated form only, as HQ received it in the sale's envelope.
-        .filter(|u| u.hyphenated().to_string() == f.sale_id.to_ascii_lowercase())
+        .filter(|u| u.hyphenated().to_string() == text.to_ascii_lowercase())
         .ok_or_else(|| CommandError::BadValue {
             field: "sale_id",
             why: "must be a hyphenated UUID".into(),
-        })?;
-    let plate_chars = f.plate.chars().count();
+        })
+}
+
+/// A corrected plate: short, no spaces, and a well-formed Chinese plate.
+pub(super) fn plate_field(plate: String) -> Result<String, CommandError> {
+    let plate_chars = plate.chars().count();
     if plate_chars == 0
         || plate_chars > MAX_PLATE_CHARS
-        || f.plate.chars().any(|c| c.is_whitespace() || c.is_control())
+        || plate.chars().any(|c| c.is_whitespace() || c.is_control())
     {
         return Err(CommandError::BadValue {
             field: "plate",
             why: format!("must be 1 to {MAX_PLATE_CHARS} characters, no spaces"),
         });
     }
-    if !forecourt_events::is_valid_plate(&f.plate) {
+    if !forecourt_events::is_valid_plate(&plate) {
         return Err(CommandError::BadValue {
             field: "plate",
-            why: format!("{:?} is not a well-formed Chinese plate", f.plate),
+            why: format!("{plate:?} is not a well-formed Chinese plate"),
         });
     }
-    if let Some(by) = &f.by {
-        if by.chars().count() > MAX_BY_CHARS || by.chars().any(char::is_control) {
-            return Err(CommandError::BadValue {
-                field: "by",
-                why: format!("must be at most {MAX_BY_CHARS} printable characters"),
-            });
-        }
+    Ok(plate)
+}
+
+/// Who made a correction: short and printable.
+pub(super) fn by_field(by: String) -> Result<String, CommandError> {
+    if by.chars().count() > MAX_BY_CHARS || by.chars().any(char::is_control) {
+        return Err(CommandError::BadValue {
+            field: "by",
+            why: format!("must be at most {MAX_BY_CHARS} printable characters"),
+        });
     }
-    Ok(PlateCorrection {
-        sale_id,
-        plate: f.plate,
-        by: f.by,
-    })
+    Ok(by)
 }
 
 impl Apply for PlateCorrection {
@@ -84,34 +95,44 @@ impl Apply for PlateCorrection {
 
 impl PlateCorrection {
     async fn correct(self, station: &mut Station) -> Result<PlateCorrectionResult, CommandFailed> {
-        let outbox = station.writer.outbox().clone();
-        let sale_id = self.sale_id;
-        let sent =
-            tokio::task::spawn_blocking(move || outbox.holds_record(Stream::Sale.name(), &sale_id))
-                .await
-                .map_err(StationError::from)?
-                .map_err(StationError::outbox("looking for the sale"))?;
-        if !sent {
-            return Err(CommandFailed::NoSuchSale(sale_id));
-        }
-        let correction = Event::SaleCorrection(SaleCorrection::Hq(HqCorrection {
+        let correction = SaleCorrection::Hq(HqCorrection {
             t: now_millis(),
-            sale_id,
+            sale_id: self.sale_id,
             plate: self.plate,
             by: self.by,
-        }));
-        let topic = station.topic(Stream::SaleCorrection);
-        let body = correction.to_body().map_err(StationError::from)?;
-        let record = station
-            .writer
-            .append_now(Stream::SaleCorrection, topic, body)
-            .await?;
-        Ok(PlateCorrectionResult {
-            stream: Stream::SaleCorrection,
-            seq: record.seq,
-            id: record.id,
-        })
+        });
+        append_correction(station, self.sale_id, correction).await
     }
+}
+
+/// Appends `correction` of the sale record `sale_id`, if this station sent that sale.
+pub(super) async fn append_correction(
+    station: &mut Station,
+    sale_id: Uuid,
+    correction: SaleCorrection,
+) -> Result<PlateCorrectionResult, CommandFailed> {
+    let outbox = station.writer.outbox().clone();
+    let sent =
+        tokio::task::spawn_blocking(move || outbox.holds_record(Stream::Sale.name(), &sale_id))
+            .await
+            .map_err(StationError::from)?
+            .map_err(StationError::outbox("looking for the sale"))?;
+    if !sent {
+        return Err(CommandFailed::NoSuchSale(sale_id));
+    }
+    let topic = station.topic(Stream::SaleCorrection);
+    let body = Event::SaleCorrection(correction)
+        .to_body()
+        .map_err(StationError::from)?;
+    let record = station
+        .writer
+        .append_now(Stream::SaleCorrection, topic, body)
+        .await?;
+    Ok(PlateCorrectionResult {
+        stream: Stream::SaleCorrection,
+        seq: record.seq,
+        id: record.id,
+    })
 }
 
 #[cfg(test)]
