@@ -372,3 +372,279 @@ async fn staff_log_in_see_a_fill_with_its_plate_within_a_second_and_correct_it()
         "{audit}"
     );
 }
+
+/// An installer's zone edit in the browser: a staff user is refused the page; the installer
+/// drags a corner of pump 1's zone over the camera's picture, saves, and the saved file passes
+/// `check-config`, the old one is kept, and the matcher uses the new polygon (the trace records
+/// the zones drawn anew with it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_installer_drags_a_zone_corner_and_the_matcher_uses_the_saved_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, broker) = start_mosquitto(dir.path());
+    let (_line, pumps_end, agent_end) = pty_pair(dir.path());
+    let config = dir.path().join("console.toml");
+    let trace = dir.path().join("trace.jsonl");
+    let config_text = console_config(dir.path(), &agent_end, broker).replacen(
+        "station_id",
+        &format!("trace_file = {:?}\nstation_id", trace.display().to_string()),
+        1,
+    ) + &format!(
+        "\n[[console.user]]\nname = \"ivan\"\nrole = \"installer\"\npassword_hash = \"{}\"\n",
+        hash_password(PASSWORD)
+    );
+    let console_port = console_port(&config_text);
+    std::fs::write(&config, &config_text).unwrap();
+    let _pumps = Proc::spawn(
+        "dart-pump-sim",
+        Command::new(binary("dart-pump-sim"))
+            .arg("--port")
+            .arg(&pumps_end)
+            .arg("--scenario")
+            .arg(repo_root().join("config/demo-scenario.toml"))
+            .stderr(Stdio::null()),
+    );
+    let agent_log = dir.path().join("agent.log");
+    let mut agent = Proc::spawn(
+        "forecourt-agent",
+        Command::new(binary("forecourt-agent"))
+            .args(["run", "--seconds", "300", "--config"])
+            .arg(&config)
+            .stderr(std::fs::File::create(&agent_log).unwrap()),
+    );
+    let driver_port = free_port();
+    let _driver = Proc::spawn(
+        "chromedriver",
+        Command::new("chromedriver")
+            .arg(format!("--port={driver_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    wait_until(
+        Duration::from_secs(60),
+        "the console and chromedriver",
+        || {
+            std::net::TcpStream::connect(("127.0.0.1", console_port)).is_ok()
+                && std::net::TcpStream::connect(("127.0.0.1", driver_port)).is_ok()
+        },
+    );
+    let log = || std::fs::read_to_string(&agent_log).unwrap_or_default();
+    let client = browser(driver_port).await;
+    let base = format!("http://127.0.0.1:{console_port}");
+
+    // Staff: refused, and the file untouched.
+    client.goto(&format!("{base}/login")).await.unwrap();
+    submit_login(&client, "anna", PASSWORD).await;
+    wait_for_text(&client, "#live-status", Duration::from_secs(20), |t| {
+        t == "Live"
+    })
+    .await;
+    client.goto(&format!("{base}/installer")).await.unwrap();
+    let refused = wait_for_text(&client, ".message", Duration::from_secs(20), |t| {
+        !t.is_empty()
+    })
+    .await;
+    assert_eq!(
+        refused.as_deref(),
+        Some("The installer's pages are for installers.")
+    );
+    client
+        .find(Locator::Css("form.logout button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // The installer: the picture, pump 1's zone over it.
+    submit_login(&client, "ivan", PASSWORD).await;
+    wait_for_text(&client, "#live-status", Duration::from_secs(20), |t| {
+        t == "Live"
+    })
+    .await;
+    client.goto(&format!("{base}/installer")).await.unwrap();
+    let picture_loaded = "const img = document.querySelector('.stage img'); \
+        return document.getElementById('installer').dataset.ready === 'yes' \
+        && img.complete && img.naturalWidth > 0;";
+    let until = Instant::now() + Duration::from_secs(60);
+    while !client
+        .execute(picture_loaded, vec![])
+        .await
+        .unwrap()
+        .as_bool()
+        .unwrap_or(false)
+    {
+        assert!(
+            Instant::now() < until,
+            "no camera picture on the installer page:\n{}",
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let corner_of_pump_1 =
+        "const row = Array.from(document.querySelectorAll('tr.zone-row')).find(r => \
+        r.querySelector('.zone-fp').value === '1'); \
+        return row ? Number(row.dataset.zone) : null;";
+    let zone = client.execute(corner_of_pump_1, vec![]).await.unwrap();
+    let zone = zone
+        .as_u64()
+        .expect("pump 1 has a zone on the installer page");
+    let handle = client
+        .find(Locator::Css(&format!(
+            "circle.corner[data-zone='{zone}'][data-vertex='1']"
+        )))
+        .await
+        .unwrap();
+    let corners = |client: &Client| {
+        let client = client.clone();
+        async move {
+            let text = client
+                .execute(
+                    "return document.querySelector(`tr.zone-row[data-zone='${arguments[0]}'] .corners`).textContent;",
+                    vec![zone.into()],
+                )
+                .await
+                .unwrap();
+            text.as_str().unwrap().to_string()
+        }
+    };
+    let before = corners(&client).await;
+    use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
+    let drag = MouseActions::new("mouse".into())
+        .then(PointerAction::MoveToElement {
+            element: handle,
+            duration: None,
+            x: 0.0,
+            y: 0.0,
+        })
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        })
+        .then(PointerAction::MoveBy {
+            duration: Some(Duration::from_millis(300)),
+            x: -60.0,
+            y: 40.0,
+        })
+        .then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
+    client.perform_actions(drag).await.unwrap();
+    let after = corners(&client).await;
+    assert_ne!(before, after, "the corner did not move");
+    // "x,y  x,y  ...": the dragged corner is the second.
+    let moved: Vec<f64> = after
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let was: Vec<f64> = before
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!(
+        moved[0] < was[0] && moved[1] > was[1],
+        "{before} -> {after}"
+    );
+
+    client
+        .find(Locator::Id("save-zones"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let saved = wait_for_text(&client, "#save-status", Duration::from_secs(30), |t| {
+        t.starts_with("Saved") || t.starts_with("Not saved")
+    })
+    .await
+    .unwrap_or_default();
+    assert!(
+        saved.starts_with("Saved and applied (fp"),
+        "{saved}\n{}",
+        log()
+    );
+
+    // The file: checked by check-config, the old one kept, the new corner in it.
+    let status = Command::new(binary("forecourt-agent"))
+        .arg("check-config")
+        .arg(&config)
+        .status()
+        .unwrap();
+    assert!(status.success(), "the saved config fails check-config");
+    let saved_text = std::fs::read_to_string(&config).unwrap();
+    let backups: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("console.toml.bak-")
+        })
+        .collect();
+    assert_eq!(backups.len(), 1);
+    assert_eq!(
+        std::fs::read_to_string(backups[0].path()).unwrap(),
+        config_text
+    );
+    let corner = format!("[{}, {}]", moved[0], moved[1]);
+    let is_moved =
+        |point: &[f64]| (point[0] - moved[0]).abs() < 0.001 && (point[1] - moved[1]).abs() < 0.001;
+    let saved: toml::Table = toml::from_str(&saved_text).unwrap();
+    let saved_fp1 = saved["fp"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["fp"].as_integer() == Some(1))
+        .unwrap();
+    let saved_point: Vec<f64> = saved_fp1["zones"][0]["polygon"][1]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_float().unwrap())
+        .collect();
+    assert!(
+        is_moved(&saved_point),
+        "{corner} not in the saved file:\n{saved_text}"
+    );
+    assert!(
+        saved_text.contains("# The station console"),
+        "comments kept:\n{saved_text}"
+    );
+
+    // The matcher: the trace records the zones drawn anew, with the new corner.
+    let until = Instant::now() + Duration::from_secs(30);
+    let layout_line = loop {
+        let text = std::fs::read_to_string(&trace).unwrap_or_default();
+        if let Some(line) = text
+            .lines()
+            .find(|l| l.contains("\"type\":\"layout\"") && l.contains("\"t\":"))
+        {
+            break line.to_string();
+        }
+        assert!(
+            Instant::now() < until,
+            "no reloaded layout in the trace:\n{}",
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let layout: serde_json::Value = serde_json::from_str(&layout_line).unwrap();
+    let fp1 = layout["fps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["fp"] == 1)
+        .unwrap();
+    let point = &fp1["zones"][0]["polygon"][1];
+    assert!(
+        is_moved(&[point[0].as_f64().unwrap(), point[1].as_f64().unwrap()]),
+        "the trace's zone {point} is not the dragged corner {corner}"
+    );
+
+    client.close().await.unwrap();
+    agent.terminate(Duration::from_secs(10));
+}

@@ -10,6 +10,7 @@ pub mod model_files;
 pub mod probe;
 mod problems;
 mod reload;
+pub mod zone_file;
 
 use matcher::{FpLayout, Layout, MatcherConfig};
 use serde::Deserialize;
@@ -501,6 +502,42 @@ mod tests {
                 "want {want_at} {want_msg:?} in:\n{err}\nconfig:\n{text}"
             );
         }
+    }
+
+    /// The console's installer page saves zones through this: checked, backed up, in place.
+    #[test]
+    fn zones_saved_into_the_file_are_checked_and_the_old_file_kept() {
+        use console::zone_file::{ZoneFile, ZoneFileError};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(dir.path().join("video.mp4"), b"").unwrap();
+        let before = format!(
+            "{}[[camera]]\nname = \"c\"\nurl = \"video.mp4\"\n\n[[fp]]\nfp = 1\n\
+             zones = [{{ camera = \"c\", polygon = [[0,0],[1,0],[1,1]] }}]\n",
+            minimal()
+        );
+        std::fs::write(&path, &before).unwrap();
+        let zones = zone_file::ConfigFileZones::new(path.clone());
+        let mut layout = zones.layout().unwrap();
+        layout.fps[0].zones[0].polygon[1] = [0.8, 0.1];
+        let saved = zones.save(&layout).unwrap();
+        assert_eq!(std::fs::read_to_string(&saved.backup).unwrap(), before);
+        let after = AgentConfig::load(&path).unwrap();
+        assert_eq!(after.layout(), layout);
+
+        // A zone on a camera the file has not: refused, the file as it was.
+        let text = std::fs::read_to_string(&path).unwrap();
+        layout.fps[0].zones[0].camera = "nope".into();
+        match zones.save(&layout) {
+            Err(ZoneFileError::Invalid(problems)) => {
+                assert!(
+                    problems.iter().any(|p| p.contains("not configured")),
+                    "{problems:?}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
     }
 
     #[test]

@@ -96,7 +96,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (rss_models, _) = rss_mb();
     let cpu_before = (threads_cpu_s("plate-reader"), process_cpu_s());
     let started = Instant::now();
-    let vision = Vision::start(vec![reader], config.cameras()?, focus, out)?;
+    let vision = Vision::start(
+        vec![reader],
+        config.cameras()?,
+        focus,
+        station::snapshots::Snapshots::default(),
+        out,
+    )?;
     let slot = vision
         .camera_slots()
         .into_iter()

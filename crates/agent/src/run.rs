@@ -89,6 +89,7 @@ pub async fn run_agent(
     )?;
     // The drivers hold their own senders.
     drop(pump_tx);
+    let config_path = loaded.path.clone();
     // Sales come first: a console that cannot start (its port taken) is an alarm to HQ and a
     // log line, not a station that stops recording sales.
     let console = match &config.console {
@@ -126,7 +127,19 @@ pub async fn run_agent(
         station::command_queue::forward_commands(hq_commands, shutdown.clone());
     let dispenser_tasks: Vec<_> = dispensers.into_iter().map(tokio::spawn).collect();
     let (frame_tx, frame_rx) = mpsc::channel(64);
-    let vision = start_vision(&config, station.focus_areas(), frame_tx, &liveness)?;
+    // The installer's page shows each camera's latest picture; kept only with a console.
+    let snapshots = if console.is_some() {
+        station::snapshots::Snapshots::enabled()
+    } else {
+        station::snapshots::Snapshots::default()
+    };
+    let vision = start_vision(
+        &config,
+        station.focus_areas(),
+        snapshots.clone(),
+        frame_tx,
+        &liveness,
+    )?;
     let health_task = tokio::spawn(station::health::log_health(
         health_every,
         station::health::HealthSources {
@@ -154,6 +167,9 @@ pub async fn run_agent(
             station_id: config.station_id.clone(),
             commands: local_commands,
             audit: console::audit::AuditLog::new(data_dir.join("console-audit.jsonl")),
+            cameras: config.cameras.iter().map(|c| c.name.clone()).collect(),
+            snapshots,
+            zones: Arc::new(agent_config::zone_file::ConfigFileZones::new(config_path)),
         };
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
@@ -354,6 +370,7 @@ pub fn open_plate_pipeline(config: &AgentConfig) -> Result<plates::PlatePipeline
 fn start_vision(
     config: &AgentConfig,
     focus: station::focus::FocusAreas,
+    snapshots: station::snapshots::Snapshots,
     frames: mpsc::Sender<forecourt_events::FramePlates>,
     liveness: &Liveness,
 ) -> Result<Vision> {
@@ -374,7 +391,13 @@ fn start_vision(
             heartbeat: liveness.register(format!("plate-reader-{n}")),
         })
         .collect();
-    Ok(Vision::start(readers, config.cameras()?, focus, frames)?)
+    Ok(Vision::start(
+        readers,
+        config.cameras()?,
+        focus,
+        snapshots,
+        frames,
+    )?)
 }
 
 async fn shutdown_signal() {

@@ -146,3 +146,163 @@ document.addEventListener("DOMContentLoaded", () => {
     setInterval(tick, 1000);
   }
 });
+
+// The installer's zone editor: every zone drawn over its camera's latest picture, corners
+// dragged with the pointer, the list below to give each zone its pump or remove it, and one
+// save that sends the whole layout back (the server checks and applies it).
+const COLOURS = ["#e53935", "#1e88e5", "#43a047", "#fdd835", "#d81b60", "#00acc1", "#fb8c00", "#8e6cc0"];
+const SVG = "http://www.w3.org/2000/svg";
+
+function editor(main) {
+  let zones = []; // {fp, camera, polygon: [[x, y], ...]} with x, y in 0..1
+  const status = document.getElementById("save-status");
+
+  function colour(fp) {
+    return COLOURS[(Number(fp) - 1 + COLOURS.length * 100) % COLOURS.length];
+  }
+
+  function draw() {
+    main.querySelectorAll("section.camera").forEach((section) => {
+      const svg = section.querySelector("svg");
+      svg.replaceChildren();
+      zones.forEach((zone, z) => {
+        if (zone.camera !== section.dataset.camera) return;
+        const shape = document.createElementNS(SVG, "polygon");
+        shape.setAttribute("points", zone.polygon.map(([x, y]) => x * 1000 + "," + y * 1000).join(" "));
+        shape.setAttribute("class", "zone");
+        shape.style.stroke = colour(zone.fp);
+        shape.style.fill = colour(zone.fp);
+        svg.append(shape);
+        const label = document.createElementNS(SVG, "text");
+        label.setAttribute("x", zone.polygon[0][0] * 1000 + 8);
+        label.setAttribute("y", zone.polygon[0][1] * 1000 + 40);
+        label.textContent = "pump " + zone.fp;
+        svg.append(label);
+        zone.polygon.forEach(([x, y], v) => {
+          const handle = document.createElementNS(SVG, "circle");
+          handle.setAttribute("cx", x * 1000);
+          handle.setAttribute("cy", y * 1000);
+          handle.setAttribute("r", 14);
+          handle.setAttribute("class", "corner");
+          handle.dataset.zone = z;
+          handle.dataset.vertex = v;
+          handle.style.stroke = colour(zone.fp);
+          svg.append(handle);
+        });
+      });
+    });
+    list();
+  }
+
+  function list() {
+    const table = document.getElementById("zone-list");
+    table.querySelectorAll("tr.zone-row").forEach((r) => r.remove());
+    zones.forEach((zone, z) => {
+      const row = el("tr", "zone-row");
+      row.dataset.zone = z;
+      row.append(el("td", "", zone.camera));
+      const fpCell = el("td");
+      const fp = el("input");
+      fp.type = "number";
+      fp.min = 1;
+      fp.max = 99;
+      fp.value = zone.fp;
+      fp.className = "zone-fp";
+      fp.addEventListener("change", () => {
+        zone.fp = Number(fp.value);
+        draw();
+      });
+      fpCell.append(fp);
+      row.append(fpCell);
+      row.append(el("td", "corners", zone.polygon.map(([x, y]) => x.toFixed(3) + "," + y.toFixed(3)).join("  ")));
+      const remove = el("button", "remove-zone", "Remove");
+      remove.type = "button";
+      remove.addEventListener("click", () => {
+        zones.splice(z, 1);
+        draw();
+      });
+      const removeCell = el("td");
+      removeCell.append(remove);
+      row.append(removeCell);
+      table.append(row);
+    });
+  }
+
+  // Dragging a corner: the pointer's position over the picture, in 0..1, clamped to it.
+  let dragging = null;
+  main.addEventListener("pointerdown", (e) => {
+    if (!e.target.classList.contains("corner")) return;
+    dragging = { zone: Number(e.target.dataset.zone), vertex: Number(e.target.dataset.vertex), svg: e.target.ownerSVGElement };
+    e.preventDefault();
+  });
+  document.addEventListener("pointermove", (e) => {
+    if (!dragging) return;
+    const box = dragging.svg.getBoundingClientRect();
+    const x = Math.min(1, Math.max(0, (e.clientX - box.left) / box.width));
+    const y = Math.min(1, Math.max(0, (e.clientY - box.top) / box.height));
+    zones[dragging.zone].polygon[dragging.vertex] = [Number(x.toFixed(4)), Number(y.toFixed(4))];
+    draw();
+  });
+  document.addEventListener("pointerup", () => {
+    dragging = null;
+  });
+
+  main.querySelectorAll("button.add-zone").forEach((button) => {
+    button.addEventListener("click", () => {
+      const camera = button.closest("section.camera").dataset.camera;
+      const fp = zones.length ? zones[zones.length - 1].fp : 1;
+      zones.push({ fp, camera, polygon: [[0.4, 0.4], [0.6, 0.4], [0.6, 0.6], [0.4, 0.6]] });
+      draw();
+    });
+  });
+
+  document.getElementById("save-zones").addEventListener("click", async () => {
+    const byFp = new Map();
+    zones.forEach((zone) => {
+      if (!byFp.has(zone.fp)) byFp.set(zone.fp, []);
+      byFp.get(zone.fp).push({ camera: zone.camera, polygon: zone.polygon });
+    });
+    const layout = { fps: Array.from(byFp, ([fp, list]) => ({ fp, zones: list })) };
+    status.textContent = "Saving...";
+    const response = await fetch(main.dataset.zones, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ csrf: main.dataset.csrf, layout }),
+    });
+    const outcome = await response.json().catch(() => ({ saved: false, problems: ["no answer"] }));
+    if (outcome.saved && outcome.problems.length === 0) {
+      const applied = outcome.reload && outcome.reload.applied ? outcome.reload.applied.join(", ") : "";
+      status.textContent = "Saved and applied (" + (applied || "nothing changed") + "); the old file is " + outcome.backup;
+      status.className = "message done";
+    } else {
+      status.textContent = (outcome.saved ? "Saved, but: " : "Not saved: ") + outcome.problems.join("; ");
+      status.className = "message refused";
+    }
+  });
+
+  // The pictures: renewed every few seconds (the reader keeps one per camera every 2 s); one
+  // not there yet (the camera just started) is asked for again.
+  main.querySelectorAll(".stage img").forEach((img) => {
+    const source = img.getAttribute("src");
+    const renew = () => {
+      img.src = source + "?t=" + Date.now();
+    };
+    img.addEventListener("error", () => setTimeout(renew, 2000));
+    setInterval(renew, 5000);
+  });
+
+  fetch(main.dataset.zones, { credentials: "same-origin" })
+    .then((r) => r.json())
+    .then((layout) => {
+      zones = [];
+      layout.fps.forEach((fp) => fp.zones.forEach((z) => zones.push({ fp: fp.fp, camera: z.camera, polygon: z.polygon })));
+      draw();
+      main.dataset.ready = "yes";
+    });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const main = document.getElementById("installer");
+  if (main) editor(main);
+});

@@ -1,5 +1,5 @@
-//! The console's audit log: who logged in, failed to, logged out, and corrected which sale to
-//! what, one JSON line each, appended and synced to a file beside the outbox
+//! The console's audit log: who logged in, failed to, logged out, corrected which sale to what,
+//! and saved which zones, one JSON line each, appended and synced to a file beside the outbox
 //! (`<data_dir>/console-audit.jsonl`). Kept by the station (rotate it with logrotate's
 //! `copytruncate`); a line that cannot be written is logged as an error, and the action it
 //! records still happens (the correction itself is in the outbox and at HQ).
@@ -34,6 +34,10 @@ pub enum AuditAction {
     Correction {
         sale_id: Uuid,
         plate: Option<String>,
+    },
+    /// An installer saved these zones into the config file.
+    Zones {
+        layout: matcher::Layout,
     },
 }
 

@@ -8,7 +8,8 @@
 //! - [`auth`]: sessions, the login rate limit, CSRF, passwords (argon2), API tokens;
 //! - [`forecourt`]: the tiles, pure: records in, tiles and API events out;
 //! - [`pages`]: the HTML and the embedded assets;
-//! - [`server`]: routes and streams.
+//! - [`server`]: routes and streams;
+//! - [`zone_file`]: how the installer's page reads and writes the zones in the config file.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -18,6 +19,7 @@ pub mod forecourt;
 pub mod pages;
 pub mod server;
 pub mod settings;
+pub mod zone_file;
 
 pub use server::{Console, ConsoleError, ConsoleFeeds};
 pub use settings::{ConsoleSettings, Role};

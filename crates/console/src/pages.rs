@@ -32,10 +32,15 @@ pub fn escape(text: &str) -> String {
 fn page(title: &str, station: &str, session: Option<&Session>, body: &str) -> String {
     let nav = match session {
         Some(s) => format!(
-            "<nav><a href=\"/\">Forecourt</a> <a href=\"/sales\">Sales</a> <a href=\"/health\">Health</a>\
+            "<nav><a href=\"/\">Forecourt</a> <a href=\"/sales\">Sales</a> <a href=\"/health\">Health</a>{}\
              <form method=\"post\" action=\"/logout\" class=\"logout\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
              <span class=\"user\">{} ({:?})</span> <button type=\"submit\">Log out</button></form></nav>",
+            if s.role >= crate::settings::Role::Installer {
+                " <a href=\"/installer\">Installer</a>"
+            } else {
+                ""
+            },
             escape(&s.csrf),
             escape(&s.user),
             s.role
@@ -191,6 +196,48 @@ fn health_body(h: &LocalHealth, now: UnixMillis) -> String {
             .map_or("unknown".into(), |b| format!("{:.1} GB", b as f64 / 1e9)),
     );
     out
+}
+
+/// A page the user may not see, and why.
+pub fn refused(station: &str, session: &Session, why: &str) -> String {
+    page(
+        "Not allowed",
+        station,
+        Some(session),
+        &format!(
+            "<main><p class=\"message refused\" role=\"alert\">{}</p></main>",
+            escape(why)
+        ),
+    )
+}
+
+/// The installer's zone editor: each camera's latest picture with the zones over it, drawn and
+/// edited by `assets/console.js` from `/installer/zones`.
+pub fn installer(station: &str, session: &Session, cameras: &[String]) -> String {
+    let mut out = format!(
+        "<main id=\"installer\" data-zones=\"/installer/zones\" data-csrf=\"{}\">\
+         <p>Drag a corner to move it; add or remove zones and give each its pump below. \
+         \"Save and apply\" checks the config as check-config does, keeps the old file as a \
+         backup, writes it and applies the zones at once (as a reload does).</p>",
+        escape(&session.csrf)
+    );
+    for camera in cameras {
+        let _ = write!(
+            out,
+            "<section class=\"camera\" data-camera=\"{c}\"><h2>{c}</h2><div class=\"stage\">\
+             <img alt=\"latest picture of {c}\" src=\"/installer/snapshot/{c}\">\
+             <svg viewBox=\"0 0 1000 1000\" preserveAspectRatio=\"none\"></svg></div>\
+             <button type=\"button\" class=\"add-zone\">Add a zone on {c}</button></section>",
+            c = escape(camera)
+        );
+    }
+    out.push_str(
+        "<section><h2>Zones</h2><table id=\"zone-list\"><tr><th>camera</th><th>pump</th>\
+         <th>corners</th><th></th></tr></table>\
+         <button type=\"button\" id=\"save-zones\">Save and apply</button>\
+         <p id=\"save-status\" class=\"message\" role=\"status\"></p></section></main>",
+    );
+    page("Installer", station, Some(session), &out)
 }
 
 /// The recent sales, newest first, each with a form to say which car bought it.

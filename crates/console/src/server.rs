@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Form, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Form, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -18,6 +18,7 @@ use forecourt_events::{now_millis, FpNumber, UnixMillis};
 use serde::Deserialize;
 use station::health::LocalHealth;
 use station::live::LiveRecord;
+use station::snapshots::Snapshots;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
@@ -29,7 +30,8 @@ use crate::audit::{AuditAction, AuditEntry, AuditLog};
 use crate::auth::{self, LoginLimiter, Session, Sessions};
 use crate::forecourt::{ApiEvent, Forecourt};
 use crate::pages;
-use crate::settings::{ConsoleSettings, SettingsError, UserSettings};
+use crate::settings::{ConsoleSettings, Role, SettingsError, UserSettings};
+use crate::zone_file::{ZoneFile, ZoneFileError};
 
 const SESSION_COOKIE: &str = "fa_session";
 const LOGIN_CSRF_COOKIE: &str = "fa_login_csrf";
@@ -49,9 +51,15 @@ pub struct ConsoleFeeds {
     /// The fuelling points the config lists (a tile each from the start).
     pub fps: Vec<FpNumber>,
     pub station_id: String,
-    /// The station's command queue: staff corrections go there.
+    /// The station's command queue: staff corrections and reloads go there.
     pub commands: mpsc::Sender<uplink::CommandRequest>,
     pub audit: AuditLog,
+    /// The config's cameras, by name.
+    pub cameras: Vec<String>,
+    /// Each camera's latest picture (the reader keeps them while this is on).
+    pub snapshots: Snapshots,
+    /// The zones in the config file.
+    pub zones: Arc<dyn ZoneFile>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +127,9 @@ impl Console {
             station_id: feeds.station_id,
             commands: feeds.commands,
             audit: feeds.audit,
+            cameras: feeds.cameras,
+            snapshots: feeds.snapshots,
+            zones: feeds.zones,
         });
         let follower = tokio::spawn(follow_records(
             feeds.records,
@@ -154,6 +165,9 @@ struct AppState {
     station_id: String,
     commands: mpsc::Sender<uplink::CommandRequest>,
     audit: AuditLog,
+    cameras: Vec<String>,
+    snapshots: Snapshots,
+    zones: Arc<dyn ZoneFile>,
 }
 
 /// An API event and when the station decided the record behind it.
@@ -176,6 +190,9 @@ fn router(state: Shared) -> Router {
         .route("/health", get(health_page))
         .route("/sales", get(sales_page))
         .route("/sales/correct", post(correct_sale))
+        .route("/installer", get(installer_page))
+        .route("/installer/snapshot/{camera}", get(installer_snapshot))
+        .route("/installer/zones", get(installer_zones).post(save_zones))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/live", get(live_stream))
@@ -610,8 +627,18 @@ async fn correct_sale(
 /// Runs a `staff_correction` through the station's command queue; its failure in words.
 async fn ask_station(state: &AppState, command: &StaffCorrectionCommand<'_>) -> Result<(), String> {
     let payload = serde_json::to_string(command).map_err(|e| e.to_string())?;
-    let action =
-        station::StationCommands::local("staff_correction", &payload).map_err(|e| e.to_string())?;
+    run_command(state, "staff_correction", &payload)
+        .await
+        .map(|_| ())
+}
+
+/// Runs the station's command `name` through its queue: its result, or its failure in words.
+async fn run_command(
+    state: &AppState,
+    name: &str,
+    payload: &str,
+) -> Result<serde_json::Value, String> {
+    let action = station::StationCommands::local(name, payload).map_err(|e| e.to_string())?;
     let (reply, answer) = oneshot::channel();
     let request = uplink::CommandRequest {
         command: uplink::Command::local("console", action),
@@ -621,11 +648,167 @@ async fn ask_station(state: &AppState, command: &StaffCorrectionCommand<'_>) -> 
         return Err("the station is stopping".into());
     }
     match tokio::time::timeout(COMMAND_TIMEOUT, answer).await {
-        Ok(Ok(uplink::CommandReply::Done(_))) => Ok(()),
+        Ok(Ok(uplink::CommandReply::Done(result))) => Ok(result),
         Ok(Ok(uplink::CommandReply::Failed(why))) => Err(why),
         Ok(Err(_)) => Err("the station did not answer".into()),
         Err(_) => Err("the station did not answer within 10 s".into()),
     }
+}
+
+/// The session of an installer, or the response for anyone else (the login page, or `403`).
+fn installer(state: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
+    let session = logged_in(state, headers)?;
+    if session.role < Role::Installer {
+        warn!(user = %session.user, "console: the installer's pages refused to a staff user");
+        return Err((
+            StatusCode::FORBIDDEN,
+            Html(pages::refused(
+                &state.station_id,
+                &session,
+                "The installer's pages are for installers.",
+            )),
+        )
+            .into_response());
+    }
+    Ok(session)
+}
+
+async fn installer_page(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    match installer(&state, &headers) {
+        Ok(session) => Html(pages::installer(
+            &state.station_id,
+            &session,
+            &state.cameras,
+        ))
+        .into_response(),
+        Err(refused) => refused,
+    }
+}
+
+/// The camera's latest picture (JPEG), `404` until the reader made one.
+async fn installer_snapshot(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(camera): Path<String>,
+) -> Response {
+    if let Err(refused) = installer(&state, &headers) {
+        return refused;
+    }
+    match state.snapshots.get(&camera) {
+        Some(shot) => (
+            [(header::CONTENT_TYPE, "image/jpeg")],
+            shot.jpeg.as_ref().clone(),
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "no picture from this camera yet\n").into_response(),
+    }
+}
+
+/// The zones the config file holds now.
+async fn installer_zones(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    if let Err(refused) = installer(&state, &headers) {
+        return refused;
+    }
+    let zones = state.zones.clone();
+    match tokio::task::spawn_blocking(move || zones.layout()).await {
+        Ok(Ok(layout)) => Json(layout).into_response(),
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct SaveZones {
+    #[serde(default)]
+    csrf: String,
+    layout: matcher::Layout,
+}
+
+/// What a save did, for the page.
+#[derive(serde::Serialize)]
+struct SaveOutcome {
+    saved: bool,
+    /// Where the previous file is, when saved.
+    backup: Option<String>,
+    /// The reload's answer (`applied`, `needs_restart`), or why the file was not saved or not
+    /// applied.
+    reload: Option<serde_json::Value>,
+    problems: Vec<String>,
+}
+
+/// Saves the zones into the config file (checked as check-config checks it, the previous file
+/// kept) and applies them live, as SIGHUP does.
+async fn save_zones(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Json<SaveZones>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let session = match installer(&state, &headers) {
+        Ok(session) => session,
+        Err(refused) => return refused,
+    };
+    let refuse = |status: StatusCode, problems: Vec<String>| {
+        (
+            status,
+            Json(SaveOutcome {
+                saved: false,
+                backup: None,
+                reload: None,
+                problems,
+            }),
+        )
+            .into_response()
+    };
+    let Json(save) = match body {
+        Ok(body) => body,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, vec![e.body_text()]),
+    };
+    if !auth::same_secret(&session.csrf, &save.csrf) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            vec!["missing or wrong CSRF token: nothing saved".into()],
+        );
+    }
+    let zones = state.zones.clone();
+    let layout = save.layout.clone();
+    let saved = tokio::task::spawn_blocking(move || zones.save(&layout))
+        .await
+        .unwrap_or_else(|e| Err(ZoneFileError::File(e.to_string())));
+    let outcome = match &saved {
+        Ok(_) => "ok".to_string(),
+        Err(e) => e.to_string(),
+    };
+    state
+        .audit
+        .record(AuditEntry {
+            t: now_millis(),
+            user: session.user.clone(),
+            address: peer.ip().to_string(),
+            action: AuditAction::Zones {
+                layout: save.layout,
+            },
+            outcome,
+        })
+        .await;
+    let saved = match saved {
+        Ok(saved) => saved,
+        Err(ZoneFileError::Invalid(problems)) => return refuse(StatusCode::BAD_REQUEST, problems),
+        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, vec![e.to_string()]),
+    };
+    info!(user = %session.user, backup = %saved.backup.display(), "console: zones saved; reloading");
+    let reload = run_command(&state, "reload_config", r#"{"id":"console"}"#).await;
+    let (reload, problems) = match reload {
+        Ok(result) => (Some(result), Vec::new()),
+        Err(why) => (None, vec![format!("saved, but not applied: {why}")]),
+    };
+    Json(SaveOutcome {
+        saved: true,
+        backup: Some(saved.backup.display().to_string()),
+        reload,
+        problems,
+    })
+    .into_response()
 }
 
 /// Every tile as JSON: the state a page or a POS starts from.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use console::audit::AuditLog;
 use console::settings::{ApiTokenSettings, UserSettings};
+use console::zone_file::{SavedZones, ZoneFile, ZoneFileError};
 use console::{Console, ConsoleFeeds, ConsoleSettings, Role};
 use serde_json::json;
 use station::live::LiveRecord;
@@ -17,6 +18,19 @@ use tokio::sync::{broadcast, mpsc, watch};
 use wire::Stream;
 
 const TOKEN: &str = "pos-token-for-tests";
+
+/// These tests have no config file: the installer's page is refused before it is reached, and
+/// says so where it would be (the browser test saves zones into a real one).
+struct NoConfigFile;
+
+impl ZoneFile for NoConfigFile {
+    fn layout(&self) -> Result<matcher::Layout, ZoneFileError> {
+        Err(ZoneFileError::File("no config file in this test".into()))
+    }
+    fn save(&self, _: &matcher::Layout) -> Result<SavedZones, ZoneFileError> {
+        Err(ZoneFileError::File("no config file in this test".into()))
+    }
+}
 
 struct Reply {
     status: u16,
@@ -107,11 +121,18 @@ async fn start() -> Running {
     let settings = ConsoleSettings {
         listen: "127.0.0.1:0".into(),
         session_hours: 1.0,
-        users: vec![UserSettings {
-            name: "anna".into(),
-            role: Role::Staff,
-            password_hash: console::auth::hash_password("correct horse").unwrap(),
-        }],
+        users: vec![
+            UserSettings {
+                name: "anna".into(),
+                role: Role::Staff,
+                password_hash: console::auth::hash_password("correct horse").unwrap(),
+            },
+            UserSettings {
+                name: "ivan".into(),
+                role: Role::Installer,
+                password_hash: console::auth::hash_password("correct horse").unwrap(),
+            },
+        ],
         api_tokens: vec![ApiTokenSettings {
             name: "pos".into(),
             sha256: console::auth::token_sha256(TOKEN),
@@ -148,6 +169,9 @@ async fn start() -> Running {
         station_id: "test-001".into(),
         commands: commands_tx,
         audit: AuditLog::new(audit.clone()),
+        cameras: vec!["cam1".into()],
+        snapshots: station::snapshots::Snapshots::enabled(),
+        zones: Arc::new(NoConfigFile),
     };
     tokio::spawn(console.run(feeds, stop_rx));
     Running {
@@ -161,8 +185,13 @@ async fn start() -> Running {
     }
 }
 
-/// Logs in as anna; the session cookie (`fa_session=...`).
+/// Logs in as anna (staff).
 async fn log_in(addr: SocketAddr, password: &str) -> Reply {
+    log_in_as(addr, "anna", password).await
+}
+
+/// Logs in as `user`; the session cookie is in the reply (`fa_session=...`).
+async fn log_in_as(addr: SocketAddr, user: &str, password: &str) -> Reply {
     let page = get(addr, "/login", "").await;
     let csrf_cookie = page.cookie("fa_login_csrf").unwrap();
     let csrf = form_csrf(&page.body);
@@ -170,7 +199,7 @@ async fn log_in(addr: SocketAddr, password: &str) -> Reply {
         addr,
         "/login",
         &format!("Cookie: {csrf_cookie}\r\n"),
-        &format!("user=anna&password={password}&csrf={csrf}"),
+        &format!("user={user}&password={password}&csrf={csrf}"),
     )
     .await
 }
@@ -443,4 +472,77 @@ async fn a_staff_correction_goes_to_the_station_with_the_users_name_and_is_audit
     assert!(audit
         .iter()
         .any(|e| e["action"] == "login" && e["outcome"] == "ok"));
+}
+
+#[tokio::test]
+async fn the_installers_pages_refuse_staff_and_a_save_without_the_token() {
+    let c = start().await;
+    let staff = log_in(c.addr, "correct+horse")
+        .await
+        .cookie("fa_session")
+        .unwrap();
+    let staff = format!("Cookie: {staff}\r\n");
+    for path in ["/installer", "/installer/zones", "/installer/snapshot/cam1"] {
+        let refused = get(c.addr, path, &staff).await;
+        assert_eq!(refused.status, 403, "{path}");
+    }
+    assert!(!get(c.addr, "/", &staff)
+        .await
+        .body
+        .contains("href=\"/installer\""));
+    let json = |csrf: &str| format!(r#"{{"csrf":"{csrf}","layout":{{"fps":[]}}}}"#);
+    let save = |cookie: String, body: String| async move {
+        send(
+            c.addr,
+            format!(
+                "POST /installer/zones HTTP/1.1\r\nHost: console\r\nConnection: close\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n{cookie}\r\n{body}",
+                body.len()
+            ),
+        )
+        .await
+    };
+    assert_eq!(save(staff.clone(), json("x")).await.status, 403);
+    assert_eq!(save(String::new(), json("x")).await.status, 303);
+
+    let installer = log_in_as(c.addr, "ivan", "correct+horse")
+        .await
+        .cookie("fa_session")
+        .unwrap();
+    let installer = format!("Cookie: {installer}\r\n");
+    let page = get(c.addr, "/installer", &installer).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("data-camera=\"cam1\""));
+    assert_eq!(
+        get(c.addr, "/installer/snapshot/cam1", &installer)
+            .await
+            .status,
+        404
+    );
+    let csrf = page
+        .body
+        .split("data-csrf=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let forged = save(installer.clone(), json("guess")).await;
+    assert_eq!(forged.status, 403);
+    assert!(forged.body.contains("CSRF"), "{}", forged.body);
+    let malformed = save(installer.clone(), "{\"csrf\":".into()).await;
+    assert_eq!(malformed.status, 400);
+    // Checked and signed: the file's own error comes back, nothing saved.
+    let failed = save(installer.clone(), json(&csrf)).await;
+    assert_eq!(failed.status, 500);
+    assert!(
+        failed.body.contains("no config file in this test"),
+        "{}",
+        failed.body
+    );
+    assert!(
+        c.commands.lock().unwrap().is_empty(),
+        "no reload without a save"
+    );
 }

@@ -32,6 +32,8 @@ mod pump_board;
 pub mod reader;
 mod recording;
 mod restore;
+#[cfg(feature = "reader")]
+pub mod snapshots;
 mod station;
 mod trace_files;
 #[cfg(feature = "reader")]

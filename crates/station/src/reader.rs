@@ -26,6 +26,7 @@ use plates::{PlateError, PlatePipeline, PlateReading};
 use crate::focus::{
     pixel_rect, FocusAreas, Gate, MotionGate, MotionGateConfig, THUMB_HEIGHT, THUMB_WIDTH,
 };
+use crate::snapshots::{CameraSnapshot, Snapshots, SNAPSHOT_WIDTH};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -88,6 +89,7 @@ struct Closed;
 struct Shared {
     cameras: Mutex<Vec<Served>>,
     focus: FocusAreas,
+    snapshots: Snapshots,
     started: Instant,
     stats: Arc<ReaderStats>,
     out: mpsc::Sender<FramePlates>,
@@ -102,11 +104,13 @@ pub struct ReaderThread {
 
 /// Starts one reader thread per entry of `threads`, all serving `cameras`; they run until
 /// `stop` is set or the receiver of `out` is gone. `focus` says which part of each camera's
-/// frames to read (the whole frame for a camera it does not name).
+/// frames to read (the whole frame for a camera it does not name); `snapshots`, when on, gets
+/// each camera's picture every few seconds.
 pub fn spawn(
     threads: Vec<ReaderThread>,
     cameras: Vec<ReaderCamera>,
     focus: FocusAreas,
+    snapshots: Snapshots,
     out: mpsc::Sender<FramePlates>,
     stats: Arc<ReaderStats>,
     stop: Arc<AtomicBool>,
@@ -126,6 +130,7 @@ pub fn spawn(
                 .collect(),
         ),
         focus,
+        snapshots,
         started: Instant::now(),
         stats,
         out,
@@ -248,6 +253,18 @@ impl Reader {
             }
         };
         let frame = &turn.frame;
+        if self.shared.snapshots.due(&frame.camera, frame.t) {
+            match jpeg_snapshot(&frame.image) {
+                Ok(jpeg) => self.shared.snapshots.put(
+                    &frame.camera,
+                    CameraSnapshot {
+                        t: frame.t,
+                        jpeg: Arc::new(jpeg),
+                    },
+                ),
+                Err(e) => debug!(camera = %frame.camera, error = %e, "no snapshot"),
+            }
+        }
         if !plates.is_empty() {
             debug!(camera = %frame.camera, plates = ?plates.iter().map(|p| &p.text).collect::<Vec<_>>(), "plates read");
         }
@@ -296,6 +313,25 @@ impl Reader {
 /// between statements).
 fn lock(cameras: &Mutex<Vec<Served>>) -> MutexGuard<'_, Vec<Served>> {
     cameras.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `image` (BGR) scaled to [`SNAPSHOT_WIDTH`] and encoded as a JPEG.
+fn jpeg_snapshot(image: &Mat) -> Result<Vec<u8>, opencv::Error> {
+    let (w, h) = (image.cols().max(1), image.rows().max(1));
+    let height = (SNAPSHOT_WIDTH * h / w).max(1);
+    let mut small = Mat::default();
+    imgproc::resize(
+        image,
+        &mut small,
+        Size::new(SNAPSHOT_WIDTH, height),
+        0.0,
+        0.0,
+        imgproc::INTER_LINEAR,
+    )?;
+    let mut jpeg = opencv::core::Vector::<u8>::new();
+    let quality = opencv::core::Vector::from_slice(&[opencv::imgcodecs::IMWRITE_JPEG_QUALITY, 80]);
+    opencv::imgcodecs::imencode(".jpg", &small, &mut jpeg, &quality)?;
+    Ok(jpeg.to_vec())
 }
 
 /// `image` (BGR) averaged down to the motion gate's grey thumbnail: sampled to four times its

@@ -36,6 +36,7 @@ impl Vision {
         readers: Vec<ReaderThread>,
         cameras: Vec<CameraConfig>,
         focus: FocusAreas,
+        snapshots: crate::snapshots::Snapshots,
         out: mpsc::Sender<FramePlates>,
     ) -> Result<Vision, VisionError> {
         let mut handles = Vec::new();
@@ -59,14 +60,21 @@ impl Vision {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(ReaderStats::default());
-        let readers =
-            match crate::reader::spawn(readers, served, focus, out, stats.clone(), stop.clone()) {
-                Ok(readers) => readers,
-                Err(e) => {
-                    handles.into_iter().for_each(CameraHandle::stop);
-                    return Err(VisionError::ReaderThread(e));
-                }
-            };
+        let readers = match crate::reader::spawn(
+            readers,
+            served,
+            focus,
+            snapshots,
+            out,
+            stats.clone(),
+            stop.clone(),
+        ) {
+            Ok(readers) => readers,
+            Err(e) => {
+                handles.into_iter().for_each(CameraHandle::stop);
+                return Err(VisionError::ReaderThread(e));
+            }
+        };
         Ok(Vision {
             cameras: handles,
             readers,
