@@ -287,6 +287,12 @@ async fn staff_log_in_see_a_fill_with_its_plate_within_a_second_and_correct_it()
         (0..1000).contains(&delay_ms),
         "on screen {delay_ms} ms after the decision"
     );
+    // The README's picture of the live page (scripts/console-screenshot.sh sets this).
+    if let Some(path) = std::env::var_os("FORECOURT_SCREENSHOT") {
+        let png = client.screenshot().await.unwrap();
+        std::fs::write(&path, png).unwrap();
+        println!("screenshot: {}", Path::new(&path).display());
+    }
 
     // The sales page: correct that sale to another plate; HQ gets it with anna's name.
     let corrected_to = if plate == "京B54321" {
