@@ -497,11 +497,13 @@ impl Window {
     }
 }
 
-/// Arrivals decided in the window: capture of the deciding frame -> broker, sorted.
+/// Arrivals confirmed in the window: capture of the deciding frame -> broker, sorted.
 fn arrival_latencies(messages: &[(f64, String, Value)], window: &Window) -> Vec<f64> {
     let mut latencies: Vec<f64> = messages
         .iter()
-        .filter(|(_, topic, _)| topic.ends_with("/events/arrival"))
+        .filter(|(_, topic, m)| {
+            topic.ends_with("/events/arrival") && m["body"].get("state").is_none()
+        })
         .filter_map(|(recv, _, m)| {
             let t = m["body"]["t"].as_f64()?;
             window.contains(t).then(|| recv - t)

@@ -12,6 +12,11 @@ pub struct AnalyticsConfig {
     pub window_ms: i64,
     /// ...whose voted text is a well-formed plate with at least this vote certainty.
     pub min_certainty: f32,
+    /// This many reads of a car in a zone, at least `provisional_min_confidence` each, that
+    /// read the same well-formed plate exactly, are said at once as a provisional arrival
+    /// (confirmed or taken back when the reads are voted).
+    pub provisional_min_reads: usize,
+    pub provisional_min_confidence: f32,
     /// Reads this close (characters) to a car's text are that car.
     pub max_text_distance: usize,
     /// A visit ends when its car was not read (nor sold to) for this long; its departure is the
@@ -35,6 +40,8 @@ impl Default for AnalyticsConfig {
             min_reads: 3,
             window_ms: 10_000,
             min_certainty: 0.9,
+            provisional_min_reads: 2,
+            provisional_min_confidence: 0.95,
             max_text_distance: 2,
             depart_after_ms: 180_000,
             same_vehicle_gap_ms: 20_000,

@@ -34,7 +34,8 @@ use hourly::HourAcc;
 pub use hourly::{hour_of, DecimalSum, FillEnd, HOUR_MS, VOLUME_BIN_NAMES};
 use visit::{Read, Visit};
 pub use wire::{
-    Arrival, FpHourJson, HourSummary, MetricsJson, NozzleHourJson, VisitRecord, VisitSale,
+    Arrival, ArrivalState, FpHourJson, HourSummary, MetricsJson, NozzleHourJson, VisitRecord,
+    VisitSale,
 };
 use zone_check::{FillEvidence, ZoneCheck};
 
@@ -81,12 +82,19 @@ impl RunningHours {
     }
 }
 
+/// A car read, not yet sure enough for its arrival: its reads, and the provisional arrival said
+/// for it, if any.
+struct Candidate {
+    reads: Vec<Read>,
+    provisional: Option<Arrival>,
+}
+
 pub struct Analytics {
     config: AnalyticsConfig,
     layout: Layout,
     is_well_formed: fn(&str) -> bool,
     /// Confident reads not yet tied to a visit, grouped by car (similar texts).
-    candidates: Vec<Vec<Read>>,
+    candidates: Vec<Candidate>,
     visits: Vec<Visit>,
     out: VecDeque<AnalyticsEvent>,
     open: BTreeMap<FpNumber, OpenSince>,
@@ -102,6 +110,9 @@ pub struct Analytics {
     counting_since: Option<UnixMillis>,
     /// Whether each fuelling point's zones sit where its customers stand.
     zone_check: ZoneCheck,
+    /// Provisional arrivals said, and taken back, since start.
+    provisional_said: u64,
+    retracted: u64,
 }
 
 impl Analytics {
@@ -125,6 +136,8 @@ impl Analytics {
             history: VecDeque::new(),
             counting_since: None,
             zone_check,
+            provisional_said: 0,
+            retracted: 0,
         }
     }
 
@@ -364,8 +377,14 @@ impl Analytics {
     pub fn poll(&mut self, now: UnixMillis) -> Vec<AnalyticsEvent> {
         // Reads too old to make an arrival.
         let horizon = now.saturating_sub(self.config.window_ms);
-        self.candidates
-            .retain(|c| c.last().is_some_and(|r| r.t >= horizon));
+        let (kept, gone): (Vec<_>, Vec<_>) = std::mem::take(&mut self.candidates)
+            .into_iter()
+            .partition(|c| c.reads.last().is_some_and(|r| r.t >= horizon));
+        self.candidates = kept;
+        // A provisional arrival its reads never confirmed: taken back.
+        for said in gone.into_iter().filter_map(|c| c.provisional) {
+            self.retract(said, now);
+        }
         // Visits that ended; those whose first sale falls in an hour not closed yet wait for it.
         let depart = self.config.depart_after_ms;
         let mut i = 0;
@@ -584,23 +603,28 @@ impl Analytics {
         }
         let horizon = read.t - self.config.window_ms;
         let group = self.candidates.iter().position(|c| {
-            c.iter()
+            c.reads
+                .iter()
                 .rev()
                 .take(6)
                 .any(|r| text_distance(&r.text, &read.text) <= max)
         });
         let gi = match group {
             Some(gi) => {
-                self.candidates[gi].retain(|r| r.t >= horizon);
-                self.candidates[gi].push(read);
+                self.candidates[gi].reads.retain(|r| r.t >= horizon);
+                self.candidates[gi].reads.push(read.clone());
                 gi
             }
             None => {
-                self.candidates.push(vec![read]);
+                self.candidates.push(Candidate {
+                    reads: vec![read.clone()],
+                    provisional: None,
+                });
                 self.candidates.len() - 1
             }
         };
-        let reads = &self.candidates[gi];
+        self.say_provisional(gi, &read);
+        let reads = &self.candidates[gi].reads;
         if reads.len() < self.config.min_reads {
             return;
         }
@@ -614,15 +638,25 @@ impl Analytics {
         if !(self.is_well_formed)(&voted.text) || voted.certainty < self.config.min_certainty {
             return;
         }
-        let reads = self.candidates.remove(gi);
+        let Candidate { reads, provisional } = self.candidates.remove(gi);
         let last = reads.last().cloned().expect("at least min_reads reads");
         let first_seen_t = reads.iter().map(|r| r.t).min().unwrap_or(last.t);
         let mut fp_reads: BTreeMap<Option<FpNumber>, u32> = BTreeMap::new();
         for r in &reads {
             *fp_reads.entry(r.fp).or_default() += 1;
         }
+        // The provisional arrival said for this car: confirmed under its own key when the vote
+        // reads the same plate, taken back otherwise.
+        let confirmed_key = match provisional {
+            Some(said) if said.plate == voted.text => Some(said.visit),
+            Some(said) => {
+                self.retract(said, last.t);
+                None
+            }
+            None => None,
+        };
         let mut visit = Visit {
-            key: format!("{first_seen_t}:{}", voted.text),
+            key: confirmed_key.unwrap_or_else(|| format!("{first_seen_t}:{}", voted.text)),
             plate: Some(voted.text.clone()),
             arrival_t: Some(first_seen_t),
             last_seen: Some(last.t),
@@ -650,6 +684,7 @@ impl Analytics {
             fp,
             first_seen_t,
             reads: reads.len(),
+            state: ArrivalState::Confirmed,
         };
         match fp.and_then(|fp| self.acc(last.t).map(|acc| (fp, acc))) {
             Some((fp, acc)) => acc.fp(fp).arrivals += 1,
@@ -662,6 +697,61 @@ impl Analytics {
         }
         self.visits.push(visit);
         self.out.push_back(AnalyticsEvent::Arrival(arrival));
+    }
+
+    /// A provisional arrival for candidate `gi` at `read`, if it has none yet and `read` is a
+    /// confident, well-formed read in a zone that the car's earlier reads agree with exactly
+    /// (`provisional_min_reads` of them in all; entrance cameras wait for the vote).
+    fn say_provisional(&mut self, gi: usize, read: &Read) {
+        let min_confidence = self.config.provisional_min_confidence;
+        let candidate = &mut self.candidates[gi];
+        if candidate.provisional.is_some()
+            || read.fp.is_none()
+            || !read.well_formed
+            || read.confidence < min_confidence
+        {
+            return;
+        }
+        let agreeing = candidate
+            .reads
+            .iter()
+            .filter(|r| r.text == read.text && r.confidence >= min_confidence)
+            .count();
+        if agreeing < self.config.provisional_min_reads {
+            return;
+        }
+        // The key the confirmed arrival will have if the vote reads the same plate.
+        let first_seen_t = candidate.reads.iter().map(|r| r.t).min().unwrap_or(read.t);
+        let arrival = Arrival {
+            visit: format!("{first_seen_t}:{}", read.text),
+            t: read.t,
+            plate: read.text.clone(),
+            confidence: (f64::from(read.confidence) * 1000.0).round() / 1000.0,
+            camera: read.camera.clone(),
+            fp: read.fp,
+            first_seen_t,
+            reads: candidate.reads.len(),
+            state: ArrivalState::Provisional,
+        };
+        candidate.provisional = Some(arrival.clone());
+        self.provisional_said += 1;
+        self.out.push_back(AnalyticsEvent::Arrival(arrival));
+    }
+
+    /// Takes back the provisional arrival `said` at `t`.
+    fn retract(&mut self, said: Arrival, t: UnixMillis) {
+        self.retracted += 1;
+        self.out.push_back(AnalyticsEvent::Arrival(Arrival {
+            t,
+            state: ArrivalState::Retracted,
+            ..said
+        }));
+    }
+
+    /// Provisional arrivals said and taken back since start: how often the first read was
+    /// wrong (a misread, a sign, a passing car).
+    pub fn provisional_counts(&self) -> (u64, u64) {
+        (self.provisional_said, self.retracted)
     }
 
     /// The open visit of `plate` (within the text distance), preferring `fp`, most recent first.

@@ -166,11 +166,12 @@ fn replayed_trace_matches_ground_truth() {
             .flat_map(|h| &h.fps)
             .map(|f| f.metrics.vehicles)
             .sum::<u32>();
-        // Arrivals: one per plated visit, at its FP, while it was there.
+        // Arrivals: one per plated visit, at its FP, while it was there (confirmed ones: a
+        // provisional one is said before, and taken back or confirmed).
         let arrivals: Vec<_> = events
             .iter()
             .filter_map(|e| match e {
-                AnalyticsEvent::Arrival(a) => Some(a),
+                AnalyticsEvent::Arrival(a) if a.state == wire::ArrivalState::Confirmed => Some(a),
                 _ => None,
             })
             .collect();
@@ -317,6 +318,9 @@ fn ideal_camera_trace_gives_ground_truth_exactly() {
         let mut arrivals_by_hour: BTreeMap<(i64, u8), u32> = BTreeMap::new();
         for e in &events {
             if let AnalyticsEvent::Arrival(a) = e {
+                if a.state != wire::ArrivalState::Confirmed {
+                    continue;
+                }
                 got_arrivals.push((a.plate.clone(), a.fp, a.first_seen_t));
                 assert!(
                     a.t >= a.first_seen_t && a.t - a.first_seen_t <= 2_000,

@@ -98,6 +98,11 @@ fn hourly(events: &[AnalyticsEvent]) -> Vec<&HourSummary> {
         .collect()
 }
 
+/// An arrival HQ counts: not a provisional one, nor one taken back.
+fn is_confirmed_arrival(e: &AnalyticsEvent) -> bool {
+    e.stream() == "arrival" && e.body().get("state").is_none()
+}
+
 /// Two hours at a two-FP station; every number below is worked out by hand in the comments.
 #[test]
 fn scripted_two_hours() {
@@ -106,13 +111,22 @@ fn scripted_two_hours() {
     // Car A at FP1: a hesitant read (ignored), then three confident ones: arrival at the third.
     a.observe_frame(&frame("cam1", H + 9_000, &[(A, 0.25, 0.5)]));
     events.extend(a.poll(H + 9_000));
-    for t in [10_000, 10_500] {
-        a.observe_frame(&frame("cam1", H + t, &[(A, 0.25, 0.95)]));
-        assert!(a.poll(H + t).is_empty());
-    }
+    a.observe_frame(&frame("cam1", H + 10_000, &[(A, 0.25, 0.95)]));
+    assert!(a.poll(H + 10_000).is_empty());
+    // The second read agrees exactly: said at once as a provisional arrival...
+    a.observe_frame(&frame("cam1", H + 10_500, &[(A, 0.25, 0.95)]));
+    let provisional = a.poll(H + 10_500);
+    assert_eq!(provisional.len(), 1);
+    let said = provisional[0].body();
+    assert_eq!(said["state"], json!("provisional"));
+    assert_eq!(said["visit"], json!(format!("{}:{A}", H + 10_000)));
+    assert_eq!(said["t"], json!(H + 10_500));
+    assert_eq!(said["reads"], json!(2));
+    // ...and confirmed at the third, under the same visit key.
     a.observe_frame(&frame("cam1", H + 11_000, &[(A, 0.25, 0.95)]));
     let arrival = a.poll(H + 11_000);
     assert_eq!(arrival.len(), 1);
+    assert_eq!(arrival[0].body().get("state"), None);
     assert_eq!(arrival[0].stream(), "arrival");
     let body = arrival[0].body();
     assert_eq!(body["visit"], json!(format!("{}:{A}", H + 10_000)));
@@ -344,7 +358,7 @@ fn waiting_mean_and_p90_over_ten_vehicles() {
     assert_eq!(fp1.nozzle_out_ms, 300_000);
     assert_eq!(fp1.utilisation, 0.0833);
     assert_eq!(fp1.volume.to_string(), "200.00");
-    assert_eq!(out.iter().filter(|e| e.stream() == "arrival").count(), 10);
+    assert_eq!(out.iter().filter(|e| is_confirmed_arrival(e)).count(), 10);
     assert_eq!(out.iter().filter(|e| e.stream() == "visit").count(), 10);
 }
 
@@ -379,7 +393,7 @@ fn arrivals_once_per_visit_across_cameras_and_entrance() {
         a.observe_frame(&frame("elsewhere", t, &[("粤D11111", 0.5, 0.99)]));
         out.extend(a.poll(t));
     }
-    let arrivals: Vec<_> = out.iter().filter(|e| e.stream() == "arrival").collect();
+    let arrivals: Vec<_> = out.iter().filter(|e| is_confirmed_arrival(e)).collect();
     assert_eq!(arrivals.len(), 2, "{arrivals:?}");
     assert_eq!(arrivals[0].body()["fp"], json!(null));
     assert_eq!(arrivals[0].body()["camera"], json!("gate"));
@@ -468,7 +482,7 @@ fn similar_plates_elsewhere_or_later_are_other_cars() {
     reads(&mut a, &mut out, "苏E05EV0", 0.25, H + 71_000, H + 73_000);
     let arrivals: Vec<(serde_json::Value, serde_json::Value)> = out
         .iter()
-        .filter(|e| e.stream() == "arrival")
+        .filter(|e| is_confirmed_arrival(e))
         .map(|e| (e.body()["plate"].clone(), e.body()["fp"].clone()))
         .collect();
     assert_eq!(
@@ -708,4 +722,53 @@ fn the_hour_still_being_counted_is_there_on_demand_as_it_stands() {
     // An hour before counting began, or one in the future, is not there.
     assert_eq!(a.hour_or_so_far(H - HOUR_MS, now), None);
     assert_eq!(a.hour_or_so_far(H + 3 * HOUR_MS, now), None);
+}
+
+/// A provisional arrival whose reads vote another plate is taken back, and one whose car is
+/// never read again is taken back when its reads grow too old; a single read says nothing.
+#[test]
+fn provisional_arrivals_not_confirmed_are_taken_back() {
+    let mut a = Analytics::new(layout(), AnalyticsConfig::default(), plate_ok);
+    let mut out = Vec::new();
+    // Two exact misreads of A first (a smudge), then A read right four times: the vote says A.
+    for (t, text) in [(0, "苏E05EV9"), (300, "苏E05EV9")] {
+        a.observe_frame(&frame("cam1", H + t, &[(text, 0.25, 0.96)]));
+        out.extend(a.poll(H + t));
+    }
+    for t in [600, 900, 1_200, 1_500, 1_800] {
+        a.observe_frame(&frame("cam1", H + t, &[(A, 0.25, 0.99)]));
+        out.extend(a.poll(H + t));
+    }
+    let states: Vec<(serde_json::Value, serde_json::Value)> = out
+        .iter()
+        .filter(|e| e.stream() == "arrival")
+        .map(|e| (e.body()["plate"].clone(), e.body()["state"].clone()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (json!("苏E05EV9"), json!("provisional")),
+            (json!("苏E05EV9"), json!("retracted")),
+            (json!(A), serde_json::Value::Null),
+        ]
+    );
+    // A car at FP2 read twice and never again: said, then taken back once its reads are old.
+    let mut b = Analytics::new(layout(), AnalyticsConfig::default(), plate_ok);
+    let mut out = Vec::new();
+    for t in [0, 400] {
+        b.observe_frame(&frame("cam1", H + t, &[("京A12345", 0.75, 0.97)]));
+        out.extend(b.poll(H + t));
+    }
+    out.extend(b.poll(H + 400 + AnalyticsConfig::default().window_ms + 1));
+    let states: Vec<_> = out
+        .iter()
+        .filter(|e| e.stream() == "arrival")
+        .map(|e| e.body()["state"].clone())
+        .collect();
+    assert_eq!(states, [json!("provisional"), json!("retracted")]);
+    assert_eq!(b.provisional_counts(), (1, 1));
+    // One read only: nothing said.
+    let mut c = Analytics::new(layout(), AnalyticsConfig::default(), plate_ok);
+    c.observe_frame(&frame("cam1", H, &[("京A12345", 0.25, 0.99)]));
+    assert!(c.poll(H).is_empty());
 }

@@ -66,6 +66,7 @@ function renderTile(tile, decidedT) {
     const row = el("p", i === 0 ? "car at-pump" : "car queued");
     row.append(el("span", "plate", car.plate));
     row.append(el("span", "confidence", percent(car.confidence)));
+    if (car.provisional) row.append(el("span", "provisional", "(first reads, not yet confirmed)"));
     const waiting = el("span", "waiting");
     waiting.dataset.since = car.arrived_t;
     waiting.dataset.prefix = i === 0 ? "at the pump " : "waiting ";

@@ -8,8 +8,8 @@ use forecourt_events::{FpNumber, UnixMillis};
 use serde::Serialize;
 use uuid::Uuid;
 use wire::{
-    Arrival, NozzleBody, NozzleState, PumpBody, PumpState, SaleBody, SaleCorrection, Stream,
-    VisitRecord,
+    Arrival, ArrivalState, NozzleBody, NozzleState, PumpBody, PumpState, SaleBody, SaleCorrection,
+    Stream, VisitRecord,
 };
 
 /// Sales kept for the sales page, newest first.
@@ -43,6 +43,8 @@ pub struct CarView {
     pub camera: String,
     /// When it was first read there.
     pub arrived_t: UnixMillis,
+    /// Said from its first reads, not yet confirmed (see `docs/mqtt.md`, `events/arrival`).
+    pub provisional: bool,
     #[serde(skip)]
     visit: String,
 }
@@ -261,6 +263,10 @@ impl Forecourt {
             Stream::Arrival => {
                 let arrival: Arrival = serde::Deserialize::deserialize(body).map_err(read)?;
                 let mut events = vec![ApiEvent::Arrival(arrival.clone())];
+                if arrival.state == ArrivalState::Retracted {
+                    events.extend(self.forget_car(&arrival.visit));
+                    return Ok(events);
+                }
                 if let Some(fp) = arrival.fp {
                     let tile = self.tile(fp);
                     tile.cars
@@ -271,6 +277,7 @@ impl Forecourt {
                         confidence: arrival.confidence,
                         camera: arrival.camera,
                         arrived_t: arrival.first_seen_t,
+                        provisional: arrival.state == ArrivalState::Provisional,
                         visit: arrival.visit,
                     });
                     tile.cars.sort_by_key(|c| c.arrived_t);
@@ -281,18 +288,23 @@ impl Forecourt {
             }
             Stream::Visit => {
                 let visit: VisitRecord = serde::Deserialize::deserialize(body).map_err(read)?;
-                let mut events = Vec::new();
-                for tile in self.tiles.values_mut() {
-                    let before = tile.cars.len();
-                    tile.cars.retain(|c| c.visit != visit.visit);
-                    if tile.cars.len() != before {
-                        events.push(ApiEvent::FpState(tile.clone()));
-                    }
-                }
-                events
+                self.forget_car(&visit.visit)
             }
             _ => Vec::new(),
         })
+    }
+
+    /// The car of `visit` leaves every tile it is on; those tiles, changed.
+    fn forget_car(&mut self, visit: &str) -> Vec<ApiEvent> {
+        let mut events = Vec::new();
+        for tile in self.tiles.values_mut() {
+            let before = tile.cars.len();
+            tile.cars.retain(|c| c.visit != visit);
+            if tile.cars.len() != before {
+                events.push(ApiEvent::FpState(tile.clone()));
+            }
+        }
+        events
     }
 
     fn tile(&mut self, fp: FpNumber) -> &mut Tile {
@@ -381,6 +393,36 @@ mod tests {
         assert_eq!(events.len(), 1);
         assert_eq!(f.tiles[&3].cars.len(), 1);
         assert_eq!(f.tiles[&3].cars[0].plate, "京A12345");
+    }
+
+    #[test]
+    fn a_provisional_car_is_shown_confirmed_or_taken_away() {
+        let mut f = Forecourt::default();
+        let mut said = arrival("v1", Some(1), "苏E05EV8", 10_000);
+        said["state"] = json!("provisional");
+        f.apply(Stream::Arrival, &said, None).unwrap();
+        assert!(f.tiles[&1].cars[0].provisional);
+        f.apply(
+            Stream::Arrival,
+            &arrival("v1", Some(1), "苏E05EV8", 11_000),
+            None,
+        )
+        .unwrap();
+        assert_eq!(f.tiles[&1].cars.len(), 1);
+        assert!(!f.tiles[&1].cars[0].provisional);
+        let mut wrong = arrival("v2", Some(1), "苏E05EV9", 12_000);
+        wrong["state"] = json!("provisional");
+        f.apply(Stream::Arrival, &wrong, None).unwrap();
+        assert_eq!(f.tiles[&1].cars.len(), 2);
+        wrong["state"] = json!("retracted");
+        let events = f.apply(Stream::Arrival, &wrong, None).unwrap();
+        assert_eq!(
+            events.len(),
+            2,
+            "the retraction, and the tile without the car"
+        );
+        assert_eq!(f.tiles[&1].cars.len(), 1);
+        assert_eq!(f.tiles[&1].cars[0].plate, "苏E05EV8");
     }
 
     #[test]

@@ -23,6 +23,27 @@ pub struct Arrival {
     /// First of the reads it was decided on.
     pub first_seen_t: UnixMillis,
     pub reads: usize,
+    /// `provisional`: said at the first confident, well-formed read in a zone, before the
+    /// reads that confirm it; `retracted`: a provisional arrival whose reads did not confirm
+    /// it (`visit` names it); absent: confirmed (the visit's arrival HQ counts).
+    #[serde(default, skip_serializing_if = "ArrivalState::is_confirmed")]
+    pub state: ArrivalState,
+}
+
+/// How sure an arrival is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArrivalState {
+    #[default]
+    Confirmed,
+    Provisional,
+    Retracted,
+}
+
+impl ArrivalState {
+    pub fn is_confirmed(&self) -> bool {
+        *self == ArrivalState::Confirmed
+    }
 }
 
 /// One sale of a visit.

@@ -17,8 +17,8 @@ mod status;
 mod stream;
 
 pub use analytics::{
-    Arrival, FpHourJson, HourSummary, MetricsJson, NozzleHourJson, VisitRecord, VisitSale,
-    ZoneHourJson,
+    Arrival, ArrivalState, FpHourJson, HourSummary, MetricsJson, NozzleHourJson, VisitRecord,
+    VisitSale, ZoneHourJson,
 };
 pub use commands::{
     PingResult, PlateCorrectionResult, RecordTraceResult, ReloadResult, Reply, ResendCommand,
