@@ -140,6 +140,64 @@ function follow(main) {
   source.addEventListener("resync", () => loadState(main));
 }
 
+// The arrivals ticker: "苏E05EV8 at pump 3", newest first; a provisional arrival is marked until
+// its confirmation replaces it, a retracted one leaves.
+function arrivalItem(a) {
+  const item = el("li", "arrival" + (a.state === "provisional" ? " provisional-arrival" : ""));
+  item.id = "arrival-" + a.visit;
+  item.dataset.decidedT = a.decided_t || "";
+  item.dataset.shownT = Date.now();
+  item.append(el("span", "plate", a.plate));
+  item.append(el("span", "where", a.fp ? "at pump " + a.fp : "at the entrance"));
+  item.append(el("span", "when", clock(a.t)));
+  if (a.state === "provisional") item.append(el("span", "provisional", "(first reads, not yet confirmed)"));
+  return item;
+}
+
+function showArrival(a) {
+  const ticker = document.getElementById("ticker");
+  const old = document.getElementById("arrival-" + a.visit);
+  if (a.state === "retracted") {
+    if (old) old.remove();
+    return;
+  }
+  const item = arrivalItem(a);
+  if (old) old.replaceWith(item);
+  else ticker.prepend(item);
+  while (ticker.children.length > 50) ticker.lastChild.remove();
+}
+
+function ticker(main) {
+  const status = document.getElementById("live-status");
+  const source = new EventSource(main.dataset.live);
+  const load = async () => {
+    const response = await fetch(main.dataset.state, { credentials: "same-origin" });
+    if (response.status === 401) {
+      window.location = "/login";
+      return;
+    }
+    const arrivals = await response.json();
+    const list = document.getElementById("ticker");
+    list.replaceChildren(...arrivals.map(arrivalItem));
+  };
+  source.addEventListener("open", () => {
+    status.textContent = "Live";
+    status.className = "status live";
+    load();
+  });
+  source.addEventListener("error", () => {
+    status.textContent = "Connection lost; reconnecting...";
+    status.className = "status lost";
+  });
+  source.addEventListener("arrival", (e) => showArrival(JSON.parse(e.data)));
+  source.addEventListener("resync", load);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const arrivals = document.getElementById("arrivals");
+  if (arrivals) ticker(arrivals);
+});
+
 document.addEventListener("DOMContentLoaded", () => {
   const main = document.getElementById("forecourt");
   if (main) {

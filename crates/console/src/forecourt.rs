@@ -14,6 +14,8 @@ use wire::{
 
 /// Sales kept for the sales page, newest first.
 pub const RECENT_SALES: usize = 200;
+/// Arrivals kept for the arrivals ticker, newest first.
+pub const RECENT_ARRIVALS: usize = 50;
 
 /// Cars kept per fuelling point (the one at the pump and those queued behind it); a car whose
 /// visit never closes (the agent restarted) is forgotten after [`CAR_FORGOTTEN_MS`].
@@ -174,6 +176,8 @@ impl Correction {
 pub struct Forecourt {
     tiles: BTreeMap<FpNumber, Tile>,
     sales: VecDeque<RecentSale>,
+    /// The latest word on each recent arrival (provisional or confirmed; retracted ones leave).
+    arrivals: VecDeque<Arrival>,
 }
 
 impl Forecourt {
@@ -182,6 +186,7 @@ impl Forecourt {
         Forecourt {
             tiles: fps.into_iter().map(|fp| (fp, Tile::new(fp))).collect(),
             sales: VecDeque::new(),
+            arrivals: VecDeque::new(),
         }
     }
 
@@ -192,6 +197,27 @@ impl Forecourt {
     /// The latest sales, newest first.
     pub fn recent_sales(&self) -> impl Iterator<Item = &RecentSale> {
         self.sales.iter()
+    }
+
+    /// The latest arrivals, newest first: provisional or confirmed (a retracted one leaves).
+    pub fn recent_arrivals(&self) -> impl Iterator<Item = &Arrival> {
+        self.arrivals.iter()
+    }
+
+    fn note_arrival(&mut self, arrival: &Arrival) {
+        let at = self.arrivals.iter().position(|a| a.visit == arrival.visit);
+        match (arrival.state, at) {
+            (ArrivalState::Retracted, Some(at)) => {
+                self.arrivals.remove(at);
+            }
+            (ArrivalState::Retracted, None) => {}
+            // The confirmation keeps the place the provisional arrival had.
+            (_, Some(at)) => self.arrivals[at] = arrival.clone(),
+            (_, None) => {
+                self.arrivals.push_front(arrival.clone());
+                self.arrivals.truncate(RECENT_ARRIVALS);
+            }
+        }
     }
 
     /// Applies one record (`id`: its envelope id, where known); what the API streams because of
@@ -262,6 +288,7 @@ impl Forecourt {
             }
             Stream::Arrival => {
                 let arrival: Arrival = serde::Deserialize::deserialize(body).map_err(read)?;
+                self.note_arrival(&arrival);
                 let mut events = vec![ApiEvent::Arrival(arrival.clone())];
                 if arrival.state == ArrivalState::Retracted {
                     events.extend(self.forget_car(&arrival.visit));
@@ -423,6 +450,12 @@ mod tests {
         );
         assert_eq!(f.tiles[&1].cars.len(), 1);
         assert_eq!(f.tiles[&1].cars[0].plate, "苏E05EV8");
+        // The ticker: the confirmed arrival in its place, the retracted one gone.
+        let ticker: Vec<_> = f
+            .recent_arrivals()
+            .map(|a| (a.plate.as_str(), a.state))
+            .collect();
+        assert_eq!(ticker, [("苏E05EV8", ArrivalState::Confirmed)]);
     }
 
     #[test]

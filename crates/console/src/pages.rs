@@ -32,7 +32,7 @@ pub fn escape(text: &str) -> String {
 fn page(title: &str, station: &str, session: Option<&Session>, body: &str) -> String {
     let nav = match session {
         Some(s) => format!(
-            "<nav><a href=\"/\">Forecourt</a> <a href=\"/sales\">Sales</a> <a href=\"/health\">Health</a>{}\
+            "<nav><a href=\"/\">Forecourt</a> <a href=\"/arrivals\">Arrivals</a> <a href=\"/sales\">Sales</a> <a href=\"/health\">Health</a>{}\
              <form method=\"post\" action=\"/logout\" class=\"logout\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
              <span class=\"user\">{} ({:?})</span> <button type=\"submit\">Log out</button></form></nav>",
@@ -196,6 +196,19 @@ fn health_body(h: &LocalHealth, now: UnixMillis) -> String {
             .map_or("unknown".into(), |b| format!("{:.1} GB", b as f64 / 1e9)),
     );
     out
+}
+
+/// The arrivals ticker: drawn by `assets/console.js` from `/api/arrivals`, live from `/live`.
+pub fn arrivals(station: &str, session: &Session) -> String {
+    page(
+        "Arrivals",
+        station,
+        Some(session),
+        "<main id=\"arrivals\" data-state=\"/api/arrivals\" data-live=\"/live\">\
+         <p class=\"status\" id=\"live-status\">Connecting...</p>\
+         <noscript>The arrivals ticker needs JavaScript.</noscript>\
+         <ol id=\"ticker\" class=\"ticker\"></ol></main>",
+    )
 }
 
 /// A page the user may not see, and why.

@@ -188,6 +188,8 @@ fn router(state: Shared) -> Router {
     Router::new()
         .route("/", get(forecourt_page))
         .route("/health", get(health_page))
+        .route("/arrivals", get(arrivals_page))
+        .route("/api/arrivals", get(api_arrivals))
         .route("/sales", get(sales_page))
         .route("/sales/correct", post(correct_sale))
         .route("/installer", get(installer_page))
@@ -829,12 +831,32 @@ async fn api_events(State(state): State<Shared>, headers: HeaderMap) -> Response
     event_stream(&state, |_| true).into_response()
 }
 
-/// The forecourt page's stream: the tiles as they change.
+/// The arrivals ticker for the POS screen: "苏E05EV8 at pump 3" as cars arrive.
+async fn arrivals_page(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    match logged_in(&state, &headers) {
+        Ok(session) => Html(pages::arrivals(&state.station_id, &session)).into_response(),
+        Err(to_login) => to_login,
+    }
+}
+
+/// The recent arrivals as JSON, newest first (provisional ones marked; retracted ones gone).
+async fn api_arrivals(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    if api_caller(&state, &headers).is_none() {
+        return unauthorised();
+    }
+    let arrivals: Vec<_> = lock(&state.forecourt).recent_arrivals().cloned().collect();
+    Json(arrivals).into_response()
+}
+
+/// The console pages' stream: the tiles as they change, and the arrivals.
 async fn live_stream(State(state): State<Shared>, headers: HeaderMap) -> Response {
     if session_of(&state, &headers, now_millis()).is_none() {
         return unauthorised();
     }
-    event_stream(&state, |e| matches!(e, ApiEvent::FpState(_))).into_response()
+    event_stream(&state, |e| {
+        matches!(e, ApiEvent::FpState(_) | ApiEvent::Arrival(_))
+    })
+    .into_response()
 }
 
 /// SSE of the API events `keep` lets through, each with the time the station decided it and the
