@@ -171,17 +171,88 @@ async fn wait_for_text(
     None
 }
 
+/// The demo station with a console, as the tests run it: mosquitto, a socat pty pair, the DART
+/// pump simulator playing `scenario`, the agent on the demo config (`edit`ed) for `seconds`.
+struct ConsoleStation {
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    config_text: String,
+    broker: u16,
+    console_port: u16,
+    agent: Proc,
+    agent_log: std::path::PathBuf,
+    _broker: Proc,
+    _line: Proc,
+    _pumps: Proc,
+}
+
+impl ConsoleStation {
+    fn start(scenario: &Path, seconds: u32, edit: impl FnOnce(&Path, String) -> String) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (broker_proc, broker) = start_mosquitto(dir.path());
+        let (line, pumps_end, agent_end) = pty_pair(dir.path());
+        let config = dir.path().join("console.toml");
+        let config_text = edit(dir.path(), console_config(dir.path(), &agent_end, broker));
+        let console_port = console_port(&config_text);
+        std::fs::write(&config, &config_text).unwrap();
+        let pumps = Proc::spawn(
+            "dart-pump-sim",
+            Command::new(binary("dart-pump-sim"))
+                .arg("--port")
+                .arg(&pumps_end)
+                .arg("--scenario")
+                .arg(scenario)
+                .stderr(Stdio::null()),
+        );
+        let agent_log = dir.path().join("agent.log");
+        let agent = Proc::spawn(
+            "forecourt-agent",
+            Command::new(binary("forecourt-agent"))
+                .args(["run", "--seconds", &seconds.to_string(), "--config"])
+                .arg(&config)
+                .stderr(std::fs::File::create(&agent_log).unwrap()),
+        );
+        ConsoleStation {
+            dir,
+            config,
+            config_text,
+            broker,
+            console_port,
+            agent,
+            agent_log,
+            _broker: broker_proc,
+            _line: line,
+            _pumps: pumps,
+        }
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.console_port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.agent_log).unwrap_or_default()
+    }
+
+    /// Waits for the console and `driver` to take connections.
+    fn wait_ready(&self, driver: &ChromeDriver) {
+        let port = self.console_port;
+        wait_until(
+            Duration::from_secs(60),
+            "the console and chromedriver",
+            || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && driver.ready(),
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staff_log_in_see_a_fill_with_its_plate_within_a_second_and_correct_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_broker, broker) = start_mosquitto(dir.path());
-    let (_line, pumps_end, agent_end) = pty_pair(dir.path());
-    let config = dir.path().join("console.toml");
-    let config_text = console_config(dir.path(), &agent_end, broker);
-    let console_port = console_port(&config_text);
-    std::fs::write(&config, config_text).unwrap();
+    let demo = repo_root().join("config/demo-scenario.toml");
+    let mut station = ConsoleStation::start(&demo, 300, |_, text| text);
+    let (dir, broker) = (station.dir.path().to_path_buf(), station.broker);
+    let dir = dir.as_path();
     // HQ's consumer.
-    let heard = dir.path().join("hq.log");
+    let heard = dir.join("hq.log");
     let _hq = Proc::spawn(
         "mosquitto_sub",
         Command::new("mosquitto_sub")
@@ -198,33 +269,11 @@ async fn staff_log_in_see_a_fill_with_its_plate_within_a_second_and_correct_it()
             .args(["-t", "forecourt/+/events/sale_correction"])
             .stdout(std::fs::File::create(&heard).unwrap()),
     );
-    let _pumps = Proc::spawn(
-        "dart-pump-sim",
-        Command::new(binary("dart-pump-sim"))
-            .arg("--port")
-            .arg(&pumps_end)
-            .arg("--scenario")
-            .arg(repo_root().join("config/demo-scenario.toml"))
-            .stderr(Stdio::null()),
-    );
-    let agent_log = dir.path().join("agent.log");
-    let mut agent = Proc::spawn(
-        "forecourt-agent",
-        Command::new(binary("forecourt-agent"))
-            .args(["run", "--seconds", "300", "--config"])
-            .arg(&config)
-            .stderr(std::fs::File::create(&agent_log).unwrap()),
-    );
     let driver = ChromeDriver::start();
-    let driver_port = driver.port;
-    wait_until(
-        Duration::from_secs(60),
-        "the console and chromedriver",
-        || std::net::TcpStream::connect(("127.0.0.1", console_port)).is_ok() && driver.ready(),
-    );
-    let log = || std::fs::read_to_string(&agent_log).unwrap_or_default();
-    let client = browser(driver_port).await;
-    let base = format!("http://127.0.0.1:{console_port}");
+    station.wait_ready(&driver);
+    let log = || station.log();
+    let client = browser(driver.port).await;
+    let base = station.base();
 
     // Not logged in: the forecourt page sends the browser to the login page.
     client.goto(&format!("{base}/")).await.unwrap();
@@ -406,8 +455,8 @@ async fn staff_log_in_see_a_fill_with_its_plate_within_a_second_and_correct_it()
     );
 
     client.close().await.unwrap();
-    agent.terminate(Duration::from_secs(10));
-    let audit = std::fs::read_to_string(dir.path().join("data/console-audit.jsonl")).unwrap();
+    station.agent.terminate(Duration::from_secs(10));
+    let audit = std::fs::read_to_string(dir.join("data/console-audit.jsonl")).unwrap();
     assert!(
         audit
             .lines()
@@ -422,48 +471,30 @@ async fn staff_log_in_see_a_fill_with_its_plate_within_a_second_and_correct_it()
 /// the zones drawn anew with it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_installer_drags_a_zone_corner_and_the_matcher_uses_the_saved_zone() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_broker, broker) = start_mosquitto(dir.path());
-    let (_line, pumps_end, agent_end) = pty_pair(dir.path());
-    let config = dir.path().join("console.toml");
-    let trace = dir.path().join("trace.jsonl");
-    let config_text = console_config(dir.path(), &agent_end, broker).replacen(
-        "station_id",
-        &format!("trace_file = {:?}\nstation_id", trace.display().to_string()),
-        1,
-    ) + &format!(
-        "\n[[console.user]]\nname = \"ivan\"\nrole = \"installer\"\npassword_hash = \"{}\"\n",
-        hash_password(PASSWORD)
+    let demo = repo_root().join("config/demo-scenario.toml");
+    let mut station = ConsoleStation::start(&demo, 300, |dir, text| {
+        let trace = dir.join("trace.jsonl");
+        text.replacen(
+            "station_id",
+            &format!("trace_file = {:?}\nstation_id", trace.display().to_string()),
+            1,
+        ) + &format!(
+            "\n[[console.user]]\nname = \"ivan\"\nrole = \"installer\"\npassword_hash = \"{}\"\n",
+            hash_password(PASSWORD)
+        )
+    });
+    let (dir, config, config_text) = (
+        station.dir.path().to_path_buf(),
+        station.config.clone(),
+        station.config_text.clone(),
     );
-    let console_port = console_port(&config_text);
-    std::fs::write(&config, &config_text).unwrap();
-    let _pumps = Proc::spawn(
-        "dart-pump-sim",
-        Command::new(binary("dart-pump-sim"))
-            .arg("--port")
-            .arg(&pumps_end)
-            .arg("--scenario")
-            .arg(repo_root().join("config/demo-scenario.toml"))
-            .stderr(Stdio::null()),
-    );
-    let agent_log = dir.path().join("agent.log");
-    let mut agent = Proc::spawn(
-        "forecourt-agent",
-        Command::new(binary("forecourt-agent"))
-            .args(["run", "--seconds", "300", "--config"])
-            .arg(&config)
-            .stderr(std::fs::File::create(&agent_log).unwrap()),
-    );
+    let dir = dir.as_path();
+    let trace = dir.join("trace.jsonl");
     let driver = ChromeDriver::start();
-    let driver_port = driver.port;
-    wait_until(
-        Duration::from_secs(60),
-        "the console and chromedriver",
-        || std::net::TcpStream::connect(("127.0.0.1", console_port)).is_ok() && driver.ready(),
-    );
-    let log = || std::fs::read_to_string(&agent_log).unwrap_or_default();
-    let client = browser(driver_port).await;
-    let base = format!("http://127.0.0.1:{console_port}");
+    station.wait_ready(&driver);
+    let log = || station.log();
+    let client = browser(driver.port).await;
+    let base = station.base();
 
     // Staff: refused, and the file untouched.
     client.goto(&format!("{base}/login")).await.unwrap();
@@ -610,7 +641,7 @@ async fn an_installer_drags_a_zone_corner_and_the_matcher_uses_the_saved_zone() 
         .unwrap();
     assert!(status.success(), "the saved config fails check-config");
     let saved_text = std::fs::read_to_string(&config).unwrap();
-    let backups: Vec<_> = std::fs::read_dir(dir.path())
+    let backups: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .flatten()
         .filter(|e| {
@@ -680,7 +711,7 @@ async fn an_installer_drags_a_zone_corner_and_the_matcher_uses_the_saved_zone() 
     );
 
     client.close().await.unwrap();
-    agent.terminate(Duration::from_secs(10));
+    station.agent.terminate(Duration::from_secs(10));
 }
 
 /// A scenario for the console bench: two lanes, a new car every 10 s in each (standing about
@@ -755,37 +786,19 @@ fn mean_read_fps(log: &str) -> f64 {
 #[ignore]
 async fn console_bench() {
     const SECONDS: u32 = 600;
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("busy.toml");
+    let scenario_dir = tempfile::tempdir().unwrap();
+    let scenario = scenario_dir.path().join("busy.toml");
     std::fs::write(&scenario, busy_scenario(SECONDS)).unwrap();
     let video = cached_video(&std::fs::read_to_string(&scenario).unwrap());
-    let (_broker, broker) = start_mosquitto(dir.path());
-    let (_line, pumps_end, agent_end) = pty_pair(dir.path());
-    let config = dir.path().join("console.toml");
-    let config_text = console_config(dir.path(), &agent_end, broker).replace(
-        &format!("url = {:?}", demo_video().display().to_string()),
-        &format!("url = {:?}", video.display().to_string()),
-    );
-    let console_port = console_port(&config_text);
-    std::fs::write(&config, &config_text).unwrap();
-    let _pumps = Proc::spawn(
-        "dart-pump-sim",
-        Command::new(binary("dart-pump-sim"))
-            .arg("--port")
-            .arg(&pumps_end)
-            .arg("--scenario")
-            .arg(&scenario)
-            .stderr(Stdio::null()),
-    );
-    let agent_log = dir.path().join("agent.log");
-    let mut agent = Proc::spawn(
-        "forecourt-agent",
-        Command::new(binary("forecourt-agent"))
-            .args(["run", "--seconds", &(SECONDS + 30).to_string(), "--config"])
-            .arg(&config)
-            .stderr(std::fs::File::create(&agent_log).unwrap()),
-    );
-    let pid = agent.child.id();
+    let mut station = ConsoleStation::start(&scenario, SECONDS + 30, |_, text| {
+        text.replace(
+            &format!("url = {:?}", demo_video().display().to_string()),
+            &format!("url = {:?}", video.display().to_string()),
+        )
+    });
+    let agent_log = station.agent_log.clone();
+    let console_port = station.console_port;
+    let pid = station.agent.child.id();
     let log = || std::fs::read_to_string(&agent_log).unwrap_or_default();
     let started = Instant::now();
     let at = |s: u64| async move {
@@ -881,5 +894,5 @@ async fn console_bench() {
     for client in clients {
         client.close().await.unwrap();
     }
-    agent.terminate(Duration::from_secs(10));
+    station.agent.terminate(Duration::from_secs(10));
 }
