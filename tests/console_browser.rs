@@ -131,20 +131,15 @@ async fn text_of(client: &Client, css: &str) -> Option<String> {
 
 /// Fills the login form and submits it.
 async fn submit_login(client: &Client, user: &str, password: &str) {
-    client
-        .find(Locator::Css("input[name=user]"))
-        .await
-        .unwrap()
-        .send_keys(user)
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys(password)
-        .await
-        .unwrap();
+    for (field, text) in [("user", user), ("password", password)] {
+        client
+            .find(Locator::Css(&format!("input[name={field}]")))
+            .await
+            .unwrap()
+            .send_keys(text)
+            .await
+            .unwrap();
+    }
     client
         .find(Locator::Css("button[type=submit]"))
         .await
