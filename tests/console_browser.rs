@@ -229,6 +229,14 @@ impl ConsoleStation {
         std::fs::read_to_string(&self.agent_log).unwrap_or_default()
     }
 
+    /// chromedriver and one browser session on it, once the console takes connections.
+    async fn open_browser(&self) -> (ChromeDriver, Client) {
+        let driver = ChromeDriver::start();
+        self.wait_ready(&driver);
+        let client = browser(driver.port).await;
+        (driver, client)
+    }
+
     /// Waits for the console and `driver` to take connections.
     fn wait_ready(&self, driver: &ChromeDriver) {
         let port = self.console_port;
@@ -264,10 +272,8 @@ async fn staff_log_in_see_a_fill_with_its_plate_within_a_second_and_correct_it()
             .args(["-t", "forecourt/+/events/sale_correction"])
             .stdout(std::fs::File::create(&heard).unwrap()),
     );
-    let driver = ChromeDriver::start();
-    station.wait_ready(&driver);
+    let (_driver, client) = station.open_browser().await;
     let log = || station.log();
-    let client = browser(driver.port).await;
     let base = station.base();
 
     // Not logged in: the forecourt page sends the browser to the login page.
@@ -485,10 +491,8 @@ async fn an_installer_drags_a_zone_corner_and_the_matcher_uses_the_saved_zone() 
     );
     let dir = dir.as_path();
     let trace = dir.join("trace.jsonl");
-    let driver = ChromeDriver::start();
-    station.wait_ready(&driver);
+    let (_driver, client) = station.open_browser().await;
     let log = || station.log();
-    let client = browser(driver.port).await;
     let base = station.base();
 
     // Staff: refused, and the file untouched.
@@ -792,7 +796,6 @@ async fn console_bench() {
         )
     });
     let agent_log = station.agent_log.clone();
-    let console_port = station.console_port;
     let pid = station.agent.child.id();
     let log = || std::fs::read_to_string(&agent_log).unwrap_or_default();
     let started = Instant::now();
@@ -809,12 +812,11 @@ async fn console_bench() {
 
     // Two consoles open: the forecourt page in two browsers, one following the API stream.
     let driver = ChromeDriver::start();
-    let driver_port = driver.port;
-    wait_until(Duration::from_secs(60), "chromedriver", || driver.ready());
-    let base = format!("http://127.0.0.1:{console_port}");
+    station.wait_ready(&driver);
+    let base = station.base();
     let mut clients = Vec::new();
     for _ in 0..2 {
-        let client = browser(driver_port).await;
+        let client = browser(driver.port).await;
         client.goto(&format!("{base}/login")).await.unwrap();
         submit_login(&client, "anna", PASSWORD).await;
         wait_for_text(&client, "#live-status", Duration::from_secs(30), |t| {

@@ -253,18 +253,7 @@ impl Reader {
             }
         };
         let frame = &turn.frame;
-        if self.shared.snapshots.due(&frame.camera, frame.t) {
-            match jpeg_snapshot(&frame.image) {
-                Ok(jpeg) => self.shared.snapshots.put(
-                    &frame.camera,
-                    CameraSnapshot {
-                        t: frame.t,
-                        jpeg: Arc::new(jpeg),
-                    },
-                ),
-                Err(e) => debug!(camera = %frame.camera, error = %e, "no snapshot"),
-            }
-        }
+        self.keep_snapshot(frame);
         if !plates.is_empty() {
             debug!(camera = %frame.camera, plates = ?plates.iter().map(|p| &p.text).collect::<Vec<_>>(), "plates read");
         }
@@ -274,6 +263,24 @@ impl Reader {
             plates,
         };
         self.shared.out.blocking_send(event).map_err(|_| Closed)
+    }
+
+    /// Keeps `frame` as its camera's picture when one is wanted and the last is old enough.
+    fn keep_snapshot(&self, frame: &Frame) {
+        let snapshots = &self.shared.snapshots;
+        if !snapshots.due(&frame.camera, frame.t) {
+            return;
+        }
+        match jpeg_snapshot(&frame.image) {
+            Ok(jpeg) => snapshots.put(
+                &frame.camera,
+                CameraSnapshot {
+                    t: frame.t,
+                    jpeg: Arc::new(jpeg),
+                },
+            ),
+            Err(e) => debug!(camera = %frame.camera, error = %e, "no snapshot"),
+        }
     }
 
     /// The readings in `area` of the turn's frame, or `None` when the gate skipped it as still.
