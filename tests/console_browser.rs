@@ -129,11 +129,14 @@ async fn text_of(client: &Client, css: &str) -> Option<String> {
     element.text().await.ok()
 }
 
-/// Fills the login form and submits it.
+/// Fills the login form and submits it, once the login page is there (a click that leads to
+/// it, such as logging out, returns before the page has loaded).
 async fn submit_login(client: &Client, user: &str, password: &str) {
     for (field, text) in [("user", user), ("password", password)] {
         client
-            .find(Locator::Css(&format!("input[name={field}]")))
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(&format!("input[name={field}]")))
             .await
             .unwrap()
             .send_keys(text)
@@ -320,8 +323,11 @@ async fn staff_log_in_see_a_fill_with_its_plate_within_a_second_and_correct_it()
         "the page did not go live:\n{}",
         log()
     );
-    assert!(text_of(&client, "#fp-1 h2").await.is_some());
-    assert!(text_of(&client, "#fp-2 h2").await.is_some());
+    // "Live" comes when the stream opens; the tiles when /api/fps answers, a moment later.
+    for tile in ["#fp-1 h2", "#fp-2 h2"] {
+        let drawn = wait_for_text(&client, tile, Duration::from_secs(20), |t| !t.is_empty()).await;
+        assert!(drawn.is_some(), "no tile {tile}");
+    }
 
     // A fill: the first sale the station decides appears on its pump's tile with its car's
     // plate, drawn from the event the station pushed.
