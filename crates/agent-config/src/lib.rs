@@ -137,7 +137,7 @@ pub struct CameraSection {
     pub name: String,
     /// `rtsp://...`, a video file, or `usb:N`.
     pub url: String,
-    /// Start a file again when it ends (demo station).
+    /// Play a file in a loop, in step with the wall clock (demo station).
     #[serde(default)]
     pub loop_file: bool,
     /// Frames per second given to the plate reader; the rest are dropped.

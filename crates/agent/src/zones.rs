@@ -37,8 +37,11 @@ pub fn snapshot(config_path: &Path, dir: &Path, seconds: u64, width: Option<i32>
     let mut pipeline = crate::run::open_plate_pipeline(&config)?;
     let layout = config.layout();
     let mut silent = Vec::new();
-    for camera in config.cameras()? {
+    for mut camera in config.cameras()? {
         let name = camera.name.clone();
+        // A file is read from its start (a looping demo file would otherwise start where the
+        // wall clock is in its loop): `seconds` of it, whatever the time.
+        camera.loop_file = false;
         let handle = camera::spawn_camera(camera)?;
         let deadline = Instant::now() + Duration::from_secs(seconds);
         let mut last = None;

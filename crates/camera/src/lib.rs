@@ -1,5 +1,6 @@
 //! Camera sources through OpenCV videoio (RTSP, file or USB). Each camera runs on its own thread,
-//! stamps every frame with its capture time at grab, and hands over only the latest frame so a slow
+//! stamps every frame with its capture time at grab (a file's frames with the time each is due:
+//! `file_clock`), and hands over only the latest frame so a slow
 //! consumer drops frames instead of falling behind. Failures reconnect with exponential backoff,
 //! and a watchdog replaces a capture thread that hangs inside OpenCV. FFmpeg's own messages go
 //! through `tracing` (target `ffmpeg`) instead of straight to stderr.
@@ -7,6 +8,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod ffmpeg_log;
+mod file_clock;
 mod rate;
 mod redact;
 mod slot;
@@ -26,7 +28,7 @@ use forecourt_events::UnixMillis;
 /// One decoded frame, BGR.
 pub struct Frame {
     pub camera: String,
-    /// Wall-clock time at grab.
+    /// Wall-clock time at grab (a file: the time the frame is due).
     pub t: UnixMillis,
     /// Counts frames grabbed by this camera since start (gaps mean drops).
     pub seq: u64,

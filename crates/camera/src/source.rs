@@ -8,6 +8,7 @@ use opencv::prelude::*;
 use opencv::videoio::{self, VideoCapture};
 use tracing::{info, warn};
 
+use crate::file_clock::FileClock;
 use crate::rate::RateCap;
 use crate::redact::redact_credentials;
 use crate::{ffmpeg_log, CameraError, Frame, FrameSlot};
@@ -18,7 +19,7 @@ use crate::{ffmpeg_log, CameraError, Frame, FrameSlot};
 pub enum SourceKind {
     /// `rtsp://...` (or any URL FFmpeg opens).
     Stream(String),
-    /// A video file, paced at its own frame rate as if it were live.
+    /// A video file, paced at its own frame rate as if it were live (see `FileClock`).
     File(std::path::PathBuf),
     /// `/dev/videoN` or `usb:N`.
     Usb(i32),
@@ -61,7 +62,8 @@ impl SourceKind {
 pub struct CameraConfig {
     pub name: String,
     pub source: SourceKind,
-    /// Restart a file from the beginning when it ends (demo), instead of treating the end as a failure.
+    /// Play a file in a loop (demo), in step with the wall clock (see `FileClock`), instead of
+    /// treating its end as a failure.
     pub loop_file: bool,
     pub max_backoff: Duration,
     /// At most this many frames a second are converted to BGR and handed to the reader (the
@@ -349,6 +351,36 @@ fn open(config: &CameraConfig, timeout: Duration) -> Result<VideoCapture, Camera
     Ok(cap)
 }
 
+/// A file just opened: its clock and the frame it starts at (a looping file seeks to where the
+/// clock says it is); `None` when the file gives no usable frame rate (then it is read as
+/// fast as it decodes, stamped at grab).
+fn start_file(cap: &mut VideoCapture, config: &CameraConfig) -> Option<(FileClock, u64)> {
+    let fps = cap
+        .get(videoio::CAP_PROP_FPS)
+        .ok()
+        .filter(|f| f.is_finite() && *f > 0.0 && *f < 1000.0)?;
+    let frames = cap
+        .get(videoio::CAP_PROP_FRAME_COUNT)
+        .ok()
+        .filter(|n| n.is_finite() && *n >= 1.0)
+        .map(|n| n as u64);
+    match frames {
+        Some(frames) if config.loop_file => {
+            let (clock, frame) = FileClock::looping(now_millis(), fps, frames);
+            if frame > 0
+                && !cap
+                    .set(videoio::CAP_PROP_POS_FRAMES, frame as f64)
+                    .unwrap_or(false)
+            {
+                warn!(camera = %config.name, frame, "cannot seek in the looping file; it plays from its start");
+                return Some((FileClock::from_now(now_millis(), fps), 0));
+            }
+            Some((clock, frame))
+        }
+        _ => Some((FileClock::from_now(now_millis(), fps), 0)),
+    }
+}
+
 /// Runs one capture thread until stop or until the supervisor replaces it (`abandoned`).
 /// `stream_timeout` bounds a stream's open and each of its reads (see `fn stream_timeout`).
 fn capture_loop(
@@ -360,10 +392,6 @@ fn capture_loop(
     let slot = &shared.slot;
     let quit = || shared.stop.load(Ordering::Relaxed) || abandoned.load(Ordering::Relaxed);
     let mut backoff = Duration::from_millis(250);
-    // Paced files count frames from one fixed start across loops, so a looping demo video keeps
-    // step with wall-clock time (the pump simulator's schedule) instead of drifting each loop.
-    let mut epoch = Instant::now();
-    let mut paced = 0u32;
     while !quit() {
         shared.beat();
         let turn = wait_for_turn(shared, quit, stream_timeout * 4);
@@ -394,13 +422,10 @@ fn capture_loop(
         let is_stream = matches!(config.source, SourceKind::Stream(_));
         info!(camera = %config.name, source = ?config.source, open_ms = opening.elapsed().as_millis() as u64, "camera opened");
         slot.stats.connected.store(true, Ordering::Relaxed);
-        // Files are paced at their own frame rate so they behave like a live camera.
-        let pace = match config.source {
-            SourceKind::File(_) => cap
-                .get(videoio::CAP_PROP_FPS)
-                .ok()
-                .filter(|f| f.is_finite() && *f > 0.0 && *f < 1000.0)
-                .map(|fps| Duration::from_secs_f64(1.0 / fps)),
+        // Files are paced at their own frame rate so they behave like a live camera, and each
+        // frame is stamped with its own time (see `FileClock`).
+        let mut file_clock = match config.source {
+            SourceKind::File(_) => start_file(&mut cap, &config),
             _ => None,
         };
         let mut in_run = 0u32;
@@ -413,16 +438,22 @@ fn capture_loop(
             if quit() {
                 return Ok(());
             }
-            if let Some(period) = pace {
-                let due = epoch + period * paced;
-                if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(wait);
+            if let Some((clock, k)) = file_clock {
+                let wait_ms = clock.frame_t(k) - now_millis();
+                if wait_ms > 0 {
+                    std::thread::sleep(Duration::from_millis(wait_ms as u64));
                 }
             }
             shared.beat();
             let reading = Instant::now();
             let ok = cap.grab().unwrap_or(false);
-            let t = now_millis();
+            let t = match &mut file_clock {
+                Some((clock, k)) => {
+                    *k += 1;
+                    clock.frame_t(*k - 1)
+                }
+                None => now_millis(),
+            };
             if quit() {
                 // Replaced while blocked in read(): the new capture owns the slot now.
                 return Ok(());
@@ -435,7 +466,6 @@ fn capture_loop(
                 break;
             }
             in_run += 1;
-            paced += 1;
             if !handover.take_if_due(shared.started.elapsed()) {
                 slot.stats.not_converted.fetch_add(1, Ordering::Relaxed);
                 continue;
@@ -465,7 +495,6 @@ fn capture_loop(
             }
             _ => warn!(camera = %config.name, frames = in_run, "camera stream ended; reconnecting"),
         }
-        (epoch, paced) = (Instant::now(), 0);
         slot.stats.reconnects.fetch_add(1, Ordering::Relaxed);
         sleep_unless_stopped(backoff, shared, abandoned);
         backoff = (backoff * 2).min(config.max_backoff);

@@ -67,6 +67,49 @@ fn file_frames_arrive_with_increasing_capture_times() {
     stop_quickly(camera);
 }
 
+/// A looping file plays in step with the wall clock: its 3 s passes start on whole multiples of
+/// 3 s since the epoch, so every frame (10 fps) is stamped on a whole 100 ms, across the loop's
+/// end too, and near the time it is handed over.
+#[test]
+fn a_looping_file_is_stamped_in_step_with_the_clock() {
+    if !has_ffmpeg() {
+        return;
+    }
+    let dir = TempDir::new("looping");
+    let video = dir.0.join("x.mp4");
+    make_video(&video);
+    let camera = spawn_camera(CameraConfig {
+        loop_file: true,
+        ..config("looping", &video, Duration::from_secs(1))
+    })
+    .unwrap();
+    let mut stamps = Vec::new();
+    let until = Instant::now() + Duration::from_secs(30);
+    // Past at least one end of the file (3 s).
+    while Instant::now() < until && stamps.last().is_none_or(|&t| t < stamps[0] + 4_000) {
+        if let Some(f) = camera.slot.take(Duration::from_millis(500)) {
+            let now = forecourt_events::now_millis();
+            assert!(
+                (f.t - now).abs() < 2_000,
+                "stamped {} ms from now",
+                f.t - now
+            );
+            stamps.push(f.t);
+        }
+    }
+    assert!(
+        stamps.last().is_some_and(|&t| t >= stamps[0] + 4_000),
+        "not past the end of the file: {stamps:?}"
+    );
+    for t in &stamps {
+        assert_eq!(t % 100, 0, "a frame off the clock: {stamps:?}");
+    }
+    for pair in stamps.windows(2) {
+        assert!(pair[1] > pair[0], "time went back: {stamps:?}");
+    }
+    stop_quickly(camera);
+}
+
 use opencv::prelude::MatTraitConst;
 
 #[test]

@@ -10,8 +10,16 @@ use crate::SimError;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Scenario {
-    /// The schedule repeats every `loop_s` seconds from sim start.
+    /// The schedule repeats every `loop_s` seconds from sim start...
     pub loop_s: Option<f64>,
+    /// ...or, with this, on the wall clock: loops start at whole multiples of `loop_s` since
+    /// the Unix epoch, as the agent plays a looping demo video, so the pumps and the video
+    /// agree whichever started first.
+    #[serde(default)]
+    pub loop_on_clock: bool,
+    /// Where in its loop the schedule starts (seconds): set by [`Scenario::anchor_loop`].
+    #[serde(skip)]
+    pub loop_phase_s: f64,
     #[serde(default, rename = "pump")]
     pub pumps: Vec<PumpSpec>,
     #[serde(default, rename = "car")]
@@ -125,10 +133,21 @@ impl Scenario {
         Ok(s)
     }
 
+    /// Reads the file; a `loop_on_clock` scenario starts where the clock says now.
     pub fn load(path: &Path) -> Result<Self, SimError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| SimError::Scenario(format!("{}: {e}", path.display())))?;
-        Self::from_toml(&text)
+        let mut scenario = Self::from_toml(&text)?;
+        scenario.anchor_loop(forecourt_events::now_millis());
+        Ok(scenario)
+    }
+
+    /// With `loop_on_clock`, the schedule starts at the point of its loop that the wall clock
+    /// `unix_ms` is in.
+    pub fn anchor_loop(&mut self, unix_ms: i64) {
+        if let (true, Some(loop_s)) = (self.loop_on_clock, self.loop_s) {
+            self.loop_phase_s = (unix_ms as f64 / 1000.0).rem_euclid(loop_s);
+        }
     }
 
     /// Makes sure FPs 1..=`fps` exist (default pumps for those it lacks), then [`Self::complete`].
@@ -161,6 +180,9 @@ impl Scenario {
             if l.is_nan() || l <= 0.0 {
                 return bad(format!("loop_s must be > 0, got {l}"));
             }
+        }
+        if self.loop_on_clock && self.loop_s.is_none() {
+            return bad("loop_on_clock needs loop_s".into());
         }
         for p in &self.pumps {
             if !dart_protocol::is_valid_address(p.address()) {

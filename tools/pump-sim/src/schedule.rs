@@ -27,6 +27,8 @@ struct ScriptedFill {
 #[derive(Debug, Clone)]
 pub struct Schedule {
     loop_s: Option<f64>,
+    /// Added to sim time to get schedule time (`Scenario::loop_phase_s`).
+    phase_s: f64,
     fills: Vec<ScriptedFill>,
 }
 
@@ -54,6 +56,7 @@ impl Schedule {
             .collect();
         Schedule {
             loop_s: s.loop_s,
+            phase_s: s.loop_phase_s,
             fills,
         }
     }
@@ -64,7 +67,8 @@ impl Schedule {
         let mut lifts = Vec::new();
         for f in &mut self.fills {
             let Some(cycle) = f.next_cycle else { continue };
-            let offset = self.loop_s.map_or(0.0, |l| l * cycle as f64);
+            // In sim time: the schedule's time less its phase.
+            let offset = self.loop_s.map_or(0.0, |l| l * cycle as f64) - self.phase_s;
             if now_s < f.start_s + offset {
                 continue;
             }
@@ -202,6 +206,31 @@ mod tests {
         assert_eq!(s.due(5.0).len(), 1);
         assert!(s.due(64.0).is_empty());
         assert_eq!(s.due(65.0)[0].end_s, 75.0);
+    }
+
+    #[test]
+    fn a_loop_on_the_clock_starts_where_the_clock_is() {
+        let clocked = |unix_ms: i64| {
+            let mut s = scenario(Some(60.0));
+            s.loop_on_clock = true;
+            s.anchor_loop(unix_ms);
+            Schedule::from_scenario(&s)
+        };
+        // Started 37 s into a minute: this loop's fill (5 to 15 s) is over, the next one is
+        // 28 s away.
+        let mut s = clocked(1_800_000_000_000 / 60_000 * 60_000 + 37_000);
+        assert!(s.due(0.0).is_empty());
+        assert!(s.due(27.9).is_empty());
+        let lifts = s.due(28.0);
+        assert_eq!(lifts.len(), 1);
+        assert!((lifts[0].end_s - 38.0).abs() < 1e-6, "{lifts:?}");
+        // Started 10 s into a minute: in the middle of the fill, which lifts now.
+        let mut s = clocked(1_800_000_000_000 / 60_000 * 60_000 + 10_000);
+        let lifts = s.due(0.0);
+        assert_eq!(lifts.len(), 1);
+        assert!((lifts[0].end_s - 5.0).abs() < 1e-6, "{lifts:?}");
+        // Without loop_s there is no clock to loop on.
+        assert!(Scenario::from_toml("loop_on_clock = true\n").is_err());
     }
 
     #[test]
