@@ -12,11 +12,14 @@ pub struct AnalyticsConfig {
     pub window_ms: i64,
     /// ...whose voted text is a well-formed plate with at least this vote certainty.
     pub min_certainty: f32,
-    /// This many reads of a car in a zone, at least `provisional_min_confidence` each, that
-    /// read the same well-formed plate exactly, are said at once as a provisional arrival
-    /// (confirmed or taken back when the reads are voted).
+    /// A well-formed plate read in a zone is said at once as a provisional arrival (confirmed
+    /// or taken back when the car's reads are voted) when this many of the car's reads there
+    /// read it exactly, each with at least `provisional_min_confidence`, and most of its reads
+    /// there read it.
     pub provisional_min_reads: usize,
     pub provisional_min_confidence: f32,
+    /// A car said provisionally and not read again for this long is taken back.
+    pub provisional_hold_ms: i64,
     /// Reads this close (characters) to a car's text are that car.
     pub max_text_distance: usize,
     /// A visit ends when its car was not read (nor sold to) for this long; its departure is the
@@ -42,6 +45,7 @@ impl Default for AnalyticsConfig {
             min_certainty: 0.9,
             provisional_min_reads: 2,
             provisional_min_confidence: 0.95,
+            provisional_hold_ms: 60_000,
             max_text_distance: 2,
             depart_after_ms: 180_000,
             same_vehicle_gap_ms: 20_000,

@@ -54,6 +54,9 @@ fn confident_centre(p: &PlateRead, min: f32) -> Option<(f32, f32)> {
 /// a few seconds.
 const STILL_THERE_AFTER_LIFT_MS: i64 = 10_000;
 
+/// A candidate said provisionally keeps this many of its newest reads for its vote.
+const MAX_HELD_READS: usize = 32;
+
 /// A nozzle or an FP with a nozzle out, since when.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 struct OpenSince {
@@ -85,6 +88,8 @@ impl RunningHours {
 /// A car read, not yet sure enough for its arrival: its reads, and the provisional arrival said
 /// for it, if any.
 struct Candidate {
+    /// Its first read: the pruned `reads` may have lost it.
+    first_seen_t: UnixMillis,
     reads: Vec<Read>,
     provisional: Option<Arrival>,
 }
@@ -377,9 +382,19 @@ impl Analytics {
     pub fn poll(&mut self, now: UnixMillis) -> Vec<AnalyticsEvent> {
         // Reads too old to make an arrival.
         let horizon = now.saturating_sub(self.config.window_ms);
+        // One said provisionally waits longer for the reads that confirm it: a car at the pump
+        // may be hidden for a while, and its arrival was already said.
+        let held = now.saturating_sub(self.config.provisional_hold_ms);
         let (kept, gone): (Vec<_>, Vec<_>) = std::mem::take(&mut self.candidates)
             .into_iter()
-            .partition(|c| c.reads.last().is_some_and(|r| r.t >= horizon));
+            .partition(|c| {
+                let since = if c.provisional.is_some() {
+                    held
+                } else {
+                    horizon
+                };
+                c.reads.last().is_some_and(|r| r.t >= since)
+            });
         self.candidates = kept;
         // A provisional arrival its reads never confirmed: taken back.
         for said in gone.into_iter().filter_map(|c| c.provisional) {
@@ -611,12 +626,19 @@ impl Analytics {
         });
         let gi = match group {
             Some(gi) => {
-                self.candidates[gi].reads.retain(|r| r.t >= horizon);
-                self.candidates[gi].reads.push(read.clone());
+                let candidate = &mut self.candidates[gi];
+                if candidate.provisional.is_none() {
+                    candidate.reads.retain(|r| r.t >= horizon);
+                } else if candidate.reads.len() >= MAX_HELD_READS {
+                    // Said already: its reads are voted however sparse, the newest kept.
+                    candidate.reads.remove(0);
+                }
+                candidate.reads.push(read.clone());
                 gi
             }
             None => {
                 self.candidates.push(Candidate {
+                    first_seen_t: read.t,
                     reads: vec![read.clone()],
                     provisional: None,
                 });
@@ -638,9 +660,12 @@ impl Analytics {
         if !(self.is_well_formed)(&voted.text) || voted.certainty < self.config.min_certainty {
             return;
         }
-        let Candidate { reads, provisional } = self.candidates.remove(gi);
+        let Candidate {
+            first_seen_t,
+            reads,
+            provisional,
+        } = self.candidates.remove(gi);
         let last = reads.last().cloned().expect("at least min_reads reads");
-        let first_seen_t = reads.iter().map(|r| r.t).min().unwrap_or(last.t);
         let mut fp_reads: BTreeMap<Option<FpNumber>, u32> = BTreeMap::new();
         for r in &reads {
             *fp_reads.entry(r.fp).or_default() += 1;
@@ -700,28 +725,32 @@ impl Analytics {
     }
 
     /// A provisional arrival for candidate `gi` at `read`, if it has none yet and `read` is a
-    /// confident, well-formed read in a zone that the car's earlier reads agree with exactly
-    /// (`provisional_min_reads` of them in all; entrance cameras wait for the vote).
+    /// well-formed read in a zone that `provisional_min_reads` of the car's reads there read
+    /// exactly, each with at least `provisional_min_confidence`, and that more of its reads
+    /// read than read a text near it. Entrance cameras wait for the vote.
     fn say_provisional(&mut self, gi: usize, read: &Read) {
-        let min_confidence = self.config.provisional_min_confidence;
-        let candidate = &mut self.candidates[gi];
-        if candidate.provisional.is_some()
-            || read.fp.is_none()
-            || !read.well_formed
-            || read.confidence < min_confidence
-        {
+        let candidate = &self.candidates[gi];
+        if candidate.provisional.is_some() || read.fp.is_none() || !read.well_formed {
             return;
         }
-        let agreeing = candidate
+        let sure = candidate
             .reads
             .iter()
-            .filter(|r| r.text == read.text && r.confidence >= min_confidence)
+            .filter(|r| {
+                r.text == read.text && r.confidence >= self.config.provisional_min_confidence
+            })
             .count();
-        if agreeing < self.config.provisional_min_reads {
+        let backing = candidate
+            .reads
+            .iter()
+            .filter(|r| r.text == read.text)
+            .count();
+        if sure < self.config.provisional_min_reads || backing * 2 <= candidate.reads.len() {
             return;
         }
+        let candidate = &mut self.candidates[gi];
         // The key the confirmed arrival will have if the vote reads the same plate.
-        let first_seen_t = candidate.reads.iter().map(|r| r.t).min().unwrap_or(read.t);
+        let first_seen_t = candidate.first_seen_t;
         let arrival = Arrival {
             visit: format!("{first_seen_t}:{}", read.text),
             t: read.t,

@@ -752,21 +752,57 @@ fn provisional_arrivals_not_confirmed_are_taken_back() {
             (json!(A), serde_json::Value::Null),
         ]
     );
-    // A car at FP2 read twice and never again: said, then taken back once its reads are old.
-    let mut b = Analytics::new(layout(), AnalyticsConfig::default(), plate_ok);
+    // A car at FP2 read twice and never again: said, still said once its reads are too old for
+    // a vote (a car at the pump may be hidden a while), taken back after the hold.
+    let config = AnalyticsConfig::default();
+    let mut b = Analytics::new(layout(), config.clone(), plate_ok);
     let mut out = Vec::new();
     for t in [0, 400] {
         b.observe_frame(&frame("cam1", H + t, &[("京A12345", 0.75, 0.97)]));
         out.extend(b.poll(H + t));
     }
-    out.extend(b.poll(H + 400 + AnalyticsConfig::default().window_ms + 1));
-    let states: Vec<_> = out
-        .iter()
-        .filter(|e| e.stream() == "arrival")
-        .map(|e| e.body()["state"].clone())
-        .collect();
-    assert_eq!(states, [json!("provisional"), json!("retracted")]);
+    out.extend(b.poll(H + 400 + config.window_ms + 1));
+    let states = |out: &[AnalyticsEvent]| -> Vec<serde_json::Value> {
+        out.iter()
+            .filter(|e| e.stream() == "arrival")
+            .map(|e| e.body()["state"].clone())
+            .collect()
+    };
+    assert_eq!(states(&out), [json!("provisional")]);
+    out.extend(b.poll(H + 400 + config.provisional_hold_ms + 1));
+    assert_eq!(states(&out), [json!("provisional"), json!("retracted")]);
     assert_eq!(b.provisional_counts(), (1, 1));
+    // The same car read again, sparsely, within the hold: its reads are voted however far
+    // apart, and the arrival said is confirmed under its own key.
+    let mut d = Analytics::new(layout(), config.clone(), plate_ok);
+    let mut out = Vec::new();
+    for t in [0, 400, 20_000, 40_000] {
+        d.observe_frame(&frame("cam1", H + t, &[("京A12345", 0.75, 0.97)]));
+        out.extend(d.poll(H + t));
+    }
+    assert_eq!(
+        states(&out),
+        [json!("provisional"), serde_json::Value::Null]
+    );
+    let arrivals: Vec<_> = out.iter().filter(|e| e.stream() == "arrival").collect();
+    assert_eq!(arrivals[0].body()["visit"], arrivals[1].body()["visit"]);
+    assert_eq!(arrivals[1].body()["first_seen_t"], json!(H));
+    assert_eq!(d.provisional_counts(), (1, 0));
+    // Two sure reads of a text that most of the car's reads contradict: nothing said yet.
+    let mut e = Analytics::new(layout(), config, plate_ok);
+    for (t, text) in [
+        (0, "京A12346"),
+        (100, "京A12346"),
+        (200, "京A12345"),
+        (300, "京A12345"),
+    ] {
+        e.observe_frame(&frame(
+            "cam1",
+            H + t,
+            &[(text, 0.75, if t < 200 { 0.88 } else { 0.97 })],
+        ));
+        assert!(e.poll(H + t).is_empty(), "said at {t}");
+    }
     // One read only: nothing said.
     let mut c = Analytics::new(layout(), AnalyticsConfig::default(), plate_ok);
     c.observe_frame(&frame("cam1", H, &[("京A12345", 0.25, 0.99)]));
