@@ -2,8 +2,9 @@
 //! (chromedriver, fantoccini) against the real agent on the demo station (the demo video, the
 //! DART pump simulator on a socat pty, mosquitto). A staff user is refused with a wrong password
 //! and with the form's CSRF token removed, logs in, and sees a simulated fill on its pump's tile
-//! with the plate of the car that bought it, within 1 s of the station deciding it; then corrects
-//! that sale's plate on the sales page, and HQ's consumer gets the `sale_correction`.
+//! with the plate of the car that bought it, within 1 s of the station deciding it; the arrivals
+//! ticker shows the car with HQ's note on its plate (`plate_notes` over the broker); then
+//! corrects that sale's plate on the sales page, and HQ's consumer gets the `sale_correction`.
 
 mod support;
 
@@ -69,6 +70,69 @@ fn demo_fills() -> HashMap<(u64, String), String> {
             )
         })
         .collect()
+}
+
+/// HQ's `plate_notes` command over the broker, a note per plate ("HQ note for <plate>"), sent
+/// again until the agent (still connecting, perhaps) answers; its reply.
+fn send_plate_notes(broker: u16, plates: &[String]) -> serde_json::Value {
+    let until = unix_ms() + 3_600_000;
+    let notes: Vec<String> = plates
+        .iter()
+        .map(|p| format!(r#"{{"plate":"{p}","note":"HQ note for {p}","until":{until}}}"#))
+        .collect();
+    let port = broker.to_string();
+    let topic = "forecourt/demo-001/cmd/plate_notes";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for attempt in 0.. {
+        assert!(
+            Instant::now() < deadline,
+            "no reply to plate_notes within 60 s"
+        );
+        let sub = Command::new("mosquitto_sub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-q",
+                "1",
+                "-C",
+                "1",
+                "-W",
+                "5",
+            ])
+            .args(["-t", &format!("{topic}/reply")])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Subscribed before the command goes: a moment for its SUBSCRIBE.
+        std::thread::sleep(Duration::from_millis(500));
+        let payload = format!(
+            r#"{{"id":"notes-{attempt}","notes":[{}]}}"#,
+            notes.join(",")
+        );
+        let sent = Command::new("mosquitto_pub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-q",
+                "1",
+                "-t",
+                topic,
+                "-m",
+                &payload,
+            ])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let out = sub.wait_with_output().unwrap();
+        if let Ok(reply) = serde_json::from_slice::<serde_json::Value>(&out.stdout) {
+            return reply;
+        }
+    }
+    unreachable!()
 }
 
 /// chromedriver in a process group of its own, with the browsers it starts: the whole group is
@@ -278,6 +342,12 @@ async fn staff_log_in_see_a_fill_with_its_plate_within_a_second_and_correct_it()
     let (_driver, client) = station.open_browser().await;
     let log = || station.log();
     let base = station.base();
+    // HQ's note on each of the demo's plates, for the arrivals ticker.
+    let plates: Vec<String> = demo_fills().into_values().collect();
+    let noted = tokio::task::spawn_blocking(move || send_plate_notes(broker, &plates))
+        .await
+        .unwrap();
+    assert_eq!(noted["ok"], true, "{noted}");
 
     // Not logged in: the forecourt page sends the browser to the login page.
     client.goto(&format!("{base}/")).await.unwrap();
@@ -385,6 +455,33 @@ async fn staff_log_in_see_a_fill_with_its_plate_within_a_second_and_correct_it()
     assert!(
         ticker.is_some(),
         "{plate} at pump {fp} not on the arrivals ticker"
+    );
+    // With HQ's note on its plate (arrivals decided after the note came; the demo's cars come
+    // round every minute).
+    let until = Instant::now() + Duration::from_secs(150);
+    let mut noted = None;
+    while noted.is_none() && Instant::now() < until {
+        let found = client
+            .execute(
+                "const i = Array.from(document.querySelectorAll('#ticker .arrival')).find(i => \
+                   i.querySelector('.note'));\n\
+                 return i ? [i.querySelector('.plate').textContent, \
+                   i.querySelector('.note').textContent] : null;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        match found.as_array() {
+            Some(pair) => noted = Some((pair[0].clone(), pair[1].clone())),
+            None => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    let (noted_plate, note) =
+        noted.unwrap_or_else(|| panic!("no HQ note on the ticker:\n{}", log()));
+    assert_eq!(
+        note.as_str().unwrap(),
+        format!("HQ note for {}", noted_plate.as_str().unwrap()),
+        "a note shown with another plate"
     );
 
     // The sales page: correct that sale to another plate; HQ gets it with anna's name.

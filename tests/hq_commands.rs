@@ -197,6 +197,43 @@ fn commands_do_what_they_say_and_bad_ones_change_nothing() {
         "{reloaded}"
     );
 
+    // HQ's notes on plates: set (the reply says what is held), and a bad entry refuses the
+    // whole command.
+    let until = unix_ms() + 86_400_000;
+    let noted = command(
+        port,
+        "plate_notes",
+        &format!(
+            r#"{{"id":"n1","notes":[{{"plate":"苏E05EV8","note":"member, prefers 95#","until":{until}}}]}}"#
+        ),
+    );
+    assert_eq!(noted["ok"], true, "{noted}");
+    assert_eq!(
+        noted["result"],
+        serde_json::json!({"set": 1, "removed": 0, "held": 1}),
+        "{noted}"
+    );
+    let refused = command(
+        port,
+        "plate_notes",
+        &format!(
+            r#"{{"id":"n2","notes":[{{"plate":"京A12345","note":"x","until":{until}}},{{"plate":"NOTAPLATE","note":"y","until":{until}}}]}}"#
+        ),
+    );
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("plate")),
+        "{refused}"
+    );
+    let removed = command(port, "plate_notes", r#"{"id":"n3","remove":["苏E05EV8"]}"#);
+    assert_eq!(
+        removed["result"],
+        serde_json::json!({"set": 0, "removed": 1, "held": 0}),
+        "{removed}"
+    );
+
     let trace = command(port, "record_trace", r#"{"id":"t1","minutes":1}"#);
     assert_eq!(trace["ok"], true, "{trace}");
     assert!(

@@ -329,3 +329,11 @@ pub fn console_port(config: &str) -> u16 {
         .and_then(|rest| rest.trim_end_matches('"').parse().ok())
         .expect("a console listen address in the config")
 }
+
+/// Now, in Unix ms (as the agent stamps its records).
+pub fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is past 1970")
+        .as_millis() as i64
+}

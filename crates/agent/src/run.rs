@@ -159,6 +159,7 @@ pub async fn run_agent(
         shutdown.clone(),
     ));
     // The console is for people at the station: if it fails, sales go on, and it says so.
+    let plate_notes = station.plate_notes();
     let console_task = console.map(|console| {
         let feeds = console::ConsoleFeeds {
             records: live_rx,
@@ -170,6 +171,7 @@ pub async fn run_agent(
             cameras: config.cameras.iter().map(|c| c.name.clone()).collect(),
             snapshots,
             zones: Arc::new(agent_config::zone_file::ConfigFileZones::new(config_path)),
+            plate_notes,
         };
         let shutdown = shutdown.clone();
         tokio::spawn(async move {

@@ -67,6 +67,7 @@ function renderTile(tile, decidedT) {
     row.append(el("span", "plate", car.plate));
     row.append(el("span", "confidence", percent(car.confidence)));
     if (car.provisional) row.append(el("span", "provisional", "(first reads, not yet confirmed)"));
+    if (car.note) row.append(el("span", "note", car.note));
     const waiting = el("span", "waiting");
     waiting.dataset.since = car.arrived_t;
     waiting.dataset.prefix = i === 0 ? "at the pump " : "waiting ";
@@ -151,6 +152,7 @@ function arrivalItem(a) {
   item.append(el("span", "where", a.fp ? "at pump " + a.fp : "at the entrance"));
   item.append(el("span", "when", clock(a.t)));
   if (a.state === "provisional") item.append(el("span", "provisional", "(first reads, not yet confirmed)"));
+  if (a.note) item.append(el("span", "note", a.note));
   return item;
 }
 

@@ -3,9 +3,11 @@
 //! API events out.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use forecourt_events::{FpNumber, UnixMillis};
 use serde::Serialize;
+use station::plate_notes::PlateNotes;
 use uuid::Uuid;
 use wire::{
     Arrival, ArrivalState, NozzleBody, NozzleState, PumpBody, PumpState, SaleBody, SaleCorrection,
@@ -47,8 +49,21 @@ pub struct CarView {
     pub arrived_t: UnixMillis,
     /// Said from its first reads, not yet confirmed (see `docs/mqtt.md`, `events/arrival`).
     pub provisional: bool,
+    /// HQ's note on the plate (`plate_notes`), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     #[serde(skip)]
     visit: String,
+}
+
+/// An arrival as the ticker and the local API show it: the record HQ gets, and HQ's note on the
+/// plate when it has one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ArrivalView {
+    #[serde(flatten)]
+    pub arrival: Arrival,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// One fuelling point.
@@ -86,7 +101,7 @@ impl Tile {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ApiEvent {
     /// A car was read well enough at a fuelling point (or an entrance camera: `fp` null).
-    Arrival(Arrival),
+    Arrival(ArrivalView),
     /// A fuelling point's tile changed.
     FpState(Tile),
     /// A sale, with the plate the matcher gave it or none.
@@ -177,7 +192,9 @@ pub struct Forecourt {
     tiles: BTreeMap<FpNumber, Tile>,
     sales: VecDeque<RecentSale>,
     /// The latest word on each recent arrival (provisional or confirmed; retracted ones leave).
-    arrivals: VecDeque<Arrival>,
+    arrivals: VecDeque<ArrivalView>,
+    /// HQ's notes on plates, as the station last had them.
+    plate_notes: Arc<PlateNotes>,
 }
 
 impl Forecourt {
@@ -187,7 +204,13 @@ impl Forecourt {
             tiles: fps.into_iter().map(|fp| (fp, Tile::new(fp))).collect(),
             sales: VecDeque::new(),
             arrivals: VecDeque::new(),
+            plate_notes: Arc::default(),
         }
+    }
+
+    /// HQ's notes as the station has them now: arrivals from now on carry them.
+    pub fn set_plate_notes(&mut self, notes: Arc<PlateNotes>) {
+        self.plate_notes = notes;
     }
 
     pub fn tiles(&self) -> impl Iterator<Item = &Tile> {
@@ -200,13 +223,16 @@ impl Forecourt {
     }
 
     /// The latest arrivals, newest first: provisional or confirmed (a retracted one leaves).
-    pub fn recent_arrivals(&self) -> impl Iterator<Item = &Arrival> {
+    pub fn recent_arrivals(&self) -> impl Iterator<Item = &ArrivalView> {
         self.arrivals.iter()
     }
 
-    fn note_arrival(&mut self, arrival: &Arrival) {
-        let at = self.arrivals.iter().position(|a| a.visit == arrival.visit);
-        match (arrival.state, at) {
+    fn note_arrival(&mut self, arrival: &ArrivalView) {
+        let at = self
+            .arrivals
+            .iter()
+            .position(|a| a.arrival.visit == arrival.arrival.visit);
+        match (arrival.arrival.state, at) {
             (ArrivalState::Retracted, Some(at)) => {
                 self.arrivals.remove(at);
             }
@@ -288,8 +314,16 @@ impl Forecourt {
             }
             Stream::Arrival => {
                 let arrival: Arrival = serde::Deserialize::deserialize(body).map_err(read)?;
-                self.note_arrival(&arrival);
-                let mut events = vec![ApiEvent::Arrival(arrival.clone())];
+                let note = self
+                    .plate_notes
+                    .note(&arrival.plate, arrival.t)
+                    .map(str::to_owned);
+                let view = ArrivalView {
+                    arrival: arrival.clone(),
+                    note: note.clone(),
+                };
+                self.note_arrival(&view);
+                let mut events = vec![ApiEvent::Arrival(view)];
                 if arrival.state == ArrivalState::Retracted {
                     events.extend(self.forget_car(&arrival.visit));
                     return Ok(events);
@@ -305,6 +339,7 @@ impl Forecourt {
                         camera: arrival.camera,
                         arrived_t: arrival.first_seen_t,
                         provisional: arrival.state == ArrivalState::Provisional,
+                        note,
                         visit: arrival.visit,
                     });
                     tile.cars.sort_by_key(|c| c.arrived_t);
@@ -453,7 +488,7 @@ mod tests {
         // The ticker: the confirmed arrival in its place, the retracted one gone.
         let ticker: Vec<_> = f
             .recent_arrivals()
-            .map(|a| (a.plate.as_str(), a.state))
+            .map(|a| (a.arrival.plate.as_str(), a.arrival.state))
             .collect();
         assert_eq!(ticker, [("苏E05EV8", ArrivalState::Confirmed)]);
     }

@@ -18,6 +18,7 @@ use forecourt_events::{now_millis, FpNumber, UnixMillis};
 use serde::Deserialize;
 use station::health::LocalHealth;
 use station::live::LiveRecord;
+use station::plate_notes::PlateNotes;
 use station::snapshots::Snapshots;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -60,6 +61,8 @@ pub struct ConsoleFeeds {
     pub snapshots: Snapshots,
     /// The zones in the config file.
     pub zones: Arc<dyn ZoneFile>,
+    /// HQ's notes on plates, shown with the arrivals.
+    pub plate_notes: watch::Receiver<Arc<PlateNotes>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +133,7 @@ impl Console {
             cameras: feeds.cameras,
             snapshots: feeds.snapshots,
             zones: feeds.zones,
+            plate_notes: feeds.plate_notes,
         });
         let follower = tokio::spawn(follow_records(
             feeds.records,
@@ -168,6 +172,7 @@ struct AppState {
     cameras: Vec<String>,
     snapshots: Snapshots,
     zones: Arc<dyn ZoneFile>,
+    plate_notes: watch::Receiver<Arc<PlateNotes>>,
 }
 
 /// An API event and when the station decided the record behind it.
@@ -221,7 +226,12 @@ async fn follow_records(
         };
         match record {
             Ok(record) => {
-                let applied = lock(&state.forecourt).apply(record.stream, &record.body, record.id);
+                let notes = state.plate_notes.borrow().clone();
+                let applied = {
+                    let mut forecourt = lock(&state.forecourt);
+                    forecourt.set_plate_notes(notes);
+                    forecourt.apply(record.stream, &record.body, record.id)
+                };
                 match applied {
                     Ok(events) => {
                         for event in events {

@@ -113,6 +113,8 @@ struct Running {
     commands: Arc<Mutex<Vec<String>>>,
     answer: Arc<Mutex<Option<String>>>,
     audit: PathBuf,
+    /// HQ's notes on plates, as the station would change them.
+    plate_notes: watch::Sender<Arc<station::plate_notes::PlateNotes>>,
     _dir: tempfile::TempDir,
     _stop: watch::Sender<bool>,
 }
@@ -142,6 +144,7 @@ async fn start() -> Running {
     let addr = console.local_addr().unwrap();
     let (records, records_rx) = broadcast::channel(64);
     let (_health, health_rx) = watch::channel(None);
+    let (plate_notes, plate_notes_rx) = watch::channel(Arc::default());
     let (stop, stop_rx) = watch::channel(false);
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("audit.jsonl");
@@ -172,6 +175,7 @@ async fn start() -> Running {
         cameras: vec!["cam1".into()],
         snapshots: station::snapshots::Snapshots::enabled(),
         zones: Arc::new(NoConfigFile),
+        plate_notes: plate_notes_rx,
     };
     tokio::spawn(console.run(feeds, stop_rx));
     Running {
@@ -180,6 +184,7 @@ async fn start() -> Running {
         commands,
         answer,
         audit,
+        plate_notes,
         _dir: dir,
         _stop: stop,
     }
@@ -545,4 +550,59 @@ async fn the_installers_pages_refuse_staff_and_a_save_without_the_token() {
         c.commands.lock().unwrap().is_empty(),
         "no reload without a save"
     );
+}
+
+#[tokio::test]
+async fn arrivals_carry_hqs_note_on_their_plate() {
+    use station::plate_notes::{NotesChange, PlateNote, PlateNotes};
+    let c = start().await;
+    let t = 1_700_000_000_000i64;
+    let mut notes = PlateNotes::default();
+    notes
+        .apply(
+            NotesChange {
+                set: vec![(
+                    "苏E05EV8".into(),
+                    PlateNote {
+                        note: "member, prefers 95#".into(),
+                        until: t + 3_600_000,
+                    },
+                )],
+                ..NotesChange::default()
+            },
+            t,
+        )
+        .unwrap();
+    c.plate_notes.send_replace(Arc::new(notes));
+    let arrival = |visit: &str, plate: &str| LiveRecord {
+        stream: Stream::Arrival,
+        body: json!({"visit": visit, "t": t, "plate": plate, "confidence": 0.97,
+            "camera": "cam1", "fp": 2, "first_seen_t": t - 500, "reads": 3}),
+        decided_t: t,
+        id: None,
+    };
+    c.records.send(arrival("v1", "苏E05EV8")).unwrap();
+    c.records.send(arrival("v2", "京A12345")).unwrap();
+    let auth = format!("Authorization: Bearer {TOKEN}\r\n");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let listed = loop {
+        let reply = get(c.addr, "/api/arrivals", &auth).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let listed: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+        if listed.as_array().unwrap().len() == 2 {
+            break listed;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{listed}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // Newest first; only the plate with a note has one.
+    assert_eq!(listed[0]["plate"], "京A12345");
+    assert!(listed[0].get("note").is_none(), "{listed}");
+    assert_eq!(listed[1]["plate"], "苏E05EV8");
+    assert_eq!(listed[1]["note"], "member, prefers 95#");
+    let fps = get(c.addr, "/api/fps", &auth).await;
+    let tiles: serde_json::Value = serde_json::from_str(&fps.body).unwrap();
+    let cars = &tiles[1]["cars"];
+    assert_eq!(cars[0]["note"], "member, prefers 95#", "{tiles}");
+    assert!(cars[1].get("note").is_none(), "{tiles}");
 }

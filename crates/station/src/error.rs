@@ -68,6 +68,8 @@ pub enum CommandFailed {
     #[error(transparent)]
     Recording(#[from] RecordingError),
     #[error(transparent)]
+    PlateNotes(#[from] crate::plate_notes::NotesError),
+    #[error(transparent)]
     Station(#[from] StationError),
     #[error("cannot write the result")]
     Result(#[from] serde_json::Error),

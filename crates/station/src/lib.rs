@@ -10,6 +10,7 @@
 //! - `cmd`: one file per HQ command the station carries out;
 //! - `recording`: trace files for `forecourt-agent replay`;
 //! - [`live`]: every record as it is decided, for the station console;
+//! - [`plate_notes`]: HQ's notes on plates, shown at the station when the car arrives;
 //! - [`reader`]: the plate-reader thread that turns camera frames into [`FramePlates`], reading
 //!   only what [`focus`] says can matter.
 //!
@@ -27,6 +28,7 @@ pub mod focus;
 pub mod health;
 pub mod live;
 pub mod liveness;
+pub mod plate_notes;
 mod pump_board;
 #[cfg(feature = "reader")]
 pub mod reader;

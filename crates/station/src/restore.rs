@@ -6,6 +6,7 @@ use forecourt_events::{DispenserEvent, Sale};
 use tracing::{info, warn};
 
 use crate::earlier_run::{last_released_per_fp, released_keys};
+use crate::plate_notes::PlateNotes;
 use crate::{Station, StationError};
 
 /// How far back the outbox is read for sales and nozzle events already sent (a busy station's
@@ -23,6 +24,8 @@ pub struct Restored {
     pub released: usize,
     /// Sales held when the agent stopped, back with the matcher.
     pub held: usize,
+    /// HQ's notes on plates, not expired.
+    pub plate_notes: usize,
 }
 
 impl Station {
@@ -33,6 +36,7 @@ impl Station {
             running_hours: self.restore_running_hours().await?,
             released: self.restore_released_sales().await?,
             held: self.restore_held_sales().await?,
+            plate_notes: self.restore_plate_notes().await?,
         };
         if restored.hours > 0 {
             info!(
@@ -47,6 +51,31 @@ impl Station {
             );
         }
         Ok(restored)
+    }
+
+    /// HQ's notes on plates, as the last `plate_notes` command left them; an unreadable list is
+    /// logged and starts empty (HQ sends its notes again).
+    async fn restore_plate_notes(&mut self) -> Result<usize, StationError> {
+        let outbox = self.writer.outbox().clone();
+        let kept =
+            tokio::task::spawn_blocking(move || outbox.state(crate::station::PLATE_NOTES_KEY))
+                .await?;
+        let mut notes = match kept.map(|body| body.map(serde_json::from_value::<PlateNotes>)) {
+            Ok(None) => return Ok(0),
+            Ok(Some(Ok(notes))) => notes,
+            Ok(Some(Err(e))) => {
+                warn!(error = %e, "the plate notes kept are not understood; none shown");
+                return Ok(0);
+            }
+            Err(e) => {
+                warn!(error = %e, "the plate notes kept are unreadable; none shown");
+                return Ok(0);
+            }
+        };
+        notes.prune(forecourt_events::now_millis());
+        let held = notes.len();
+        self.plate_notes.send_replace(std::sync::Arc::new(notes));
+        Ok(held)
     }
 
     /// The hours the last run was counting when it stopped (saved every few seconds and at the

@@ -18,6 +18,7 @@ use wire::{
 };
 
 use crate::earlier_run::EarlierRun;
+use crate::plate_notes::{NotesApplied, NotesChange, PlateNotes};
 use crate::pump_board::PumpBoard;
 use crate::recording::Recording;
 pub use crate::recording::TRACE_REORDER_MS;
@@ -36,6 +37,9 @@ const SAVE_RUNNING_HOURS: Duration = Duration::from_secs(10);
 
 /// The outbox state key of the analytics' running hours.
 pub(crate) const RUNNING_HOURS_KEY: &str = "analytics.running_hours";
+
+/// The outbox state key of HQ's notes on plates.
+pub(crate) const PLATE_NOTES_KEY: &str = "station.plate_notes";
 
 /// How often the station decides sales whose grace period is over, retries refused writes and
 /// says it is alive.
@@ -83,6 +87,8 @@ pub struct Station {
     fill_evidence: Option<mpsc::Sender<FillEvidence>>,
     /// Where on each camera's frames the plate reader looks (the zones' surroundings).
     pub(crate) focus: crate::focus::FocusAreas,
+    /// HQ's notes on plates, and where the console reads them.
+    pub(crate) plate_notes: watch::Sender<Arc<PlateNotes>>,
 }
 
 impl Station {
@@ -116,7 +122,38 @@ impl Station {
             pumps: Arc::new(PumpBoard::default()),
             fill_evidence: parts.fill_evidence,
             focus,
+            plate_notes: watch::Sender::new(Arc::default()),
         })
+    }
+
+    /// HQ's notes on plates as they change, for the console.
+    pub fn plate_notes(&self) -> watch::Receiver<Arc<PlateNotes>> {
+        self.plate_notes.subscribe()
+    }
+
+    /// Applies HQ's `plate_notes` command: kept in the outbox's state before anyone sees it, so
+    /// a failed save changes nothing (HQ may send it again).
+    pub(crate) async fn change_plate_notes(
+        &mut self,
+        change: NotesChange,
+        now: UnixMillis,
+    ) -> Result<NotesApplied, crate::CommandFailed> {
+        let mut notes = PlateNotes::clone(&self.plate_notes.borrow());
+        let applied = notes.apply(change, now)?;
+        let body = serde_json::to_value(&notes)?;
+        let outbox = self.writer.outbox().clone();
+        tokio::task::spawn_blocking(move || outbox.keep_state(PLATE_NOTES_KEY, &body))
+            .await
+            .map_err(StationError::from)?
+            .map_err(StationError::outbox("keeping the plate notes"))?;
+        info!(
+            set = applied.set,
+            removed = applied.removed,
+            held = applied.held,
+            "HQ's plate notes changed"
+        );
+        self.plate_notes.send_replace(Arc::new(notes));
+        Ok(applied)
     }
 
     /// Which part of each camera's frames the plate reader reads: around the zones, kept up to

@@ -19,6 +19,7 @@ struct Running {
     shutdown: watch::Sender<bool>,
     task: JoinHandle<Result<(), StationError>>,
     kept_sales: Arc<KeptSales>,
+    plate_notes: watch::Receiver<Arc<station::plate_notes::PlateNotes>>,
 }
 
 fn layout() -> matcher::Layout {
@@ -62,6 +63,7 @@ async fn start_with(
     })
     .unwrap();
     let restored = station.restore().await.unwrap();
+    let plate_notes = station.plate_notes();
     let (frames, frames_rx) = mpsc::channel(16);
     let (pumps, pumps_rx) = mpsc::channel(16);
     let (commands, commands_rx) = mpsc::channel(16);
@@ -74,6 +76,7 @@ async fn start_with(
         shutdown,
         task,
         kept_sales,
+        plate_notes,
     };
     (running, restored)
 }
@@ -508,5 +511,62 @@ async fn the_hour_being_counted_survives_a_restart() {
         }
         other => panic!("{other:?}"),
     }
+    station.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hq_plate_notes_show_at_once_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = open(dir.path());
+    let (station, restored) = start(&outbox, dir.path()).await;
+    assert_eq!(restored.plate_notes, 0);
+    let now = forecourt_events::now_millis();
+    let (soon, later) = (now + 3_600_000, now + 86_400_000);
+    let set = format!(
+        r#"{{"id":"n1","notes":[{{"plate":"苏E05EV8","note":"member, prefers 95#","until":{later}}},{{"plate":"京A12345","note":"fleet card","until":{soon}}}]}}"#
+    );
+    match station
+        .command(StationCommands::local("plate_notes", &set).unwrap())
+        .await
+    {
+        CommandReply::Done(result) => {
+            let result: wire::PlateNotesResult = serde_json::from_value(result).unwrap();
+            assert_eq!((result.set, result.removed, result.held), (2, 0, 2));
+        }
+        other => panic!("{other:?}"),
+    }
+    let shown = station.plate_notes.borrow().clone();
+    assert_eq!(shown.note("苏E05EV8", now), Some("member, prefers 95#"));
+    assert_eq!(shown.note("京A12345", soon), None, "expired");
+
+    // Past the bound: refused, and nothing changed.
+    let many: Vec<String> = (0..station::plate_notes::MAX_NOTES)
+        .map(|i| format!(r#"{{"plate":"沪B{i:05}","note":"x","until":{later}}}"#))
+        .collect();
+    let too_many = format!(r#"{{"id":"n2","notes":[{}]}}"#, many.join(","));
+    match station
+        .command(StationCommands::local("plate_notes", &too_many).unwrap())
+        .await
+    {
+        CommandReply::Failed(why) => assert!(why.contains("at most"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(station.plate_notes.borrow().len(), 2);
+    station.stop().await;
+
+    let (station, restored) = start(&outbox, dir.path()).await;
+    assert_eq!(restored.plate_notes, 2);
+    assert_eq!(
+        station.plate_notes.borrow().note("苏E05EV8", now),
+        Some("member, prefers 95#")
+    );
+    let remove = r#"{"id":"n3","remove":["苏E05EV8"]}"#;
+    assert!(matches!(
+        station
+            .command(StationCommands::local("plate_notes", remove).unwrap())
+            .await,
+        CommandReply::Done(_)
+    ));
+    assert_eq!(station.plate_notes.borrow().note("苏E05EV8", now), None);
     station.stop().await;
 }

@@ -68,6 +68,17 @@ pub struct ResendResult {
     pub gone: Vec<[u64; 2]>,
 }
 
+/// `plate_notes`: what the command did to the notes the station holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlateNotesResult {
+    /// Notes set or replaced.
+    pub set: usize,
+    /// Notes taken away: removed, replaced away, or expired.
+    pub removed: usize,
+    /// Notes held now.
+    pub held: usize,
+}
+
 /// `record_trace`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordTraceResult {

@@ -21,8 +21,8 @@ pub use analytics::{
     VisitSale, ZoneHourJson,
 };
 pub use commands::{
-    PingResult, PlateCorrectionResult, RecordTraceResult, ReloadResult, Reply, ResendCommand,
-    ResendResult,
+    PingResult, PlateCorrectionResult, PlateNotesResult, RecordTraceResult, ReloadResult, Reply,
+    ResendCommand, ResendResult,
 };
 pub use correction::{HqCorrection, MatcherCorrection, SaleCorrection, StaffCorrection};
 pub use dead_letter::{DeadLetter, DeadLetterRecord};

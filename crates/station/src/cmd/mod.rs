@@ -7,6 +7,7 @@
 
 mod hourly;
 mod plate_correction;
+mod plate_notes;
 mod record_trace;
 mod reload_config;
 mod staff_correction;
@@ -37,6 +38,7 @@ const COMMANDS: &[(&str, Check)] = &[
     ("plate_correction", plate_correction::check),
     ("record_trace", record_trace::check),
     ("hourly", hourly::check),
+    ("plate_notes", plate_notes::check),
 ];
 
 /// Commands only the station itself makes (its console): never taken from HQ.
