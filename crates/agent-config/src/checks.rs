@@ -28,7 +28,7 @@ impl AgentConfig {
         out
     }
 
-    /// `[console]`: its address, users and API tokens.
+    /// `[console]`: its address, users and API tokens, and its certificate and key (read).
     fn check_console(&self, out: &mut Vec<Problem>) {
         let Some(console) = &self.console else {
             return;
@@ -42,6 +42,15 @@ impl AgentConfig {
                 })
                 .collect();
             out.push(Problem::new(path, problem.to_string()));
+        }
+        if let Some((cert_file, key_file)) = console.tls_files() {
+            if let Err(e) = console::tls::server_config(cert_file, key_file) {
+                let at = match e {
+                    console::tls::TlsError::Key { .. } => "tls_key",
+                    _ => "tls_cert",
+                };
+                out.push(Problem::new(vec![key("console"), key(at)], e.to_string()));
+            }
         }
     }
 

@@ -494,6 +494,8 @@ mod tests {
             (format!("{base}[console]\n[[console.user]]\nname = \"anna\"\nrole = \"staff\"\npassword_hash = \"hunter2\"\n"), ":11:17:", "hash-password"),
             (format!("{base}[console]\n[[console.user]]\nname = \"anna\"\nrole = \"boss\"\n"), ":10:8:", "unknown variant"),
             (format!("{base}[console]\n[[console.api_token]]\nname = \"pos\"\nsha256 = \"ABC\"\n"), ":10:10:", "64 lower-case hex"),
+            (format!("{base}[console]\ntls_cert = \"/nonexistent/console.pem\"\n"), ":8:12:", "tls_key go together"),
+            (format!("{base}[console]\ntls_cert = \"/nonexistent/console.pem\"\ntls_key = \"/nonexistent/console.key\"\n"), ":8:12:", "/nonexistent/console.pem"),
         ];
         for (text, want_at, want_msg) in cases {
             let err = format!("{:#}", load_str(&text).unwrap_err());

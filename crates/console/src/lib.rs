@@ -9,6 +9,7 @@
 //! - [`forecourt`]: the tiles, pure: records in, tiles and API events out;
 //! - [`pages`]: the HTML and the embedded assets;
 //! - [`server`]: routes and streams;
+//! - [`tls`]: HTTPS with rustls, when the config gives a certificate and key;
 //! - [`zone_file`]: how the installer's page reads and writes the zones in the config file.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
@@ -19,6 +20,7 @@ pub mod forecourt;
 pub mod pages;
 pub mod server;
 pub mod settings;
+pub mod tls;
 pub mod zone_file;
 
 pub use server::{Console, ConsoleError, ConsoleFeeds};

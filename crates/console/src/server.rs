@@ -13,6 +13,7 @@ use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use forecourt_events::{now_millis, FpNumber, UnixMillis};
 use serde::Deserialize;
@@ -32,6 +33,7 @@ use crate::auth::{self, LoginLimiter, Session, Sessions};
 use crate::forecourt::{ApiEvent, Forecourt};
 use crate::pages;
 use crate::settings::{ConsoleSettings, Role, SettingsError, UserSettings};
+use crate::tls::{self, TlsError, TlsListener};
 use crate::zone_file::{ZoneFile, ZoneFileError};
 
 const SESSION_COOKIE: &str = "fa_session";
@@ -75,6 +77,8 @@ pub enum ConsoleError {
         #[source]
         source: std::io::Error,
     },
+    #[error("[console]: {0}")]
+    Tls(#[from] TlsError),
     #[error("serving the console: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -83,6 +87,8 @@ pub enum ConsoleError {
 pub struct Console {
     listener: TcpListener,
     settings: ConsoleSettings,
+    /// HTTPS; `None`: plain HTTP.
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Console {
@@ -90,11 +96,19 @@ impl Console {
         if let Some(problem) = settings.problems().into_iter().next() {
             return Err(problem.into());
         }
+        let tls = match settings.tls_files() {
+            Some((cert, key)) => Some(tls::server_config(cert, key)?),
+            None => None,
+        };
         let addr = settings.listen_addr()?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ConsoleError::Listen { addr, source })?;
-        Ok(Console { listener, settings })
+        Ok(Console {
+            listener,
+            settings,
+            tls,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -134,6 +148,7 @@ impl Console {
             snapshots: feeds.snapshots,
             zones: feeds.zones,
             plate_notes: feeds.plate_notes,
+            https: self.tls.is_some(),
         });
         let follower = tokio::spawn(follow_records(
             feeds.records,
@@ -141,15 +156,28 @@ impl Console {
             shutdown.clone(),
         ));
         let addr = self.local_addr().map_err(ConsoleError::Serve)?;
-        info!(%addr, users = state.users.len(), api_tokens = state.token_hashes.len(), "console listening");
-        let served = axum::serve(
-            self.listener,
-            router(state).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        let https = self.tls.is_some();
+        info!(%addr, https, users = state.users.len(), api_tokens = state.token_hashes.len(), "console listening");
+        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let stop = async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
-        })
-        .await
+        };
+        let served = match self.tls {
+            None => {
+                axum::serve(self.listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+            }
+            // `tap_io`: the remote address as connect info, as for plain TCP.
+            Some(config) => {
+                let listener = TlsListener::new(self.listener, config)
+                    .map_err(ConsoleError::Serve)?
+                    .tap_io(|_| ());
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+            }
+        }
         .map_err(ConsoleError::Serve);
         follower.abort();
         served
@@ -173,6 +201,8 @@ struct AppState {
     snapshots: Snapshots,
     zones: Arc<dyn ZoneFile>,
     plate_notes: watch::Receiver<Arc<PlateNotes>>,
+    /// Served over TLS: cookies are `Secure`.
+    https: bool,
 }
 
 /// An API event and when the station decided the record behind it.
@@ -283,12 +313,13 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-fn session_cookie(value: &str, max_age_s: i64) -> HeaderValue {
-    // The console is plain HTTP on loopback by default; `Secure` would stop the browser
-    // sending the cookie there. HttpOnly: no script reads it; SameSite=Strict: no other site
-    // makes the browser send it.
+fn session_cookie(value: &str, max_age_s: i64, https: bool) -> HeaderValue {
+    // `Secure` over HTTPS only: on plain HTTP (loopback by default) the browser would not send
+    // the cookie back. HttpOnly: no script reads it; SameSite=Strict: no other site makes the
+    // browser send it.
+    let secure = if https { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_s}"
+        "{SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_s}{secure}"
     ))
     .unwrap_or_else(|_| HeaderValue::from_static("fa_session=; Max-Age=0"))
 }
@@ -364,8 +395,9 @@ fn login_form(state: &AppState, status: StatusCode, message: Option<&str>) -> Re
     let Ok(csrf) = auth::random_token() else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "no random source\n").into_response();
     };
+    let secure = if state.https { "; Secure" } else { "" };
     let cookie = HeaderValue::from_str(&format!(
-        "{LOGIN_CSRF_COOKIE}={csrf}; HttpOnly; SameSite=Strict; Path=/login; Max-Age=3600"
+        "{LOGIN_CSRF_COOKIE}={csrf}; HttpOnly; SameSite=Strict; Path=/login; Max-Age=3600{secure}"
     ));
     let mut response = (
         status,
@@ -462,7 +494,7 @@ async fn login(
     let mut response = Redirect::to("/").into_response();
     response.headers_mut().append(
         header::SET_COOKIE,
-        session_cookie(&id, state.session_ms / 1000),
+        session_cookie(&id, state.session_ms / 1000, state.https),
     );
     response
 }
@@ -514,7 +546,7 @@ async fn logout(
     let mut response = Redirect::to("/login").into_response();
     response
         .headers_mut()
-        .append(header::SET_COOKIE, session_cookie("", 0));
+        .append(header::SET_COOKIE, session_cookie("", 0, state.https));
     response
 }
 

@@ -3,6 +3,7 @@
 //! (`forecourt-agent hash-password`), tokens their SHA-256.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -22,6 +23,12 @@ pub struct ConsoleSettings {
     pub users: Vec<UserSettings>,
     #[serde(default, rename = "api_token")]
     pub api_tokens: Vec<ApiTokenSettings>,
+    /// HTTPS: the certificate chain (PEM, the server's own first) and its private key (PEM);
+    /// both or neither. Without them the console speaks plain HTTP.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
 }
 
 fn default_listen() -> String {
@@ -79,6 +86,8 @@ pub enum SettingsError {
     },
     #[error("api_token {name:?}: sha256 must be 64 lower-case hex digits")]
     TokenHash { index: usize, name: String },
+    #[error("tls_cert and tls_key go together: give both for HTTPS, or neither")]
+    TlsPair,
 }
 
 impl SettingsError {
@@ -95,6 +104,7 @@ impl SettingsError {
             }
             SettingsError::PasswordHash { index, .. } => at("user", index, "password_hash"),
             SettingsError::TokenHash { index, .. } => at("api_token", index, "sha256"),
+            SettingsError::TlsPair => vec!["tls_cert".into()],
         }
     }
 }
@@ -106,7 +116,13 @@ impl ConsoleSettings {
             .map_err(|_| SettingsError::Listen(self.listen.clone()))
     }
 
-    /// Every problem, in the order of the file.
+    /// The certificate chain and key files, when the console serves HTTPS.
+    pub fn tls_files(&self) -> Option<(&std::path::Path, &std::path::Path)> {
+        Some((self.tls_cert.as_deref()?, self.tls_key.as_deref()?))
+    }
+
+    /// Every problem, in the order of the file (the TLS files themselves are read by
+    /// `tls::server_config`, at `check-config` and at start).
     pub fn problems(&self) -> Vec<SettingsError> {
         let mut problems = Vec::new();
         if let Err(e) = self.listen_addr() {
@@ -146,6 +162,9 @@ impl ConsoleSettings {
                     name: token.name.clone(),
                 });
             }
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            problems.push(SettingsError::TlsPair);
         }
         problems
     }
@@ -224,6 +243,17 @@ mod tests {
             r#"{"name": "a", "role": "admin", "password_hash": "x"}"#
         )
         .is_err());
+    }
+
+    #[test]
+    fn a_certificate_needs_its_key() {
+        let s = settings(r#"{"tls_cert": "/etc/forecourt/console.pem"}"#);
+        assert_eq!(s.problems(), [SettingsError::TlsPair]);
+        assert_eq!(SettingsError::TlsPair.path(), ["tls_cert"]);
+        assert!(s.tls_files().is_none());
+        let s = settings(r#"{"tls_cert": "/c.pem", "tls_key": "/k.pem"}"#);
+        assert!(s.problems().is_empty());
+        assert!(s.tls_files().is_some());
     }
 
     #[test]

@@ -1,5 +1,11 @@
 //! The console over real TCP: logins, CSRF, the rate limit, API tokens, the live streams, bad
-//! input. A plain HTTP/1.1 client on a socket, so every header is seen as a browser gets it.
+//! input, HTTPS. A plain HTTP/1.1 client on a socket, so every header is seen as a browser gets
+//! it.
+
+// The uplink's test PKI (openssl command line); its broker helper is not needed here.
+#[allow(dead_code)]
+#[path = "../../uplink/tests/support/pki.rs"]
+mod pki;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -120,7 +126,12 @@ struct Running {
 }
 
 async fn start() -> Running {
-    let settings = ConsoleSettings {
+    start_with(|_| {}).await
+}
+
+/// [`start`] with its settings changed by `edit` first.
+async fn start_with(edit: impl FnOnce(&mut ConsoleSettings)) -> Running {
+    let mut settings = ConsoleSettings {
         listen: "127.0.0.1:0".into(),
         session_hours: 1.0,
         users: vec![
@@ -139,7 +150,10 @@ async fn start() -> Running {
             name: "pos".into(),
             sha256: console::auth::token_sha256(TOKEN),
         }],
+        tls_cert: None,
+        tls_key: None,
     };
+    edit(&mut settings);
     let console = Console::bind(settings).await.unwrap();
     let addr = console.local_addr().unwrap();
     let (records, records_rx) = broadcast::channel(64);
@@ -605,4 +619,88 @@ async fn arrivals_carry_hqs_note_on_their_plate() {
     let cars = &tiles[1]["cars"];
     assert_eq!(cars[0]["note"], "member, prefers 95#", "{tiles}");
     assert!(cars[1].get("note").is_none(), "{tiles}");
+}
+
+/// `[console] tls_cert` and `tls_key`: HTTPS only (a plain request gets no page), cookies
+/// `Secure`; a certificate that is not one, or a key without its certificate, stops the start.
+#[tokio::test]
+async fn with_a_certificate_the_console_speaks_https_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pki::make_pki(&d);
+    let c = start_with(|s| {
+        s.tls_cert = Some(d.join("server.pem"));
+        s.tls_key = Some(d.join("server.key"));
+    })
+    .await;
+
+    // A client that trusts the test CA, as a station's browsers would once it is installed.
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = std::fs::read(d.join("ca.pem")).unwrap();
+    use rustls::pki_types::pem::PemObject;
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let tcp = TcpStream::connect(c.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio::time::timeout(Duration::from_secs(20), connector.connect(name, tcp))
+        .await
+        .expect("handshake within 20 s")
+        .unwrap();
+    tls.write_all(b"GET /login HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), tls.read_to_end(&mut raw))
+        .await
+        .expect("reply within 20 s")
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let cookie = text
+        .lines()
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("set-cookie: fa_login_csrf=")
+        })
+        .unwrap_or_else(|| panic!("no login cookie:\n{text}"));
+    assert!(cookie.contains("; Secure"), "{cookie}");
+
+    // Plain HTTP on the HTTPS port: no page, the connection closes.
+    let mut plain = TcpStream::connect(c.addr).await.unwrap();
+    plain
+        .write_all(b"GET /login HTTP/1.1\r\nHost: console\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), plain.read_to_end(&mut raw))
+        .await
+        .expect("closed within 20 s");
+    assert!(
+        !String::from_utf8_lossy(&raw).contains("HTTP/1.1 200"),
+        "a page over plain HTTP"
+    );
+
+    // A certificate file that holds none, a missing key: refused at start, with the file named.
+    let mut settings = ConsoleSettings {
+        listen: "127.0.0.1:0".into(),
+        session_hours: 1.0,
+        users: Vec::new(),
+        api_tokens: Vec::new(),
+        tls_cert: Some(d.join("server.key")),
+        tls_key: Some(d.join("server.key")),
+    };
+    let refused = Console::bind(settings.clone()).await.err().unwrap();
+    assert!(refused.to_string().contains("server.key"), "{refused}");
+    settings.tls_cert = Some(d.join("server.pem"));
+    settings.tls_key = Some(d.join("missing.key"));
+    let refused = Console::bind(settings).await.err().unwrap();
+    assert!(refused.to_string().contains("missing.key"), "{refused}");
 }
