@@ -53,6 +53,18 @@ pub struct PendingRead {
     pub malformed: Vec<(i64, String)>,
 }
 
+/// The records of `rows` into `read`, and the rows that cannot be records into its malformed.
+fn collect_pending(mut rows: rusqlite::Rows<'_>, read: &mut PendingRead) -> rusqlite::Result<()> {
+    while let Some(row) = rows.next()? {
+        let rowid: i64 = row.get(0)?;
+        match RawRecord::from_row(row).and_then(RawRecord::into_record) {
+            Ok(record) => read.records.push(record),
+            Err(why) => read.malformed.push((rowid, why)),
+        }
+    }
+    Ok(())
+}
+
 /// An unusable outbox file moved aside by [`Outbox::open_or_quarantine`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quarantined {
@@ -572,25 +584,83 @@ impl Outbox {
         after: Option<i64>,
         limit: usize,
     ) -> Result<PendingRead, OutboxError> {
+        self.read_pending_except(&[], after, limit)
+    }
+
+    /// [`Outbox::read_pending`] for every stream but `streams`.
+    pub fn read_pending_except(
+        &self,
+        streams: &[&str],
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<PendingRead, OutboxError> {
+        let path = self.path();
+        let err = |e| OutboxError::sqlite(path, "read pending records", e);
+        let conn = lock(&self.inner.drain);
+        // `?3, ?4, ...`: one placeholder per stream left out.
+        let left_out: Vec<String> = (0..streams.len()).map(|i| format!("?{}", i + 3)).collect();
+        let sql = format!(
+            "SELECT pos, id, stream, seq, topic, payload, created FROM records
+             WHERE pos > ?1 AND stream NOT IN ({}) ORDER BY pos LIMIT ?2",
+            left_out.join(", ")
+        );
+        let mut stmt = conn.prepare_cached(&sql).map_err(err)?;
+        let mut values: Vec<rusqlite::types::Value> = vec![
+            after.unwrap_or(i64::MIN).into(),
+            i64::try_from(limit).unwrap_or(i64::MAX).into(),
+        ];
+        values.extend(streams.iter().map(|s| s.to_string().into()));
+        let rows = stmt
+            .query(rusqlite::params_from_iter(values))
+            .map_err(err)?;
+        let mut read = PendingRead::default();
+        collect_pending(rows, &mut read).map_err(err)?;
+        Ok(read)
+    }
+
+    /// Up to `limit` records of `streams` after position `after`, in queue order (each stream's
+    /// seq order): what the uplink sends ahead of the other streams' backlog. Read stream by
+    /// stream through the `(stream, pos)` index, so a long queue of other streams costs nothing.
+    pub fn read_pending_of(
+        &self,
+        streams: &[&str],
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<PendingRead, OutboxError> {
         let path = self.path();
         let err = |e| OutboxError::sqlite(path, "read pending records", e);
         let conn = lock(&self.inner.drain);
         let mut stmt = conn
             .prepare_cached(
                 "SELECT pos, id, stream, seq, topic, payload, created FROM records
-                 WHERE pos > ?1 ORDER BY pos LIMIT ?2",
+                 WHERE stream = ?1 AND pos > ?2 ORDER BY pos LIMIT ?3",
             )
             .map_err(err)?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut rows = stmt
-            .query(params![after.unwrap_or(i64::MIN), limit])
-            .map_err(err)?;
         let mut read = PendingRead::default();
-        while let Some(row) = rows.next().map_err(err)? {
-            let rowid: i64 = row.get(0).map_err(err)?;
-            match RawRecord::from_row(row).and_then(RawRecord::into_record) {
+        for stream in streams {
+            let rows = stmt
+                .query(params![
+                    stream,
+                    after.unwrap_or(i64::MIN),
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ])
+                .map_err(err)?;
+            collect_pending(rows, &mut read).map_err(err)?;
+        }
+        // The first `limit` positions of all of them: every row of these streams up to the
+        // last one kept is in (a stream that filled its own limit has nothing below it left).
+        let mut rows: Vec<(i64, Result<Record, String>)> = read
+            .records
+            .drain(..)
+            .map(|r| (r.rowid, Ok(r)))
+            .chain(read.malformed.drain(..).map(|(pos, why)| (pos, Err(why))))
+            .collect();
+        rows.sort_by_key(|(pos, _)| *pos);
+        rows.truncate(limit);
+        for (pos, row) in rows {
+            match row {
                 Ok(record) => read.records.push(record),
-                Err(why) => read.malformed.push((rowid, why)),
+                Err(why) => read.malformed.push((pos, why)),
             }
         }
         Ok(read)

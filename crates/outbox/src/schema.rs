@@ -86,6 +86,9 @@ const MIGRATIONS: &[&str] = &[
          body    BLOB NOT NULL,
          updated INTEGER NOT NULL
      ) WITHOUT ROWID;",
+    // 9: the uplink reads the real-time streams ahead of a backlog of the others: one stream's
+    // waiting records in queue order, without a scan of the whole queue.
+    "CREATE INDEX records_by_stream ON records (stream, pos);",
 ];
 
 /// The schema version this build writes.

@@ -160,7 +160,7 @@ fn the_archive_survives_reopen_and_upgrade_from_schema_2() {
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
-            "DROP TABLE state; DROP TABLE commands_seen; DROP TABLE dead_letter; DROP TABLE dropped; DROP TABLE totalizers; DROP TABLE archive; PRAGMA user_version = 2;",
+            "DROP INDEX records_by_stream; DROP TABLE state; DROP TABLE commands_seen; DROP TABLE dead_letter; DROP TABLE dropped; DROP TABLE totalizers; DROP TABLE archive; PRAGMA user_version = 2;",
         )
             .unwrap();
     }

@@ -224,9 +224,9 @@ fn opening_sets_wal_and_full_sync() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    // Schema 8: records, sequences, held items, archive, kept totalizers, dropped counts,
-    // dead letters, command ids seen, kept state.
-    assert_eq!((mode.as_str(), version), ("wal", 8));
+    // Schema 9: records, sequences, held items, archive, kept totalizers, dropped counts,
+    // dead letters, command ids seen, kept state, records by stream.
+    assert_eq!((mode.as_str(), version), ("wal", 9));
 }
 
 /// A corrupt file at start is moved aside, byte for byte, never deleted, and a fresh outbox
@@ -417,4 +417,46 @@ fn state_is_kept_replaced_and_read_back_after_a_reopen() {
         outbox.state("running_hours"),
         Err(outbox::OutboxError::MalformedState { .. })
     ));
+}
+
+/// The uplink's two lanes: the real-time streams' records in queue order (each stream's own
+/// order), bounded, from their own cursor; every other stream's without them.
+#[test]
+fn real_time_streams_are_read_apart_from_the_rest_in_queue_order() {
+    let (_dir, path) = temp_outbox();
+    let outbox = Outbox::open(&path).unwrap();
+    // sale 1, nozzle 1, sale 2, arrival 1, sale 3, nozzle 2, arrival 2, sale 4
+    for stream in [
+        "sale", "nozzle", "sale", "arrival", "sale", "nozzle", "arrival", "sale",
+    ] {
+        outbox
+            .append(stream, &format!("t/{stream}"), &json!({}))
+            .unwrap();
+    }
+    let real_time = ["arrival", "nozzle", "pump"];
+    let names = |read: &outbox::PendingRead| -> Vec<(String, u64)> {
+        read.records
+            .iter()
+            .map(|r| (r.stream.clone(), r.seq))
+            .collect()
+    };
+    let first = outbox.read_pending_of(&real_time, None, 3).unwrap();
+    assert_eq!(
+        names(&first),
+        [
+            ("nozzle".to_string(), 1),
+            ("arrival".to_string(), 1),
+            ("nozzle".to_string(), 2)
+        ]
+    );
+    let cursor = first.records.last().map(|r| r.rowid);
+    let next = outbox.read_pending_of(&real_time, cursor, 3).unwrap();
+    assert_eq!(names(&next), [("arrival".to_string(), 2)]);
+    let rest = outbox.read_pending_except(&real_time, None, 10).unwrap();
+    assert_eq!(
+        names(&rest),
+        (1..=4).map(|n| ("sale".to_string(), n)).collect::<Vec<_>>()
+    );
+    // The plain read is every stream, in queue order.
+    assert_eq!(outbox.read_pending(None, 100).unwrap().records.len(), 8);
 }

@@ -70,7 +70,7 @@ fn schema_upgrade_from_version_1_keeps_records() {
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
-            "DROP TABLE state; DROP TABLE commands_seen; DROP TABLE dead_letter; DROP TABLE dropped; DROP TABLE totalizers; DROP TABLE archive; DROP TABLE held; \
+            "DROP INDEX records_by_stream; DROP TABLE state; DROP TABLE commands_seen; DROP TABLE dead_letter; DROP TABLE dropped; DROP TABLE totalizers; DROP TABLE archive; DROP TABLE held; \
              PRAGMA user_version = 1;",
         )
         .unwrap();

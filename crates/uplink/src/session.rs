@@ -153,9 +153,9 @@ pub(crate) async fn run_session(
         connected: false,
         connected_at: None,
         health_lacked_agent: false,
-        cursor: None,
+        cursors: Lanes::default(),
         caught_up: false,
-        ready: VecDeque::new(),
+        ready: Lanes::default(),
         reading: None,
         poison: Vec::new(),
         read_limit: 0,
@@ -171,6 +171,36 @@ pub(crate) async fn run_session(
 /// An outbox call running on a blocking thread.
 type OutboxCall<T> = JoinHandle<Result<T, OutboxError>>;
 
+/// The real-time streams' names (`wire::Stream::REAL_TIME`).
+const REAL_TIME: [&str; 3] = [
+    wire::Stream::REAL_TIME[0].name(),
+    wire::Stream::REAL_TIME[1].name(),
+    wire::Stream::REAL_TIME[2].name(),
+];
+
+/// The two lanes records leave the outbox by: the real-time streams, sent ahead of a backlog
+/// of the rest. Each stream is in one lane, so its records still leave in `seq` order.
+#[derive(Debug, Default, Clone, Copy)]
+struct Lanes<T> {
+    real_time: T,
+    rest: T,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Lane {
+    RealTime,
+    Rest,
+}
+
+impl<T> Lanes<T> {
+    fn get_mut(&mut self, lane: Lane) -> &mut T {
+        match lane {
+            Lane::RealTime => &mut self.real_time,
+            Lane::Rest => &mut self.rest,
+        }
+    }
+}
+
 struct Session<'a> {
     shared: &'a Shared,
     client: AsyncClient,
@@ -183,15 +213,16 @@ struct Session<'a> {
     /// The last health report went out before the agent had given its part: the next one goes
     /// as soon as it has, not a whole interval later.
     health_lacked_agent: bool,
-    /// Last outbox position read in this session.
-    cursor: Option<i64>,
+    /// Last outbox position read in this session, per lane.
+    cursors: Lanes<Option<i64>>,
     /// The last outbox read returned everything there was: wait for a wake-up or the tick.
     caught_up: bool,
-    /// Records read ahead, not yet handed to the client (at most `max_inflight`): when acks
-    /// free room, the next records go out at once instead of after a read of the outbox.
-    ready: VecDeque<Record>,
+    /// Records read ahead, not yet handed to the client (at most `max_inflight` in all): when
+    /// acks free room, the next records go out at once instead of after a read of the outbox.
+    /// The real-time lane's go first.
+    ready: Lanes<VecDeque<Record>>,
     /// The outbox read in progress, if any.
-    reading: Option<OutboxCall<PendingRead>>,
+    reading: Option<OutboxCall<Lanes<PendingRead>>>,
     /// Records that can never be sent (malformed row, too big), by position with why: moved
     /// to the dead letters before anything else happens.
     poison: Vec<(i64, String)>,
@@ -340,7 +371,12 @@ impl Session<'_> {
         let max_inflight = usize::from(self.shared.config.max_inflight);
         let mut in_flight = self.tracker.records();
         while in_flight < max_inflight {
-            let Some(record) = self.ready.pop_front() else {
+            let Some(record) = self
+                .ready
+                .real_time
+                .pop_front()
+                .or_else(|| self.ready.rest.pop_front())
+            else {
                 return Ok(());
             };
             if let Some(why) = unsendable(&record, self.shared.config.max_packet_bytes) {
@@ -367,17 +403,18 @@ impl Session<'_> {
     /// may be more.
     fn start_read(&mut self) {
         let max_inflight = usize::from(self.shared.config.max_inflight);
-        if !self.connected
-            || self.caught_up
-            || self.reading.is_some()
-            || self.ready.len() > max_inflight / 2
-        {
+        let ready = self.ready.real_time.len() + self.ready.rest.len();
+        if !self.connected || self.caught_up || self.reading.is_some() || ready > max_inflight / 2 {
             return;
         }
-        let limit = max_inflight - self.ready.len();
-        let (outbox, after) = (self.shared.outbox.clone(), self.cursor);
+        let limit = max_inflight - ready;
+        let (outbox, after) = (self.shared.outbox.clone(), self.cursors);
         self.reading = Some(tokio::task::spawn_blocking(move || {
-            outbox.read_pending(after, limit)
+            // The real-time streams first, then the others in what room is left.
+            let real_time = outbox.read_pending_of(&REAL_TIME, after.real_time, limit)?;
+            let taken = real_time.records.len() + real_time.malformed.len();
+            let rest = outbox.read_pending_except(&REAL_TIME, after.rest, limit - taken)?;
+            Ok(Lanes { real_time, rest })
         }));
         // Remembered with the read so `read_done` knows whether it got everything.
         self.read_limit = limit;
@@ -390,25 +427,35 @@ impl Session<'_> {
         self.woken_while_reading |= self.reading.is_some();
     }
 
-    fn read_done(&mut self, read: Result<Result<PendingRead, OutboxError>, JoinError>) {
+    fn read_done(&mut self, read: Result<Result<Lanes<PendingRead>, OutboxError>, JoinError>) {
         match read {
-            Ok(Ok(PendingRead { records, malformed })) => {
-                let rows = records.len() + malformed.len();
+            Ok(Ok(Lanes { real_time, rest })) => {
+                let rows = [&real_time, &rest]
+                    .iter()
+                    .map(|r| r.records.len() + r.malformed.len())
+                    .sum::<usize>();
                 self.caught_up = rows < self.read_limit && !self.woken_while_reading;
-                let last_record = records.last().map(|r| r.rowid);
-                let last_malformed = malformed.last().map(|(rowid, _)| *rowid);
-                if let Some(last) = last_record.max(last_malformed) {
-                    self.cursor = Some(last);
-                }
-                for (rowid, why) in &malformed {
-                    tracing::error!(rowid, "outbox row is not a record: {why}");
-                }
-                self.poison.extend(malformed);
-                self.ready.extend(records);
+                self.take_read(real_time, Lane::RealTime);
+                self.take_read(rest, Lane::Rest);
             }
             Ok(Err(e)) => self.read_failed(e.to_string()),
             Err(e) => self.read_failed(format!("outbox read panicked: {e}")),
         }
+    }
+
+    /// One lane's part of a read: its cursor moves past it, its records wait to be sent.
+    fn take_read(&mut self, read: PendingRead, lane: Lane) {
+        let PendingRead { records, malformed } = read;
+        let last_record = records.last().map(|r| r.rowid);
+        let last_malformed = malformed.iter().map(|(rowid, _)| *rowid).max();
+        if let Some(last) = last_record.max(last_malformed) {
+            *self.cursors.get_mut(lane) = Some(last);
+        }
+        for (rowid, why) in &malformed {
+            tracing::error!(rowid, "outbox row is not a record: {why}");
+        }
+        self.poison.extend(malformed);
+        self.ready.get_mut(lane).extend(records);
     }
 
     /// Moves the records that can never be sent to the outbox's dead letters, each with a

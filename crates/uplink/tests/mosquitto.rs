@@ -382,3 +382,77 @@ async fn poison_records_go_to_the_dead_letters_and_the_rest_arrives() {
     })
     .await;
 }
+
+/// The real-time streams (arrival, nozzle, pump) go ahead of a backlog of the others: waiting
+/// when the uplink starts, they leave before the first sale; appended while 2,000 sales drain,
+/// they overtake what is left. Every stream's seq stays contiguous in the order HQ gets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_time_streams_overtake_a_backlog_and_every_seq_stays_contiguous() {
+    bounded(Duration::from_secs(60), async {
+        const SALES: u64 = 2000;
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::start(dir.path(), false);
+        let outbox = Outbox::open(dir.path().join("outbox.db")).unwrap();
+        let mut hq = Subscriber::start(broker.port, "forecourt/ST1/events/#", None).await;
+        for n in 0..SALES {
+            outbox.append("sale", SALE_TOPIC, &json!({"n": n})).unwrap();
+        }
+        let real_time = |outbox: &Outbox, stream: &str, n: u64| {
+            let topic = format!("forecourt/ST1/events/{stream}");
+            outbox.append(stream, &topic, &json!({"n": n})).unwrap();
+        };
+        for (stream, n) in [("nozzle", 0), ("arrival", 0), ("nozzle", 1), ("pump", 0)] {
+            real_time(&outbox, stream, n);
+        }
+        let mut config = config(broker.port);
+        config.max_inflight = 10;
+        let up = start_uplink(config, &outbox);
+
+        let mut got: Vec<(String, u64)> = Vec::new();
+        let receive = |msg: support::Received, got: &mut Vec<(String, u64)>| {
+            let stream = msg.json["stream"].as_str().unwrap().to_string();
+            got.push((stream, msg.json["seq"].as_u64().unwrap()));
+        };
+        // Waiting at the start: before any sale.
+        for _ in 0..4 {
+            receive(hq.next(Duration::from_secs(10)).await, &mut got);
+        }
+        assert!(got.iter().all(|(s, _)| s != "sale"), "{got:?}");
+        // Appended while the backlog drains (100 sales in): ahead of what is left of it.
+        while got.len() < 104 {
+            receive(hq.next(Duration::from_secs(10)).await, &mut got);
+        }
+        for (stream, n) in [("arrival", 1), ("nozzle", 2), ("arrival", 2)] {
+            real_time(&up.outbox, stream, n);
+        }
+        up.wake.notify_one();
+        while got.len() < SALES as usize + 7 {
+            receive(hq.next(Duration::from_secs(10)).await, &mut got);
+        }
+        let last_real_time = got.iter().rposition(|(s, _)| s != "sale").unwrap();
+        let sales_after = got[last_real_time..]
+            .iter()
+            .filter(|(s, _)| s == "sale")
+            .count();
+        // At most a read-ahead and a window of sales were ahead of them; without the lanes
+        // they would come after all 2,000.
+        assert!(
+            sales_after > 1000,
+            "only {sales_after} sales after the last real-time record"
+        );
+        for stream in ["sale", "nozzle", "arrival", "pump"] {
+            let seqs: Vec<u64> = got
+                .iter()
+                .filter(|(s, _)| s == stream)
+                .map(|(_, seq)| *seq)
+                .collect();
+            let want: Vec<u64> = (1..=seqs.len() as u64).collect();
+            assert_eq!(seqs, want, "{stream}'s seq as HQ got it");
+        }
+        wait_until("the outbox is empty", Duration::from_secs(10), || {
+            outbox.depth().unwrap() == 0
+        })
+        .await;
+    })
+    .await;
+}

@@ -36,6 +36,11 @@ impl Stream {
         Stream::Hourly,
     ];
 
+    /// What people at the station and HQ act on as it happens (a car arriving, a pump's
+    /// nozzle and state): the uplink sends these ahead of a backlog of the others. Each
+    /// stream's own order (its `seq`) is kept; between streams it is not.
+    pub const REAL_TIME: [Stream; 3] = [Stream::Arrival, Stream::Nozzle, Stream::Pump];
+
     /// The name on the wire.
     pub const fn name(self) -> &'static str {
         match self {
