@@ -570,9 +570,9 @@ async fn staff_log_in_see_a_fill_with_its_plate_within_a_second_and_correct_it()
 }
 
 /// An installer's zone edit in the browser: a staff user is refused the page; the installer
-/// drags a corner of pump 1's zone over the camera's picture, saves, and the saved file passes
-/// `check-config`, the old one is kept, and the matcher uses the new polygon (the trace records
-/// the zones drawn anew with it).
+/// sees the plates read live boxed in their zone's colour, drags a corner of pump 1's zone
+/// over the camera's picture, saves, and the saved file passes `check-config`, the old one is
+/// kept, and the matcher uses the new polygon (the trace records the zones drawn anew with it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_installer_drags_a_zone_corner_and_the_matcher_uses_the_saved_zone() {
     let demo = repo_root().join("config/demo-scenario.toml");
@@ -647,6 +647,34 @@ async fn an_installer_drags_a_zone_corner_and_the_matcher_uses_the_saved_zone() 
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The plates read now, boxed over the picture in the colour of the zone they fall in (the
+    // demo's cars stand in their pumps' zones).
+    let read_in_zone = "const r = Array.from(document.querySelectorAll('svg.reads rect.read'))\
+        .find(r => r.dataset.fp !== ''); if (!r) return null; \
+        const row = Array.from(document.querySelectorAll('tr.zone-row')).find(t => \
+        t.querySelector('.zone-fp').value === r.dataset.fp); \
+        const handle = row && document.querySelector(`circle.corner[data-zone='${row.dataset.zone}']`); \
+        return [r.dataset.plate, r.dataset.fp, r.style.stroke, handle ? handle.style.stroke : ''];";
+    let until = Instant::now() + Duration::from_secs(90);
+    let boxed = loop {
+        let found = client.execute(read_in_zone, vec![]).await.unwrap();
+        if let Some(found) = found.as_array() {
+            break found.clone();
+        }
+        assert!(
+            Instant::now() < until,
+            "no plate read in a zone boxed on the installer page:\n{}",
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!("read {} boxed in pump {}'s zone colour", boxed[0], boxed[1]);
+    assert!(!boxed[2].as_str().unwrap().is_empty(), "{boxed:?}");
+    assert_eq!(
+        boxed[2], boxed[3],
+        "a read boxed in another colour than its zone's"
+    );
+
     let corner_of_pump_1 =
         "const row = Array.from(document.querySelectorAll('tr.zone-row')).find(r => \
         r.querySelector('.zone-fp').value === '1'); \

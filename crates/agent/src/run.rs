@@ -104,6 +104,7 @@ pub async fn run_agent(
         None => None,
     };
     let (live_tx, live_rx) = tokio::sync::broadcast::channel(station::live::LIVE_BACKLOG);
+    let (reads_tx, _) = tokio::sync::broadcast::channel(station::live::LIVE_BACKLOG);
     let (local_health_tx, local_health_rx) = watch::channel(None);
     let mut station = station::Station::new(station::StationParts {
         layout: config.layout(),
@@ -118,6 +119,7 @@ pub async fn run_agent(
         config: Some(Box::new(loaded)),
         fill_evidence,
         live: console.is_some().then_some(live_tx),
+        live_reads: console.is_some().then(|| reads_tx.clone()),
     })
     .context("starting the station")?;
 
@@ -172,6 +174,7 @@ pub async fn run_agent(
             snapshots,
             zones: Arc::new(agent_config::zone_file::ConfigFileZones::new(config_path)),
             plate_notes,
+            reads: reads_tx,
         };
         let shutdown = shutdown.clone();
         tokio::spawn(async move {

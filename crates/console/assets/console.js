@@ -210,7 +210,8 @@ document.addEventListener("DOMContentLoaded", () => {
 
 // The installer's zone editor: every zone drawn over its camera's latest picture, corners
 // dragged with the pointer, the list below to give each zone its pump or remove it, and one
-// save that sends the whole layout back (the server checks and applies it).
+// save that sends the whole layout back (the server checks and applies it); the plates read
+// live boxed over the pictures in their zone's colour.
 const COLOURS = ["#e53935", "#1e88e5", "#43a047", "#fdd835", "#d81b60", "#00acc1", "#fb8c00", "#8e6cc0"];
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -224,7 +225,7 @@ function editor(main) {
 
   function draw() {
     main.querySelectorAll("section.camera").forEach((section) => {
-      const svg = section.querySelector("svg");
+      const svg = section.querySelector("svg.zones");
       svg.replaceChildren();
       zones.forEach((zone, z) => {
         if (zone.camera !== section.dataset.camera) return;
@@ -351,6 +352,48 @@ function editor(main) {
     };
     img.addEventListener("error", () => setTimeout(renew, 2000));
     setInterval(renew, 5000);
+  });
+
+  // Plates read now, boxed in the colour of the zone (as drawn here, saved or not) their box's
+  // centre falls in, grey in none, as the agent places them; each goes after 3 s.
+  function inside(x, y, polygon) {
+    let hit = false;
+    for (let i = 0, j = polygon.length - 1; i < polygon.length; j = i++) {
+      const [xi, yi] = polygon[i];
+      const [xj, yj] = polygon[j];
+      if (yi > y !== yj > y && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) hit = !hit;
+    }
+    return hit;
+  }
+  const reads = new EventSource(main.dataset.reads);
+  reads.addEventListener("reads", (e) => {
+    const frame = JSON.parse(e.data);
+    const section = Array.from(main.querySelectorAll("section.camera")).find((s) => s.dataset.camera === frame.camera);
+    if (!section) return;
+    const layer = section.querySelector("svg.reads");
+    frame.plates.forEach((plate) => {
+      const [x1, y1, x2, y2] = plate.bbox;
+      const [cx, cy] = [(x1 + x2) / 2, (y1 + y2) / 2];
+      const zone = zones.find((z) => z.camera === frame.camera && inside(cx, cy, z.polygon));
+      const box = document.createElementNS(SVG, "rect");
+      box.setAttribute("class", "read");
+      box.setAttribute("x", x1 * 1000);
+      box.setAttribute("y", y1 * 1000);
+      box.setAttribute("width", Math.max(1, (x2 - x1) * 1000));
+      box.setAttribute("height", Math.max(1, (y2 - y1) * 1000));
+      box.style.stroke = zone ? colour(zone.fp) : "#9e9e9e";
+      box.dataset.fp = zone ? zone.fp : "";
+      box.dataset.plate = plate.text;
+      const label = document.createElementNS(SVG, "text");
+      label.setAttribute("x", x1 * 1000);
+      label.setAttribute("y", Math.max(30, y1 * 1000 - 8));
+      label.textContent = plate.text;
+      layer.append(box, label);
+      setTimeout(() => {
+        box.remove();
+        label.remove();
+      }, 3000);
+    });
   });
 
   fetch(main.dataset.zones, { credentials: "same-origin" })

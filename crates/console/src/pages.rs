@@ -228,10 +228,13 @@ pub fn refused(station: &str, session: &Session, why: &str) -> String {
 /// edited by `assets/console.js` from `/installer/zones`.
 pub fn installer(station: &str, session: &Session, cameras: &[String]) -> String {
     let mut out = format!(
-        "<main id=\"installer\" data-zones=\"/installer/zones\" data-csrf=\"{}\">\
+        "<main id=\"installer\" data-zones=\"/installer/zones\" data-reads=\"/installer/reads\" \
+         data-csrf=\"{}\">\
          <p>Drag a corner to move it; add or remove zones and give each its pump below. \
          \"Save and apply\" checks the config as check-config does, keeps the old file as a \
-         backup, writes it and applies the zones at once (as a reload does).</p>",
+         backup, writes it and applies the zones at once (as a reload does). Plates read now \
+         are boxed in the colour of the zone they fall in (grey: in none), for the zones as \
+         drawn here, saved or not.</p>",
         escape(&session.csrf)
     );
     for camera in cameras {
@@ -239,7 +242,8 @@ pub fn installer(station: &str, session: &Session, cameras: &[String]) -> String
             out,
             "<section class=\"camera\" data-camera=\"{c}\"><h2>{c}</h2><div class=\"stage\">\
              <img alt=\"latest picture of {c}\" src=\"/installer/snapshot/{c}\">\
-             <svg viewBox=\"0 0 1000 1000\" preserveAspectRatio=\"none\"></svg></div>\
+             <svg class=\"reads\" viewBox=\"0 0 1000 1000\" preserveAspectRatio=\"none\"></svg>\
+             <svg class=\"zones\" viewBox=\"0 0 1000 1000\" preserveAspectRatio=\"none\"></svg></div>\
              <button type=\"button\" class=\"add-zone\">Add a zone on {c}</button></section>",
             c = escape(camera)
         );

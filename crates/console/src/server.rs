@@ -15,7 +15,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use axum::{Json, Router};
-use forecourt_events::{now_millis, FpNumber, UnixMillis};
+use forecourt_events::{now_millis, FpNumber, FramePlates, UnixMillis};
 use serde::Deserialize;
 use station::health::LocalHealth;
 use station::live::LiveRecord;
@@ -65,6 +65,8 @@ pub struct ConsoleFeeds {
     pub zones: Arc<dyn ZoneFile>,
     /// HQ's notes on plates, shown with the arrivals.
     pub plate_notes: watch::Receiver<Arc<PlateNotes>>,
+    /// Frames with plate reads as the station takes them, for the installer's page.
+    pub reads: broadcast::Sender<Arc<FramePlates>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +150,7 @@ impl Console {
             snapshots: feeds.snapshots,
             zones: feeds.zones,
             plate_notes: feeds.plate_notes,
+            reads: feeds.reads,
             https: self.tls.is_some(),
         });
         let follower = tokio::spawn(follow_records(
@@ -201,6 +204,7 @@ struct AppState {
     snapshots: Snapshots,
     zones: Arc<dyn ZoneFile>,
     plate_notes: watch::Receiver<Arc<PlateNotes>>,
+    reads: broadcast::Sender<Arc<FramePlates>>,
     /// Served over TLS: cookies are `Secure`.
     https: bool,
 }
@@ -230,6 +234,7 @@ fn router(state: Shared) -> Router {
         .route("/installer", get(installer_page))
         .route("/installer/snapshot/{camera}", get(installer_snapshot))
         .route("/installer/zones", get(installer_zones).post(save_zones))
+        .route("/installer/reads", get(installer_reads))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/live", get(live_stream))
@@ -746,6 +751,26 @@ async fn installer_snapshot(
             .into_response(),
         None => (StatusCode::NOT_FOUND, "no picture from this camera yet\n").into_response(),
     }
+}
+
+/// The plates read on every camera as they are read (SSE, event `reads`: the frame's camera,
+/// capture time and reads with their boxes), for the installer's page to draw over the
+/// pictures, coloured by the zone each falls in. A page that falls behind skips frames.
+async fn installer_reads(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    if let Err(refused) = installer(&state, &headers) {
+        return refused;
+    }
+    let frames = BroadcastStream::new(state.reads.subscribe()).filter_map(|frame| {
+        let frame = frame.ok()?;
+        Event::default()
+            .event("reads")
+            .json_data(frame.as_ref())
+            .ok()
+            .map(Ok::<_, Infallible>)
+    });
+    Sse::new(frames)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
 }
 
 /// The zones the config file holds now.

@@ -121,6 +121,8 @@ struct Running {
     audit: PathBuf,
     /// HQ's notes on plates, as the station would change them.
     plate_notes: watch::Sender<Arc<station::plate_notes::PlateNotes>>,
+    /// Frames with reads, as the station passes them on.
+    reads: broadcast::Sender<Arc<forecourt_events::FramePlates>>,
     _dir: tempfile::TempDir,
     _stop: watch::Sender<bool>,
 }
@@ -159,6 +161,7 @@ async fn start_with(edit: impl FnOnce(&mut ConsoleSettings)) -> Running {
     let (records, records_rx) = broadcast::channel(64);
     let (_health, health_rx) = watch::channel(None);
     let (plate_notes, plate_notes_rx) = watch::channel(Arc::default());
+    let (reads, _) = broadcast::channel(16);
     let (stop, stop_rx) = watch::channel(false);
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("audit.jsonl");
@@ -190,6 +193,7 @@ async fn start_with(edit: impl FnOnce(&mut ConsoleSettings)) -> Running {
         snapshots: station::snapshots::Snapshots::enabled(),
         zones: Arc::new(NoConfigFile),
         plate_notes: plate_notes_rx,
+        reads: reads.clone(),
     };
     tokio::spawn(console.run(feeds, stop_rx));
     Running {
@@ -199,6 +203,7 @@ async fn start_with(edit: impl FnOnce(&mut ConsoleSettings)) -> Running {
         answer,
         audit,
         plate_notes,
+        reads,
         _dir: dir,
         _stop: stop,
     }
@@ -501,7 +506,12 @@ async fn the_installers_pages_refuse_staff_and_a_save_without_the_token() {
         .cookie("fa_session")
         .unwrap();
     let staff = format!("Cookie: {staff}\r\n");
-    for path in ["/installer", "/installer/zones", "/installer/snapshot/cam1"] {
+    for path in [
+        "/installer",
+        "/installer/zones",
+        "/installer/snapshot/cam1",
+        "/installer/reads",
+    ] {
         let refused = get(c.addr, path, &staff).await;
         assert_eq!(refused.status, 403, "{path}");
     }
@@ -703,4 +713,53 @@ async fn with_a_certificate_the_console_speaks_https_only() {
     settings.tls_key = Some(d.join("missing.key"));
     let refused = Console::bind(settings).await.err().unwrap();
     assert!(refused.to_string().contains("missing.key"), "{refused}");
+}
+
+/// The installer's page follows the plates read as the station takes them (SSE `reads`).
+#[tokio::test]
+async fn the_installer_sees_the_plates_read_as_they_are_read() {
+    let c = start().await;
+    let installer = log_in_as(c.addr, "ivan", "correct+horse")
+        .await
+        .cookie("fa_session")
+        .unwrap();
+    let mut stream = TcpStream::connect(c.addr).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "GET /installer/reads HTTP/1.1\r\nHost: console\r\nCookie: {installer}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !seen.contains("\r\n\r\n") {
+        let n = stream.read(&mut buf).await.unwrap();
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    c.reads
+        .send(Arc::new(forecourt_events::FramePlates {
+            t: 1_700_000_000_000,
+            camera: "cam1".into(),
+            plates: vec![forecourt_events::PlateRead {
+                text: "苏E05EV8".into(),
+                confidence: 0.97,
+                bbox: [0.2, 0.4, 0.3, 0.45],
+            }],
+        }))
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !seen.contains("苏E05EV8") {
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut buf))
+            .await
+            .expect("the read within 20 s")
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(seen.contains("event: reads"), "{seen}");
+    assert!(seen.contains("\"camera\":\"cam1\""), "{seen}");
+    assert!(seen.contains("\"bbox\":[0.2,0.4,0.3,0.45]"), "{seen}");
 }

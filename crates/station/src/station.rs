@@ -68,6 +68,9 @@ pub struct StationParts {
     pub fill_evidence: Option<mpsc::Sender<FillEvidence>>,
     /// Every record as it is decided, for the station console; `None`: not wanted.
     pub live: Option<tokio::sync::broadcast::Sender<crate::live::LiveRecord>>,
+    /// Every frame with plate reads as the station takes it, for the installer's page;
+    /// `None`: not wanted.
+    pub live_reads: Option<tokio::sync::broadcast::Sender<Arc<FramePlates>>>,
 }
 
 pub struct Station {
@@ -89,6 +92,8 @@ pub struct Station {
     pub(crate) focus: crate::focus::FocusAreas,
     /// HQ's notes on plates, and where the console reads them.
     pub(crate) plate_notes: watch::Sender<Arc<PlateNotes>>,
+    /// Where frames with reads go for the installer's page (`StationParts::live_reads`).
+    live_reads: Option<tokio::sync::broadcast::Sender<Arc<FramePlates>>>,
 }
 
 impl Station {
@@ -123,6 +128,7 @@ impl Station {
             fill_evidence: parts.fill_evidence,
             focus,
             plate_notes: watch::Sender::new(Arc::default()),
+            live_reads: parts.live_reads,
         })
     }
 
@@ -218,6 +224,10 @@ impl Station {
     }
 
     async fn on_frame(&mut self, f: &FramePlates) -> Result<(), StationError> {
+        if let Some(reads) = self.live_reads.as_ref().filter(|_| !f.plates.is_empty()) {
+            // Nobody watching, or a page behind: its loss, never the station's.
+            let _ = reads.send(Arc::new(f.clone()));
+        }
         self.recording.record(|t| t.write_frame(f));
         self.matcher.observe_frame(f);
         self.analytics.observe_frame(f);

@@ -60,6 +60,7 @@ async fn start_with(
         config,
         fill_evidence: None,
         live: None,
+        live_reads: None,
     })
     .unwrap();
     let restored = station.restore().await.unwrap();
