@@ -446,6 +446,25 @@ async fn staff_log_in_see_a_fill_with_its_plate_within_a_second_and_correct_it()
         println!("screenshot: {}", Path::new(&path).display());
     }
 
+    // The analytics page: its figures drawn (the hour being counted has this fill).
+    client.goto(&format!("{base}/analytics")).await.unwrap();
+    let figures = wait_for_text(&client, "main.analytics", Duration::from_secs(20), |t| {
+        t.contains("Vehicles and nozzle lifts per hour")
+    })
+    .await;
+    assert!(figures.is_some(), "no analytics figures");
+    let bars = client
+        .execute(
+            "return document.querySelectorAll('main.analytics rect.bar').length;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        bars.as_u64().unwrap_or(0) > 0,
+        "no bar: no figure for today's sale"
+    );
+
     // The arrivals ticker: that car, at its pump.
     client.goto(&format!("{base}/arrivals")).await.unwrap();
     let ticker = wait_for_text(&client, "#ticker", Duration::from_secs(20), |t| {

@@ -162,6 +162,7 @@ pub async fn run_agent(
     ));
     // The console is for people at the station: if it fails, sales go on, and it says so.
     let plate_notes = station.plate_notes();
+    let closed_hours = station.closed_hours();
     let console_task = console.map(|console| {
         let feeds = console::ConsoleFeeds {
             records: live_rx,
@@ -175,6 +176,7 @@ pub async fn run_agent(
             zones: Arc::new(agent_config::zone_file::ConfigFileZones::new(config_path)),
             plate_notes,
             reads: reads_tx,
+            closed_hours,
         };
         let shutdown = shutdown.clone();
         tokio::spawn(async move {

@@ -416,6 +416,11 @@ impl Analytics {
         self.out.drain(..).collect()
     }
 
+    /// The closed hours held (at most `keep_hours`), oldest first.
+    pub fn closed_hours(&self) -> impl Iterator<Item = &HourSummary> {
+        self.history.iter()
+    }
+
     /// The summary of a closed hour still held (`hour` is any time within it).
     pub fn hour(&self, hour: UnixMillis) -> Option<&HourSummary> {
         let hour = hour_of(hour);

@@ -6,6 +6,7 @@
 //! - [`settings`]: `[console]` in the config (address, users, API tokens);
 //! - [`audit`]: who logged in and corrected what, one JSON line each;
 //! - [`auth`]: sessions, the login rate limit, CSRF, passwords (argon2), API tokens;
+//! - [`charts`]: the analytics page's figures as SVG, pure: hourly summaries in, HTML out;
 //! - [`forecourt`]: the tiles, pure: records in, tiles and API events out;
 //! - [`pages`]: the HTML and the embedded assets;
 //! - [`server`]: routes and streams;
@@ -16,6 +17,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod charts;
 pub mod forecourt;
 pub mod pages;
 pub mod server;

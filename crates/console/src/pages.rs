@@ -32,7 +32,7 @@ pub fn escape(text: &str) -> String {
 fn page(title: &str, station: &str, session: Option<&Session>, body: &str) -> String {
     let nav = match session {
         Some(s) => format!(
-            "<nav><a href=\"/\">Forecourt</a> <a href=\"/arrivals\">Arrivals</a> <a href=\"/sales\">Sales</a> <a href=\"/health\">Health</a>{}\
+            "<nav><a href=\"/\">Forecourt</a> <a href=\"/arrivals\">Arrivals</a> <a href=\"/sales\">Sales</a> <a href=\"/analytics\">Analytics</a> <a href=\"/health\">Health</a>{}\
              <form method=\"post\" action=\"/logout\" class=\"logout\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
              <span class=\"user\">{} ({:?})</span> <button type=\"submit\">Log out</button></form></nav>",
@@ -255,6 +255,16 @@ pub fn installer(station: &str, session: &Session, cameras: &[String]) -> String
          <p id=\"save-status\" class=\"message\" role=\"status\"></p></section></main>",
     );
     page("Installer", station, Some(session), &out)
+}
+
+/// The analytics page around its figures (`charts::analytics`, already escaped).
+pub fn analytics(station: &str, session: &Session, figures: &str) -> String {
+    let body = format!(
+        "<main class=\"analytics\"><p>From this station's own hourly figures (the same HQ \
+         gets): the hour being counted so far, the closed hours of the last 7 days. Hours and \
+         days are the station's.</p>{figures}</main>"
+    );
+    page("Analytics", station, Some(session), &body)
 }
 
 /// The recent sales, newest first, each with a form to say which car bought it.

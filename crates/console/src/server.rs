@@ -67,6 +67,8 @@ pub struct ConsoleFeeds {
     pub plate_notes: watch::Receiver<Arc<PlateNotes>>,
     /// Frames with plate reads as the station takes them, for the installer's page.
     pub reads: broadcast::Sender<Arc<FramePlates>>,
+    /// The closed hours' summaries the station holds, for the analytics page.
+    pub closed_hours: watch::Receiver<Arc<Vec<wire::HourSummary>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +153,8 @@ impl Console {
             zones: feeds.zones,
             plate_notes: feeds.plate_notes,
             reads: feeds.reads,
+            closed_hours: feeds.closed_hours,
+            utc_offset_ms: (self.settings.utc_offset_hours * 3_600_000.0) as i64,
             https: self.tls.is_some(),
         });
         let follower = tokio::spawn(follow_records(
@@ -205,6 +209,8 @@ struct AppState {
     zones: Arc<dyn ZoneFile>,
     plate_notes: watch::Receiver<Arc<PlateNotes>>,
     reads: broadcast::Sender<Arc<FramePlates>>,
+    closed_hours: watch::Receiver<Arc<Vec<wire::HourSummary>>>,
+    utc_offset_ms: i64,
     /// Served over TLS: cookies are `Secure`.
     https: bool,
 }
@@ -227,6 +233,7 @@ fn router(state: Shared) -> Router {
     Router::new()
         .route("/", get(forecourt_page))
         .route("/health", get(health_page))
+        .route("/analytics", get(analytics_page))
         .route("/arrivals", get(arrivals_page))
         .route("/api/arrivals", get(api_arrivals))
         .route("/sales", get(sales_page))
@@ -388,6 +395,37 @@ async fn health_page(State(state): State<Shared>, headers: HeaderMap) -> Respons
         }
         Err(to_login) => to_login,
     }
+}
+
+/// Today hour by hour and the last 7 days, from the station's hourly summaries (the hour being
+/// counted asked of the station), and the cars at each pump now.
+async fn analytics_page(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    let session = match logged_in(&state, &headers) {
+        Ok(session) => session,
+        Err(to_login) => return to_login,
+    };
+    let now = now_millis();
+    let so_far = run_command(
+        &state,
+        "hourly",
+        &format!(r#"{{"id":"console","hour":{now}}}"#),
+    )
+    .await
+    .ok()
+    .and_then(|v| serde_json::from_value::<wire::HourSummary>(v).ok());
+    let hours = state.closed_hours.borrow().clone();
+    let queues: Vec<(FpNumber, usize)> = lock(&state.forecourt)
+        .tiles()
+        .map(|t| (t.fp, t.cars.len()))
+        .collect();
+    let figures = crate::charts::Figures {
+        hours: &hours,
+        so_far: so_far.as_ref(),
+        now,
+        utc_offset_ms: state.utc_offset_ms,
+    };
+    let body = crate::charts::analytics(&figures, &queues);
+    Html(pages::analytics(&state.station_id, &session, &body)).into_response()
 }
 
 async fn login_page(State(state): State<Shared>) -> Response {

@@ -29,6 +29,14 @@ pub struct ConsoleSettings {
     pub tls_cert: Option<PathBuf>,
     #[serde(default)]
     pub tls_key: Option<PathBuf>,
+    /// The station's offset from UTC in hours, where the analytics page's days and hours
+    /// begin. Default 8 (China Standard Time).
+    #[serde(default = "default_utc_offset_hours")]
+    pub utc_offset_hours: f64,
+}
+
+fn default_utc_offset_hours() -> f64 {
+    8.0
 }
 
 fn default_listen() -> String {
@@ -88,6 +96,8 @@ pub enum SettingsError {
     TokenHash { index: usize, name: String },
     #[error("tls_cert and tls_key go together: give both for HTTPS, or neither")]
     TlsPair,
+    #[error("utc_offset_hours must be a multiple of 0.25 from -12 to 14, not {0}")]
+    UtcOffset(String),
 }
 
 impl SettingsError {
@@ -105,6 +115,7 @@ impl SettingsError {
             SettingsError::PasswordHash { index, .. } => at("user", index, "password_hash"),
             SettingsError::TokenHash { index, .. } => at("api_token", index, "sha256"),
             SettingsError::TlsPair => vec!["tls_cert".into()],
+            SettingsError::UtcOffset(_) => vec!["utc_offset_hours".into()],
         }
     }
 }
@@ -165,6 +176,10 @@ impl ConsoleSettings {
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             problems.push(SettingsError::TlsPair);
+        }
+        let quarters = self.utc_offset_hours * 4.0;
+        if !((-12.0..=14.0).contains(&self.utc_offset_hours) && quarters == quarters.round()) {
+            problems.push(SettingsError::UtcOffset(self.utc_offset_hours.to_string()));
         }
         problems
     }
@@ -254,6 +269,18 @@ mod tests {
         let s = settings(r#"{"tls_cert": "/c.pem", "tls_key": "/k.pem"}"#);
         assert!(s.problems().is_empty());
         assert!(s.tls_files().is_some());
+    }
+
+    #[test]
+    fn the_utc_offset_is_a_real_one() {
+        assert_eq!(settings("{}").utc_offset_hours, 8.0);
+        assert!(settings(r#"{"utc_offset_hours": 5.75}"#)
+            .problems()
+            .is_empty());
+        for bad in ["15", "-13", "5.1"] {
+            let s = settings(&format!(r#"{{"utc_offset_hours": {bad}}}"#));
+            assert_eq!(s.problems(), [SettingsError::UtcOffset(bad.into())]);
+        }
     }
 
     #[test]

@@ -154,6 +154,7 @@ async fn start_with(edit: impl FnOnce(&mut ConsoleSettings)) -> Running {
         }],
         tls_cert: None,
         tls_key: None,
+        utc_offset_hours: 8.0,
     };
     edit(&mut settings);
     let console = Console::bind(settings).await.unwrap();
@@ -194,6 +195,7 @@ async fn start_with(edit: impl FnOnce(&mut ConsoleSettings)) -> Running {
         zones: Arc::new(NoConfigFile),
         plate_notes: plate_notes_rx,
         reads: reads.clone(),
+        closed_hours: watch::channel(Arc::default()).1,
     };
     tokio::spawn(console.run(feeds, stop_rx));
     Running {
@@ -706,6 +708,7 @@ async fn with_a_certificate_the_console_speaks_https_only() {
         api_tokens: Vec::new(),
         tls_cert: Some(d.join("server.key")),
         tls_key: Some(d.join("server.key")),
+        utc_offset_hours: 8.0,
     };
     let refused = Console::bind(settings.clone()).await.err().unwrap();
     assert!(refused.to_string().contains("server.key"), "{refused}");
@@ -762,4 +765,35 @@ async fn the_installer_sees_the_plates_read_as_they_are_read() {
     assert!(seen.contains("event: reads"), "{seen}");
     assert!(seen.contains("\"camera\":\"cam1\""), "{seen}");
     assert!(seen.contains("\"bbox\":[0.2,0.4,0.3,0.45]"), "{seen}");
+}
+
+/// The analytics page: a login first; then the figures, as SVG, even before any hour closed
+/// (the station's own answer for the hour being counted is asked of its command queue).
+#[tokio::test]
+async fn the_analytics_page_needs_a_login_and_draws_its_figures() {
+    let c = start().await;
+    assert_eq!(get(c.addr, "/analytics", "").await.status, 303);
+    let staff = log_in(c.addr, "correct+horse")
+        .await
+        .cookie("fa_session")
+        .unwrap();
+    let page = get(c.addr, "/analytics", &format!("Cookie: {staff}\r\n")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    for figure in [
+        "Vehicles and nozzle lifts per hour",
+        "Waiting time",
+        "Vehicles per day",
+        "Single-fill volumes",
+        "Cars at each pump now",
+    ] {
+        assert!(page.body.contains(figure), "{figure}");
+    }
+    assert!(page.body.contains("<svg viewBox="));
+    // The station was asked for the hour being counted (this test's station answers `{}`).
+    assert!(c
+        .commands
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|name| name == "hourly"));
 }

@@ -38,6 +38,7 @@ impl Station {
             held: self.restore_held_sales().await?,
             plate_notes: self.restore_plate_notes().await?,
         };
+        self.show_closed_hours();
         if restored.hours > 0 {
             info!(
                 hours = restored.hours,

@@ -94,6 +94,8 @@ pub struct Station {
     pub(crate) plate_notes: watch::Sender<Arc<PlateNotes>>,
     /// Where frames with reads go for the installer's page (`StationParts::live_reads`).
     live_reads: Option<tokio::sync::broadcast::Sender<Arc<FramePlates>>>,
+    /// The closed hours' summaries, for the console's analytics page.
+    pub(crate) closed_hours: watch::Sender<Arc<Vec<wire::HourSummary>>>,
 }
 
 impl Station {
@@ -129,7 +131,19 @@ impl Station {
             focus,
             plate_notes: watch::Sender::new(Arc::default()),
             live_reads: parts.live_reads,
+            closed_hours: watch::Sender::new(Arc::default()),
         })
+    }
+
+    /// The closed hours' summaries the station holds (7 days), as they close, for the console.
+    pub fn closed_hours(&self) -> watch::Receiver<Arc<Vec<wire::HourSummary>>> {
+        self.closed_hours.subscribe()
+    }
+
+    /// Passes the closed hours on to whoever watches them.
+    pub(crate) fn show_closed_hours(&self) {
+        let hours = self.analytics.closed_hours().cloned().collect();
+        self.closed_hours.send_replace(Arc::new(hours));
     }
 
     /// HQ's notes on plates as they change, for the console.
@@ -343,6 +357,8 @@ impl Station {
     async fn publish_analytics(&mut self, now: UnixMillis) -> Result<(), StationError> {
         for e in self.analytics.poll(now) {
             if let analytics::AnalyticsEvent::Hourly(h) = &e {
+                // Held by the analytics by now.
+                self.show_closed_hours();
                 let (sales, lifts) = h.fps.iter().fold((0, 0), |(s, l), f| {
                     (s + f.metrics.sales, l + f.metrics.lifts)
                 });
