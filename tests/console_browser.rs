@@ -216,6 +216,26 @@ async fn submit_login(client: &Client, user: &str, password: &str) {
         .unwrap();
 }
 
+/// Runs `script` in the page until it returns an array, at most for `within`: that array, or
+/// `None` when it never did.
+async fn poll_script(
+    client: &Client,
+    script: &str,
+    within: Duration,
+) -> Option<Vec<serde_json::Value>> {
+    let until = Instant::now() + within;
+    loop {
+        let found = client.execute(script, vec![]).await.unwrap();
+        if let Some(found) = found.as_array() {
+            return Some(found.clone());
+        }
+        if Instant::now() >= until {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits, up to `timeout`, for `css` to match an element whose text satisfies `ok`.
 async fn wait_for_text(
     client: &Client,
@@ -402,27 +422,17 @@ async fn staff_log_in_see_a_fill_with_its_plate_within_a_second_and_correct_it()
     // A fill: the first sale the station decides appears on its pump's tile with its car's
     // plate, drawn from the event the station pushed.
     let fills = demo_fills();
-    let until = Instant::now() + Duration::from_secs(200);
-    let mut shown = None;
-    while shown.is_none() && Instant::now() < until {
-        let found = client
-            .execute(
-                "const t = Array.from(document.querySelectorAll('.tile')).find(t => \
-                   t.dataset.saleDecidedT && t.querySelector('.sale-plate:not(.none)'));\n\
-                 return t ? [Number(t.dataset.fp), t.querySelector('.volume').textContent, \
-                   t.querySelector('.sale-plate').textContent, Number(t.dataset.saleDecidedT), \
-                   Number(t.dataset.saleShownT)] : null;",
-                vec![],
-            )
-            .await
-            .unwrap();
-        if let Some(row) = found.as_array() {
-            shown = Some(row.clone());
-        } else {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-    let row = shown.unwrap_or_else(|| panic!("no sale with a plate on a tile:\n{}", log()));
+    let row = poll_script(
+        &client,
+        "const t = Array.from(document.querySelectorAll('.tile')).find(t => \
+           t.dataset.saleDecidedT && t.querySelector('.sale-plate:not(.none)'));\n\
+         return t ? [Number(t.dataset.fp), t.querySelector('.volume').textContent, \
+           t.querySelector('.sale-plate').textContent, Number(t.dataset.saleDecidedT), \
+           Number(t.dataset.saleShownT)] : null;",
+        Duration::from_secs(200),
+    )
+    .await
+    .unwrap_or_else(|| panic!("no sale with a plate on a tile:\n{}", log()));
     let fp = row[0].as_u64().unwrap();
     let volume = row[1].as_str().unwrap().trim_end_matches(" L").to_string();
     let plate = row[2].as_str().unwrap().to_string();
@@ -477,26 +487,17 @@ async fn staff_log_in_see_a_fill_with_its_plate_within_a_second_and_correct_it()
     );
     // With HQ's note on its plate (arrivals decided after the note came; the demo's cars come
     // round every minute).
-    let until = Instant::now() + Duration::from_secs(150);
-    let mut noted = None;
-    while noted.is_none() && Instant::now() < until {
-        let found = client
-            .execute(
-                "const i = Array.from(document.querySelectorAll('#ticker .arrival')).find(i => \
-                   i.querySelector('.note'));\n\
-                 return i ? [i.querySelector('.plate').textContent, \
-                   i.querySelector('.note').textContent] : null;",
-                vec![],
-            )
-            .await
-            .unwrap();
-        match found.as_array() {
-            Some(pair) => noted = Some((pair[0].clone(), pair[1].clone())),
-            None => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
-    let (noted_plate, note) =
-        noted.unwrap_or_else(|| panic!("no HQ note on the ticker:\n{}", log()));
+    let noted = poll_script(
+        &client,
+        "const i = Array.from(document.querySelectorAll('#ticker .arrival')).find(i => \
+           i.querySelector('.note'));\n\
+         return i ? [i.querySelector('.plate').textContent, \
+           i.querySelector('.note').textContent] : null;",
+        Duration::from_secs(150),
+    )
+    .await
+    .unwrap_or_else(|| panic!("no HQ note on the ticker:\n{}", log()));
+    let (noted_plate, note) = (&noted[0], &noted[1]);
     assert_eq!(
         note.as_str().unwrap(),
         format!("HQ note for {}", noted_plate.as_str().unwrap()),
@@ -674,19 +675,14 @@ async fn an_installer_drags_a_zone_corner_and_the_matcher_uses_the_saved_zone() 
         t.querySelector('.zone-fp').value === r.dataset.fp); \
         const handle = row && document.querySelector(`circle.corner[data-zone='${row.dataset.zone}']`); \
         return [r.dataset.plate, r.dataset.fp, r.style.stroke, handle ? handle.style.stroke : ''];";
-    let until = Instant::now() + Duration::from_secs(90);
-    let boxed = loop {
-        let found = client.execute(read_in_zone, vec![]).await.unwrap();
-        if let Some(found) = found.as_array() {
-            break found.clone();
-        }
-        assert!(
-            Instant::now() < until,
-            "no plate read in a zone boxed on the installer page:\n{}",
-            log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let boxed = poll_script(&client, read_in_zone, Duration::from_secs(90))
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "no plate read in a zone boxed on the installer page:\n{}",
+                log()
+            )
+        });
     println!("read {} boxed in pump {}'s zone colour", boxed[0], boxed[1]);
     assert!(!boxed[2].as_str().unwrap().is_empty(), "{boxed:?}");
     assert_eq!(

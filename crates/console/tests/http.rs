@@ -85,6 +85,20 @@ async fn send(addr: SocketAddr, request: String) -> Reply {
     }
 }
 
+/// Reads `stream` into `seen` until it holds `needle`, for at most 20 s.
+async fn read_until(stream: &mut TcpStream, seen: &mut String, needle: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut buf = [0u8; 4096];
+    while !seen.contains(needle) {
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no {needle:?} within 20 s: {seen}"))
+            .unwrap();
+        assert!(n > 0, "the stream closed before {needle:?}: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+}
+
 async fn get(addr: SocketAddr, path: &str, extra: &str) -> Reply {
     send(
         addr,
@@ -357,12 +371,8 @@ async fn the_api_needs_a_token_and_streams_what_the_station_decides() {
         .await
         .unwrap();
     let mut seen = String::new();
-    let mut buf = [0u8; 4096];
     // The headers first: the stream is open before the record is sent.
-    while !seen.contains("\r\n\r\n") {
-        let n = stream.read(&mut buf).await.unwrap();
-        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
+    read_until(&mut stream, &mut seen, "\r\n\r\n").await;
     assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
     assert!(seen.contains("text/event-stream"));
     c.records
@@ -373,14 +383,7 @@ async fn the_api_needs_a_token_and_streams_what_the_station_decides() {
             id: None,
         })
         .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !seen.contains("nozzle_out") {
-        let n = tokio::time::timeout_at(deadline, stream.read(&mut buf))
-            .await
-            .expect("the event within 20 s")
-            .unwrap();
-        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
+    read_until(&mut stream, &mut seen, "nozzle_out").await;
     assert!(seen.contains("event: fp_state"), "{seen}");
     assert!(seen.contains("\"sent_t\":"), "{seen}");
     assert!(seen.contains("\"decided_t\":1700000000005"), "{seen}");
@@ -737,11 +740,7 @@ async fn the_installer_sees_the_plates_read_as_they_are_read() {
         .await
         .unwrap();
     let mut seen = String::new();
-    let mut buf = [0u8; 4096];
-    while !seen.contains("\r\n\r\n") {
-        let n = stream.read(&mut buf).await.unwrap();
-        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
+    read_until(&mut stream, &mut seen, "\r\n\r\n").await;
     assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
     c.reads
         .send(Arc::new(forecourt_events::FramePlates {
@@ -754,14 +753,7 @@ async fn the_installer_sees_the_plates_read_as_they_are_read() {
             }],
         }))
         .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !seen.contains("苏E05EV8") {
-        let n = tokio::time::timeout_at(deadline, stream.read(&mut buf))
-            .await
-            .expect("the read within 20 s")
-            .unwrap();
-        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
+    read_until(&mut stream, &mut seen, "苏E05EV8").await;
     assert!(seen.contains("event: reads"), "{seen}");
     assert!(seen.contains("\"camera\":\"cam1\""), "{seen}");
     assert!(seen.contains("\"bbox\":[0.2,0.4,0.3,0.45]"), "{seen}");
