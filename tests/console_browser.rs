@@ -456,6 +456,21 @@ async fn staff_log_in_see_a_fill_with_its_plate_within_a_second_and_correct_it()
         println!("screenshot: {}", Path::new(&path).display());
     }
 
+    // A car that drove off after its fill is shown as not read since (the demo's cars leave a
+    // few seconds after hanging up; its visit lasts 3 minutes more).
+    let stale = wait_for_text(
+        &client,
+        ".car.stale .unseen",
+        Duration::from_secs(90),
+        |t| t.starts_with("not read for"),
+    )
+    .await;
+    assert!(
+        stale.is_some(),
+        "no car shown as not read since:\n{}",
+        log()
+    );
+
     // The analytics page: its figures drawn (the hour being counted has this fill).
     client.goto(&format!("{base}/analytics")).await.unwrap();
     let figures = wait_for_text(&client, "main.analytics", Duration::from_secs(20), |t| {

@@ -9,6 +9,10 @@ const ACTIVITY = {
   completed: "Sale completed",
 };
 
+// A car on a tile not read for this long is shown as perhaps gone (its last read is streamed
+// at least every 5 s while it is read).
+const UNSEEN_MS = 20000;
+
 function clock(t) {
   return t ? new Date(t).toLocaleTimeString() : "";
 }
@@ -72,6 +76,10 @@ function renderTile(tile, decidedT) {
     waiting.dataset.since = car.arrived_t;
     waiting.dataset.prefix = i === 0 ? "at the pump " : "waiting ";
     row.append(waiting);
+    // A car not read for a while may have left (its visit ends 3 minutes after its last read).
+    const unseen = el("span", "unseen");
+    unseen.dataset.lastRead = car.last_read_t;
+    row.append(unseen);
     cars.append(row);
   });
   section.append(cars);
@@ -102,6 +110,12 @@ function tick() {
   const now = Date.now();
   document.querySelectorAll(".waiting").forEach((w) => {
     w.textContent = w.dataset.prefix + duration(now - Number(w.dataset.since));
+  });
+  document.querySelectorAll(".unseen").forEach((u) => {
+    const unseen = now - Number(u.dataset.lastRead);
+    const stale = unseen > UNSEEN_MS;
+    u.textContent = stale ? "not read for " + duration(unseen) : "";
+    u.closest(".car").classList.toggle("stale", stale);
   });
 }
 

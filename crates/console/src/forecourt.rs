@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use forecourt_events::{FpNumber, UnixMillis};
+use forecourt_events::{FpNumber, FramePlates, UnixMillis};
 use serde::Serialize;
 use station::plate_notes::PlateNotes;
 use uuid::Uuid;
@@ -52,9 +52,19 @@ pub struct CarView {
     /// HQ's note on the plate (`plate_notes`), when it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// When a camera last read its plate (its arrival, or a later read): a car not read for a
+    /// while may have left, though its visit lasts until 3 minutes without a read.
+    pub last_read_t: UnixMillis,
+    /// `last_read_t` as the API last streamed it (see [`READ_REFRESH_MS`]).
+    #[serde(skip)]
+    streamed_read_t: UnixMillis,
     #[serde(skip)]
     visit: String,
 }
+
+/// A car's `last_read_t` is streamed again once it moved on by this much: often enough for a
+/// page to tell a car read now from one not read for a while, without a tile event per frame.
+pub const READ_REFRESH_MS: i64 = 5_000;
 
 /// An arrival as the ticker and the local API show it: the record HQ gets, and HQ's note on the
 /// plate when it has one.
@@ -340,6 +350,8 @@ impl Forecourt {
                         arrived_t: arrival.first_seen_t,
                         provisional: arrival.state == ArrivalState::Provisional,
                         note,
+                        last_read_t: arrival.t,
+                        streamed_read_t: arrival.t,
                         visit: arrival.visit,
                     });
                     tile.cars.sort_by_key(|c| c.arrived_t);
@@ -354,6 +366,29 @@ impl Forecourt {
             }
             _ => Vec::new(),
         })
+    }
+
+    /// A frame's reads: each car on a tile whose plate one of them reads exactly was read then.
+    /// The tiles whose cars' `last_read_t` moved on by [`READ_REFRESH_MS`] since it was last
+    /// streamed, for the API.
+    pub fn observe_reads(&mut self, frame: &FramePlates) -> Vec<ApiEvent> {
+        let mut events = Vec::new();
+        for tile in self.tiles.values_mut() {
+            let mut moved = false;
+            for car in &mut tile.cars {
+                if frame.plates.iter().any(|p| p.text == car.plate) {
+                    car.last_read_t = car.last_read_t.max(frame.t);
+                    if car.last_read_t - car.streamed_read_t >= READ_REFRESH_MS {
+                        car.streamed_read_t = car.last_read_t;
+                        moved = true;
+                    }
+                }
+            }
+            if moved {
+                events.push(ApiEvent::FpState(tile.clone()));
+            }
+        }
+        events
     }
 
     /// The car of `visit` leaves every tile it is on; those tiles, changed.
@@ -589,5 +624,41 @@ mod tests {
         assert_eq!(json["type"], "fp_state");
         assert_eq!(json["fp"], 4);
         assert_eq!(json["activity"], "nozzle_out");
+    }
+
+    #[test]
+    fn reads_of_a_cars_plate_say_when_it_was_last_seen_a_tile_event_every_5_s() {
+        let mut f = Forecourt::with_fps([3]);
+        f.apply(
+            Stream::Arrival,
+            &arrival("v2", Some(3), "京A12345", 20_000),
+            None,
+        )
+        .unwrap();
+        let frame = |t: i64, text: &str| FramePlates {
+            t,
+            camera: "cam1".into(),
+            plates: vec![forecourt_events::PlateRead {
+                text: text.into(),
+                confidence: 0.9,
+                bbox: [0.1, 0.1, 0.2, 0.2],
+            }],
+        };
+        assert!(
+            f.observe_reads(&frame(21_000, "京A12345")).is_empty(),
+            "not 5 s on yet"
+        );
+        assert!(
+            f.observe_reads(&frame(30_000, "沪B00001")).is_empty(),
+            "another plate"
+        );
+        let events = f.observe_reads(&frame(25_000, "京A12345"));
+        match &events[..] {
+            [ApiEvent::FpState(tile)] => assert_eq!(tile.cars[0].last_read_t, 25_000),
+            other => panic!("{other:?}"),
+        }
+        // An older frame (another camera, late) never moves it back.
+        assert!(f.observe_reads(&frame(22_000, "京A12345")).is_empty());
+        assert_eq!(f.tiles().next().unwrap().cars[0].last_read_t, 25_000);
     }
 }

@@ -261,9 +261,21 @@ async fn follow_records(
     state: Shared,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut reads = state.reads.subscribe();
     loop {
         let record = tokio::select! {
             r = records.recv() => r,
+            Ok(frame) = reads.recv() => {
+                // When each car on a tile was last read (a lagging receiver skips frames).
+                let events = lock(&state.forecourt).observe_reads(&frame);
+                for event in events {
+                    let _ = state.events.send(Decided {
+                        decided_t: frame.t,
+                        event,
+                    });
+                }
+                continue;
+            }
             _ = shutdown.wait_for(|stop| *stop) => return,
         };
         match record {
