@@ -236,6 +236,25 @@ fn swapped_zones_raise_the_alarm_within_ten_sales_and_commission_reports_both_fp
             .args(["-t", "forecourt/+/events/sale", "-t", "forecourt/+/health"])
             .stdout(std::fs::File::create(&heard).unwrap()),
     );
+    // Five fills each: FP 2's zone (the left lane) shows its wrong car leaving just before the
+    // hang-up in every other fill, so two fills could both be the undecisive kind; and the run
+    // starts wherever the clock is in the demo's loop (the pumps loop on the clock with the
+    // video), so the first fill may be under way, with both lanes' cars standing. The pumps
+    // start once the camera is read, so that every fill after that first one is seen: FP 1's
+    // third decisive fill (the alarm) comes by the 8th sale whatever the start, and health
+    // reports go on for the sales after it.
+    let log = dir.path().join("agent.log");
+    let mut commission = Proc::spawn(
+        "forecourt-agent commission",
+        Command::new(binary("forecourt-agent"))
+            .args(["commission", "--fills", "5", "--seconds", "400", "--config"])
+            .arg(&config)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap()),
+    );
+    wait_until(Duration::from_secs(120), "the camera opened", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("camera opened"))
+    });
     let _pumps = Proc::spawn(
         "dart-pump-sim",
         Command::new(binary("dart-pump-sim"))
@@ -244,17 +263,6 @@ fn swapped_zones_raise_the_alarm_within_ten_sales_and_commission_reports_both_fp
             .arg("--scenario")
             .arg(&scenario)
             .stderr(Stdio::null()),
-    );
-    // Four fills each: FP 2's zone (the left lane) shows its wrong car leaving just before the
-    // hang-up in every other fill, so two fills could both be the undecisive kind.
-    let log = dir.path().join("agent.log");
-    let mut commission = Proc::spawn(
-        "forecourt-agent commission",
-        Command::new(binary("forecourt-agent"))
-            .args(["commission", "--fills", "4", "--seconds", "400", "--config"])
-            .arg(&config)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap()),
     );
     let status = commission.wait_for_exit(Duration::from_secs(460));
     let stdout = std::io::read_to_string(commission.child.stdout.take().unwrap()).unwrap();
