@@ -81,6 +81,7 @@ fn send_plate_notes(broker: u16, plates: &[String]) -> serde_json::Value {
         .map(|p| format!(r#"{{"plate":"{p}","note":"HQ note for {p}","until":{until}}}"#))
         .collect();
     let port = broker.to_string();
+    let at_broker = ["-h", "127.0.0.1", "-p", &port, "-q", "1"];
     let topic = "forecourt/demo-001/cmd/plate_notes";
     let deadline = Instant::now() + Duration::from_secs(60);
     for attempt in 0.. {
@@ -89,19 +90,8 @@ fn send_plate_notes(broker: u16, plates: &[String]) -> serde_json::Value {
             "no reply to plate_notes within 60 s"
         );
         let sub = Command::new("mosquitto_sub")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-q",
-                "1",
-                "-C",
-                "1",
-                "-W",
-                "5",
-            ])
-            .args(["-t", &format!("{topic}/reply")])
+            .args(at_broker)
+            .args(["-C", "1", "-W", "5", "-t", &format!("{topic}/reply")])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -112,18 +102,8 @@ fn send_plate_notes(broker: u16, plates: &[String]) -> serde_json::Value {
             notes.join(",")
         );
         let sent = Command::new("mosquitto_pub")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-q",
-                "1",
-                "-t",
-                topic,
-                "-m",
-                &payload,
-            ])
+            .args(at_broker)
+            .args(["-t", topic, "-m", &payload])
             .status()
             .unwrap();
         assert!(sent.success());

@@ -337,13 +337,22 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+/// The cookies' `Secure` attribute, over HTTPS only.
+fn secure_attribute(https: bool) -> &'static str {
+    if https {
+        "; Secure"
+    } else {
+        ""
+    }
+}
+
 fn session_cookie(value: &str, max_age_s: i64, https: bool) -> HeaderValue {
     // `Secure` over HTTPS only: on plain HTTP (loopback by default) the browser would not send
     // the cookie back. HttpOnly: no script reads it; SameSite=Strict: no other site makes the
     // browser send it.
-    let secure = if https { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_s}{secure}"
+        "{SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_s}{}",
+        secure_attribute(https)
     ))
     .unwrap_or_else(|_| HeaderValue::from_static("fa_session=; Max-Age=0"))
 }
@@ -450,9 +459,9 @@ fn login_form(state: &AppState, status: StatusCode, message: Option<&str>) -> Re
     let Ok(csrf) = auth::random_token() else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "no random source\n").into_response();
     };
-    let secure = if state.https { "; Secure" } else { "" };
     let cookie = HeaderValue::from_str(&format!(
-        "{LOGIN_CSRF_COOKIE}={csrf}; HttpOnly; SameSite=Strict; Path=/login; Max-Age=3600{secure}"
+        "{LOGIN_CSRF_COOKIE}={csrf}; HttpOnly; SameSite=Strict; Path=/login; Max-Age=3600{}",
+        secure_attribute(state.https)
     ));
     let mut response = (
         status,
