@@ -57,21 +57,13 @@ impl Station {
     /// HQ's notes on plates, as the last `plate_notes` command left them; an unreadable list is
     /// logged and starts empty (HQ sends its notes again).
     async fn restore_plate_notes(&mut self) -> Result<usize, StationError> {
-        let outbox = self.writer.outbox().clone();
-        let kept =
-            tokio::task::spawn_blocking(move || outbox.state(crate::station::PLATE_NOTES_KEY))
-                .await?;
-        let mut notes = match kept.map(|body| body.map(serde_json::from_value::<PlateNotes>)) {
-            Ok(None) => return Ok(0),
-            Ok(Some(Ok(notes))) => notes,
-            Ok(Some(Err(e))) => {
-                warn!(error = %e, "the plate notes kept are not understood; none shown");
-                return Ok(0);
-            }
-            Err(e) => {
-                warn!(error = %e, "the plate notes kept are unreadable; none shown");
-                return Ok(0);
-            }
+        let kept = self.kept_state::<PlateNotes>(
+            crate::station::PLATE_NOTES_KEY,
+            "the plate notes kept",
+            "none shown",
+        );
+        let Some(mut notes) = kept.await? else {
+            return Ok(0);
         };
         notes.prune(forecourt_events::now_millis());
         let held = notes.len();
@@ -83,34 +75,48 @@ impl Station {
     /// stop), counted on: an hour that ended inside its publishing delay, or while the agent
     /// was down, is still published. After the closed hours (it skips those already published).
     async fn restore_running_hours(&mut self) -> Result<usize, StationError> {
-        let outbox = self.writer.outbox().clone();
-        let kept =
-            tokio::task::spawn_blocking(move || outbox.state(crate::station::RUNNING_HOURS_KEY))
-                .await?;
-        let body = match kept {
-            Ok(Some(body)) => body,
-            Ok(None) => return Ok(0),
-            Err(e) => {
-                warn!(error = %e, "the hours the last run was counting are unreadable; counting afresh");
-                return Ok(0);
-            }
+        let kept = self.kept_state::<analytics::RunningHours>(
+            crate::station::RUNNING_HOURS_KEY,
+            "the hours the last run was counting",
+            "counting afresh",
+        );
+        let Some(running) = kept.await? else {
+            return Ok(0);
         };
-        match serde_json::from_value::<analytics::RunningHours>(body) {
-            Ok(running) => {
-                let hours = running.hours_counting();
-                info!(
-                    hours,
-                    taken_t = running.taken_t,
-                    "hours the last run was counting are counted on"
-                );
-                self.analytics.restore_running_hours(running);
-                Ok(hours)
-            }
-            Err(e) => {
-                warn!(error = %e, "the hours the last run was counting are not understood; counting afresh");
-                Ok(0)
-            }
-        }
+        let hours = running.hours_counting();
+        info!(
+            hours,
+            taken_t = running.taken_t,
+            "hours the last run was counting are counted on"
+        );
+        self.analytics.restore_running_hours(running);
+        Ok(hours)
+    }
+
+    /// The state kept under `key` as a `T`; `None` when none is kept, or when it cannot be read
+    /// or understood (logged: `what` it is, and what the start does `instead`).
+    async fn kept_state<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &'static str,
+        what: &str,
+        instead: &str,
+    ) -> Result<Option<T>, StationError> {
+        let outbox = self.writer.outbox().clone();
+        let kept = tokio::task::spawn_blocking(move || outbox.state(key)).await?;
+        Ok(
+            match kept.map(|body| body.map(serde_json::from_value::<T>)) {
+                Ok(None) => None,
+                Ok(Some(Ok(value))) => Some(value),
+                Ok(Some(Err(e))) => {
+                    warn!(error = %e, "{what} are not understood; {instead}");
+                    None
+                }
+                Err(e) => {
+                    warn!(error = %e, "{what} are unreadable; {instead}");
+                    None
+                }
+            },
+        )
     }
 
     /// Per fuelling point, the last sale sent before this start that the pump may still show.
