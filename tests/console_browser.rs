@@ -429,6 +429,17 @@ async fn staff_log_in_see_a_fill_with_its_plate_within_a_second_and_correct_it()
         (0..1000).contains(&delay_ms),
         "on screen {delay_ms} ms after the decision"
     );
+    // The car at a pump with the crop of its plate the reader kept (a real JPEG the browser
+    // decoded).
+    let cropped = poll_script(
+        &client,
+        "const i = Array.from(document.querySelectorAll('.tile .car.at-pump img.crop')).find(i =>            i.complete && i.naturalWidth > 0);
+         return i ? [i.alt, i.naturalWidth] : null;",
+        Duration::from_secs(90),
+    )
+    .await
+    .unwrap_or_else(|| panic!("no plate crop on a tile's car:\n{}", log()));
+    println!("tile crop: {cropped:?}");
     // The README's picture of the live page (scripts/console-screenshot.sh sets this).
     if let Some(path) = std::env::var_os("FORECOURT_SCREENSHOT") {
         let png = client.screenshot().await.unwrap();
@@ -520,6 +531,23 @@ async fn staff_log_in_see_a_fill_with_its_plate_within_a_second_and_correct_it()
         .unwrap_or_else(|| panic!("no row for FP {fp}, {volume} L on the sales page"))
         .to_string();
     let sale_id = row.trim_start_matches("sale-").to_string();
+    // The crop behind its verdict, kept on disk and shown in its row.
+    let crop = poll_script(
+        &client,
+        &format!(
+            "const i = document.querySelector('#{row} img.crop.plate');\n\
+         return i && i.complete && i.naturalWidth > 0 ? [i.naturalWidth, i.naturalHeight] : null;"
+        ),
+        Duration::from_secs(20),
+    )
+    .await;
+    let kept = dir.join(format!("data/crops/{sale_id}-plate.jpg"));
+    assert!(
+        crop.is_some(),
+        "no plate crop shown for sale {sale_id} (kept: {})",
+        kept.exists()
+    );
+    assert!(std::fs::read(&kept).unwrap().starts_with(&[0xff, 0xd8]));
     client
         .find(Locator::Css(&format!("#{row} input[name=plate]")))
         .await

@@ -100,7 +100,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         vec![reader],
         config.cameras()?,
         focus,
-        station::snapshots::Snapshots::default(),
+        station::reader::Pictures::default(),
         out,
     )?;
     let slot = vision

@@ -103,6 +103,18 @@ pub async fn run_agent(
         },
         None => None,
     };
+    // The installer's page shows each camera's latest picture, the sales page the plate crops
+    // behind each verdict: kept only with a console.
+    let (pictures, evidence) = match &config.console {
+        Some(settings) if console.is_some() => (
+            station::reader::Pictures {
+                snapshots: station::snapshots::Snapshots::enabled(),
+                crops: station::crops::PlateCrops::enabled(),
+            },
+            open_evidence(&data_dir, settings, &mut alarms),
+        ),
+        _ => (station::reader::Pictures::default(), None),
+    };
     let (live_tx, live_rx) = tokio::sync::broadcast::channel(station::live::LIVE_BACKLOG);
     let (reads_tx, _) = tokio::sync::broadcast::channel(station::live::LIVE_BACKLOG);
     let (local_health_tx, local_health_rx) = watch::channel(None);
@@ -120,6 +132,8 @@ pub async fn run_agent(
         fill_evidence,
         live: console.is_some().then_some(live_tx),
         live_reads: console.is_some().then(|| reads_tx.clone()),
+        crops: pictures.crops.clone(),
+        evidence: evidence.clone(),
     })
     .context("starting the station")?;
 
@@ -129,16 +143,10 @@ pub async fn run_agent(
         station::command_queue::forward_commands(hq_commands, shutdown.clone());
     let dispenser_tasks: Vec<_> = dispensers.into_iter().map(tokio::spawn).collect();
     let (frame_tx, frame_rx) = mpsc::channel(64);
-    // The installer's page shows each camera's latest picture; kept only with a console.
-    let snapshots = if console.is_some() {
-        station::snapshots::Snapshots::enabled()
-    } else {
-        station::snapshots::Snapshots::default()
-    };
     let vision = start_vision(
         &config,
         station.focus_areas(),
-        snapshots.clone(),
+        pictures.clone(),
         frame_tx,
         &liveness,
     )?;
@@ -172,7 +180,9 @@ pub async fn run_agent(
             commands: local_commands,
             audit: console::audit::AuditLog::new(data_dir.join("console-audit.jsonl")),
             cameras: config.cameras.iter().map(|c| c.name.clone()).collect(),
-            snapshots,
+            snapshots: pictures.snapshots,
+            crops: pictures.crops,
+            evidence,
             zones: Arc::new(agent_config::zone_file::ConfigFileZones::new(config_path)),
             plate_notes,
             reads: reads_tx,
@@ -377,7 +387,7 @@ pub fn open_plate_pipeline(config: &AgentConfig) -> Result<plates::PlatePipeline
 fn start_vision(
     config: &AgentConfig,
     focus: station::focus::FocusAreas,
-    snapshots: station::snapshots::Snapshots,
+    pictures: station::reader::Pictures,
     frames: mpsc::Sender<forecourt_events::FramePlates>,
     liveness: &Liveness,
 ) -> Result<Vision> {
@@ -402,9 +412,30 @@ fn start_vision(
         readers,
         config.cameras()?,
         focus,
-        snapshots,
+        pictures,
         frames,
     )?)
+}
+
+/// The folder of the plate crops behind the sales' verdicts (`<data_dir>/crops`). One that
+/// cannot be opened is an alarm and a log line: the console runs without crops.
+fn open_evidence(
+    data_dir: &std::path::Path,
+    settings: &console::settings::ConsoleSettings,
+    alarms: &mut Vec<String>,
+) -> Option<station::evidence::EvidenceStore> {
+    let opened =
+        station::evidence::EvidenceStore::open(&data_dir.join("crops"), settings.crop_limits())
+            // What aged past the limit while no agent ran goes now, not at the next sale.
+            .and_then(|store| store.prune(forecourt_events::now_millis()).map(|()| store));
+    match opened {
+        Ok(store) => Some(store),
+        Err(e) => {
+            error!("plate crops not kept: {e}");
+            alarms.push(format!("plate crops not kept: {e}"));
+            None
+        }
+    }
 }
 
 async fn shutdown_signal() {

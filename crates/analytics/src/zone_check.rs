@@ -559,6 +559,7 @@ mod tests {
                 reason: String::new(),
             },
             candidate: None,
+            runner_up: None,
             correction: false,
         }
     }

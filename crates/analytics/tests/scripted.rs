@@ -76,6 +76,7 @@ fn matched(sale: &Sale, out: i64, inn: i64, plate: Option<&str>) -> MatchedSale 
             reason: String::new(),
         },
         candidate: None,
+        runner_up: None,
         correction: false,
     }
 }

@@ -69,6 +69,14 @@ function renderTile(tile, decidedT) {
   tile.cars.forEach((car, i) => {
     const row = el("p", i === 0 ? "car at-pump" : "car queued");
     row.append(el("span", "plate", car.plate));
+    if (i === 0) {
+      // The newest crop of its plate, when the reader kept one (none: nothing shown).
+      const crop = el("img", "crop");
+      crop.alt = "crop of " + car.plate;
+      crop.onerror = () => crop.remove();
+      crop.src = "/crops/plate/" + encodeURIComponent(car.plate);
+      row.append(crop);
+    }
     row.append(el("span", "confidence", percent(car.confidence)));
     if (car.provisional) row.append(el("span", "provisional", "(first reads, not yet confirmed)"));
     if (car.note) row.append(el("span", "note", car.note));

@@ -7,6 +7,8 @@ use std::fmt::Write;
 use forecourt_events::UnixMillis;
 use station::health::LocalHealth;
 
+use station::evidence::CropRole;
+
 use crate::auth::Session;
 use crate::forecourt::RecentSale;
 
@@ -272,6 +274,7 @@ pub fn sales(
     station: &str,
     session: &Session,
     sales: &[RecentSale],
+    has_crop: &dyn Fn(uuid::Uuid, CropRole) -> bool,
     message: Option<(bool, &str)>,
 ) -> String {
     let mut out = String::from("<main class=\"sales\">");
@@ -290,7 +293,7 @@ pub fn sales(
             "<p>Correct a plate the matcher gave, or give one it could not: type the plate, or \
              leave it empty for \"no plate\". The correction goes to HQ with your name.</p>\
              <table><tr><th>completed</th><th>pump</th><th>nozzle</th><th>litres</th>\
-             <th>amount</th><th>plate</th><th>correction</th><th></th></tr>",
+             <th>amount</th><th>plate</th><th>seen</th><th>correction</th><th></th></tr>",
         );
     }
     for s in sales {
@@ -312,10 +315,12 @@ pub fn sales(
                     .map_or(String::new(), |b| format!(": {}", escape(b)))
             )
         });
+        let crops = sale_crops(s.id, sale.plate.is_some(), has_crop);
         let _ = write!(
             out,
             "<tr id=\"sale-{id}\" data-fp=\"{fp}\"><td>{t}</td><td>{fp}</td><td>{nozzle}</td>\
              <td class=\"volume\">{volume}</td><td>{amount}</td><td>{plate}</td>\
+             <td class=\"crops\">{crops}</td>\
              <td class=\"correction\">{correction}</td><td>\
              <form method=\"post\" action=\"/sales/correct\" class=\"correct\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
@@ -336,6 +341,33 @@ pub fn sales(
     }
     out.push_str("</main>");
     page("Sales", station, Some(session), &out)
+}
+
+/// The crops kept behind a sale's verdict, each linked to itself at full size: the plate it
+/// gave (`matched`) or the best-supported one when it gave none, and the runner-up.
+fn sale_crops(
+    id: uuid::Uuid,
+    matched: bool,
+    has_crop: &dyn Fn(uuid::Uuid, CropRole) -> bool,
+) -> String {
+    let mut out = String::new();
+    for role in CropRole::ALL {
+        if !has_crop(id, role) {
+            continue;
+        }
+        let label = match (role, matched) {
+            (CropRole::Plate, true) => "the plate given",
+            (CropRole::Plate, false) => "the best guess (not given)",
+            (CropRole::RunnerUp, _) => "the runner-up",
+        };
+        let _ = write!(
+            out,
+            "<a href=\"/sales/{id}/crop/{role}\" target=\"_blank\"><img class=\"crop {role}\" \
+             src=\"/sales/{id}/crop/{role}\" alt=\"{label}\" title=\"{label}\" loading=\"lazy\"></a>",
+            role = role.name()
+        );
+    }
+    out
 }
 
 /// `t` as UTC `HH:MM:SS` (the station's screens show local time in the browser; this page is

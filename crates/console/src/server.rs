@@ -17,6 +17,8 @@ use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use forecourt_events::{now_millis, FpNumber, FramePlates, UnixMillis};
 use serde::Deserialize;
+use station::crops::PlateCrops;
+use station::evidence::{CropRole, EvidenceStore};
 use station::health::LocalHealth;
 use station::live::LiveRecord;
 use station::plate_notes::PlateNotes;
@@ -69,6 +71,10 @@ pub struct ConsoleFeeds {
     pub reads: broadcast::Sender<Arc<FramePlates>>,
     /// The closed hours' summaries the station holds, for the analytics page.
     pub closed_hours: watch::Receiver<Arc<Vec<wire::HourSummary>>>,
+    /// The best crop of each plate read lately (the car at each pump's tile).
+    pub crops: PlateCrops,
+    /// The crops behind each sale's verdict; `None`: none kept.
+    pub evidence: Option<EvidenceStore>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +160,8 @@ impl Console {
             plate_notes: feeds.plate_notes,
             reads: feeds.reads,
             closed_hours: feeds.closed_hours,
+            crops: feeds.crops,
+            evidence: feeds.evidence,
             utc_offset_ms: (self.settings.utc_offset_hours * 3_600_000.0) as i64,
             https: self.tls.is_some(),
         });
@@ -210,6 +218,8 @@ struct AppState {
     plate_notes: watch::Receiver<Arc<PlateNotes>>,
     reads: broadcast::Sender<Arc<FramePlates>>,
     closed_hours: watch::Receiver<Arc<Vec<wire::HourSummary>>>,
+    crops: PlateCrops,
+    evidence: Option<EvidenceStore>,
     utc_offset_ms: i64,
     /// Served over TLS: cookies are `Secure`.
     https: bool,
@@ -238,6 +248,8 @@ fn router(state: Shared) -> Router {
         .route("/api/arrivals", get(api_arrivals))
         .route("/sales", get(sales_page))
         .route("/sales/correct", post(correct_sale))
+        .route("/sales/{sale_id}/crop/{role}", get(sale_crop))
+        .route("/crops/plate/{plate}", get(plate_crop))
         .route("/installer", get(installer_page))
         .route("/installer/snapshot/{camera}", get(installer_snapshot))
         .route("/installer/zones", get(installer_zones).post(save_zones))
@@ -628,11 +640,81 @@ fn sales_response(
     message: Option<(bool, &str)>,
 ) -> Response {
     let sales: Vec<_> = lock(&state.forecourt).recent_sales().cloned().collect();
+    let has_crop = |id, role| state.evidence.as_ref().is_some_and(|e| e.has(id, role));
     (
         status,
-        Html(pages::sales(&state.station_id, session, &sales, message)),
+        Html(pages::sales(
+            &state.station_id,
+            session,
+            &sales,
+            &has_crop,
+            message,
+        )),
     )
         .into_response()
+}
+
+/// A JPEG (never cached: see `security_headers`).
+fn jpeg_response(jpeg: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "image/jpeg")], jpeg).into_response()
+}
+
+fn no_crop() -> Response {
+    (StatusCode::NOT_FOUND, "no such crop\n").into_response()
+}
+
+/// One of the crops behind a sale's verdict (`plate` or `runner-up`); `404` when none was kept.
+async fn sale_crop(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path((sale_id, role)): Path<(String, String)>,
+) -> Response {
+    if let Err(to_login) = logged_in(&state, &headers) {
+        return to_login;
+    }
+    let (Ok(sale_id), Some(role), Some(store)) = (
+        uuid::Uuid::parse_str(&sale_id),
+        CropRole::parse(&role),
+        state.evidence.clone(),
+    ) else {
+        return no_crop();
+    };
+    match tokio::task::spawn_blocking(move || store.get(sale_id, role)).await {
+        Ok(Ok(Some(jpeg))) => jpeg_response(jpeg),
+        Ok(Ok(None)) => no_crop(),
+        Ok(Err(e)) => {
+            warn!(error = %e, "a sale's crop could not be read");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the crop could not be read\n",
+            )
+                .into_response()
+        }
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the crop could not be read\n",
+        )
+            .into_response(),
+    }
+}
+
+/// How recent a plate's crop must be to show on a pump's tile.
+const TILE_CROP_MS: i64 = 10 * 60_000;
+
+/// The newest crop of a plate read in the last minutes (the car on a pump's tile); `404`
+/// without one.
+async fn plate_crop(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(plate): Path<String>,
+) -> Response {
+    if let Err(to_login) = logged_in(&state, &headers) {
+        return to_login;
+    }
+    match state.crops.latest(&plate, now_millis() - TILE_CROP_MS) {
+        Some(crop) => jpeg_response(crop.jpeg.as_ref().clone()),
+        None => no_crop(),
+    }
 }
 
 #[derive(Deserialize)]

@@ -33,6 +33,21 @@ pub struct ConsoleSettings {
     /// begin. Default 8 (China Standard Time).
     #[serde(default = "default_utc_offset_hours")]
     pub utc_offset_hours: f64,
+    /// The plate crops behind the sales' verdicts (`<data_dir>/crops`) take at most this many
+    /// megabytes; the oldest go first. Default 200.
+    #[serde(default = "default_crops_max_mb")]
+    pub crops_max_mb: u64,
+    /// Crops older than this many days are deleted. Default 30.
+    #[serde(default = "default_crops_max_days")]
+    pub crops_max_days: u32,
+}
+
+fn default_crops_max_mb() -> u64 {
+    200
+}
+
+fn default_crops_max_days() -> u32 {
+    30
 }
 
 fn default_utc_offset_hours() -> f64 {
@@ -98,6 +113,10 @@ pub enum SettingsError {
     TlsPair,
     #[error("utc_offset_hours must be a multiple of 0.25 from -12 to 14, not {0}")]
     UtcOffset(String),
+    #[error("crops_max_mb must be from 1 to 1000000, not {0}")]
+    CropsMaxMb(u64),
+    #[error("crops_max_days must be from 1 to 3650, not {0}")]
+    CropsMaxDays(u32),
 }
 
 impl SettingsError {
@@ -116,6 +135,8 @@ impl SettingsError {
             SettingsError::TokenHash { index, .. } => at("api_token", index, "sha256"),
             SettingsError::TlsPair => vec!["tls_cert".into()],
             SettingsError::UtcOffset(_) => vec!["utc_offset_hours".into()],
+            SettingsError::CropsMaxMb(_) => vec!["crops_max_mb".into()],
+            SettingsError::CropsMaxDays(_) => vec!["crops_max_days".into()],
         }
     }
 }
@@ -125,6 +146,14 @@ impl ConsoleSettings {
         self.listen
             .parse()
             .map_err(|_| SettingsError::Listen(self.listen.clone()))
+    }
+
+    /// How much of the plate crops behind the sales' verdicts is kept.
+    pub fn crop_limits(&self) -> station::evidence::EvidenceLimits {
+        station::evidence::EvidenceLimits {
+            max_bytes: self.crops_max_mb.saturating_mul(1 << 20),
+            max_age_ms: i64::from(self.crops_max_days) * 86_400_000,
+        }
     }
 
     /// The certificate chain and key files, when the console serves HTTPS.
@@ -180,6 +209,12 @@ impl ConsoleSettings {
         let quarters = self.utc_offset_hours * 4.0;
         if !((-12.0..=14.0).contains(&self.utc_offset_hours) && quarters == quarters.round()) {
             problems.push(SettingsError::UtcOffset(self.utc_offset_hours.to_string()));
+        }
+        if !(1..=1_000_000).contains(&self.crops_max_mb) {
+            problems.push(SettingsError::CropsMaxMb(self.crops_max_mb));
+        }
+        if !(1..=3650).contains(&self.crops_max_days) {
+            problems.push(SettingsError::CropsMaxDays(self.crops_max_days));
         }
         problems
     }
@@ -281,6 +316,22 @@ mod tests {
             let s = settings(&format!(r#"{{"utc_offset_hours": {bad}}}"#));
             assert_eq!(s.problems(), [SettingsError::UtcOffset(bad.into())]);
         }
+    }
+
+    #[test]
+    fn crop_limits_have_defaults_and_bounds() {
+        let limits = settings("{}").crop_limits();
+        assert_eq!(limits.max_bytes, 200 << 20);
+        assert_eq!(limits.max_age_ms, 30 * 86_400_000);
+        let s = settings(r#"{"crops_max_mb": 0, "crops_max_days": 4000}"#);
+        assert_eq!(
+            s.problems(),
+            [
+                SettingsError::CropsMaxMb(0),
+                SettingsError::CropsMaxDays(4000)
+            ]
+        );
+        assert_eq!(SettingsError::CropsMaxDays(0).path(), ["crops_max_days"]);
     }
 
     #[test]

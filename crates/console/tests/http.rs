@@ -16,7 +16,9 @@ use console::audit::AuditLog;
 use console::settings::{ApiTokenSettings, UserSettings};
 use console::zone_file::{SavedZones, ZoneFile, ZoneFileError};
 use console::{Console, ConsoleFeeds, ConsoleSettings, Role};
+use forecourt_events::now_millis;
 use serde_json::json;
+use station::evidence::CropRole;
 use station::live::LiveRecord;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -137,6 +139,9 @@ struct Running {
     plate_notes: watch::Sender<Arc<station::plate_notes::PlateNotes>>,
     /// Frames with reads, as the station passes them on.
     reads: broadcast::Sender<Arc<forecourt_events::FramePlates>>,
+    /// The plate crops the reader would keep, and the sales' crops the station would write.
+    crops: station::crops::PlateCrops,
+    evidence: station::evidence::EvidenceStore,
     _dir: tempfile::TempDir,
     _stop: watch::Sender<bool>,
 }
@@ -169,6 +174,8 @@ async fn start_with(edit: impl FnOnce(&mut ConsoleSettings)) -> Running {
         tls_cert: None,
         tls_key: None,
         utc_offset_hours: 8.0,
+        crops_max_mb: 200,
+        crops_max_days: 30,
     };
     edit(&mut settings);
     let console = Console::bind(settings).await.unwrap();
@@ -180,6 +187,15 @@ async fn start_with(edit: impl FnOnce(&mut ConsoleSettings)) -> Running {
     let (stop, stop_rx) = watch::channel(false);
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("audit.jsonl");
+    let crops = station::crops::PlateCrops::enabled();
+    let evidence = station::evidence::EvidenceStore::open(
+        &dir.path().join("crops"),
+        station::evidence::EvidenceLimits {
+            max_bytes: 1 << 20,
+            max_age_ms: 86_400_000,
+        },
+    )
+    .unwrap();
     // The station's side of the command queue: notes each command and answers it.
     let (commands_tx, mut commands_rx) = mpsc::channel::<uplink::CommandRequest>(4);
     let commands = Arc::new(Mutex::new(Vec::new()));
@@ -210,9 +226,13 @@ async fn start_with(edit: impl FnOnce(&mut ConsoleSettings)) -> Running {
         plate_notes: plate_notes_rx,
         reads: reads.clone(),
         closed_hours: watch::channel(Arc::default()).1,
+        crops: crops.clone(),
+        evidence: Some(evidence.clone()),
     };
     tokio::spawn(console.run(feeds, stop_rx));
     Running {
+        crops,
+        evidence,
         addr,
         records,
         commands,
@@ -712,6 +732,8 @@ async fn with_a_certificate_the_console_speaks_https_only() {
         tls_cert: Some(d.join("server.key")),
         tls_key: Some(d.join("server.key")),
         utc_offset_hours: 8.0,
+        crops_max_mb: 200,
+        crops_max_days: 30,
     };
     let refused = Console::bind(settings.clone()).await.err().unwrap();
     assert!(refused.to_string().contains("server.key"), "{refused}");
@@ -788,4 +810,75 @@ async fn the_analytics_page_needs_a_login_and_draws_its_figures() {
         .unwrap()
         .iter()
         .any(|name| name == "hourly"));
+}
+
+#[tokio::test]
+async fn a_sales_crops_are_shown_and_served_only_after_a_login() {
+    let c = start().await;
+    let sale_id: uuid::Uuid = "0b1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f".parse().unwrap();
+    c.evidence
+        .keep(sale_id, CropRole::Plate, b"plate-crop", now_millis())
+        .unwrap();
+    c.crops.offer(station::crops::PlateCrop {
+        camera: "cam1".into(),
+        text: "苏E05EV8".into(),
+        t: now_millis(),
+        confidence: 0.97,
+        jpeg: Arc::new(b"tile-crop".to_vec()),
+    });
+    c.records
+        .send(LiveRecord {
+            stream: Stream::Sale,
+            body: json!({"fp": 1, "nozzle": 1, "grade": "95#", "volume": "35.21",
+                "amount": "292.95", "price": "8.32", "nozzle_out_t": 1000, "nozzle_in_t": 9000,
+                "completed_t": 9500, "plate": "苏E05EV8", "plate_confidence": 0.99,
+                "match_reason": "test"}),
+            decided_t: 9600,
+            id: Some(sale_id),
+        })
+        .unwrap();
+    let crop = format!("/sales/{sale_id}/crop/plate");
+    let tile = "/crops/plate/%E8%8B%8FE05EV8";
+    // Plates are personal: nothing without a login.
+    for path in [crop.as_str(), tile] {
+        let anonymous = get(c.addr, path, "").await;
+        assert_eq!(anonymous.status, 303, "{path}");
+        assert_eq!(anonymous.header("location"), Some("/login"));
+    }
+    let session = log_in(c.addr, "correct+horse")
+        .await
+        .cookie("fa_session")
+        .unwrap();
+    let cookie = format!("Cookie: {session}\r\n");
+    let until = tokio::time::Instant::now() + Duration::from_secs(20);
+    let page = loop {
+        let page = get(c.addr, "/sales", &cookie).await;
+        if page.body.contains(&sale_id.to_string()) || tokio::time::Instant::now() > until {
+            break page;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // The page shows the crop kept, and only that one.
+    assert!(
+        page.body.contains(&format!("src=\"{crop}\"")),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("crop/runner-up"), "{}", page.body);
+    let served = get(c.addr, &crop, &cookie).await;
+    assert_eq!(served.status, 200);
+    assert_eq!(served.header("content-type"), Some("image/jpeg"));
+    assert_eq!(served.header("cache-control"), Some("no-store"));
+    assert_eq!(served.body, "plate-crop");
+    let served = get(c.addr, tile, &cookie).await;
+    assert_eq!((served.status, served.body.as_str()), (200, "tile-crop"));
+    // None kept, a role that is none, an id that is none, a plate never read: not found.
+    for path in [
+        format!("/sales/{sale_id}/crop/runner-up"),
+        format!("/sales/{sale_id}/crop/..%2Fx"),
+        "/sales/not-a-uuid/crop/plate".to_string(),
+        "/crops/plate/%E4%BA%ACA12345".to_string(),
+    ] {
+        assert_eq!(get(c.addr, &path, &cookie).await.status, 404, "{path}");
+    }
 }

@@ -95,6 +95,9 @@ pub struct MatchedSale {
     /// abstained as unsure (`None` when no well-formed plate had enough reads): what calibration
     /// is fitted on.
     pub candidate: Option<ScoredPlate>,
+    /// The second best-supported car seen at the fuelling point during the fill (by its voted
+    /// text), when there was one: what a person checking the verdict compares it with.
+    pub runner_up: Option<String>,
     /// `true` when this verdict corrects the one the sale was first given (a later look found
     /// another plate, or found the first one no longer sure); the first verdict is `false`.
     pub correction: bool,
@@ -441,7 +444,7 @@ impl Matcher {
             // What the stop model knows at a sale's decision depends on the sale alone, not on
             // when the caller polls: a live run and the replay of its trace decide alike.
             self.learn_stops(p.decide_at);
-            let (verdict, candidate) = self.judge(&p);
+            let (verdict, candidate, runner_up) = self.judge(&p);
             let correction = match &p.first_plate {
                 None => {
                     if let Some(start) = p.start {
@@ -468,6 +471,7 @@ impl Matcher {
             decided.push(MatchedSale {
                 verdict,
                 candidate,
+                runner_up,
                 fill_start: p.start,
                 fill_end: p.end,
                 sale: p.sale,
@@ -501,6 +505,15 @@ impl Matcher {
     /// already waiting for their verdict too, looks at the new zones. Each kept read's place
     /// among the zones is worked out again, and what was learned of a fuelling point whose
     /// zones changed (where its cars stop) is forgotten: it was learned through the old zones.
+    /// The cameras that see fuelling point `fp` (one of its zones is drawn on each).
+    pub fn cameras_of(&self, fp: FpNumber) -> impl Iterator<Item = &str> {
+        self.views
+            .get(&fp)
+            .into_iter()
+            .flatten()
+            .map(|v| v.camera.as_str())
+    }
+
     pub fn set_layout(&mut self, layout: Layout) {
         let views = pump_views(&layout);
         let old_zones = |fp: &FpNumber| self.views.get(fp).map(|v| zone_shapes(v));
@@ -733,14 +746,16 @@ impl Matcher {
         }
     }
 
-    fn judge(&self, p: &PendingSale) -> (SaleMatch, Option<ScoredPlate>) {
+    /// The verdict on `p`, the best-supported plate with its raw score (also when unsure) and
+    /// the runner-up's text.
+    fn judge(&self, p: &PendingSale) -> (SaleMatch, Option<ScoredPlate>, Option<String>) {
         let abstain = |reason: String| {
             let verdict = SaleMatch {
                 plate: None,
                 confidence: 0.0,
                 reason,
             };
-            (verdict, None)
+            (verdict, None, None)
         };
         let Some(start) = p.start else {
             return abstain("fill start unknown (no nozzle-out seen)".into());
@@ -761,6 +776,7 @@ impl Matcher {
         };
         let text = columns[column].clone();
         let chosen = &row_candidates[0][&text];
+        let runner_up = runner_up(&row_candidates[0], &text, self.is_well_formed);
         if !(self.is_well_formed)(&text) {
             return abstain(format!("best reading {text} is not a well-formed plate"));
         }
@@ -810,15 +826,16 @@ impl Matcher {
             score: raw,
         });
         if confidence < self.config.min_confidence {
-            let (verdict, _) = abstain(format!("unsure: {text} scored {confidence:.2} ({detail})"));
-            return (verdict, candidate);
+            let (verdict, ..) =
+                abstain(format!("unsure: {text} scored {confidence:.2} ({detail})"));
+            return (verdict, candidate, runner_up);
         }
         let verdict = SaleMatch {
             plate: Some(text),
             confidence,
             reason: detail,
         };
-        (verdict, candidate)
+        (verdict, candidate, runner_up)
     }
 
     /// Per fill competing for the cars (the sale's own first, see [`Matcher::competing_fills`]),
@@ -1568,6 +1585,23 @@ impl Matcher {
     }
 }
 
+/// The strongest well-formed car of the sale's own candidates other than `chosen` (ties: the
+/// first text), by text.
+fn runner_up(
+    candidates: &BTreeMap<String, Candidate<'_>>,
+    chosen: &str,
+    is_well_formed: fn(&str) -> bool,
+) -> Option<String> {
+    candidates
+        .iter()
+        .filter(|(text, _)| text.as_str() != chosen && is_well_formed(text))
+        .fold(None, |best: Option<(&String, f64)>, (text, c)| match best {
+            Some((_, score)) if score >= c.score() => best,
+            _ => Some((text, c.score())),
+        })
+        .map(|(text, _)| text.clone())
+}
+
 /// Every text any fill's candidates vote (the columns, in order) and each fill's score per
 /// column (0 where it has no such candidate): the table the assignment is made on.
 fn score_table<'r>(
@@ -2076,6 +2110,8 @@ mod tests {
         assert_eq!(out[0].verdict.plate.as_deref(), Some("苏E05EV8"));
         assert_eq!(out[1].verdict.plate.as_deref(), Some("京A12345"));
         assert!(out[0].verdict.confidence > 0.8, "{:?}", out[0].verdict);
+        // Each stood alone in its zone: no runner-up.
+        assert_eq!((&out[0].runner_up, &out[1].runner_up), (&None, &None));
     }
 
     #[test]
@@ -2528,6 +2564,11 @@ mod tests {
             .collect();
         let out = run(&frames, &[sale(1, 9_000, Some(1_000))], 20_000);
         assert_eq!(out[0].verdict.plate, None, "{:?}", out[0].verdict);
+        // What a person checking it is shown: the two cars.
+        let best = out[0].candidate.as_ref().map(|c| c.plate.as_str());
+        let mut both = [best, out[0].runner_up.as_deref()];
+        both.sort();
+        assert_eq!(both, [Some("京A12345"), Some("苏E05EV8")], "{:?}", out[0]);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - `recording`: trace files for `forecourt-agent replay`;
 //! - [`live`]: every record as it is decided, for the station console;
 //! - [`plate_notes`]: HQ's notes on plates, shown at the station when the car arrives;
+//! - [`crops`] and [`evidence`]: the plate pictures behind each verdict, for the console;
 //! - [`reader`]: the plate-reader thread that turns camera frames into [`FramePlates`], reading
 //!   only what [`focus`] says can matter.
 //!
@@ -21,8 +22,10 @@
 mod cmd;
 pub mod command_queue;
 mod config_source;
+pub mod crops;
 mod earlier_run;
 mod error;
+pub mod evidence;
 pub mod focus;
 #[cfg(feature = "reader")]
 pub mod health;

@@ -23,12 +23,16 @@ use opencv::imgproc;
 use opencv::prelude::*;
 use plates::{PlateError, PlatePipeline, PlateReading};
 
+use crate::crops::{PlateCrop, PlateCrops};
 use crate::focus::{
     pixel_rect, FocusAreas, Gate, MotionGate, MotionGateConfig, THUMB_HEIGHT, THUMB_WIDTH,
 };
 use crate::snapshots::{CameraSnapshot, Snapshots, SNAPSHOT_WIDTH};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
+
+/// Widest plate crop kept, in pixels (a plate and a little of its car).
+const CROP_WIDTH: i32 = 320;
 
 /// How long the thread rests when no camera had a frame for it.
 const IDLE: Duration = Duration::from_millis(5);
@@ -90,9 +94,20 @@ struct Shared {
     cameras: Mutex<Vec<Served>>,
     focus: FocusAreas,
     snapshots: Snapshots,
+    crops: PlateCrops,
     started: Instant,
     stats: Arc<ReaderStats>,
     out: mpsc::Sender<FramePlates>,
+}
+
+/// What the readers keep of the frames they read, for the station console (each off unless
+/// the console is on).
+#[derive(Debug, Clone, Default)]
+pub struct Pictures {
+    /// Each camera's latest picture.
+    pub snapshots: Snapshots,
+    /// The best crop of each plate read lately.
+    pub crops: PlateCrops,
 }
 
 /// One reader thread: its own copy of the models, and a heartbeat of its own so that one
@@ -104,13 +119,13 @@ pub struct ReaderThread {
 
 /// Starts one reader thread per entry of `threads`, all serving `cameras`; they run until
 /// `stop` is set or the receiver of `out` is gone. `focus` says which part of each camera's
-/// frames to read (the whole frame for a camera it does not name); `snapshots`, when on, gets
-/// each camera's picture every few seconds.
+/// frames to read (the whole frame for a camera it does not name); `pictures` says what to
+/// keep for the console (each camera's picture every few seconds, the plates' best crops).
 pub fn spawn(
     threads: Vec<ReaderThread>,
     cameras: Vec<ReaderCamera>,
     focus: FocusAreas,
-    snapshots: Snapshots,
+    pictures: Pictures,
     out: mpsc::Sender<FramePlates>,
     stats: Arc<ReaderStats>,
     stop: Arc<AtomicBool>,
@@ -130,7 +145,8 @@ pub fn spawn(
                 .collect(),
         ),
         focus,
-        snapshots,
+        snapshots: pictures.snapshots,
+        crops: pictures.crops,
         started: Instant::now(),
         stats,
         out,
@@ -233,11 +249,14 @@ impl Reader {
         let (x, y, fw, fh) = focus.map_or((0, 0, w, h), |r| pixel_rect(r, w, h));
         let area = Rect::new(x, y, fw, fh);
         let plates: Vec<_> = match self.read_focus(turn, area) {
-            Ok(Some(readings)) => readings
-                .iter()
-                .filter(|r| !r.text.is_empty())
-                .map(|r| r.to_event(w, h))
-                .collect(),
+            Ok(Some(readings)) => {
+                self.keep_crops(&turn.frame, &readings);
+                readings
+                    .iter()
+                    .filter(|r| !r.text.is_empty())
+                    .map(|r| r.to_event(w, h))
+                    .collect()
+            }
             Ok(None) => Vec::new(),
             Err(e) => {
                 if self
@@ -280,6 +299,27 @@ impl Reader {
                 },
             ),
             Err(e) => debug!(camera = %frame.camera, error = %e, "no snapshot"),
+        }
+    }
+
+    /// Keeps a crop of each well-formed plate read in `frame` that is better than the one kept
+    /// (see [`PlateCrops`]); cut and encoded only then.
+    fn keep_crops(&self, frame: &Frame, readings: &[PlateReading]) {
+        let crops = &self.shared.crops;
+        for r in readings.iter().filter(|r| r.valid) {
+            if !crops.wants(&frame.camera, &r.text, r.confidence, frame.t) {
+                continue;
+            }
+            match jpeg_crop(&frame.image, r.bbox) {
+                Ok(jpeg) => crops.offer(PlateCrop {
+                    camera: frame.camera.clone(),
+                    text: r.text.clone(),
+                    t: frame.t,
+                    confidence: r.confidence,
+                    jpeg: Arc::new(jpeg),
+                }),
+                Err(e) => debug!(camera = %frame.camera, error = %e, "no plate crop"),
+            }
         }
     }
 
@@ -338,6 +378,43 @@ fn jpeg_snapshot(image: &Mat) -> Result<Vec<u8>, opencv::Error> {
     let mut jpeg = opencv::core::Vector::<u8>::new();
     let quality = opencv::core::Vector::from_slice(&[opencv::imgcodecs::IMWRITE_JPEG_QUALITY, 80]);
     opencv::imgcodecs::imencode(".jpg", &small, &mut jpeg, &quality)?;
+    Ok(jpeg.to_vec())
+}
+
+/// The plate at `bbox` (frame pixels) with some of the car around it, at most [`CROP_WIDTH`]
+/// wide, as a JPEG.
+fn jpeg_crop(image: &Mat, bbox: [f32; 4]) -> Result<Vec<u8>, opencv::Error> {
+    let [x0, y0, x1, y1] = bbox;
+    let (bw, bh) = ((x1 - x0).max(1.0), (y1 - y0).max(1.0));
+    let (w, h) = (image.cols() as f32, image.rows() as f32);
+    let left = (x0 - bw * 0.2).clamp(0.0, w - 1.0);
+    let top = (y0 - bh * 0.6).clamp(0.0, h - 1.0);
+    let right = (x1 + bw * 0.2).clamp(left + 1.0, w);
+    let bottom = (y1 + bh * 0.4).clamp(top + 1.0, h);
+    let area = Rect::new(
+        left as i32,
+        top as i32,
+        ((right - left) as i32).max(1),
+        ((bottom - top) as i32).max(1),
+    );
+    let cut = Mat::roi(image, area)?;
+    let mut jpeg = opencv::core::Vector::<u8>::new();
+    let quality = opencv::core::Vector::from_slice(&[opencv::imgcodecs::IMWRITE_JPEG_QUALITY, 85]);
+    if area.width > CROP_WIDTH {
+        let height = (CROP_WIDTH * area.height / area.width).max(1);
+        let mut small = Mat::default();
+        imgproc::resize(
+            &cut,
+            &mut small,
+            Size::new(CROP_WIDTH, height),
+            0.0,
+            0.0,
+            imgproc::INTER_AREA,
+        )?;
+        opencv::imgcodecs::imencode(".jpg", &small, &mut jpeg, &quality)?;
+    } else {
+        opencv::imgcodecs::imencode(".jpg", &cut, &mut jpeg, &quality)?;
+    }
     Ok(jpeg.to_vec())
 }
 

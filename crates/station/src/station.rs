@@ -17,7 +17,9 @@ use wire::{
     SaleCorrection, SaleGapBody, Stream,
 };
 
+use crate::crops::{PlateCrop, PlateCrops};
 use crate::earlier_run::EarlierRun;
+use crate::evidence::{CropRole, EvidenceStore};
 use crate::plate_notes::{NotesApplied, NotesChange, PlateNotes};
 use crate::pump_board::PumpBoard;
 use crate::recording::Recording;
@@ -27,6 +29,9 @@ use crate::{ConfigSource, StationError};
 
 /// A sale as the matcher's verdicts name it: fuelling point, nozzle, when the pump reported it.
 type SaleKey = (u8, u8, UnixMillis);
+
+/// How long before a fill a crop of its car may have been taken (it queued, then moved up).
+const EVIDENCE_LOOKBACK_MS: i64 = 10 * 60_000;
 
 /// How long past a sale's revisit its record id is kept in case the correction comes late.
 const REVISIT_SLACK_MS: i64 = 60_000;
@@ -71,6 +76,10 @@ pub struct StationParts {
     /// Every frame with plate reads as the station takes it, for the installer's page;
     /// `None`: not wanted.
     pub live_reads: Option<tokio::sync::broadcast::Sender<Arc<FramePlates>>>,
+    /// The plate pictures the reader keeps (off without a console).
+    pub crops: PlateCrops,
+    /// Where each sale's crops are kept for the console; `None`: not wanted.
+    pub evidence: Option<EvidenceStore>,
 }
 
 pub struct Station {
@@ -96,6 +105,8 @@ pub struct Station {
     live_reads: Option<tokio::sync::broadcast::Sender<Arc<FramePlates>>>,
     /// The closed hours' summaries, for the console's analytics page.
     pub(crate) closed_hours: watch::Sender<Arc<Vec<wire::HourSummary>>>,
+    crops: PlateCrops,
+    evidence: Option<EvidenceStore>,
 }
 
 impl Station {
@@ -132,6 +143,8 @@ impl Station {
             plate_notes: watch::Sender::new(Arc::default()),
             live_reads: parts.live_reads,
             closed_hours: watch::Sender::new(Arc::default()),
+            crops: parts.crops,
+            evidence: parts.evidence,
         })
     }
 
@@ -317,6 +330,7 @@ impl Station {
                 .await?;
             self.awaiting_revisit
                 .insert((m.sale.fp, m.sale.nozzle, m.sale.t), id);
+            self.keep_evidence(&m, id, now.min(now_millis()));
         }
         // A sale is revisited once, `revisit_ms` after it ended: older entries can only be sales
         // whose revisit agreed (or a matcher reconfigured since).
@@ -325,6 +339,45 @@ impl Station {
         self.awaiting_revisit.retain(|(_, _, t), _| *t >= horizon);
         // Not `now`: at shutdown it is the end of time, which would close the unfinished hour.
         self.publish_analytics(now.min(now_millis())).await
+    }
+
+    /// Keeps the crops behind `m`'s verdict (its plate, or the best-supported one when it gave
+    /// none, and the runner-up) as sale `id`'s evidence, read on the fuelling point's cameras
+    /// from [`EVIDENCE_LOOKBACK_MS`] before the fill to `now`. Written off the station loop: a
+    /// slow or full disk costs crops, never a sale's time.
+    fn keep_evidence(&self, m: &MatchedSale, id: uuid::Uuid, now: UnixMillis) {
+        let Some(store) = self.evidence.clone() else {
+            return;
+        };
+        let plate = m
+            .verdict
+            .plate
+            .clone()
+            .or_else(|| m.candidate.as_ref().map(|c| c.plate.clone()));
+        let cameras: Vec<&str> = self.matcher.cameras_of(m.sale.fp).collect();
+        let from = m.fill_start.unwrap_or(m.fill_end) - EVIDENCE_LOOKBACK_MS;
+        let crops: Vec<(CropRole, PlateCrop)> = [
+            (CropRole::Plate, plate),
+            (CropRole::RunnerUp, m.runner_up.clone()),
+        ]
+        .into_iter()
+        .filter_map(|(role, text)| {
+            let crop = self
+                .crops
+                .best(&text?, |c| cameras.contains(&c), from, now)?;
+            Some((role, crop))
+        })
+        .collect();
+        if crops.is_empty() {
+            return;
+        }
+        tokio::task::spawn_blocking(move || {
+            for (role, crop) in crops {
+                if let Err(e) = store.keep(id, role, &crop.jpeg, now) {
+                    warn!(sale = %id, error = %e, "a sale's plate crop was not kept");
+                }
+            }
+        });
     }
 
     /// Publishes the matcher's later verdict on a sale already sent, as a `sale_correction` that

@@ -36,7 +36,7 @@ impl Vision {
         readers: Vec<ReaderThread>,
         cameras: Vec<CameraConfig>,
         focus: FocusAreas,
-        snapshots: crate::snapshots::Snapshots,
+        pictures: crate::reader::Pictures,
         out: mpsc::Sender<FramePlates>,
     ) -> Result<Vision, VisionError> {
         let mut handles = Vec::new();
@@ -64,7 +64,7 @@ impl Vision {
             readers,
             served,
             focus,
-            snapshots,
+            pictures,
             out,
             stats.clone(),
             stop.clone(),

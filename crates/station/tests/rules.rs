@@ -61,6 +61,8 @@ async fn start_with(
         fill_evidence: None,
         live: None,
         live_reads: None,
+        crops: Default::default(),
+        evidence: None,
     })
     .unwrap();
     let restored = station.restore().await.unwrap();
