@@ -387,10 +387,12 @@ fn jpeg_crop(image: &Mat, bbox: [f32; 4]) -> Result<Vec<u8>, opencv::Error> {
     let [x0, y0, x1, y1] = bbox;
     let (bw, bh) = ((x1 - x0).max(1.0), (y1 - y0).max(1.0));
     let (w, h) = (image.cols() as f32, image.rows() as f32);
-    let left = (x0 - bw * 0.2).clamp(0.0, w - 1.0);
-    let top = (y0 - bh * 0.6).clamp(0.0, h - 1.0);
-    let right = (x1 + bw * 0.2).clamp(left + 1.0, w);
-    let bottom = (y1 + bh * 0.4).clamp(top + 1.0, h);
+    // min/max, not clamp: a box the detector got wrong (NaN, outside the frame) gives a small
+    // crop or an OpenCV error, never a panic.
+    let left = (x0 - bw * 0.2).max(0.0).min(w - 1.0);
+    let top = (y0 - bh * 0.6).max(0.0).min(h - 1.0);
+    let right = (x1 + bw * 0.2).min(w).max(left + 1.0);
+    let bottom = (y1 + bh * 0.4).min(h).max(top + 1.0);
     let area = Rect::new(
         left as i32,
         top as i32,
@@ -443,4 +445,51 @@ fn grey_thumbnail(image: &impl ToInputArray) -> Result<Vec<u8>, opencv::Error> {
     let mut grey = Mat::default();
     imgproc::cvt_color_def(&small, &mut grey, imgproc::COLOR_BGR2GRAY)?;
     Ok(grey.data_bytes()?.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opencv::core::{Scalar, CV_8UC3};
+
+    fn frame(width: i32, height: i32) -> Mat {
+        Mat::new_rows_cols_with_default(height, width, CV_8UC3, Scalar::all(90.0)).unwrap()
+    }
+
+    fn decoded(jpeg: &[u8]) -> (i32, i32) {
+        let image = opencv::imgcodecs::imdecode(
+            &opencv::core::Vector::from_slice(jpeg),
+            opencv::imgcodecs::IMREAD_COLOR,
+        )
+        .unwrap();
+        (image.cols(), image.rows())
+    }
+
+    #[test]
+    fn a_crop_is_the_plate_with_a_margin_and_at_most_its_width() {
+        let image = frame(1920, 1080);
+        // A 150x50 plate: 20 % more each side, 60 % above, 40 % below.
+        let jpeg = jpeg_crop(&image, [900.0, 600.0, 1050.0, 650.0]).unwrap();
+        assert_eq!(decoded(&jpeg), (210, 100));
+        // A wide one is scaled down to CROP_WIDTH.
+        let (w, h) = decoded(&jpeg_crop(&image, [100.0, 100.0, 700.0, 300.0]).unwrap());
+        // (left and top stop at the frame's edge: 820x380 before scaling)
+        assert_eq!((w, h), (CROP_WIDTH, 320 * 380 / 820));
+    }
+
+    #[test]
+    fn a_box_outside_the_frame_or_not_a_number_never_panics() {
+        let image = frame(640, 360);
+        for bbox in [
+            [600.0, 340.0, 900.0, 500.0],
+            [-50.0, -20.0, -10.0, -5.0],
+            [f32::NAN, 10.0, 20.0, f32::NAN],
+            [f32::INFINITY, f32::NEG_INFINITY, 0.0, 0.0],
+        ] {
+            if let Ok(jpeg) = jpeg_crop(&image, bbox) {
+                let (w, h) = decoded(&jpeg);
+                assert!(w >= 1 && h >= 1 && w <= CROP_WIDTH, "{bbox:?}: {w}x{h}");
+            }
+        }
+    }
 }
