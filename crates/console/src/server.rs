@@ -885,11 +885,7 @@ async fn installer_snapshot(
         return refused;
     }
     match state.snapshots.get(&camera) {
-        Some(shot) => (
-            [(header::CONTENT_TYPE, "image/jpeg")],
-            shot.jpeg.as_ref().clone(),
-        )
-            .into_response(),
+        Some(shot) => jpeg_response(shot.jpeg.as_ref().clone()),
         None => (StatusCode::NOT_FOUND, "no picture from this camera yet\n").into_response(),
     }
 }

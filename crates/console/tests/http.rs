@@ -264,6 +264,24 @@ async fn log_in_as(addr: SocketAddr, user: &str, password: &str) -> Reply {
     .await
 }
 
+/// Logs in as anna and waits (up to 20 s) for the sales page to list `sale_id`: the cookie
+/// header and the page.
+async fn sales_page_listing(c: &Running, sale_id: &str) -> (String, Reply) {
+    let session = log_in(c.addr, "correct+horse")
+        .await
+        .cookie("fa_session")
+        .unwrap();
+    let cookie = format!("Cookie: {session}\r\n");
+    let until = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let page = get(c.addr, "/sales", &cookie).await;
+        if page.body.contains(sale_id) || tokio::time::Instant::now() > until {
+            return (cookie, page);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn pages_need_a_login_and_a_login_needs_the_forms_csrf_token() {
     let c = start().await;
@@ -427,19 +445,7 @@ async fn a_staff_correction_goes_to_the_station_with_the_users_name_and_is_audit
             id: Some(sale_id.parse().unwrap()),
         })
         .unwrap();
-    let session = log_in(c.addr, "correct+horse")
-        .await
-        .cookie("fa_session")
-        .unwrap();
-    let cookie = format!("Cookie: {session}\r\n");
-    let until = tokio::time::Instant::now() + Duration::from_secs(20);
-    let page = loop {
-        let page = get(c.addr, "/sales", &cookie).await;
-        if page.body.contains(sale_id) || tokio::time::Instant::now() > until {
-            break page;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let (cookie, page) = sales_page_listing(&c, sale_id).await;
     assert!(page.body.contains(sale_id), "{}", page.body);
     let csrf = form_csrf(&page.body);
 
@@ -845,19 +851,7 @@ async fn a_sales_crops_are_shown_and_served_only_after_a_login() {
         assert_eq!(anonymous.status, 303, "{path}");
         assert_eq!(anonymous.header("location"), Some("/login"));
     }
-    let session = log_in(c.addr, "correct+horse")
-        .await
-        .cookie("fa_session")
-        .unwrap();
-    let cookie = format!("Cookie: {session}\r\n");
-    let until = tokio::time::Instant::now() + Duration::from_secs(20);
-    let page = loop {
-        let page = get(c.addr, "/sales", &cookie).await;
-        if page.body.contains(&sale_id.to_string()) || tokio::time::Instant::now() > until {
-            break page;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let (cookie, page) = sales_page_listing(&c, &sale_id.to_string()).await;
     // The page shows the crop kept, and only that one.
     assert!(
         page.body.contains(&format!("src=\"{crop}\"")),
