@@ -32,8 +32,33 @@ pub struct PlateCrop {
     pub jpeg: Arc<Vec<u8>>,
 }
 
-/// The kept crops by camera and text.
-type CropTable = HashMap<(String, String), PlateCrop>;
+/// The kept crops by text, one per camera that read it (a plate is seen by a camera or two):
+/// looked up by the read's text without building a key, on the reader's path for every read.
+#[derive(Debug, Default)]
+struct CropTable {
+    by_text: HashMap<String, Vec<PlateCrop>>,
+    /// Crops in `by_text`.
+    count: usize,
+}
+
+impl CropTable {
+    fn kept(&self, camera: &str, text: &str) -> Option<&PlateCrop> {
+        self.by_text.get(text)?.iter().find(|c| c.camera == camera)
+    }
+
+    fn crops(&self) -> impl Iterator<Item = &PlateCrop> {
+        self.by_text.values().flatten()
+    }
+
+    /// Keeps only the crops `keep` accepts.
+    fn retain(&mut self, keep: impl Fn(&PlateCrop) -> bool) {
+        self.by_text.retain(|_, crops| {
+            crops.retain(&keep);
+            !crops.is_empty()
+        });
+        self.count = self.by_text.values().map(Vec::len).sum();
+    }
+}
 
 /// The kept crops, by camera and text, shared by the reader threads, the station and the
 /// console.
@@ -66,7 +91,7 @@ impl PlateCrops {
         }
         self.table().is_some_and(|table| {
             table
-                .get(&(camera.to_string(), text.to_string()))
+                .kept(camera, text)
                 .is_none_or(|kept| replaces(kept, confidence, t))
         })
     }
@@ -76,16 +101,22 @@ impl PlateCrops {
         let Some(mut table) = self.table() else {
             return;
         };
-        let key = (crop.camera.clone(), crop.text.clone());
         if table
-            .get(&key)
+            .kept(&crop.camera, &crop.text)
             .is_some_and(|kept| !replaces(kept, crop.confidence, crop.t))
         {
             return;
         }
         let now = crop.t;
-        table.insert(key, crop);
-        if table.len() > MAX_CROPS {
+        let crops = table.by_text.entry(crop.text.clone()).or_default();
+        match crops.iter_mut().find(|c| c.camera == crop.camera) {
+            Some(kept) => *kept = crop,
+            None => {
+                crops.push(crop);
+                table.count += 1;
+            }
+        }
+        if table.count > MAX_CROPS {
             forget_old(&mut table, now);
         }
     }
@@ -112,11 +143,13 @@ impl PlateCrops {
                 })
                 .cloned()
         };
-        best_of(&mut table.values().filter(|c| c.text == text)).or_else(|| {
+        best_of(&mut table.by_text.get(text).into_iter().flatten()).or_else(|| {
             best_of(
                 &mut table
-                    .values()
-                    .filter(|c| text_distance_at_most(&c.text, text, 1).is_some()),
+                    .by_text
+                    .iter()
+                    .filter(|(read, _)| text_distance_at_most(read, text, 1).is_some())
+                    .flat_map(|(_, crops)| crops),
             )
         })
     }
@@ -125,8 +158,10 @@ impl PlateCrops {
     pub fn latest(&self, text: &str, since: UnixMillis) -> Option<PlateCrop> {
         let table = self.table()?;
         table
-            .values()
-            .filter(|c| c.text == text && c.t >= since)
+            .by_text
+            .get(text)?
+            .iter()
+            .filter(|c| c.t >= since)
             .max_by(|a, b| a.t.cmp(&b.t).then(b.camera.cmp(&a.camera)))
             .cloned()
     }
@@ -141,13 +176,13 @@ fn replaces(kept: &PlateCrop, confidence: f32, t: UnixMillis) -> bool {
 /// Forgets crops older than [`KEEP_MS`] before `now`, then the oldest until a quarter of the
 /// room is free (so this runs once in many offers).
 fn forget_old(table: &mut CropTable, now: UnixMillis) {
-    table.retain(|_, c| now - c.t < KEEP_MS);
+    table.retain(|c| now - c.t < KEEP_MS);
     let room = MAX_CROPS * 3 / 4;
-    if table.len() > room {
-        let mut times: Vec<UnixMillis> = table.values().map(|c| c.t).collect();
+    if table.count > room {
+        let mut times: Vec<UnixMillis> = table.crops().map(|c| c.t).collect();
         times.sort_unstable();
-        let cut = times[table.len() - room];
-        table.retain(|_, c| c.t >= cut);
+        let cut = times[table.count - room];
+        table.retain(|c| c.t >= cut);
     }
 }
 
@@ -224,7 +259,7 @@ mod tests {
         for i in 0..(MAX_CROPS as i64 + 10) {
             on.offer(crop("cam1", &format!("苏E{i:05}"), i, 0.9));
         }
-        let kept = on.table().unwrap().len();
+        let kept = on.table().unwrap().count;
         assert!(kept <= MAX_CROPS, "{kept}");
         let newest = MAX_CROPS as i64 + 9;
         assert!(on.latest(&format!("苏E{newest:05}"), 0).is_some());
