@@ -679,23 +679,17 @@ async fn sale_crop(
     ) else {
         return no_crop();
     };
-    match tokio::task::spawn_blocking(move || store.get(sale_id, role)).await {
-        Ok(Ok(Some(jpeg))) => jpeg_response(jpeg),
-        Ok(Ok(None)) => no_crop(),
-        Ok(Err(e)) => {
-            warn!(error = %e, "a sale's crop could not be read");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the crop could not be read\n",
-            )
-                .into_response()
-        }
-        Err(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the crop could not be read\n",
-        )
-            .into_response(),
-    }
+    let read = match tokio::task::spawn_blocking(move || store.get(sale_id, role)).await {
+        Ok(Ok(jpeg)) => return jpeg.map_or_else(no_crop, jpeg_response),
+        Ok(Err(e)) => e.to_string(),
+        Err(e) => e.to_string(),
+    };
+    warn!(error = %read, "a sale's crop could not be read");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the crop could not be read\n",
+    )
+        .into_response()
 }
 
 /// How recent a plate's crop must be to show on a pump's tile.

@@ -366,18 +366,27 @@ fn lock(cameras: &Mutex<Vec<Served>>) -> MutexGuard<'_, Vec<Served>> {
 fn jpeg_snapshot(image: &Mat) -> Result<Vec<u8>, opencv::Error> {
     let (w, h) = (image.cols().max(1), image.rows().max(1));
     let height = (SNAPSHOT_WIDTH * h / w).max(1);
-    let mut small = Mat::default();
-    imgproc::resize(
+    let small = scaled(
         image,
-        &mut small,
         Size::new(SNAPSHOT_WIDTH, height),
-        0.0,
-        0.0,
         imgproc::INTER_LINEAR,
     )?;
+    jpeg(&small, 80)
+}
+
+/// `image` resized to `size`.
+fn scaled(image: &impl ToInputArray, size: Size, interpolation: i32) -> Result<Mat, opencv::Error> {
+    let mut out = Mat::default();
+    imgproc::resize(image, &mut out, size, 0.0, 0.0, interpolation)?;
+    Ok(out)
+}
+
+/// `image` (BGR) as a JPEG of `quality` (0-100).
+fn jpeg(image: &impl ToInputArray, quality: i32) -> Result<Vec<u8>, opencv::Error> {
     let mut jpeg = opencv::core::Vector::<u8>::new();
-    let quality = opencv::core::Vector::from_slice(&[opencv::imgcodecs::IMWRITE_JPEG_QUALITY, 80]);
-    opencv::imgcodecs::imencode(".jpg", &small, &mut jpeg, &quality)?;
+    let params =
+        opencv::core::Vector::from_slice(&[opencv::imgcodecs::IMWRITE_JPEG_QUALITY, quality]);
+    opencv::imgcodecs::imencode(".jpg", image, &mut jpeg, &params)?;
     Ok(jpeg.to_vec())
 }
 
@@ -400,24 +409,15 @@ fn jpeg_crop(image: &Mat, bbox: [f32; 4]) -> Result<Vec<u8>, opencv::Error> {
         ((bottom - top) as i32).max(1),
     );
     let cut = Mat::roi(image, area)?;
-    let mut jpeg = opencv::core::Vector::<u8>::new();
-    let quality = opencv::core::Vector::from_slice(&[opencv::imgcodecs::IMWRITE_JPEG_QUALITY, 85]);
     if area.width > CROP_WIDTH {
         let height = (CROP_WIDTH * area.height / area.width).max(1);
-        let mut small = Mat::default();
-        imgproc::resize(
-            &cut,
-            &mut small,
-            Size::new(CROP_WIDTH, height),
-            0.0,
-            0.0,
-            imgproc::INTER_AREA,
-        )?;
-        opencv::imgcodecs::imencode(".jpg", &small, &mut jpeg, &quality)?;
+        jpeg(
+            &scaled(&cut, Size::new(CROP_WIDTH, height), imgproc::INTER_AREA)?,
+            85,
+        )
     } else {
-        opencv::imgcodecs::imencode(".jpg", &cut, &mut jpeg, &quality)?;
+        jpeg(&cut, 85)
     }
-    Ok(jpeg.to_vec())
 }
 
 /// `image` (BGR) averaged down to the motion gate's grey thumbnail: sampled to four times its
