@@ -26,19 +26,61 @@ stage "cargo fmt --check, clippy -D warnings"
 # Release profile: the tests reuse the set-up's release build instead of a second debug build.
 # Examples (benchmarks and evaluation tools) are not tests: clippy --all-targets above has
 # compiled them, so they are not linked again here; doc tests run on their own.
-cargo test --release --workspace --no-fail-fast --lib --bins --tests 2>&1
+cargo test --release --workspace --no-fail-fast --lib --bins --tests --no-run 2>&1
+stage "build the tests"
+
+# Two lanes, so the run fits in 30 minutes on 2 cores. The reliability suite is the longest
+# test binary (about 11 minutes, its tests one at a time) and mostly waits on real time (rush
+# hours, kills, restarts: about 15 % of a core), so it runs beside every other test; after it,
+# in the same lane and at a lower priority, the aarch64 cross-build (compiling, which the tests
+# beside it must not wait for). Each lane's output goes to its own log, printed whole after.
+logs=target/test-logs
+mkdir -p "$logs"
+lane_start=$(date +%s)
+(
+  set +e
+  cargo test --release --no-fail-fast --test reliability 2>&1
+  tests=$?
+  printf '== lane: reliability suite %ds\n' $(( $(date +%s) - lane_start ))
+  # The aarch64 station binary (cross gcc and an arm64 OpenCV sysroot; fails unless it links
+  # and is an AArch64 executable), under target/aarch64-unknown-linux-gnu/.
+  nice -n 10 scripts/build-aarch64.sh 2>&1
+  cross=$?
+  printf '== lane: aarch64 cross-build done at %ds\n' $(( $(date +%s) - lane_start ))
+  [ "$tests" -eq 0 ] && [ "$cross" -eq 0 ]
+) > "$logs/reliability-and-aarch64.log" 2>&1 &
+lane=$!
+
+# Every other test; the reliability suite's tests (exact names) are left to the lane above.
+mapfile -t reliability_tests < <(cargo test --release --test reliability -q -- --list --format terse 2>/dev/null \
+  | sed -n 's/: test$//p')
+if [ "${#reliability_tests[@]}" -eq 0 ]; then
+  echo "could not list the reliability suite's tests" >&2
+  exit 1
+fi
+skips=()
+for name in "${reliability_tests[@]}"; do skips+=(--skip "$name"); done
+set +e
+# Doc tests first: they compile, and the cross-build in the lane above holds cargo's build lock.
 cargo test --release --workspace --no-fail-fast --doc 2>&1
-stage "cargo test --release"
+docs=$?
+cargo test --release --workspace --no-fail-fast --lib --bins --tests -- --exact "${skips[@]}" 2>&1
+others=$?
+stage "cargo test (all but reliability)"
+wait "$lane"
+lane_status=$?
+set -e
+cat "$logs/reliability-and-aarch64.log"
+stage "reliability suite, aarch64 build"
+if [ "$others" -ne 0 ] || [ "$docs" -ne 0 ] || [ "$lane_status" -ne 0 ]; then
+  echo "tests failed: other tests rc=$others, doc tests rc=$docs, reliability and aarch64 lane rc=$lane_status" >&2
+  exit 1
+fi
 
 # The fuzz targets' checks on stable Rust with random and mutated input (fuzz/ is a workspace of
 # its own; cargo-fuzz itself runs by hand, see fuzz/README.md). Formatted and linted like the rest.
 (cd fuzz && cargo fmt --check && cargo clippy --release --target-dir ../target --all-targets -- -D warnings 2>&1 \
   && cargo test --release --target-dir ../target 2>&1)
 stage "fuzz checks on random input"
-
-# The aarch64 station binary (cross gcc and an arm64 OpenCV sysroot; fails unless it links and
-# is an AArch64 executable), under target/aarch64-unknown-linux-gnu/.
-scripts/build-aarch64.sh
-stage "aarch64 cross-build"
 
 printf '== total %ds\n' $(( $(date +%s) - total_start )) >&2
