@@ -30,10 +30,11 @@ cargo test --release --workspace --no-fail-fast --lib --bins --tests --no-run 2>
 stage "build the tests"
 
 # Two lanes, so the run fits in 30 minutes on 2 cores. The reliability suite is the longest
-# test binary (about 11 minutes, its tests one at a time) and mostly waits on real time (rush
-# hours, kills, restarts: about 15 % of a core), so it runs beside every other test; after it,
-# in the same lane and at a lower priority, the aarch64 cross-build (compiling, which the tests
-# beside it must not wait for). Each lane's output goes to its own log, printed whole after.
+# test binary (about 6 minutes, two scenarios at a time) and mostly waits on real time (rush
+# hours, kills, restarts: about 15 % of a core a scenario), so it runs beside every other test;
+# after it, in the same lane and at a lower priority, the aarch64 cross-build and the fuzz
+# targets' checks (compiling, which the tests beside them must not wait for). Each lane's output
+# goes to its own log, printed whole after.
 logs=target/test-logs
 mkdir -p "$logs"
 lane_start=$(date +%s)
@@ -47,8 +48,15 @@ lane_start=$(date +%s)
   nice -n 10 scripts/build-aarch64.sh 2>&1
   cross=$?
   printf '== lane: aarch64 cross-build done at %ds\n' $(( $(date +%s) - lane_start ))
-  [ "$tests" -eq 0 ] && [ "$cross" -eq 0 ]
-) > "$logs/reliability-and-aarch64.log" 2>&1 &
+  # The fuzz targets' checks on stable Rust with random and mutated input (fuzz/ is a workspace
+  # of its own; cargo-fuzz itself runs by hand, see fuzz/README.md). Formatted and linted like
+  # the rest.
+  (cd fuzz && cargo fmt --check && nice -n 10 cargo clippy --release --target-dir ../target --all-targets -- -D warnings 2>&1 \
+    && nice -n 10 cargo test --release --target-dir ../target 2>&1)
+  fuzz=$?
+  printf '== lane: fuzz checks done at %ds\n' $(( $(date +%s) - lane_start ))
+  [ "$tests" -eq 0 ] && [ "$cross" -eq 0 ] && [ "$fuzz" -eq 0 ]
+) > "$logs/reliability-aarch64-fuzz.log" 2>&1 &
 lane=$!
 
 # Every other test; the reliability suite's tests (exact names) are left to the lane above.
@@ -56,6 +64,7 @@ mapfile -t reliability_tests < <(cargo test --release --test reliability -q -- -
   | sed -n 's/: test$//p')
 if [ "${#reliability_tests[@]}" -eq 0 ]; then
   echo "could not list the reliability suite's tests" >&2
+  kill "$lane" 2>/dev/null
   exit 1
 fi
 skips=()
@@ -70,17 +79,11 @@ stage "cargo test (all but reliability)"
 wait "$lane"
 lane_status=$?
 set -e
-cat "$logs/reliability-and-aarch64.log"
-stage "reliability suite, aarch64 build"
+cat "$logs/reliability-aarch64-fuzz.log"
+stage "reliability, aarch64 build, fuzz checks"
 if [ "$others" -ne 0 ] || [ "$docs" -ne 0 ] || [ "$lane_status" -ne 0 ]; then
-  echo "tests failed: other tests rc=$others, doc tests rc=$docs, reliability and aarch64 lane rc=$lane_status" >&2
+  echo "tests failed: other tests rc=$others, doc tests rc=$docs, reliability, aarch64 and fuzz lane rc=$lane_status" >&2
   exit 1
 fi
-
-# The fuzz targets' checks on stable Rust with random and mutated input (fuzz/ is a workspace of
-# its own; cargo-fuzz itself runs by hand, see fuzz/README.md). Formatted and linted like the rest.
-(cd fuzz && cargo fmt --check && cargo clippy --release --target-dir ../target --all-targets -- -D warnings 2>&1 \
-  && cargo test --release --target-dir ../target 2>&1)
-stage "fuzz checks on random input"
 
 printf '== total %ds\n' $(( $(date +%s) - total_start )) >&2

@@ -17,8 +17,9 @@
 //! A summary table is printed after each scenario (run with `-- --nocapture` to see it) and
 //! appended to `target/reliability-report.txt`.
 //!
-//! Short profile by default; `FORECOURT_LONG=1` for the long one. The scenarios run one at a time
-//! (a lock), as they share the machine's two cores with the agent's plate reader.
+//! Short profile by default; `FORECOURT_LONG=1` for the long one. At most two scenarios run at a
+//! time (each is mostly waiting on real time: rush hours, kills and restarts, about 15 % of a core
+//! with its agent's plate reader), whatever the number of test threads.
 
 mod support;
 
@@ -27,7 +28,7 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use faultfs::{power_cut, Faults};
@@ -40,13 +41,33 @@ const STATION: &str = "rel";
 /// Peak RSS bound for the agent (ONNX Runtime with both models loaded is most of it).
 const MAX_RSS_KB: u64 = 1_000_000;
 
-static SERIAL: Mutex<()> = Mutex::new(());
+/// Scenarios running now, at most [`SCENARIOS_AT_ONCE`].
+static RUNNING: Mutex<usize> = Mutex::new(0);
+static SLOT_FREED: Condvar = Condvar::new();
+const SCENARIOS_AT_ONCE: usize = 2;
 
 /// What the agent logs for each sale it finds completed on a pump when it starts.
 const RECOVERED_SALE: &str = "recovered a sale completed while the agent was down";
 
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+/// A scenario's turn to run: held for the scenario's length, given back when dropped (a failed
+/// scenario's too).
+struct ScenarioSlot;
+
+fn scenario_slot() -> ScenarioSlot {
+    let mut running = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+    while *running >= SCENARIOS_AT_ONCE {
+        running = SLOT_FREED.wait(running).unwrap_or_else(|p| p.into_inner());
+    }
+    *running += 1;
+    ScenarioSlot
+}
+
+impl Drop for ScenarioSlot {
+    fn drop(&mut self) {
+        let mut running = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+        *running -= 1;
+        SLOT_FREED.notify_one();
+    }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1169,7 +1190,7 @@ impl HealthWatch {
 /// kill -9 of the agent every few seconds during a rush hour on 4 fuelling points.
 #[test]
 fn kill9_during_rush_hour() {
-    let _serial = serial();
+    let _slot = scenario_slot();
     let long = long_profile();
     let (until, min_sales) = if long { (480.0, 300) } else { (40.0, 20) };
     let mut rig = Rig::new(RigOptions::default());
@@ -1203,7 +1224,7 @@ fn kill9_during_rush_hour() {
 /// once, with its nozzle and volume, and no `sale_gap` counts it again.
 #[test]
 fn fill_completed_while_the_agent_was_down() {
-    let _serial = serial();
+    let _slot = scenario_slot();
     let mut rig = Rig::new(RigOptions::default());
     let fill = |fp, nozzle, start_s, end_s, centilitres| Fill {
         fp,
@@ -1278,7 +1299,7 @@ fn fill_completed_while_the_agent_was_down() {
 /// outbox instead of exiting in a loop with the pumps unpolled: every sale arrives.
 #[test]
 fn corrupt_outbox_at_start() {
-    let _serial = serial();
+    let _slot = scenario_slot();
     let mut rig = Rig::new(RigOptions {
         uplink_extra: "health_interval_s = 2",
         ..RigOptions::default()
@@ -1381,7 +1402,7 @@ fn corrupt_outbox_at_start() {
 /// (received, or acknowledged into the archive) or still in the outbox for the next start.
 #[test]
 fn sigterm_during_rush_hour() {
-    let _serial = serial();
+    let _slot = scenario_slot();
     let long = long_profile();
     let (until, min_sales) = if long { (480.0, 300) } else { (40.0, 20) };
     let mut rig = Rig::new(RigOptions::default());
@@ -1463,7 +1484,7 @@ fn sigterm_during_rush_hour() {
 /// The broker is down for a long time while sales continue, then comes back.
 #[test]
 fn broker_outage_while_selling() {
-    let _serial = serial();
+    let _slot = scenario_slot();
     let long = long_profile();
     let (until, down_at, up_at, min_sales) = if long {
         (200.0, 10.0, 150.0, 100)
@@ -1503,7 +1524,7 @@ fn broker_outage_while_selling() {
 /// between the outbox commit and the PUBACK; then a torn-WAL check on copies of the outbox.
 #[test]
 fn kills_between_write_and_publish_and_torn_wal() {
-    let _serial = serial();
+    let _slot = scenario_slot();
     let long = long_profile();
     let (until, min_sales) = if long { (240.0, 150) } else { (32.0, 15) };
     let mut rig = Rig::new(RigOptions::default());
@@ -1659,7 +1680,7 @@ fn check_outbox_prefix(db: &Path, what: &str) {
 /// under the same names.
 #[test]
 fn serial_line_faults() {
-    let _serial = serial();
+    let _slot = scenario_slot();
     let long = long_profile();
     let phase_s = if long { 90.0 } else { 12.0 };
     let mut rig = Rig::new(RigOptions::default());
@@ -1736,7 +1757,7 @@ fn serial_line_faults() {
 /// handed over, and every sale arrives.
 #[test]
 fn out_of_order_pubacks() {
-    let _serial = serial();
+    let _slot = scenario_slot();
     let until = if long_profile() { 120.0 } else { 25.0 };
     // Records come a few a second: held up to a second, most PUBACKs wait for later ones.
     let drop_after = vec![10, 30, 50];
@@ -1790,7 +1811,7 @@ fn out_of_order_pubacks() {
 /// running and every sale still arrives.
 #[test]
 fn camera_faults() {
-    let _serial = serial();
+    let _slot = scenario_slot();
     let until = if long_profile() { 90.0 } else { 22.0 };
     let mut rig = Rig::new(RigOptions::default());
     let video = rig.video.clone().unwrap();
@@ -1868,7 +1889,7 @@ impl FullDisk {
 /// Needs root for the mount; `disk_full_without_root` runs the same scenario for any user.
 #[test]
 fn disk_full() {
-    let _serial = serial();
+    let _slot = scenario_slot();
     let mnt = tempfile::tempdir().unwrap();
     let mounted = Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
@@ -1902,7 +1923,7 @@ fn disk_full() {
 /// dir (SQLite sees SQLITE_FULL as from a full file system), so it runs without root.
 #[test]
 fn disk_full_without_root() {
-    let _serial = serial();
+    let _slot = scenario_slot();
     let rig = Rig::new(RigOptions {
         faults: true,
         uplink_extra: "health_interval_s = 2",
@@ -1991,7 +2012,7 @@ fn integrity_check(db: &Path) -> String {
 /// from its pump: at HQ once, with its volume, and never as a sale_gap.
 #[test]
 fn crash_between_pump_completion_and_commit() {
-    let _serial = serial();
+    let _slot = scenario_slot();
     let mut rig = Rig::new(RigOptions {
         faults: true,
         ..RigOptions::default()
@@ -2055,7 +2076,7 @@ fn crash_between_pump_completion_and_commit() {
 /// never be lost (it would show as a sale_gap); a sale not yet kept comes back from its pump.
 #[test]
 fn power_cuts_during_rush_hour() {
-    let _serial = serial();
+    let _slot = scenario_slot();
     let long = long_profile();
     let (until, cuts_wanted, min_sales) = if long {
         (560.0, 200, 300)
@@ -2119,7 +2140,7 @@ fn power_cuts_during_rush_hour() {
 /// and every sale behind them arrives.
 #[test]
 fn poison_records() {
-    let _serial = serial();
+    let _slot = scenario_slot();
     let mut rig = Rig::new(RigOptions::default());
     let fills = rush(87, 3.0, 24.0);
     rig.agent.start();
@@ -2185,7 +2206,7 @@ fn poison_records() {
 /// ignored), the agent keeps running, answers a ping afterwards, and every sale arrives.
 #[test]
 fn bad_mqtt_commands() {
-    let _serial = serial();
+    let _slot = scenario_slot();
     let mut rig = Rig::new(RigOptions::default());
     let fills = rush(71, 3.0, 24.0);
     rig.agent.start();
