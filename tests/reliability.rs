@@ -483,7 +483,8 @@ backoff_max_ms = 2000
 impl Rig {
     fn new(opts: RigOptions) -> Rig {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
+        // The broker is stopped and started again on this port (outages).
+        let port = restartable_port();
         let broker = start_mosquitto_persistent(dir.path(), port);
         let hq = Hq::start(dir.path(), port);
         let proxy = opts

@@ -82,6 +82,36 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// A free loopback port below the kernel's ephemeral range (`ip_local_port_range`), for a server
+/// a test stops and starts again on the same port: while it is down, no outgoing connection or
+/// `bind(0)` of a test running beside it can be given that port, as a port from
+/// [`free_port`] could be.
+pub fn restartable_port() -> u16 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PICKS: AtomicU64 = AtomicU64::new(0);
+    const LOWEST: u16 = 10_000;
+    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let span = u64::from(ephemeral_from.saturating_sub(LOWEST).max(1_000));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut rng = seeded_rng::Rng::new(
+        u64::from(std::process::id()) << 32
+            ^ u64::from(nanos)
+            ^ PICKS.fetch_add(1, Ordering::Relaxed),
+    );
+    for _ in 0..1_000 {
+        let port = LOWEST + (rng.next_u64() % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {LOWEST} and {ephemeral_from}");
+}
+
 pub fn wait_until(timeout: Duration, what: &str, mut ready: impl FnMut() -> bool) {
     let until = Instant::now() + timeout;
     while !ready() {
@@ -230,24 +260,32 @@ pub fn send_signal(pid: u32, signal: &str) -> bool {
 }
 
 /// Renders a scenario's video once and keeps it under `target/test-videos/` (keyed by the
-/// scenario text), so several tests and runs share it.
+/// scenario text), so several tests and runs share it. Tests of one binary run on several threads
+/// and test binaries may run side by side: each render has its own scenario file and temporary
+/// video (process and call), and the finished video takes its place whole (a rename), so two
+/// renders of one scenario at once never see each other's half-written files.
 pub fn cached_video(scenario_text: &str) -> PathBuf {
     use std::hash::{Hash, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static RENDERS: AtomicU64 = AtomicU64::new(0);
     let mut h = std::collections::hash_map::DefaultHasher::new();
     scenario_text.hash(&mut h);
     let dir = repo_root().join("target/test-videos");
     std::fs::create_dir_all(&dir).unwrap();
     let video = dir.join(format!("{:016x}.mp4", h.finish()));
     if !video.is_file() {
-        let scenario = dir.join(format!("{:016x}.toml", h.finish()));
-        std::fs::write(&scenario, scenario_text).unwrap();
-        let tmp = dir.join(format!(
-            "{:016x}.{}.tmp.mp4",
+        let render = format!(
+            "{:016x}.{}.{}",
             h.finish(),
-            std::process::id()
-        ));
+            std::process::id(),
+            RENDERS.fetch_add(1, Ordering::Relaxed)
+        );
+        let scenario = dir.join(format!("{render}.toml"));
+        std::fs::write(&scenario, scenario_text).unwrap();
+        let tmp = dir.join(format!("{render}.tmp.mp4"));
         make_video(&scenario, &tmp);
         std::fs::rename(&tmp, &video).unwrap();
+        let _ = std::fs::remove_file(&scenario);
     }
     video
 }
